@@ -1,0 +1,66 @@
+# ZSL-AttnGAN in C.
+#   make            build build/attngan and the library
+#   make test       unit tests (tests/run_tests.sh); SANITIZE=1 builds them with ASan+UBSan
+#   make fixtures   regenerate the PyTorch value fixtures (needs Debian's python3-torch)
+#   DEBUG=1         -O0 -g;  SANITIZE=1  -fsanitize=address,undefined (separate build dir)
+CC      ?= gcc
+PYTHON  ?= /usr/bin/python3
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-format-truncation -fopenmp -MMD -MP
+LDLIBS      := -lopenblas -lcjson -lm -fopenmp
+
+ifeq ($(SANITIZE),1)
+  BUILD  := build/san
+  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDOPT  := -fsanitize=address,undefined
+else ifeq ($(DEBUG),1)
+  BUILD  := build/debug
+  OPT    := -O0 -g
+else
+  BUILD  := build/release
+  OPT    := -O3 -march=native -g
+endif
+CFLAGS  := $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
+LDFLAGS := $(LDOPT)
+
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/io/*.c src/nn/*.c src/data/*.c src/train/*.c src/eval/*.c))
+APP_SRC  := $(sort $(wildcard src/app/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_LIB := tests/test_util.c
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out $(TEST_LIB),$(TEST_SRC)))
+LIB      := $(BUILD)/libattngan.a
+
+.SECONDARY:
+.PHONY: all test test-asan fixtures clean
+all: $(BUILD)/attngan
+	@ln -sf $(BUILD)/attngan build/attngan 2>/dev/null || true
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/attngan: $(APP_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/test_util.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/test_util.o $(LIB) $(LDLIBS)
+
+tests: $(TEST_BIN)
+
+test: $(TEST_BIN)
+	@tests/run_tests.sh $(TEST_BIN)
+
+fixtures:
+	@for g in tests/fixtures/gen_*.py; do echo "$(PYTHON) $$g"; $(PYTHON) $$g || exit 1; done
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,77 @@
+/* tape.h: reverse-mode autograd over coarse ops, and the per-step arena that feeds it.
+ *
+ * An op computes its output in forward, then calls tape_record(). When grad mode is on and any
+ * input requires a gradient, this appends a Node (inputs, outputs, backward function, saved
+ * context) and marks the outputs as requiring gradients. tape_backward() gives every recorded
+ * output a zeroed gradient buffer, seeds the loss with 1 and runs the nodes in reverse order.
+ *
+ * Semantics (as PyTorch's):
+ *  - leaves (parameters, user inputs) accumulate across backward passes; non-leaf gradients are
+ *    recomputed from zero by each pass, so two passes over the same tape double leaf gradients;
+ *  - tape_no_grad_begin/end nest; inside, nothing is recorded and outputs do not require grad;
+ *  - tape_detach() shares data and cuts the graph;
+ *  - a frozen parameter (requires_grad = false) gets no gradient, while the op still computes
+ *    the gradient of its other inputs (an op never looks at whether the output requires grad,
+ *    only at each input's requires_grad).
+ */
+#ifndef ATTNGAN_TAPE_H
+#define ATTNGAN_TAPE_H
+
+#include "arena.h"
+#include "tensor.h"
+
+typedef struct Node Node;
+typedef void (*BackwardFn)(Node *nd);
+
+struct Node {
+    const char *op;                 /* op name, for profiles and messages */
+    BackwardFn backward;
+    int n_in, n_out;
+    Tensor **in;                    /* inputs (entries may be NULL); backward writes tensor_grad_or_null(in[i]) */
+    Tensor **out;                   /* outputs; out[k]->grad is the incoming gradient */
+    void *ctx;                      /* op-specific saved values (arena memory) */
+    struct Tape *tape;
+};
+
+typedef struct Tape {
+    Arena arena;
+    Node *nodes;
+    int n_nodes, cap_nodes;
+    int no_grad_depth;
+} Tape;
+
+void tape_init(Tape *tp);
+void tape_free(Tape *tp);
+/* Forget all nodes and free every arena tensor (end of a step). Leaf gradients are untouched. */
+void tape_reset(Tape *tp);
+
+static inline int tape_grad_enabled(const Tape *tp) { return tp->no_grad_depth == 0; }
+void tape_no_grad_begin(Tape *tp);
+void tape_no_grad_end(Tape *tp);
+
+/* A new arena tensor, uninitialised (tape_new) or zeroed (tape_zeros). No gradient. */
+Tensor *tape_new(Tape *tp, int ndim, const int *shape);
+Tensor *tape_zeros(Tape *tp, int ndim, const int *shape);
+#define TNEW(tp, ...) tape_new((tp), NDIMS(__VA_ARGS__), (int[]){__VA_ARGS__})
+#define TZEROS(tp, ...) tape_zeros((tp), NDIMS(__VA_ARGS__), (int[]){__VA_ARGS__})
+/* A leaf on the arena with a zeroed gradient buffer (an input we differentiate with respect to). */
+Tensor *tape_leaf(Tape *tp, int ndim, const int *shape);
+/* Same data, no graph, no gradient. */
+Tensor *tape_detach(Tape *tp, Tensor *x);
+/* Arena scratch for ops (saved values). */
+void *tape_alloc(Tape *tp, size_t bytes);
+void *tape_calloc(Tape *tp, size_t bytes);
+
+/* Records an op if grad mode is on and some input requires grad; returns the node (fill ctx)
+ * or NULL. Inputs may be NULL (optional bias) and are skipped. */
+Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *const *in,
+                  int n_out, Tensor *const *out);
+#define TAPE_RECORD(tp, op, fn, ins, outs) \
+    tape_record((tp), (op), (fn), (int)(sizeof(ins) / sizeof(ins[0])), (ins), (int)(sizeof(outs) / sizeof(outs[0])), (outs))
+
+/* Backward from a scalar loss (seed 1). */
+void tape_backward(Tape *tp, Tensor *loss);
+/* Backward from several outputs with given seed gradients (same shapes as the outputs). */
+void tape_backward_seeded(Tape *tp, int n, Tensor *const *outs, const float *const *seeds);
+
+#endif

@@ -1,0 +1,49 @@
+/* tensor.h: the fp32 tensor: contiguous, row-major (NCHW for images, PyTorch's order).
+ *
+ * A Tensor is a small header; its data lives in a Tape's arena (activations), in a ParamSet
+ * (parameters) or in memory the caller owns. `grad` has the same shape and is NULL until the
+ * tape gives it one; backward passes always accumulate into it (`+=`).
+ */
+#ifndef ATTNGAN_TENSOR_H
+#define ATTNGAN_TENSOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TENSOR_MAX_DIMS 6
+
+typedef struct Tensor {
+    float *data;
+    float *grad;                    /* NULL: no gradient buffer (yet) */
+    int64_t n;                      /* number of elements */
+    int ndim;                       /* 0 = scalar */
+    int shape[TENSOR_MAX_DIMS];
+    bool requires_grad;             /* gradients flow into this tensor */
+    bool is_leaf;                   /* parameter or user input: backward accumulates, never zeroes */
+    const char *name;               /* optional, for messages */
+} Tensor;
+
+/* Number of ints in a compound literal list: NDIMS(2, 3) == 2. */
+#define NDIMS(...) ((int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)))
+
+int64_t shape_numel(int ndim, const int *shape);
+/* Fills t's shape fields (no allocation). */
+void tensor_set_shape(Tensor *t, int ndim, const int *shape);
+bool tensor_same_shape(const Tensor *a, const Tensor *b);
+/* Size of dimension d; negative d counts from the end. */
+int tensor_dim(const Tensor *t, int d);
+/* Product of dims [from, to). */
+int64_t tensor_span(const Tensor *t, int from, int to);
+/* "(2, 3, 4)" into buf; returns buf. */
+const char *tensor_shape_str(const Tensor *t, char *buf, int len);
+
+/* Heap tensors owned by the caller (not on a tape). */
+Tensor *tensor_alloc(int ndim, const int *shape, bool with_grad);
+void tensor_free(Tensor *t);
+
+/* The gradient an op's backward should write into for this input, or NULL to skip it. */
+static inline float *tensor_grad_or_null(const Tensor *t) {
+    return (t && t->requires_grad) ? t->grad : 0;
+}
+
+#endif

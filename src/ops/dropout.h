@@ -1,0 +1,15 @@
+/* dropout.h: inverted dropout (train mode), with the mask drawn from an Rng or given.
+ * Tape-level ops return a new tensor on the tape and record their backward; see src/ops/README.md
+ * for the op contract. */
+#ifndef ATTNGAN_OPS_DROPOUT_H
+#define ATTNGAN_OPS_DROPOUT_H
+
+#include "../core/core.h"
+
+/* Keeps each element with probability 1-p and scales it by 1/(1-p); p = 0 returns x itself.
+ * If mask_out is not NULL it receives the multiplier tensor (values 0 or 1/(1-p)). */
+Tensor *op_dropout(Tape *tp, Tensor *x, float p, Rng *rng, Tensor **mask_out);
+/* out = x * mask with a given multiplier (e.g. a mask from a PyTorch dump); mask gets no gradient. */
+Tensor *op_dropout_mask(Tape *tp, Tensor *x, const Tensor *mask);
+
+#endif
