@@ -1,6 +1,7 @@
 # ZSL-AttnGAN in C.
 #   make            build build/attngan and the library
 #   make test       unit tests (tests/run_tests.sh); SANITIZE=1 builds them with ASan+UBSan
+#   make check      install missing Debian packages, then `make test` and `make test SANITIZE=1`
 #   make fixtures   regenerate the PyTorch value fixtures (needs Debian's python3-torch)
 #   DEBUG=1         -O0 -g;  SANITIZE=1  -fsanitize=address,undefined (separate build dir)
 CC      ?= gcc
@@ -34,7 +35,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out $(TEST_LIB),$(TES
 LIB      := $(BUILD)/libattngan.a
 
 .SECONDARY:
-.PHONY: all test test-asan fixtures clean
+.PHONY: all test check deps fixtures clean
 all: $(BUILD)/attngan
 	@ln -sf $(BUILD)/attngan build/attngan 2>/dev/null || true
 
@@ -57,7 +58,15 @@ tests: $(TEST_BIN)
 test: $(TEST_BIN)
 	@tests/run_tests.sh $(TEST_BIN)
 
+deps:
+	@scripts/deps.sh
+
+check: deps
+	$(MAKE) test
+	$(MAKE) test SANITIZE=1
+
 fixtures:
+	@scripts/deps.sh --with-torch
 	@for g in tests/fixtures/gen_*.py; do echo "$(PYTHON) $$g"; $(PYTHON) $$g || exit 1; done
 
 clean:

@@ -29,6 +29,7 @@ void arena_init(Arena *a, size_t initial_bytes) {
     if (initial_bytes < (1u << 20)) initial_bytes = 1u << 20;
     a->head = chunk_new(initial_bytes, NULL);
     a->capacity = initial_bytes;
+    a->n_chunks = 1;
 }
 
 void *arena_alloc(Arena *a, size_t bytes) {
@@ -41,6 +42,7 @@ void *arena_alloc(Arena *a, size_t bytes) {
         c = chunk_new(sz, c);
         a->head = c;
         a->capacity += sz;
+        a->n_chunks++;
     }
     void *p = c->mem + c->used;
     c->used += need;
@@ -63,6 +65,7 @@ void arena_reset(Arena *a) {
         a->head = chunk_new(hw, NULL);
         a->capacity = hw;
         a->high_water = hw;
+        a->n_chunks = 1;
     }
     a->head->used = 0;
     a->used_total = 0;
@@ -78,4 +81,5 @@ void arena_free(Arena *a) {
     }
     a->head = NULL;
     a->capacity = a->used_total = 0;
+    a->n_chunks = 0;
 }

@@ -16,6 +16,7 @@ typedef struct Arena {
     size_t used_total;  /* bytes handed out since the last reset, over all chunks */
     size_t high_water;  /* max used_total seen */
     size_t capacity;    /* bytes owned over all chunks */
+    int n_chunks;
 } Arena;
 
 void arena_init(Arena *a, size_t initial_bytes);

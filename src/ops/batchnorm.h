@@ -15,4 +15,21 @@
 Tensor *op_batchnorm(Tape *tp, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
                      Tensor *running_var, int64_t *num_batches_tracked, int train, float momentum, float eps);
 
+/* Kernels. Every x-shaped buffer is (N, C, S) with S the product of the spatial dims (1 for (N, C)). */
+/* mean (C), var (C) <- the batch mean and biased variance of inp (N, C, S) per channel (double sums). */
+void batchnorm_stats(float *mean, float *var, const float *inp, int N, int C, int S);
+/* running_mean (C), running_var (C) <- (1-m) * running + m * batch, the variance made unbiased with
+ * M/(M-1); mean, var (C) from batchnorm_stats, M = N * S elements per channel. */
+void batchnorm_update_running(float *running_mean, float *running_var, const float *mean, const float *var, int C,
+                              int64_t M, float momentum);
+/* out (N, C, S) = (inp - mean) * rstd * gamma + beta; rstd (C) <- 1 / sqrt(var + eps) (saved for backward);
+ * inp (N, C, S); mean, var (C): batch or running statistics; gamma, beta (C) or NULL. */
+void batchnorm_forward(float *out, float *rstd, const float *inp, const float *mean, const float *var,
+                       const float *gamma, const float *beta, int N, int C, int S, float eps);
+/* dinp (N, C, S), dgamma (C), dbeta (C) += gradients (each skipped when NULL); dout (N, C, S);
+ * mean, rstd (C) as used by the forward; inp (N, C, S); gamma (C) or NULL.
+ * train != 0: through the batch mean and variance; train == 0: the per-channel affine map only. */
+void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *mean,
+                        const float *rstd, const float *inp, const float *gamma, int N, int C, int S, int train);
+
 #endif

@@ -12,4 +12,11 @@ Tensor *op_dropout(Tape *tp, Tensor *x, float p, Rng *rng, Tensor **mask_out);
 /* out = x * mask with a given multiplier (e.g. a mask from a PyTorch dump); mask gets no gradient. */
 Tensor *op_dropout_mask(Tape *tp, Tensor *x, const Tensor *mask);
 
+/* Kernels. mask (n) = uniform (n) >= p ? 1/(1-p) : 0 (p = 1 gives zeros). */
+void dropout_make_mask(float *mask, const float *uniform, float p, int64_t n);
+/* out (n) = inp (n) * mask (n) */
+void dropout_forward(float *out, const float *inp, const float *mask, int64_t n);
+/* dinp (n) += dout (n) * mask (n) */
+void dropout_backward(float *dinp, const float *dout, const float *mask, int64_t n);
+
 #endif

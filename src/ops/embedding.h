@@ -9,4 +9,9 @@
 /* ids (B, T) int64 in [0, V), w (V, D) -> (B, T, D). Out-of-range ids are a fatal error. */
 Tensor *op_embedding(Tape *tp, const int64_t *ids, int B, int T, Tensor *w);
 
+/* Kernels. out (N, D) = weight[ids] with ids (N) in [0, V) (checked by the op), weight (V, D). */
+void embedding_forward(float *out, const int64_t *ids, const float *weight, int64_t N, int D);
+/* dweight (V, D) += scatter-add of dout (N, D) by ids (N); repeated ids accumulate in id order. */
+void embedding_backward(float *dweight, const float *dout, const int64_t *ids, int64_t N, int D);
+
 #endif

@@ -15,4 +15,21 @@ Tensor *op_bce_logits(Tape *tp, Tensor *x, const Tensor *y);
  * probability 0); targets t[i] in [0, C) must have finite logits. */
 Tensor *op_cross_entropy(Tape *tp, Tensor *x, const int64_t *targets);
 
+/* Kernels. Losses are means; sums are accumulated in double. out () is one float; dout () the
+ * incoming gradient of the loss. */
+/* out () = mean of (y-1) max(log1p(-p), -100) - y max(log p, -100); p (n), y (n). */
+void bce_forward(float *out, const float *p, const float *y, int64_t n);
+/* dp (n) += dout (p - y) / max((1-p) p, 1e-12) / n (PyTorch 1.13's formula). */
+void bce_backward(float *dp, const float *dout, const float *p, const float *y, int64_t n);
+/* out () = mean of (1-y) x + m + log(e^-m + e^(-x-m)), m = max(-x, 0); x (n), y (n). */
+void bce_logits_forward(float *out, const float *x, const float *y, int64_t n);
+/* dx (n) += (sigmoid(x) - y) dout / n */
+void bce_logits_backward(float *dx, const float *dout, const float *x, const float *y, int64_t n);
+/* out () = mean over rows of lse[i] - inp[i, t[i]]; lse (N) saved row logsumexp; inp (N, C),
+ * targets (N) in [0, C) (checked by the op). */
+void cross_entropy_forward(float *out, double *lse, const float *inp, const int64_t *targets, int N, int C);
+/* dinp (N, C) += dout (softmax(inp) - onehot(targets)) / N; lse (N) from forward. */
+void cross_entropy_backward(float *dinp, const float *dout, const double *lse, const float *inp,
+                            const int64_t *targets, int N, int C);
+
 #endif

@@ -12,4 +12,14 @@ Tensor *op_softmax(Tape *tp, Tensor *x, const uint8_t *mask);
 /* out = mask ? value : x (mask: x->n bytes); no gradient flows through masked entries. */
 Tensor *op_masked_fill(Tape *tp, Tensor *x, const uint8_t *mask, float value);
 
+/* Kernels. out (N, C), inp (N, C), mask (N, C) bytes or NULL (1 = masked). A row with no
+ * unmasked entry gives zeros (PyTorch gives NaN there). */
+void softmax_forward(float *out, const float *inp, const uint8_t *mask, int64_t N, int C);
+/* dinp (N, C) += out * (dout - sum_c out * dout); out (N, C) is the saved forward output, dout (N, C). */
+void softmax_backward(float *dinp, const float *dout, const float *out, int64_t N, int C);
+/* out (n) = mask ? value : inp (n); mask (n) bytes. */
+void masked_fill_forward(float *out, const float *inp, const uint8_t *mask, float value, int64_t n);
+/* dinp (n) += mask ? 0 : dout (n). */
+void masked_fill_backward(float *dinp, const float *dout, const uint8_t *mask, int64_t n);
+
 #endif

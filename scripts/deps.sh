@@ -1,0 +1,16 @@
+#!/bin/sh
+# deps.sh: installs the Debian packages the build and the tests need, if any are missing.
+# Usage: scripts/deps.sh [--with-torch]   (--with-torch adds python3-torch for `make fixtures`)
+set -e
+PKGS="build-essential libopenblas-dev libcjson-dev"
+[ "$1" = "--with-torch" ] && PKGS="$PKGS python3-torch python3-numpy"
+missing=""
+for p in $PKGS; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

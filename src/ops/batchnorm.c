@@ -1,0 +1,168 @@
+/* batchnorm.c: batch normalisation over dim 1 (nn.BatchNorm1d / nn.BatchNorm2d), train and eval
+ * modes, forward and backward on the CPU.
+ *
+ * Every input is viewed as (N, C, S) with S the product of the spatial dims (1 for (N, C)); a
+ * channel's M = N * S elements are strided by C * S. The arithmetic follows PyTorch's CPU kernels:
+ * per-channel sums accumulate in double, the output is x * alpha + shift with
+ * alpha = rstd * gamma and shift = beta - mean * alpha, and the train-mode backward is
+ * dx = (dy - mean(dy) - (x - mean) * dot(x - mean, dy) * rstd^2 / M) * rstd * gamma.
+ * All loops run OpenMP-parallel over channels, each channel summed by one thread in a fixed order.
+ */
+#include "batchnorm.h"
+
+#include <math.h>
+
+/* Parallelise only when the work pays for the thread start-up. */
+#define BN_PAR_MIN 32768
+
+/* mean (C), var (C) <- per-channel batch mean and biased variance of inp (N, C, S) */
+void batchnorm_stats(float *mean, float *var, const float *inp, int N, int C, int S) {
+    int64_t M = (int64_t)N * S;
+#pragma omp parallel for schedule(static) if ((int64_t)C * M > BN_PAR_MIN)
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + ((int64_t)n * C + c) * S; // (S)
+            for (int i = 0; i < S; i++) sum += x[i];
+        }
+        float m = (float)(sum / (double)M);
+        double sq = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + ((int64_t)n * C + c) * S; // (S)
+            for (int i = 0; i < S; i++) {
+                float d = x[i] - m;
+                sq += d * d;
+            }
+        }
+        mean[c] = m;
+        var[c] = (float)(sq / (double)M);
+    }
+}
+
+/* running_mean (C), running_var (C) (either may be NULL) <- momentum update from mean, var (C) */
+void batchnorm_update_running(float *running_mean, float *running_var, const float *mean, const float *var, int C,
+                              int64_t M, float momentum) {
+    double unbias = M > 1 ? (double)M / (double)(M - 1) : 1.0;
+    for (int c = 0; c < C; c++) {
+        if (running_mean) running_mean[c] = momentum * mean[c] + (1.0f - momentum) * running_mean[c];
+        if (running_var)
+            running_var[c] = (float)(momentum * ((double)var[c] * unbias) + (1.0f - momentum) * running_var[c]);
+    }
+}
+
+/* out (N, C, S) = inp (N, C, S) * alpha + shift per channel; rstd (C) <- 1 / sqrt(var + eps) */
+void batchnorm_forward(float *out, float *rstd, const float *inp, const float *mean, const float *var,
+                       const float *gamma, const float *beta, int N, int C, int S, float eps) {
+#pragma omp parallel for schedule(static) if ((int64_t)N * C * S > BN_PAR_MIN)
+    for (int c = 0; c < C; c++) {
+        float r = (float)(1.0 / sqrt((double)var[c] + (double)eps));
+        if (rstd) rstd[c] = r;
+        float alpha = r * (gamma ? gamma[c] : 1.0f);
+        float shift = (beta ? beta[c] : 0.0f) - mean[c] * alpha;
+        for (int n = 0; n < N; n++) {
+            int64_t off = ((int64_t)n * C + c) * S;
+            for (int i = 0; i < S; i++) out[off + i] = inp[off + i] * alpha + shift;
+        }
+    }
+}
+
+/* sum (dy) and dot (x - mean, dy) over one channel's M elements, in double */
+static void channel_sums(double *sum_dy, double *dot, const float *dout, const float *inp, float mean, int N, int C,
+                         int S, int c) {
+    double s = 0.0, d = 0.0;
+    for (int n = 0; n < N; n++) {
+        int64_t off = ((int64_t)n * C + c) * S;
+        for (int i = 0; i < S; i++) {
+            float dy = dout[off + i];
+            s += dy;
+            d += (double)(inp[off + i] - mean) * dy;
+        }
+    }
+    *sum_dy = s;
+    *dot = d;
+}
+
+/* dinp (N, C, S), dgamma (C), dbeta (C) += gradients of out = (inp - mean) * rstd * gamma + beta */
+void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *mean,
+                        const float *rstd, const float *inp, const float *gamma, int N, int C, int S, int train) {
+    int64_t M = (int64_t)N * S;
+#pragma omp parallel for schedule(static) if ((int64_t)C * M > BN_PAR_MIN)
+    for (int c = 0; c < C; c++) {
+        double sum_dy, dot;
+        float m = mean[c], r = rstd[c], w = gamma ? gamma[c] : 1.0f;
+        channel_sums(&sum_dy, &dot, dout, inp, m, N, C, S, c);
+        if (dgamma) dgamma[c] += (float)(dot * r);
+        if (dbeta) dbeta[c] += (float)sum_dy;
+        if (!dinp) continue;
+        /* train: project out the components through the batch mean (gm) and variance (k) */
+        float k = train ? (float)dot * r * r / (float)M : 0.0f;
+        float gm = train ? (float)(sum_dy / (double)M) : 0.0f;
+        float scale = r * w;
+        for (int n = 0; n < N; n++) {
+            int64_t off = ((int64_t)n * C + c) * S;
+            for (int i = 0; i < S; i++)
+                dinp[off + i] += (dout[off + i] - gm - (inp[off + i] - m) * k) * scale;
+        }
+    }
+}
+
+/* What the backward needs besides the inputs: the statistics the forward normalised with. */
+typedef struct BatchnormCtx {
+    float *mean, *rstd;  // (C), (C): copies, so later running-stat updates do not change them
+    int N, C, S, train;
+} BatchnormCtx;
+
+static void batchnorm_bwd(Node *nd) {
+    Tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2], *y = nd->out[0];
+    const BatchnormCtx *cx = nd->ctx;
+    batchnorm_backward(tensor_grad_or_null(x), tensor_grad_or_null(gamma), tensor_grad_or_null(beta), y->grad,
+                       cx->mean, cx->rstd, x->data, gamma ? gamma->data : NULL, cx->N, cx->C, cx->S, cx->train);
+}
+
+/* CHECKs that t is NULL or a (C) vector. */
+static void check_channel_vec(const Tensor *t, int C, const char *what, const Tensor *x) {
+    char b1[64], b2[64];
+    CHECK(!t || (t->ndim == 1 && t->shape[0] == C), "batchnorm: %s has shape %s, input %s needs (%d)", what,
+          t ? tensor_shape_str(t, b1, sizeof b1) : "", tensor_shape_str(x, b2, sizeof b2), C);
+}
+
+Tensor *op_batchnorm(Tape *tp, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
+                     Tensor *running_var, int64_t *num_batches_tracked, int train, float momentum, float eps) {
+    char buf[64];
+    CHECK(x->ndim >= 2 && x->ndim <= 4, "batchnorm: input %s must be (N, C), (N, C, L) or (N, C, H, W)",
+          tensor_shape_str(x, buf, sizeof buf));
+    int N = x->shape[0], C = x->shape[1];
+    int S = (int)tensor_span(x, 2, x->ndim);
+    int64_t M = (int64_t)N * S;
+    check_channel_vec(gamma, C, "gamma", x);
+    check_channel_vec(beta, C, "beta", x);
+    check_channel_vec(running_mean, C, "running_mean", x);
+    check_channel_vec(running_var, C, "running_var", x);
+    CHECK(eps >= 0.0f, "batchnorm: eps %g must be >= 0", (double)eps);
+    BatchnormCtx cx = {tape_alloc(tp, (size_t)C * sizeof(float)), tape_alloc(tp, (size_t)C * sizeof(float)), N, C, S,
+                       train != 0};
+    float *var = tape_alloc(tp, (size_t)C * sizeof(float)); // (C)
+    if (train) {
+        CHECK(M > 1, "batchnorm: train mode needs more than 1 value per channel, input %s",
+              tensor_shape_str(x, buf, sizeof buf));
+        batchnorm_stats(cx.mean, var, x->data, N, C, S);
+        batchnorm_update_running(running_mean ? running_mean->data : NULL, running_var ? running_var->data : NULL,
+                                 cx.mean, var, C, M, momentum);
+        if (num_batches_tracked) ++*num_batches_tracked;
+    } else {
+        CHECK(running_mean && running_var, "batchnorm: eval mode needs running_mean and running_var");
+        for (int c = 0; c < C; c++) cx.mean[c] = running_mean->data[c];
+        for (int c = 0; c < C; c++) var[c] = running_var->data[c];
+    }
+    Tensor *y = tape_new(tp, x->ndim, x->shape);
+    batchnorm_forward(y->data, cx.rstd, x->data, cx.mean, var, gamma ? gamma->data : NULL,
+                      beta ? beta->data : NULL, N, C, S, eps);
+    Tensor *in[] = {x, gamma, beta}, *out[] = {y};
+    Node *nd = TAPE_RECORD(tp, "batchnorm", batchnorm_bwd, in, out);
+    if (nd) {
+        BatchnormCtx *saved = tape_alloc(tp, sizeof *saved);
+        *saved = cx;
+        nd->ctx = saved;
+    }
+    return y;
+}

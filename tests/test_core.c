@@ -1,0 +1,245 @@
+/* test_core.c: the engine core: tape semantics (accumulation, detach, no_grad, frozen
+ * parameters), arena, parameter sets and the RNG. */
+#include "test.h"
+#include "../src/ops/linear.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double sum_abs(const float *x, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += fabs(x[i]);
+    return s;
+}
+
+/* Two linear layers in two parameter sets: y = W2 (W1 x + b1). */
+typedef struct {
+    ParamSet a, b;
+    Tensor *w1, *b1, *w2;
+} Net;
+
+static void net_init(Net *n) {
+    paramset_init(&n->a, "a");
+    n->w1 = PARAM(&n->a, "fc.weight", 4, 3);
+    n->b1 = PARAM(&n->a, "fc.bias", 4);
+    paramset_finalize(&n->a);
+    paramset_init(&n->b, "b");
+    n->w2 = PARAM(&n->b, "out.weight", 2, 4);
+    paramset_finalize(&n->b);
+    fill_uniform(n->a.values, n->a.n_values, -1, 1, 11);
+    fill_uniform(n->b.values, n->b.n_values, -1, 1, 12);
+}
+
+static Tensor *net_forward(Tape *tp, Net *n, Tensor *x) {
+    return op_linear(tp, op_linear(tp, x, n->w1, n->b1), n->w2, NULL);
+}
+
+static void test_accumulate(void) {
+    Net n;
+    net_init(&n);
+    Tape tp;
+    tape_init(&tp);
+    Tensor *x = tape_leaf(&tp, 2, (int[]){5, 3});
+    fill_uniform(x->data, x->n, -1, 1, 3);
+    Tensor *y = net_forward(&tp, &n, x);
+    float *seed = tape_alloc(&tp, (size_t)y->n * sizeof(float));
+    fill_uniform(seed, y->n, -1, 1, 4);
+    const float *s = seed;
+    tape_backward_seeded(&tp, 1, &y, &s);
+    float *g1 = xmalloc((size_t)n.a.n_values * sizeof(float)), *gx = xmalloc((size_t)x->n * sizeof(float));
+    memcpy(g1, n.a.grads, (size_t)n.a.n_values * sizeof(float));
+    memcpy(gx, x->grad, (size_t)x->n * sizeof(float));
+    EXPECT(sum_abs(g1, n.a.n_values) > 0, "first backward gave zero gradients");
+    tape_backward_seeded(&tp, 1, &y, &s);
+    double worst = 0;
+    for (int64_t i = 0; i < n.a.n_values; i++) worst = fmax(worst, fabs(n.a.grads[i] - 2 * g1[i]));
+    for (int64_t i = 0; i < x->n; i++) worst = fmax(worst, fabs(x->grad[i] - 2 * gx[i]));
+    EXPECT(worst < 1e-5, "two backward passes accumulate (max deviation from 2x: %.3g)", worst);
+    paramset_zero_grad(&n.a);
+    EXPECT(sum_abs(n.a.grads, n.a.n_values) == 0, "paramset_zero_grad");
+    free(g1);
+    free(gx);
+    tape_free(&tp);
+    paramset_free(&n.a);
+    paramset_free(&n.b);
+}
+
+static void test_detach_and_no_grad(void) {
+    Net n;
+    net_init(&n);
+    Tape tp;
+    tape_init(&tp);
+    Tensor *x = tape_leaf(&tp, 2, (int[]){5, 3});
+    fill_uniform(x->data, x->n, -1, 1, 5);
+    /* detach: nothing flows into the first layer or x */
+    Tensor *h = op_linear(&tp, x, n.w1, n.b1);
+    Tensor *y = op_linear(&tp, tape_detach(&tp, h), n.w2, NULL);
+    float seed[10];
+    fill_uniform(seed, 10, -1, 1, 6);
+    const float *s = seed;
+    tape_backward_seeded(&tp, 1, &y, &s);
+    EXPECT(sum_abs(n.a.grads, n.a.n_values) == 0, "detach: first layer received a gradient");
+    EXPECT(sum_abs(x->grad, x->n) == 0, "detach: input received a gradient");
+    EXPECT(sum_abs(n.b.grads, n.b.n_values) > 0, "detach: layer after the cut got no gradient");
+    /* no_grad: nothing recorded, outputs do not require grad */
+    int before = tp.n_nodes;
+    tape_no_grad_begin(&tp);
+    Tensor *z = net_forward(&tp, &n, x);
+    tape_no_grad_end(&tp);
+    EXPECT(tp.n_nodes == before, "no_grad recorded %d nodes", tp.n_nodes - before);
+    EXPECT(!z->requires_grad, "no_grad output requires grad");
+    /* the same values as with grad */
+    Tensor *z2 = net_forward(&tp, &n, x);
+    double mx;
+    EXPECT(rel_err(z->data, z2->data, z->n, &mx) == 0, "no_grad forward differs from grad forward");
+    tape_free(&tp);
+    paramset_free(&n.a);
+    paramset_free(&n.b);
+}
+
+static void test_frozen(void) {
+    Net n;
+    net_init(&n);
+    Tape tp;
+    tape_init(&tp);
+    Tensor *x = tape_leaf(&tp, 2, (int[]){5, 3});
+    fill_uniform(x->data, x->n, -1, 1, 7);
+    float seed[10];
+    fill_uniform(seed, 10, -1, 1, 8);
+    const float *s = seed;
+    Tensor *y = net_forward(&tp, &n, x);
+    tape_backward_seeded(&tp, 1, &y, &s);
+    float gx_ref[15];
+    memcpy(gx_ref, x->grad, sizeof gx_ref);
+    /* freeze the second module: input gradients must be the same, its weights untouched */
+    tape_reset(&tp);
+    paramset_zero_grad(&n.a);
+    paramset_zero_grad(&n.b);
+    paramset_set_frozen(&n.b, 1);
+    x = tape_leaf(&tp, 2, (int[]){5, 3});
+    fill_uniform(x->data, x->n, -1, 1, 7);
+    y = net_forward(&tp, &n, x);
+    EXPECT(y->requires_grad, "output of a frozen module fed by a trainable one requires grad");
+    tape_backward_seeded(&tp, 1, &y, &s);
+    double mx;
+    EXPECT(sum_abs(n.b.grads, n.b.n_values) == 0, "frozen module's weight gradients were written");
+    EXPECT(rel_err(x->grad, gx_ref, 15, &mx) < 1e-6, "frozen module changed the input gradient (max %.3g)", mx);
+    EXPECT(sum_abs(n.a.grads, n.a.n_values) > 0, "module before a frozen one got no gradient");
+    /* everything frozen and no input grad: nothing is recorded */
+    paramset_set_frozen(&n.a, 1);
+    int before = tp.n_nodes;
+    Tensor *c = tape_new(&tp, 2, (int[]){5, 3});
+    memcpy(c->data, x->data, sizeof(float) * 15);
+    Tensor *yc = net_forward(&tp, &n, c);
+    EXPECT(tp.n_nodes == before && !yc->requires_grad, "all-frozen graph was recorded");
+    tape_free(&tp);
+    paramset_free(&n.a);
+    paramset_free(&n.b);
+}
+
+static void test_arena(void) {
+    Arena a;
+    arena_init(&a, 1 << 20);
+    int misaligned = 0;
+    for (int i = 0; i < 100; i++) {
+        void *p = arena_alloc(&a, 100000 + (size_t)i);
+        misaligned += ((uintptr_t)p % 64) != 0;
+        memset(p, i, 100000);
+    }
+    EXPECT(misaligned == 0, "arena: %d misaligned allocations", misaligned);
+    size_t hw = a.high_water;
+    EXPECT(a.n_chunks > 1, "arena grew by chunks (%d)", a.n_chunks);
+    EXPECT(hw >= 100 * 100000, "arena high water %zu", hw);
+    arena_reset(&a);
+    EXPECT(a.n_chunks == 1 && a.capacity >= hw, "arena reset folds chunks into one of the high-water size");
+    size_t cap = a.capacity;
+    for (int i = 0; i < 100; i++) arena_alloc(&a, 100000 + (size_t)i);
+    EXPECT(a.capacity == cap, "second step of the same size grew the arena (%zu -> %zu)", cap, a.capacity);
+    arena_free(&a);
+}
+
+static void test_params(void) {
+    ParamSet ps;
+    paramset_init(&ps, "net");
+    Tensor *w = PARAM(&ps, "conv.weight", 4, 3, 3, 3);
+    Tensor *rm = BUFFER(&ps, "bn.running_mean", 4);
+    int64_t *nbt = paramset_add_i64(&ps, "bn.num_batches_tracked");
+    Tensor *g = PARAM(&ps, "bn.weight", 4);
+    paramset_finalize(&ps);
+    EXPECT(ps.n_values == 4 * 27 + 4 && ps.n_buffers == 4, "paramset sizes %lld %lld", (long long)ps.n_values, (long long)ps.n_buffers);
+    EXPECT(w->data == ps.values && g->data == ps.values + 108 && g->grad == ps.grads + 108, "contiguous weight layout");
+    EXPECT(rm->data == ps.buffers && !rm->requires_grad && rm->grad == NULL, "buffers have no gradients");
+    EXPECT(w->requires_grad && w->is_leaf, "weights are leaves requiring grad");
+    EXPECT(paramset_find(&ps, "bn.weight") && paramset_find(&ps, "bn.weight")->kind == PARAM_WEIGHT, "find by state_dict key");
+    EXPECT(paramset_find(&ps, "nope") == NULL, "find of an absent key");
+    *nbt = 3;
+    ParamSet cp;
+    paramset_init(&cp, "copy");
+    PARAM(&cp, "conv.weight", 4, 3, 3, 3);
+    BUFFER(&cp, "bn.running_mean", 4);
+    paramset_add_i64(&cp, "bn.num_batches_tracked");
+    PARAM(&cp, "bn.weight", 4);
+    paramset_finalize(&cp);
+    fill_uniform(ps.values, ps.n_values, -1, 1, 1);
+    paramset_copy(&cp, &ps);
+    EXPECT(memcmp(cp.values, ps.values, (size_t)ps.n_values * 4) == 0 && cp.entries[2]->ival == 3, "paramset_copy");
+    paramset_free(&cp);
+    paramset_free(&ps);
+}
+
+static void test_rng(void) {
+    const int64_t n = 300000;
+    float *a = xmalloc(n * sizeof(float)), *b = xmalloc(n * sizeof(float));
+    Rng r;
+    /* same seed, 1 vs 2 threads: same bits */
+    threads_set(1);
+    rng_init(&r, 42);
+    rng_normal(&r, a, n, 0, 1);
+    threads_set(2);
+    rng_init(&r, 42);
+    rng_normal(&r, b, n, 0, 1);
+    EXPECT(memcmp(a, b, n * sizeof(float)) == 0, "rng_normal differs between 1 and 2 threads");
+    threads_set(1);
+    rng_init(&r, 42);
+    rng_uniform(&r, a, n);
+    threads_set(2);
+    rng_init(&r, 42);
+    rng_uniform(&r, b, n / 3);                 /* the same stream drawn in two pieces */
+    rng_uniform(&r, b + n / 3, n - n / 3);
+    EXPECT(memcmp(a, b, n * sizeof(float)) == 0, "rng_uniform differs between threads or chunkings");
+    threads_set(0);
+    double s = 0, lo = 1, hi = 0;
+    for (int64_t i = 0; i < n; i++) { s += a[i]; lo = fmin(lo, a[i]); hi = fmax(hi, a[i]); }
+    EXPECT(lo >= 0 && hi < 1 && fabs(s / n - 0.5) < 0.005, "uniform: range [%g, %g], mean %g", lo, hi, s / n);
+    rng_init(&r, 43);
+    rng_normal(&r, b, n, 2, 3);
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < n; i++) m += b[i];
+    m /= n;
+    for (int64_t i = 0; i < n; i++) v += (b[i] - m) * (b[i] - m);
+    v /= n;
+    EXPECT(fabs(m - 2) < 0.03 && fabs(sqrt(v) - 3) < 0.03, "normal(2, 3): mean %g std %g", m, sqrt(v));
+    rng_init(&r, 44);
+    float c[4], d[4];
+    rng_uniform(&r, c, 4);
+    rng_init(&r, 45);
+    rng_uniform(&r, d, 4);
+    EXPECT(memcmp(c, d, sizeof c) != 0, "different seeds give the same numbers");
+    int counts[3] = {0, 0, 0};
+    for (int i = 0; i < 3000; i++) counts[rng_below(&r, 3)]++;
+    EXPECT(counts[0] > 900 && counts[1] > 900 && counts[2] > 900, "rng_below(3) counts %d %d %d", counts[0], counts[1], counts[2]);
+    free(a);
+    free(b);
+}
+
+int main(void) {
+    test_begin("test_core");
+    test_accumulate();
+    test_detach_and_no_grad();
+    test_frozen();
+    test_arena();
+    test_params();
+    test_rng();
+    return test_end();
+}
