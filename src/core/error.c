@@ -16,6 +16,17 @@ void fail_at(const char *file, int line, const char *fmt, ...) {
     abort();
 }
 
+void check_failed(const char *file, int line, const char *cond, const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "%s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (check failed: %s)\n", cond);
+    abort();
+}
+
 static _Thread_local char g_err[1024];
 
 int err_set(const char *fmt, ...) {

@@ -21,9 +21,11 @@
 #endif
 
 void fail_at(const char *file, int line, const char *fmt, ...) ATTR_PRINTF(3, 4) ATTR_NORETURN;
+void check_failed(const char *file, int line, const char *cond, const char *fmt, ...) ATTR_PRINTF(4, 5) ATTR_NORETURN;
 
 #define FAIL(...) fail_at(__FILE__, __LINE__, __VA_ARGS__)
-#define CHECK(cond, ...) do { if (!(cond)) fail_at(__FILE__, __LINE__, "check failed: " #cond ": " __VA_ARGS__); } while (0)
+/* CHECK(cond, fmt, ...): the message is required and says what is wrong in the caller's terms. */
+#define CHECK(cond, ...) do { if (!(cond)) check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__); } while (0)
 
 /* Thread-local last error message for recoverable errors. Always returns -1. */
 int err_set(const char *fmt, ...) ATTR_PRINTF(1, 2);

@@ -17,7 +17,10 @@
 void bce_forward(float *out, const float *p, const float *y, int64_t n) {
     double s = 0;
     for (int64_t i = 0; i < n; i++) {
-        double lp = fmax(log((double)p[i]), BCE_LOG_MIN), l1p = fmax(log1p(-(double)p[i]), BCE_LOG_MIN);
+        /* clamp at -100 as PyTorch, letting NaN through (fmax would turn NaN into -100) */
+        double lp = log((double)p[i]), l1p = log1p(-(double)p[i]);
+        lp = lp < BCE_LOG_MIN ? BCE_LOG_MIN : lp;
+        l1p = l1p < BCE_LOG_MIN ? BCE_LOG_MIN : l1p;
         s += ((double)y[i] - 1.0) * l1p - (double)y[i] * lp;
     }
     out[0] = (float)(s / (double)n);
@@ -114,8 +117,10 @@ static void *save_copy(Tape *tp, const void *src, size_t bytes) {
 
 Tensor *op_bce(Tape *tp, Tensor *p, const Tensor *y) {
     check_pair("bce", p, y);
-    for (int64_t i = 0; i < p->n; i++) /* as PyTorch: NaN fails too */
-        CHECK(p->data[i] >= 0.0f && p->data[i] <= 1.0f && y->data[i] >= 0.0f && y->data[i] <= 1.0f,
+    /* Out of [0, 1] is a bug upstream (p comes from a sigmoid). NaN is let through, unlike
+     * PyTorch, so that a diverging run yields a NaN loss the training loop reports by name. */
+    for (int64_t i = 0; i < p->n; i++)
+        CHECK(!(p->data[i] < 0.0f || p->data[i] > 1.0f || y->data[i] < 0.0f || y->data[i] > 1.0f),
               "bce: element %lld has input %g and target %g; both must be in [0, 1]", (long long)i, (double)p->data[i],
               (double)y->data[i]);
     Tensor *l = loss_scalar(tp);
