@@ -156,7 +156,7 @@ int gradcheck(const char *name, GradcheckFn fn, int n_in, Tensor **inputs, void 
     Rng r;
     rng_init(&r, o.seed);
     rng_normal(&r, w, out->n, 0.0f, 1.0f);
-    int ok = EXPECT(out->requires_grad, "gradcheck %s: output does not require grad (op not recorded)", name);
+    int ok = EXPECT(out->requires_grad, "gradcheck %s: the output requires grad (op recorded on the tape)", name);
     if (!ok) { free(w); tape_free(&tp); return 0; }
     const float *seed = w;
     tape_backward_seeded(&tp, 1, &out, &seed);
