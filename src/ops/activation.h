@@ -14,4 +14,20 @@ Tensor *op_sigmoid(Tape *tp, Tensor *x);
 /* GLU along `dim` (size 2C): first half * sigmoid(second half) -> size C along dim. */
 Tensor *op_glu(Tape *tp, Tensor *x, int dim);
 
+/* Kernels. All element-wise buffers are (n); NaN propagates as in PyTorch.
+ * relu/tanh/sigmoid backward read the saved output `out`, leaky relu backward the input. */
+void relu_forward(float *out, const float *inp, int64_t n);
+void relu_backward(float *dinp, const float *dout, const float *out, int64_t n);
+void leaky_relu_forward(float *out, const float *inp, float slope, int64_t n);
+void leaky_relu_backward(float *dinp, const float *dout, const float *inp, float slope, int64_t n);
+void tanh_forward(float *out, const float *inp, int64_t n);
+void tanh_backward(float *dinp, const float *dout, const float *out, int64_t n);
+void sigmoid_forward(float *out, const float *inp, int64_t n);
+void sigmoid_backward(float *dinp, const float *dout, const float *out, int64_t n);
+/* GLU over a tensor viewed as (outer, 2C, inner): out (outer, C, inner), inp (outer, 2C, inner),
+ * out = a * sigmoid(b) with a = inp[:, :C], b = inp[:, C:]. */
+void glu_forward(float *out, const float *inp, int64_t outer, int C, int64_t inner);
+/* dinp (outer, 2C, inner) += d/dinp; dout (outer, C, inner), inp (outer, 2C, inner) */
+void glu_backward(float *dinp, const float *dout, const float *inp, int64_t outer, int C, int64_t inner);
+
 #endif

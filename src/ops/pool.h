@@ -13,4 +13,19 @@ Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad);
  * number of in-image elements of the window. */
 Tensor *op_avgpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad, int count_include_pad);
 
+/* Kernels; NC = N * C image planes (one OpenMP unit each), output (NC, OH, OW) with
+ * OH = (H + 2 pad - kernel) / stride + 1 (floor), OW likewise; 0 <= pad <= kernel / 2. */
+/* out (NC, OH, OW); idx (NC, OH, OW) or NULL receives each maximum's index y * W + x within
+ * its plane (the first one on ties; NaN wins); inp (NC, H, W) */
+void maxpool2d_forward(float *out, int32_t *idx, const float *inp, int64_t NC, int H, int W, int kernel, int stride, int pad);
+/* dinp (NC, H, W) += dout (NC, OH, OW) routed through idx (NC, OH, OW) */
+void maxpool2d_backward(float *dinp, const float *dout, const int32_t *idx, int64_t NC, int H, int W, int kernel,
+                        int stride, int pad);
+/* out (NC, OH, OW), inp (NC, H, W) */
+void avgpool2d_forward(float *out, const float *inp, int64_t NC, int H, int W, int kernel, int stride, int pad,
+                       int count_include_pad);
+/* dinp (NC, H, W) += dout (NC, OH, OW) / divisor over each window */
+void avgpool2d_backward(float *dinp, const float *dout, int64_t NC, int H, int W, int kernel, int stride, int pad,
+                        int count_include_pad);
+
 #endif

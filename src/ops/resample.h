@@ -12,4 +12,14 @@ Tensor *op_upsample_nearest2x(Tape *tp, Tensor *x);
  * src = max(0, (dst + 0.5) * in/out - 0.5); same size is an exact copy. */
 Tensor *op_resize_bilinear(Tape *tp, Tensor *x, int out_h, int out_w);
 
+/* Kernels; NC = N * C image planes, each parallel unit is one plane. */
+/* out (NC, 2H, 2W), inp (NC, H, W) */
+void upsample_nearest2x_forward(float *out, const float *inp, int64_t NC, int H, int W);
+/* dinp (NC, H, W) += sum of the 2x2 block of dout (NC, 2H, 2W) */
+void upsample_nearest2x_backward(float *dinp, const float *dout, int64_t NC, int H, int W);
+/* out (NC, OH, OW), inp (NC, H, W) */
+void resize_bilinear_forward(float *out, const float *inp, int64_t NC, int H, int W, int OH, int OW);
+/* dinp (NC, H, W) += scatter of dout (NC, OH, OW) with the forward's weights */
+void resize_bilinear_backward(float *dinp, const float *dout, int64_t NC, int H, int W, int OH, int OW);
+
 #endif

@@ -1,0 +1,129 @@
+/* test_activation.c: relu, leaky relu, tanh, sigmoid and GLU against PyTorch fixtures, finite
+ * differences, and the PyTorch conventions at the kink (relu'(0) = 0, leaky'(0) = slope). */
+#include "test.h"
+#include "../src/ops/activation.h"
+
+/* op arguments carried through gradcheck's ctx */
+typedef struct ActArgs {
+    float slope;
+    int dim;
+} ActArgs;
+
+static Tensor *fwd_relu(Tape *tp, Tensor **in, void *ctx) { return op_relu(tp, in[0]); }
+static Tensor *fwd_leaky(Tape *tp, Tensor **in, void *ctx) { return op_leaky_relu(tp, in[0], ((ActArgs *)ctx)->slope); }
+static Tensor *fwd_tanh(Tape *tp, Tensor **in, void *ctx) { return op_tanh(tp, in[0]); }
+static Tensor *fwd_sigmoid(Tape *tp, Tensor **in, void *ctx) { return op_sigmoid(tp, in[0]); }
+static Tensor *fwd_glu(Tape *tp, Tensor **in, void *ctx) { return op_glu(tp, in[0], ((ActArgs *)ctx)->dim); }
+
+/* Forward and backward of one fixture case (single input) against PyTorch. */
+static void value_case(SafeTensors *fx, const char *name, GradcheckFn fn, void *ctx, double tol) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.in0", name);
+    Tensor *x = fixture_tensor(fx, k, 1);
+    snprintf(k, sizeof k, "%s.out", name);
+    Tensor *want = fixture_tensor(fx, k, 0);
+    snprintf(k, sizeof k, "%s.gout", name);
+    Tensor *gout = fixture_tensor(fx, k, 0);
+    snprintf(k, sizeof k, "%s.grad0", name);
+    Tensor *gwant = fixture_tensor(fx, k, 0);
+    Tape tp;
+    tape_init(&tp);
+    Tensor *y = fn(&tp, &x, ctx);
+    snprintf(k, sizeof k, "%s forward", name);
+    if (EXPECT(tensor_same_shape(y, want), "%s: shape", k)) {
+        expect_close(k, y->data, want->data, want->n, tol);
+        const float *seed = gout->data;
+        tape_backward_seeded(&tp, 1, &y, &seed);
+        snprintf(k, sizeof k, "%s grad of input", name);
+        expect_close(k, x->grad, gwant->data, gwant->n, tol);
+    }
+    tape_free(&tp);
+    tensor_free(x);
+    tensor_free(want);
+    tensor_free(gout);
+    tensor_free(gwant);
+}
+
+static void value_tests(void) {
+    SafeTensors *fx = fixture_open("activation");
+    if (!fx) return;
+    ActArgs leaky = {fixture_scalar(fx, "leaky.slope"), 0};
+    ActArgs glu_c = {0, (int)fixture_scalar(fx, "glu_c.dim")}, glu_last = {0, (int)fixture_scalar(fx, "glu_last.dim")};
+    value_case(fx, "relu", fwd_relu, NULL, 1e-6);
+    value_case(fx, "leaky", fwd_leaky, &leaky, 1e-6);
+    value_case(fx, "tanh", fwd_tanh, NULL, 1e-5);
+    value_case(fx, "sigmoid", fwd_sigmoid, NULL, 1e-5);
+    value_case(fx, "glu_c", fwd_glu, &glu_c, 1e-5);
+    value_case(fx, "glu_last", fwd_glu, &glu_last, 1e-5);
+    fixture_close(fx);
+}
+
+/* gradcheck of a one-input op on a fresh heap leaf of the given shape */
+static void grad_case(const char *name, GradcheckFn fn, void *ctx, int ndim, const int *shape, int away_from_zero, float lo,
+                      float hi, uint64_t seed) {
+    Tensor *x = tensor_alloc(ndim, shape, 1);
+    if (away_from_zero) fill_away_from_zero(x->data, x->n, lo, hi, 0.05f, seed);
+    else fill_uniform(x->data, x->n, lo, hi, seed);
+    gradcheck(name, fn, 1, &x, ctx, NULL);
+    tensor_free(x);
+}
+
+static void grad_tests(void) {
+    ActArgs leaky = {0.2f, 0}, glu1 = {0, 1}, glu_last = {0, -1}, glu0 = {0, 0};
+    grad_case("relu", fwd_relu, NULL, 3, (int[]){2, 3, 7}, 1, -1, 1, 11);
+    grad_case("leaky_relu", fwd_leaky, &leaky, 3, (int[]){2, 3, 7}, 1, -1, 1, 12);
+    grad_case("tanh", fwd_tanh, NULL, 2, (int[]){5, 9}, 0, -2.5f, 2.5f, 13);
+    grad_case("sigmoid", fwd_sigmoid, NULL, 2, (int[]){5, 9}, 0, -4, 4, 14);
+    grad_case("glu dim 1", fwd_glu, &glu1, 4, (int[]){2, 6, 3, 2}, 0, -2, 2, 15);
+    grad_case("glu dim -1", fwd_glu, &glu_last, 2, (int[]){3, 8}, 0, -2, 2, 16);
+    grad_case("glu dim 0", fwd_glu, &glu0, 2, (int[]){4, 5}, 0, -2, 2, 17);
+}
+
+/* relu'(0) = 0 and leaky'(0) = slope; NaN passes through both forwards */
+static void kink_tests(void) {
+    Tensor *x = tensor_alloc(1, (int[]){3}, 1);
+    x->data[0] = 0.0f;
+    x->data[1] = 1.0f;
+    x->data[2] = NAN;
+    Tape tp;
+    tape_init(&tp);
+    Tensor *r = op_relu(&tp, x), *l = op_leaky_relu(&tp, x, 0.25f);
+    EXPECT(r->data[0] == 0.0f && r->data[1] == 1.0f && isnan(r->data[2]), "relu forward at 0, 1, NaN: %g %g %g", r->data[0],
+           r->data[1], r->data[2]);
+    EXPECT(l->data[0] == 0.0f && l->data[1] == 1.0f && isnan(l->data[2]), "leaky relu forward at 0, 1, NaN");
+    const float ones[3] = {1, 1, 1};
+    const float *seed = ones;
+    tape_backward_seeded(&tp, 1, &r, &seed);
+    EXPECT(x->grad[0] == 0.0f && x->grad[1] == 1.0f, "relu'(0) = %g (want 0), relu'(1) = %g", x->grad[0], x->grad[1]);
+    for (int i = 0; i < 3; i++) x->grad[i] = 0.0f;
+    tape_backward_seeded(&tp, 1, &l, &seed);
+    EXPECT(x->grad[0] == 0.25f && x->grad[1] == 1.0f, "leaky'(0) = %g (want slope 0.25), leaky'(1) = %g", x->grad[0], x->grad[1]);
+    tape_free(&tp);
+    tensor_free(x);
+}
+
+/* no-grad mode records nothing; an input that does not require grad records nothing either */
+static void no_grad_tests(void) {
+    Tensor *x = tensor_alloc(2, (int[]){2, 4}, 1);
+    fill_uniform(x->data, x->n, -1, 1, 21);
+    Tape tp;
+    tape_init(&tp);
+    tape_no_grad_begin(&tp);
+    Tensor *y = op_glu(&tp, op_sigmoid(&tp, op_tanh(&tp, op_leaky_relu(&tp, op_relu(&tp, x), 0.2f))), 1);
+    tape_no_grad_end(&tp);
+    EXPECT(tp.n_nodes == 0 && !y->requires_grad, "no-grad: %d nodes recorded", tp.n_nodes);
+    x->requires_grad = false;
+    y = op_relu(&tp, x);
+    EXPECT(tp.n_nodes == 0 && !y->requires_grad, "input without grad: %d nodes recorded", tp.n_nodes);
+    tape_free(&tp);
+    tensor_free(x);
+}
+
+int main(void) {
+    test_begin("test_activation");
+    value_tests();
+    grad_tests();
+    kink_tests();
+    no_grad_tests();
+    return test_end();
+}
