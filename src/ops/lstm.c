@@ -1,6 +1,6 @@
 /* lstm.c: fused single-layer bidirectional LSTM over variable-length sequences, on the CPU.
  *
- * Matches nn.LSTM(I, H, 1, batch_first=True, bidirectional=True) applied to
+ * Matches nn.LSTM(IN, H, 1, batch_first=True, bidirectional=True) applied to
  * pack_padded_sequence(x, lens) and unpacked with pad_packed_sequence (AttnGAN's RNN_ENCODER).
  * Every sample runs only its own lens[b] steps; the reverse direction starts at t = lens[b]-1
  * from a zero state.
@@ -9,19 +9,17 @@
  * the input projection x.W_ih^T of every step is one GEMM per direction, and padding never
  * enters a computation. Each recurrent step gathers the hidden states of the samples still
  * active and multiplies them by W_hh^T with one (Bact, H) x (H, 4H) GEMM. Backward is BPTT
- * over the same steps in reverse order; the weight gradients are one GEMM each at the end.
- * Directions run one after the other (OpenBLAS threads each GEMM); the elementwise cell work is
- * split over samples with OpenMP when large. Every sample owns its rows, so results depend only
- * on the thread count.
+ * over the same steps in reverse order; the weight and input gradients are then one GEMM each.
+ * The two directions run on two OpenMP threads, each with single-threaded GEMMs; every sum has
+ * a fixed order, so results are deterministic and independent of the thread count.
  */
 #include "lstm.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
-
-/* Elementwise work below this many floats per step stays on one thread. */
-#define LSTM_OMP_MIN 16384
 
 int lstm_pack_offsets(int *off, const int *lens, int B) {
     off[0] = 0;
@@ -52,10 +50,36 @@ static int active_rows(int *act, int *row, int *prow, const int *lens, const int
     return na;
 }
 
-/* xp (N, I) = the valid rows of x (B, T, I), packed. */
-static void pack_input(float *xp, const float *x, const int *lens, const int *off, int B, int T, int I) {
+/* xp (N, IN) = the valid rows of x (B, T, IN), packed. */
+static void pack_input(float *xp, const float *x, const int *lens, const int *off, int B, int T, int IN) {
     for (int b = 0; b < B; b++)
-        memcpy(xp + (size_t)off[b] * I, x + (size_t)b * T * I, (size_t)lens[b] * I * sizeof(float));
+        memcpy(xp + (size_t)off[b] * IN, x + (size_t)b * T * IN, (size_t)lens[b] * IN * sizeof(float));
+}
+
+/* gates (N, 4H) = xp (N, IN) . w_ih^T + b_ih + b_hh */
+static void input_projection(float *gates, const float *xp, const LstmDirParams *p, int N, int IN, int H) {
+    int G = 4 * H;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, G, IN, 1.0f, xp, IN, p->w_ih, IN, 0.0f, gates, G);
+    if (!p->b_ih && !p->b_hh) return;
+    for (int n = 0; n < N; n++) {
+        float *r = gates + (size_t)n * G;
+        for (int j = 0; j < G; j++) r[j] += (p->b_ih ? p->b_ih[j] : 0.0f) + (p->b_hh ? p->b_hh[j] : 0.0f);
+    }
+}
+
+/* Runs fn(0) and fn(1) (the forward and the reverse direction): on two OpenMP threads, with
+ * OpenBLAS set to one thread meanwhile, or one after the other when OpenMP has a single thread.
+ * Either way every GEMM is single-threaded, so results do not depend on the thread count.
+ * (Measured at AttnGAN's sizes on 2 cores: splitting the small per-step GEMMs over OpenBLAS
+ * threads, or interleaving them with OpenMP regions, was up to several times slower.) */
+typedef void (*DirFn)(int d, void *arg);
+static void both_directions(DirFn fn, void *arg) {
+    int par = omp_get_max_threads() > 1 && !omp_in_parallel();
+    int blas_threads = openblas_get_num_threads();
+    if (par) openblas_set_num_threads(1);
+#pragma omp parallel for num_threads(2) schedule(static) if (par)
+    for (int d = 0; d < 2; d++) fn(d, arg);
+    if (par) openblas_set_num_threads(blas_threads);
 }
 
 /* One cell step on one row. gates (4H): pre-activations from the input in, activated i, f, g, o
@@ -74,34 +98,19 @@ static void cell_forward(float *gates, float *c, float *h, const float *rec, con
     }
 }
 
-/* gates (N, 4H) = xp (N, I) . w_ih^T + b_ih + b_hh */
-static void input_projection(float *gates, const float *xp, const LstmDirParams *p, int N, int I, int H) {
-    int G = 4 * H;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, G, I, 1.0f, xp, I, p->w_ih, I, 0.0f, gates, G);
-    if (!p->b_ih && !p->b_hh) return;
-#pragma omp parallel for schedule(static) if ((int64_t)N * G > LSTM_OMP_MIN)
-    for (int n = 0; n < N; n++) {
-        float *r = gates + (size_t)n * G;
-        for (int j = 0; j < G; j++) r[j] += (p->b_ih ? p->b_ih[j] : 0.0f) + (p->b_hh ? p->b_hh[j] : 0.0f);
-    }
-}
-
-void lstm_dir_forward(float *h, float *c, float *gates, const float *xp, const LstmDirParams *p, const int *lens,
-                      int B, int I, int H, int reverse) {
+void lstm_dir_forward(float *h, float *c, float *gates, const float *w_hh, const int *lens, int B, int H, int reverse) {
     int G = 4 * H, Lmax = lstm_max_len(lens, B);
     int *off = xmalloc((size_t)(B + 1) * sizeof(int)), *idx = xmalloc((size_t)3 * B * sizeof(int));
     int *act = idx, *row = idx + B, *prow = idx + 2 * B;
     float *hb = xmalloc((size_t)B * H * sizeof(float));   /* (Bact, H) previous hidden states */
     float *rec = xmalloc((size_t)B * G * sizeof(float));  /* (Bact, 4H) their recurrent term */
-    int N = lstm_pack_offsets(off, lens, B);
-    input_projection(gates, xp, p, N, I, H);
+    lstm_pack_offsets(off, lens, B);
     for (int s = 0; s < Lmax; s++) {
         int na = active_rows(act, row, prow, lens, off, B, s, reverse);
         if (s > 0) {
             for (int k = 0; k < na; k++) memcpy(hb + (size_t)k * H, h + (size_t)prow[k] * H, (size_t)H * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, na, G, H, 1.0f, hb, H, p->w_hh, H, 0.0f, rec, G);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, na, G, H, 1.0f, hb, H, w_hh, H, 0.0f, rec, G);
         }
-#pragma omp parallel for schedule(static) if ((int64_t)na * G > LSTM_OMP_MIN)
         for (int k = 0; k < na; k++) {
             size_t r = (size_t)row[k];
             cell_forward(gates + r * G, c + r * H, h + r * H, s > 0 ? rec + (size_t)k * G : NULL,
@@ -142,6 +151,33 @@ static void init_state_grads(float *dh, float *dc, const float *dh_n, int B, int
         memcpy(dh + (size_t)b * H, dh_n + (size_t)b * 2 * H + (reverse ? H : 0), (size_t)H * sizeof(float));
 }
 
+void lstm_dir_backward(float *dgates, const float *dout, const float *dh_n, const float *gates, const float *c,
+                       const float *w_hh, const int *lens, int B, int H, int reverse) {
+    int G = 4 * H, Lmax = lstm_max_len(lens, B);
+    int *off = xmalloc((size_t)(B + 1) * sizeof(int)), *idx = xmalloc((size_t)3 * B * sizeof(int));
+    int *act = idx, *row = idx + B, *prow = idx + 2 * B;
+    float *dh = xmalloc((size_t)B * H * sizeof(float)), *dc = xmalloc((size_t)B * H * sizeof(float));
+    float *dhb = xmalloc((size_t)B * H * sizeof(float));  /* (Bact, H) gradient of the previous h */
+    float *gb = xmalloc((size_t)B * G * sizeof(float));   /* (Bact, 4H) this step's dgates */
+    lstm_pack_offsets(off, lens, B);
+    init_state_grads(dh, dc, dh_n, B, H, reverse);
+    for (int s = Lmax - 1; s >= 0; s--) {
+        int na = active_rows(act, row, prow, lens, off, B, s, reverse);
+        for (int k = 0; k < na; k++) {
+            int b = act[k];
+            size_t r = (size_t)row[k], t = r - (size_t)off[b];
+            const float *dout_h = dout ? dout + ((size_t)b * Lmax + t) * 2 * H + (reverse ? H : 0) : NULL;
+            cell_backward(gb + (size_t)k * G, dh + (size_t)b * H, dout_h, dc + (size_t)b * H, gates + r * G, c + r * H,
+                          s > 0 ? c + (size_t)prow[k] * H : NULL, H);
+            memcpy(dgates + r * G, gb + (size_t)k * G, (size_t)G * sizeof(float));
+        }
+        if (s == 0) break;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, na, H, G, 1.0f, gb, G, w_hh, H, 0.0f, dhb, H);
+        for (int k = 0; k < na; k++) memcpy(dh + (size_t)act[k] * H, dhb + (size_t)k * H, (size_t)H * sizeof(float));
+    }
+    free(off), free(idx), free(dh), free(dc), free(dhb), free(gb);
+}
+
 /* hp (N, H): the hidden state each row's step started from (zero at a sample's first step). */
 static void previous_hidden(float *hp, const float *h, const int *lens, const int *off, int B, int H, int reverse) {
     for (int b = 0; b < B; b++) {
@@ -158,11 +194,11 @@ static void previous_hidden(float *hp, const float *h, const int *lens, const in
     }
 }
 
-/* Weight gradients of one direction from dgates (N, 4H), xp (N, I), h (N, H). */
+/* Weight gradients of one direction from dgates (N, 4H), xp (N, IN), h (N, H); NULL skipped. */
 static void weight_grads(const LstmDirGrads *g, const float *dgates, const float *xp, const float *h, const int *lens,
-                         const int *off, int B, int N, int I, int H, int reverse) {
+                         const int *off, int B, int N, int IN, int H, int reverse) {
     int G = 4 * H;
-    if (g->w_ih) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, I, N, 1.0f, dgates, G, xp, I, 1.0f, g->w_ih, I);
+    if (g->w_ih) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, IN, N, 1.0f, dgates, G, xp, IN, 1.0f, g->w_ih, IN);
     if (g->w_hh) {
         float *hp = xmalloc((size_t)N * H * sizeof(float));
         previous_hidden(hp, h, lens, off, B, H, reverse);
@@ -181,36 +217,6 @@ static void weight_grads(const LstmDirGrads *g, const float *dgates, const float
     }
 }
 
-void lstm_dir_backward(float *dgates, const LstmDirGrads *g, const float *dout, const float *dh_n, const float *gates,
-                       const float *c, const float *h, const float *xp, const LstmDirParams *p, const int *lens,
-                       int B, int I, int H, int reverse) {
-    int G = 4 * H, Lmax = lstm_max_len(lens, B);
-    int *off = xmalloc((size_t)(B + 1) * sizeof(int)), *idx = xmalloc((size_t)3 * B * sizeof(int));
-    int *act = idx, *row = idx + B, *prow = idx + 2 * B;
-    float *dh = xmalloc((size_t)B * H * sizeof(float)), *dc = xmalloc((size_t)B * H * sizeof(float));
-    float *gb = xmalloc((size_t)B * G * sizeof(float));   /* (Bact, 4H) this step's dgates */
-    float *dhb = xmalloc((size_t)B * H * sizeof(float));  /* (Bact, H) gradient of the previous h */
-    int N = lstm_pack_offsets(off, lens, B);
-    init_state_grads(dh, dc, dh_n, B, H, reverse);
-    for (int s = Lmax - 1; s >= 0; s--) {
-        int na = active_rows(act, row, prow, lens, off, B, s, reverse);
-#pragma omp parallel for schedule(static) if ((int64_t)na * G > LSTM_OMP_MIN)
-        for (int k = 0; k < na; k++) {
-            int b = act[k];
-            size_t r = (size_t)row[k], t = r - (size_t)off[b];
-            const float *dout_h = dout ? dout + ((size_t)b * Lmax + t) * 2 * H + (reverse ? H : 0) : NULL;
-            cell_backward(gb + (size_t)k * G, dh + (size_t)b * H, dout_h, dc + (size_t)b * H, gates + r * G, c + r * H,
-                          s > 0 ? c + (size_t)prow[k] * H : NULL, H);
-            memcpy(dgates + r * G, gb + (size_t)k * G, (size_t)G * sizeof(float));
-        }
-        if (s == 0) break;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, na, H, G, 1.0f, gb, G, p->w_hh, H, 0.0f, dhb, H);
-        for (int k = 0; k < na; k++) memcpy(dh + (size_t)act[k] * H, dhb + (size_t)k * H, (size_t)H * sizeof(float));
-    }
-    weight_grads(g, dgates, xp, h, lens, off, B, N, I, H, reverse);
-    free(off), free(idx), free(dh), free(dc), free(gb), free(dhb);
-}
-
 /* out (B, Lmax, 2H) and h_n (B, 2H) from the packed hidden states hf, hr (N, H). */
 static void unpack_outputs(float *out, float *h_n, const float *hf, const float *hr, const int *lens, const int *off,
                            int B, int Lmax, int H) {
@@ -227,49 +233,77 @@ static void unpack_outputs(float *out, float *h_n, const float *hf, const float 
     }
 }
 
+/* What both directions share; each direction writes only its own half of every (2, ...) buffer
+ * (and its own g[d]), so they can run at the same time. */
+typedef struct DirArgs {
+    float *h, *c, *gates;                 /* (2, N, H), (2, N, H), (2, N, 4H) */
+    float *dgates, *dxp;                  /* backward scratch: (2, N, 4H), (2, N, IN) or NULL */
+    const float *xp;                      /* (N, IN) packed input */
+    const float *dout, *dh_n;             /* (B, Lmax, 2H), (B, 2H), either may be NULL */
+    const LstmDirParams *p;               /* [2] */
+    const LstmDirGrads *g;                /* [2] */
+    const int *lens, *off;                /* (B), (B + 1) */
+    int B, N, IN, H;
+} DirArgs;
+
+static void dir_forward_fn(int d, void *arg) {
+    const DirArgs *a = arg;
+    size_t NH = (size_t)a->N * a->H;
+    float *gates = a->gates + d * 4 * NH;
+    input_projection(gates, a->xp, &a->p[d], a->N, a->IN, a->H);
+    lstm_dir_forward(a->h + d * NH, a->c + d * NH, gates, a->p[d].w_hh, a->lens, a->B, a->H, d);
+}
+
+static void dir_backward_fn(int d, void *arg) {
+    const DirArgs *a = arg;
+    size_t NH = (size_t)a->N * a->H;
+    int G = 4 * a->H;
+    float *dgates = a->dgates + d * 4 * NH;
+    lstm_dir_backward(dgates, a->dout, a->dh_n, a->gates + d * 4 * NH, a->c + d * NH, a->p[d].w_hh, a->lens, a->B,
+                      a->H, d);
+    weight_grads(&a->g[d], dgates, a->xp, a->h + d * NH, a->lens, a->off, a->B, a->N, a->IN, a->H, d);
+    if (a->dxp) /* dxp_d (N, IN) = dgates (N, 4H) . w_ih (4H, IN) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->N, a->IN, G, 1.0f, dgates, G, a->p[d].w_ih, a->IN, 0.0f,
+                    a->dxp + (size_t)d * a->N * a->IN, a->IN);
+}
+
 void bilstm_forward(float *out, float *h_n, float *gates, float *c, float *h, const float *x, const LstmDirParams p[2],
-                    const int *lens, int B, int T, int I, int H) {
+                    const int *lens, int B, int T, int IN, int H) {
     int *off = xmalloc((size_t)(B + 1) * sizeof(int));
     int N = lstm_pack_offsets(off, lens, B), Lmax = lstm_max_len(lens, B);
-    float *xp = xmalloc((size_t)N * I * sizeof(float));
-    pack_input(xp, x, lens, off, B, T, I);
-    for (int d = 0; d < 2; d++)
-        lstm_dir_forward(h + (size_t)d * N * H, c + (size_t)d * N * H, gates + (size_t)d * N * 4 * H, xp, &p[d], lens, B,
-                         I, H, d);
+    float *xp = xmalloc((size_t)N * IN * sizeof(float));
+    pack_input(xp, x, lens, off, B, T, IN);
+    DirArgs a = {.h = h, .c = c, .gates = gates, .xp = xp, .p = p, .lens = lens, .off = off, .B = B, .N = N, .IN = IN, .H = H};
+    both_directions(dir_forward_fn, &a);
     unpack_outputs(out, h_n, h, h + (size_t)N * H, lens, off, B, Lmax, H);
     free(off), free(xp);
 }
 
 void bilstm_backward(float *dx, const LstmDirGrads g[2], const float *dout, const float *dh_n, const float *gates,
                      const float *c, const float *h, const float *x, const LstmDirParams p[2], const int *lens, int B,
-                     int T, int I, int H) {
-    int G = 4 * H;
+                     int T, int IN, int H) {
     int *off = xmalloc((size_t)(B + 1) * sizeof(int));
     int N = lstm_pack_offsets(off, lens, B);
-    float *xp = xmalloc((size_t)N * I * sizeof(float));
-    float *dgates = xmalloc((size_t)2 * N * G * sizeof(float));  /* (2, N, 4H) */
-    pack_input(xp, x, lens, off, B, T, I);
-    for (int d = 0; d < 2; d++)
-        lstm_dir_backward(dgates + (size_t)d * N * G, &g[d], dout, dh_n, gates + (size_t)d * N * G, c + (size_t)d * N * H,
-                          h + (size_t)d * N * H, xp, &p[d], lens, B, I, H, d);
-    if (dx) {
-        /* dxp (N, I) = dgates_f . w_ih_f + dgates_r . w_ih_r, scattered back into dx (reusing xp) */
-        for (int d = 0; d < 2; d++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, I, G, 1.0f, dgates + (size_t)d * N * G, G, p[d].w_ih,
-                        I, d ? 1.0f : 0.0f, xp, I);
+    float *xp = xmalloc((size_t)N * IN * sizeof(float));
+    float *dgates = xmalloc((size_t)2 * N * 4 * H * sizeof(float));
+    float *dxp = dx ? xmalloc((size_t)2 * N * IN * sizeof(float)) : NULL;
+    pack_input(xp, x, lens, off, B, T, IN);
+    DirArgs a = {.h = (float *)h, .c = (float *)c, .gates = (float *)gates, .dgates = dgates, .dxp = dxp, .xp = xp,
+                 .dout = dout, .dh_n = dh_n, .p = p, .g = g, .lens = lens, .off = off, .B = B, .N = N, .IN = IN, .H = H};
+    both_directions(dir_backward_fn, &a);
+    if (dx) /* dx (B, T, IN) += both directions' packed input gradients, scattered back */
         for (int b = 0; b < B; b++) {
-            float *dxb = dx + (size_t)b * T * I;
-            const float *src = xp + (size_t)off[b] * I;
-            for (size_t e = 0; e < (size_t)lens[b] * I; e++) dxb[e] += src[e];
+            float *dxb = dx + (size_t)b * T * IN;
+            const float *d0 = dxp + (size_t)off[b] * IN, *d1 = d0 + (size_t)N * IN;
+            for (size_t e = 0; e < (size_t)lens[b] * IN; e++) dxb[e] += d0[e] + d1[e];
         }
-    }
-    free(off), free(xp), free(dgates);
+    free(off), free(xp), free(dgates), free(dxp);
 }
 
 /* ---------------------------------------------------------------- tape-level op */
 
 typedef struct BilstmCtx {
-    int B, T, I, H, N;
+    int B, T, IN, H, N;
     int *lens;                /* (B) copy of the caller's lengths */
     float *gates, *c, *h;     /* (2, N, 4H), (2, N, H), (2, N, H) */
 } BilstmCtx;
@@ -294,16 +328,16 @@ static void bilstm_bwd(Node *nd) {
         dir_grads(&g[d], nd->in + 1 + 4 * d);
     }
     bilstm_backward(tensor_grad_or_null(nd->in[0]), g, nd->out[0]->grad, nd->out[1]->grad, cx->gates, cx->c, cx->h,
-                    nd->in[0]->data, p, cx->lens, cx->B, cx->T, cx->I, cx->H);
+                    nd->in[0]->data, p, cx->lens, cx->B, cx->T, cx->IN, cx->H);
 }
 
-/* Shape checks of one direction's weights against I; returns H. */
-static int check_weights(const LstmWeights *w, const char *dir, int I) {
+/* Shape checks of one direction's weights against IN; returns H. */
+static int check_weights(const LstmWeights *w, const char *dir, int IN) {
     char s1[64], s2[64];
     CHECK(w && w->w_ih && w->w_hh, "bilstm: %s direction needs w_ih and w_hh", dir);
-    CHECK(w->w_ih->ndim == 2 && w->w_ih->shape[1] == I && w->w_ih->shape[0] % 4 == 0 && w->w_ih->shape[0] > 0,
-          "bilstm: %s w_ih %s must be (4H, %d)", dir, tensor_shape_str(w->w_ih, s1, sizeof s1), I);
     int H = w->w_ih->shape[0] / 4;
+    CHECK(w->w_ih->ndim == 2 && w->w_ih->shape[1] == IN && 4 * H == w->w_ih->shape[0] && H > 0,
+          "bilstm: %s w_ih %s must be (4H, %d)", dir, tensor_shape_str(w->w_ih, s1, sizeof s1), IN);
     CHECK(w->w_hh->ndim == 2 && w->w_hh->shape[0] == 4 * H && w->w_hh->shape[1] == H,
           "bilstm: %s w_hh %s must be (%d, %d) for w_ih %s", dir, tensor_shape_str(w->w_hh, s1, sizeof s1), 4 * H, H,
           tensor_shape_str(w->w_ih, s2, sizeof s2));
@@ -323,39 +357,38 @@ static int inputs_need_grad(Tensor *const *in, int n) {
 Tensor *op_bilstm(Tape *tp, Tensor *x, const int *lens, const LstmWeights *fwd, const LstmWeights *rev,
                   Tensor **h_n) {
     char s1[64];
-    CHECK(x && x->ndim == 3, "bilstm: x must be (B, T, I), got %s", x ? tensor_shape_str(x, s1, sizeof s1) : "NULL");
+    CHECK(x && x->ndim == 3, "bilstm: x must be (B, T, IN), got %s", x ? tensor_shape_str(x, s1, sizeof s1) : "NULL");
     CHECK(lens && h_n, "bilstm: lens and h_n must not be NULL");
-    int B = x->shape[0], T = x->shape[1], I = x->shape[2];
-    CHECK(B > 0 && T > 0 && I > 0, "bilstm: empty x %s", tensor_shape_str(x, s1, sizeof s1));
+    int B = x->shape[0], T = x->shape[1], IN = x->shape[2];
+    CHECK(B > 0 && T > 0 && IN > 0, "bilstm: empty x %s", tensor_shape_str(x, s1, sizeof s1));
     for (int b = 0; b < B; b++) CHECK(lens[b] >= 1 && lens[b] <= T, "bilstm: lens[%d] = %d not in 1..%d", b, lens[b], T);
-    int H = check_weights(fwd, "forward", I), Hr = check_weights(rev, "reverse", I);
+    int H = check_weights(fwd, "forward", IN), Hr = check_weights(rev, "reverse", IN);
     CHECK(H == Hr, "bilstm: forward hidden size %d != reverse hidden size %d", H, Hr);
-    int Lmax = lstm_max_len(lens, B);
 
     Tensor *in[] = {x, fwd->w_ih, fwd->w_hh, fwd->b_ih, fwd->b_hh, rev->w_ih, rev->w_hh, rev->b_ih, rev->b_hh};
+    /* saved values live on the arena when backward will need them, else in a temporary buffer */
     int keep = tape_grad_enabled(tp) && inputs_need_grad(in, 9);
-    BilstmCtx cx = {B, T, I, H, 0, NULL, NULL, NULL, NULL};
-    int *off = xmalloc((size_t)(B + 1) * sizeof(int));
-    cx.N = lstm_pack_offsets(off, lens, B);
-    free(off);
-    size_t nsave = (size_t)2 * cx.N * 6 * H;  /* gates, c, h of both directions */
+    BilstmCtx cx = {B, T, IN, H, 0, NULL, NULL, NULL, NULL};
+    for (int b = 0; b < B; b++) cx.N += lens[b];
+    size_t nsave = (size_t)2 * cx.N * 6 * H;
     float *save = keep ? tape_alloc(tp, nsave * sizeof(float)) : xmalloc(nsave * sizeof(float));
     cx.gates = save, cx.c = save + (size_t)2 * cx.N * 4 * H, cx.h = cx.c + (size_t)2 * cx.N * H;
 
-    Tensor *y = TNEW(tp, B, Lmax, 2 * H), *hn = TNEW(tp, B, 2 * H);
+    Tensor *y = TNEW(tp, B, lstm_max_len(lens, B), 2 * H), *hn = TNEW(tp, B, 2 * H);
     LstmDirParams p[2];
     dir_params(&p[0], in + 1);
     dir_params(&p[1], in + 5);
-    bilstm_forward(y->data, hn->data, cx.gates, cx.c, cx.h, x->data, p, lens, B, T, I, H);
+    bilstm_forward(y->data, hn->data, cx.gates, cx.c, cx.h, x->data, p, lens, B, T, IN, H);
     Tensor *outs[] = {y, hn};
     Node *nd = TAPE_RECORD(tp, "bilstm", bilstm_bwd, in, outs);
+    CHECK(!nd == !keep, "bilstm: recorded %d, but saved values kept %d", nd != NULL, keep);
     if (nd) {
         cx.lens = tape_alloc(tp, (size_t)B * sizeof(int));
         memcpy(cx.lens, lens, (size_t)B * sizeof(int));
         BilstmCtx *c = tape_alloc(tp, sizeof *c);
         *c = cx;
         nd->ctx = c;
-    } else if (!keep) {
+    } else {
         free(save);
     }
     *h_n = hn;

@@ -23,7 +23,7 @@ Tensor *op_bilstm(Tape *tp, Tensor *x, const int *lens, const LstmWeights *fwd, 
  * matrix, off[b] = lens[0] + ... + lens[b-1], N = sum of lens (no padding rows). The kernels of
  * one direction take `reverse` (0: t = 0 .. lens[b]-1, 1: t = lens[b]-1 .. 0). */
 
-/* Raw weights of one direction: w_ih (4H, I), w_hh (4H, H), b_ih (4H) or NULL, b_hh (4H) or NULL. */
+/* Raw weights of one direction: w_ih (4H, IN), w_hh (4H, H), b_ih (4H) or NULL, b_hh (4H) or NULL. */
 typedef struct LstmDirParams {
     const float *w_ih, *w_hh, *b_ih, *b_hh;
 } LstmDirParams;
@@ -38,26 +38,25 @@ int lstm_pack_offsets(int *off, const int *lens, int B);
 /* max(lens (B)) */
 int lstm_max_len(const int *lens, int B);
 
-/* One direction, forward. h (N, H), c (N, H): hidden and cell state per packed row; gates (N, 4H):
- * the activated gates i, f, g, o per row (saved for backward); xp (N, I) the packed input. */
-void lstm_dir_forward(float *h, float *c, float *gates, const float *xp, const LstmDirParams *p, const int *lens,
-                      int B, int I, int H, int reverse);
-/* One direction, backward. dgates (N, 4H) receives (overwritten) the gradient of the gate
- * pre-activations; g's weight gradients are added to (NULL skipped). dout (B, Lmax, 2H) or NULL,
- * dh_n (B, 2H) or NULL: the bidirectional output gradients, this direction reads its half
- * (columns [0, H) forward, [H, 2H) reverse). gates, c, h (N, ...) from lstm_dir_forward. */
-void lstm_dir_backward(float *dgates, const LstmDirGrads *g, const float *dout, const float *dh_n, const float *gates,
-                       const float *c, const float *h, const float *xp, const LstmDirParams *p, const int *lens,
-                       int B, int I, int H, int reverse);
+/* One direction's recurrence (the input projection is done by the caller). gates (N, 4H): in,
+ * the input pre-activations x.w_ih^T + b_ih + b_hh of every packed row; out, the activated gates
+ * i, f, g, o (saved for backward). h (N, H), c (N, H): hidden and cell state per row. w_hh (4H, H). */
+void lstm_dir_forward(float *h, float *c, float *gates, const float *w_hh, const int *lens, int B, int H, int reverse);
+/* Its backward through time. dgates (N, 4H) receives (overwritten) the gradient of the gate
+ * pre-activations. dout (B, Lmax, 2H) or NULL, dh_n (B, 2H) or NULL: the bidirectional output
+ * gradients, of which this direction reads its half (columns [0, H) forward, [H, 2H) reverse).
+ * gates (N, 4H), c (N, H) from lstm_dir_forward. */
+void lstm_dir_backward(float *dgates, const float *dout, const float *dh_n, const float *gates, const float *c,
+                       const float *w_hh, const int *lens, int B, int H, int reverse);
 
 /* Bidirectional forward. out (B, Lmax, 2H) (zeros past lens[b]), h_n (B, 2H); saved values
- * gates (2, N, 4H), c (2, N, H), h (2, N, H) (direction-major); x (B, T, I); p[2] forward, reverse. */
+ * gates (2, N, 4H), c (2, N, H), h (2, N, H) (direction-major); x (B, T, IN); p[2] forward, reverse. */
 void bilstm_forward(float *out, float *h_n, float *gates, float *c, float *h, const float *x, const LstmDirParams p[2],
-                    const int *lens, int B, int T, int I, int H);
-/* Bidirectional backward: dx (B, T, I) or NULL and g[2]'s gradients += from dout (B, Lmax, 2H)
+                    const int *lens, int B, int T, int IN, int H);
+/* Bidirectional backward: dx (B, T, IN) or NULL and g[2]'s gradients += from dout (B, Lmax, 2H)
  * and dh_n (B, 2H) (either may be NULL). Saved values and inputs as in bilstm_forward. */
 void bilstm_backward(float *dx, const LstmDirGrads g[2], const float *dout, const float *dh_n, const float *gates,
                      const float *c, const float *h, const float *x, const LstmDirParams p[2], const int *lens, int B,
-                     int T, int I, int H);
+                     int T, int IN, int H);
 
 #endif
