@@ -39,6 +39,15 @@ int64_t *fixture_i64(SafeTensors *st, const char *key, int64_t *n_out);
 /* The config scalar stored as a 1-element tensor. */
 float fixture_scalar(SafeTensors *st, const char *key);
 
+/* ---- PyTorch reference dumps (tests/parity/make_dumps.sh writes them to build/dumps, or
+ * $ATTNGAN_DUMPS): NULL (and a visible skip) when the dump is absent. */
+SafeTensors *dump_open(const char *name);
+/* Path of a file next to the dumps (e.g. "trunk.safetensors"); NULL if absent. Static buffer. */
+const char *dump_file(const char *name);
+/* Parses the dump's metadata config into cfg (defaults first). Fatal on error. */
+struct ModelConfig;
+void dump_config(SafeTensors *st, struct ModelConfig *cfg);
+
 /* ---- finite-difference gradient checks */
 /* Builds the op's forward on tp from the inputs (and ctx) and returns its output. It is called
  * many times (with tp reset in between) and must be a pure function of the inputs' data. */

@@ -1,5 +1,6 @@
 /* test_util.c: assertions, fixtures and the finite-difference gradient checker; see test.h. */
 #include "test.h"
+#include "../src/nn/config.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -111,6 +112,35 @@ float fixture_scalar(SafeTensors *st, const char *key) {
     float v;
     if (st_read_f32(st, key, &v, 1)) FAIL("%s", err_msg());
     return v;
+}
+
+/* ---------------------------------------------------------------- dumps */
+static const char *dump_dir(void) { return getenv("ATTNGAN_DUMPS") ? getenv("ATTNGAN_DUMPS") : "build/dumps"; }
+
+const char *dump_file(const char *name) {
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dump_dir(), name);
+    return access(path, R_OK) == 0 ? path : NULL;
+}
+
+SafeTensors *dump_open(const char *name) {
+    char file[256];
+    snprintf(file, sizeof file, "%s.safetensors", name);
+    const char *path = dump_file(file);
+    if (!path) {
+        test_skip("dump %s/%s not found (tests/parity/make_dumps.sh writes it with python3-torch)", dump_dir(), file);
+        return NULL;
+    }
+    SafeTensors *st = xcalloc(1, sizeof *st);
+    if (st_open(st, path)) FAIL("%s", err_msg());
+    return st;
+}
+
+void dump_config(SafeTensors *st, ModelConfig *cfg) {
+    model_config_default(cfg);
+    const char *js = st_meta(st, "config");
+    if (!js) FAIL("%s: no config in the metadata", st->path);
+    if (model_config_from_json(cfg, js)) FAIL("%s: %s", st->path, err_msg());
 }
 
 /* ---------------------------------------------------------------- gradcheck */

@@ -20,6 +20,7 @@ typedef struct ParamEntry {
     Tensor t;             /* PARAM_WEIGHT / PARAM_BUFFER: shape and data (grad only for weights) */
     int64_t ival;         /* PARAM_BUFFER_I64 value */
     int64_t offset;       /* offset into values (weights) or buffers (float buffers) */
+    int loaded;           /* set by nn_load when a file supplied this entry */
 } ParamEntry;
 
 typedef struct ParamSet {

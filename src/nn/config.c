@@ -1,0 +1,105 @@
+/* config.c: model hyper-parameters; see config.h. */
+#include "config.h"
+#include "../core/error.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
+
+void model_config_default(ModelConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->gf_dim = 32;
+    c->df_dim = 64;
+    c->condition_dim = 256;
+    c->r_num = 2;
+    c->embedding_dim = 256;
+    c->words_num = 18;
+    c->n_words = 5450;
+    c->word_dim = 300;
+    c->rnn_drop = 0.5f;
+    c->zsl_rdc = 1000;
+    c->zsl_z = 100;
+    c->zsl_h = 4096;
+    c->num_classes = 200;
+    c->zsl_lambda = 1.0f;
+    c->lambda_zsl = 1.0f;
+    c->gamma1 = 4.0f;
+    c->gamma2 = 5.0f;
+    c->gamma3 = 10.0f;
+    c->lambda = 5.0f;
+    c->g_lr = 2e-4f;
+    c->d_lr = 2e-4f;
+    c->encoder_lr = 2e-3f;
+    c->beta1 = 0.5f;
+    c->beta2 = 0.999f;
+    c->rnn_grad_clip = 0.25f;
+    c->ema = 0.999f;
+    c->branch_num = 3;
+    c->correct_mask = 0;
+    c->g_variant = G_VARIANT_NET;
+}
+
+static int get_int(cJSON *root, const char *key, int *dst) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsBool(v)) { *dst = cJSON_IsTrue(v); return 0; }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return err_set("config key %s: expected an integer", key);
+    *dst = (int)v->valuedouble;
+    return 0;
+}
+
+static int get_float(cJSON *root, const char *key, float *dst) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v)) return err_set("config key %s: expected a number", key);
+    *dst = (float)v->valuedouble;
+    return 0;
+}
+
+int model_config_from_json(ModelConfig *c, const char *json) {
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return err_set("config is not a JSON object");
+    }
+    int rc = 0;
+    rc |= get_int(root, "GF_DIM", &c->gf_dim);
+    rc |= get_int(root, "DF_DIM", &c->df_dim);
+    rc |= get_int(root, "CONDITION_DIM", &c->condition_dim);
+    rc |= get_int(root, "R_NUM", &c->r_num);
+    rc |= get_int(root, "EMBEDDING_DIM", &c->embedding_dim);
+    rc |= get_int(root, "WORDS_NUM", &c->words_num);
+    rc |= get_int(root, "N_WORDS", &c->n_words);
+    rc |= get_int(root, "WORD_DIM", &c->word_dim);
+    rc |= get_float(root, "RNN_DROP", &c->rnn_drop);
+    rc |= get_int(root, "ZSL_RDC", &c->zsl_rdc);
+    rc |= get_int(root, "ZSL_Z", &c->zsl_z);
+    rc |= get_int(root, "ZSL_H", &c->zsl_h);
+    rc |= get_int(root, "NUM_CLASSES", &c->num_classes);
+    rc |= get_float(root, "ZSL_LAMBDA", &c->zsl_lambda);
+    rc |= get_float(root, "LAMBDA_ZSL", &c->lambda_zsl);
+    rc |= get_float(root, "GAMMA1", &c->gamma1);
+    rc |= get_float(root, "GAMMA2", &c->gamma2);
+    rc |= get_float(root, "GAMMA3", &c->gamma3);
+    rc |= get_float(root, "LAMBDA", &c->lambda);
+    rc |= get_float(root, "G_LR", &c->g_lr);
+    rc |= get_float(root, "D_LR", &c->d_lr);
+    rc |= get_float(root, "ENCODER_LR", &c->encoder_lr);
+    rc |= get_float(root, "RNN_GRAD_CLIP", &c->rnn_grad_clip);
+    rc |= get_float(root, "EMA", &c->ema);
+    rc |= get_int(root, "branch", &c->branch_num);
+    rc |= get_int(root, "correct_mask", &c->correct_mask);
+    cJSON *betas = cJSON_GetObjectItemCaseSensitive(root, "BETAS");
+    if (betas) {
+        if (!cJSON_IsArray(betas) || cJSON_GetArraySize(betas) != 2 || !cJSON_IsNumber(betas->child) ||
+            !cJSON_IsNumber(betas->child->next))
+            rc = err_set("config key BETAS: expected two numbers");
+        else {
+            c->beta1 = (float)betas->child->valuedouble;
+            c->beta2 = (float)betas->child->next->valuedouble;
+        }
+    }
+    cJSON_Delete(root);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,38 @@
+/* config.h: the model hyper-parameters (the seed's cfg/bird_attn2.yml and cfg/DAMSM/bird.yml,
+ * src/miscc/config.py), with the reference's field names in lower case. */
+#ifndef ATTNGAN_CONFIG_H
+#define ATTNGAN_CONFIG_H
+
+typedef enum { G_VARIANT_NET = 0, G_VARIANT_DCGAN = 1 } GVariant;
+
+typedef struct ModelConfig {
+    int gf_dim, df_dim;          /* GAN.GF_DIM 32, GAN.DF_DIM 64 */
+    int condition_dim;           /* GAN.CONDITION_DIM = embedding_dim (256) */
+    int r_num;                   /* GAN.R_NUM 2 */
+    int embedding_dim;           /* TEXT.EMBEDDING_DIM (nef) 256 */
+    int words_num;               /* TEXT.WORDS_NUM 18 */
+    int n_words;                 /* vocabulary size 5450 */
+    int word_dim;                /* RNN_ENCODER ninput 300 */
+    float rnn_drop;              /* embedding dropout 0.5 */
+    int zsl_rdc, zsl_z, zsl_h;   /* ZSL G/D sizes 1000, 100, 4096 */
+    int num_classes;             /* ZSL D classes 200 */
+    float zsl_lambda;            /* pretraining: loss += g_loss * ZSL.LAMBDA (1) */
+    float lambda_zsl;            /* GAN: TRAIN.SMOOTH.LAMBDA_ZSL_ADV_AND_CLS (1) */
+    float gamma1, gamma2, gamma3, lambda;  /* DAMSM smoothing 4, 5, 10; G loss weight 5 */
+    float g_lr, d_lr, encoder_lr;          /* 2e-4, 2e-4, 2e-3 */
+    float beta1, beta2;                    /* Adam (0.5, 0.999) */
+    float rnn_grad_clip;                   /* 0.25 */
+    float ema;                             /* 0.999 */
+    int branch_num;                        /* TREE.BRANCH_NUM 3 */
+    int correct_mask;      /* 0: the seed's mask.repeat(queryL, 1) in G attention (DESIGN 6.1) */
+    GVariant g_variant;    /* G_NET (default) or G_DCGAN (one image at the last stage) */
+} ModelConfig;
+
+/* The seed's values. */
+void model_config_default(ModelConfig *c);
+/* Overrides fields from a JSON object with the reference's upper-case keys (GF_DIM, ...;
+ * unknown keys are ignored, wrong types are an error naming the key). Also reads
+ * "branch" and "correct_mask" (dump metadata). Returns 0 or -1 with err_msg(). */
+int model_config_from_json(ModelConfig *c, const char *json);
+
+#endif

@@ -1,0 +1,40 @@
+/* image_encoder.h: CNN_ENCODER of the seed: bilinear resize to 299, the Inception-v3 trunk
+ * (torchvision inception_v3 up to Mixed_7c, BasicConv2d = conv (no bias) + BN(eps 1e-3) + ReLU,
+ * frozen), region features emb_features (1x1 conv 768 -> E, no bias) on Mixed_6e (17x17) and
+ * the global code emb_cnn_code (Linear 2048 -> E) on avg_pool(Mixed_7c, 8).
+ * state_dict keys: torchvision's (Conv2d_1a_3x3.conv.weight, Conv2d_1a_3x3.bn.*, Mixed_5b.*,
+ * ..., Mixed_7c.*) plus emb_features.weight, emb_cnn_code.{weight,bias}. */
+#ifndef ATTNGAN_IMAGE_ENCODER_H
+#define ATTNGAN_IMAGE_ENCODER_H
+
+#include "config.h"
+#include "layers.h"
+
+typedef struct InceptionTrunk InceptionTrunk; /* defined in image_encoder.c */
+
+typedef struct ImageEncoder {
+    ModelConfig cfg;
+    ParamSet ps;                 /* name "image_encoder" */
+    InceptionTrunk *trunk;
+    Conv2dLayer emb_features;
+    LinearLayer emb_cnn_code;
+    int train;                   /* trunk BN: batch statistics + running-stat updates (seed's DAMSM) */
+} ImageEncoder;
+
+typedef struct ImageEncoderOut {
+    Tensor *region;              /* (B, E, 17, 17) emb_features(Mixed_6e) */
+    Tensor *code;                /* (B, E) emb_cnn_code(pool) */
+    Tensor *trunk_pool;          /* (B, 2048) avg_pool(Mixed_7c, 8) */
+} ImageEncoderOut;
+
+/* The trunk's tensors are registered frozen (requires_grad false); the emb layers trainable. */
+void image_encoder_init(ImageEncoder *ie, const ModelConfig *cfg);
+void image_encoder_free(ImageEncoder *ie);
+/* Marks the trunk frozen and the heads trainable (or all frozen with heads_trainable = 0). */
+void image_encoder_set_trainable(ImageEncoder *ie, int heads_trainable);
+/* 1 if key is a trunk key (its first component is an Inception part name). */
+int image_encoder_is_trunk_key(const char *key);
+/* imgs (B, 3, S, S) in [-1, 1], any S (resized to 299 bilinearly; 299 is an exact copy). */
+ImageEncoderOut image_encoder_forward(Tape *tp, ImageEncoder *ie, Tensor *imgs);
+
+#endif

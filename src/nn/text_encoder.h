@@ -1,0 +1,38 @@
+/* text_encoder.h: RNN_ENCODER of the seed with its embedded ZSL G (zsl/models.py):
+ * embedding -> dropout -> bidirectional LSTM over packed lengths -> words_emb, and
+ * sent = ZSL_G([h_fwd, h_rev], z) as the sentence code.
+ * state_dict keys: encoder.weight, rnn.{weight,bias}_{ih,hh}_l0{,_reverse}, zsl_g.rdc_text.*,
+ * zsl_g.main.0.*, zsl_g.main.2.* */
+#ifndef ATTNGAN_TEXT_ENCODER_H
+#define ATTNGAN_TEXT_ENCODER_H
+
+#include "config.h"
+#include "layers.h"
+#include "zsl.h"
+
+typedef struct TextEncoder {
+    ModelConfig cfg;
+    ParamSet ps;                 /* name "text_encoder" */
+    Tensor *embedding;           /* (N_WORDS, WORD_DIM) encoder.weight */
+    LstmWeights fwd, rev;        /* rnn.*_l0 and rnn.*_l0_reverse, hidden E/2 */
+    ZslG zsl_g;                  /* zsl_g.* */
+    int train;                   /* dropout on (train mode) */
+} TextEncoder;
+
+typedef struct TextEncoderOut {
+    Tensor *words_emb;           /* (B, E, L), L = max(cap_lens); zero past each length */
+    Tensor *sent_lstm;           /* (B, E) = [h_fwd(n_b - 1), h_rev(0)] */
+    Tensor *sent_emb;            /* (B, E) = ZSL_G(sent_lstm, z) */
+    Tensor *drop_mask;           /* (B, T, W) multiplier applied (train mode with dropout), else NULL */
+} TextEncoderOut;
+
+void text_encoder_init(TextEncoder *te, const ModelConfig *cfg);
+void text_encoder_free(TextEncoder *te);
+/* captions (B, T) int64 token ids (T = WORDS_NUM, 0-padded), cap_lens[B] in 1..T.
+ * z (B, ZSL_Z): ZSL G's noise, or NULL to draw it from rng (standard normal).
+ * drop_mask (B, T, W): the dropout multiplier to apply in train mode (PyTorch dumps), or NULL
+ * to draw it from rng with p = RNN_DROP. In eval mode there is no dropout. */
+TextEncoderOut text_encoder_forward(Tape *tp, TextEncoder *te, const int64_t *captions, const int *cap_lens, int B,
+                                    const Tensor *z, const Tensor *drop_mask, Rng *rng);
+
+#endif

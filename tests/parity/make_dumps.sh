@@ -1,0 +1,32 @@
+#!/bin/sh
+# make_dumps.sh [OUTDIR]: writes the small PyTorch reference dumps that `make test` replays with
+# `attngan parity` (default OUTDIR build/dumps). Needs Debian's python3-torch and the reference
+# in ../shared/reference (or $ATTNGAN_REFERENCE). Fresh seeds are picked with SEED=N.
+set -e
+OUT=${1:-build/dumps}
+REF=${ATTNGAN_REFERENCE:-$(dirname "$0")/../../../shared/reference}
+PY=${PYTHON:-/usr/bin/python3}
+SEED=${SEED:-1234}
+[ -f "$REF/ref_attngan.py" ] || { echo "make_dumps: no ref_attngan.py in $REF (set ATTNGAN_REFERENCE)"; exit 2; }
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+SMALL="--n-words 60 --words-num 12 --zsl-h 64 --zsl-rdc 32 --num-classes 10"
+TINY="$SMALL --emb-dim 16 --word-dim 16 --gf-dim 4 --df-dim 4 --zsl-z 8 --r-num 1"
+run() { # name, args...
+    name=$1; shift
+    if [ -f "$OUT/$name.safetensors" ] && [ -z "$FORCE" ]; then echo "have $OUT/$name.safetensors"; return; fi
+    echo "dump $name: $*"
+    "$PY" "$REF/ref_attngan.py" --seed "$SEED" --threads 2 "$@" --dump-safetensors "$OUT/$name.safetensors" >"$OUT/$name.log" 2>&1 \
+        || { cat "$OUT/$name.log"; exit 1; }
+}
+# gan_step first: it writes the calibrated trunk file the others load
+run gan_b3_small   --mode gan_step --branch 3 --batch 4 $TINY --no-dropout --trunk-file "$OUT/trunk.safetensors"
+run gan_b1_small   --mode gan_step --branch 1 --batch 4 $TINY --no-dropout --trunk-file "$OUT/trunk.safetensors"
+run gan_b2_small_cm --mode gan_step --branch 2 --batch 4 $TINY --no-dropout --correct-mask --trunk-file "$OUT/trunk.safetensors"
+run damsm_small    --mode damsm_step --batch 4 $TINY --no-dropout --damsm-size 64 --trunk-file "$OUT/trunk.safetensors"
+run damsm_small_drop --mode damsm_step --batch 4 $TINY --damsm-size 64 --trunk-file "$OUT/trunk.safetensors"
+run sample_b1_small --mode sample --branch 1 --batch 4 $TINY
+run sample_b2_small --mode sample --branch 2 --batch 4 $TINY
+run sample_b3_small --mode sample --branch 3 --batch 4 $TINY
+run sample_b3_small_cm --mode sample --branch 3 --batch 4 $TINY --correct-mask
+ls -la "$OUT"
