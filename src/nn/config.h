@@ -26,6 +26,8 @@ typedef struct ModelConfig {
     int branch_num;                        /* TREE.BRANCH_NUM 3 */
     int correct_mask;      /* 0: the seed's mask.repeat(queryL, 1) in G attention (DESIGN 6.1) */
     GVariant g_variant;    /* G_NET (default) or G_DCGAN (one image at the last stage) */
+    int zsl_fix_labels;    /* 0: the seed's reversed ZSL labels (image code = 0, text = 1, DESIGN 6.5);
+                              1: image code = 1 (real), generated text code = 0 */
 } ModelConfig;
 
 /* The seed's values. */

@@ -26,6 +26,7 @@ typedef struct TextEncoderOut {
     Tensor *drop_mask;           /* (B, T, W) multiplier applied (train mode with dropout), else NULL */
 } TextEncoderOut;
 
+/* Registers every tensor in state_dict order and finalizes the set; starts in eval mode (train = 0). */
 void text_encoder_init(TextEncoder *te, const ModelConfig *cfg);
 void text_encoder_free(TextEncoder *te);
 /* captions (B, T) int64 token ids (T = WORDS_NUM, 0-padded), cap_lens[B] in 1..T.

@@ -1,0 +1,93 @@
+/* text_encoder.c: the seed's RNN_ENCODER (the reference's RNNEncoder) with its ZSL G:
+ * embedding -> embedding dropout (train mode) -> bidirectional LSTM over the caption lengths ->
+ * words_emb (B, E, L), and sent_emb = ZSL_G(h_n, z); see text_encoder.h. */
+#include "text_encoder.h"
+
+#include <string.h>
+
+/* rnn.<w>_l0<suffix> of one LSTM direction, in PyTorch's registration order. */
+static void lstm_dir_init(LstmWeights *w, ParamSet *ps, const char *suffix, int in, int hid) {
+    char n[NAME_MAX_LEN];
+    w->w_ih = PARAM(ps, pname(n, "rnn.weight_ih_l0%s", suffix), 4 * hid, in);
+    w->w_hh = PARAM(ps, pname(n, "rnn.weight_hh_l0%s", suffix), 4 * hid, hid);
+    w->b_ih = PARAM(ps, pname(n, "rnn.bias_ih_l0%s", suffix), 4 * hid);
+    w->b_hh = PARAM(ps, pname(n, "rnn.bias_hh_l0%s", suffix), 4 * hid);
+}
+
+void text_encoder_init(TextEncoder *te, const ModelConfig *cfg) {
+    CHECK(cfg->embedding_dim > 0 && cfg->embedding_dim % 2 == 0,
+          "text_encoder_init: EMBEDDING_DIM = %d must be positive and even (bidirectional LSTM)", cfg->embedding_dim);
+    CHECK(cfg->n_words > 0 && cfg->word_dim > 0 && cfg->words_num > 0,
+          "text_encoder_init: N_WORDS = %d, WORD_DIM = %d, WORDS_NUM = %d must be positive", cfg->n_words,
+          cfg->word_dim, cfg->words_num);
+    CHECK(cfg->rnn_drop >= 0.0f && cfg->rnn_drop < 1.0f, "text_encoder_init: RNN_DROP = %g not in [0, 1)",
+          (double)cfg->rnn_drop);
+    memset(te, 0, sizeof *te);
+    te->cfg = *cfg;
+    paramset_init(&te->ps, "text_encoder");
+    int hid = cfg->embedding_dim / 2;
+    te->embedding = PARAM(&te->ps, "encoder.weight", cfg->n_words, cfg->word_dim);
+    lstm_dir_init(&te->fwd, &te->ps, "", cfg->word_dim, hid);
+    lstm_dir_init(&te->rev, &te->ps, "_reverse", cfg->word_dim, hid);
+    zsl_g_init(&te->zsl_g, &te->ps, "zsl_g", cfg);
+    paramset_finalize(&te->ps);
+    te->train = 0;
+}
+
+void text_encoder_free(TextEncoder *te) { paramset_free(&te->ps); }
+
+/* A no-gradient copy of x on the tape (so that the caller's const tensor is never written). */
+static Tensor *tape_copy(Tape *tp, const Tensor *x) {
+    Tensor *y = tape_new(tp, x->ndim, x->shape);
+    if (x->n) memcpy(y->data, x->data, (size_t)x->n * sizeof(float));
+    return y;
+}
+
+/* Embedding dropout of train mode. emb (B, T, W). Sets *mask_out to the multiplier used, or NULL. */
+static Tensor *embedding_dropout(Tape *tp, const TextEncoder *te, Tensor *emb, const Tensor *drop_mask, Rng *rng,
+                                 Tensor **mask_out) {
+    *mask_out = NULL;
+    if (drop_mask) {
+        Tensor *m = tape_copy(tp, drop_mask);
+        *mask_out = m;
+        return op_dropout_mask(tp, emb, m); /* checks the shape */
+    }
+    if (te->cfg.rnn_drop == 0.0f) return emb;
+    CHECK(rng != NULL, "text_encoder: dropout p = %g in train mode needs an Rng or a drop_mask",
+          (double)te->cfg.rnn_drop);
+    return op_dropout(tp, emb, te->cfg.rnn_drop, rng, mask_out);
+}
+
+/* ZSL G's noise (B, Z): a copy of z, or standard normal from rng. */
+static Tensor *zsl_noise(Tape *tp, const TextEncoder *te, const Tensor *z, int B, Rng *rng) {
+    int Z = te->cfg.zsl_z;
+    if (z) {
+        char s[64];
+        CHECK(z->ndim == 2 && z->shape[0] == B && z->shape[1] == Z, "text_encoder: z %s must be (%d, %d)",
+              tensor_shape_str(z, s, sizeof s), B, Z);
+        return tape_copy(tp, z);
+    }
+    CHECK(rng != NULL, "text_encoder: z = NULL needs an Rng to draw ZSL G's noise");
+    Tensor *zz = TNEW(tp, B, Z);
+    rng_normal(rng, zz->data, zz->n, 0.0f, 1.0f);
+    return zz;
+}
+
+TextEncoderOut text_encoder_forward(Tape *tp, TextEncoder *te, const int64_t *captions, const int *cap_lens, int B,
+                                    const Tensor *z, const Tensor *drop_mask, Rng *rng) {
+    CHECK(captions && cap_lens && B > 0, "text_encoder: captions, cap_lens and B = %d > 0 are required", B);
+    int T = te->cfg.words_num;
+    for (int b = 0; b < B; b++)
+        CHECK(cap_lens[b] >= 1 && cap_lens[b] <= T, "text_encoder: cap_lens[%d] = %d not in 1..WORDS_NUM = %d", b,
+              cap_lens[b], T);
+    TextEncoderOut o = {NULL, NULL, NULL, NULL};
+    Tensor *emb = op_embedding(tp, captions, B, T, te->embedding); /* (B, T, W) */
+    if (te->train) emb = embedding_dropout(tp, te, emb, drop_mask, rng, &o.drop_mask);
+    Tensor *h_n;                                                    /* (B, E) */
+    Tensor *seq = op_bilstm(tp, emb, cap_lens, &te->fwd, &te->rev, &h_n); /* (B, L, E) */
+    o.words_emb = op_transpose(tp, seq, 1, 2);                      /* (B, E, L) */
+    o.sent_lstm = h_n;
+    Tensor *zz = zsl_noise(tp, te, z, B, rng);                      /* (B, Z), drawn after the dropout mask */
+    o.sent_emb = zsl_g_forward(tp, &te->zsl_g, h_n, zz);            /* (B, E) */
+    return o;
+}

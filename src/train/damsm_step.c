@@ -1,0 +1,117 @@
+/* damsm_step.c: the DAMSM + ZSL pretraining iteration; see damsm_step.h. */
+#include "damsm_step.h"
+
+#include <string.h>
+
+void damsm_trainer_init(DamsmTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, const ModelConfig *cfg) {
+    memset(t, 0, sizeof *t);
+    t->cfg = *cfg;
+    t->te = te;
+    t->ie = ie;
+    t->zd = zd;
+    te->train = 1;
+    ie->train = 1; /* the seed: cnn_model.train(), so the frozen trunk's BN uses batch statistics */
+    image_encoder_set_trainable(ie, 1);
+    paramset_set_frozen(&te->ps, 0);
+    adam_init(&t->opt_te, &te->ps, cfg->encoder_lr, cfg->beta1, cfg->beta2, 1e-8f);
+    adam_init(&t->opt_ie, &ie->ps, cfg->encoder_lr, cfg->beta1, cfg->beta2, 1e-8f);
+    adam_init(&t->opt_zd, &zd->ps, cfg->encoder_lr, cfg->beta1, cfg->beta2, 1e-8f);
+    tape_init(&t->tape[0]);
+    tape_init(&t->tape[1]);
+}
+
+void damsm_trainer_free(DamsmTrainer *t) {
+    adam_free(&t->opt_te);
+    adam_free(&t->opt_ie);
+    adam_free(&t->opt_zd);
+    tape_free(&t->tape[0]);
+    tape_free(&t->tape[1]);
+}
+
+/* A (B, 1) tensor of one label value. */
+static Tensor *labels(Tape *tp, int B, float v) {
+    Tensor *y = TNEW(tp, B, 1);
+    for (int i = 0; i < B; i++) y->data[i] = v;
+    return y;
+}
+
+static int64_t *targets0(Tape *tp, const int64_t *class_ids, int B, int K) {
+    int64_t *y = tape_alloc(tp, (size_t)B * sizeof(int64_t));
+    for (int i = 0; i < B; i++) {
+        CHECK(class_ids[i] >= 1 && class_ids[i] <= K, "class id %lld of sample %d outside 1..%d", (long long)class_ids[i], i, K);
+        y[i] = class_ids[i] - 1;
+    }
+    return y;
+}
+
+/* ZSL D on both codes: the four terms; `text_label` is the BCE target for the text code. */
+static void zsl_terms(Tape *tp, ZslD *zd, Tensor *code, Tensor *sent, const int64_t *y, float img_label, float text_label,
+                      Tensor **pred_s, Tensor **cls_s, Tensor **pred_e, Tensor **cls_e, Tensor *terms[4]) {
+    int B = code->shape[0];
+    zsl_d_forward(tp, zd, code, pred_s, cls_s);
+    zsl_d_forward(tp, zd, sent, pred_e, cls_e);
+    terms[0] = op_bce_logits(tp, *pred_s, labels(tp, B, img_label));
+    terms[1] = op_bce_logits(tp, *pred_e, labels(tp, B, text_label));
+    terms[2] = op_cross_entropy(tp, *cls_s, y);
+    terms[3] = op_cross_entropy(tp, *cls_e, y);
+}
+
+void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *o) {
+    Tape *tp = &t->tape[0];
+    const ModelConfig *c = &t->cfg;
+    tape_reset(tp);
+    memset(o, 0, sizeof *o);
+    paramset_zero_grad(&t->te->ps);
+    paramset_zero_grad(&t->ie->ps);
+    paramset_set_frozen(&t->zd->ps, 1); /* its pass-1 gradients are discarded by the seed */
+    o->img = image_encoder_forward(tp, t->ie, b->imgs);
+    o->txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, noise ? noise->zsl_z[0] : NULL,
+                                  noise ? noise->drop_mask[0] : NULL, rng);
+    o->w = damsm_words_loss(tp, c, o->img.region, o->txt.words_emb, b->cap_lens, b->class_ids, b->B);
+    o->s = damsm_sent_loss(tp, c, o->img.code, o->txt.sent_emb, b->class_ids, b->B);
+    const int64_t *y = targets0(tp, b->class_ids, b->B, c->num_classes);
+    float real = c->zsl_fix_labels ? 1.0f : 0.0f;
+    /* the ZSL G wants its text codes taken for image codes: both targets are the image label */
+    zsl_terms(tp, t->zd, o->img.code, o->txt.sent_emb, y, real, real, &o->pred_sent, &o->cls_sent, &o->pred_emb,
+              &o->cls_emb, o->g_terms);
+    o->g_loss = op_add(tp, op_add(tp, op_add(tp, o->g_terms[0], o->g_terms[1]), o->g_terms[2]), o->g_terms[3]);
+    Tensor *wl = op_add(tp, o->w.loss0, o->w.loss1), *sl = op_add(tp, o->s.loss0, o->s.loss1);
+    o->loss = op_add(tp, op_add(tp, wl, sl), op_scale(tp, o->g_loss, c->zsl_lambda));
+    tape_backward(tp, o->loss);
+    paramset_set_frozen(&t->zd->ps, 0);
+    ParamSet *sets[1] = {&t->te->ps};
+    o->clip_total_norm = clip_grad_norm_sets(sets, 1, c->rnn_grad_clip);
+}
+
+void damsm_encoder_update(DamsmTrainer *t) {
+    adam_step(&t->opt_te);
+    adam_step(&t->opt_ie); /* only the emb layers require grad: the trunk is skipped */
+}
+
+void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *o) {
+    Tape *tp = &t->tape[1];
+    const ModelConfig *c = &t->cfg;
+    tape_reset(tp);
+    memset(o, 0, sizeof *o);
+    paramset_zero_grad(&t->zd->ps);
+    tape_no_grad_begin(tp); /* the seed's encoder gradients here are discarded */
+    o->txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, noise ? noise->zsl_z[1] : NULL,
+                                  noise ? noise->drop_mask[1] : NULL, rng);
+    o->img = image_encoder_forward(tp, t->ie, b->imgs);
+    tape_no_grad_end(tp);
+    const int64_t *y = targets0(tp, b->class_ids, b->B, c->num_classes);
+    float real = c->zsl_fix_labels ? 1.0f : 0.0f;
+    zsl_terms(tp, t->zd, o->img.code, o->txt.sent_emb, y, real, 1.0f - real, &o->pred_sent, &o->cls_sent, &o->pred_emb,
+              &o->cls_emb, o->d_terms);
+    o->d_loss = op_add(tp, op_add(tp, op_add(tp, o->d_terms[0], o->d_terms[1]), o->d_terms[2]), o->d_terms[3]);
+    tape_backward(tp, o->d_loss);
+}
+
+void damsm_zsl_d_update(DamsmTrainer *t) { adam_step(&t->opt_zd); }
+
+void damsm_step(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *p1, DamsmPass2 *p2) {
+    damsm_pass1(t, b, noise, rng, p1);
+    damsm_encoder_update(t);
+    damsm_pass2(t, b, noise, rng, p2);
+    damsm_zsl_d_update(t);
+}

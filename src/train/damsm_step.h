@@ -1,0 +1,82 @@
+/* damsm_step.h: one DAMSM + ZSL pretraining iteration (the seed's pretrain_DAMSM.py), as the
+ * training program and `attngan parity` run it.
+ *
+ *  pass 1: region, code = IE(imgs) (train-mode trunk BN); words, sent = TE(captions, z0, mask0);
+ *          loss = ((w0 + w1) + (s0 + s1)) + ZSL_LAMBDA * g_loss,
+ *          g_loss = ((BCEL(D(code), r) + BCEL(D(sent), r)) + CE(Dcls(code), y)) + CE(Dcls(sent), y)
+ *          with r = the "real" ZSL label (0 in the seed); backward; clip the text encoder's
+ *          gradients to RNN_GRAD_CLIP; Adam (ENCODER_LR) on the text encoder and the image
+ *          encoder's emb layers.
+ *  pass 2: the ZSL D step. The seed re-runs both encoders with the updated weights, a new z and a
+ *          new dropout mask (a second trunk BN update); we do the same but without building a
+ *          graph through them (the seed's gradients there are discarded: same numbers, less work):
+ *          d_loss = ((BCEL(D(code'), r) + BCEL(D(sent'), 1-r)) + CE(.., y)) + CE(.., y); Adam on D.
+ * The ZSL D gets no gradient in pass 1 (the seed computes and discards it). */
+#ifndef ATTNGAN_DAMSM_STEP_H
+#define ATTNGAN_DAMSM_STEP_H
+
+#include "../nn/damsm.h"
+#include "../nn/image_encoder.h"
+#include "../nn/text_encoder.h"
+#include "../nn/zsl.h"
+#include "optim.h"
+
+typedef struct DamsmTrainer {
+    ModelConfig cfg;
+    TextEncoder *te;
+    ImageEncoder *ie;
+    ZslD *zd;
+    Adam opt_te, opt_ie, opt_zd;  /* opt_te and opt_ie together are the seed's one encoder optimizer */
+    Tape tape[2];                 /* pass 1 and pass 2; their tensors live until the next step */
+} DamsmTrainer;
+
+typedef struct DamsmBatch {
+    Tensor *imgs;                 /* (B, 3, S, S) in [-1, 1] */
+    const int64_t *captions;      /* (B, WORDS_NUM), sorted by length, descending */
+    const int *cap_lens;          /* (B) */
+    const int64_t *class_ids;     /* (B) 1-based */
+    int B;
+} DamsmBatch;
+
+/* Optional injected noise (PyTorch dumps); NULL entries are drawn from the Rng. */
+typedef struct DamsmNoise {
+    const Tensor *zsl_z[2];
+    const Tensor *drop_mask[2];
+} DamsmNoise;
+
+typedef struct DamsmPass1 {
+    ImageEncoderOut img;
+    TextEncoderOut txt;
+    DamsmLoss w, s;
+    Tensor *pred_sent, *cls_sent, *pred_emb, *cls_emb;  /* ZSL D on code ("sent") and on sent_emb ("emb") */
+    Tensor *g_terms[4];           /* adv_sent, adv_emb, cls_sent, cls_emb */
+    Tensor *g_loss, *loss;
+    float clip_total_norm;
+} DamsmPass1;
+
+typedef struct DamsmPass2 {
+    ImageEncoderOut img;
+    TextEncoderOut txt;
+    Tensor *pred_sent, *cls_sent, *pred_emb, *cls_emb;
+    Tensor *d_terms[4];
+    Tensor *d_loss;
+} DamsmPass2;
+
+/* Takes the networks (not owned); sets their modes and trainable parts for pretraining. */
+void damsm_trainer_init(DamsmTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, const ModelConfig *cfg);
+void damsm_trainer_free(DamsmTrainer *t);
+
+/* The stages (parity replays them one by one): */
+/* pass 1 forward and backward on tape[0] (reset first); gradients clipped; no optimizer step. */
+void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *out);
+/* Adam on the text encoder and the image encoder's emb layers. */
+void damsm_encoder_update(DamsmTrainer *t);
+/* pass 2 on tape[1] (reset first): forward, backward into the ZSL D only, no optimizer step. */
+void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *out);
+/* Adam on the ZSL D. */
+void damsm_zsl_d_update(DamsmTrainer *t);
+
+/* The whole iteration. */
+void damsm_step(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *p1, DamsmPass2 *p2);
+
+#endif

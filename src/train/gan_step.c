@@ -1,0 +1,143 @@
+/* gan_step.c: the AttnGAN + ZSL training iteration; see gan_step.h. */
+#include "gan_step.h"
+
+#include <string.h>
+
+void gan_trainer_init(GanTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, GNet *g, DNet *const *d,
+                      const ModelConfig *cfg) {
+    memset(t, 0, sizeof *t);
+    t->cfg = *cfg;
+    t->te = te;
+    t->ie = ie;
+    t->zd = zd;
+    t->g = g;
+    CHECK(cfg->g_variant == G_VARIANT_NET, "gan_step: only G_NET is trained here (G_DCGAN has one D; not wired yet)");
+    t->n_d = g->branch;
+    te->train = 0;
+    ie->train = 0;
+    paramset_set_frozen(&te->ps, 1);
+    image_encoder_set_trainable(ie, 0);
+    paramset_set_frozen(&zd->ps, 1);
+    g->train = 1;
+    adam_init(&t->opt_g, &g->ps, cfg->g_lr, cfg->beta1, cfg->beta2, 1e-8f);
+    for (int i = 0; i < t->n_d; i++) {
+        t->d[i] = d[i];
+        d[i]->train = 1;
+        adam_init(&t->opt_d[i], &d[i]->ps, cfg->d_lr, cfg->beta1, cfg->beta2, 1e-8f);
+        tape_init(&t->tp_d[i]);
+    }
+    paramset_init(&t->ema_g, "netG_ema");
+    for (int i = 0; i < g->ps.n; i++) {
+        const ParamEntry *e = g->ps.entries[i];
+        if (e->kind == PARAM_BUFFER_I64) paramset_add_i64(&t->ema_g, e->name);
+        else paramset_add(&t->ema_g, e->name, e->kind, e->t.ndim, e->t.shape);
+    }
+    paramset_finalize(&t->ema_g);
+    paramset_copy(&t->ema_g, &g->ps);
+    tape_init(&t->tp_g);
+}
+
+void gan_trainer_free(GanTrainer *t) {
+    adam_free(&t->opt_g);
+    for (int i = 0; i < t->n_d; i++) {
+        adam_free(&t->opt_d[i]);
+        tape_free(&t->tp_d[i]);
+    }
+    paramset_free(&t->ema_g);
+    tape_free(&t->tp_g);
+}
+
+uint8_t *gan_word_mask(Tape *tp, const int64_t *captions, int B, int T, int L) {
+    uint8_t *m = tape_alloc(tp, (size_t)B * L);
+    for (int b = 0; b < B; b++)
+        for (int l = 0; l < L; l++) m[b * L + l] = captions[(int64_t)b * T + l] == 0;
+    return m;
+}
+
+void gan_text(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o) {
+    Tape *tp = &t->tp_g;
+    tape_reset(tp);
+    tape_no_grad_begin(tp);
+    o->txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, z, NULL, rng);
+    tape_no_grad_end(tp);
+    o->mask = gan_word_mask(tp, b->captions, b->B, t->cfg.words_num, o->txt.words_emb->shape[2]);
+}
+
+void gan_generate(GanTrainer *t, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask, GanStepOut *o) {
+    paramset_zero_grad(&t->g->ps);
+    o->gen = gnet_forward(&t->tp_g, t->g, sent_emb, words_emb, mask);
+}
+
+void gan_d_backward(GanTrainer *t, int i, Tensor *real, Tensor *fake, Tensor *sent_emb, DLossOut *out) {
+    Tape *tp = &t->tp_d[i];
+    tape_reset(tp);
+    DNet *d = t->d[i];
+    paramset_set_frozen(&d->ps, 0);
+    paramset_zero_grad(&d->ps);
+    *out = discriminator_loss(tp, d, real, tape_detach(tp, fake), tape_detach(tp, sent_emb));
+    tape_backward(tp, out->loss);
+}
+
+void gan_d_update(GanTrainer *t, int i) { adam_step(&t->opt_d[i]); }
+
+static Tensor *fill(Tape *tp, int B, float v) {
+    Tensor *y = TNEW(tp, B);
+    for (int i = 0; i < B; i++) y->data[i] = v;
+    return y;
+}
+
+void gan_g_loss(GanTrainer *t, Tape *tp, Tensor *const *fakes, Tensor *words_emb, Tensor *sent_emb, const GanBatch *b,
+                GanGLoss *o) {
+    const ModelConfig *c = &t->cfg;
+    int B = b->B;
+    memset(o, 0, sizeof *o);
+    Tensor *ones = fill(tp, B, 1.0f), *total = NULL;
+    for (int i = 0; i < t->n_d; i++) {
+        DNet *d = t->d[i];
+        paramset_set_frozen(&d->ps, 1); /* no D weight gradients from the G loss */
+        Tensor *feat = dnet_forward(tp, d, fakes[i]);
+        o->g_cond[i] = dnet_cond(tp, d, feat, sent_emb);
+        o->g_uncond[i] = dnet_uncond(tp, d, feat);
+        o->g_loss[i] = op_add(tp, op_bce(tp, o->g_cond[i], ones), op_bce(tp, o->g_uncond[i], ones));
+        total = total ? op_add(tp, total, o->g_loss[i]) : o->g_loss[i];
+        /* D stays frozen through the G backward; gan_d_backward unfreezes it */
+    }
+    Tensor *last = fakes[t->n_d - 1];
+    o->img = image_encoder_forward(tp, t->ie, last);
+    o->w = damsm_words_loss(tp, c, o->img.region, words_emb, b->cap_lens, b->class_ids, B);
+    o->s = damsm_sent_loss(tp, c, o->img.code, sent_emb, b->class_ids, B);
+    o->w_loss = op_scale(tp, op_add(tp, o->w.loss0, o->w.loss1), c->lambda);
+    o->s_loss = op_scale(tp, op_add(tp, o->s.loss0, o->s.loss1), c->lambda);
+    zsl_d_forward(tp, t->zd, o->img.code, &o->zsl_pred, &o->zsl_cls);
+    Tensor *target = TNEW(tp, B, 1);
+    for (int i = 0; i < B; i++) target->data[i] = c->zsl_fix_labels ? 1.0f : 0.0f; /* "look like a real image code" */
+    o->adv = op_bce_logits(tp, o->zsl_pred, target);
+    int64_t *y = tape_alloc(tp, (size_t)B * sizeof(int64_t));
+    for (int i = 0; i < B; i++) {
+        CHECK(b->class_ids[i] >= 1 && b->class_ids[i] <= c->num_classes, "class id %lld outside 1..%d",
+              (long long)b->class_ids[i], c->num_classes);
+        y[i] = b->class_ids[i] - 1;
+    }
+    o->cls = op_cross_entropy(tp, o->zsl_cls, y);
+    /* the seed: errG_total += w_loss + s_loss + (...) sums the right-hand side first */
+    Tensor *rhs = op_add(tp, op_add(tp, o->w_loss, o->s_loss), op_scale(tp, op_add(tp, o->adv, o->cls), c->lambda_zsl));
+    o->total = op_add(tp, total, rhs);
+}
+
+void gan_g_update(GanTrainer *t) {
+    adam_step(&t->opt_g);
+    ema_update(&t->ema_g, &t->g->ps, t->cfg.ema);
+}
+
+void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o) {
+    memset(o, 0, sizeof *o);
+    gan_text(t, b, z, rng, o);
+    gan_generate(t, o->txt.sent_emb, o->txt.words_emb, o->mask, o);
+    for (int i = 0; i < t->n_d; i++) {
+        gan_d_backward(t, i, b->imgs[i], o->gen.imgs[i], o->txt.sent_emb, &o->d[i]);
+        gan_d_update(t, i);
+    }
+    gan_g_loss(t, &t->tp_g, o->gen.imgs, o->txt.words_emb, o->txt.sent_emb, b, &o->g);
+    tape_backward(&t->tp_g, o->g.total);
+    gan_g_update(t);
+}

@@ -1,0 +1,91 @@
+/* gan_step.h: one AttnGAN + ZSL training iteration (the seed's trainer.py), as the training
+ * program and `attngan parity` run it.
+ *
+ *  1. words, sent = TE(captions, z) with the text encoder frozen and in eval mode;
+ *     mask = captions == 0 over the first L = max(cap_lens) columns.
+ *  2. fakes, atts = G(sent, words, mask) (train mode).
+ *  3. per D_i: errD_i = discriminator_loss(D_i, real_i, fake_i (constant), sent); backward; Adam.
+ *  4. errG_total = ((g_0 + g_1) + g_2) + (w_loss + s_loss + (adv + cls) * LAMBDA_ZSL) where
+ *     g_i = BCE(COND(D_i(fake_i), sent), 1) + BCE(UNCOND(D_i(fake_i)), 1) with the updated D_i,
+ *     w/s_loss = LAMBDA * DAMSM losses of IE(fake_last) (frozen, eval) against the text,
+ *     adv = BCEL(ZSL_D(code), r), cls = CE(ZSL_D_cls(code), class - 1) (ZSL D frozen, eval).
+ *     The D weights get no gradient here (the seed computes and discards them); their BN
+ *     running statistics are updated as in the seed.
+ *  5. backward, Adam on G, then EMA of G's weights.
+ * Each stage is a function so that parity can feed each one with the reference's upstream
+ * tensors; gan_step() runs them all. */
+#ifndef ATTNGAN_GAN_STEP_H
+#define ATTNGAN_GAN_STEP_H
+
+#include "../nn/damsm.h"
+#include "../nn/discriminator.h"
+#include "../nn/generator.h"
+#include "../nn/image_encoder.h"
+#include "../nn/text_encoder.h"
+#include "../nn/zsl.h"
+#include "optim.h"
+
+typedef struct GanTrainer {
+    ModelConfig cfg;
+    TextEncoder *te;
+    ImageEncoder *ie;
+    ZslD *zd;
+    GNet *g;
+    DNet *d[3];
+    int n_d;                      /* = G's number of images */
+    Adam opt_g, opt_d[3];
+    ParamSet ema_g;               /* EMA copy of G (weights averaged; buffers copied at init) */
+    Tape tp_g;                    /* text encoder, G forward and the G loss (kept until the next step) */
+    Tape tp_d[3];                 /* the D steps */
+} GanTrainer;
+
+typedef struct GanBatch {
+    Tensor *imgs[3];              /* real images, (B, 3, 64*2^i, 64*2^i) */
+    const int64_t *captions;      /* (B, WORDS_NUM) sorted by length, descending */
+    const int *cap_lens;
+    const int64_t *class_ids;     /* 1-based */
+    int B;
+} GanBatch;
+
+typedef struct GanGLoss {
+    Tensor *g_cond[3], *g_uncond[3], *g_loss[3];
+    ImageEncoderOut img;
+    DamsmLoss w, s;
+    Tensor *w_loss, *s_loss;      /* x LAMBDA */
+    Tensor *zsl_pred, *zsl_cls, *adv, *cls;
+    Tensor *total;                /* errG_total */
+} GanGLoss;
+
+typedef struct GanStepOut {
+    TextEncoderOut txt;
+    uint8_t *mask;                /* (B, L) */
+    GNetOut gen;
+    DLossOut d[3];
+    GanGLoss g;
+} GanStepOut;
+
+/* Takes the networks (not owned); freezes TE, IE, ZSL D (eval), sets G and the Ds to train,
+ * creates the optimizers and the EMA copy of G. */
+void gan_trainer_init(GanTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, GNet *g, DNet *const *d,
+                      const ModelConfig *cfg);
+void gan_trainer_free(GanTrainer *t);
+
+/* Stage 1 (on tp_g, reset first): frozen text encoder; z NULL draws from rng. Fills txt, mask. */
+void gan_text(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o);
+/* (B, L) padding mask of captions (1 = padding), on the tape. */
+uint8_t *gan_word_mask(Tape *tp, const int64_t *captions, int B, int T, int L);
+/* Stage 2 (on tp_g): G forward. */
+void gan_generate(GanTrainer *t, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask, GanStepOut *o);
+/* Stage 3 (on tp_d[i], reset first): D_i's loss and backward into D_i's zeroed gradients; no step. */
+void gan_d_backward(GanTrainer *t, int i, Tensor *real, Tensor *fake, Tensor *sent_emb, DLossOut *out);
+void gan_d_update(GanTrainer *t, int i);
+/* Stage 4 (on tp): the G loss from the fakes (any tensors: G's outputs, or leaves). */
+void gan_g_loss(GanTrainer *t, Tape *tp, Tensor *const *fakes, Tensor *words_emb, Tensor *sent_emb, const GanBatch *b,
+                GanGLoss *out);
+/* Stage 5: Adam on G, then the EMA. */
+void gan_g_update(GanTrainer *t);
+
+/* The whole iteration. */
+void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o);
+
+#endif
