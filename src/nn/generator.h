@@ -1,5 +1,5 @@
 /* generator.h: G_NET of the seed (src/model.py) for 1, 2 or 3 stages, and the G_DCGAN variant.
- *  h_net1 INIT_STAGE_G: fc = Linear(E, 32g*4*4*2, no bias) + BatchNorm1d + GLU -> (B, 16g, 4, 4),
+ *  h_net1 INIT_STAGE_G: fc = Linear(E, 16g*4*4*2, no bias) + BatchNorm1d + GLU -> (B, 16g, 4, 4),
  *         then upsample1..4 = [nearest x2, conv3x3 (-> 2 cout, no bias), BN, GLU] -> (B, g, 64, 64).
  *         The seed's INIT_STAGE_G takes only the sentence code (no noise, no CA_NET).
  *  h_net2/3 NEXT_STAGE_G: att (GlobalAttentionGeneral: conv_context 1x1 E -> g on the words,
