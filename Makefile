@@ -1,7 +1,9 @@
 # ZSL-AttnGAN in C.
 #   make            build build/attngan and the library
 #   make test       unit tests (tests/run_tests.sh); SANITIZE=1 builds them with ASan+UBSan
-#   make check      install missing Debian packages, then `make test` and `make test SANITIZE=1`
+#   make check      install missing Debian packages (python3-torch included), write the reference
+#                   dumps and checkpoints, then `make test` and `make test SANITIZE=1`
+#   make dumps      PyTorch reference dumps for `attngan parity` (build/dumps; needs python3-torch)
 #   make fixtures   regenerate the PyTorch value fixtures (needs Debian's python3-torch)
 #   DEBUG=1         -O0 -g;  SANITIZE=1  -fsanitize=address,undefined (separate build dir)
 CC      ?= gcc
@@ -38,7 +40,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out $(TEST_LIB),$(TES
 LIB      := $(BUILD)/libattngan.a
 
 .SECONDARY:
-.PHONY: all test check deps fixtures clean
+.PHONY: all test check deps dumps fixtures clean
 all: $(BUILD)/attngan
 	@ln -sf $(BUILD)/attngan build/attngan 2>/dev/null || true
 
@@ -58,15 +60,23 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/test_util.o $(LIB)
 
 tests: $(TEST_BIN)
 
-test: $(TEST_BIN)
-	@tests/run_tests.sh $(TEST_BIN)
+# unit tests, the Python tests, then `attngan parity` on every reference dump (skipped if none)
+test: $(TEST_BIN) $(BUILD)/attngan
+	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) tests/run_py_tests.sh tests/parity/run_parity.sh
 
 deps:
 	@scripts/deps.sh
 
-check: deps
+check:
+	@scripts/deps.sh --with-torch
+	tests/parity/make_dumps.sh build/dumps
+	tests/parity/make_checkpoints.sh build/checkpoints
 	$(MAKE) test
 	$(MAKE) test SANITIZE=1
+
+dumps:
+	@scripts/deps.sh --with-torch
+	tests/parity/make_dumps.sh build/dumps
 
 fixtures:
 	@scripts/deps.sh --with-torch

@@ -1,8 +1,34 @@
 /* main.c: the attngan command line. Subcommands arrive with the issues that build them. */
-#include "../core/core.h"
+#include "app.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+int parse_int(const char *s, int *out, const char *flag) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < -2147483647L || v > 2147483647L) {
+        fprintf(stderr, "attngan: %s: '%s' is not an integer\n", flag, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int parse_double(const char *s, double *out, const char *flag) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "attngan: %s: '%s' is not a number\n", flag, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -11,11 +37,12 @@ static void usage(FILE *f) {
             "ZSL-AttnGAN in C: text-to-image birds from noisy text.\n"
             "\n"
             "commands:\n"
+            "  parity      replay a PyTorch reference dump and compare every tensor (attngan parity --help)\n"
             "  version     print the version and the thread count in use\n"
             "  help        this text\n"
             "\n"
-            "The engine (tensors, autograd, CPU ops) is in place; the networks, training,\n"
-            "generation and serving commands are being built (see README.md).\n");
+            "The engine and the networks are in place; training, generation and serving are\n"
+            "being built (see README.md).\n");
 }
 
 int main(int argc, char **argv) {
@@ -27,6 +54,7 @@ int main(int argc, char **argv) {
         printf("attngan 0.1.0 (threads %d)\n", threads_get());
         return 0;
     }
+    if (!strcmp(argv[1], "parity")) return cmd_parity(argc - 1, argv + 1);
     fprintf(stderr, "attngan: unknown command '%s' (try 'attngan help')\n", argv[1]);
     return 2;
 }

@@ -1,0 +1,13 @@
+/* app.h: the subcommands of the attngan program and small argument helpers. */
+#ifndef ATTNGAN_APP_H
+#define ATTNGAN_APP_H
+
+#include "../core/core.h"
+
+int cmd_parity(int argc, char **argv);
+
+/* Strict number parsing for flags: -1 with a message naming the flag on bad input. */
+int parse_int(const char *s, int *out, const char *flag);
+int parse_double(const char *s, double *out, const char *flag);
+
+#endif
