@@ -56,31 +56,44 @@ static void zsl_terms(Tape *tp, ZslD *zd, Tensor *code, Tensor *sent, const int6
     terms[3] = op_cross_entropy(tp, *cls_e, y);
 }
 
+void damsm_encode(DamsmTrainer *t, Tape *tp, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *o) {
+    o->img = image_encoder_forward(tp, t->ie, b->imgs);
+    o->txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, noise ? noise->zsl_z[0] : NULL,
+                                  noise ? noise->drop_mask[0] : NULL, rng);
+}
+
+void damsm_losses(DamsmTrainer *t, Tape *tp, Tensor *region, Tensor *code, Tensor *words_emb, Tensor *sent_emb,
+                  const DamsmBatch *b, DamsmPass1 *o) {
+    const ModelConfig *c = &t->cfg;
+    /* the ZSL D's pass-1 gradients are discarded by the seed: it stays frozen through the
+     * backward, until damsm_zsl_d_backward */
+    paramset_set_frozen(&t->zd->ps, 1);
+    o->w = damsm_words_loss(tp, c, region, words_emb, b->cap_lens, b->class_ids, b->B);
+    o->s = damsm_sent_loss(tp, c, code, sent_emb, b->class_ids, b->B);
+    const int64_t *y = targets0(tp, b->class_ids, b->B, c->num_classes);
+    float real = c->zsl_fix_labels ? 1.0f : 0.0f;
+    /* the ZSL G wants its text codes taken for image codes: both targets are the image label */
+    zsl_terms(tp, t->zd, code, sent_emb, y, real, real, &o->pred_sent, &o->cls_sent, &o->pred_emb, &o->cls_emb, o->g_terms);
+    o->g_loss = op_add(tp, op_add(tp, op_add(tp, o->g_terms[0], o->g_terms[1]), o->g_terms[2]), o->g_terms[3]);
+    Tensor *wl = op_add(tp, o->w.loss0, o->w.loss1), *sl = op_add(tp, o->s.loss0, o->s.loss1);
+    o->loss = op_add(tp, op_add(tp, wl, sl), op_scale(tp, o->g_loss, c->zsl_lambda));
+}
+
+float damsm_clip(DamsmTrainer *t) {
+    ParamSet *sets[1] = {&t->te->ps};
+    return clip_grad_norm_sets(sets, 1, t->cfg.rnn_grad_clip);
+}
+
 void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *o) {
     Tape *tp = &t->tape[0];
-    const ModelConfig *c = &t->cfg;
     tape_reset(tp);
     memset(o, 0, sizeof *o);
     paramset_zero_grad(&t->te->ps);
     paramset_zero_grad(&t->ie->ps);
-    paramset_set_frozen(&t->zd->ps, 1); /* its pass-1 gradients are discarded by the seed */
-    o->img = image_encoder_forward(tp, t->ie, b->imgs);
-    o->txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, noise ? noise->zsl_z[0] : NULL,
-                                  noise ? noise->drop_mask[0] : NULL, rng);
-    o->w = damsm_words_loss(tp, c, o->img.region, o->txt.words_emb, b->cap_lens, b->class_ids, b->B);
-    o->s = damsm_sent_loss(tp, c, o->img.code, o->txt.sent_emb, b->class_ids, b->B);
-    const int64_t *y = targets0(tp, b->class_ids, b->B, c->num_classes);
-    float real = c->zsl_fix_labels ? 1.0f : 0.0f;
-    /* the ZSL G wants its text codes taken for image codes: both targets are the image label */
-    zsl_terms(tp, t->zd, o->img.code, o->txt.sent_emb, y, real, real, &o->pred_sent, &o->cls_sent, &o->pred_emb,
-              &o->cls_emb, o->g_terms);
-    o->g_loss = op_add(tp, op_add(tp, op_add(tp, o->g_terms[0], o->g_terms[1]), o->g_terms[2]), o->g_terms[3]);
-    Tensor *wl = op_add(tp, o->w.loss0, o->w.loss1), *sl = op_add(tp, o->s.loss0, o->s.loss1);
-    o->loss = op_add(tp, op_add(tp, wl, sl), op_scale(tp, o->g_loss, c->zsl_lambda));
+    damsm_encode(t, tp, b, noise, rng, o);
+    damsm_losses(t, tp, o->img.region, o->img.code, o->txt.words_emb, o->txt.sent_emb, b, o);
     tape_backward(tp, o->loss);
-    paramset_set_frozen(&t->zd->ps, 0);
-    ParamSet *sets[1] = {&t->te->ps};
-    o->clip_total_norm = clip_grad_norm_sets(sets, 1, c->rnn_grad_clip);
+    o->clip_total_norm = damsm_clip(t);
 }
 
 void damsm_encoder_update(DamsmTrainer *t) {
@@ -88,23 +101,32 @@ void damsm_encoder_update(DamsmTrainer *t) {
     adam_step(&t->opt_ie); /* only the emb layers require grad: the trunk is skipped */
 }
 
-void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *o) {
-    Tape *tp = &t->tape[1];
-    const ModelConfig *c = &t->cfg;
-    tape_reset(tp);
-    memset(o, 0, sizeof *o);
-    paramset_zero_grad(&t->zd->ps);
+void damsm_encode2(DamsmTrainer *t, Tape *tp, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *o) {
     tape_no_grad_begin(tp); /* the seed's encoder gradients here are discarded */
     o->txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, noise ? noise->zsl_z[1] : NULL,
                                   noise ? noise->drop_mask[1] : NULL, rng);
     o->img = image_encoder_forward(tp, t->ie, b->imgs);
     tape_no_grad_end(tp);
+}
+
+void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, DamsmPass2 *o) {
+    const ModelConfig *c = &t->cfg;
+    paramset_set_frozen(&t->zd->ps, 0);
+    paramset_zero_grad(&t->zd->ps);
     const int64_t *y = targets0(tp, b->class_ids, b->B, c->num_classes);
     float real = c->zsl_fix_labels ? 1.0f : 0.0f;
-    zsl_terms(tp, t->zd, o->img.code, o->txt.sent_emb, y, real, 1.0f - real, &o->pred_sent, &o->cls_sent, &o->pred_emb,
-              &o->cls_emb, o->d_terms);
+    zsl_terms(tp, t->zd, tape_detach(tp, code), tape_detach(tp, sent_emb), y, real, 1.0f - real, &o->pred_sent, &o->cls_sent,
+              &o->pred_emb, &o->cls_emb, o->d_terms);
     o->d_loss = op_add(tp, op_add(tp, op_add(tp, o->d_terms[0], o->d_terms[1]), o->d_terms[2]), o->d_terms[3]);
     tape_backward(tp, o->d_loss);
+}
+
+void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *o) {
+    Tape *tp = &t->tape[1];
+    tape_reset(tp);
+    memset(o, 0, sizeof *o);
+    damsm_encode2(t, tp, b, noise, rng, o);
+    damsm_zsl_d_backward(t, tp, o->img.code, o->txt.sent_emb, b, o);
 }
 
 void damsm_zsl_d_update(DamsmTrainer *t) { adam_step(&t->opt_zd); }

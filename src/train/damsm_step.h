@@ -66,11 +66,23 @@ typedef struct DamsmPass2 {
 void damsm_trainer_init(DamsmTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, const ModelConfig *cfg);
 void damsm_trainer_free(DamsmTrainer *t);
 
-/* The stages (parity replays them one by one): */
+/* The stages (parity replays them one by one, feeding each with the reference's tensors): */
+/* The encoders of pass 1 on tp: fills out->img and out->txt. */
+void damsm_encode(DamsmTrainer *t, Tape *tp, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *out);
+/* The pass-1 losses from the encoder outputs (any tensors) on tp: fills w, s, the ZSL terms, loss.
+ * The ZSL D is used frozen (no gradient). */
+void damsm_losses(DamsmTrainer *t, Tape *tp, Tensor *region, Tensor *code, Tensor *words_emb, Tensor *sent_emb,
+                  const DamsmBatch *b, DamsmPass1 *out);
+/* Clips the text encoder's gradients (returns the norm before clipping). */
+float damsm_clip(DamsmTrainer *t);
 /* pass 1 forward and backward on tape[0] (reset first); gradients clipped; no optimizer step. */
 void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *out);
 /* Adam on the text encoder and the image encoder's emb layers. */
 void damsm_encoder_update(DamsmTrainer *t);
+/* The encoders of pass 2 on tp, without a graph: fills out->img and out->txt. */
+void damsm_encode2(DamsmTrainer *t, Tape *tp, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *out);
+/* The ZSL D loss on (code, sent_emb) on tp, and its backward into the zeroed ZSL D gradients. */
+void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, DamsmPass2 *out);
 /* pass 2 on tape[1] (reset first): forward, backward into the ZSL D only, no optimizer step. */
 void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *out);
 /* Adam on the ZSL D. */
