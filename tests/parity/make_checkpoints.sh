@@ -16,5 +16,5 @@ if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
     echo "make_checkpoints: $PY has no torch (Debian python3-torch); no checkpoints written, tests/test_checkpoints will skip"
     exit 0
 fi
-[ -f "$REF/ref_attngan.py" ] || { echo "make_checkpoints: no ref_attngan.py in $REF (set ATTNGAN_REFERENCE)"; exit 2; }
+[ -f "$REF/ref_attngan.py" ] || { echo "SKIP make_checkpoints: no ref_attngan.py in $REF (set ATTNGAN_REFERENCE); the checkpoint tests will skip"; exit 0; }
 ATTNGAN_REFERENCE=$REF exec "$PY" "$HERE/make_checkpoints.py" "$OUT" "$@"

@@ -7,7 +7,8 @@ OUT=${1:-build/dumps}
 REF=${ATTNGAN_REFERENCE:-$(dirname "$0")/../../../shared/reference}
 PY=${PYTHON:-/usr/bin/python3}
 SEED=${SEED:-1234}
-[ -f "$REF/ref_attngan.py" ] || { echo "make_dumps: no ref_attngan.py in $REF (set ATTNGAN_REFERENCE)"; exit 2; }
+[ -f "$REF/ref_attngan.py" ] || { echo "SKIP make_dumps: no ref_attngan.py in $REF (set ATTNGAN_REFERENCE); the parity tests will skip"; exit 0; }
+"$PY" -c "import torch" 2>/dev/null || { echo "SKIP make_dumps: $PY has no torch (Debian python3-torch); the parity tests will skip"; exit 0; }
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 SMALL="--n-words 60 --words-num 12 --zsl-h 64 --zsl-rdc 32 --num-classes 10"
