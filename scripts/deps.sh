@@ -2,8 +2,8 @@
 # deps.sh: installs the Debian packages the build and the tests need, if any are missing.
 # Usage: scripts/deps.sh [--with-torch]   (--with-torch adds python3-torch for `make fixtures`)
 set -e
-PKGS="build-essential libopenblas-openmp-dev libcjson-dev"
-[ "$1" = "--with-torch" ] && PKGS="$PKGS python3-torch python3-numpy"
+PKGS="build-essential libopenblas-openmp-dev libcjson-dev libjpeg62-turbo-dev libpng-dev"
+[ "$1" = "--with-torch" ] && PKGS="$PKGS python3-torch python3-numpy python3-pil"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

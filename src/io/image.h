@@ -1,0 +1,34 @@
+/* image.h: 8-bit RGB images: decoding JPEG (libjpeg-turbo) and PNG (libpng), PNG encoding, and
+ * the PIL operations AttnGAN's data pipeline uses (crop, BILINEAR resize with PIL's antialiasing
+ * filter, horizontal flip), then conversion to a [-1, 1] float CHW tensor. */
+#ifndef ATTNGAN_IMAGE_H
+#define ATTNGAN_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Image {
+    int w, h;             /* pixels */
+    uint8_t *data;        /* h * w * 3 bytes, row-major RGB */
+} Image;
+
+/* Decodes a JPEG or PNG (by content, not name); grayscale and palette images become RGB, alpha is
+ * dropped. 0, or -1 with err_msg() naming the file and the decoder's complaint. */
+int image_load(const char *path, Image *out);
+int image_decode(const uint8_t *buf, size_t len, const char *name, Image *out);
+int image_save_png(const char *path, const Image *img);   /* atomic: temp file + rename */
+int image_encode_png(const Image *img, uint8_t **buf, size_t *len);  /* malloc'ed buffer */
+void image_free(Image *img);
+
+/* PIL Image.crop((x1, y1, x2, y2)) with integer bounds inside the image. */
+int image_crop(const Image *src, int x1, int y1, int x2, int y2, Image *out);
+/* PIL Image.resize((w, h), Image.BILINEAR): separable triangle filter whose support widens when
+ * downscaling (antialias), with PIL's fixed-point rounding, so the bytes match PIL's. */
+void image_resize_bilinear(const Image *src, int w, int h, Image *out);
+void image_flip_horizontal(Image *img);
+/* (3, h, w) floats, x / 127.5 - 1 (ToTensor then Normalize(0.5, 0.5)). */
+void image_to_chw(const Image *img, float *dst);
+/* The inverse, clamping to [0, 255] with rounding: for saving generated images. */
+void image_from_chw(const float *src, int w, int h, Image *out);
+
+#endif
