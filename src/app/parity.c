@@ -454,7 +454,7 @@ static void run_gan(Parity *p, int branch, const char *trunk) {
     /* 2. G forward from the dump's embeddings (train mode) */
     Tensor *sent = dump_tensor(p, &io, "out.sent_emb"), *words = dump_tensor(p, &io, "out.words_emb");
     uint8_t *mask = gan_word_mask(&io, b.captions, b.B, b.T, words->shape[2]);
-    gan_generate(&t, sent, words, mask, &o);
+    gan_generate(&t, sent, words, mask, NULL, &o);
     compare_gen(p, &o.gen);
     compare_params(p, "after.netG.", &g.ps, 0, 0, 1); /* BN running stats: one G forward */
     /* 3. D steps on the dump's fakes */

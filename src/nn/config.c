@@ -37,6 +37,8 @@ void model_config_default(ModelConfig *c) {
     c->branch_num = 3;
     c->correct_mask = 0;
     c->g_variant = G_VARIANT_NET;
+    c->ca_net = 0;
+    c->z_dim = 100;
 }
 
 static int get_int(cJSON *root, const char *key, int *dst) {
@@ -90,6 +92,8 @@ int model_config_from_json(ModelConfig *c, const char *json) {
     rc |= get_float(root, "EMA", &c->ema);
     rc |= get_int(root, "branch", &c->branch_num);
     rc |= get_int(root, "correct_mask", &c->correct_mask);
+    rc |= get_int(root, "CA_NET", &c->ca_net);
+    rc |= get_int(root, "Z_DIM", &c->z_dim);
     cJSON *betas = cJSON_GetObjectItemCaseSensitive(root, "BETAS");
     if (betas) {
         if (!cJSON_IsArray(betas) || cJSON_GetArraySize(betas) != 2 || !cJSON_IsNumber(betas->child) ||

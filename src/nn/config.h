@@ -28,13 +28,16 @@ typedef struct ModelConfig {
     GVariant g_variant;    /* G_NET (default) or G_DCGAN (one image at the last stage) */
     int zsl_fix_labels;    /* 0: the seed's reversed ZSL labels (image code = 0, text = 1, DESIGN 6.5);
                               1: image code = 1 (real), generated text code = 0 */
+    int ca_net;            /* 0: the seed's G (INIT_STAGE_G on the sentence code only, DESIGN 6.4);
+                              1: AttnGAN's CA_NET + noise: h_net1 on cat(c_code, z) and a KL loss */
+    int z_dim;             /* GAN.Z_DIM 100: noise size of h_net1 when ca_net is on */
 } ModelConfig;
 
 /* The seed's values. */
 void model_config_default(ModelConfig *c);
 /* Overrides fields from a JSON object with the reference's upper-case keys (GF_DIM, ...;
  * unknown keys are ignored, wrong types are an error naming the key). Also reads
- * "branch" and "correct_mask" (dump metadata). Returns 0 or -1 with err_msg(). */
+ * "branch" and "correct_mask" (dump metadata), "CA_NET" (bool or int) and "Z_DIM". Returns 0 or -1 with err_msg(). */
 int model_config_from_json(ModelConfig *c, const char *json);
 
 #endif

@@ -1,10 +1,12 @@
 /* generator.c: G_NET (1..3 stages) and G_DCGAN of the seed on the tape; see generator.h.
  * Parameters are registered in the seed's state_dict order: h_net1, img_net1, h_net2, img_net2,
  * h_net3, img_net3 (G_DCGAN: h_net1, h_net2, h_net3, img_net), each module's parameters before
- * its buffers (BN: weight, bias, running_mean, running_var, num_batches_tracked). */
+ * its buffers (BN: weight, bias, running_mean, running_var, num_batches_tracked); with cfg.ca_net,
+ * ca_net.fc.{weight,bias} come first (AttnGAN's G_NET.__init__ creates self.ca_net first). */
 #include "generator.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define BN_EPS 1e-5f
 
@@ -36,7 +38,14 @@ typedef struct NextStage {
     UpBlock up;
 } NextStage;
 
+/* CA_NET: fc Linear(E -> 4C, bias) + GLU -> (mu, logvar) */
+typedef struct CaNet {
+    LinearLayer fc;
+    int c_dim;
+} CaNet;
+
 struct GNetImpl {
+    CaNet ca;                    /* only with cfg.ca_net */
     InitStage s1;
     NextStage next[2];           /* h_net2, h_net3 */
     Conv2dLayer img[3];          /* img_net{k}.img.0; G_DCGAN: img[0] is img_net.img.0 */
@@ -57,10 +66,10 @@ static void res_block_init(ResBlock *r, ParamSet *ps, const char *prefix, int c)
     batchnorm_layer_init(&r->bn4, ps, pname(n, "%s.block.4", prefix), c, BN_EPS);
 }
 
-static void init_stage_init(InitStage *s, ParamSet *ps, int ngf, int cond_dim) {
+static void init_stage_init(InitStage *s, ParamSet *ps, int ngf, int in_dim) {
     char n[NAME_MAX_LEN];
     s->ngf = ngf;
-    linear_layer_init(&s->fc, ps, "h_net1.fc.0", cond_dim, ngf * 4 * 4 * 2, 0);
+    linear_layer_init(&s->fc, ps, "h_net1.fc.0", in_dim, ngf * 4 * 4 * 2, 0);
     batchnorm_layer_init(&s->fc_bn, ps, "h_net1.fc.1", ngf * 4 * 4 * 2, BN_EPS);
     for (int i = 0; i < 4; i++)
         up_block_init(&s->up[i], ps, pname(n, "h_net1.upsample%d", i + 1), ngf >> i, ngf >> (i + 1));
@@ -85,7 +94,9 @@ void gnet_init(GNet *g, const ModelConfig *cfg, int branch) {
     CHECK(cfg->gf_dim > 0 && cfg->embedding_dim > 0 && cfg->condition_dim > 0 && cfg->r_num >= 0,
           "gnet_init: bad sizes gf_dim %d, embedding_dim %d, condition_dim %d, r_num %d", cfg->gf_dim,
           cfg->embedding_dim, cfg->condition_dim, cfg->r_num);
+    CHECK(!cfg->ca_net || cfg->z_dim > 0, "gnet_init: CA_NET needs Z_DIM > 0 (got %d)", cfg->z_dim);
     g->cfg = *cfg;
+    g->cfg.ca_net = cfg->ca_net != 0;
     g->branch = branch;
     g->train = 1; /* nn.Module default */
     g->impl = xcalloc(1, sizeof *g->impl);
@@ -93,7 +104,11 @@ void gnet_init(GNet *g, const ModelConfig *cfg, int branch) {
     GNetImpl *m = g->impl;
     int gf = cfg->gf_dim, dcgan = cfg->g_variant == G_VARIANT_DCGAN;
     char n[NAME_MAX_LEN];
-    init_stage_init(&m->s1, &g->ps, 16 * gf, cfg->condition_dim);
+    if (g->cfg.ca_net) {
+        m->ca.c_dim = cfg->condition_dim;
+        linear_layer_init(&m->ca.fc, &g->ps, "ca_net.fc", cfg->embedding_dim, 4 * cfg->condition_dim, 1);
+    }
+    init_stage_init(&m->s1, &g->ps, 16 * gf, cfg->condition_dim + (g->cfg.ca_net ? cfg->z_dim : 0));
     if (!dcgan) img_head_init(&m->img[0], &g->ps, "img_net1", gf);
     for (int k = 2; k <= branch; k++) {
         next_stage_init(&m->next[k - 2], &g->ps, k, gf, cfg->embedding_dim, cfg->r_num);
@@ -132,7 +147,7 @@ static Tensor *res_block_forward(Tape *tp, ResBlock *r, Tensor *x, int train) {
     return op_add(tp, y, x);
 }
 
-/* sent (B, cond) -> h (B, g, 64, 64) */
+/* sent (B, cond) (with CA_NET: cat(c_code, z)) -> h (B, g, 64, 64) */
 static Tensor *init_stage_forward(Tape *tp, InitStage *s, Tensor *sent, int train) {
     int B = sent->shape[0];
     Tensor *x = linear_layer_forward(tp, &s->fc, sent);      /* (B, ngf*32) */
@@ -190,10 +205,48 @@ static Tensor *img_head_forward(Tape *tp, Conv2dLayer *c, Tensor *h) {
     return op_tanh(tp, conv2d_layer_forward(tp, c, h));
 }
 
+/* CA_NET: sent (B, E) -> c_code (B, C); *mu, *logvar (B, C). eps (B, C) is a constant. */
+static Tensor *ca_net_forward(Tape *tp, CaNet *ca, Tensor *sent, Tensor *eps, Tensor **mu, Tensor **logvar) {
+    int C = ca->c_dim;
+    Tensor *x = linear_layer_forward(tp, &ca->fc, sent);    /* (B, 4C) */
+    x = op_glu(tp, x, 1);                                    /* (B, 2C) */
+    *mu = op_slice(tp, x, 1, 0, C);
+    *logvar = op_slice(tp, x, 1, C, 2 * C);
+    Tensor *std = op_exp(tp, op_scale(tp, *logvar, 0.5f)); /* logvar.mul(0.5).exp_() */
+    return op_add(tp, op_mul(tp, eps, std), *mu);            /* eps.mul(std).add_(mu) */
+}
+
+Tensor *gnet_kl_loss(Tape *tp, Tensor *mu, Tensor *logvar) {
+    char s1[96], s2[96];
+    CHECK(mu && logvar && tensor_same_shape(mu, logvar), "gnet_kl_loss: mu %s and logvar %s",
+          mu ? tensor_shape_str(mu, s1, sizeof s1) : "NULL", logvar ? tensor_shape_str(logvar, s2, sizeof s2) : "NULL");
+    /* KLD_element = mu.pow(2).add_(logvar.exp()).mul_(-1).add_(1).add_(logvar) */
+    Tensor *e = op_add(tp, op_mul(tp, mu, mu), op_exp(tp, logvar));
+    e = op_add(tp, op_add_scalar(tp, op_scale(tp, e, -1.0f), 1.0f), logvar);
+    return op_scale(tp, op_mean_all(tp, e), -0.5f); /* torch.mean(KLD_element).mul_(-0.5) */
+}
+
+/* A constant (B, n) on the tape: a copy of src (shape checked), or standard normal from rng. */
+static Tensor *noise_input(Tape *tp, const Tensor *src, Rng *rng, int B, int n, const char *what) {
+    char s1[96];
+    Tensor *t = TNEW(tp, B, n);
+    if (src) {
+        CHECK(src->ndim == 2 && src->shape[0] == B && src->shape[1] == n, "gnet_forward_noise: %s %s, expected (%d, %d)",
+              what, tensor_shape_str(src, s1, sizeof s1), B, n);
+        memcpy(t->data, src->data, (size_t)t->n * sizeof(float));
+    } else {
+        CHECK(rng, "gnet_forward_noise: CA_NET is on and %s is NULL: it needs an Rng (gnet_forward is only for the "
+                   "seed's model; call gnet_forward_noise with z, eps or an Rng)", what);
+        rng_normal(rng, t->data, t->n, 0.0f, 1.0f);
+    }
+    return t;
+}
+
 static void check_inputs(const GNet *g, const Tensor *sent, const Tensor *words) {
     char s1[96], s2[96];
-    CHECK(sent->ndim == 2 && sent->shape[1] == g->cfg.condition_dim,
-          "gnet_forward: sent_emb %s, expected (B, %d)", tensor_shape_str(sent, s1, sizeof s1), g->cfg.condition_dim);
+    int in = g->cfg.ca_net ? g->cfg.embedding_dim : g->cfg.condition_dim;
+    CHECK(sent->ndim == 2 && sent->shape[1] == in, "gnet_forward: sent_emb %s, expected (B, %d)",
+          tensor_shape_str(sent, s1, sizeof s1), in);
     if (g->branch > 1)
         CHECK(words && words->ndim == 3 && words->shape[0] == sent->shape[0] &&
                   words->shape[1] == g->cfg.embedding_dim && words->shape[2] >= 1,
@@ -202,12 +255,21 @@ static void check_inputs(const GNet *g, const Tensor *sent, const Tensor *words)
               tensor_shape_str(sent, s1, sizeof s1));
 }
 
-GNetOut gnet_forward(Tape *tp, GNet *g, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask) {
+GNetOut gnet_forward_noise(Tape *tp, GNet *g, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask,
+                           const Tensor *z, const Tensor *eps, Rng *rng) {
     check_inputs(g, sent_emb, words_emb);
     GNetImpl *m = g->impl;
     int dcgan = g->cfg.g_variant == G_VARIANT_DCGAN, correct = g->cfg.correct_mask;
     GNetOut out = {0};
-    Tensor *h = init_stage_forward(tp, &m->s1, sent_emb, g->train);
+    Tensor *code = sent_emb;
+    if (g->cfg.ca_net) {
+        int B = sent_emb->shape[0];
+        Tensor *zc = noise_input(tp, z, rng, B, g->cfg.z_dim, "z");
+        Tensor *ec = noise_input(tp, eps, rng, B, m->ca.c_dim, "eps");
+        Tensor *c_code = ca_net_forward(tp, &m->ca, sent_emb, ec, &out.mu, &out.logvar);
+        code = op_concat(tp, 2, (Tensor *[]){c_code, zc}, 1); /* torch.cat((c_code, z_code), 1) */
+    }
+    Tensor *h = init_stage_forward(tp, &m->s1, code, g->train);
     if (!dcgan) out.imgs[out.n_imgs++] = img_head_forward(tp, &m->img[0], h);
     for (int k = 2; k <= g->branch; k++) {
         h = next_stage_forward(tp, &m->next[k - 2], h, words_emb, mask, correct, g->train, &out.att[out.n_att++]);
@@ -215,4 +277,9 @@ GNetOut gnet_forward(Tape *tp, GNet *g, Tensor *sent_emb, Tensor *words_emb, con
     }
     if (dcgan) out.imgs[out.n_imgs++] = img_head_forward(tp, &m->img[0], h);
     return out;
+}
+
+GNetOut gnet_forward(Tape *tp, GNet *g, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask) {
+    CHECK(!g->cfg.ca_net, "gnet_forward: CA_NET is on (cfg.ca_net): use gnet_forward_noise with z/eps or an Rng");
+    return gnet_forward_noise(tp, g, sent_emb, words_emb, mask, NULL, NULL, NULL);
 }

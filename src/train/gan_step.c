@@ -12,6 +12,8 @@ void gan_trainer_init(GanTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd
     t->zd = zd;
     t->g = g;
     CHECK(cfg->g_variant == G_VARIANT_NET, "gan_step: only G_NET is trained here (G_DCGAN has one D; not wired yet)");
+    CHECK(!cfg->ca_net == !g->cfg.ca_net, "gan_trainer_init: the trainer's config has CA_NET %d, G was built with %d",
+          cfg->ca_net, g->cfg.ca_net);
     t->n_d = g->branch;
     te->train = 0;
     ie->train = 0;
@@ -57,15 +59,18 @@ uint8_t *gan_word_mask(Tape *tp, const int64_t *captions, int B, int T, int L) {
 void gan_text(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o) {
     Tape *tp = &t->tp_g;
     tape_reset(tp);
+    t->mu = t->logvar = NULL; /* they lived on tp_g */
     tape_no_grad_begin(tp);
     o->txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, z, NULL, rng);
     tape_no_grad_end(tp);
     o->mask = gan_word_mask(tp, b->captions, b->B, t->cfg.words_num, o->txt.words_emb->shape[2]);
 }
 
-void gan_generate(GanTrainer *t, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask, GanStepOut *o) {
+void gan_generate(GanTrainer *t, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask, Rng *rng, GanStepOut *o) {
     paramset_zero_grad(&t->g->ps);
-    o->gen = gnet_forward(&t->tp_g, t->g, sent_emb, words_emb, mask);
+    o->gen = gnet_forward_noise(&t->tp_g, t->g, sent_emb, words_emb, mask, NULL, NULL, rng);
+    t->mu = o->gen.mu;
+    t->logvar = o->gen.logvar;
 }
 
 void gan_d_backward(GanTrainer *t, int i, Tensor *real, Tensor *fake, Tensor *sent_emb, DLossOut *out) {
@@ -122,6 +127,11 @@ void gan_g_loss(GanTrainer *t, Tape *tp, Tensor *const *fakes, Tensor *words_emb
     /* the seed: errG_total += w_loss + s_loss + (...) sums the right-hand side first */
     Tensor *rhs = op_add(tp, op_add(tp, o->w_loss, o->s_loss), op_scale(tp, op_add(tp, o->adv, o->cls), c->lambda_zsl));
     o->total = op_add(tp, total, rhs);
+    if (t->cfg.ca_net) { /* AttnGAN: kl_loss = KL_loss(mu, logvar); errG_total += kl_loss */
+        CHECK(t->mu && t->logvar, "gan_g_loss: CA_NET is on but there is no mu/logvar (run gan_generate first)");
+        o->kl = gnet_kl_loss(tp, t->mu, t->logvar);
+        o->total = op_add(tp, o->total, o->kl);
+    }
 }
 
 void gan_g_update(GanTrainer *t) {
@@ -132,7 +142,7 @@ void gan_g_update(GanTrainer *t) {
 void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o) {
     memset(o, 0, sizeof *o);
     gan_text(t, b, z, rng, o);
-    gan_generate(t, o->txt.sent_emb, o->txt.words_emb, o->mask, o);
+    gan_generate(t, o->txt.sent_emb, o->txt.words_emb, o->mask, rng, o);
     for (int i = 0; i < t->n_d; i++) {
         gan_d_backward(t, i, b->imgs[i], o->gen.imgs[i], o->txt.sent_emb, &o->d[i]);
         gan_d_update(t, i);

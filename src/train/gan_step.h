@@ -3,7 +3,8 @@
  *
  *  1. words, sent = TE(captions, z) with the text encoder frozen and in eval mode;
  *     mask = captions == 0 over the first L = max(cap_lens) columns.
- *  2. fakes, atts = G(sent, words, mask) (train mode).
+ *  2. fakes, atts = G(sent, words, mask) (train mode); with cfg.ca_net (AttnGAN's CA_NET + noise)
+ *     G draws z, then eps, from the step's Rng and also returns mu, logvar.
  *  3. per D_i: errD_i = discriminator_loss(D_i, real_i, fake_i (constant), sent); backward; Adam.
  *  4. errG_total = ((g_0 + g_1) + g_2) + (w_loss + s_loss + (adv + cls) * LAMBDA_ZSL) where
  *     g_i = BCE(COND(D_i(fake_i), sent), 1) + BCE(UNCOND(D_i(fake_i)), 1) with the updated D_i,
@@ -11,6 +12,8 @@
  *     adv = BCEL(ZSL_D(code), r), cls = CE(ZSL_D_cls(code), class - 1) (ZSL D frozen, eval).
  *     The D weights get no gradient here (the seed computes and discards them); their BN
  *     running statistics are updated as in the seed.
+ *     With cfg.ca_net: errG_total += KL_loss(mu, logvar) (weight 1, added last, as AttnGAN's
+ *     trainer does); without it the KL term is absent and the sum is the seed's.
  *  5. backward, Adam on G, then EMA of G's weights.
  * Each stage is a function so that parity can feed each one with the reference's upstream
  * tensors; gan_step() runs them all. */
@@ -37,6 +40,9 @@ typedef struct GanTrainer {
     ParamSet ema_g;               /* EMA copy of G (weights averaged; buffers copied at init) */
     Tape tp_g;                    /* text encoder, G forward and the G loss (kept until the next step) */
     Tape tp_d[3];                 /* the D steps */
+    Tensor *mu, *logvar;          /* CA_NET outputs of the last gan_generate (on tp_g), used by
+                                     gan_g_loss's KL term; NULL without ca_net. A caller running
+                                     gan_g_loss on another tape sets them to tensors of that tape. */
 } GanTrainer;
 
 typedef struct GanBatch {
@@ -53,6 +59,7 @@ typedef struct GanGLoss {
     DamsmLoss w, s;
     Tensor *w_loss, *s_loss;      /* x LAMBDA */
     Tensor *zsl_pred, *zsl_cls, *adv, *cls;
+    Tensor *kl;                   /* KL_loss(mu, logvar) with cfg.ca_net, else NULL */
     Tensor *total;                /* errG_total */
 } GanGLoss;
 
@@ -74,18 +81,20 @@ void gan_trainer_free(GanTrainer *t);
 void gan_text(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o);
 /* (B, L) padding mask of captions (1 = padding), on the tape. */
 uint8_t *gan_word_mask(Tape *tp, const int64_t *captions, int B, int T, int L);
-/* Stage 2 (on tp_g): G forward. */
-void gan_generate(GanTrainer *t, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask, GanStepOut *o);
+/* Stage 2 (on tp_g): G forward; sets t->mu / t->logvar. rng: G's noise with cfg.ca_net (z, then
+ * eps; a CHECK fails when it is NULL there); unused (may be NULL) for the seed's model. */
+void gan_generate(GanTrainer *t, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask, Rng *rng, GanStepOut *o);
 /* Stage 3 (on tp_d[i], reset first): D_i's loss and backward into D_i's zeroed gradients; no step. */
 void gan_d_backward(GanTrainer *t, int i, Tensor *real, Tensor *fake, Tensor *sent_emb, DLossOut *out);
 void gan_d_update(GanTrainer *t, int i);
-/* Stage 4 (on tp): the G loss from the fakes (any tensors: G's outputs, or leaves). */
+/* Stage 4 (on tp): the G loss from the fakes (any tensors: G's outputs, or leaves); with
+ * cfg.ca_net also the KL term of t->mu / t->logvar (which must live on tp). */
 void gan_g_loss(GanTrainer *t, Tape *tp, Tensor *const *fakes, Tensor *words_emb, Tensor *sent_emb, const GanBatch *b,
                 GanGLoss *out);
 /* Stage 5: Adam on G, then the EMA. */
 void gan_g_update(GanTrainer *t);
 
-/* The whole iteration. */
+/* The whole iteration. rng: the text encoder's noise when z is NULL, and G's with cfg.ca_net. */
 void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o);
 
 #endif
