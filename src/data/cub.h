@@ -1,7 +1,7 @@
 /* cub.h: the AttnGAN data/birds layout of CUB-200-2011:
  *   CUB_200_2011/images.txt, image_class_labels.txt, classes.txt, bounding_boxes.txt, images/
  *   text/<class>/<image>.txt (10 captions per image)
- *   train/filenames.pickle, test/filenames.pickle (AttnGAN's split), */class_info.pickle
+ *   train/filenames.pickle, test/filenames.pickle (AttnGAN's split), {train,test}/class_info.pickle
  *   captions.pickle (optional: the vocabulary of official checkpoints)
  * All errors name the file and line (or pickle offset) and the reason. */
 #ifndef ATTNGAN_CUB_H

@@ -20,15 +20,21 @@ int image_save_png(const char *path, const Image *img);   /* atomic: temp file +
 int image_encode_png(const Image *img, uint8_t **buf, size_t *len);  /* malloc'ed buffer */
 void image_free(Image *img);
 
-/* PIL Image.crop((x1, y1, x2, y2)) with integer bounds inside the image. */
+/* PIL Image.crop((x1, y1, x2, y2)) with integer bounds inside the image; an empty box or one
+ * reaching outside is an error (-1, err_msg()). */
 int image_crop(const Image *src, int x1, int y1, int x2, int y2, Image *out);
 /* PIL Image.resize((w, h), Image.BILINEAR): separable triangle filter whose support widens when
  * downscaling (antialias), with PIL's fixed-point rounding, so the bytes match PIL's. */
 void image_resize_bilinear(const Image *src, int w, int h, Image *out);
 void image_flip_horizontal(Image *img);
-/* (3, h, w) floats, x / 127.5 - 1 (ToTensor then Normalize(0.5, 0.5)). */
+/* (3, h, w) floats, x / 127.5 - 1 (ToTensor then Normalize(0.5, 0.5)), computed as torchvision
+ * does, ((x / 255) - 0.5) / 0.5 with float32 rounding at each step, so the bits match. */
 void image_to_chw(const Image *img, float *dst);
-/* The inverse, clamping to [0, 255] with rounding: for saving generated images. */
+/* The inverse, for saving generated images: v = (x + 1) * 127.5 in float32, clamped to
+ * [0, 255] (NaN gives 0), rounded half away from zero. */
 void image_from_chw(const float *src, int w, int h, Image *out);
+/* AttnGAN's own saving, `((x + 1.0) * 127.5).astype(np.uint8)`: the same v, clamped, but
+ * truncated; equal to numpy's bytes wherever v lies in [0, 256). */
+void image_from_chw_trunc(const float *src, int w, int h, Image *out);
 
 #endif
