@@ -5,6 +5,7 @@
 #include "../core/core.h"
 
 int cmd_parity(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 /* Strict number parsing for flags: -1 with a message naming the flag on bad input. */
 int parse_int(const char *s, int *out, const char *flag);

@@ -37,6 +37,7 @@ static void usage(FILE *f) {
             "ZSL-AttnGAN in C: text-to-image birds from noisy text.\n"
             "\n"
             "commands:\n"
+            "  data        data info: what a CUB data/birds directory holds (attngan data --help)\n"
             "  parity      replay a PyTorch reference dump and compare every tensor (attngan parity --help)\n"
             "  version     print the version and the thread count in use\n"
             "  help        this text\n"
@@ -55,6 +56,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "parity")) return cmd_parity(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     fprintf(stderr, "attngan: unknown command '%s' (try 'attngan help')\n", argv[1]);
     return 2;
 }
