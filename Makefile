@@ -9,11 +9,11 @@
 CC      ?= gcc
 PYTHON  ?= /usr/bin/python3
 
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-format-truncation -fopenmp -MMD -MP
+CFLAGS_BASE := -I/usr/include/freetype2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-format-truncation -fopenmp -MMD -MP
 # OpenBLAS built for OpenMP (Debian libopenblas-openmp-dev), linked by path: it shares the OpenMP
 # thread pool with our own parallel loops (the pthreads build busy-waits against it).
 OPENBLAS_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp
-LDLIBS      := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -ljpeg -lpng -lm -fopenmp
+LDLIBS      := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -ljpeg -lpng -lyaml -lfreetype -lpthread -lm -fopenmp
 
 ifeq ($(SANITIZE),1)
   BUILD  := build/san

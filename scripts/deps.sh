@@ -2,7 +2,7 @@
 # deps.sh: installs the Debian packages the build and the tests need, if any are missing.
 # Usage: scripts/deps.sh [--with-torch]   (--with-torch adds python3-torch for `make fixtures`)
 set -e
-PKGS="build-essential libopenblas-openmp-dev libcjson-dev libjpeg62-turbo-dev libpng-dev"
+PKGS="build-essential libopenblas-openmp-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libyaml-dev libfreetype-dev fonts-dejavu-core"
 [ "$1" = "--with-torch" ] && PKGS="$PKGS python3-torch python3-numpy python3-pil"
 missing=""
 for p in $PKGS; do
