@@ -29,8 +29,10 @@ endif
 CFLAGS  := $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
 LDFLAGS := $(LDOPT)
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/io/*.c src/nn/*.c src/data/*.c src/train/*.c src/eval/*.c))
-APP_SRC  := $(sort $(wildcard src/app/*.c))
+# everything but main() goes into the library, so tests can reach any layer (src/app included)
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/io/*.c src/nn/*.c src/data/*.c src/train/*.c src/eval/*.c) \
+              $(filter-out src/app/main.c,$(wildcard src/app/*.c)))
+APP_SRC  := src/app/main.c
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_LIB := tests/test_util.c
 
