@@ -246,6 +246,9 @@ int loader_open(Loader **out, const Cub *cub, const CubSplit *split, const Loade
     }
     if (!cfg->drop_last && l->n_samples % cfg->batch_size)
         FAIL("loader: drop_last = 0 with a partial last batch is not supported yet");
+    CHECK(cfg->start_batch >= 0, "loader: negative start batch");
+    l->next_job = cfg->start_batch * cfg->batch_size;
+    l->next_out = cfg->start_batch;
     l->n_slots = l->cfg.prefetch + 1;
     l->slots = xcalloc((size_t)l->n_slots, sizeof(Slot));
     l->orders = xcalloc((size_t)l->n_slots, sizeof(int *));
@@ -312,7 +315,7 @@ static void sort_batch(Batch *b) {
 int loader_next(Loader *l, const Batch **out) {
     pthread_mutex_lock(&l->mu);
     /* release the previously returned slot */
-    if (l->next_out > 0) {
+    if (l->next_out > l->cfg.start_batch) {
         Slot *prev = &l->slots[(l->next_out - 1) % l->n_slots];
         if (prev->seq == l->next_out - 1) prev->seq = -1;
     }

@@ -29,6 +29,8 @@ typedef struct LoaderConfig {
     int drop_last;        /* drop the last incomplete batch (AttnGAN: yes) */
     int augment;          /* random crop and flip (else centre crop, no flip) */
     int only_available;   /* use the images that exist (else a missing image is an error) */
+    int64_t start_batch;  /* resume: the first batch returned is global batch number start_batch
+                             (epoch = start_batch / batches_per_epoch) */
 } LoaderConfig;
 
 void loader_config_default(LoaderConfig *c);

@@ -1,0 +1,263 @@
+/* checkpoint.c: atomic training checkpoints; see checkpoint.h. */
+#include "checkpoint.h"
+#include "../io/safetensors.h"
+#include "../nn/load.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int mkdir_p(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST) return err_set("cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) && errno != EEXIST) return err_set("cannot create directory %s: %s", buf, strerror(errno));
+    return 0;
+}
+
+static int fsync_path(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return err_set("cannot open %s: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    return rc ? err_set("fsync %s: %s", path, strerror(errno)) : 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return err_set("cannot create %s: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t k = write(fd, p, left);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            close(fd);
+            unlink(tmp);
+            return err_set("write %s: %s", tmp, strerror(errno));
+        }
+        p += k;
+        left -= (size_t)k;
+    }
+    if (fsync(fd)) { close(fd); unlink(tmp); return err_set("fsync %s: %s", tmp, strerror(errno)); }
+    close(fd);
+    if (rename(tmp, path)) { unlink(tmp); return err_set("rename %s -> %s: %s", tmp, path, strerror(errno)); }
+    return 0;
+}
+
+static int save_net(const char *dir, const CkptNet *n) {
+    StWriter *w = st_writer_new();
+    char key[512], path[4200];
+    for (int i = 0; i < n->ps->n; i++) {
+        const ParamEntry *e = n->ps->entries[i];
+        if (n->skip && n->skip(e->name)) continue;
+        snprintf(key, sizeof key, "%s", e->name);
+        if (e->kind == PARAM_BUFFER_I64) st_writer_add(w, key, ST_I64, 0, NULL, &e->ival);
+        else {
+            int64_t shape[TENSOR_MAX_DIMS];
+            for (int d = 0; d < e->t.ndim; d++) shape[d] = e->t.shape[d];
+            st_writer_add(w, key, ST_F32, e->t.ndim, shape, e->t.data);
+        }
+    }
+    st_writer_meta(w, "format", "attngan-checkpoint-1");
+    st_writer_meta(w, "network", n->ps->name);
+    snprintf(path, sizeof path, "%s/%s.safetensors", dir, n->name);
+    int rc = st_writer_write(w, path);
+    st_writer_free(w);
+    return rc;
+}
+
+static int save_opt(const char *dir, const CkptOpt *o) {
+    StWriter *w = st_writer_new();
+    ParamSet *ps = o->adam->ps;
+    char key[600], path[4200], buf[64];
+    for (int i = 0; i < ps->n; i++) {
+        const ParamEntry *e = ps->entries[i];
+        if (e->kind != PARAM_WEIGHT || !e->t.requires_grad) continue;
+        int64_t shape[TENSOR_MAX_DIMS];
+        for (int d = 0; d < e->t.ndim; d++) shape[d] = e->t.shape[d];
+        snprintf(key, sizeof key, "m.%s", e->name);
+        st_writer_add(w, key, ST_F32, e->t.ndim, shape, o->adam->m + e->offset);
+        snprintf(key, sizeof key, "v.%s", e->name);
+        st_writer_add(w, key, ST_F32, e->t.ndim, shape, o->adam->v + e->offset);
+    }
+    snprintf(buf, sizeof buf, "%" PRId64, o->adam->step);
+    st_writer_meta(w, "step", buf);
+    snprintf(buf, sizeof buf, "%.9g", (double)o->adam->lr);
+    st_writer_meta(w, "lr", buf);
+    snprintf(path, sizeof path, "%s/%s.adam.safetensors", dir, o->name);
+    int rc = st_writer_write(w, path);
+    st_writer_free(w);
+    return rc;
+}
+
+static int rm_rf(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    struct dirent *e;
+    char sub[4200];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        rm_rf(sub);
+    }
+    closedir(d);
+    return rmdir(path);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void prune(const char *root, int keep_last, int64_t newest) {
+    DIR *d = opendir(root);
+    if (!d) return;
+    int64_t steps[4096];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4096) {
+        long long s;
+        char tail;
+        if (sscanf(e->d_name, "step_%lld%c", &s, &tail) == 1) steps[n++] = s;
+    }
+    closedir(d);
+    qsort(steps, (size_t)n, sizeof steps[0], cmp_i64);
+    char path[4200];
+    for (int i = 0; i < n - keep_last; i++) {
+        if (steps[i] == newest) continue;
+        snprintf(path, sizeof path, "%s/step_%" PRId64, root, steps[i]);
+        rm_rf(path);
+    }
+}
+
+int ckpt_save(const char *dir, int64_t step, const CkptNet *nets, int n_nets, const CkptOpt *opts, int n_opts,
+              const cJSON *state, int keep_last) {
+    char root[4200], tmp[4300], final[4300], path[4400];
+    snprintf(root, sizeof root, "%s/checkpoints", dir);
+    if (mkdir_p(root)) return -1;
+    snprintf(tmp, sizeof tmp, "%s/.tmp_step_%" PRId64 ".%d", root, step, (int)getpid());
+    snprintf(final, sizeof final, "%s/step_%" PRId64, root, step);
+    rm_rf(tmp);
+    if (mkdir_p(tmp)) return -1;
+    for (int i = 0; i < n_nets; i++)
+        if (save_net(tmp, &nets[i])) return err_prefix("checkpoint %s", final);
+    for (int i = 0; i < n_opts; i++)
+        if (save_opt(tmp, &opts[i])) return err_prefix("checkpoint %s", final);
+    char *js = cJSON_Print(state);
+    snprintf(path, sizeof path, "%s/state.json", tmp);
+    int rc = write_file_atomic(path, js, strlen(js));
+    free(js);
+    if (rc || fsync_path(tmp)) return err_prefix("checkpoint %s", final);
+    rm_rf(final); /* an older checkpoint of the same step (a resumed run) */
+    if (rename(tmp, final)) return err_set("rename %s -> %s: %s", tmp, final, strerror(errno));
+    if (fsync_path(root)) return -1;
+    char line[64];
+    int k = snprintf(line, sizeof line, "step_%" PRId64 "\n", step);
+    snprintf(path, sizeof path, "%s/latest", root);
+    if (write_file_atomic(path, line, (size_t)k) || fsync_path(root)) return -1;
+    if (keep_last > 0) prune(root, keep_last, step);
+    return 0;
+}
+
+int ckpt_latest(const char *dir, char *buf, int len) {
+    char path[4200], line[256] = {0};
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    if (access(path, R_OK) == 0) { /* a step directory itself */
+        snprintf(buf, len, "%s", dir);
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/checkpoints/latest", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set("%s: no checkpoint (no %s)", dir, path);
+    if (!fgets(line, sizeof line, f)) line[0] = 0;
+    fclose(f);
+    line[strcspn(line, "\r\n")] = 0;
+    if (strncmp(line, "step_", 5)) return err_set("%s: does not name a checkpoint ('%s')", path, line);
+    snprintf(buf, len, "%s/checkpoints/%s", dir, line);
+    return 0;
+}
+
+static int load_opt(const char *dir, const CkptOpt *o) {
+    char path[4200], key[600];
+    snprintf(path, sizeof path, "%s/%s.adam.safetensors", dir, o->name);
+    SafeTensors st;
+    if (st_open(&st, path)) return -1;
+    ParamSet *ps = o->adam->ps;
+    int rc = 0;
+    for (int i = 0; i < ps->n && !rc; i++) {
+        const ParamEntry *e = ps->entries[i];
+        if (e->kind != PARAM_WEIGHT || !e->t.requires_grad) continue;
+        snprintf(key, sizeof key, "m.%s", e->name);
+        rc = st_read_f32(&st, key, o->adam->m + e->offset, e->t.n);
+        snprintf(key, sizeof key, "v.%s", e->name);
+        if (!rc) rc = st_read_f32(&st, key, o->adam->v + e->offset, e->t.n);
+    }
+    const char *s = st_meta(&st, "step"), *lr = st_meta(&st, "lr");
+    if (!rc && (!s || !lr)) rc = err_set("%s: no step/lr in the metadata", path);
+    if (!rc) {
+        o->adam->step = strtoll(s, NULL, 10);
+        o->adam->lr = strtof(lr, NULL);
+    }
+    st_close(&st);
+    return rc;
+}
+
+int ckpt_load(const char *step_dir, const CkptNet *nets, int n_nets, const CkptOpt *opts, int n_opts, cJSON **state) {
+    char path[4200];
+    for (int i = 0; i < n_nets; i++) {
+        snprintf(path, sizeof path, "%s/%s.safetensors", step_dir, nets[i].name);
+        SafeTensors st;
+        if (st_open(&st, path)) return -1;
+        int rc = nn_load(nets[i].ps, &st, "", nets[i].skip ? LOAD_PARTIAL : 0, NULL);
+        st_close(&st);
+        if (rc) return -1;
+    }
+    for (int i = 0; i < n_opts; i++)
+        if (load_opt(step_dir, &opts[i])) return -1;
+    snprintf(path, sizeof path, "%s/state.json", step_dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set("cannot open %s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = xmalloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    buf[got] = 0;
+    *state = cJSON_Parse(buf);
+    free(buf);
+    if (!*state) return err_set("%s: not valid JSON", path);
+    return 0;
+}
+
+void ckpt_put_rng(cJSON *obj, const char *key, const Rng *r) {
+    char buf[64];
+    cJSON *o = cJSON_AddObjectToObject(obj, key);
+    snprintf(buf, sizeof buf, "%" PRIu64, r->seed); /* as strings: doubles lose 64-bit values */
+    cJSON_AddStringToObject(o, "seed", buf);
+    snprintf(buf, sizeof buf, "%" PRIu64, r->offset);
+    cJSON_AddStringToObject(o, "offset", buf);
+}
+
+int ckpt_get_rng(const cJSON *obj, const char *key, Rng *r) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "seed") : NULL, *f = o ? cJSON_GetObjectItemCaseSensitive(o, "offset") : NULL;
+    if (!cJSON_IsString(s) || !cJSON_IsString(f)) return err_set("state.json: missing or bad RNG state '%s'", key);
+    r->seed = strtoull(s->valuestring, NULL, 10);
+    r->offset = strtoull(f->valuestring, NULL, 10);
+    return 0;
+}
