@@ -38,6 +38,8 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  data        data info: what a CUB data/birds directory holds (attngan data --help)\n"
+            "  pretrain    DAMSM + ZSL pretraining of the encoders (attngan pretrain --help)\n"
+            "  train       AttnGAN + ZSL training on the pretrained encoders (attngan train --help)\n"
             "  parity      replay a PyTorch reference dump and compare every tensor (attngan parity --help)\n"
             "  version     print the version and the thread count in use\n"
             "  help        this text\n"
@@ -57,6 +59,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "parity")) return cmd_parity(argc - 1, argv + 1);
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "pretrain")) return cmd_pretrain(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
     fprintf(stderr, "attngan: unknown command '%s' (try 'attngan help')\n", argv[1]);
     return 2;
 }

@@ -1,0 +1,55 @@
+/* train_cmd.c: `attngan pretrain` and `attngan train`: option parsing; the programs are in
+ * src/train/pretrain.c and src/train/train_gan.c. */
+#include "app.h"
+#include "../train/pretrain.h"
+#include "../train/train_gan.h"
+
+#include <stdio.h>
+
+static const char *PRETRAIN_USAGE =
+    "usage: attngan pretrain [--cfg cfg/DAMSM/bird.yml] [--set KEY=VALUE]... [--data DIR] [--out DIR]\n"
+    "                        [--seed N] [--threads N] [--max-steps N] [--resume DIR] [--quiet]\n"
+    "\n"
+    "DAMSM + ZSL pretraining of the text and image encoders (the seed's pretrain_DAMSM.py).\n"
+    "  --cfg FILE       YAML config with AttnGAN's keys (default cfg/DAMSM/bird.yml; a CPU-sized one:\n"
+    "                   cfg/DAMSM/bird_cpu.yml, which trains on cached Inception features)\n"
+    "  --set K=V        override one key, e.g. --set TRAIN.BATCH_SIZE=8 (repeatable)\n"
+    "  --data DIR       AttnGAN's data/birds directory (overrides DATA_DIR)\n"
+    "  --out DIR        output directory (default out/<CONFIG_NAME>): checkpoints/, losses.csv,\n"
+    "                   eval.csv, tensorboard/, and the encoders text_encoder.safetensors,\n"
+    "                   image_encoder.safetensors, zsl_d.safetensors with vocab.txt and config.json\n"
+    "  --seed N         overrides EXTRA.SEED\n"
+    "  --threads N      threads for the math (default: all cores)\n"
+    "  --max-steps N    stop after N optimizer steps in all, writing a checkpoint\n"
+    "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n";
+
+int cmd_pretrain(int argc, char **argv) {
+    RunArgs a;
+    int rc = run_parse_args(argc, argv, &a, PRETRAIN_USAGE);
+    if (rc) return rc == 1 ? 0 : 2;
+    return pretrain_main(&a);
+}
+
+static const char *TRAIN_USAGE =
+    "usage: attngan train [--cfg cfg/bird_attn2.yml] [--set KEY=VALUE]... [--data DIR] [--out DIR]\n"
+    "                     [--seed N] [--threads N] [--max-steps N] [--resume DIR] [--quiet]\n"
+    "\n"
+    "AttnGAN + ZSL training (the seed's trainer.py) on the pretrained encoders that TRAIN.NET_E names\n"
+    "(text_encoder.safetensors from attngan pretrain; image_encoder, zsl_d and vocab.txt beside it).\n"
+    "  --cfg FILE       YAML config with AttnGAN's keys (default cfg/bird_attn2.yml; a 64 px CPU one:\n"
+    "                   cfg/bird_attn1_cpu.yml)\n"
+    "  --set K=V        override one key, e.g. --set TRAIN.BATCH_SIZE=8 (repeatable)\n"
+    "  --data DIR       AttnGAN's data/birds directory (overrides DATA_DIR)\n"
+    "  --out DIR        output directory (default out/<CONFIG_NAME>): checkpoints/, samples/,\n"
+    "                   losses.csv, tensorboard/, and at the end netG.safetensors (the EMA G)\n"
+    "  --seed N         overrides EXTRA.SEED\n"
+    "  --threads N      threads for the math (default: all cores)\n"
+    "  --max-steps N    stop after N optimizer steps in all, writing a checkpoint and samples\n"
+    "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n";
+
+int cmd_train(int argc, char **argv) {
+    RunArgs a;
+    int rc = run_parse_args(argc, argv, &a, TRAIN_USAGE);
+    if (rc) return rc == 1 ? 0 : 2;
+    return train_gan_main(&a);
+}

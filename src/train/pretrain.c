@@ -1,0 +1,562 @@
+/* pretrain.c: the DAMSM + ZSL pretraining program; see pretrain.h.
+ *
+ * Per epoch: the damsm_step of every batch (pass 1 on the encoders, clip, Adam; pass 2 the ZSL D),
+ * then the held-out evaluation (the DAMSM losses on the test split, as pretrain_DAMSM.py's
+ * evaluate, and text-to-image retrieval top-1 among 100 images), then the learning-rate decay
+ * (lr *= EXTRA.LR_DECAY while lr > ENCODER_LR / 10: the seed computed it but never gave it to the
+ * optimizer; here it reaches it), then every SNAPSHOT_INTERVAL epochs a checkpoint and the
+ * exported encoders (text_encoder.safetensors, image_encoder.safetensors (the heads; the trunk is
+ * named in config.json), zsl_d.safetensors, vocab.txt).
+ *
+ * EXTRA.CACHE_TRUNK_FEATURES: the trunk is frozen, so its Mixed_6e (768x17x17) and pooled (2048)
+ * features are computed once per photo (centre crop, eval-mode BN: the seed's train-mode trunk BN
+ * cannot be cached) and kept as fp16 in out/cache; augmentation is then a horizontal flip of the
+ * feature map (approximate: the trunk is only nearly flip-equivariant) with the caption sampling of
+ * the loader. Each step trains the heads, the text encoder and the ZSL networks. */
+#include "pretrain.h"
+#include "../data/loader.h"
+#include "../io/safetensors.h"
+#include "../nn/init.h"
+#include "../nn/load.h"
+#include "checkpoint.h"
+#include "damsm_step.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIXED_N (768 * 17 * 17)
+#define POOL_N 2048
+
+/* ------------------------------------------------------------------ feature cache */
+typedef struct FeatCache {
+    int n;
+    int *img;             /* index into the split */
+    uint16_t *mixed;      /* (n, 768, 17, 17) fp16 */
+    uint16_t *pool;       /* (n, 2048) fp16 */
+} FeatCache;
+
+static void cache_free(FeatCache *c) {
+    free(c->img);
+    free(c->mixed);
+    free(c->pool);
+    memset(c, 0, sizeof *c);
+}
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static int cache_load(FeatCache *c, const char *path, const char *tag, const CubSplit *s) {
+    if (access(path, R_OK)) return 1;
+    SafeTensors st;
+    if (st_open(&st, path)) return -1;
+    const char *t = st_meta(&st, "source");
+    const StTensor *m = st_find(&st, "mixed"), *p = st_find(&st, "pool"), *ix = st_find(&st, "image_index");
+    int ok = t && !strcmp(t, tag) && m && p && ix && m->dtype == ST_F16 && p->dtype == ST_F16 && m->numel == ix->numel * MIXED_N &&
+             p->numel == ix->numel * POOL_N;
+    if (!ok) { st_close(&st); return 1; }
+    c->n = (int)ix->numel;
+    int64_t *idx = xmalloc((size_t)c->n * sizeof(int64_t));
+    st_read_i64(&st, "image_index", idx, c->n);
+    c->img = xmalloc((size_t)c->n * sizeof(int));
+    for (int i = 0; i < c->n; i++) {
+        c->img[i] = (int)idx[i];
+        if (c->img[i] < 0 || c->img[i] >= s->n || !s->images[c->img[i]].present) { free(idx); st_close(&st); cache_free(c); return 1; }
+    }
+    free(idx);
+    c->mixed = xmalloc((size_t)m->numel * 2);
+    c->pool = xmalloc((size_t)p->numel * 2);
+    memcpy(c->mixed, m->data, (size_t)m->numel * 2);
+    memcpy(c->pool, p->data, (size_t)p->numel * 2);
+    st_close(&st);
+    return 0;
+}
+
+/* Computes (or reads back) the trunk features of every present photo of a split. */
+static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEncoder *ie, const Run *r, const char *name) {
+    memset(c, 0, sizeof *c);
+    char dir[2300], path[2400], tag[1400];
+    snprintf(dir, sizeof dir, "%s/cache", r->out);
+    snprintf(path, sizeof path, "%s/%s_trunk.safetensors", dir, name);
+    snprintf(tag, sizeof tag, "%s:%s:centre299", r->tc.extra.inception, r->tc.extra.inception_weights);
+    int rc = cache_load(c, path, tag, s);
+    if (rc <= 0) {
+        if (rc == 0) printf("trunk features of %d %s photos read from %s\n", c->n, name, path);
+        return rc;
+    }
+    if (mkdir_p(dir)) return -1;
+    c->img = xmalloc((size_t)(s->n ? s->n : 1) * sizeof(int));
+    for (int i = 0; i < s->n; i++)
+        if (s->images[i].present) c->img[c->n++] = i;
+    c->mixed = xmalloc((size_t)c->n * MIXED_N * 2);
+    c->pool = xmalloc((size_t)c->n * POOL_N * 2);
+    LoaderConfig lc;
+    loader_config_default(&lc);
+    lc.base_size = 299;
+    lc.branch_num = 1;
+    lc.augment = 0;
+    lc.words_num = r->tc.text.words_num;
+    enum { CB = 8 };
+    float *imgs = xmalloc((size_t)CB * 3 * 299 * 299 * sizeof(float));
+    int64_t caps[CB * 64];
+    int lens[CB], ii[CB], ci[CB];
+    int64_t cls[CB];
+    Tape tp;
+    tape_init(&tp);
+    int was = ie->train;
+    ie->train = 0;
+    time_t t0 = time(NULL);
+    printf("computing the trunk features of %d %s photos (once; kept in %s)\n", c->n, name, path);
+    for (int i0 = 0; i0 < c->n; i0 += CB) {
+        int nb = c->n - i0 < CB ? c->n - i0 : CB;
+        Batch b;
+        memset(&b, 0, sizeof b);
+        b.B = nb; b.T = lc.words_num; b.n_scales = 1; b.sizes[0] = 299; b.imgs[0] = imgs;
+        b.captions = caps; b.cap_lens = lens; b.class_ids = cls; b.image_index = ii; b.caption_index = ci;
+        for (int k = 0; k < nb; k++)
+            if (loader_make_sample(cub, &s->images[c->img[i0 + k]], &lc, 1, &b, k)) { free(imgs); tape_free(&tp); return -1; }
+        tape_reset(&tp);
+        tape_no_grad_begin(&tp);
+        Tensor *x = TNEW(&tp, nb, 3, 299, 299);
+        memcpy(x->data, imgs, (size_t)x->n * sizeof(float));
+        ImageEncoderOut o = image_encoder_forward(&tp, ie, x);
+        tape_no_grad_end(&tp);
+        for (int64_t j = 0; j < (int64_t)nb * MIXED_N; j++) c->mixed[(int64_t)i0 * MIXED_N + j] = st_f32_to_f16(o.mixed_6e->data[j]);
+        for (int64_t j = 0; j < (int64_t)nb * POOL_N; j++) c->pool[(int64_t)i0 * POOL_N + j] = st_f32_to_f16(o.trunk_pool->data[j]);
+        if ((i0 / CB) % 25 == 0)
+            printf("  %d / %d photos, %ld s\n", i0 + nb, c->n, (long)(time(NULL) - t0)), fflush(stdout);
+    }
+    ie->train = was;
+    free(imgs);
+    tape_free(&tp);
+    StWriter *w = st_writer_new();
+    st_writer_add(w, "mixed", ST_F16, 4, (int64_t[]){c->n, 768, 17, 17}, c->mixed);
+    st_writer_add(w, "pool", ST_F16, 2, (int64_t[]){c->n, POOL_N}, c->pool);
+    int64_t *idx = xmalloc((size_t)c->n * sizeof(int64_t));
+    for (int i = 0; i < c->n; i++) idx[i] = c->img[i];
+    st_writer_add(w, "image_index", ST_I64, 1, (int64_t[]){c->n}, idx);
+    free(idx);
+    st_writer_meta(w, "source", tag);
+    rc = st_writer_write(w, path);
+    st_writer_free(w);
+    printf("trunk features of %d %s photos computed in %ld s\n", c->n, name, (long)(time(NULL) - t0));
+    return rc;
+}
+
+/* ------------------------------------------------------------------ batches on cached features */
+typedef struct CBatch {
+    int B, T;
+    int64_t *captions, *class_ids;
+    int *cap_lens, *rows;
+    Tensor *mixed, *pool;  /* on the tape */
+} CBatch;
+
+/* Samples `B` cached photos at positions pos0.. of the epoch's order, each with a random caption
+ * (and flip when augment), sorted by caption length; tensors on tp. */
+static void cached_batch(Tape *tp, const FeatCache *c, const CubSplit *s, const int *order, int pos0, int B, int T, uint64_t seed,
+                         int epoch, int augment, CBatch *cb) {
+    cb->B = B;
+    cb->T = T;
+    cb->captions = tape_calloc(tp, (size_t)B * T * sizeof(int64_t));
+    cb->class_ids = tape_alloc(tp, (size_t)B * sizeof(int64_t));
+    cb->cap_lens = tape_alloc(tp, (size_t)B * sizeof(int));
+    cb->rows = tape_alloc(tp, (size_t)B * sizeof(int));
+    int *flip = tape_alloc(tp, (size_t)B * sizeof(int)), *perm = tape_alloc(tp, (size_t)B * sizeof(int));
+    int64_t *caps = tape_calloc(tp, (size_t)B * T * sizeof(int64_t));
+    int *lens = tape_alloc(tp, (size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) {
+        int pos = pos0 + b, row = order[pos];
+        Rng r;
+        rng_init(&r, mix64(mix64(seed + 0x7777ULL) ^ ((uint64_t)epoch << 32 | (uint32_t)pos)));
+        const CubImage *im = &s->images[c->img[row]];
+        int k = (int)rng_below(&r, CUB_CAPTIONS_PER_IMAGE);
+        lens[b] = caption_sample(im->caps[k], im->cap_len[k], T, &r, caps + (int64_t)b * T);
+        flip[b] = augment ? (int)rng_below(&r, 2) : 0;
+        cb->rows[b] = row;
+        perm[b] = b;
+    }
+    for (int i = 1; i < B; i++) { /* stable sort by length, longest first */
+        int p = perm[i], j = i - 1;
+        while (j >= 0 && lens[perm[j]] < lens[p]) { perm[j + 1] = perm[j]; j--; }
+        perm[j + 1] = p;
+    }
+    cb->mixed = TNEW(tp, B, 768, 17, 17);
+    cb->pool = TNEW(tp, B, POOL_N);
+    int *rows = tape_alloc(tp, (size_t)B * sizeof(int));
+    for (int i = 0; i < B; i++) {
+        int b = perm[i], row = cb->rows[b];
+        rows[i] = row;
+        memcpy(cb->captions + (int64_t)i * T, caps + (int64_t)b * T, (size_t)T * sizeof(int64_t));
+        cb->cap_lens[i] = lens[b];
+        cb->class_ids[i] = s->images[c->img[row]].class_id;
+        const uint16_t *src = c->mixed + (int64_t)row * MIXED_N;
+        float *dst = cb->mixed->data + (int64_t)i * MIXED_N;
+        for (int ch = 0; ch < 768; ch++)
+            for (int y = 0; y < 17; y++)
+                for (int x = 0; x < 17; x++)
+                    dst[(ch * 17 + y) * 17 + x] = st_f16_to_f32(src[(ch * 17 + y) * 17 + (flip[b] ? 16 - x : x)]);
+        for (int j = 0; j < POOL_N; j++) cb->pool->data[(int64_t)i * POOL_N + j] = st_f16_to_f32(c->pool[(int64_t)row * POOL_N + j]);
+    }
+    cb->rows = rows;
+}
+
+static void epoch_order(int n, uint64_t seed, int epoch, int shuffle, int *order) {
+    for (int i = 0; i < n; i++) order[i] = i;
+    if (!shuffle) return;
+    Rng r;
+    rng_init(&r, mix64(seed ^ 0x5eed0000ULL) + (uint64_t)epoch * 0x9E3779B97F4A7C15ULL);
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint32_t)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* ------------------------------------------------------------------ evaluation */
+typedef struct EvalOut {
+    float w_loss, s_loss;       /* held-out DAMSM losses (both directions summed), per batch */
+    float top1, chance;         /* text-to-image retrieval among folds of 100 */
+    int n_images;
+} EvalOut;
+
+/* Sentence-level retrieval top-1 over folds of `fold` photos: each caption against the fold's images. */
+static float retrieval_top1(const float *codes, const float *sents, int n, int E, int fold, int *n_used) {
+    int hits = 0, total = 0;
+    for (int f0 = 0; f0 + fold <= n; f0 += fold) {
+        for (int i = 0; i < fold; i++) {
+            const float *s = sents + (int64_t)(f0 + i) * E;
+            double sn = 0;
+            for (int k = 0; k < E; k++) sn += (double)s[k] * s[k];
+            int best = -1;
+            double bv = -2;
+            for (int j = 0; j < fold; j++) {
+                const float *c = codes + (int64_t)(f0 + j) * E;
+                double dot = 0, cn = 0;
+                for (int k = 0; k < E; k++) { dot += (double)c[k] * s[k]; cn += (double)c[k] * c[k]; }
+                double cos = dot / fmax(sqrt(cn * sn), 1e-8);
+                if (cos > bv) { bv = cos; best = j; }
+            }
+            hits += best == i;
+            total++;
+        }
+    }
+    *n_used = total;
+    return total ? (float)hits / total : 0.0f;
+}
+
+static EvalOut evaluate_cached(DamsmTrainer *t, const FeatCache *c, const CubSplit *s, const ModelConfig *mc, uint64_t seed, int B,
+                               int max_batches) {
+    EvalOut e = {0};
+    int n = c->n;
+    int *order = xmalloc((size_t)(n ? n : 1) * sizeof(int));
+    epoch_order(n, seed, 0, 0, order);
+    int E = mc->embedding_dim, nb = n / B < max_batches ? n / B : max_batches;
+    float *codes = xmalloc((size_t)(n ? n : 1) * E * sizeof(float)), *sents = xmalloc((size_t)(n ? n : 1) * E * sizeof(float));
+    int te_train = t->te->train;
+    t->te->train = 0; /* AttnGAN's evaluate: eval mode */
+    Rng rz;
+    rng_init(&rz, seed ^ 0xe7a1ULL);
+    Tape tp;
+    tape_init(&tp);
+    double wl = 0, sl = 0;
+    int batches = 0;
+    for (int p0 = 0; p0 + B <= n; p0 += B) {
+        tape_reset(&tp);
+        tape_no_grad_begin(&tp);
+        CBatch cb;
+        cached_batch(&tp, c, s, order, p0, B, mc->words_num, seed, 0, 0, &cb);
+        Tensor *region = conv2d_layer_forward(&tp, &t->ie->emb_features, cb.mixed);
+        Tensor *code = linear_layer_forward(&tp, &t->ie->emb_cnn_code, cb.pool);
+        TextEncoderOut txt = text_encoder_forward(&tp, t->te, cb.captions, cb.cap_lens, B, NULL, NULL, &rz);
+        for (int i = 0; i < B; i++) {
+            memcpy(codes + (int64_t)(p0 + i) * E, code->data + (int64_t)i * E, (size_t)E * sizeof(float));
+            memcpy(sents + (int64_t)(p0 + i) * E, txt.sent_emb->data + (int64_t)i * E, (size_t)E * sizeof(float));
+        }
+        if (batches < nb) {
+            DamsmLoss w = damsm_words_loss(&tp, mc, region, txt.words_emb, cb.cap_lens, cb.class_ids, B);
+            DamsmLoss sl_ = damsm_sent_loss(&tp, mc, code, txt.sent_emb, cb.class_ids, B);
+            wl += w.loss0->data[0] + w.loss1->data[0];
+            sl += sl_.loss0->data[0] + sl_.loss1->data[0];
+            batches++;
+        }
+        tape_no_grad_end(&tp);
+    }
+    t->te->train = te_train;
+    e.w_loss = batches ? (float)(wl / batches) : NAN;
+    e.s_loss = batches ? (float)(sl / batches) : NAN;
+    int used = 0;
+    /* rows of the folds follow the (sorted-within-batch) order: pair code i with sent i */
+    e.top1 = retrieval_top1(codes, sents, (n / B) * B, E, 100, &used);
+    e.chance = 0.01f;
+    e.n_images = used;
+    tape_free(&tp);
+    free(order);
+    free(codes);
+    free(sents);
+    return e;
+}
+
+/* ------------------------------------------------------------------ exports and checkpoints */
+static int skip_trunk_weight(const char *key) {
+    if (!image_encoder_is_trunk_key(key)) return 0;
+    size_t n = strlen(key);
+    int buffer = (n > 12 && !strcmp(key + n - 12, "running_mean")) || (n > 11 && !strcmp(key + n - 11, "running_var")) ||
+                 strstr(key, "num_batches_tracked") != NULL;
+    return !buffer; /* the trunk's weights come from EXTRA.INCEPTION_WEIGHTS; its BN statistics are saved */
+}
+
+static int export_models(const Run *r, TextEncoder *te, ImageEncoder *ie, ZslD *zd, const Cub *cub) {
+    char path[2400];
+    struct { const char *name; ParamSet *ps; int (*skip)(const char *); } nets[3] = {
+        {"text_encoder", &te->ps, NULL}, {"image_encoder", &ie->ps, skip_trunk_weight}, {"zsl_d", &zd->ps, NULL}};
+    for (int i = 0; i < 3; i++) {
+        StWriter *w = st_writer_new();
+        for (int k = 0; k < nets[i].ps->n; k++) {
+            const ParamEntry *e = nets[i].ps->entries[k];
+            if (nets[i].skip && nets[i].skip(e->name)) continue;
+            if (e->kind == PARAM_BUFFER_I64) st_writer_add(w, e->name, ST_I64, 0, NULL, &e->ival);
+            else {
+                int64_t sh[TENSOR_MAX_DIMS];
+                for (int d = 0; d < e->t.ndim; d++) sh[d] = e->t.shape[d];
+                st_writer_add(w, e->name, ST_F32, e->t.ndim, sh, e->t.data);
+            }
+        }
+        st_writer_meta(w, "format", "attngan-model-1");
+        st_writer_meta(w, "inception", r->tc.extra.inception);
+        st_writer_meta(w, "inception_weights", r->tc.extra.inception_weights);
+        snprintf(path, sizeof path, "%s/%s.safetensors", r->out, nets[i].name);
+        int rc = st_writer_write(w, path);
+        st_writer_free(w);
+        if (rc) return -1;
+    }
+    snprintf(path, sizeof path, "%s/vocab.txt", r->out);
+    return vocab_save(&cub->vocab, path);
+}
+
+static int save_checkpoint(Run *r, DamsmTrainer *t, const Rng *rng, float lr) {
+    CkptNet nets[3] = {{"text_encoder", &t->te->ps, NULL}, {"image_encoder", &t->ie->ps, skip_trunk_weight}, {"zsl_d", &t->zd->ps, NULL}};
+    CkptOpt opts[3] = {{"opt_text_encoder", &t->opt_te}, {"opt_image_encoder", &t->opt_ie}, {"opt_zsl_d", &t->opt_zd}};
+    cJSON *s = run_state(r);
+    ckpt_put_rng(s, "rng", rng);
+    cJSON_AddNumberToObject(s, "lr", lr);
+    int rc = ckpt_save(r->out, r->step, nets, 3, opts, 3, s, 3);
+    cJSON_Delete(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ the program */
+static void print_eval(Run *r, const char *split, const EvalOut *e) {
+    printf("epoch %d step %lld  %s: w_loss %.4f  s_loss %.4f  retrieval top-1 %.3f over %d captions (chance %.3f)\n", r->epoch,
+           (long long)r->step, split, e->w_loss, e->s_loss, e->top1, e->n_images, e->chance);
+    char tag[64];
+    const char *names[4] = {"w_loss", "s_loss", "top1", "chance"};
+    float v[4] = {e->w_loss, e->s_loss, e->top1, e->chance};
+    char full[4][64];
+    const char *fn[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(full[i], sizeof full[i], "%s_%s", split, names[i]);
+        fn[i] = full[i];
+        snprintf(tag, sizeof tag, "eval/%s", full[i]);
+        tb_scalar(r->tb, tag, v[i], r->step);
+    }
+    (void)fn;
+}
+
+int pretrain_main(const RunArgs *a) {
+    Run r;
+    if (run_open(&r, a, "cfg/DAMSM/bird.yml")) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
+    TrainConfig *tc = &r.tc;
+    if (!a->quiet) train_config_print(tc, stdout);
+    Cub cub;
+    if (cub_open(&cub, tc->data_dir)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); run_close(&r); return 2; }
+    ModelConfig mc;
+    train_config_to_model(tc, &mc);
+    mc.n_words = cub.vocab.n;
+    TextEncoder te;
+    ImageEncoder ie;
+    ZslD zd;
+    text_encoder_init(&te, &mc);
+    image_encoder_init(&ie, &mc);
+    zsl_d_init(&zd, &mc);
+    Rng init;
+    rng_init(&init, (uint64_t)tc->extra.seed * 2 + 1);
+    init_text_encoder(&te, &init);
+    init_image_encoder_heads(&ie, &init);
+    init_zsl_d(&zd, &init);
+    if (run_load_inception(&r, &ie)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
+    if (tc->train.net_e[0] && !r.resume_state) {
+        SafeTensors st;
+        if (st_open(&st, tc->train.net_e) || nn_load(&te.ps, &st, "", 0, NULL)) {
+            fprintf(stderr, "attngan pretrain: TRAIN.NET_E: %s\n", err_msg());
+            return 2;
+        }
+        st_close(&st);
+    }
+    DamsmTrainer t;
+    damsm_trainer_init(&t, &te, &ie, &zd, &mc);
+    Rng rng;
+    rng_init(&rng, (uint64_t)tc->extra.seed);
+    float lr = (float)tc->train.encoder_lr;
+    if (r.resume_state) {
+        CkptNet nets[3] = {{"text_encoder", &te.ps, NULL}, {"image_encoder", &ie.ps, skip_trunk_weight}, {"zsl_d", &zd.ps, NULL}};
+        CkptOpt opts[3] = {{"opt_text_encoder", &t.opt_te}, {"opt_image_encoder", &t.opt_ie}, {"opt_zsl_d", &t.opt_zd}};
+        cJSON *st = NULL;
+        if (ckpt_load(r.resume_dir, nets, 3, opts, 3, &st) || ckpt_get_rng(st, "rng", &rng)) {
+            fprintf(stderr, "attngan pretrain: resume: %s\n", err_msg());
+            return 2;
+        }
+        r.step = (int64_t)cJSON_GetObjectItemCaseSensitive(st, "step")->valuedouble;
+        r.epoch = (int)cJSON_GetObjectItemCaseSensitive(st, "epoch")->valuedouble;
+        r.batch_in_epoch = (int)cJSON_GetObjectItemCaseSensitive(st, "batch_in_epoch")->valuedouble;
+        lr = (float)cJSON_GetObjectItemCaseSensitive(st, "lr")->valuedouble;
+        cJSON_Delete(st);
+        printf("resumed from %s: step %lld, epoch %d, batch %d\n", r.resume_dir, (long long)r.step, r.epoch, r.batch_in_epoch);
+    }
+    t.opt_te.lr = t.opt_ie.lr = lr;
+    int B = tc->train.batch_size, rc = 0;
+    FeatCache ctrain = {0}, ctest = {0};
+    Loader *loader = NULL;
+    int per_epoch;
+    if (tc->extra.cache_trunk_features) {
+        if (cache_build(&ctrain, &cub, &cub.train, &ie, &r, "train") || cache_build(&ctest, &cub, &cub.test, &ie, &r, "test")) {
+            fprintf(stderr, "attngan pretrain: %s\n", err_msg());
+            return 1;
+        }
+        per_epoch = ctrain.n / B;
+        printf("training on cached trunk features of %d photos (%d of the split's %d are present)\n", ctrain.n, cub.train.n_present, cub.train.n);
+    } else {
+        LoaderConfig lc;
+        loader_config_default(&lc);
+        lc.batch_size = B;
+        lc.base_size = tc->tree.base_size;
+        lc.branch_num = tc->tree.branch_num;
+        lc.words_num = tc->text.words_num;
+        lc.threads = tc->workers > 0 ? tc->workers : 1;
+        lc.seed = (uint64_t)tc->extra.seed;
+        lc.only_available = tc->extra.only_available;
+        per_epoch = 0;
+        lc.start_batch = 0;
+        if (loader_open(&loader, &cub, &cub.train, &lc)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
+        per_epoch = loader_batches_per_epoch(loader);
+        if (r.step) { /* restart the loader at the resumed position */
+            loader_close(loader);
+            lc.start_batch = (int64_t)r.epoch * per_epoch + r.batch_in_epoch;
+            if (loader_open(&loader, &cub, &cub.train, &lc)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
+        }
+        if (tc->extra.only_available)
+            printf("--only-available: training on the %d photos present of the split's %d\n", loader_samples(loader), cub.train.n);
+    }
+    if (per_epoch < 1) { fprintf(stderr, "attngan pretrain: fewer photos than one batch of %d\n", B); return 2; }
+    int64_t total = (int64_t)tc->train.max_epoch * per_epoch;
+    if (a->max_steps && a->max_steps < total) total = a->max_steps;
+    r.progress = progress_new("pretrain", total, stdout);
+    progress_set_batch(r.progress, B);
+    progress_set_start(r.progress, r.step);
+    const char *names[6] = {"w_loss", "s_loss", "zsl_g_loss", "loss", "zsl_d_loss", "lr"};
+    int *order = ctrain.n ? xmalloc((size_t)ctrain.n * sizeof(int)) : NULL;
+    int stop = 0;
+    for (; r.epoch < tc->train.max_epoch && !stop; r.epoch++) {
+        if (order) epoch_order(ctrain.n, (uint64_t)tc->extra.seed, r.epoch, 1, order);
+        for (; r.batch_in_epoch < per_epoch; r.batch_in_epoch++) {
+            if (a->max_steps && r.step >= a->max_steps) { stop = 1; break; }
+            DamsmPass1 p1;
+            DamsmPass2 p2;
+            if (order) {
+                Tape *tp = &t.tape[0], *tp2 = &t.tape[1];
+                tape_reset(tp);
+                tape_reset(tp2);
+                CBatch cb;
+                cached_batch(tp2, &ctrain, &cub.train, order, r.batch_in_epoch * B, B, mc.words_num, (uint64_t)tc->extra.seed, r.epoch, 1, &cb);
+                DamsmBatch db = {NULL, cb.captions, cb.cap_lens, cb.class_ids, B};
+                memset(&p1, 0, sizeof p1);
+                paramset_zero_grad(&te.ps);
+                paramset_zero_grad(&ie.ps);
+                p1.img.region = conv2d_layer_forward(tp, &ie.emb_features, cb.mixed);
+                p1.img.code = linear_layer_forward(tp, &ie.emb_cnn_code, cb.pool);
+                p1.txt = text_encoder_forward(tp, &te, cb.captions, cb.cap_lens, B, NULL, NULL, &rng);
+                damsm_losses(&t, tp, p1.img.region, p1.img.code, p1.txt.words_emb, p1.txt.sent_emb, &db, &p1);
+                tape_backward(tp, p1.loss);
+                p1.clip_total_norm = damsm_clip(&t);
+                damsm_encoder_update(&t);
+                memset(&p2, 0, sizeof p2);
+                tape_no_grad_begin(tp2);
+                p2.txt = text_encoder_forward(tp2, &te, cb.captions, cb.cap_lens, B, NULL, NULL, &rng);
+                p2.img.code = linear_layer_forward(tp2, &ie.emb_cnn_code, cb.pool);
+                tape_no_grad_end(tp2);
+                damsm_zsl_d_backward(&t, tp2, p2.img.code, p2.txt.sent_emb, &db, &p2);
+                damsm_zsl_d_update(&t);
+            } else {
+                const Batch *lb;
+                if (loader_next(loader, &lb)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); rc = 1; stop = 1; break; }
+                Tape *io = &t.tape[1];
+                tape_reset(io);
+                Tensor *x = TNEW(io, lb->B, 3, lb->sizes[lb->n_scales - 1], lb->sizes[lb->n_scales - 1]);
+                memcpy(x->data, lb->imgs[lb->n_scales - 1], (size_t)x->n * sizeof(float));
+                DamsmBatch db = {x, lb->captions, lb->cap_lens, lb->class_ids, lb->B};
+                damsm_pass1(&t, &db, NULL, &rng, &p1);
+                damsm_encoder_update(&t);
+                damsm_encode2(&t, io, &db, NULL, &rng, &p2); /* pass 2 on tape[1], beside the photos */
+                damsm_zsl_d_backward(&t, io, p2.img.code, p2.txt.sent_emb, &db, &p2);
+                damsm_zsl_d_update(&t);
+            }
+            r.step++;
+            float v[6] = {p1.w.loss0->data[0] + p1.w.loss1->data[0], p1.s.loss0->data[0] + p1.s.loss1->data[0], p1.g_loss->data[0],
+                          p1.loss->data[0], p2.d_loss->data[0], lr};
+            if (run_check_finite(&r, 6, names, v)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); rc = 1; stop = 1; break; }
+            run_log(&r, 6, names, v);
+        }
+        if (stop) break;
+        /* end of an epoch: evaluation, learning-rate decay, snapshot */
+        if (ctest.n >= B) {
+            EvalOut et = evaluate_cached(&t, &ctest, &cub.test, &mc, 2024, B, 50);
+            EvalOut etr = evaluate_cached(&t, &ctrain, &cub.train, &mc, 2024, B, 50);
+            print_eval(&r, "test", &et);
+            print_eval(&r, "train", &etr);
+            const char *en[6] = {"test_w_loss", "test_s_loss", "test_top1", "train_w_loss", "train_s_loss", "train_top1"};
+            float ev[6] = {et.w_loss, et.s_loss, et.top1, etr.w_loss, etr.s_loss, etr.top1};
+            csv_row(r.csv_eval, r.step, r.epoch, 6, en, ev);
+        }
+        if (lr > tc->train.encoder_lr / 10.0) {
+            lr *= (float)tc->extra.lr_decay;
+            t.opt_te.lr = t.opt_ie.lr = lr;
+        }
+        r.batch_in_epoch = 0;
+        int interval = tc->train.snapshot_interval > 0 ? tc->train.snapshot_interval : 1;
+        if ((r.epoch + 1) % interval == 0 || r.epoch + 1 == tc->train.max_epoch) {
+            r.epoch++; /* the checkpoint resumes at the start of the next epoch */
+            if (save_checkpoint(&r, &t, &rng, lr) || export_models(&r, &te, &ie, &zd, &cub)) {
+                fprintf(stderr, "attngan pretrain: %s\n", err_msg());
+                rc = 1;
+                break;
+            }
+            r.epoch--;
+            tb_flush(r.tb);
+        }
+    }
+    if (stop && rc == 0) {
+        if (save_checkpoint(&r, &t, &rng, lr) || export_models(&r, &te, &ie, &zd, &cub)) {
+            fprintf(stderr, "attngan pretrain: %s\n", err_msg());
+            rc = 1;
+        } else printf("stopped after %lld steps (--max-steps); checkpoint and encoders in %s\n", (long long)r.step, r.out);
+    }
+    free(order);
+    cache_free(&ctrain);
+    cache_free(&ctest);
+    if (loader) loader_close(loader);
+    damsm_trainer_free(&t);
+    text_encoder_free(&te);
+    image_encoder_free(&ie);
+    zsl_d_free(&zd);
+    cub_close(&cub);
+    run_close(&r);
+    return rc;
+}

@@ -1,0 +1,401 @@
+/* train_gan.c: the AttnGAN + ZSL training program; see train_gan.h.
+ *
+ * TRAIN.NET_E names the pretrained text encoder (text_encoder.safetensors, as `attngan pretrain`
+ * writes it); its directory also holds image_encoder.safetensors (the heads; the trunk comes from
+ * EXTRA.INCEPTION_WEIGHTS), zsl_d.safetensors and vocab.txt, which must equal the data's
+ * vocabulary. G and the Ds start from AttnGAN's weights_init (or TRAIN.NET_G). Each step is one
+ * gan_step; every SNAPSHOT_INTERVAL steps a checkpoint, a grid of the EMA G's images for a fixed
+ * batch of captions (out/samples/step_N.png with the captions in step_N.txt; with more than one
+ * stage also the attention figure step_N_att.png), and the same grid in TensorBoard. At the end
+ * netG.safetensors holds the EMA weights (AttnGAN's average G), the model to sample from. */
+#include "train_gan.h"
+#include "../app/figure.h"
+#include "../data/loader.h"
+#include "../io/image.h"
+#include "../io/safetensors.h"
+#include "../nn/init.h"
+#include "../nn/load.h"
+#include "checkpoint.h"
+#include "gan_step.h"
+
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct Models {
+    ModelConfig mc;
+    TextEncoder te;
+    ImageEncoder ie;
+    ZslD zd;
+    GNet g;
+    DNet d[3];
+    int n_d;
+} Models;
+
+static int load_file(ParamSet *ps, const char *path, int flags) {
+    SafeTensors st;
+    if (st_open(&st, path)) return -1;
+    int rc = nn_load(ps, &st, "", flags, NULL);
+    st_close(&st);
+    return rc;
+}
+
+static int check_vocab(const char *dir, const Vocab *data_vocab) {
+    char path[2300];
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    if (access(path, R_OK)) {
+        fprintf(stderr, "attngan train: warning: no %s: cannot check that the text encoder's vocabulary is the data's\n", path);
+        return 0;
+    }
+    Vocab v;
+    if (vocab_load(&v, path)) return -1;
+    int rc = 0;
+    if (v.n != data_vocab->n) rc = err_set("%s has %d words, the data's vocabulary %d: the text encoder was trained on other captions", path, v.n, data_vocab->n);
+    for (int i = 0; !rc && i < v.n; i++)
+        if (strcmp(v.words[i], data_vocab->words[i]))
+            rc = err_set("%s: word %d is '%s', the data's is '%s': the text encoder was trained with another vocabulary", path, i,
+                         v.words[i], data_vocab->words[i]);
+    vocab_free(&v);
+    return rc;
+}
+
+static int build_models(Models *m, const Run *r, const Cub *cub) {
+    const TrainConfig *tc = &r->tc;
+    memset(m, 0, sizeof *m);
+    train_config_to_model(tc, &m->mc);
+    m->mc.n_words = cub->vocab.n;
+    if (!tc->train.net_e[0]) return err_set("TRAIN.NET_E is empty: the GAN needs the pretrained text encoder (attngan pretrain writes text_encoder.safetensors)");
+    size_t nl = strlen(tc->train.net_e);
+    if (nl > 4 && !strcmp(tc->train.net_e + nl - 4, ".pth"))
+        return err_set("TRAIN.NET_E %s is a PyTorch file: convert it first with tools/pth2safetensors.py", tc->train.net_e);
+    char dirbuf[TRAIN_CONFIG_STR], *dir;
+    snprintf(dirbuf, sizeof dirbuf, "%s", tc->train.net_e);
+    dir = dirname(dirbuf);
+    if (check_vocab(dir, &cub->vocab)) return -1;
+    text_encoder_init(&m->te, &m->mc);
+    image_encoder_init(&m->ie, &m->mc);
+    zsl_d_init(&m->zd, &m->mc);
+    if (load_file(&m->te.ps, tc->train.net_e, 0)) return err_prefix("TRAIN.NET_E");
+    if (run_load_inception(r, &m->ie)) return -1;
+    char path[2300];
+    snprintf(path, sizeof path, "%s/image_encoder.safetensors", dir);
+    if (load_file(&m->ie.ps, path, LOAD_PARTIAL)) return -1;
+    for (int i = 0; i < m->ie.ps.n; i++) {
+        const ParamEntry *e = m->ie.ps.entries[i];
+        if (!image_encoder_is_trunk_key(e->name) && !e->loaded) return err_set("%s: no %s", path, e->name);
+    }
+    snprintf(path, sizeof path, "%s/zsl_d.safetensors", dir);
+    if (load_file(&m->zd.ps, path, 0)) return -1;
+    Rng init;
+    rng_init(&init, (uint64_t)tc->extra.seed * 2 + 1);
+    m->n_d = tc->tree.branch_num;
+    gnet_init(&m->g, &m->mc, tc->tree.branch_num);
+    init_attngan(&m->g.ps, &init);
+    if (tc->train.net_g[0] && load_file(&m->g.ps, tc->train.net_g, 0)) return err_prefix("TRAIN.NET_G");
+    char name[16];
+    for (int i = 0; i < m->n_d; i++) {
+        snprintf(name, sizeof name, "netD%d", i);
+        dnet_init(&m->d[i], &m->mc, tc->tree.base_size << i, name);
+        init_attngan(&m->d[i].ps, &init);
+    }
+    return 0;
+}
+
+static void free_models(Models *m) {
+    text_encoder_free(&m->te);
+    image_encoder_free(&m->ie);
+    zsl_d_free(&m->zd);
+    gnet_free(&m->g);
+    for (int i = 0; i < m->n_d; i++) dnet_free(&m->d[i]);
+}
+
+/* ------------------------------------------------------------------ snapshots */
+typedef struct Fixed {
+    int B, T;
+    int64_t *captions, *class_ids;
+    int *cap_lens;
+    float *z;              /* (B, ZSL_Z) */
+    char **texts;          /* decoded captions */
+} Fixed;
+
+static int fixed_batch(Fixed *f, const Cub *cub, const TrainConfig *tc, const ModelConfig *mc) {
+    const CubSplit *s = cub->test.n_present >= tc->train.batch_size ? &cub->test : &cub->train;
+    LoaderConfig lc;
+    loader_config_default(&lc);
+    lc.batch_size = tc->train.batch_size;
+    lc.base_size = tc->tree.base_size;
+    lc.branch_num = 1;
+    lc.words_num = tc->text.words_num;
+    lc.threads = 1;
+    lc.seed = 12345;
+    lc.augment = 0;
+    lc.only_available = 1;
+    Loader *l;
+    const Batch *b;
+    if (loader_open(&l, cub, s, &lc) || loader_next(l, &b)) return -1;
+    f->B = b->B;
+    f->T = b->T;
+    f->captions = xmalloc((size_t)b->B * b->T * sizeof(int64_t));
+    f->class_ids = xmalloc((size_t)b->B * sizeof(int64_t));
+    f->cap_lens = xmalloc((size_t)b->B * sizeof(int));
+    memcpy(f->captions, b->captions, (size_t)b->B * b->T * sizeof(int64_t));
+    memcpy(f->class_ids, b->class_ids, (size_t)b->B * sizeof(int64_t));
+    memcpy(f->cap_lens, b->cap_lens, (size_t)b->B * sizeof(int));
+    loader_close(l);
+    f->z = xmalloc((size_t)f->B * mc->zsl_z * sizeof(float));
+    Rng r;
+    rng_init(&r, 777);
+    rng_normal(&r, f->z, (int64_t)f->B * mc->zsl_z, 0.0f, 1.0f);
+    f->texts = xcalloc((size_t)f->B, sizeof(char *));
+    for (int i = 0; i < f->B; i++) {
+        size_t cap = 16;
+        for (int t = 0; t < f->cap_lens[i]; t++) cap += strlen(cub->vocab.words[f->captions[i * f->T + t]]) + 1;
+        f->texts[i] = xcalloc(cap, 1);
+        for (int t = 0; t < f->cap_lens[i]; t++) {
+            if (t) strcat(f->texts[i], " ");
+            strcat(f->texts[i], cub->vocab.words[f->captions[i * f->T + t]]);
+        }
+    }
+    return 0;
+}
+
+static void fixed_free(Fixed *f) {
+    for (int i = 0; f->texts && i < f->B; i++) free(f->texts[i]);
+    free(f->texts);
+    free(f->captions);
+    free(f->class_ids);
+    free(f->cap_lens);
+    free(f->z);
+}
+
+/* Images of the EMA G for the fixed captions, in train-mode BN as AttnGAN's save_img_results,
+ * without changing G's weights or running statistics. */
+static int snapshot_images(Run *r, GanTrainer *t, Models *m, const Fixed *f, const Cub *cub) {
+    GNet *g = &m->g;
+    size_t nv = (size_t)g->ps.n_values, nb = (size_t)g->ps.n_buffers;
+    float *vals = xmalloc(nv * sizeof(float)), *bufs = xmalloc((nb ? nb : 1) * sizeof(float));
+    int64_t *ivals = xmalloc((size_t)g->ps.n * sizeof(int64_t));
+    memcpy(vals, g->ps.values, nv * sizeof(float));
+    if (nb) memcpy(bufs, g->ps.buffers, nb * sizeof(float));
+    for (int i = 0; i < g->ps.n; i++) ivals[i] = g->ps.entries[i]->ival;
+    memcpy(g->ps.values, t->ema_g.values, nv * sizeof(float));
+    Tape tp;
+    tape_init(&tp);
+    tape_no_grad_begin(&tp);
+    Tensor *z = TNEW(&tp, f->B, m->mc.zsl_z);
+    memcpy(z->data, f->z, (size_t)z->n * sizeof(float));
+    TextEncoderOut txt = text_encoder_forward(&tp, &m->te, f->captions, f->cap_lens, f->B, z, NULL, NULL);
+    uint8_t *mask = gan_word_mask(&tp, f->captions, f->B, f->T, txt.words_emb->shape[2]);
+    Rng nr;
+    rng_init(&nr, 99);
+    GNetOut go = gnet_forward_noise(&tp, g, txt.sent_emb, txt.words_emb, mask, NULL, NULL, &nr);
+    tape_no_grad_end(&tp);
+    memcpy(g->ps.values, vals, nv * sizeof(float));
+    if (nb) memcpy(g->ps.buffers, bufs, nb * sizeof(float));
+    for (int i = 0; i < g->ps.n; i++) g->ps.entries[i]->ival = ivals[i];
+    free(vals);
+    free(bufs);
+    free(ivals);
+
+    char dir[2300], path[2400];
+    snprintf(dir, sizeof dir, "%s/samples", r->out);
+    if (mkdir_p(dir)) { tape_free(&tp); return -1; }
+    Tensor *last = go.imgs[go.n_imgs - 1];
+    int S = last->shape[2], n = f->B < 16 ? f->B : 16;
+    const float **imgs = xmalloc((size_t)n * sizeof(float *));
+    for (int i = 0; i < n; i++) imgs[i] = last->data + (int64_t)i * 3 * S * S;
+    Image grid = {0};
+    int rc = figure_grid(imgs, n, S, 4, 2, &grid);
+    snprintf(path, sizeof path, "%s/step_%lld.png", dir, (long long)r->step);
+    if (!rc) rc = image_save_png(path, &grid);
+    if (!rc) tb_image(r->tb, "samples/ema_G", &grid, r->step);
+    image_free(&grid);
+    /* the captions, one line per image, row-major as in the grid */
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(f->texts[i]) + 8;
+    char *txtbuf = xcalloc(len, 1);
+    for (int i = 0; i < n; i++) sprintf(txtbuf + strlen(txtbuf), "%d: %s\n", i, f->texts[i]);
+    snprintf(path, sizeof path, "samples/step_%lld.txt", (long long)r->step);
+    if (!rc) rc = run_write_text(r, path, txtbuf);
+    free(txtbuf);
+    if (!rc && go.n_att > 0) {
+        Tensor *att = go.att[go.n_att - 1];
+        int L = att->shape[1], h = att->shape[2], w = att->shape[3], k = n < 4 ? n : 4;
+        const float **atts = xmalloc((size_t)k * sizeof(float *));
+        const char *const **words = xmalloc((size_t)k * sizeof(char **));
+        int *nw = xmalloc((size_t)k * sizeof(int));
+        for (int i = 0; i < k; i++) {
+            atts[i] = att->data + (int64_t)i * L * h * w;
+            const char **ws = xmalloc((size_t)L * sizeof(char *));
+            for (int tkn = 0; tkn < L; tkn++) ws[tkn] = cub->vocab.words[f->captions[i * f->T + tkn]];
+            words[i] = ws;
+            nw[i] = f->cap_lens[i];
+        }
+        Image fig = {0};
+        rc = figure_attention_rows(imgs, k, S, atts, h, w, words, nw, &fig);
+        snprintf(path, sizeof path, "%s/step_%lld_att.png", dir, (long long)r->step);
+        if (!rc) rc = image_save_png(path, &fig);
+        if (!rc) tb_image(r->tb, "samples/attention", &fig, r->step);
+        image_free(&fig);
+        for (int i = 0; i < k; i++) free((void *)words[i]);
+        free(atts);
+        free(words);
+        free(nw);
+    }
+    free(imgs);
+    tape_free(&tp);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final) {
+    CkptNet nets[5];
+    CkptOpt opts[4];
+    char nd[3][16], od[3][16];
+    int nn = 0, no = 0;
+    nets[nn++] = (CkptNet){"netG", &m->g.ps, NULL};
+    nets[nn++] = (CkptNet){"netG_ema", &t->ema_g, NULL};
+    opts[no++] = (CkptOpt){"optG", &t->opt_g};
+    for (int i = 0; i < m->n_d; i++) {
+        snprintf(nd[i], sizeof nd[i], "netD%d", i);
+        snprintf(od[i], sizeof od[i], "optD%d", i);
+        nets[nn++] = (CkptNet){nd[i], &m->d[i].ps, NULL};
+        opts[no++] = (CkptOpt){od[i], &t->opt_d[i]};
+    }
+    cJSON *s = run_state(r);
+    ckpt_put_rng(s, "rng", rng);
+    int rc = ckpt_save(r->out, r->step, nets, nn, opts, no, s, 3);
+    cJSON_Delete(s);
+    if (rc || !final) return rc;
+    /* the model to sample from: the EMA G, with what generation needs beside it */
+    char path[2400];
+    StWriter *w = st_writer_new();
+    nn_save(&t->ema_g, w, "");
+    st_writer_meta(w, "format", "attngan-model-1");
+    st_writer_meta(w, "network", "netG (EMA weights)");
+    snprintf(path, sizeof path, "%s/netG.safetensors", r->out);
+    rc = st_writer_write(w, path);
+    st_writer_free(w);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ the program */
+int train_gan_main(const RunArgs *a) {
+    Run r;
+    if (run_open(&r, a, "cfg/bird_attn2.yml")) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
+    TrainConfig *tc = &r.tc;
+    if (train_config_check_gan(tc)) { fprintf(stderr, "attngan train: %s\n", err_msg()); run_close(&r); return 2; }
+    if (!a->quiet) train_config_print(tc, stdout);
+    Cub cub;
+    if (cub_open(&cub, tc->data_dir)) { fprintf(stderr, "attngan train: %s\n", err_msg()); run_close(&r); return 2; }
+    Models m;
+    if (build_models(&m, &r, &cub)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
+    DNet *dp[3] = {&m.d[0], &m.d[1], &m.d[2]};
+    GanTrainer t;
+    gan_trainer_init(&t, &m.te, &m.ie, &m.zd, &m.g, dp, &m.mc);
+    Rng rng;
+    rng_init(&rng, (uint64_t)tc->extra.seed);
+    if (r.resume_state) {
+        CkptNet nets[5];
+        CkptOpt opts[4];
+        char nd[3][16], od[3][16];
+        int nn = 0, no = 0;
+        nets[nn++] = (CkptNet){"netG", &m.g.ps, NULL};
+        nets[nn++] = (CkptNet){"netG_ema", &t.ema_g, NULL};
+        opts[no++] = (CkptOpt){"optG", &t.opt_g};
+        for (int i = 0; i < m.n_d; i++) {
+            snprintf(nd[i], sizeof nd[i], "netD%d", i);
+            snprintf(od[i], sizeof od[i], "optD%d", i);
+            nets[nn++] = (CkptNet){nd[i], &m.d[i].ps, NULL};
+            opts[no++] = (CkptOpt){od[i], &t.opt_d[i]};
+        }
+        cJSON *st = NULL;
+        if (ckpt_load(r.resume_dir, nets, nn, opts, no, &st) || ckpt_get_rng(st, "rng", &rng)) {
+            fprintf(stderr, "attngan train: resume: %s\n", err_msg());
+            return 2;
+        }
+        r.step = (int64_t)cJSON_GetObjectItemCaseSensitive(st, "step")->valuedouble;
+        r.epoch = (int)cJSON_GetObjectItemCaseSensitive(st, "epoch")->valuedouble;
+        r.batch_in_epoch = (int)cJSON_GetObjectItemCaseSensitive(st, "batch_in_epoch")->valuedouble;
+        cJSON_Delete(st);
+        printf("resumed from %s: step %lld\n", r.resume_dir, (long long)r.step);
+    }
+    LoaderConfig lc;
+    loader_config_default(&lc);
+    lc.batch_size = tc->train.batch_size;
+    lc.base_size = tc->tree.base_size;
+    lc.branch_num = tc->tree.branch_num;
+    lc.words_num = tc->text.words_num;
+    lc.threads = tc->workers > 0 ? tc->workers : 1;
+    lc.seed = (uint64_t)tc->extra.seed;
+    lc.only_available = tc->extra.only_available;
+    lc.start_batch = r.step;
+    Loader *loader;
+    if (loader_open(&loader, &cub, &cub.train, &lc)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
+    int per_epoch = loader_batches_per_epoch(loader);
+    if (tc->extra.only_available)
+        printf("--only-available: training on the %d photos present of the split's %d\n", loader_samples(loader), cub.train.n);
+    Fixed fixed;
+    memset(&fixed, 0, sizeof fixed);
+    if (fixed_batch(&fixed, &cub, tc, &m.mc)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
+    int64_t total = (int64_t)tc->train.max_epoch * per_epoch;
+    if (a->max_steps && a->max_steps < total) total = a->max_steps;
+    r.progress = progress_new("train", total, stdout);
+    progress_set_batch(r.progress, tc->train.batch_size);
+    progress_set_start(r.progress, r.step);
+    const char *names[11];
+    char nbuf[11][32];
+    int nt = 0;
+    for (int i = 0; i < m.n_d; i++) { snprintf(nbuf[nt], 32, "errD%d", i); names[nt] = nbuf[nt]; nt++; }
+    for (int i = 0; i < m.n_d; i++) { snprintf(nbuf[nt], 32, "g_loss%d", i); names[nt] = nbuf[nt]; nt++; }
+    const char *rest[5] = {"w_loss", "s_loss", "zsl_adv", "zsl_cls", "errG_total"};
+    for (int i = 0; i < 5; i++) names[nt++] = rest[i];
+    Tape io;
+    tape_init(&io);
+    int rc = 0, interval = tc->train.snapshot_interval > 0 ? tc->train.snapshot_interval : 1000;
+    while (r.step < total) {
+        const Batch *lb;
+        if (loader_next(loader, &lb)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
+        tape_reset(&io);
+        GanBatch gb = {{NULL, NULL, NULL}, lb->captions, lb->cap_lens, lb->class_ids, lb->B};
+        for (int i = 0; i < lb->n_scales; i++) {
+            gb.imgs[i] = TNEW(&io, lb->B, 3, lb->sizes[i], lb->sizes[i]);
+            memcpy(gb.imgs[i]->data, lb->imgs[i], (size_t)gb.imgs[i]->n * sizeof(float));
+        }
+        GanStepOut o;
+        gan_step(&t, &gb, NULL, &rng, &o);
+        r.step++;
+        r.epoch = (int)(r.step / per_epoch);
+        r.batch_in_epoch = (int)(r.step % per_epoch);
+        float v[11];
+        int k = 0;
+        for (int i = 0; i < m.n_d; i++) v[k++] = o.d[i].loss->data[0];
+        for (int i = 0; i < m.n_d; i++) v[k++] = o.g.g_loss[i]->data[0];
+        v[k++] = o.g.w_loss->data[0];
+        v[k++] = o.g.s_loss->data[0];
+        v[k++] = o.g.adv->data[0];
+        v[k++] = o.g.cls->data[0];
+        v[k++] = o.g.total->data[0];
+        if (run_check_finite(&r, nt, names, v)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
+        run_log(&r, nt, names, v);
+        if (r.step % interval == 0 || r.step == total) {
+            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all(&r, &t, &m, &rng, r.step == total)) {
+                fprintf(stderr, "attngan train: %s\n", err_msg());
+                rc = 1;
+                break;
+            }
+            tb_flush(r.tb);
+        }
+    }
+    if (rc == 0) printf("trained %lld steps; checkpoints, samples and netG.safetensors (EMA) in %s\n", (long long)r.step, r.out);
+    tape_free(&io);
+    fixed_free(&fixed);
+    loader_close(loader);
+    gan_trainer_free(&t);
+    free_models(&m);
+    cub_close(&cub);
+    run_close(&r);
+    return rc;
+}
