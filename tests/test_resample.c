@@ -1,5 +1,6 @@
-/* test_resample.c: nearest x2 upsampling and bilinear resizing against PyTorch fixtures, finite
- * differences, a double-precision reference at the Inception sizes, and thread-count determinism. */
+/* test_resample.c: nearest x2 upsampling and bilinear resizing (align_corners False and True)
+ * against PyTorch fixtures, finite differences, a double-precision reference at the Inception
+ * sizes, and thread-count determinism. */
 #include "test.h"
 #include "../src/ops/resample.h"
 
@@ -8,12 +9,17 @@
 
 typedef struct ResizeArgs {
     int out_h, out_w;
+    int align_corners;           /* used by fwd_bilinear_ac only */
 } ResizeArgs;
 
 static Tensor *fwd_nearest(Tape *tp, Tensor **in, void *ctx) { return op_upsample_nearest2x(tp, in[0]); }
 static Tensor *fwd_bilinear(Tape *tp, Tensor **in, void *ctx) {
     const ResizeArgs *a = ctx;
     return op_resize_bilinear(tp, in[0], a->out_h, a->out_w);
+}
+static Tensor *fwd_bilinear_ac(Tape *tp, Tensor **in, void *ctx) {
+    const ResizeArgs *a = ctx;
+    return op_resize_bilinear_ac(tp, in[0], a->out_h, a->out_w, a->align_corners);
 }
 
 /* Forward and backward of one fixture case against PyTorch with tolerance tol (0: bit-exact). */
@@ -45,13 +51,14 @@ static void value_case(SafeTensors *fx, const char *name, GradcheckFn fn, void *
     tensor_free(gwant);
 }
 
-static void bilinear_case(SafeTensors *fx, const char *name, double tol) {
+/* align_corners < 0: op_resize_bilinear; else op_resize_bilinear_ac with that flag */
+static void bilinear_case(SafeTensors *fx, const char *name, double tol, int align_corners) {
     char k[64];
     float size[2];
     snprintf(k, sizeof k, "%s.size", name);
     if (st_read_f32(fx, k, size, 2)) FAIL("%s", err_msg());
-    ResizeArgs a = {(int)size[0], (int)size[1]};
-    value_case(fx, name, fwd_bilinear, &a, tol);
+    ResizeArgs a = {(int)size[0], (int)size[1], align_corners};
+    value_case(fx, name, align_corners < 0 ? fwd_bilinear : fwd_bilinear_ac, &a, tol);
 }
 
 static void value_tests(void) {
@@ -59,10 +66,19 @@ static void value_tests(void) {
     if (!fx) return;
     value_case(fx, "nearest", fwd_nearest, NULL, 0);
     const char *cases[] = {"small", "square", "up64", "up256", "down304", "half_same", "big_ratio"};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) bilinear_case(fx, cases[i], 1e-6);
-    bilinear_case(fx, "same299", 0);   /* same size: an exact copy, gradient passed through */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bilinear_case(fx, cases[i], 1e-6, -1);
+        bilinear_case(fx, cases[i], 1e-6, 0);   /* op_resize_bilinear_ac(..., 0) is the same op */
+    }
+    bilinear_case(fx, "same299", 0, -1);   /* same size: an exact copy, gradient passed through */
     /* C == 1 runs PyTorch's channels-last kernel, which rounds differently by about an ulp */
-    bilinear_case(fx, "one_channel", 1e-6);
+    bilinear_case(fx, "one_channel", 1e-6, -1);
+    const char *ac[] = {"ac_small", "ac_up256", "ac_up64", "ac_down304", "ac_half_same", "ac_big_ratio", "ac_to_one",
+                        "ac_from_one"};
+    /* align_corners=True: PyTorch's weights (float scale, double source index) to the bit */
+    if (!fixture_has(fx, "ac_small.out")) test_skip("resample fixture predates the align_corners=True cases (make fixtures)");
+    else
+        for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++) bilinear_case(fx, ac[i], 0, 1);
     fixture_close(fx);
 }
 
@@ -75,12 +91,18 @@ static void grad_case(const char *name, GradcheckFn fn, void *ctx, int N, int C,
 
 static void grad_tests(void) {
     grad_case("upsample_nearest2x", fwd_nearest, NULL, 2, 2, 3, 4, 31);
-    ResizeArgs up = {7, 9}, down = {4, 3}, same = {4, 5}, mixed = {4, 8}, edge = {11, 2};
+    ResizeArgs up = {7, 9, 0}, down = {4, 3, 0}, same = {4, 5, 0}, mixed = {4, 8, 0}, edge = {11, 2, 0};
     grad_case("bilinear up", fwd_bilinear, &up, 1, 2, 4, 5, 32);
     grad_case("bilinear down", fwd_bilinear, &down, 1, 2, 9, 7, 33);
     grad_case("bilinear same size", fwd_bilinear, &same, 1, 2, 4, 5, 34);
     grad_case("bilinear one axis same", fwd_bilinear, &mixed, 2, 1, 4, 5, 35);
     grad_case("bilinear 2->11, 7->2", fwd_bilinear, &edge, 1, 1, 2, 7, 36);
+    ResizeArgs ac_up = {7, 9, 1}, ac_down = {4, 3, 1}, ac_same = {4, 5, 1}, ac_mixed = {4, 8, 1}, ac_edge = {11, 1, 1};
+    grad_case("bilinear align_corners up", fwd_bilinear_ac, &ac_up, 1, 2, 4, 5, 37);
+    grad_case("bilinear align_corners down", fwd_bilinear_ac, &ac_down, 1, 2, 9, 7, 38);
+    grad_case("bilinear align_corners same size", fwd_bilinear_ac, &ac_same, 1, 2, 4, 5, 39);
+    grad_case("bilinear align_corners one axis same", fwd_bilinear_ac, &ac_mixed, 2, 1, 4, 5, 40);
+    grad_case("bilinear align_corners 2->11, 7->1", fwd_bilinear_ac, &ac_edge, 1, 1, 2, 7, 41);
 }
 
 /* PyTorch's source index along one axis, in double: lower tap, upper tap, weight of the upper */
@@ -133,7 +155,7 @@ static void determinism_tests(void) {
     int NC = 8, H = 48, W = 40, OH = 64, OW = 80;
     int64_t nin = (int64_t)NC * H * W, nout = (int64_t)NC * OH * OW;
     float *x = xmalloc(nin * sizeof(float)), *g = xmalloc(nout * sizeof(float));
-    float *y[2], *d[2], *dn[2];
+    float *y[2], *d[2], *dn[2], *ya[2], *da[2];
     fill_uniform(x, nin, -1, 1, 50);
     fill_uniform(g, nout, -1, 1, 51);
     for (int t = 0; t < 2; t++) {
@@ -144,12 +166,20 @@ static void determinism_tests(void) {
         resize_bilinear_forward(y[t], x, NC, H, W, OH, OW);
         resize_bilinear_backward(d[t], g, NC, H, W, OH, OW);
         upsample_nearest2x_backward(dn[t], g, NC, OH / 2, OW / 2);
+        ya[t] = xmalloc(nout * sizeof(float));
+        da[t] = xcalloc(nin, sizeof(float));
+        resize_bilinear_ac_forward(ya[t], x, NC, H, W, OH, OW, 1);
+        resize_bilinear_ac_backward(da[t], g, NC, H, W, OH, OW, 1);
     }
     threads_set(0);
     EXPECT(!memcmp(y[0], y[1], nout * sizeof(float)), "bilinear forward differs between 1 and 2 threads");
     EXPECT(!memcmp(d[0], d[1], nin * sizeof(float)), "bilinear backward differs between 1 and 2 threads");
     EXPECT(!memcmp(dn[0], dn[1], (nout / 4) * sizeof(float)), "nearest backward differs between 1 and 2 threads");
+    EXPECT(!memcmp(ya[0], ya[1], nout * sizeof(float)), "bilinear align_corners forward differs between 1 and 2 threads");
+    EXPECT(!memcmp(da[0], da[1], nin * sizeof(float)), "bilinear align_corners backward differs between 1 and 2 threads");
     for (int t = 0; t < 2; t++) {
+        free(ya[t]);
+        free(da[t]);
         free(y[t]);
         free(d[t]);
         free(dn[t]);

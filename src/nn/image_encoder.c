@@ -5,7 +5,11 @@
  * Every BasicConv2d is conv (no bias) -> BatchNorm2d(eps 1e-3) -> ReLU, registered under
  * "<part>.<branch>.conv.weight" and "<part>.<branch>.bn.{weight, bias, running_mean,
  * running_var, num_batches_tracked}", parts and branches in torchvision's module order, so the
- * ParamSet's order is PyTorch's state_dict order. */
+ * ParamSet's order is PyTorch's state_dict order.
+ *
+ * The 3x3 average pool in front of every A/C/E branch_pool counts the padding (torchvision's
+ * F.avg_pool2d(x, 3, 1, 1)) or, in the Keras convention, excludes it (AveragePooling2D 'same');
+ * `cip` below is that count_include_pad flag. */
 #include "image_encoder.h"
 
 #include <stdlib.h>
@@ -47,9 +51,9 @@ static Tensor *basic_fwd(Tape *tp, BasicConv *b, Tensor *x, int train) {
     return op_relu(tp, y);
 }
 
-/* the avg_pool2d(3, 1, 1) (count_include_pad) in front of every A/C/E branch_pool */
-static Tensor *pool_branch(Tape *tp, BasicConv *b, Tensor *x, int train) {
-    return basic_fwd(tp, b, op_avgpool2d(tp, x, 3, 1, 1, 1), train);
+/* the avg_pool2d(3, 1, 1) (count_include_pad = cip) in front of every A/C/E branch_pool */
+static Tensor *pool_branch(Tape *tp, BasicConv *b, Tensor *x, int train, int cip) {
+    return basic_fwd(tp, b, op_avgpool2d(tp, x, 3, 1, 1, cip), train);
 }
 
 static Tensor *max_pool_3s2(Tape *tp, Tensor *x) { return op_maxpool2d(tp, x, 3, 2, 0); }
@@ -73,11 +77,11 @@ static void inception_a_init(InceptionA *m, ParamSet *ps, const char *p, int cin
 }
 
 /* x (B, cin, 35, 35) -> (B, 64 + 64 + 96 + pool_features, 35, 35) */
-static Tensor *inception_a_fwd(Tape *tp, InceptionA *m, Tensor *x, int t) {
+static Tensor *inception_a_fwd(Tape *tp, InceptionA *m, Tensor *x, int t, int cip) {
     Tensor *b5 = basic_fwd(tp, &m->b5x5_2, basic_fwd(tp, &m->b5x5_1, x, t), t);
     Tensor *bd = basic_fwd(tp, &m->b3dbl_1, x, t);
     bd = basic_fwd(tp, &m->b3dbl_3, basic_fwd(tp, &m->b3dbl_2, bd, t), t);
-    Tensor *parts[] = {basic_fwd(tp, &m->b1x1, x, t), b5, bd, pool_branch(tp, &m->pool, x, t)};
+    Tensor *parts[] = {basic_fwd(tp, &m->b1x1, x, t), b5, bd, pool_branch(tp, &m->pool, x, t, cip)};
     return cat_channels(tp, 4, parts);
 }
 
@@ -123,13 +127,13 @@ static void inception_c_init(InceptionC *m, ParamSet *ps, const char *p, int cin
 }
 
 /* x (B, 768, 17, 17) -> (B, 768, 17, 17) */
-static Tensor *inception_c_fwd(Tape *tp, InceptionC *m, Tensor *x, int t) {
+static Tensor *inception_c_fwd(Tape *tp, InceptionC *m, Tensor *x, int t, int cip) {
     Tensor *b7 = basic_fwd(tp, &m->b7_1, x, t);
     b7 = basic_fwd(tp, &m->b7_3, basic_fwd(tp, &m->b7_2, b7, t), t);
     Tensor *bd = basic_fwd(tp, &m->b7dbl_1, x, t);
     bd = basic_fwd(tp, &m->b7dbl_3, basic_fwd(tp, &m->b7dbl_2, bd, t), t);
     bd = basic_fwd(tp, &m->b7dbl_5, basic_fwd(tp, &m->b7dbl_4, bd, t), t);
-    Tensor *bp = pool_branch(tp, &m->pool, x, t);
+    Tensor *bp = pool_branch(tp, &m->pool, x, t, cip);
     Tensor *parts[] = {basic_fwd(tp, &m->b1x1, x, t), b7, bd, bp};
     return cat_channels(tp, 4, parts);
 }
@@ -177,14 +181,14 @@ static void inception_e_init(InceptionE *m, ParamSet *ps, const char *p, int cin
 }
 
 /* x (B, cin, 8, 8) -> (B, 320 + 768 + 768 + 192 = 2048, 8, 8) */
-static Tensor *inception_e_fwd(Tape *tp, InceptionE *m, Tensor *x, int t) {
+static Tensor *inception_e_fwd(Tape *tp, InceptionE *m, Tensor *x, int t, int cip) {
     Tensor *b3 = basic_fwd(tp, &m->b3_1, x, t);
     Tensor *b3_parts[] = {basic_fwd(tp, &m->b3_2a, b3, t), basic_fwd(tp, &m->b3_2b, b3, t)};
     b3 = cat_channels(tp, 2, b3_parts);
     Tensor *bd = basic_fwd(tp, &m->b3dbl_2, basic_fwd(tp, &m->b3dbl_1, x, t), t);
     Tensor *bd_parts[] = {basic_fwd(tp, &m->b3dbl_3a, bd, t), basic_fwd(tp, &m->b3dbl_3b, bd, t)};
     bd = cat_channels(tp, 2, bd_parts);
-    Tensor *bp = pool_branch(tp, &m->pool, x, t);
+    Tensor *bp = pool_branch(tp, &m->pool, x, t, cip);
     Tensor *parts[] = {basic_fwd(tp, &m->b1x1, x, t), b3, bd, bp};
     return cat_channels(tp, 4, parts);
 }
@@ -220,8 +224,9 @@ static void trunk_init(InceptionTrunk *t, ParamSet *ps) {
     inception_e_init(&t->m7c, ps, "Mixed_7c", 2048);
 }
 
-/* x (B, 3, 299, 299) -> Mixed_6e (B, 768, 17, 17) into *features; returns Mixed_7c (B, 2048, 8, 8) */
-static Tensor *trunk_forward(Tape *tp, InceptionTrunk *t, Tensor *x, int train, Tensor **features) {
+/* x (B, 3, 299, 299) -> Mixed_6e (B, 768, 17, 17) into *features; returns Mixed_7c (B, 2048, 8, 8).
+ * cip: count_include_pad of the branch average pools. */
+static Tensor *trunk_forward(Tape *tp, InceptionTrunk *t, Tensor *x, int train, int cip, Tensor **features) {
     x = basic_fwd(tp, &t->c1a, x, train);           /* (B, 32, 149, 149) */
     x = basic_fwd(tp, &t->c2a, x, train);           /* (B, 32, 147, 147) */
     x = basic_fwd(tp, &t->c2b, x, train);           /* (B, 64, 147, 147) */
@@ -229,18 +234,18 @@ static Tensor *trunk_forward(Tape *tp, InceptionTrunk *t, Tensor *x, int train, 
     x = basic_fwd(tp, &t->c3b, x, train);           /* (B, 80, 73, 73) */
     x = basic_fwd(tp, &t->c4a, x, train);           /* (B, 192, 71, 71) */
     x = max_pool_3s2(tp, x);                        /* (B, 192, 35, 35) */
-    x = inception_a_fwd(tp, &t->m5b, x, train);     /* (B, 256, 35, 35) */
-    x = inception_a_fwd(tp, &t->m5c, x, train);     /* (B, 288, 35, 35) */
-    x = inception_a_fwd(tp, &t->m5d, x, train);     /* (B, 288, 35, 35) */
+    x = inception_a_fwd(tp, &t->m5b, x, train, cip); /* (B, 256, 35, 35) */
+    x = inception_a_fwd(tp, &t->m5c, x, train, cip); /* (B, 288, 35, 35) */
+    x = inception_a_fwd(tp, &t->m5d, x, train, cip); /* (B, 288, 35, 35) */
     x = inception_b_fwd(tp, &t->m6a, x, train);     /* (B, 768, 17, 17) */
-    x = inception_c_fwd(tp, &t->m6b, x, train);
-    x = inception_c_fwd(tp, &t->m6c, x, train);
-    x = inception_c_fwd(tp, &t->m6d, x, train);
-    x = inception_c_fwd(tp, &t->m6e, x, train);     /* (B, 768, 17, 17) */
+    x = inception_c_fwd(tp, &t->m6b, x, train, cip);
+    x = inception_c_fwd(tp, &t->m6c, x, train, cip);
+    x = inception_c_fwd(tp, &t->m6d, x, train, cip);
+    x = inception_c_fwd(tp, &t->m6e, x, train, cip); /* (B, 768, 17, 17) */
     *features = x;
     x = inception_d_fwd(tp, &t->m7a, x, train);     /* (B, 1280, 8, 8) */
-    x = inception_e_fwd(tp, &t->m7b, x, train);     /* (B, 2048, 8, 8) */
-    return inception_e_fwd(tp, &t->m7c, x, train);  /* (B, 2048, 8, 8) */
+    x = inception_e_fwd(tp, &t->m7b, x, train, cip); /* (B, 2048, 8, 8) */
+    return inception_e_fwd(tp, &t->m7c, x, train, cip); /* (B, 2048, 8, 8) */
 }
 
 /* ---------------------------------------------------------------- the encoder */
@@ -276,6 +281,7 @@ void image_encoder_init(ImageEncoder *ie, const ModelConfig *cfg) {
     paramset_finalize(&ie->ps);
     image_encoder_set_trainable(ie, 1);
     ie->train = 0;
+    ie->convention = INCEPTION_TORCHVISION;
 }
 
 void image_encoder_free(ImageEncoder *ie) {
@@ -285,20 +291,33 @@ void image_encoder_free(ImageEncoder *ie) {
     ie->trunk = NULL;
 }
 
+/* imgs (B, 3, S, S) in [-1, 1] -> the trunk's input (B, 3, 299, 299) in the encoder's convention */
+static Tensor *trunk_input(Tape *tp, const ImageEncoder *ie, Tensor *imgs) {
+    int same = imgs->shape[2] == TRUNK_SIZE && imgs->shape[3] == TRUNK_SIZE;
+    if (ie->convention == INCEPTION_KERAS) {
+        Tensor *x = op_scale(tp, op_add_scalar(tp, imgs, 1.0f), 0.5f);   /* (x + 1) / 2 in [0, 1] */
+        return same ? x : op_resize_bilinear_ac(tp, x, TRUNK_SIZE, TRUNK_SIZE, 1);
+    }
+    /* 299 is an exact copy: skipped */
+    return same ? imgs : op_resize_bilinear(tp, imgs, TRUNK_SIZE, TRUNK_SIZE);
+}
+
 ImageEncoderOut image_encoder_forward(Tape *tp, ImageEncoder *ie, Tensor *imgs) {
     char buf[64];
     CHECK(ie->trunk != NULL, "image_encoder_forward: encoder not initialised");
     CHECK(imgs->ndim == 4 && imgs->shape[1] == 3 && imgs->shape[0] > 0,
           "image_encoder_forward: images %s must be (B, 3, S, S)", tensor_shape_str(imgs, buf, sizeof buf));
     int B = imgs->shape[0];
-    Tensor *x = imgs;                                /* (B, 3, S, S) */
-    if (x->shape[2] != TRUNK_SIZE || x->shape[3] != TRUNK_SIZE)
-        x = op_resize_bilinear(tp, x, TRUNK_SIZE, TRUNK_SIZE);  /* (B, 3, 299, 299); 299 is an exact copy: skipped */
+    CHECK(ie->convention == INCEPTION_TORCHVISION || ie->convention == INCEPTION_KERAS,
+          "image_encoder_forward: unknown convention %d", (int)ie->convention);
+    Tensor *x = trunk_input(tp, ie, imgs);           /* (B, 3, 299, 299) */
     Tensor *features = NULL;
-    Tensor *top = trunk_forward(tp, ie->trunk, x, ie->train, &features);
+    int cip = ie->convention == INCEPTION_TORCHVISION;
+    Tensor *top = trunk_forward(tp, ie->trunk, x, ie->train, cip, &features);
     Tensor *pool = op_avgpool2d(tp, top, 8, 8, 0, 1); /* (B, 2048, 1, 1) */
     ImageEncoderOut out;
     out.trunk_pool = OP_RESHAPE(tp, pool, B, POOL_CH);                        /* (B, 2048) */
+    out.mixed_6e = features;                                                  /* (B, 768, 17, 17) */
     out.region = conv2d_layer_forward(tp, &ie->emb_features, features);       /* (B, E, 17, 17) */
     out.code = linear_layer_forward(tp, &ie->emb_cnn_code, out.trunk_pool);   /* (B, E) */
     return out;

@@ -3,7 +3,11 @@
  * frozen), region features emb_features (1x1 conv 768 -> E, no bias) on Mixed_6e (17x17) and
  * the global code emb_cnn_code (Linear 2048 -> E) on avg_pool(Mixed_7c, 8).
  * state_dict keys: torchvision's (Conv2d_1a_3x3.conv.weight, Conv2d_1a_3x3.bn.*, Mixed_5b.*,
- * ..., Mixed_7c.*) plus emb_features.weight, emb_cnn_code.{weight,bias}. */
+ * ..., Mixed_7c.*) plus emb_features.weight, emb_cnn_code.{weight,bias}.
+ * Two conventions for the trunk (ImageEncoder.convention): torchvision's (the default: resize
+ * with align_corners=False, 3x3 branch average pools counting the padding) and Keras's, for the
+ * pretrained Keras InceptionV3 that src/nn/keras_inception.c loads (input (x + 1) / 2 in [0, 1],
+ * resize with align_corners=True, branch average pools excluding the padding from the count). */
 #ifndef ATTNGAN_IMAGE_ENCODER_H
 #define ATTNGAN_IMAGE_ENCODER_H
 
@@ -12,6 +16,11 @@
 
 typedef struct InceptionTrunk InceptionTrunk; /* defined in image_encoder.c */
 
+typedef enum {
+    INCEPTION_TORCHVISION = 0,   /* torchvision inception_v3 (the seed's CNN_ENCODER) */
+    INCEPTION_KERAS = 1          /* Keras InceptionV3 weights (keras_inception_load sets it) */
+} InceptionConvention;
+
 typedef struct ImageEncoder {
     ModelConfig cfg;
     ParamSet ps;                 /* name "image_encoder" */
@@ -19,12 +28,14 @@ typedef struct ImageEncoder {
     Conv2dLayer emb_features;
     LinearLayer emb_cnn_code;
     int train;                   /* trunk BN: batch statistics + running-stat updates (seed's DAMSM) */
+    InceptionConvention convention;  /* INCEPTION_TORCHVISION after image_encoder_init */
 } ImageEncoder;
 
 typedef struct ImageEncoderOut {
     Tensor *region;              /* (B, E, 17, 17) emb_features(Mixed_6e) */
     Tensor *code;                /* (B, E) emb_cnn_code(pool) */
     Tensor *trunk_pool;          /* (B, 2048) avg_pool(Mixed_7c, 8) */
+    Tensor *mixed_6e;            /* (B, 768, 17, 17) the trunk's Mixed_6e output (region's input) */
 } ImageEncoderOut;
 
 /* The trunk's tensors are registered frozen (requires_grad false); the emb layers trainable. */
@@ -34,7 +45,8 @@ void image_encoder_free(ImageEncoder *ie);
 void image_encoder_set_trainable(ImageEncoder *ie, int heads_trainable);
 /* 1 if key is a trunk key (its first component is an Inception part name). */
 int image_encoder_is_trunk_key(const char *key);
-/* imgs (B, 3, S, S) in [-1, 1], any S (resized to 299 bilinearly; 299 is an exact copy). */
+/* imgs (B, 3, S, S) in [-1, 1], any S (resized to 299 bilinearly; 299 is an exact copy).
+ * INCEPTION_KERAS: the trunk sees (imgs + 1) / 2, resized with align_corners=True. */
 ImageEncoderOut image_encoder_forward(Tape *tp, ImageEncoder *ie, Tensor *imgs);
 
 #endif
