@@ -62,9 +62,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/test_util.o $(LIB)
 
 tests: $(TEST_BIN)
 
-# unit tests, the Python tests, then `attngan parity` on every reference dump (skipped if none)
+# unit tests, the Python tests, `attngan parity` on every reference dump (skipped if none), and
+# the training programs' exact resume on the real birds (skipped without ../shared/data)
 test: $(TEST_BIN) $(BUILD)/attngan
-	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) tests/run_py_tests.sh tests/parity/run_parity.sh
+	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_resume.sh
 
 deps:
 	@scripts/deps.sh

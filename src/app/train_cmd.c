@@ -8,7 +8,8 @@
 
 static const char *PRETRAIN_USAGE =
     "usage: attngan pretrain [--cfg cfg/DAMSM/bird.yml] [--set KEY=VALUE]... [--data DIR] [--out DIR]\n"
-    "                        [--seed N] [--threads N] [--max-steps N] [--resume DIR] [--quiet]\n"
+    "                        [--seed N] [--threads N] [--max-steps N] [--max-minutes M]\n"
+    "                        [--resume DIR] [--quiet]\n"
     "\n"
     "DAMSM + ZSL pretraining of the text and image encoders (the seed's pretrain_DAMSM.py).\n"
     "  --cfg FILE       YAML config with AttnGAN's keys (default cfg/DAMSM/bird.yml; a CPU-sized one:\n"
@@ -21,7 +22,10 @@ static const char *PRETRAIN_USAGE =
     "  --seed N         overrides EXTRA.SEED\n"
     "  --threads N      threads for the math (default: all cores)\n"
     "  --max-steps N    stop after N optimizer steps in all, writing a checkpoint\n"
-    "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n";
+    "  --max-minutes M  stop after M minutes of training (not counting the one-time feature cache)\n"
+    "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n"
+    "Ctrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint; a run killed outright\n"
+    "resumes from its last checkpoint (written atomically at the end of every SNAPSHOT_INTERVAL epochs).\n";
 
 int cmd_pretrain(int argc, char **argv) {
     RunArgs a;
@@ -32,7 +36,8 @@ int cmd_pretrain(int argc, char **argv) {
 
 static const char *TRAIN_USAGE =
     "usage: attngan train [--cfg cfg/bird_attn2.yml] [--set KEY=VALUE]... [--data DIR] [--out DIR]\n"
-    "                     [--seed N] [--threads N] [--max-steps N] [--resume DIR] [--quiet]\n"
+    "                     [--seed N] [--threads N] [--max-steps N] [--max-minutes M]\n"
+    "                     [--resume DIR] [--quiet]\n"
     "\n"
     "AttnGAN + ZSL training (the seed's trainer.py) on the pretrained encoders that TRAIN.NET_E names\n"
     "(text_encoder.safetensors from attngan pretrain; image_encoder, zsl_d and vocab.txt beside it).\n"
@@ -45,7 +50,10 @@ static const char *TRAIN_USAGE =
     "  --seed N         overrides EXTRA.SEED\n"
     "  --threads N      threads for the math (default: all cores)\n"
     "  --max-steps N    stop after N optimizer steps in all, writing a checkpoint and samples\n"
-    "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n";
+    "  --max-minutes M  stop after M minutes of training, writing a checkpoint and samples\n"
+    "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n"
+    "Ctrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint; a run killed outright\n"
+    "resumes from its last checkpoint (written atomically every SNAPSHOT_INTERVAL steps).\n";
 
 int cmd_train(int argc, char **argv) {
     RunArgs a;

@@ -149,5 +149,6 @@ void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanSt
     }
     gan_g_loss(t, &t->tp_g, o->gen.imgs, o->txt.words_emb, o->txt.sent_emb, b, &o->g);
     tape_backward(&t->tp_g, o->g.total);
+    for (int i = 0; i < t->n_d; i++) paramset_set_frozen(&t->d[i]->ps, 0); /* trainable again between steps */
     gan_g_update(t);
 }

@@ -464,10 +464,12 @@ int pretrain_main(const RunArgs *a) {
     const char *names[6] = {"w_loss", "s_loss", "zsl_g_loss", "loss", "zsl_d_loss", "lr"};
     int *order = ctrain.n ? xmalloc((size_t)ctrain.n * sizeof(int)) : NULL;
     int stop = 0;
+    const char *why = "";
+    run_start_clock(&r);
     for (; r.epoch < tc->train.max_epoch && !stop; r.epoch++) {
         if (order) epoch_order(ctrain.n, (uint64_t)tc->extra.seed, r.epoch, 1, order);
         for (; r.batch_in_epoch < per_epoch; r.batch_in_epoch++) {
-            if (a->max_steps && r.step >= a->max_steps) { stop = 1; break; }
+            if (run_should_stop(&r, a, &why)) { stop = 1; break; }
             DamsmPass1 p1;
             DamsmPass2 p2;
             if (order) {
@@ -546,7 +548,7 @@ int pretrain_main(const RunArgs *a) {
         if (save_checkpoint(&r, &t, &rng, lr) || export_models(&r, &te, &ie, &zd, &cub)) {
             fprintf(stderr, "attngan pretrain: %s\n", err_msg());
             rc = 1;
-        } else printf("stopped after %lld steps (--max-steps); checkpoint and encoders in %s\n", (long long)r.step, r.out);
+        } else printf("stopped after %lld steps (%s); checkpoint and encoders in %s\n", (long long)r.step, why, r.out);
     }
     free(order);
     cache_free(&ctrain);

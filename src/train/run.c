@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,12 @@ int run_parse_args(int argc, char **argv, RunArgs *a, const char *usage) {
         else if (!strcmp(k, "--seed")) { if (parse_i64(v, &x, k) || x > 2147483647) return 2; a->seed = (int)x; a->has_seed = 1; }
         else if (!strcmp(k, "--threads")) { if (parse_i64(v, &x, k) || x > 1024) return 2; a->threads = (int)x; }
         else if (!strcmp(k, "--max-steps")) { if (parse_i64(v, &x, k)) return 2; a->max_steps = x; }
+        else if (!strcmp(k, "--max-minutes")) {
+            char *end;
+            double m = strtod(v, &end);
+            if (end == v || *end || !(m > 0)) { fprintf(stderr, "attngan: --max-minutes: '%s' is not a positive number\n", v); return 2; }
+            a->max_minutes = m;
+        }
         else if (!strcmp(k, "--set")) {
             if (a->n_sets == 64) { fprintf(stderr, "attngan: too many --set\n"); return 2; }
             a->sets[a->n_sets++] = v;
@@ -180,4 +188,30 @@ int run_write_text(const Run *r, const char *name, const char *text) {
     char path[2300];
     snprintf(path, sizeof path, "%s/%s", r->out, name);
     return write_file_atomic(path, text, strlen(text));
+}
+
+static volatile sig_atomic_t g_stop_signal = 0;
+
+static void on_signal(int sig) { g_stop_signal = sig; }
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void run_start_clock(Run *r) {
+    r->t_start = now_s();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int run_should_stop(const Run *r, const RunArgs *a, const char **why) {
+    if (g_stop_signal) { *why = g_stop_signal == SIGINT ? "SIGINT" : "SIGTERM"; return 1; }
+    if (a->max_steps && r->step >= a->max_steps) { *why = "--max-steps"; return 1; }
+    if (a->max_minutes > 0 && now_s() - r->t_start >= a->max_minutes * 60.0) { *why = "--max-minutes"; return 1; }
+    return 0;
 }

@@ -19,6 +19,7 @@ typedef struct RunArgs {
     int seed, has_seed;       /* --seed N (overrides EXTRA.SEED) */
     int threads;              /* --threads N (0: all cores) */
     int64_t max_steps;        /* --max-steps N: stop after N optimizer steps in all (0: no limit) */
+    double max_minutes;       /* --max-minutes M: stop after M minutes of training (0: no limit) */
     const char *sets[64];     /* --set KEY=VALUE */
     int n_sets;
     int quiet;
@@ -35,6 +36,7 @@ typedef struct Run {
     Progress *progress;
     CsvLog *csv, *csv_eval;
     TbWriter *tb;
+    double t_start;           /* training clock (s) */
 } Run;
 
 /* Parses the shared options from argv (the subcommand's arguments); prints usage and returns 2 on
@@ -52,6 +54,11 @@ const char *run_data_dir(const Run *r);
 int run_check_finite(const Run *r, int n, const char *const *names, const float *values);
 /* Logs one row of training terms (progress, CSV, TensorBoard every LOG_INTERVAL steps). */
 void run_log(Run *r, int n, const char *const *names, const float *values);
+/* Starts the training clock and installs SIGINT/SIGTERM handlers that ask the loop to stop. */
+void run_start_clock(Run *r);
+/* 1 when the loop should stop after this step: a signal, --max-steps, or --max-minutes; `why` gets
+ * the reason. */
+int run_should_stop(const Run *r, const RunArgs *a, const char **why);
 /* State common to both programs, for state.json. */
 cJSON *run_state(const Run *r);
 /* Writes a file of the run (atomic) under out/. */

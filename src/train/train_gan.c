@@ -355,7 +355,16 @@ int train_gan_main(const RunArgs *a) {
     Tape io;
     tape_init(&io);
     int rc = 0, interval = tc->train.snapshot_interval > 0 ? tc->train.snapshot_interval : 1000;
+    const char *why = "";
+    run_start_clock(&r);
     while (r.step < total) {
+        if (run_should_stop(&r, a, &why)) {
+            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all(&r, &t, &m, &rng, 1)) {
+                fprintf(stderr, "attngan train: %s\n", err_msg());
+                rc = 1;
+            } else printf("stopped after %lld steps (%s); checkpoint, samples and netG.safetensors in %s\n", (long long)r.step, why, r.out);
+            break;
+        }
         const Batch *lb;
         if (loader_next(loader, &lb)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
         tape_reset(&io);
@@ -380,8 +389,9 @@ int train_gan_main(const RunArgs *a) {
         v[k++] = o.g.total->data[0];
         if (run_check_finite(&r, nt, names, v)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
         run_log(&r, nt, names, v);
-        if (r.step % interval == 0 || r.step == total) {
-            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all(&r, &t, &m, &rng, r.step == total)) {
+        if (r.step % interval == 0 || r.step == total || (a->max_steps && r.step == a->max_steps)) {
+            int last = r.step == total || (a->max_steps && r.step == a->max_steps);
+            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all(&r, &t, &m, &rng, last)) {
                 fprintf(stderr, "attngan train: %s\n", err_msg());
                 rc = 1;
                 break;
@@ -389,7 +399,7 @@ int train_gan_main(const RunArgs *a) {
             tb_flush(r.tb);
         }
     }
-    if (rc == 0) printf("trained %lld steps; checkpoints, samples and netG.safetensors (EMA) in %s\n", (long long)r.step, r.out);
+    if (rc == 0 && !why[0]) printf("trained %lld steps; checkpoints, samples and netG.safetensors (EMA) in %s\n", (long long)r.step, r.out);
     tape_free(&io);
     fixed_free(&fixed);
     loader_close(loader);
