@@ -381,6 +381,7 @@ int pretrain_main(const RunArgs *a) {
     ModelConfig mc;
     train_config_to_model(tc, &mc);
     mc.n_words = cub.vocab.n;
+    run_class_setup(&r, &cub, &mc);
     TextEncoder te;
     ImageEncoder ie;
     ZslD zd;
@@ -478,6 +479,7 @@ int pretrain_main(const RunArgs *a) {
                 tape_reset(tp2);
                 CBatch cb;
                 cached_batch(tp2, &ctrain, &cub.train, order, r.batch_in_epoch * B, B, mc.words_num, (uint64_t)tc->extra.seed, r.epoch, 1, &cb);
+                run_map_classes(&r, cb.class_ids, B);
                 DamsmBatch db = {NULL, cb.captions, cb.cap_lens, cb.class_ids, B};
                 memset(&p1, 0, sizeof p1);
                 paramset_zero_grad(&te.ps);
@@ -503,7 +505,10 @@ int pretrain_main(const RunArgs *a) {
                 tape_reset(io);
                 Tensor *x = TNEW(io, lb->B, 3, lb->sizes[lb->n_scales - 1], lb->sizes[lb->n_scales - 1]);
                 memcpy(x->data, lb->imgs[lb->n_scales - 1], (size_t)x->n * sizeof(float));
-                DamsmBatch db = {x, lb->captions, lb->cap_lens, lb->class_ids, lb->B};
+                int64_t *cls = tape_alloc(io, (size_t)lb->B * sizeof(int64_t));
+                memcpy(cls, lb->class_ids, (size_t)lb->B * sizeof(int64_t));
+                run_map_classes(&r, cls, lb->B);
+                DamsmBatch db = {x, lb->captions, lb->cap_lens, cls, lb->B};
                 damsm_pass1(&t, &db, NULL, &rng, &p1);
                 damsm_encoder_update(&t);
                 damsm_encode2(&t, io, &db, NULL, &rng, &p2); /* pass 2 on tape[1], beside the photos */

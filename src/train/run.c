@@ -2,6 +2,7 @@
 #include "run.h"
 #include "../io/safetensors.h"
 #include "../nn/keras_inception.h"
+#include "../nn/config.h"
 #include "../nn/load.h"
 #include "checkpoint.h"
 
@@ -214,4 +215,23 @@ int run_should_stop(const Run *r, const RunArgs *a, const char **why) {
     if (a->max_steps && r->step >= a->max_steps) { *why = "--max-steps"; return 1; }
     if (a->max_minutes > 0 && now_s() - r->t_start >= a->max_minutes * 60.0) { *why = "--max-minutes"; return 1; }
     return 0;
+}
+
+void run_class_setup(Run *r, const Cub *cub, ModelConfig *mc) {
+    r->use_class_map = r->tc.extra.zsl_train_classes_only;
+    if (!r->use_class_map) return;
+    memset(r->class_map, 0, sizeof r->class_map);
+    for (int i = 0; i < cub->train.n_classes; i++)
+        if (cub->train.classes[i] > 0 && cub->train.classes[i] < 1024) r->class_map[cub->train.classes[i]] = i + 1;
+    mc->num_classes = cub->train.n_classes;
+    printf("true zero-shot: the ZSL class head knows the %d training classes only\n", mc->num_classes);
+}
+
+void run_map_classes(const Run *r, int64_t *class_ids, int B) {
+    if (!r->use_class_map) return;
+    for (int i = 0; i < B; i++) {
+        int64_t c = class_ids[i];
+        CHECK(c > 0 && c < 1024 && r->class_map[c] > 0, "class %lld is not a training class", (long long)c);
+        class_ids[i] = r->class_map[c];
+    }
 }

@@ -37,6 +37,8 @@ typedef struct Run {
     CsvLog *csv, *csv_eval;
     TbWriter *tb;
     double t_start;           /* training clock (s) */
+    int class_map[1024];      /* see run_class_setup; 0 = not a training class */
+    int use_class_map;
 } Run;
 
 /* Parses the shared options from argv (the subcommand's arguments); prints usage and returns 2 on
@@ -59,6 +61,13 @@ void run_start_clock(Run *r);
 /* 1 when the loop should stop after this step: a signal, --max-steps, or --max-minutes; `why` gets
  * the reason. */
 int run_should_stop(const Run *r, const RunArgs *a, const char **why);
+/* EXTRA.ZSL_TRAIN_CLASSES_ONLY (true zero-shot): the ZSL class head knows only the training
+ * classes. run_class_setup sets mc->num_classes to their count and fills r->class_map (CUB id ->
+ * 1-based index among the training classes); run_map_classes rewrites a batch's ids in place (the
+ * DAMSM class masks only compare ids, so they are unchanged). Without the option both do nothing. */
+struct ModelConfig;
+void run_class_setup(Run *r, const Cub *cub, struct ModelConfig *mc);
+void run_map_classes(const Run *r, int64_t *class_ids, int B);
 /* State common to both programs, for state.json. */
 cJSON *run_state(const Run *r);
 /* Writes a file of the run (atomic) under out/. */

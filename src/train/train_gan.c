@@ -66,6 +66,7 @@ static int build_models(Models *m, const Run *r, const Cub *cub) {
     memset(m, 0, sizeof *m);
     train_config_to_model(tc, &m->mc);
     m->mc.n_words = cub->vocab.n;
+    run_class_setup((Run *)r, cub, &m->mc);
     if (!tc->train.net_e[0]) return err_set("TRAIN.NET_E is empty: the GAN needs the pretrained text encoder (attngan pretrain writes text_encoder.safetensors)");
     size_t nl = strlen(tc->train.net_e);
     if (nl > 4 && !strcmp(tc->train.net_e + nl - 4, ".pth"))
@@ -368,7 +369,10 @@ int train_gan_main(const RunArgs *a) {
         const Batch *lb;
         if (loader_next(loader, &lb)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
         tape_reset(&io);
-        GanBatch gb = {{NULL, NULL, NULL}, lb->captions, lb->cap_lens, lb->class_ids, lb->B};
+        int64_t *cls = tape_alloc(&io, (size_t)lb->B * sizeof(int64_t));
+        memcpy(cls, lb->class_ids, (size_t)lb->B * sizeof(int64_t));
+        run_map_classes(&r, cls, lb->B);
+        GanBatch gb = {{NULL, NULL, NULL}, lb->captions, lb->cap_lens, cls, lb->B};
         for (int i = 0; i < lb->n_scales; i++) {
             gb.imgs[i] = TNEW(&io, lb->B, 3, lb->sizes[i], lb->sizes[i]);
             memcpy(gb.imgs[i]->data, lb->imgs[i], (size_t)gb.imgs[i]->n * sizeof(float));
