@@ -404,6 +404,11 @@ int pretrain_main(const RunArgs *a) {
     }
     DamsmTrainer t;
     damsm_trainer_init(&t, &te, &ie, &zd, &mc);
+    {
+        char vpath[2400];
+        snprintf(vpath, sizeof vpath, "%s/vocab.txt", r.out);
+        if (vocab_save(&cub.vocab, vpath)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 1; }
+    }
     Rng rng;
     rng_init(&rng, (uint64_t)tc->extra.seed);
     float lr = (float)tc->train.encoder_lr;

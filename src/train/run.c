@@ -182,6 +182,7 @@ cJSON *run_state(const Run *r) {
     cJSON_AddNumberToObject(s, "step", (double)r->step);
     cJSON_AddNumberToObject(s, "epoch", r->epoch);
     cJSON_AddNumberToObject(s, "batch_in_epoch", r->batch_in_epoch);
+    cJSON_AddStringToObject(s, "vocabulary", "../../vocab.txt"); /* written beside the run's outputs */
     return s;
 }
 

@@ -355,6 +355,11 @@ int train_gan_main(const RunArgs *a) {
     for (int i = 0; i < 5; i++) names[nt++] = rest[i];
     Tape io;
     tape_init(&io);
+    char vpath[2400];
+    snprintf(vpath, sizeof vpath, "%s/vocab.txt", r.out);
+    if (vocab_save(&cub.vocab, vpath)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 1; }
+    double sums[11] = {0};
+    int n_sum = 0;
     int rc = 0, interval = tc->train.snapshot_interval > 0 ? tc->train.snapshot_interval : 1000;
     const char *why = "";
     run_start_clock(&r);
@@ -393,8 +398,15 @@ int train_gan_main(const RunArgs *a) {
         v[k++] = o.g.total->data[0];
         if (run_check_finite(&r, nt, names, v)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
         run_log(&r, nt, names, v);
+        for (int i = 0; i < nt; i++) sums[i] += v[i];
+        n_sum++;
         if (r.step % interval == 0 || r.step == total || (a->max_steps && r.step == a->max_steps)) {
             int last = r.step == total || (a->max_steps && r.step == a->max_steps);
+            printf("\nstep %lld (epoch %d): mean over the last %d steps:", (long long)r.step, r.epoch, n_sum);
+            for (int i = 0; i < nt; i++) printf(" %s %.4g", names[i], sums[i] / (n_sum ? n_sum : 1));
+            printf("\n");
+            memset(sums, 0, sizeof sums);
+            n_sum = 0;
             if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all(&r, &t, &m, &rng, last)) {
                 fprintf(stderr, "attngan train: %s\n", err_msg());
                 rc = 1;
