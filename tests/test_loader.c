@@ -164,7 +164,7 @@ static void test_bad_samples(void) {
     im.bbox[0] = 10; im.bbox[1] = 5; im.bbox[2] = 80; im.bbox[3] = 70;
     EXPECT(loader_make_sample(&cub, &im, &cfg, 1, &b, 0) == 0, "a good sample failed: %s", err_msg());
     /* the box outside the image */
-    im.bbox[0] = 100; im.bbox[2] = 80;
+    im.bbox[0] = 130; im.bbox[2] = 80; /* starts right of the 120 px image */
     int rc = loader_make_sample(&cub, &im, &cfg, 1, &b, 0);
     EXPECT(rc == -1 && strstr(err_msg(), "outside") && strstr(err_msg(), "a_1.jpg"), "box outside the image: %s", rc ? err_msg() : "accepted");
     /* a corrupt JPEG */

@@ -35,8 +35,9 @@ static uint64_t mix64(uint64_t x) {
 /* AttnGAN's bounding-box square, clipped to the image; -1 if the box is outside the image. */
 static int bbox_square(const CubImage *im, int width, int height, int box[4], const char *path) {
     float x = im->bbox[0], y = im->bbox[1], w = im->bbox[2], h = im->bbox[3];
-    /* boxes are given to 0.1 px after the photos were downscaled: allow one pixel of rounding */
-    if (w <= 0 || h <= 0 || x < -1 || y < -1 || x + w > width + 1 || y + h > height + 1)
+    /* AttnGAN clips the square to the image, so a box overhanging an edge is fine (CUB has some,
+     * and the downscaled boxes here are rounded); a box that misses the image is an error */
+    if (w <= 0 || h <= 0 || x >= width || y >= height || x + w <= 0 || y + h <= 0)
         return err_set("%s: bounding box (x %.1f, y %.1f, w %.1f, h %.1f) is outside the %dx%d image", path, x, y, w, h, width, height);
     int r = (int)((w > h ? w : h) * 0.75f);
     int cx = (int)((2 * x + w) / 2), cy = (int)((2 * y + h) / 2);
