@@ -258,7 +258,9 @@ static EvalOut evaluate_cached(DamsmTrainer *t, const FeatCache *c, const CubSpl
     EvalOut e = {0};
     int n = c->n;
     int *order = xmalloc((size_t)(n ? n : 1) * sizeof(int));
-    epoch_order(n, seed, 0, 0, order);
+    /* a fixed shuffle (as AttnGAN's shuffled val loader): consecutive photos share a class, and
+     * same-class pairs are masked out of the DAMSM losses and would crowd the retrieval folds */
+    epoch_order(n, seed, 0, 1, order);
     int E = mc->embedding_dim, nb = n / B < max_batches ? n / B : max_batches;
     float *codes = xmalloc((size_t)(n ? n : 1) * E * sizeof(float)), *sents = xmalloc((size_t)(n ? n : 1) * E * sizeof(float));
     int te_train = t->te->train;
