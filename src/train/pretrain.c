@@ -359,18 +359,13 @@ static int save_checkpoint(Run *r, DamsmTrainer *t, const Rng *rng, float lr) {
 static void print_eval(Run *r, const char *split, const EvalOut *e) {
     printf("epoch %d step %lld  %s: w_loss %.4f  s_loss %.4f  retrieval top-1 %.3f over %d captions (chance %.3f)\n", r->epoch,
            (long long)r->step, split, e->w_loss, e->s_loss, e->top1, e->n_images, e->chance);
-    char tag[64];
     const char *names[4] = {"w_loss", "s_loss", "top1", "chance"};
     float v[4] = {e->w_loss, e->s_loss, e->top1, e->chance};
-    char full[4][64];
-    const char *fn[4];
+    char tag[96];
     for (int i = 0; i < 4; i++) {
-        snprintf(full[i], sizeof full[i], "%s_%s", split, names[i]);
-        fn[i] = full[i];
-        snprintf(tag, sizeof tag, "eval/%s", full[i]);
+        snprintf(tag, sizeof tag, "eval/%s_%s", split, names[i]);
         tb_scalar(r->tb, tag, v[i], r->step);
     }
-    (void)fn;
 }
 
 int pretrain_main(const RunArgs *a) {
