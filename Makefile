@@ -42,7 +42,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out $(TEST_LIB),$(TES
 LIB      := $(BUILD)/libattngan.a
 
 .SECONDARY:
-.PHONY: all test check deps dumps fixtures clean
+.PHONY: all test check deps dumps fixtures tools clean
 all: $(BUILD)/attngan
 	@ln -sf $(BUILD)/attngan build/attngan 2>/dev/null || true
 
@@ -56,6 +56,12 @@ $(LIB): $(LIB_OBJ)
 
 $(BUILD)/attngan: $(APP_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(LIB) $(LDLIBS)
+
+# measurement tools (tools/*.c), e.g. build/release/tools/colour_check
+TOOL_BIN := $(patsubst tools/%.c,$(BUILD)/tools/%,$(wildcard tools/*.c))
+tools: $(TOOL_BIN)
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/test_util.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/test_util.o $(LIB) $(LDLIBS)
