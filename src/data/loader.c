@@ -24,7 +24,7 @@ void loader_config_default(LoaderConfig *c) {
 }
 
 /* ------------------------------------------------------------------ one sample */
-static uint64_t mix64(uint64_t x) {
+uint64_t loader_mix64(uint64_t x) {
     x ^= x >> 30;
     x *= 0xbf58476d1ce4e5b9ULL;
     x ^= x >> 27;
@@ -157,13 +157,10 @@ static void batch_free(Batch *b) {
     free(b->caption_index);
 }
 
-/* The order of samples in an epoch: Fisher-Yates driven by (seed, epoch). */
-static void epoch_order(const Loader *l, int epoch, int *order) {
-    for (int i = 0; i < l->n_samples; i++) order[i] = l->samples[i];
-    if (!l->cfg.shuffle) return;
+void loader_shuffle(int *order, int n, uint64_t seed, int epoch) {
     Rng r;
-    rng_init(&r, mix64(l->cfg.seed ^ 0x5eed0000ULL) + (uint64_t)epoch * 0x9E3779B97F4A7C15ULL);
-    for (int i = l->n_samples - 1; i > 0; i--) {
+    rng_init(&r, loader_mix64(seed ^ 0x5eed0000ULL) + (uint64_t)epoch * 0x9E3779B97F4A7C15ULL);
+    for (int i = n - 1; i > 0; i--) {
         int j = (int)rng_below(&r, (uint32_t)(i + 1));
         int t = order[i];
         order[i] = order[j];
@@ -171,8 +168,14 @@ static void epoch_order(const Loader *l, int epoch, int *order) {
     }
 }
 
+/* The order of samples in an epoch. */
+static void epoch_order(const Loader *l, int epoch, int *order) {
+    for (int i = 0; i < l->n_samples; i++) order[i] = l->samples[i];
+    if (l->cfg.shuffle) loader_shuffle(order, l->n_samples, l->cfg.seed, epoch);
+}
+
 static uint64_t sample_seed(const Loader *l, int epoch, int pos) {
-    return mix64(mix64(l->cfg.seed + 0x1234567ULL) ^ ((uint64_t)epoch << 32 | (uint32_t)pos));
+    return loader_mix64(loader_mix64(l->cfg.seed + 0x1234567ULL) ^ ((uint64_t)epoch << 32 | (uint32_t)pos));
 }
 
 static void *worker(void *arg) {

@@ -61,6 +61,12 @@ int loader_samples(const Loader *l);
 int loader_next(Loader *l, const Batch **out);
 void loader_close(Loader *l);
 
+/* The shuffles and per-sample streams the loader uses, for other samplers (cached features):
+ * loader_mix64 is a 64-bit mixer (splitmix64's finaliser); loader_shuffle permutes order[0..n)
+ * in place, a Fisher-Yates driven by (seed, epoch). */
+uint64_t loader_mix64(uint64_t x);
+void loader_shuffle(int *order, int n, uint64_t seed, int epoch);
+
 /* One sample, synchronously (the workers' job; also for tests and tools): fills row b of batch. */
 int loader_make_sample(const Cub *cub, const CubImage *im, const LoaderConfig *cfg, uint64_t sample_seed, Batch *batch, int b);
 

@@ -47,14 +47,6 @@ static void cache_free(FeatCache *c) {
     memset(c, 0, sizeof *c);
 }
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 static int cache_load(FeatCache *c, const char *path, const char *tag, const CubSplit *s) {
     if (access(path, R_OK)) return 1;
     SafeTensors st;
@@ -176,7 +168,7 @@ static void cached_batch(Tape *tp, const FeatCache *c, const CubSplit *s, const 
     for (int b = 0; b < B; b++) {
         int pos = pos0 + b, row = order[pos];
         Rng r;
-        rng_init(&r, mix64(mix64(seed + 0x7777ULL) ^ ((uint64_t)epoch << 32 | (uint32_t)pos)));
+        rng_init(&r, loader_mix64(loader_mix64(seed + 0x7777ULL) ^ ((uint64_t)epoch << 32 | (uint32_t)pos)));
         const CubImage *im = &s->images[c->img[row]];
         int k = (int)rng_below(&r, CUB_CAPTIONS_PER_IMAGE);
         lens[b] = caption_sample(im->caps[k], im->cap_len[k], T, &r, caps + (int64_t)b * T);
@@ -211,14 +203,7 @@ static void cached_batch(Tape *tp, const FeatCache *c, const CubSplit *s, const 
 
 static void epoch_order(int n, uint64_t seed, int epoch, int shuffle, int *order) {
     for (int i = 0; i < n; i++) order[i] = i;
-    if (!shuffle) return;
-    Rng r;
-    rng_init(&r, mix64(seed ^ 0x5eed0000ULL) + (uint64_t)epoch * 0x9E3779B97F4A7C15ULL);
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)rng_below(&r, (uint32_t)(i + 1)), t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
+    if (shuffle) loader_shuffle(order, n, seed, epoch);
 }
 
 /* ------------------------------------------------------------------ evaluation */

@@ -251,23 +251,33 @@ static int snapshot_images(Run *r, GanTrainer *t, Models *m, const Fixed *f, con
 }
 
 /* ------------------------------------------------------------------ checkpoints */
-static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final) {
+/* The networks and optimizers a GAN checkpoint holds (names live in `names`). */
+typedef struct CkptLists {
     CkptNet nets[5];
     CkptOpt opts[4];
-    char nd[3][16], od[3][16];
-    int nn = 0, no = 0;
-    nets[nn++] = (CkptNet){"netG", &m->g.ps, NULL};
-    nets[nn++] = (CkptNet){"netG_ema", &t->ema_g, NULL};
-    opts[no++] = (CkptOpt){"optG", &t->opt_g};
+    int n_nets, n_opts;
+    char names[6][16];
+} CkptLists;
+
+static void ckpt_lists(CkptLists *c, GanTrainer *t, Models *m) {
+    c->n_nets = c->n_opts = 0;
+    c->nets[c->n_nets++] = (CkptNet){"netG", &m->g.ps, NULL};
+    c->nets[c->n_nets++] = (CkptNet){"netG_ema", &t->ema_g, NULL};
+    c->opts[c->n_opts++] = (CkptOpt){"optG", &t->opt_g};
     for (int i = 0; i < m->n_d; i++) {
-        snprintf(nd[i], sizeof nd[i], "netD%d", i);
-        snprintf(od[i], sizeof od[i], "optD%d", i);
-        nets[nn++] = (CkptNet){nd[i], &m->d[i].ps, NULL};
-        opts[no++] = (CkptOpt){od[i], &t->opt_d[i]};
+        snprintf(c->names[2 * i], sizeof c->names[0], "netD%d", i);
+        snprintf(c->names[2 * i + 1], sizeof c->names[0], "optD%d", i);
+        c->nets[c->n_nets++] = (CkptNet){c->names[2 * i], &m->d[i].ps, NULL};
+        c->opts[c->n_opts++] = (CkptOpt){c->names[2 * i + 1], &t->opt_d[i]};
     }
+}
+
+static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final) {
+    CkptLists c;
+    ckpt_lists(&c, t, m);
     cJSON *s = run_state(r);
     ckpt_put_rng(s, "rng", rng);
-    int rc = ckpt_save(r->out, r->step, nets, nn, opts, no, s, 3);
+    int rc = ckpt_save(r->out, r->step, c.nets, c.n_nets, c.opts, c.n_opts, s, 3);
     cJSON_Delete(s);
     if (rc || !final) return rc;
     /* the model to sample from: the EMA G, with what generation needs beside it */
@@ -299,21 +309,10 @@ int train_gan_main(const RunArgs *a) {
     Rng rng;
     rng_init(&rng, (uint64_t)tc->extra.seed);
     if (r.resume_state) {
-        CkptNet nets[5];
-        CkptOpt opts[4];
-        char nd[3][16], od[3][16];
-        int nn = 0, no = 0;
-        nets[nn++] = (CkptNet){"netG", &m.g.ps, NULL};
-        nets[nn++] = (CkptNet){"netG_ema", &t.ema_g, NULL};
-        opts[no++] = (CkptOpt){"optG", &t.opt_g};
-        for (int i = 0; i < m.n_d; i++) {
-            snprintf(nd[i], sizeof nd[i], "netD%d", i);
-            snprintf(od[i], sizeof od[i], "optD%d", i);
-            nets[nn++] = (CkptNet){nd[i], &m.d[i].ps, NULL};
-            opts[no++] = (CkptOpt){od[i], &t.opt_d[i]};
-        }
+        CkptLists c;
+        ckpt_lists(&c, &t, &m);
         cJSON *st = NULL;
-        if (ckpt_load(r.resume_dir, nets, nn, opts, no, &st) || ckpt_get_rng(st, "rng", &rng)) {
+        if (ckpt_load(r.resume_dir, c.nets, c.n_nets, c.opts, c.n_opts, &st) || ckpt_get_rng(st, "rng", &rng)) {
             fprintf(stderr, "attngan train: resume: %s\n", err_msg());
             return 2;
         }
