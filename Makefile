@@ -30,7 +30,7 @@ CFLAGS  := $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
 LDFLAGS := $(LDOPT)
 
 # everything but main() goes into the library, so tests can reach any layer (src/app included)
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/io/*.c src/nn/*.c src/data/*.c src/train/*.c src/eval/*.c) \
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/io/*.c src/nn/*.c src/data/*.c src/train/*.c src/gen/*.c src/eval/*.c) \
               $(filter-out src/app/main.c,$(wildcard src/app/*.c)))
 APP_SRC  := src/app/main.c
 TEST_SRC := $(sort $(wildcard tests/test_*.c))

@@ -41,12 +41,16 @@ static void usage(FILE *f) {
             "  data        data info: what a CUB data/birds directory holds (attngan data --help)\n"
             "  pretrain    DAMSM + ZSL pretraining of the encoders (attngan pretrain --help)\n"
             "  train       AttnGAN + ZSL training on the pretrained encoders (attngan train --help)\n"
+            "  generate    draw birds for a caption, any length (attngan generate --help)\n"
+            "  examples    draw every caption of an example file, with attention figures\n"
+            "  sample      one image per caption of a data split, in AttnGAN's folders\n"
+            "  export      a training run -> a model directory for generate and serve\n"
             "  parity      replay a PyTorch reference dump and compare every tensor (attngan parity --help)\n"
             "  version     print the version and the thread count in use\n"
             "  help        this text\n"
             "\n"
-            "The engine and the networks are in place; training, generation and serving are\n"
-            "being built (see README.md).\n");
+            "Every command takes --help. Generation uses the bundled model models/bird64 unless\n"
+            "--model names another.\n");
 }
 
 /* OpenMP threads that spin while waiting cost far more than they save on this program's many small
@@ -74,6 +78,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "pretrain")) return cmd_pretrain(argc - 1, argv + 1);
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "examples")) return cmd_examples(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "sample")) return cmd_sample(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "attngan: unknown command '%s' (try 'attngan help')\n", argv[1]);
     return 2;
 }

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *DTYPE_NAMES[ST_NDTYPES] = {"F32", "F16", "BF16", "F64", "I64", "I32", "U8", "BOOL"};
-static const size_t DTYPE_SIZES[ST_NDTYPES] = {4, 2, 2, 8, 8, 4, 1, 1};
+static const char *DTYPE_NAMES[ST_NDTYPES] = {"F32", "F16", "BF16", "F64", "I64", "I32", "U8", "BOOL", "I8"};
+static const size_t DTYPE_SIZES[ST_NDTYPES] = {4, 2, 2, 8, 8, 4, 1, 1, 1};
 
 const char *st_dtype_name(StDtype d) { return d < ST_NDTYPES ? DTYPE_NAMES[d] : "?"; }
 size_t st_dtype_size(StDtype d) { return d < ST_NDTYPES ? DTYPE_SIZES[d] : 0; }
@@ -251,6 +251,7 @@ int st_read_f32(const SafeTensors *st, const char *name, float *dst, int64_t n) 
         case ST_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); dst[i] = (float)v; break; }
         case ST_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); dst[i] = (float)v; break; }
         case ST_U8: case ST_BOOL: dst[i] = (float)p[i]; break;
+        case ST_I8: dst[i] = (float)(int8_t)p[i]; break;
         default: return err_set("%s: tensor '%s': unsupported dtype", st->path, name);
         }
     }
@@ -266,6 +267,7 @@ int st_read_i64(const SafeTensors *st, const char *name, int64_t *dst, int64_t n
         case ST_I64: memcpy(&dst[i], p + 8 * i, 8); break;
         case ST_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); dst[i] = v; break; }
         case ST_U8: case ST_BOOL: dst[i] = p[i]; break;
+        case ST_I8: dst[i] = (int8_t)p[i]; break;
         default: return err_set("%s: tensor '%s' has dtype %s, expected an integer type", st->path, name, DTYPE_NAMES[t->dtype]);
         }
     }

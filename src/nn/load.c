@@ -1,6 +1,7 @@
 /* load.c: state_dict loading with missing/unexpected/mis-shaped reports; see load.h. */
 #include "load.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,19 @@ int nn_load(ParamSet *ps, const SafeTensors *st, const char *prefix, int flags, 
         }
         int rc = e->kind == PARAM_BUFFER_I64 ? st_read_i64(st, key, &e->ival, 1) : st_read_f32(st, key, e->t.data, e->t.n);
         if (rc) return err_prefix("loading %s", ps->name);
+        if (t->dtype == ST_I8 && e->kind != PARAM_BUFFER_I64) { /* nn_save_compact's int8: times the row scales */
+            char sk[600];
+            snprintf(sk, sizeof sk, "%s%s", key, NN_Q_SCALE);
+            const StTensor *sc = st_find(st, sk);
+            int64_t rows = e->t.ndim ? e->t.shape[0] : 1, cols = rows ? e->t.n / rows : 0;
+            if (!sc || sc->numel != rows)
+                return err_set("%s: int8 tensor '%s' needs its scales '%s' (%lld values)", st->path, key, sk, (long long)rows);
+            float *scale = xmalloc((size_t)rows * sizeof(float));
+            if (st_read_f32(st, sk, scale, rows)) { free(scale); return err_prefix("loading %s", ps->name); }
+            for (int64_t ri = 0; ri < rows; ri++)
+                for (int64_t j = 0; j < cols; j++) e->t.data[ri * cols + j] *= scale[ri];
+            free(scale);
+        }
         e->loaded = 1;
         r.loaded++;
     }
@@ -70,6 +84,13 @@ int nn_load(ParamSet *ps, const SafeTensors *st, const char *prefix, int flags, 
         for (int j = 0; j < st->n; j++) {
             const char *name = st->tensors[j].name;
             if (strncmp(name, prefix, pl) != 0) continue;
+            size_t nl = strlen(name), ql = strlen(NN_Q_SCALE);
+            if (nl > ql && !strcmp(name + nl - ql, NN_Q_SCALE)) { /* the scales of an int8 tensor */
+                char base[512];
+                snprintf(base, sizeof base, "%.*s", (int)(nl - ql), name);
+                const StTensor *bt = st_find(st, base);
+                if (bt && bt->dtype == ST_I8 && paramset_find(ps, base + pl)) continue;
+            }
             if (!paramset_find(ps, name + pl)) { r.unexpected++; list_add(&unexpected, "%s", name, "", ""); }
         }
     }
@@ -104,6 +125,43 @@ void nn_save(const ParamSet *ps, StWriter *w, const char *prefix) {
             int64_t shape[TENSOR_MAX_DIMS];
             for (int d = 0; d < e->t.ndim; d++) shape[d] = e->t.shape[d];
             st_writer_add(w, key, ST_F32, e->t.ndim, shape, e->t.data);
+        }
+    }
+}
+
+void nn_save_compact(const ParamSet *ps, StWriter *w, const char *prefix, int64_t int8_min) {
+    char key[512];
+    for (int i = 0; i < ps->n; i++) {
+        const ParamEntry *e = ps->entries[i];
+        snprintf(key, sizeof key, "%s%s", prefix, e->name);
+        if (e->kind == PARAM_BUFFER_I64) {
+            st_writer_add(w, key, ST_I64, 0, NULL, &e->ival);
+            continue;
+        }
+        int64_t shape[TENSOR_MAX_DIMS];
+        for (int d = 0; d < e->t.ndim; d++) shape[d] = e->t.shape[d];
+        if (int8_min > 0 && e->kind == PARAM_WEIGHT && e->t.ndim >= 2 && e->t.n >= int8_min) {
+            int64_t rows = e->t.shape[0], cols = e->t.n / rows;
+            int8_t *q = xmalloc((size_t)e->t.n);
+            float *scale = xmalloc((size_t)rows * sizeof(float));
+            for (int64_t r = 0; r < rows; r++) {
+                const float *x = e->t.data + r * cols;
+                float mx = 0.0f;
+                for (int64_t j = 0; j < cols; j++) mx = fabsf(x[j]) > mx ? fabsf(x[j]) : mx;
+                scale[r] = mx > 0.0f ? mx / 127.0f : 1.0f;
+                for (int64_t j = 0; j < cols; j++) q[r * cols + j] = (int8_t)lrintf(x[j] / scale[r]);
+            }
+            st_writer_add(w, key, ST_I8, e->t.ndim, shape, q);
+            char sk[600];
+            snprintf(sk, sizeof sk, "%s%s", key, NN_Q_SCALE);
+            st_writer_add(w, sk, ST_F32, 1, &rows, scale);
+            free(q);
+            free(scale);
+        } else {
+            uint16_t *h = xmalloc((size_t)(e->t.n ? e->t.n : 1) * sizeof(uint16_t));
+            for (int64_t j = 0; j < e->t.n; j++) h[j] = st_f32_to_f16(e->t.data[j]);
+            st_writer_add(w, key, ST_F16, e->t.ndim, shape, h);
+            free(h);
         }
     }
 }

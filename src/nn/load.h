@@ -25,5 +25,11 @@ int nn_load(ParamSet *ps, const SafeTensors *st, const char *prefix, int flags, 
 int nn_load_check_complete(const ParamSet *ps, const char *what);
 /* Writes ps (weights and buffers) under `<prefix><key>` into the writer. */
 void nn_save(const ParamSet *ps, StWriter *w, const char *prefix);
+/* Compact storage for shipped models: float entries as F16, except weights of at least
+ * int8_min elements with 2+ dimensions, stored as I8 with a per-row (first dimension) symmetric
+ * scale in `<key>.q_scale` (NN_Q_SCALE; F32, shape (rows)): w = q * scale, scale = max|row| / 127.
+ * int8_min <= 0 stores everything as F16. nn_load reads both forms back (dequantising). */
+void nn_save_compact(const ParamSet *ps, StWriter *w, const char *prefix, int64_t int8_min);
+#define NN_Q_SCALE ".q_scale"
 
 #endif

@@ -280,7 +280,12 @@ static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final)
     int rc = ckpt_save(r->out, r->step, c.nets, c.n_nets, c.opts, c.n_opts, s, 3);
     cJSON_Delete(s);
     if (rc || !final) return rc;
-    /* the model to sample from: the EMA G, with what generation needs beside it */
+    /* the model to sample from: the EMA weights with the live G's BatchNorm statistics, as
+     * AttnGAN saves its average G (the EMA set's own buffers are those of initialisation);
+     * `attngan export` measures statistics for the EMA weights themselves */
+    if (t->ema_g.n_buffers) memcpy(t->ema_g.buffers, m->g.ps.buffers, (size_t)t->ema_g.n_buffers * sizeof(float));
+    for (int i = 0; i < m->g.ps.n; i++)
+        if (m->g.ps.entries[i]->kind == PARAM_BUFFER_I64) t->ema_g.entries[i]->ival = m->g.ps.entries[i]->ival;
     char path[2400];
     StWriter *w = st_writer_new();
     nn_save(&t->ema_g, w, "");

@@ -1,0 +1,338 @@
+/* export.c: `attngan export`: a training run -> a model directory for generate/serve (gen.h). */
+#include "app.h"
+#include "../data/cub.h"
+#include "../data/wikipedia.h"
+#include "../gen/gen.h"
+#include "../io/safetensors.h"
+#include "../nn/load.h"
+#include "../train/checkpoint.h"
+#include "../train/gan_step.h"
+
+#include <cjson/cJSON.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *EXPORT_USAGE =
+    "usage: attngan export --run DIR --out DIR [--data DIR] [--note TEXT] [--fp32] [--int8-min N]\n"
+    "                      [--bn-batches N] [--wikipedia DIR]\n"
+    "\n"
+    "Writes a model directory for `attngan generate/examples/sample/serve` from a GAN training run\n"
+    "(attngan train --out DIR): the EMA generator of its newest checkpoint with BatchNorm statistics\n"
+    "of its own (see --bn-batches), the text encoder and DAMSM image heads\n"
+    "that its TRAIN.NET_E names, the vocabulary, the config, and the relevance centroids for long\n"
+    "text (mean LSTM codes of one caption per training image and of the training classes'\n"
+    "Wikipedia sentences judged not visual; see attngan generate --help).\n"
+    "  --run DIR      the training run\n"
+    "  --out DIR      the model directory to write (e.g. models/bird64)\n"
+    "  --data DIR     AttnGAN's data/birds (default: the run's DATA_DIR)\n"
+    "  --wikipedia DIR  the Wikipedia articles with visual labels (default: DATA/../wikipedia)\n"
+    "  --note TEXT    what it was trained on, stored as model.json \"trained_on\"\n"
+    "  --fp32         store f32 weights (default: compact, f16 and int8 for the largest matrices)\n"
+    "  --int8-min N   weights of at least N elements are stored as int8 with per-row scales\n"
+    "                 (default 1000000; 0 = all f16)\n"
+    "  --bn-batches N the EMA G's BatchNorm statistics are measured in train mode over N batches of\n"
+    "                 16 random training captions (default 100); 0 keeps the live G's statistics,\n"
+    "                 as AttnGAN saves its average G (they belong to other weights)\n";
+
+static int skip_none(const char *k) { (void)k; return 0; }
+
+static int write_net(const ParamSet *ps, const char *path, const char *what, int fp32, int64_t int8_min,
+                     int (*skip)(const char *)) {
+    /* a copy of the entries that are kept */
+    ParamSet keep;
+    paramset_init(&keep, ps->name);
+    for (int i = 0; i < ps->n; i++) {
+        const ParamEntry *e = ps->entries[i];
+        if (skip(e->name)) continue;
+        if (e->kind == PARAM_BUFFER_I64) paramset_add_i64(&keep, e->name);
+        else paramset_add(&keep, e->name, e->kind, e->t.ndim, e->t.shape);
+    }
+    paramset_finalize(&keep);
+    for (int i = 0; i < keep.n; i++) {
+        ParamEntry *d = keep.entries[i];
+        const ParamEntry *s = paramset_find(ps, d->name);
+        if (d->kind == PARAM_BUFFER_I64) d->ival = s->ival;
+        else memcpy(d->t.data, s->t.data, (size_t)s->t.n * sizeof(float));
+    }
+    StWriter *w = st_writer_new();
+    if (fp32) nn_save(&keep, w, "");
+    else nn_save_compact(&keep, w, "", int8_min);
+    st_writer_meta(w, "format", GEN_MODEL_FORMAT);
+    st_writer_meta(w, "network", what);
+    st_writer_meta(w, "storage", fp32 ? "f32" : "f16; int8 with per-row scales (<key>.q_scale) for the largest weights");
+    int rc = st_writer_write(w, path);
+    st_writer_free(w);
+    paramset_free(&keep);
+    return rc;
+}
+
+static int load_into(ParamSet *ps, const char *path, int flags) {
+    SafeTensors st;
+    if (st_open(&st, path)) return -1;
+    int rc = nn_load(ps, &st, "", flags, NULL);
+    st_close(&st);
+    return rc;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { err_set("%s: cannot open", path); return NULL; }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = xmalloc((size_t)n + 1);
+    size_t k = fread(b, 1, (size_t)n, f);
+    fclose(f);
+    b[k] = 0;
+    return b;
+}
+
+/* The normalised mean of the unit LSTM codes of n texts (those with a known word); the count. */
+static int mean_code(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *out) {
+    int E = te->cfg.embedding_dim, used = 0;
+    float *codes = xmalloc((size_t)(n ? n : 1) * E * sizeof(float));
+    int *known = xmalloc((size_t)(n ? n : 1) * sizeof(int));
+    gen_lstm_codes(te, v, texts, n, codes, known);
+    double *acc = xcalloc((size_t)E, sizeof(double));
+    for (int i = 0; i < n; i++) {
+        const float *h = codes + (size_t)i * E;
+        double nn = 0;
+        for (int e = 0; e < E; e++) nn += (double)h[e] * h[e];
+        if (!known[i] || !(nn > 0)) continue;
+        nn = sqrt(nn);
+        for (int e = 0; e < E; e++) acc[e] += h[e] / nn;
+        used++;
+    }
+    double nn = 0;
+    for (int e = 0; e < E; e++) nn += acc[e] * acc[e];
+    nn = sqrt(nn);
+    for (int e = 0; e < E; e++) out[e] = nn > 0 ? (float)(acc[e] / nn) : 0.0f;
+    free(acc);
+    free(codes);
+    free(known);
+    return used;
+}
+
+/* gen.h's relevance centroids: one caption per training image (caption i mod 10) and the
+ * training classes' Wikipedia sentences labelled 0 (not visual). */
+static int relevance_centroids(const TextEncoder *te, const Vocab *v, const Cub *cub, const Wiki *w, float *cap, float *noise,
+                               int *n_cap, int *n_noise) {
+    const CubSplit *sp = &cub->train;
+    char **texts = xcalloc((size_t)sp->n, sizeof(char *));
+    for (int i = 0; i < sp->n; i++) {
+        const CubImage *im = &sp->images[i];
+        int k = i % CUB_CAPTIONS_PER_IMAGE;
+        size_t len = 1;
+        for (int t = 0; t < im->cap_len[k]; t++) len += strlen(cub->vocab.words[im->caps[k][t]]) + 1;
+        texts[i] = xcalloc(len, 1);
+        for (int t = 0; t < im->cap_len[k]; t++) {
+            if (t) strcat(texts[i], " ");
+            strcat(texts[i], cub->vocab.words[im->caps[k][t]]);
+        }
+    }
+    *n_cap = mean_code(te, v, (const char *const *)texts, sp->n, cap);
+    for (int i = 0; i < sp->n; i++) free(texts[i]);
+    free(texts);
+    int nn = 0, capn = 0;
+    const char **nz = NULL;
+    for (int c = 0; c < sp->n_classes; c++) {
+        const char **s0;
+        int k = wiki_non_visual(w, sp->classes[c], &s0);
+        if (k < 0) { free(nz); return -1; }
+        if (nn + k > capn) nz = xrealloc(nz, (size_t)(capn = 2 * (nn + k)) * sizeof(char *));
+        memcpy(nz + nn, s0, (size_t)k * sizeof(char *));
+        nn += k;
+        free(s0);
+    }
+    *n_noise = mean_code(te, v, nz, nn, noise);
+    free(nz);
+    if (!*n_cap || !*n_noise) return err_set("no training captions (%d) or no Wikipedia sentences labelled 0 (%d) with known words", *n_cap, *n_noise);
+    return 0;
+}
+
+/* BatchNorm statistics for the EMA weights ("standing statistics"): the EMA G's own batch
+ * statistics in train mode, averaged over `batches` batches of 16 random training captions with
+ * random ZSL noise, replace the running statistics the live G left (they belong to other
+ * weights, and show as grid artefacts in eval mode). Each batch's statistics are read back exactly
+ * by zeroing the running buffers before it (running = momentum * batch). */
+static void standing_stats(GNet *g, TextEncoder *te, const Cub *cub, const Vocab *mv, int batches) {
+    const CubSplit *sp = &cub->train;
+    const int B = 16, T = te->cfg.words_num;
+    const float momentum = 0.1f; /* every BatchNorm layer of G (nn.BatchNorm default) */
+    int64_t nb = g->ps.n_buffers;
+    double *acc = xcalloc((size_t)nb, sizeof(double));
+    int64_t *caps = xmalloc((size_t)B * T * sizeof(int64_t));
+    int *lens = xmalloc((size_t)B * sizeof(int));
+    Rng rng;
+    rng_init(&rng, 20261128);
+    g->train = 1;
+    for (int k = 0; k < batches; k++) {
+        memset(caps, 0, (size_t)B * T * sizeof(int64_t));
+        for (int b = 0; b < B; b++) {
+            int len = 0;
+            while (!len) {
+                const CubImage *im = &sp->images[rng_below(&rng, (uint32_t)sp->n)];
+                int c = (int)rng_below(&rng, CUB_CAPTIONS_PER_IMAGE);
+                for (int t = 0; t < im->cap_len[c] && len < T; t++) {
+                    int id = vocab_find(mv, cub->vocab.words[im->caps[c][t]]);
+                    if (id > 0) caps[(size_t)b * T + len++] = id;
+                }
+            }
+            lens[b] = len;
+        }
+        Tape tp;
+        tape_init(&tp);
+        tape_no_grad_begin(&tp);
+        TextEncoderOut o = text_encoder_forward(&tp, te, caps, lens, B, NULL, NULL, &rng);
+        uint8_t *mask = gan_word_mask(&tp, caps, B, T, o.words_emb->shape[2]);
+        memset(g->ps.buffers, 0, (size_t)nb * sizeof(float));
+        gnet_forward_noise(&tp, g, o.sent_emb, o.words_emb, mask, NULL, NULL, &rng);
+        for (int64_t j = 0; j < nb; j++) acc[j] += g->ps.buffers[j] / momentum;
+        tape_free(&tp);
+    }
+    g->train = 0;
+    for (int64_t j = 0; j < nb; j++) g->ps.buffers[j] = (float)(acc[j] / batches);
+    free(acc);
+    free(caps);
+    free(lens);
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *run = NULL, *out = NULL, *data = NULL, *note = "", *wiki_dir = NULL;
+    int fp32 = 0, int8_min = 1000000, bn_batches = 100;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(EXPORT_USAGE, stdout); return 0; }
+        else if (!strcmp(a, "--fp32")) fp32 = 1;
+        else if (!strcmp(a, "--run") && more) run = argv[++i];
+        else if (!strcmp(a, "--out") && more) out = argv[++i];
+        else if (!strcmp(a, "--data") && more) data = argv[++i];
+        else if (!strcmp(a, "--wikipedia") && more) wiki_dir = argv[++i];
+        else if (!strcmp(a, "--note") && more) note = argv[++i];
+        else if (!strcmp(a, "--bn-batches") && more) { if (parse_int(argv[++i], &bn_batches, "--bn-batches")) return 2; }
+        else if (!strcmp(a, "--int8-min") && more) { if (parse_int(argv[++i], &int8_min, "--int8-min")) return 2; }
+        else { fprintf(stderr, "attngan export: unknown argument: %s\n%s", a, EXPORT_USAGE); return 2; }
+    }
+    if (!run || !out) { fprintf(stderr, "attngan export: --run and --out are required\n%s", EXPORT_USAGE); return 2; }
+#define FAILX(code) do { fprintf(stderr, "attngan export: %s\n", err_msg()); rc = code; goto done; } while (0)
+    int rc = 0;
+    char path[2300], step_dir[2300];
+    TrainConfig tc;
+    ModelConfig mc;
+    Vocab vocab = {0};
+    TextEncoder te = {0};
+    ImageEncoder ie = {0};
+    GNet g = {0}, ge = {0};
+    Cub cub = {0};
+    int have_cub = 0;
+    cJSON *state = NULL, *mj = NULL;
+    char *js = NULL;
+    train_config_default(&tc);
+    snprintf(path, sizeof path, "%s/config.json", run);
+    if (!(js = slurp(path)) || train_config_from_json(&tc, js)) { err_prefix("%s", path); FAILX(2); }
+    free(js);
+    js = NULL;
+    if (train_config_check_gan(&tc)) FAILX(2);
+    snprintf(path, sizeof path, "%s/vocab.txt", run);
+    if (vocab_load(&vocab, path)) FAILX(2);
+    train_config_to_model(&tc, &mc);
+    mc.n_words = vocab.n;
+    if (ckpt_latest(run, step_dir, sizeof step_dir)) FAILX(2);
+    snprintf(path, sizeof path, "%s/state.json", step_dir);
+    if (!(js = slurp(path)) || !(state = cJSON_Parse(js))) { if (js) err_set("%s: not JSON", path); FAILX(2); }
+    const cJSON *stp = cJSON_GetObjectItemCaseSensitive(state, "step");
+    long long steps = cJSON_IsNumber(stp) ? (long long)stp->valuedouble : -1;
+    gnet_init(&g, &mc, tc.tree.branch_num);
+    gnet_init(&ge, &mc, tc.tree.branch_num);
+    snprintf(path, sizeof path, "%s/netG.safetensors", step_dir);
+    if (load_into(&g.ps, path, 0)) FAILX(2);
+    snprintf(path, sizeof path, "%s/netG_ema.safetensors", step_dir);
+    if (load_into(&ge.ps, path, 0)) FAILX(2);
+    memcpy(g.ps.values, ge.ps.values, (size_t)g.ps.n_values * sizeof(float)); /* EMA weights, live BN statistics */
+    text_encoder_init(&te, &mc);
+    if (load_into(&te.ps, tc.train.net_e, 0)) { err_prefix("TRAIN.NET_E"); FAILX(2); }
+    char ebuf[TRAIN_CONFIG_STR];
+    snprintf(ebuf, sizeof ebuf, "%s", tc.train.net_e);
+    snprintf(path, sizeof path, "%s/image_encoder.safetensors", dirname(ebuf));
+    image_encoder_init(&ie, &mc);
+    if (load_into(&ie.ps, path, LOAD_PARTIAL)) FAILX(2);
+    if (cub_open(&cub, data ? data : tc.data_dir)) FAILX(2);
+    have_cub = 1;
+    if (bn_batches > 0) standing_stats(&g, &te, &cub, &vocab, bn_batches);
+    int E = mc.embedding_dim, n_cap = 0, n_noise = 0;
+    float *rel_cap = xmalloc((size_t)E * sizeof(float)), *rel_noise = xmalloc((size_t)E * sizeof(float));
+    char wbuf[2300];
+    if (!wiki_dir) {
+        snprintf(wbuf, sizeof wbuf, "%s/../wikipedia", data ? data : tc.data_dir);
+        wiki_dir = wbuf;
+    }
+    Wiki wiki;
+    if (wiki_open(&wiki, wiki_dir)) { free(rel_cap); free(rel_noise); err_prefix("--wikipedia"); FAILX(2); }
+    rc = relevance_centroids(&te, &vocab, &cub, &wiki, rel_cap, rel_noise, &n_cap, &n_noise);
+    wiki_close(&wiki);
+    if (rc) { free(rel_cap); free(rel_noise); FAILX(2); }
+    if (mkdir_p(out)) FAILX(1);
+    snprintf(path, sizeof path, "%s/netG.safetensors", out);
+    if (write_net(&g.ps, path, bn_batches > 0 ? "netG (EMA weights, their own BatchNorm statistics)" : "netG (EMA weights, BatchNorm statistics of the live G)", fp32, int8_min, skip_none)) FAILX(1);
+    snprintf(path, sizeof path, "%s/text_encoder.safetensors", out);
+    if (write_net(&te.ps, path, "text_encoder (bi-LSTM + ZSL G)", fp32, int8_min, skip_none)) FAILX(1);
+    snprintf(path, sizeof path, "%s/image_encoder.safetensors", out);
+    if (write_net(&ie.ps, path, "image_encoder heads (DAMSM; the Inception trunk is not included)", fp32, int8_min,
+                  image_encoder_is_trunk_key)) FAILX(1);
+    snprintf(path, sizeof path, "%s/vocab.txt", out);
+    if (vocab_save(&vocab, path)) FAILX(1);
+    tc.train.net_e[0] = tc.train.net_g[0] = 0;
+    char *cj = train_config_to_json(&tc);
+    mj = cJSON_CreateObject();
+    cJSON_AddStringToObject(mj, "format", GEN_MODEL_FORMAT);
+    cJSON_AddStringToObject(mj, "trained_on", note);
+    cJSON_AddNumberToObject(mj, "steps", (double)steps);
+    cJSON_AddStringToObject(mj, "source", step_dir);
+    time_t now = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
+    cJSON_AddStringToObject(mj, "exported", date);
+    cJSON_AddStringToObject(mj, "storage", fp32 ? "f32" : "f16; int8 with per-row scales for the largest weights");
+    cJSON *rel = cJSON_AddObjectToObject(mj, "relevance");
+    cJSON_AddStringToObject(rel, "score", "known/tokens + cos(h, captions) - cos(h, noise)");
+    cJSON_AddNumberToObject(rel, "n_captions", n_cap);
+    cJSON_AddNumberToObject(rel, "n_noise", n_noise);
+    const float *vecs[2] = {rel_cap, rel_noise};
+    const char *keys[2] = {"captions", "noise"};
+    for (int k = 0; k < 2; k++) {
+        cJSON *arr = cJSON_AddArrayToObject(rel, keys[k]);
+        for (int e = 0; e < E; e++) {
+            char num[32];
+            snprintf(num, sizeof num, "%.6g", (double)vecs[k][e]);
+            cJSON_AddItemToArray(arr, cJSON_CreateNumber(strtod(num, NULL)));
+        }
+    }
+    cJSON_AddItemToObject(mj, "config", cJSON_Parse(cj));
+    free(cj);
+    free(rel_cap);
+    free(rel_noise);
+    char *txt = cJSON_Print(mj);
+    snprintf(path, sizeof path, "%s/model.json", out);
+    rc = write_file_atomic(path, txt, strlen(txt));
+    free(txt);
+    if (rc) FAILX(1);
+    printf("exported %s (step %lld) to %s; relevance centroids of %d training captions and %d Wikipedia sentences\n",
+           step_dir, steps, out, n_cap, n_noise);
+done:
+    free(js);
+    cJSON_Delete(state);
+    cJSON_Delete(mj);
+    if (have_cub) cub_close(&cub);
+    if (te.ps.n) text_encoder_free(&te);
+    if (ie.ps.n) image_encoder_free(&ie);
+    if (g.ps.n) gnet_free(&g);
+    if (ge.ps.n) gnet_free(&ge);
+    if (vocab.words) vocab_free(&vocab);
+    return rc;
+#undef FAILX
+}

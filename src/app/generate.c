@@ -1,0 +1,409 @@
+/* generate.c: `attngan generate`, `attngan examples` and `attngan sample`: birds from text with a
+ * model directory (src/gen/gen.h). */
+#include "app.h"
+#include "figure.h"
+#include "../data/cub.h"
+#include "../gen/gen.h"
+#include "../train/checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_MODEL "models/bird64"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The whole of a file (or stdin for "-") as a string; NULL with err_msg(). */
+static char *read_all(const char *path) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) { err_set("%s: cannot open", path); return NULL; }
+    size_t cap = 4096, n = 0;
+    char *buf = xmalloc(cap);
+    size_t k;
+    while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (n > GEN_MAX_TEXT * 4) { if (f != stdin) fclose(f); free(buf); err_set("%s: more than %d bytes", path, GEN_MAX_TEXT * 4); return NULL; }
+        if (cap - n < 2) buf = xrealloc(buf, cap *= 2);
+    }
+    int bad = ferror(f);
+    if (f != stdin) fclose(f);
+    if (bad) { free(buf); err_set("%s: read error", path); return NULL; }
+    buf[n] = 0;
+    return buf;
+}
+
+/* The n images of one stage as one PNG (a grid of up to 8 columns, or the single image). */
+static int save_images(const GenResult *r, int stage, const char *path) {
+    int S = r->size[stage];
+    const float **imgs = xmalloc((size_t)r->n * sizeof(float *));
+    for (int i = 0; i < r->n; i++) imgs[i] = r->imgs[stage] + (size_t)i * 3 * S * S;
+    Image img = {0};
+    int rc = r->n == 1 ? gen_result_image(r, stage, 0, &img) : figure_grid(imgs, r->n, S, r->n < 8 ? r->n : 8, 2, &img);
+    if (!rc) rc = image_save_png(path, &img);
+    image_free(&img);
+    free(imgs);
+    return rc;
+}
+
+/* Attention figures of every image, stacked. */
+static int save_attention(const GenResult *r, const char *path) {
+    Image *rows = xcalloc((size_t)r->n, sizeof(Image));
+    int rc = 0, w = 0, h = 0;
+    for (int i = 0; i < r->n && !rc; i++) {
+        rc = gen_result_attention(r, i, &rows[i]);
+        if (!rc) { if (rows[i].w > w) w = rows[i].w; h += rows[i].h; }
+    }
+    if (!rc) {
+        Image all = {w, h, xcalloc((size_t)w * h * 3, 1)};
+        int y = 0;
+        for (int i = 0; i < r->n; i++) {
+            for (int row = 0; row < rows[i].h; row++)
+                memcpy(all.data + (size_t)(y + row) * w * 3, rows[i].data + (size_t)row * rows[i].w * 3, (size_t)rows[i].w * 3);
+            y += rows[i].h;
+        }
+        rc = image_save_png(path, &all);
+        image_free(&all);
+    }
+    for (int i = 0; i < r->n; i++) image_free(&rows[i]);
+    free(rows);
+    return rc;
+}
+
+static void print_text_report(const GenResult *r, FILE *f) {
+    if (r->unknown) fprintf(f, "unknown words (dropped): %s\n", r->unknown);
+    if (r->n_segments > 1) {
+        fprintf(f, "%d segments (relevance = known-word fraction + cos(captions) - cos(non-visual text); * = used):\n", r->n_segments);
+        for (int s = 0; s < r->n_segments; s++)
+            fprintf(f, "  %c %6.3f  %s\n", r->segments[s].used ? '*' : ' ', (double)r->segments[s].relevance, r->segments[s].text);
+    }
+}
+
+/* "out.png" + k -> "out_003.png" */
+static void numbered(char *buf, size_t len, const char *path, int k) {
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash)) dot = path + strlen(path);
+    snprintf(buf, len, "%.*s_%03d%s", (int)(dot - path), path, k, dot);
+}
+
+static const char *GENERATE_USAGE =
+    "usage: attngan generate [CAPTION] [-o FILE] [--model DIR] [--stage N] [--attention FILE]\n"
+    "                        [--seed N] [--n N] [--file FILE] [--lines] [--max-segments K] [--threads N]\n"
+    "\n"
+    "Draws birds for a caption with a trained model (default " DEFAULT_MODEL ", the bundled one).\n"
+    "  CAPTION            the text (quote it); without it the text is read from --file or stdin\n"
+    "  -o, --output FILE  PNG to write (default bird.png); with --n > 1 a grid of the n birds\n"
+    "  --model DIR        a model directory (attngan export) or a training run's directory\n"
+    "  --stage N          which stage's image: 1 = 64 px, 2 = 128 px, 3 = 256 px (default: the last)\n"
+    "  --attention FILE   also write the attention figure (each word's map under the word; models\n"
+    "                     with 2 or 3 stages: AttnGAN's stage 1 has no word attention)\n"
+    "  --seed N           the noise seed (default 0): the same seed gives the same birds\n"
+    "  --n N              birds per caption (1..64, default 1)\n"
+    "  --file FILE        read the text from FILE ('-' = stdin)\n"
+    "  --lines            each line of the text is its own caption: FILE_001.png, FILE_002.png, ...\n"
+    "  --max-segments K   long text: the most sentences used (default 3)\n"
+    "  --threads N        threads for the math (default: all cores)\n"
+    "\n"
+    "Text of any length: words not in the vocabulary are dropped and listed. A text of at most\n"
+    "TEXT.WORDS_NUM (18) known words is one caption, encoded as AttnGAN does. A longer text is cut\n"
+    "into sentences (and sentences into windows of 18 words); each is encoded by the bi-LSTM and\n"
+    "scored for visual relevance: the fraction of its words in the vocabulary plus the cosine of\n"
+    "its sentence code to the mean code of training captions minus that to the mean code of\n"
+    "Wikipedia sentences judged not visual. The best one and up to K-1 more within 0.15 of it are\n"
+    "used: G attends to all their words and its sentence code is ZSL G applied to the mean of\n"
+    "their codes. The report lists the sentences with their scores.\n";
+
+int cmd_generate(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL, *out = "bird.png", *att = NULL, *file = NULL, *caption = NULL;
+    int stage = 0, seed = 0, n = 1, lines = 0, threads = 0, maxseg = GEN_MAX_SEGMENTS;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(GENERATE_USAGE, stdout); return 0; }
+        else if (!strcmp(a, "--lines")) lines = 1;
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) out = argv[++i];
+        else if (!strcmp(a, "--model") && more) model = argv[++i];
+        else if (!strcmp(a, "--attention") && more) att = argv[++i];
+        else if (!strcmp(a, "--file") && more) file = argv[++i];
+        else if (!strcmp(a, "--stage") && more) { if (parse_int(argv[++i], &stage, "--stage")) return 2; }
+        else if (!strcmp(a, "--seed") && more) { if (parse_int(argv[++i], &seed, "--seed")) return 2; }
+        else if (!strcmp(a, "--n") && more) { if (parse_int(argv[++i], &n, "--n")) return 2; }
+        else if (!strcmp(a, "--threads") && more) { if (parse_int(argv[++i], &threads, "--threads")) return 2; }
+        else if (!strcmp(a, "--max-segments") && more) { if (parse_int(argv[++i], &maxseg, "--max-segments")) return 2; }
+        else if (a[0] == '-' && a[1]) { fprintf(stderr, "attngan generate: unknown option or missing value: %s\n%s", a, GENERATE_USAGE); return 2; }
+        else if (!caption) caption = a;
+        else { fprintf(stderr, "attngan generate: more than one caption argument ('%s'): quote the caption\n", a); return 2; }
+    }
+    if (caption && file) { fprintf(stderr, "attngan generate: give a caption or --file, not both\n"); return 2; }
+    if (n < 1 || n > GEN_MAX_N) { fprintf(stderr, "attngan generate: --n %d: must be 1..%d\n", n, GEN_MAX_N); return 2; }
+    if (maxseg < 1) { fprintf(stderr, "attngan generate: --max-segments must be at least 1\n"); return 2; }
+    if (threads < 0) { fprintf(stderr, "attngan generate: --threads must be positive\n"); return 2; }
+    if (threads) threads_set(threads);
+    char *text = NULL;
+    if (caption) text = xstrdup(caption);
+    else {
+        if (!file && isatty(0)) { fprintf(stderr, "attngan generate: no caption (give one, or --file, or pipe text in)\n%s", GENERATE_USAGE); return 2; }
+        if (!(text = read_all(file ? file : "-"))) { fprintf(stderr, "attngan generate: %s\n", err_msg()); return 2; }
+    }
+    GenModel m;
+    double t0 = now_s();
+    if (gen_model_load(&m, model)) { fprintf(stderr, "attngan generate: %s\n", err_msg()); free(text); return 2; }
+    int S = gen_model_stages(&m);
+    if (stage < 0 || stage > S) { fprintf(stderr, "attngan generate: --stage %d: the model has stages 1..%d\n", stage, S); gen_model_free(&m); free(text); return 2; }
+    if (att && S < 2) {
+        fprintf(stderr, "attngan generate: --attention: %s is a one-stage (64 px) model; AttnGAN's first stage has no word attention\n", model);
+        gen_model_free(&m);
+        free(text);
+        return 2;
+    }
+    printf("model %s: %d stage%s (%d px)%s%s, loaded in %.2f s\n", model, S, S > 1 ? "s" : "", 64 << (S - 1),
+           m.trained_on[0] ? ", trained on " : "", m.trained_on, now_s() - t0);
+    GenOptions o;
+    gen_options_default(&o);
+    o.n = n;
+    o.seed = (uint64_t)(int64_t)seed;
+    o.max_segments = maxseg;
+    int rc = 0, k = 0, failed = 0;
+    char *save = NULL;
+    for (char *line = lines ? strtok_r(text, "\n", &save) : text; line; line = lines ? strtok_r(NULL, "\n", &save) : NULL) {
+        int blank = 1;
+        for (const char *p = line; *p && blank; p++) blank = (*p == ' ' || *p == '\t' || *p == '\r');
+        if (lines && blank) continue;
+        k++;
+        char path[2048], apath[2048];
+        if (lines) { numbered(path, sizeof path, out, k); if (att) numbered(apath, sizeof apath, att, k); }
+        else { snprintf(path, sizeof path, "%s", out); if (att) snprintf(apath, sizeof apath, "%s", att); }
+        GenResult r;
+        double t1 = now_s();
+        if (gen_run(&m, line, &o, &r)) {
+            fprintf(stderr, "attngan generate: %s%s%s\n", lines ? "line: " : "", err_msg(), "");
+            if (lines) { failed++; continue; }
+            rc = 2;
+            break;
+        }
+        double dt = now_s() - t1;
+        int st = stage ? stage - 1 : r.n_stages - 1;
+        if (save_images(&r, st, path) || (att && save_attention(&r, apath))) {
+            fprintf(stderr, "attngan generate: %s\n", err_msg());
+            gen_result_free(&r);
+            rc = 1;
+            break;
+        }
+        print_text_report(&r, stdout);
+        printf("%s: %d bird%s of %d px in %.0f ms%s%s\n", path, r.n, r.n > 1 ? "s" : "", r.size[st], dt * 1e3,
+               att ? ", attention: " : "", att ? apath : "");
+        gen_result_free(&r);
+    }
+    if (!rc && lines && k == 0) { fprintf(stderr, "attngan generate: no captions in the text\n"); rc = 2; }
+    if (!rc && failed) rc = 1;
+    gen_model_free(&m);
+    free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ examples */
+static const char *EXAMPLES_USAGE =
+    "usage: attngan examples [--model DIR] [--captions FILE] [--out DIR] [--seed N] [--n N] [--threads N]\n"
+    "\n"
+    "Draws every caption of an example file (one caption a line, AttnGAN's example_captions.txt\n"
+    "format; default: examples/captions.txt) with the model (default " DEFAULT_MODEL "):\n"
+    "  DIR/NNN.png         the birds of caption NNN (--n of them, default 4), the last stage\n"
+    "  DIR/NNN_stages.png  every stage of the first bird, side by side (models with 2-3 stages)\n"
+    "  DIR/NNN_att.png     its attention figure (models with 2-3 stages)\n"
+    "  DIR/examples.png    the first bird of every caption in one grid, DIR/examples.txt the captions\n"
+    "  --out DIR           default out/\n";
+
+int cmd_examples(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL, *caps = "examples/captions.txt", *outdir = "out";
+    int seed = 0, n = 4, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(EXAMPLES_USAGE, stdout); return 0; }
+        else if (!strcmp(a, "--model") && more) model = argv[++i];
+        else if (!strcmp(a, "--captions") && more) caps = argv[++i];
+        else if (!strcmp(a, "--out") && more) outdir = argv[++i];
+        else if (!strcmp(a, "--seed") && more) { if (parse_int(argv[++i], &seed, "--seed")) return 2; }
+        else if (!strcmp(a, "--n") && more) { if (parse_int(argv[++i], &n, "--n")) return 2; }
+        else if (!strcmp(a, "--threads") && more) { if (parse_int(argv[++i], &threads, "--threads")) return 2; }
+        else { fprintf(stderr, "attngan examples: unknown argument: %s\n%s", a, EXAMPLES_USAGE); return 2; }
+    }
+    if (n < 1 || n > GEN_MAX_N) { fprintf(stderr, "attngan examples: --n %d: must be 1..%d\n", n, GEN_MAX_N); return 2; }
+    if (threads > 0) threads_set(threads);
+    char *text = read_all(caps);
+    if (!text) { fprintf(stderr, "attngan examples: %s\n", err_msg()); return 2; }
+    GenModel m;
+    if (gen_model_load(&m, model)) { fprintf(stderr, "attngan examples: %s\n", err_msg()); free(text); return 2; }
+    if (mkdir_p(outdir)) { fprintf(stderr, "attngan examples: %s\n", err_msg()); gen_model_free(&m); free(text); return 1; }
+    GenOptions o;
+    gen_options_default(&o);
+    o.n = n;
+    o.seed = (uint64_t)(int64_t)seed;
+    int S = gen_model_stages(&m), size = 64 << (S - 1), k = 0, rc = 0, lineno = 0;
+    printf("model %s: %d stage%s (%d px)%s%s\n", model, S, S > 1 ? "s" : "", size, m.trained_on[0] ? ", trained on " : "", m.trained_on);
+    float **firsts = NULL;
+    size_t txt_len = 1;
+    char *txt = xcalloc(1, 1);
+    char *save = NULL;
+    double t0 = now_s();
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\r' || line[l - 1] == ' ')) line[--l] = 0;
+        if (!l) continue;
+        GenResult r;
+        if (gen_run(&m, line, &o, &r)) { fprintf(stderr, "attngan examples: %s line %d: %s\n", caps, lineno, err_msg()); rc = 2; break; }
+        k++;
+        char path[2300];
+        snprintf(path, sizeof path, "%s/%03d.png", outdir, k);
+        rc = save_images(&r, r.n_stages - 1, path);
+        if (!rc && r.n_stages > 1) {
+            /* the first bird at every stage, each scaled up to the last size (nearest) */
+            Image row = {size * r.n_stages + 2 * (r.n_stages + 1), size + 4, NULL};
+            row.data = xcalloc((size_t)row.w * row.h * 3, 1);
+            for (int s = 0; s < r.n_stages; s++) {
+                Image im;
+                gen_result_image(&r, s, 0, &im);
+                int f = size / im.w;
+                for (int y = 0; y < size; y++)
+                    for (int x = 0; x < size; x++)
+                        memcpy(row.data + ((size_t)(y + 2) * row.w + 2 + s * (size + 2) + x) * 3, im.data + ((size_t)(y / f) * im.w + x / f) * 3, 3);
+                image_free(&im);
+            }
+            snprintf(path, sizeof path, "%s/%03d_stages.png", outdir, k);
+            rc = image_save_png(path, &row);
+            image_free(&row);
+            if (!rc) {
+                GenResult one = r;
+                one.n = 1;
+                snprintf(path, sizeof path, "%s/%03d_att.png", outdir, k);
+                rc = save_attention(&one, path);
+            }
+        }
+        if (rc) { fprintf(stderr, "attngan examples: %s\n", err_msg()); gen_result_free(&r); break; }
+        int ss = r.size[r.n_stages - 1];
+        firsts = xrealloc(firsts, (size_t)k * sizeof(float *));
+        firsts[k - 1] = xmalloc((size_t)3 * ss * ss * sizeof(float));
+        memcpy(firsts[k - 1], r.imgs[r.n_stages - 1], (size_t)3 * ss * ss * sizeof(float));
+        txt_len += strlen(line) + 16;
+        txt = xrealloc(txt, txt_len);
+        sprintf(txt + strlen(txt), "%03d: %s\n", k, line);
+        printf("%s/%03d.png  %s\n", outdir, k, line);
+        if (r.unknown) printf("      (unknown: %s)\n", r.unknown);
+        gen_result_free(&r);
+    }
+    if (!rc && k == 0) { fprintf(stderr, "attngan examples: %s has no captions\n", caps); rc = 2; }
+    if (!rc) {
+        Image grid = {0};
+        char path[2300];
+        rc = figure_grid((const float *const *)firsts, k, size, k < 8 ? k : 8, 2, &grid);
+        snprintf(path, sizeof path, "%s/examples.png", outdir);
+        if (!rc) rc = image_save_png(path, &grid);
+        image_free(&grid);
+        snprintf(path, sizeof path, "%s/examples.txt", outdir);
+        if (!rc) rc = write_file_atomic(path, txt, strlen(txt));
+        if (rc) fprintf(stderr, "attngan examples: %s\n", err_msg());
+        else printf("%d captions drawn in %.1f s: %s/examples.png (grid, captions in examples.txt)\n", k, now_s() - t0, outdir);
+    }
+    for (int i = 0; i < k; i++) free(firsts ? firsts[i] : NULL);
+    free(firsts);
+    free(txt);
+    gen_model_free(&m);
+    free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ sample */
+static const char *SAMPLE_USAGE =
+    "usage: attngan sample --data DIR [--split test|train] [--model DIR] [--out DIR] [--seed N]\n"
+    "                      [--limit N] [--threads N]\n"
+    "\n"
+    "One image per caption of a split, in AttnGAN's folder structure (its trainer's sampling):\n"
+    "  OUT/<split>/single/<class>/<image>_s<k>.png   caption k (0..9) of that image, the last stage\n"
+    "  --data DIR   AttnGAN's data/birds directory (or $ATTNGAN_DATA/birds)\n"
+    "  --out DIR    default out/samples\n"
+    "  --limit N    only the first N captions (default: all)\n"
+    "Captions longer than TEXT.WORDS_NUM words are cut to their first WORDS_NUM words (AttnGAN samples\n"
+    "a random subset). Image (i, k) uses seed + 10 * i + k, so a run can be split and repeated.\n";
+
+int cmd_sample(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL, *data = NULL, *split = "test", *outdir = "out/samples";
+    int seed = 0, limit = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(SAMPLE_USAGE, stdout); return 0; }
+        else if (!strcmp(a, "--model") && more) model = argv[++i];
+        else if (!strcmp(a, "--data") && more) data = argv[++i];
+        else if (!strcmp(a, "--split") && more) split = argv[++i];
+        else if (!strcmp(a, "--out") && more) outdir = argv[++i];
+        else if (!strcmp(a, "--seed") && more) { if (parse_int(argv[++i], &seed, "--seed")) return 2; }
+        else if (!strcmp(a, "--limit") && more) { if (parse_int(argv[++i], &limit, "--limit")) return 2; }
+        else if (!strcmp(a, "--threads") && more) { if (parse_int(argv[++i], &threads, "--threads")) return 2; }
+        else { fprintf(stderr, "attngan sample: unknown argument: %s\n%s", a, SAMPLE_USAGE); return 2; }
+    }
+    if (strcmp(split, "test") && strcmp(split, "train")) { fprintf(stderr, "attngan sample: --split must be test or train, not '%s'\n", split); return 2; }
+    char dbuf[1100];
+    if (!data && getenv("ATTNGAN_DATA")) { snprintf(dbuf, sizeof dbuf, "%s/birds", getenv("ATTNGAN_DATA")); data = dbuf; }
+    if (!data) { fprintf(stderr, "attngan sample: --data DIR is required (or set ATTNGAN_DATA)\n"); return 2; }
+    if (threads > 0) threads_set(threads);
+    GenModel m;
+    if (gen_model_load(&m, model)) { fprintf(stderr, "attngan sample: %s\n", err_msg()); return 2; }
+    Cub cub;
+    if (cub_open(&cub, data)) { fprintf(stderr, "attngan sample: %s\n", err_msg()); gen_model_free(&m); return 2; }
+    const CubSplit *sp = strcmp(split, "test") ? &cub.train : &cub.test;
+    int rc = 0;
+    long done = 0, total = (long)sp->n * CUB_CAPTIONS_PER_IMAGE;
+    if (limit > 0 && limit < total) total = limit;
+    GenOptions o;
+    gen_options_default(&o);
+    double t0 = now_s();
+    for (int i = 0; i < sp->n && done < total && !rc; i++) {
+        const CubImage *im = &sp->images[i];
+        char dir[2300], path[2400];
+        snprintf(dir, sizeof dir, "%s/%s/single/%s", outdir, split, im->key);
+        char *slash = strrchr(dir, '/');
+        *slash = 0;
+        if (mkdir_p(dir)) { rc = 1; break; }
+        *slash = '/';
+        for (int k = 0; k < CUB_CAPTIONS_PER_IMAGE && done < total; k++) {
+            if (im->cap_len[k] <= 0) continue;
+            int nw = im->cap_len[k] < m.mc.words_num ? im->cap_len[k] : m.mc.words_num;
+            /* the caption's first words through the vocabularies (the data's ids -> words -> model ids) */
+            char *cap = xcalloc(1, 1);
+            size_t cl = 1;
+            for (int t = 0; t < nw; t++) {
+                const char *w = cub.vocab.words[im->caps[k][t]];
+                cap = xrealloc(cap, cl += strlen(w) + 1);
+                if (t) strcat(cap, " ");
+                strcat(cap, w);
+            }
+            o.seed = (uint64_t)seed + 10u * (uint64_t)i + (uint64_t)k;
+            GenResult r;
+            if (gen_run(&m, cap, &o, &r)) {
+                fprintf(stderr, "attngan sample: %s caption %d: %s\n", im->key, k, err_msg());
+                free(cap);
+                continue;
+            }
+            snprintf(path, sizeof path, "%s_s%d.png", dir, k);
+            if (save_images(&r, r.n_stages - 1, path)) rc = 1;
+            gen_result_free(&r);
+            free(cap);
+            done++;
+            if (done % 500 == 0 || done == total)
+                fprintf(stderr, "\rsample: %ld/%ld captions (%.1f/s)", done, total, (double)done / (now_s() - t0));
+        }
+    }
+    fprintf(stderr, "\n");
+    if (rc) fprintf(stderr, "attngan sample: %s\n", err_msg());
+    else printf("%ld images in %s/%s/single/ in %.1f s\n", done, outdir, split, now_s() - t0);
+    cub_close(&cub);
+    gen_model_free(&m);
+    return rc;
+}
