@@ -215,6 +215,40 @@ static void test_long_text(const GenModel *m) {
                r.n_segments, r.n_segments > 0 ? r.segments[0].n_words : -1, r.n_segments > 1 ? r.segments[1].n_words : -1);
         gen_result_free(&r);
     }
+    /* the one-caption modes */
+    o.long_text = GEN_LONG_FIRST;
+    if (EXPECT(gen_run(m, run_on, &o, &r) == 0, "%s", err_msg())) {
+        EXPECT(r.n_segments == 1 && r.L == 18 && !strcmp(r.words[0], "this") && !strcmp(r.words[17], "belly"),
+               "GEN_LONG_FIRST keeps the first 18 words");
+        gen_result_free(&r);
+    }
+    o.long_text = GEN_LONG_SUBSET;
+    GenResult r2;
+    if (EXPECT(gen_run(m, run_on, &o, &r) == 0 && gen_run(m, run_on, &o, &r2) == 0, "%s", err_msg())) {
+        int same_words = r.L == r2.L;
+        for (int i = 0; same_words && i < r.L; i++) same_words = !strcmp(r.words[i], r2.words[i]);
+        EXPECT(r.n_segments == 1 && r.L == 18 && same_words, "GEN_LONG_SUBSET: 18 words, the same for the same seed");
+        /* order-preserving: the words are a subsequence of the text's */
+        char **tok;
+        int nt = text_tokenize(run_on, &tok), j = 0;
+        for (int i = 0; i < nt && j < r.L; i++) j += !strcmp(tok[i], r.words[j]);
+        text_free_tokens(tok, nt);
+        EXPECT(j == r.L, "GEN_LONG_SUBSET keeps the text's order");
+        gen_result_free(&r);
+        gen_result_free(&r2);
+    }
+    /* gen_text_code: the LSTM code of what gen_run encodes */
+    float code[16];
+    GenResult info;
+    o.long_text = GEN_LONG_SELECT;
+    o.max_segments = 3;
+    EXPECT(gen_text_code(m, doc, &o, code, &info) == 0 && info.n_segments == 3 && info.n == 0, "gen_text_code: %s", err_msg());
+    double nrm = 0;
+    for (int e = 0; e < 16; e++) nrm += code[e] * code[e];
+    EXPECT(nrm > 0 && isfinite(nrm), "a non-zero code");
+    gen_result_free(&info);
+    o.long_text = (GenLongText)7;
+    EXPECT(gen_run(m, doc, &o, &r) == -1 && strstr(err_msg(), "mode"), "an unknown mode is an error: %s", err_msg());
 }
 
 /* nn_save_compact -> nn_load: f16 and per-row int8 within their rounding */

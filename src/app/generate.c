@@ -94,7 +94,8 @@ static void numbered(char *buf, size_t len, const char *path, int k) {
 
 static const char *GENERATE_USAGE =
     "usage: attngan generate [CAPTION] [-o FILE] [--model DIR] [--stage N] [--attention FILE]\n"
-    "                        [--seed N] [--n N] [--file FILE] [--lines] [--max-segments K] [--threads N]\n"
+    "                        [--seed N] [--n N] [--file FILE] [--lines] [--max-segments K]\n"
+    "                        [--long-text select|first|subset] [--threads N]\n"
     "\n"
     "Draws birds for a caption with a trained model (default " DEFAULT_MODEL ", the bundled one).\n"
     "  CAPTION            the text (quote it); without it the text is read from --file or stdin\n"
@@ -108,6 +109,8 @@ static const char *GENERATE_USAGE =
     "  --file FILE        read the text from FILE ('-' = stdin)\n"
     "  --lines            each line of the text is its own caption: FILE_001.png, FILE_002.png, ...\n"
     "  --max-segments K   long text: the most sentences used (default 3)\n"
+    "  --long-text MODE   select (default: relevance-scored sentences, below), first (its first 18\n"
+    "                     known words as one caption) or subset (AttnGAN's random 18-word subset)\n"
     "  --threads N        threads for the math (default: all cores)\n"
     "\n"
     "Text of any length: words not in the vocabulary are dropped and listed. A text of at most\n"
@@ -122,6 +125,7 @@ static const char *GENERATE_USAGE =
 int cmd_generate(int argc, char **argv) {
     const char *model = DEFAULT_MODEL, *out = "bird.png", *att = NULL, *file = NULL, *caption = NULL;
     int stage = 0, seed = 0, n = 1, lines = 0, threads = 0, maxseg = GEN_MAX_SEGMENTS;
+    GenLongText long_text = GEN_LONG_SELECT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -131,6 +135,13 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--model") && more) model = argv[++i];
         else if (!strcmp(a, "--attention") && more) att = argv[++i];
         else if (!strcmp(a, "--file") && more) file = argv[++i];
+        else if (!strcmp(a, "--long-text") && more) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "select")) long_text = GEN_LONG_SELECT;
+            else if (!strcmp(v, "first")) long_text = GEN_LONG_FIRST;
+            else if (!strcmp(v, "subset")) long_text = GEN_LONG_SUBSET;
+            else { fprintf(stderr, "attngan generate: --long-text must be select, first or subset, not '%s'\n", v); return 2; }
+        }
         else if (!strcmp(a, "--stage") && more) { if (parse_int(argv[++i], &stage, "--stage")) return 2; }
         else if (!strcmp(a, "--seed") && more) { if (parse_int(argv[++i], &seed, "--seed")) return 2; }
         else if (!strcmp(a, "--n") && more) { if (parse_int(argv[++i], &n, "--n")) return 2; }
@@ -169,6 +180,7 @@ int cmd_generate(int argc, char **argv) {
     o.n = n;
     o.seed = (uint64_t)(int64_t)seed;
     o.max_segments = maxseg;
+    o.long_text = long_text;
     int rc = 0, k = 0, failed = 0;
     char *save = NULL;
     for (char *line = lines ? strtok_r(text, "\n", &save) : text; line; line = lines ? strtok_r(NULL, "\n", &save) : NULL) {
@@ -247,6 +259,7 @@ int cmd_examples(int argc, char **argv) {
     o.seed = (uint64_t)(int64_t)seed;
     int S = gen_model_stages(&m), size = 64 << (S - 1), k = 0, rc = 0, lineno = 0;
     printf("model %s: %d stage%s (%d px)%s%s\n", model, S, S > 1 ? "s" : "", size, m.trained_on[0] ? ", trained on " : "", m.trained_on);
+    if (S == 1) printf("(a one-stage model: no attention figures; AttnGAN's first stage does not attend to words)\n");
     float **firsts = NULL;
     size_t txt_len = 1;
     char *txt = xcalloc(1, 1);
@@ -295,7 +308,7 @@ int cmd_examples(int argc, char **argv) {
         txt = xrealloc(txt, txt_len);
         sprintf(txt + strlen(txt), "%03d: %s\n", k, line);
         printf("%s/%03d.png  %s\n", outdir, k, line);
-        if (r.unknown) printf("      (unknown: %s)\n", r.unknown);
+        print_text_report(&r, stdout);
         gen_result_free(&r);
     }
     if (!rc && k == 0) { fprintf(stderr, "attngan examples: %s has no captions\n", caps); rc = 2; }

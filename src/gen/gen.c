@@ -154,6 +154,7 @@ void gen_options_default(GenOptions *o) {
     o->n = 1;
     o->seed = 0;
     o->max_segments = GEN_MAX_SEGMENTS;
+    o->long_text = GEN_LONG_SELECT;
 }
 
 /* ------------------------------------------------------------------ text */
@@ -266,57 +267,67 @@ void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *te
 }
 
 /* ------------------------------------------------------------------ generation */
-int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResult *r) {
-    memset(r, 0, sizeof *r);
-    GenOptions o;
-    if (opt) o = *opt;
-    else gen_options_default(&o);
+/* The encoded text: G's word features (E, L) and the LSTM code (E) it is conditioned on. */
+typedef struct Encoded {
+    Tensor *words;          /* (1, E, L) */
+    float *code;            /* (E), on the tape */
+} Encoded;
+
+/* Text -> segments -> (words, code) on tp; fills r's text fields (unknown, segments, words, L).
+ * On error r holds nothing. */
+static int encode_text(const GenModel *m, const char *text, const GenOptions *o, Tape *tp, GenResult *r, Encoded *out) {
     if (!text) return err_set("no text");
     size_t tl = strlen(text);
     if (tl > GEN_MAX_TEXT) return err_set("the text has %zu bytes, more than the %d accepted", tl, GEN_MAX_TEXT);
-    if (o.n < 1 || o.n > GEN_MAX_N) return err_set("n = %d images: must be 1..%d", o.n, GEN_MAX_N);
-    if (o.max_segments < 1) o.max_segments = 1;
     int blank = 1;
     for (size_t i = 0; i < tl && blank; i++) blank = isspace((unsigned char)text[i]) != 0;
     if (blank) return err_set("the caption is empty");
-
     const Vocab *v = &m->vocab;
     const int T = m->mc.words_num, E = m->mc.embedding_dim, Z = m->mc.zsl_z;
     Seg *pieces;
     int total;
     int n_pieces = split_sentences(v, text, &pieces, &r->unknown, &total);
     if (!total) {
+        err_set("none of the words of the caption is in the model's vocabulary (unknown: %s)", r->unknown ? r->unknown : "none");
         free(pieces);
-        return err_set("none of the words of the caption is in the model's vocabulary (unknown: %s)",
-                       r->unknown ? r->unknown : "none");
+        free(r->unknown);
+        r->unknown = NULL;
+        return -1;
     }
-    /* segments: the whole text when it fits one caption, else sentences cut into windows of T */
+    /* segments: the whole text when it fits one caption (or when a one-caption mode cuts it),
+     * else sentences cut into windows of T */
     int cap = n_pieces + total / T + 2, ns = 0;
     Seg *segs = xmalloc((size_t)cap * sizeof(Seg));
     int64_t *all = NULL;
-    if (total <= T) {
+    if (total <= T || o->long_text != GEN_LONG_SELECT) {
         all = xmalloc((size_t)total * sizeof(int64_t));
         int k = 0;
         for (int p = 0; p < n_pieces; p++) { memcpy(all + k, pieces[p].ids, (size_t)pieces[p].n * sizeof(int64_t)); k += pieces[p].n; }
-        segs[ns++] = (Seg){all, total, total};
+        int n = total;
+        if (total > T && o->long_text == GEN_LONG_FIRST) n = T;
+        if (total > T && o->long_text == GEN_LONG_SUBSET) { /* AttnGAN's get_caption */
+            int64_t *row = xmalloc((size_t)T * sizeof(int64_t));
+            Rng rs;
+            rng_init(&rs, o->seed ^ 0x5ca1ab1eULL);
+            n = caption_sample(all, total, T, &rs, row);
+            memcpy(all, row, (size_t)n * sizeof(int64_t));
+            free(row);
+        }
+        segs[ns++] = (Seg){all, n, total};
     } else {
         for (int p = 0; p < n_pieces; p++)
             for (int s = 0; s < pieces[p].n; s += T)
                 segs[ns++] = (Seg){pieces[p].ids + s, pieces[p].n - s < T ? pieces[p].n - s : T, pieces[p].tokens};
     }
-
-    Tape tp;
-    tape_init(&tp);
-    tape_no_grad_begin(&tp);
     /* every segment through the LSTM (ZSL G's output is not used here) */
-    int64_t *caps = tape_calloc(&tp, (size_t)ns * T * sizeof(int64_t));
-    int *lens = tape_alloc(&tp, (size_t)ns * sizeof(int));
+    int64_t *caps = tape_calloc(tp, (size_t)ns * T * sizeof(int64_t));
+    int *lens = tape_alloc(tp, (size_t)ns * sizeof(int));
     for (int s = 0; s < ns; s++) {
         memcpy(caps + (size_t)s * T, segs[s].ids, (size_t)segs[s].n * sizeof(int64_t));
         lens[s] = segs[s].n;
     }
-    Tensor *z0 = TZEROS(&tp, ns, Z);
-    TextEncoderOut enc = text_encoder_forward(&tp, (TextEncoder *)&m->te, caps, lens, ns, z0, NULL, NULL);
+    Tensor *z0 = TZEROS(tp, ns, Z);
+    TextEncoderOut enc = text_encoder_forward(tp, (TextEncoder *)&m->te, caps, lens, ns, z0, NULL, NULL);
     int Lmax = enc.words_emb->shape[2];
 
     /* relevance and choice */
@@ -345,7 +356,7 @@ int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResul
     } else {
         r->segments[ibest].used = 1;
         int used = 1;
-        while (used < o.max_segments) {
+        while (used < o->max_segments) {
             int pick = -1;
             for (int s = 0; s < ns; s++)
                 if (!r->segments[s].used && r->segments[s].relevance >= best - GEN_RELEVANCE_MARGIN &&
@@ -360,8 +371,8 @@ int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResul
     int L = 0, nu = 0;
     for (int s = 0; s < ns; s++)
         if (r->segments[s].used) L += segs[s].n, nu++;
-    Tensor *words = TNEW(&tp, o.n, E, L);
-    Tensor *code = TZEROS(&tp, o.n, E);
+    Tensor *words = TNEW(tp, 1, E, L);
+    float *code = tape_calloc(tp, (size_t)E * sizeof(float));
     r->L = L;
     r->words = xcalloc((size_t)L, sizeof(char *));
     int col = 0;
@@ -371,19 +382,68 @@ int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResul
             r->words[col] = xstrdup(v->words[segs[s].ids[t]]);
             for (int e = 0; e < E; e++) words->data[(size_t)e * L + col] = enc.words_emb->data[((size_t)s * E + e) * Lmax + t];
         }
-        for (int e = 0; e < E; e++) code->data[e] += enc.sent_lstm->data[(size_t)s * E + e] / (float)nu;
+        for (int e = 0; e < E; e++) code[e] += enc.sent_lstm->data[(size_t)s * E + e] / (float)nu;
     }
-    for (int i = 1; i < o.n; i++) {
-        memcpy(words->data + (size_t)i * E * L, words->data, (size_t)E * L * sizeof(float));
-        memcpy(code->data + (size_t)i * E, code->data, (size_t)E * sizeof(float));
+    out->words = words;
+    out->code = code;
+    for (int p = 0; p < n_pieces; p++) free(pieces[p].ids);
+    free(pieces);
+    free(segs);
+    free(all);
+    return 0;
+}
+
+static int check_options(const GenOptions *o) {
+    if (o->n < 1 || o->n > GEN_MAX_N) return err_set("n = %d images: must be 1..%d", o->n, GEN_MAX_N);
+    if (o->max_segments < 1) return err_set("max_segments = %d: must be at least 1", o->max_segments);
+    if (o->long_text < GEN_LONG_SELECT || o->long_text > GEN_LONG_SUBSET) return err_set("long_text mode %d is unknown", o->long_text);
+    return 0;
+}
+
+int gen_text_code(const GenModel *m, const char *text, const GenOptions *opt, float *code, GenResult *info) {
+    GenOptions o;
+    if (opt) o = *opt;
+    else gen_options_default(&o);
+    GenResult r;
+    memset(&r, 0, sizeof r);
+    if (check_options(&o)) return -1;
+    Tape tp;
+    tape_init(&tp);
+    tape_no_grad_begin(&tp);
+    Encoded enc;
+    int rc = encode_text(m, text, &o, &tp, &r, &enc);
+    if (!rc) memcpy(code, enc.code, (size_t)m->mc.embedding_dim * sizeof(float));
+    tape_free(&tp);
+    if (info && !rc) *info = r;
+    else gen_result_free(&r);
+    return rc;
+}
+
+int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResult *r) {
+    memset(r, 0, sizeof *r);
+    GenOptions o;
+    if (opt) o = *opt;
+    else gen_options_default(&o);
+    if (check_options(&o)) return -1;
+    const int E = m->mc.embedding_dim, Z = m->mc.zsl_z;
+    Tape tp;
+    tape_init(&tp);
+    tape_no_grad_begin(&tp);
+    Encoded enc;
+    if (encode_text(m, text, &o, &tp, r, &enc)) {
+        tape_free(&tp);
+        return -1;
+    }
+    int L = r->L;
+    Tensor *words = TNEW(&tp, o.n, E, L);
+    Tensor *code = TNEW(&tp, o.n, E);
+    for (int i = 0; i < o.n; i++) {
+        memcpy(words->data + (size_t)i * E * L, enc.words->data, (size_t)E * L * sizeof(float));
+        memcpy(code->data + (size_t)i * E, enc.code, (size_t)E * sizeof(float));
     }
     /* ZSL G's noise: image i from its own Philox stream, so image i does not depend on n */
     Tensor *z = TNEW(&tp, o.n, Z);
-    for (int i = 0; i < o.n; i++) {
-        Rng rz;
-        rng_init(&rz, o.seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1);
-        rng_normal(&rz, z->data + (size_t)i * Z, Z, 0.0f, 1.0f);
-    }
+    for (int i = 0; i < o.n; i++) gen_noise(o.seed, i, Z, z->data + (size_t)i * Z);
     Tensor *sent = zsl_g_forward(&tp, &m->te.zsl_g, code, z);
     uint8_t *mask = tape_calloc(&tp, (size_t)o.n * L);
     Rng rg;
@@ -406,11 +466,13 @@ int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResul
         memcpy(r->att[k], go.att[k]->data, (size_t)go.att[k]->n * sizeof(float));
     }
     tape_free(&tp);
-    for (int p = 0; p < n_pieces; p++) free(pieces[p].ids);
-    free(pieces);
-    free(segs);
-    free(all);
     return 0;
+}
+
+void gen_noise(uint64_t seed, int i, int Z, float *z) {
+    Rng rz;
+    rng_init(&rz, seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1);
+    rng_normal(&rz, z, Z, 0.0f, 1.0f);
 }
 
 void gen_result_free(GenResult *r) {

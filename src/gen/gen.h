@@ -72,10 +72,19 @@ void gen_model_free(GenModel *m);
 /* The number of stages (1..3) and the last image size (64 << (stages - 1)). */
 int gen_model_stages(const GenModel *m);
 
+/* What a text of more than WORDS_NUM known words becomes. */
+typedef enum {
+    GEN_LONG_SELECT = 0,    /* relevance-scored sentences (above; the default) */
+    GEN_LONG_FIRST = 1,     /* one caption: its first WORDS_NUM known words */
+    GEN_LONG_SUBSET = 2,    /* one caption: AttnGAN's get_caption, a random order-preserving
+                               subset of WORDS_NUM known words (drawn from the seed) */
+} GenLongText;
+
 typedef struct GenOptions {
     int n;                  /* images (1..GEN_MAX_N), default 1 */
     uint64_t seed;          /* default 0 */
     int max_segments;       /* long text: segments kept, default GEN_MAX_SEGMENTS */
+    GenLongText long_text;  /* default GEN_LONG_SELECT */
 } GenOptions;
 void gen_options_default(GenOptions *o);
 
@@ -106,6 +115,13 @@ typedef struct GenResult {
  * TEXT.WORDS_NUM known words (unknown words skipped). n_known[i] (if not NULL) gets the number of
  * known words of text i (all of them, before the cut); a text without one gets a zero code. */
 void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *codes, int *n_known);
+
+/* The LSTM code (E) that G's sentence code is made from (ZSL G's input) for text, as gen_run
+ * encodes it with o (n and seed only matter for GEN_LONG_SUBSET). info (if not NULL) gets the
+ * text fields of a GenResult (unknown, segments, words; no images): free with gen_result_free. */
+int gen_text_code(const GenModel *m, const char *text, const GenOptions *o, float *code, GenResult *info);
+/* ZSL G's noise (Z) of image i of a request with this seed (gen_run's). */
+void gen_noise(uint64_t seed, int i, int Z, float *z);
 
 /* Draws o->n birds for text (UTF-8, any length up to GEN_MAX_TEXT bytes). 0, or -1 with
  * err_msg(): empty text, no known word ("none of the words ... is in the vocabulary"), text
