@@ -5,6 +5,7 @@
 #                   dumps and checkpoints, then `make test` and `make test SANITIZE=1`
 #   make dumps      PyTorch reference dumps for `attngan parity` (build/dumps; needs python3-torch)
 #   make fixtures   regenerate the PyTorch value fixtures (needs Debian's python3-torch)
+#   make demo       install, build and draw examples/captions.txt with the bundled model into out/
 #   DEBUG=1         -O0 -g;  SANITIZE=1  -fsanitize=address,undefined (separate build dir)
 CC      ?= gcc
 PYTHON  ?= /usr/bin/python3
@@ -13,7 +14,7 @@ CFLAGS_BASE := -I/usr/include/freetype2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wn
 # OpenBLAS built for OpenMP (Debian libopenblas-openmp-dev), linked by path: it shares the OpenMP
 # thread pool with our own parallel loops (the pthreads build busy-waits against it).
 OPENBLAS_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp
-LDLIBS      := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -ljpeg -lpng -lyaml -lfreetype -lpthread -lm -fopenmp
+LDLIBS      := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lcjson -lmicrohttpd -ljpeg -lpng -lyaml -lfreetype -lpthread -lm -fopenmp
 
 ifeq ($(SANITIZE),1)
   BUILD  := build/san
@@ -42,13 +43,16 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out $(TEST_LIB),$(TES
 LIB      := $(BUILD)/libattngan.a
 
 .SECONDARY:
-.PHONY: all test check deps dumps fixtures tools clean
+.PHONY: all test check deps dumps fixtures tools clean demo
 all: $(BUILD)/attngan
 	@ln -sf $(BUILD)/attngan build/attngan 2>/dev/null || true
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# `attngan serve` embeds web/ with .incbin (src/app/web_assets.c): rebuild it when a page changes
+$(BUILD)/src/app/web_assets.o: $(wildcard web/*)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -71,10 +75,17 @@ tests: $(TEST_BIN)
 # unit tests, the Python tests, `attngan parity` on every reference dump (skipped if none), and
 # the training programs' exact resume on the real birds (skipped without ../shared/data)
 test: $(TEST_BIN) $(BUILD)/attngan
-	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_resume.sh
+	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_resume.sh tests/test_serve.sh tests/test_browser.sh
 
 deps:
 	@scripts/deps.sh
+
+# the README's first command: install what is missing, build, and draw examples/captions.txt with
+# the bundled model (models/bird64) into out/ (no data, no download)
+demo:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/attngan examples --model models/bird64 --captions examples/captions.txt --out out
 
 check:
 	@scripts/deps.sh --with-torch

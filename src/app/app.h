@@ -8,10 +8,12 @@ int cmd_parity(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_serve(int argc, char **argv);   /* src/app/serve.c */
 int cmd_generate(int argc, char **argv);
 int cmd_examples(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Strict number parsing for flags: -1 with a message naming the flag on bad input. */
 int parse_int(const char *s, int *out, const char *flag);

@@ -44,6 +44,8 @@ static void usage(FILE *f) {
             "  generate    draw birds for a caption, any length (attngan generate --help)\n"
             "  examples    draw every caption of an example file, with attention figures\n"
             "  sample      one image per caption of a data split, in AttnGAN's folders\n"
+            "  serve       HTTP server: POST /api/v1.0/bird, a web page, /healthz (attngan serve --help)\n"
+            "  eval        R-precision, FID, zero-shot accuracy, noisy text: one report\n"
             "  export      a training run -> a model directory for generate and serve\n"
             "  parity      replay a PyTorch reference dump and compare every tensor (attngan parity --help)\n"
             "  version     print the version and the thread count in use\n"
@@ -82,6 +84,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "examples")) return cmd_examples(argc - 1, argv + 1);
     if (!strcmp(argv[1], "sample")) return cmd_sample(argc - 1, argv + 1);
     if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "serve")) return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "attngan: unknown command '%s' (try 'attngan help')\n", argv[1]);
     return 2;
 }

@@ -108,7 +108,8 @@ int gen_model_load(GenModel *m, const char *dir) {
     m->steps = -1;
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     int is_run;
-    if (read_model_json(m, dir, &is_run) || train_config_check_gan(&m->tc)) {
+    if (read_model_json(m, dir, &is_run)) { gen_model_free(m); return -1; }
+    if (train_config_check_gan(&m->tc)) {
         err_prefix("%s", dir);
         gen_model_free(m);
         return -1;

@@ -1,0 +1,1170 @@
+/* serve.c: `attngan serve`: an HTTP server that draws birds from text (the API of the original
+ * AttnGAN/ZSL server, POST /api/v1.0/bird), with a web page (web/index.html, embedded at build
+ * time by web_assets.c) and a health check. docs/SERVE.md describes the API.
+ *
+ * Threads. libmicrohttpd runs with MHD_USE_THREAD_PER_CONNECTION (one internal thread accepts,
+ * each connection gets its own thread). A generation takes from a fraction of a second to
+ * seconds of CPU; with MHD's select/poll thread pool (MHD_OPTION_THREAD_POOL_SIZE) a handler
+ * waiting for the model would stall every other connection served by the same pool thread
+ * (health checks, the page, uploads). With a thread per connection a request that waits for the
+ * model blocks only its own thread. The model itself runs on a fixed pool of --workers generator
+ * threads fed by a FIFO queue (mutex + condition variables): at most --workers generations (and
+ * their PNG/JSON encoding) run at once, each with --threads OpenMP threads, and the connection
+ * threads only parse, wait and send. The queue is bounded (--max-queue: 503 beyond it) and so is
+ * the number of connections (MHD_OPTION_CONNECTION_LIMIT), so threads and memory stay bounded.
+ *
+ * Shutdown. SIGINT and SIGTERM are blocked in every thread and taken by the main thread with
+ * sigwaitinfo: the listening socket is closed (MHD_quiesce_daemon), queued and running
+ * generations finish and their responses are sent, new requests on kept-alive connections get
+ * 503, then the daemon stops, the workers join and everything is freed. A second signal cancels
+ * the requests still queued (503) and waits only for the running generations. */
+#include "app.h"
+#include "figure.h"
+#include "../gen/gen.h"
+#include "../io/image.h"
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <omp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SERVE_MAX_N 8                  /* images per request */
+#define SERVE_MAX_SEED 9007199254740991.0   /* 2^53 - 1: every such integer is exact in JSON */
+#define SERVE_CONN_TIMEOUT_S 60        /* idle connections (and stalled uploads) are closed */
+#define SERVE_SHUTDOWN_GRACE_S 10      /* longest wait for requests that are not generating */
+
+/* web/index.html, embedded by web_assets.c */
+extern const char serve_index_html[];
+extern const char serve_index_html_end[];
+
+static const char *USAGE =
+    "usage: attngan serve [--model DIR] [--host ADDR] [--port N] [--workers N] [--threads N]\n"
+    "                     [--max-body BYTES] [--max-caption CHARS] [--max-queue N] [--quiet]\n"
+    "\n"
+    "Serves the bird generator over HTTP (the API of the original AttnGAN/ZSL server):\n"
+    "  POST /api/v1.0/bird   body {\"caption\": \"...\"} with optional \"seed\" (integer, default random),\n"
+    "                        \"n\" (images, 1..8, default 1), \"stage\" (1..stages, default the last;\n"
+    "                        the PNG's stage), \"format\" (\"png\" or \"json\"; default png, or json when\n"
+    "                        the Accept header prefers application/json).\n"
+    "                        png: the image (n > 1: a grid), headers X-Seed and X-Unknown-Words.\n"
+    "                        json: caption, seed, words, unknown_words, segments, every stage's\n"
+    "                        images and the attention figures as base64 PNGs, model, ms.\n"
+    "  GET  /                a web page to try it\n"
+    "  GET  /healthz         {\"status\": \"ok\", \"model\": ..., \"stages\": N, ...}\n"
+    "Statuses: 200 ok; 400 bad JSON, missing or non-string caption, empty caption, invalid UTF-8,\n"
+    "no word of the caption in the vocabulary (the error names them), a field of the wrong type\n"
+    "or out of range, an unknown field; 404 unknown path; 405 wrong method (with Allow);\n"
+    "413 body over --max-body or caption over --max-caption; 503 queue full or shutting down;\n"
+    "500 internal failure. Every error is JSON {\"error\": \"...\"}.\n"
+    "\n"
+    "  --model DIR        model directory (attngan export; default models/bird64)\n"
+    "  --host ADDR        address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 or ::\n"
+    "                     for every interface)\n"
+    "  --port N           TCP port (default 8080; 0 picks a free one, printed at start)\n"
+    "  --workers N        generations at once (default 1); other requests wait in a FIFO queue\n"
+    "  --threads N        math threads per generation (default: cores / workers, at least 1)\n"
+    "  --max-body BYTES   largest request body (default 65536); larger ones get 413 unread\n"
+    "  --max-caption CHARS  longest caption in characters (default 4096)\n"
+    "  --max-queue N      requests that may wait for a worker (default 256); more get 503\n"
+    "  --quiet            no log line per request (errors are still printed)\n"
+    "Logs one line per request to stderr: time, client, method, path, status, bytes, ms.\n"
+    "SIGINT or SIGTERM: stops accepting, finishes the requests in flight, exits 0\n"
+    "(a second signal cancels the queued ones). More: docs/SERVE.md.\n";
+
+typedef struct ServeOpts {
+    const char *model, *host;
+    int port, workers, threads, max_caption, max_queue, quiet;
+    long long max_body;
+} ServeOpts;
+
+/* ---------------------------------------------------------------------------------------------
+ * small helpers */
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Standard base64 with padding (RFC 4648), NUL-terminated, malloc'ed. */
+static char *base64_encode(const uint8_t *p, size_t n) {
+    size_t out_len = 4 * ((n + 2) / 3);
+    char *o = malloc(out_len + 1), *q = o;
+    if (!o) return NULL;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *q++ = B64[v >> 18];
+        *q++ = B64[(v >> 12) & 63];
+        *q++ = B64[(v >> 6) & 63];
+        *q++ = B64[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        *q++ = B64[v >> 18];
+        *q++ = B64[(v >> 12) & 63];
+        *q++ = i + 1 < n ? B64[(v >> 6) & 63] : '=';
+        *q++ = '=';
+    }
+    *q = 0;
+    return o;
+}
+
+/* Code points of s (n bytes) if it is valid UTF-8 (no overlongs, surrogates or values over
+ * U+10FFFF), else -1. */
+static long utf8_count(const unsigned char *s, size_t n) {
+    long count = 0;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) { i++; count++; continue; }
+        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+        else return -1;
+        if (i + len > n) return -1;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return -1;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return -1;
+        i += len;
+        count++;
+    }
+    return count;
+}
+
+/* A user-supplied string (n bytes, or up to its NUL) made safe to quote in a message or a log:
+ * printable ASCII only (others become '?'), at most max bytes (then "..."). */
+static void sanitize_n(char *dst, size_t cap, const char *src, size_t n, size_t max) {
+    size_t o = 0;
+    if (max + 4 > cap) max = cap > 4 ? cap - 4 : 0;
+    for (size_t i = 0; i < n && src[i]; i++) {
+        if (i >= max) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        unsigned char c = (unsigned char)src[i];
+        dst[o++] = c >= 0x20 && c < 0x7F ? (char)c : '?';
+    }
+    dst[o] = 0;
+}
+static void sanitize(char *dst, size_t cap, const char *src, size_t max) { sanitize_n(dst, cap, src, (size_t)-1, max); }
+
+/* The q-value that an Accept header gives the media type `type` ("application/json"): that of
+ * the most specific matching range (exact > type/ * > * / *), 0 when none matches; a missing
+ * or empty header accepts everything (1). */
+static double accept_q(const char *accept, const char *type) {
+    if (!accept || !*accept) return 1.0;
+    const char *slash = strchr(type, '/');
+    size_t tlen = (size_t)(slash - type);
+    int best_spec = 0;
+    double best_q = 0.0;
+    const char *p = accept;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        if (!*p) break;
+        const char *end = p;
+        while (*end && *end != ',') end++;
+        const char *semi = p;
+        while (semi < end && *semi != ';') semi++;
+        const char *re = semi;
+        while (re > p && (re[-1] == ' ' || re[-1] == '\t')) re--;
+        size_t rlen = (size_t)(re - p);
+        int spec = 0;
+        if (rlen == 3 && !strncmp(p, "*/*", 3)) spec = 1;
+        else if (rlen == tlen + 2 && !strncasecmp(p, type, tlen) && p[tlen] == '/' && p[tlen + 1] == '*') spec = 2;
+        else if (rlen == strlen(type) && !strncasecmp(p, type, rlen)) spec = 3;
+        if (spec > best_spec) {
+            double q = 1.0;
+            for (const char *s = semi; s < end; s++) {
+                if (*s != ';') continue;
+                const char *k = s + 1;
+                while (k < end && (*k == ' ' || *k == '\t')) k++;
+                if (k + 1 < end && (k[0] == 'q' || k[0] == 'Q') && k[1] == '=') {
+                    char num[16];
+                    size_t nl = 0;
+                    for (const char *v = k + 2; v < end && *v != ';' && nl < sizeof num - 1; v++) num[nl++] = *v;
+                    num[nl] = 0;
+                    char *e;
+                    double qq = strtod(num, &e);
+                    q = e != num && qq >= 0 && qq <= 1 ? qq : 0.0;
+                }
+            }
+            best_spec = spec;
+            best_q = q;
+        }
+        p = end;
+    }
+    return best_q;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * the server, its job queue and workers */
+
+typedef struct Job {
+    /* in */
+    char *caption;
+    GenOptions opt;
+    int stage;             /* 0-based stage of the PNG */
+    int json;
+    double t_enqueue;
+    /* out */
+    int done, cancelled;
+    int status;
+    char *body;            /* malloc'ed response body */
+    size_t len;
+    const char *ctype;
+    char unknown[256];     /* X-Unknown-Words of a PNG reply (sanitized, may be cut) */
+    double gen_ms, queue_ms;
+    pthread_cond_t cv;
+    struct Job *next;
+} Job;
+
+typedef struct Server {
+    ServeOpts o;
+    GenModel model;
+    int stages, size;
+    char name[256];
+    char *health_base;     /* {"status":"ok", ...} without the live counters, built at start */
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;
+    Job *head, *tail;
+    int n_queued, n_running;
+    int stopping;          /* shutting down: new requests get 503 */
+    int cancel;            /* second signal: queued and new generations get 503 */
+    int workers_exit;
+    int inflight;          /* requests between their first callback and completion */
+    uint64_t seed_ctr;
+    pthread_t *workers;
+    int n_workers;
+} Server;
+
+static char *json_error_body(const char *msg, const char *unknown_csv) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    if (unknown_csv) {
+        cJSON *a = cJSON_AddArrayToObject(o, "unknown_words");
+        const char *p = unknown_csv;
+        while (*p) {
+            const char *e = strchr(p, ',');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            char w[128];
+            sanitize_n(w, sizeof w, p, l, 100);
+            cJSON_AddItemToArray(a, cJSON_CreateString(w));
+            p += l + (e ? 1 : 0);
+        }
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static void job_fail(Job *j, int status, const char *msg) {
+    free(j->body);
+    j->status = status;
+    j->body = json_error_body(msg, NULL);
+    j->len = j->body ? strlen(j->body) : 0;
+    j->ctype = "application/json";
+}
+
+static char *image_b64(const Image *img) {
+    uint8_t *png = NULL;
+    size_t len = 0;
+    if (image_encode_png(img, &png, &len)) return NULL;
+    char *b = base64_encode(png, len);
+    free(png);
+    return b;
+}
+
+static int add_b64_image(cJSON *arr, Image *img) {
+    char *b = image_b64(img);
+    image_free(img);
+    if (!b) return -1;
+    cJSON *s = cJSON_CreateString(b);
+    free(b);
+    if (!s) return err_set("out of memory");
+    cJSON_AddItemToArray(arr, s);
+    return 0;
+}
+
+static cJSON *model_json(const Server *s) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "name", s->name);
+    cJSON_AddNumberToObject(m, "stages", s->stages);
+    cJSON_AddNumberToObject(m, "size", s->size);
+    if (s->model.trained_on[0]) cJSON_AddStringToObject(m, "trained_on", s->model.trained_on);
+    else cJSON_AddNullToObject(m, "trained_on");
+    if (s->model.steps >= 0) cJSON_AddNumberToObject(m, "steps", (double)s->model.steps);
+    else cJSON_AddNullToObject(m, "steps");
+    return m;
+}
+
+/* The JSON reply of a finished generation. -1 (err_msg()) on an encoding failure. */
+static int build_json(const Server *s, Job *j, const GenResult *r) {
+    int rc = -1;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "caption", j->caption);
+    cJSON_AddNumberToObject(o, "seed", (double)j->opt.seed);
+    cJSON_AddNumberToObject(o, "n", r->n);
+    cJSON *words = cJSON_AddArrayToObject(o, "words");
+    for (int k = 0; k < r->L; k++) cJSON_AddItemToArray(words, cJSON_CreateString(r->words[k] ? r->words[k] : ""));
+    cJSON *unk = cJSON_AddArrayToObject(o, "unknown_words");
+    if (r->unknown) {
+        const char *p = r->unknown;
+        while (*p) {
+            const char *e = strchr(p, ',');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            char *w = malloc(l + 1);
+            if (!w) goto out;
+            memcpy(w, p, l);
+            w[l] = 0;
+            cJSON_AddItemToArray(unk, cJSON_CreateString(w));
+            free(w);
+            p += l + (e ? 1 : 0);
+        }
+    }
+    cJSON *segs = cJSON_AddArrayToObject(o, "segments");
+    for (int k = 0; k < r->n_segments; k++) {
+        cJSON *g = cJSON_CreateObject();
+        cJSON_AddStringToObject(g, "text", r->segments[k].text ? r->segments[k].text : "");
+        cJSON_AddNumberToObject(g, "relevance", isfinite(r->segments[k].relevance) ? r->segments[k].relevance : 0.0);
+        cJSON_AddBoolToObject(g, "used", r->segments[k].used != 0);
+        cJSON_AddItemToArray(segs, g);
+    }
+    cJSON *stages = cJSON_AddArrayToObject(o, "stages");
+    for (int st = 0; st < r->n_stages; st++) {
+        cJSON *so = cJSON_CreateObject();
+        cJSON_AddItemToArray(stages, so);
+        cJSON_AddNumberToObject(so, "size", r->size[st]);
+        cJSON *imgs = cJSON_AddArrayToObject(so, "images");
+        for (int i = 0; i < r->n; i++) {
+            Image img = {0};
+            if (gen_result_image(r, st, i, &img) || add_b64_image(imgs, &img)) goto out;
+        }
+    }
+    if (r->n_att > 0) {
+        cJSON *att = cJSON_AddArrayToObject(o, "attention");
+        for (int i = 0; i < r->n; i++) {
+            Image img = {0};
+            if (gen_result_attention(r, i, &img) || add_b64_image(att, &img)) goto out;
+        }
+    }
+    cJSON_AddItemToObject(o, "model", model_json(s));
+    cJSON_AddNumberToObject(o, "ms", round(j->gen_ms * 10) / 10);
+    cJSON_AddNumberToObject(o, "queue_ms", round(j->queue_ms * 10) / 10);
+    j->body = cJSON_PrintUnformatted(o);
+    if (!j->body) { err_set("out of memory printing the JSON reply"); goto out; }
+    j->len = strlen(j->body);
+    j->ctype = "application/json";
+    rc = 0;
+out:
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* The PNG reply: stage j->stage of the single image, or a grid of the n images. */
+static int build_png(Job *j, const GenResult *r) {
+    Image img = {0};
+    int st = j->stage;
+    if (r->n == 1) {
+        if (gen_result_image(r, st, 0, &img)) return -1;
+    } else {
+        int S = r->size[st];
+        const float *ptrs[SERVE_MAX_N];
+        for (int i = 0; i < r->n && i < SERVE_MAX_N; i++) ptrs[i] = r->imgs[st] + (size_t)i * 3 * S * S;
+        int cols = r->n <= 4 ? r->n : 4;
+        if (figure_grid(ptrs, r->n, S, cols, 2, &img)) return -1;
+    }
+    uint8_t *png = NULL;
+    size_t len = 0;
+    int rc = image_encode_png(&img, &png, &len);
+    image_free(&img);
+    if (rc) return -1;
+    j->body = (char *)png;
+    j->len = len;
+    j->ctype = "image/png";
+    if (r->unknown) sanitize(j->unknown, sizeof j->unknown, r->unknown, 200);
+    return 0;
+}
+
+/* Messages of gen_run that mean bad input rather than a failure of ours. */
+static int is_input_error(const char *msg) {
+    return strstr(msg, "vocabulary") || strstr(msg, "empty") || strstr(msg, "too long") || strstr(msg, "out of range");
+}
+
+static void job_run(Server *s, Job *j) {
+    GenResult r;
+    memset(&r, 0, sizeof r);
+    double t0 = now_ms();
+    j->queue_ms = t0 - j->t_enqueue;
+    err_clear();
+    if (gen_run(&s->model, j->caption, &j->opt, &r)) {
+        const char *m = err_msg();
+        if (is_input_error(m)) job_fail(j, 400, m);
+        else {
+            fprintf(stderr, "attngan serve: generation failed: %s\n", m);
+            job_fail(j, 500, m);
+        }
+        gen_result_free(&r);
+        return;
+    }
+    j->gen_ms = now_ms() - t0;
+    err_clear();
+    int rc = j->json ? build_json(s, j, &r) : build_png(j, &r);
+    gen_result_free(&r);
+    if (rc) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "could not encode the reply: %s", err_msg());
+        fprintf(stderr, "attngan serve: %s\n", msg);
+        job_fail(j, 500, msg);
+        return;
+    }
+    j->status = 200;
+}
+
+static void *worker_main(void *arg) {
+    Server *s = arg;
+    /* omp_set_num_threads sets the calling thread's own ICV: each worker sets its own. */
+    omp_set_num_threads(s->o.threads);
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->workers_exit) pthread_cond_wait(&s->work_cv, &s->mu);
+        if (!s->head) break;
+        Job *j = s->head;
+        s->head = j->next;
+        if (!s->head) s->tail = NULL;
+        s->n_queued--;
+        s->n_running++;
+        pthread_mutex_unlock(&s->mu);
+        job_run(s, j);
+        pthread_mutex_lock(&s->mu);
+        s->n_running--;
+        j->done = 1;
+        pthread_cond_signal(&j->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Queues the job and waits for it. 0 when it ran (j->status set), 503 when it was refused
+ * (queue full, shutting down) or cancelled; j->body then holds nothing. */
+static int job_submit(Server *s, Job *j) {
+    pthread_cond_init(&j->cv, NULL);
+    pthread_mutex_lock(&s->mu);
+    if (s->cancel || s->n_queued >= s->o.max_queue) {
+        int stopping = s->cancel;
+        pthread_mutex_unlock(&s->mu);
+        pthread_cond_destroy(&j->cv);
+        job_fail(j, 503, stopping ? "the server is shutting down" : "the server is busy (queue full); try again shortly");
+        return 503;
+    }
+    j->t_enqueue = now_ms();
+    j->next = NULL;
+    if (s->tail) s->tail->next = j;
+    else s->head = j;
+    s->tail = j;
+    s->n_queued++;
+    pthread_cond_signal(&s->work_cv);
+    while (!j->done) pthread_cond_wait(&j->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&j->cv);
+    if (j->cancelled) {
+        job_fail(j, 503, "the server is shutting down");
+        return 503;
+    }
+    return 0;
+}
+
+/* Second signal: the queued jobs are answered 503. */
+static void cancel_queued(Server *s) {
+    pthread_mutex_lock(&s->mu);
+    s->cancel = 1;
+    for (Job *j = s->head; j;) {
+        Job *next = j->next;
+        j->cancelled = 1;
+        j->done = 1;
+        pthread_cond_signal(&j->cv);
+        j = next;
+        s->n_queued--;
+    }
+    s->head = s->tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * HTTP */
+
+enum { ROUTE_NONE, ROUTE_BIRD, ROUTE_PAGE, ROUTE_HEALTH };
+
+typedef struct Req {
+    double t0;
+    char method[16];
+    char path[160];
+    char client[64];
+    int route;
+    int status;            /* of the queued response; 0 before */
+    size_t resp_bytes;
+    char *body;            /* the upload so far (bounded by --max-body) */
+    size_t len, cap;
+    int too_big;
+} Req;
+
+static enum MHD_Result queue(struct MHD_Connection *c, Req *r, int status, char *body, size_t len, const char *ctype,
+                             int must_free, const char *allow) {
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        if (must_free) free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 413 || status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (r->route == ROUTE_PAGE && status == 200)
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+                                "script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES) {
+        r->status = status;
+        r->resp_bytes = len;
+    }
+    return ret;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, Req *r, int status, const char *allow, const char *fmt, ...)
+    ATTR_PRINTF(5, 6);
+static enum MHD_Result reply_error(struct MHD_Connection *c, Req *r, int status, const char *allow, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *body = json_error_body(msg, NULL);
+    if (!body) return MHD_NO;
+    return queue(c, r, status, body, strlen(body), "application/json", 1, allow);
+}
+
+static enum MHD_Result reply_health(struct MHD_Connection *c, Req *r, Server *s) {
+    pthread_mutex_lock(&s->mu);
+    int q = s->n_queued, run = s->n_running, stopping = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    cJSON *o = cJSON_Parse(s->health_base);
+    if (!o) return MHD_NO;
+    if (stopping) cJSON_ReplaceItemInObject(o, "status", cJSON_CreateString("stopping"));
+    cJSON_AddNumberToObject(o, "queued", q);
+    cJSON_AddNumberToObject(o, "running", run);
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!body) return MHD_NO;
+    return queue(c, r, stopping ? 503 : 200, body, strlen(body), "application/json", 1, NULL);
+}
+
+/* Reads an integer field: absent leaves *out, else it must be an integral number in [lo, hi]. */
+static int int_field(const cJSON *root, const char *name, double lo, double hi, double *out, char *msg, size_t cap) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi) {
+        snprintf(msg, cap, "\"%s\" must be an integer from %.0f to %.0f", name, lo, hi);
+        return -1;
+    }
+    *out = v->valuedouble;
+    return 0;
+}
+
+static uint64_t next_seed(Server *s) {
+    pthread_mutex_lock(&s->mu);
+    uint64_t x = (s->seed_ctr += 0x9E3779B97F4A7C15ULL);
+    pthread_mutex_unlock(&s->mu);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    return x & 0xFFFFFFFFu;   /* a short seed that is easy to copy */
+}
+
+static enum MHD_Result handle_bird(struct MHD_Connection *c, Req *r, Server *s) {
+    char msg[1024];
+    const char *at = NULL;   /* where parsing stopped (cJSON_GetErrorPtr is a global: not for threads) */
+    cJSON *root = cJSON_ParseWithLengthOpts(r->body ? r->body : "", r->len, &at, 0);
+    if (!root) {
+        if (r->len == 0) return reply_error(c, r, 400, NULL, "empty body: expected a JSON object such as {\"caption\": \"a small red bird\"}");
+        long off = at && r->body && at >= r->body && at <= r->body + r->len ? (long)(at - r->body) : -1;
+        return reply_error(c, r, 400, NULL, "the body is not valid JSON (near byte %ld)", off);
+    }
+    while (at && at < r->body + r->len && (*at == ' ' || *at == '\t' || *at == '\n' || *at == '\r')) at++;
+    if (at && at < r->body + r->len) {
+        cJSON_Delete(root);
+        return reply_error(c, r, 400, NULL, "the body is not valid JSON (text after the value at byte %ld)", (long)(at - r->body));
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return reply_error(c, r, 400, NULL, "the body must be a JSON object such as {\"caption\": \"a small red bird\"}");
+    }
+    static const char *const FIELDS[] = {"caption", "seed", "n", "stage", "format"};
+    for (const cJSON *it = root->child; it; it = it->next) {
+        int known = 0;
+        for (size_t k = 0; k < sizeof FIELDS / sizeof *FIELDS; k++) known |= it->string && !strcmp(it->string, FIELDS[k]);
+        if (!known) {
+            char name[64];
+            sanitize(name, sizeof name, it->string ? it->string : "", 40);
+            cJSON_Delete(root);
+            return reply_error(c, r, 400, NULL, "unknown field \"%s\" (the fields are caption, seed, n, stage, format)", name);
+        }
+    }
+    const cJSON *cap = cJSON_GetObjectItemCaseSensitive(root, "caption");
+    if (!cap) {
+        cJSON_Delete(root);
+        return reply_error(c, r, 400, NULL, "missing field \"caption\" (a string)");
+    }
+    if (!cJSON_IsString(cap) || !cap->valuestring) {
+        cJSON_Delete(root);
+        return reply_error(c, r, 400, NULL, "\"caption\" must be a string");
+    }
+    const char *caption = cap->valuestring;
+    size_t cap_bytes = strlen(caption);
+    long chars = utf8_count((const unsigned char *)caption, cap_bytes);
+    if (chars < 0) {
+        cJSON_Delete(root);
+        return reply_error(c, r, 400, NULL, "\"caption\" is not valid UTF-8");
+    }
+    if (chars > s->o.max_caption || cap_bytes > GEN_MAX_TEXT) {
+        cJSON_Delete(root);
+        return reply_error(c, r, 413, NULL, "the caption has %ld characters; this server accepts at most %d", chars,
+                           s->o.max_caption);
+    }
+    int blank = 1;
+    for (const char *p = caption; *p && blank; p++) blank = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v';
+    if (blank) {
+        cJSON_Delete(root);
+        return reply_error(c, r, 400, NULL, "the caption is empty");
+    }
+    double seed = -1, n = 1, stage = s->stages;
+    if (int_field(root, "seed", 0, SERVE_MAX_SEED, &seed, msg, sizeof msg) ||
+        int_field(root, "n", 1, SERVE_MAX_N, &n, msg, sizeof msg) ||
+        int_field(root, "stage", 1, s->stages, &stage, msg, sizeof msg)) {
+        cJSON_Delete(root);
+        if (strstr(msg, "\"stage\"")) {
+            size_t l = strlen(msg);
+            snprintf(msg + l, sizeof msg - l, " (this model has %d stage%s: %s px)", s->stages, s->stages > 1 ? "s" : "",
+                     s->stages == 1 ? "64" : s->stages == 2 ? "64, 128" : "64, 128, 256");
+        }
+        return reply_error(c, r, 400, NULL, "%s", msg);
+    }
+    int json;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+    if (fmt && !cJSON_IsNull(fmt)) {
+        if (!cJSON_IsString(fmt) || (strcmp(fmt->valuestring, "png") && strcmp(fmt->valuestring, "json"))) {
+            cJSON_Delete(root);
+            return reply_error(c, r, 400, NULL, "\"format\" must be \"png\" or \"json\"");
+        }
+        json = !strcmp(fmt->valuestring, "json");
+    } else {
+        const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+        json = accept_q(accept, "application/json") > accept_q(accept, "image/png");
+    }
+
+    /* No known word at all is the client's problem: say which words were not understood. */
+    int64_t *ids = NULL;
+    char *unknown = NULL;
+    int n_ids = vocab_encode(&s->model.vocab, caption, &ids, &unknown);
+    free(ids);
+    if (n_ids <= 0) {
+        char list[300];
+        sanitize(list, sizeof list, unknown ? unknown : "", 200);
+        for (char *p = list; *p; p++)
+            if (*p == ',') *p = ' ';
+        snprintf(msg, sizeof msg, "none of the words of the caption is in the model's vocabulary (unknown: %s)", list);
+        char *body = json_error_body(msg, unknown);
+        free(unknown);
+        cJSON_Delete(root);
+        if (!body) return MHD_NO;
+        return queue(c, r, 400, body, strlen(body), "application/json", 1, NULL);
+    }
+    free(unknown);
+
+    Job j;
+    memset(&j, 0, sizeof j);
+    j.caption = strdup(caption);
+    cJSON_Delete(root);
+    if (!j.caption) return MHD_NO;
+    gen_options_default(&j.opt);
+    j.opt.n = (int)n;
+    j.opt.seed = seed >= 0 ? (uint64_t)seed : next_seed(s);
+    j.stage = (int)stage - 1;
+    j.json = json;
+    job_submit(s, &j);
+    free(j.caption);
+    if (!j.body) return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(j.len, j.body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(j.body);
+        return MHD_NO;
+    }
+    char seed_s[32];
+    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)j.opt.seed);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, j.ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (j.status == 200) {
+        MHD_add_response_header(resp, "X-Seed", seed_s);
+        if (j.unknown[0]) MHD_add_response_header(resp, "X-Unknown-Words", j.unknown);
+    }
+    if (j.status == 503) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)j.status, resp);
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES) {
+        r->status = j.status;
+        r->resp_bytes = j.len;
+    }
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls) {
+    Server *s = cls;
+    Req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        *con_cls = r;
+        r->t0 = now_ms();
+        sanitize(r->method, sizeof r->method, method ? method : "?", 10);
+        sanitize(r->path, sizeof r->path, url ? url : "?", 120);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            char host[NI_MAXHOST];
+            socklen_t alen = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+            if (!getnameinfo(ci->client_addr, alen, host, sizeof host, NULL, 0, NI_NUMERICHOST))
+                snprintf(r->client, sizeof r->client, "%s", host);
+        }
+        pthread_mutex_lock(&s->mu);
+        s->inflight++;
+        int stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+
+        int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+        if (!strcmp(url, "/api/v1.0/bird")) {
+            r->route = ROUTE_BIRD;
+            if (strcmp(method, MHD_HTTP_METHOD_POST))
+                return reply_error(c, r, 405, "POST", "%s is not allowed on /api/v1.0/bird; use POST with a JSON body", r->method);
+        } else if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
+            r->route = ROUTE_PAGE;
+            if (!get) return reply_error(c, r, 405, "GET, HEAD", "%s is not allowed on %s; use GET", r->method, r->path);
+        } else if (!strcmp(url, "/healthz")) {
+            r->route = ROUTE_HEALTH;
+            if (!get) return reply_error(c, r, 405, "GET, HEAD", "%s is not allowed on %s; use GET", r->method, r->path);
+            return reply_health(c, r, s);
+        } else {
+            return reply_error(c, r, 404, NULL, "no such path: %s (the API is POST /api/v1.0/bird; see GET /)", r->path);
+        }
+        if (stopping) return reply_error(c, r, 503, NULL, "the server is shutting down");
+        if (r->route == ROUTE_PAGE)
+            return queue(c, r, 200, (char *)serve_index_html, (size_t)(serve_index_html_end - serve_index_html),
+                         "text/html; charset=utf-8", 0, NULL);
+        /* POST /api/v1.0/bird: refuse an announced oversized body before reading any of it */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (end == cl || *end) return reply_error(c, r, 400, NULL, "invalid Content-Length");
+            if (errno || v > (unsigned long long)s->o.max_body) {
+                r->too_big = 1;
+                char shown[32];
+                sanitize(shown, sizeof shown, cl, 20);
+                return reply_error(c, r, 413, NULL, "the body is %s bytes; this server accepts at most %lld (--max-body)", shown,
+                                   s->o.max_body);
+            }
+        }
+        return MHD_YES;
+    }
+    (void)version;
+    if (r->status) {           /* answered already (should not get more data): drop it */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t add = *upload_size;
+        *upload_size = 0;
+        if (r->too_big) return MHD_YES;
+        if ((long long)(r->len + add) > s->o.max_body) {
+            /* an upload without Content-Length (chunked) past the limit: drop what we have and
+             * answer 413 at once; the rest of the body is not read */
+            r->too_big = 1;
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            if (reply_error(c, r, 413, NULL, "the body is over %lld bytes (--max-body)", s->o.max_body) == MHD_YES) return MHD_YES;
+            r->status = 413;   /* libmicrohttpd cannot answer now: close the connection */
+            return MHD_NO;
+        }
+        if (r->len + add + 1 > r->cap) {
+            size_t nc = r->cap ? r->cap : 1024;
+            while (nc < r->len + add + 1) nc *= 2;
+            if ((long long)nc > s->o.max_body + 1) nc = (size_t)s->o.max_body + 1;
+            char *nb = realloc(r->body, nc);
+            if (!nb) return MHD_NO;
+            r->body = nb;
+            r->cap = nc;
+        }
+        memcpy(r->body + r->len, upload_data, add);
+        r->len += add;
+        r->body[r->len] = 0;
+        return MHD_YES;
+    }
+    /* the whole body is in */
+    return handle_bird(c, r, s);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    Server *s = cls;
+    Req *r = *con_cls;
+    (void)c;
+    if (!r) return;
+    *con_cls = NULL;
+    if (!s->o.quiet) {
+        char ts[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        const char *how = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                          : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? " (timed out)"
+                          : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (shutdown)"
+                          : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? " (client closed)"
+                          : r->too_big && r->status == 413 ? " (body over --max-body: connection closed)"
+                                                           : " (connection error)";
+        char status[8];
+        if (r->status) snprintf(status, sizeof status, "%d", r->status);
+        else snprintf(status, sizeof status, "-");
+        fprintf(stderr, "%s %s %s %s %s %zu %.0f ms%s\n", ts, r->client[0] ? r->client : "-", r->method, r->path, status,
+                r->resp_bytes, now_ms() - r->t0, how);
+    }
+    free(r->body);
+    free(r);
+    pthread_mutex_lock(&s->mu);
+    s->inflight--;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* URL unescaping: %HH as libmicrohttpd's default, except %00, which stays as it is: a decoded NUL
+ * would cut the path short ("/%00x" would be "/"). */
+static int hexval(char ch) {
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+static size_t unescape(void *cls, struct MHD_Connection *c, char *str) {
+    (void)cls;
+    (void)c;
+    char *w = str;
+    for (const char *p = str; *p;) {
+        int hi, lo;
+        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 && (hi | lo)) {
+            *w++ = (char)(hi << 4 | lo);
+            p += 3;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = 0;
+    return (size_t)(w - str);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    const Server *s = cls;
+    if (s && s->o.quiet) return;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t l = strlen(buf);
+    while (l && (buf[l - 1] == '\n' || buf[l - 1] == '\r')) buf[--l] = 0;
+    /* our own MHD_NO (an upload over --max-body): the request's log line says why */
+    if (!strncmp(buf, "Application reported internal error", 35)) return;
+    fprintf(stderr, "attngan serve: libmicrohttpd: %s\n", buf);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * start, run, stop */
+
+/* A listening TCP socket on host:port; -1 with err_msg(). *family and *bound_port are set. */
+static int listen_on(const char *host, int port, int *family, int *bound_port) {
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int gai = getaddrinfo(host, ps, &hints, &res);
+    if (gai) return err_set("--host %s: %s", host, gai_strerror(gai));
+    int fd = -1, last_errno = 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) { last_errno = errno; continue; }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (!bind(fd, a->ai_addr, a->ai_addrlen) && !listen(fd, 128)) {
+            *family = a->ai_family;
+            break;
+        }
+        last_errno = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) return err_set("cannot listen on %s port %d: %s", host, port, strerror(last_errno));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    *bound_port = port;
+    if (!getsockname(fd, (struct sockaddr *)&ss, &sl))
+        *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                               : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static int parse_args(int argc, char **argv, ServeOpts *o) {
+    o->model = "models/bird64";
+    o->host = "127.0.0.1";
+    o->port = 8080;
+    o->workers = 1;
+    o->threads = 0;
+    o->max_body = 64 * 1024;
+    o->max_caption = 4096;
+    o->max_queue = 256;
+    o->quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char name[64];
+        const char *eq = strncmp(a, "--", 2) ? NULL : strchr(a, '=');
+        if (eq && (size_t)(eq - a) < sizeof name) {   /* --name=value */
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = 0;
+            a = name;
+        } else eq = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(USAGE, stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--quiet") && !eq) { o->quiet = 1; continue; }
+        if (!eq && i + 1 >= argc) {
+            fprintf(stderr, "attngan serve: unknown option %s (or missing value; try --help)\n", a);
+            return -1;
+        }
+        const char *v = eq ? eq + 1 : argv[++i];
+        int iv = 0;
+        if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--host")) o->host = v;
+        else if (!strcmp(a, "--port")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 0 || iv > 65535) { fprintf(stderr, "attngan serve: --port must be 0..65535\n"); return -1; }
+            o->port = iv;
+        } else if (!strcmp(a, "--workers")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 1 || iv > 64) { fprintf(stderr, "attngan serve: --workers must be 1..64\n"); return -1; }
+            o->workers = iv;
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 1 || iv > 1024) { fprintf(stderr, "attngan serve: --threads must be 1..1024\n"); return -1; }
+            o->threads = iv;
+        } else if (!strcmp(a, "--max-body")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 16) { fprintf(stderr, "attngan serve: --max-body must be at least 16 bytes\n"); return -1; }
+            o->max_body = iv;
+        } else if (!strcmp(a, "--max-caption")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 1 || iv > GEN_MAX_TEXT / 4) {
+                fprintf(stderr, "attngan serve: --max-caption must be 1..%d\n", GEN_MAX_TEXT / 4);
+                return -1;
+            }
+            o->max_caption = iv;
+        } else if (!strcmp(a, "--max-queue")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 0 || iv > 100000) { fprintf(stderr, "attngan serve: --max-queue must be 0..100000\n"); return -1; }
+            o->max_queue = iv;
+        } else {
+            fprintf(stderr, "attngan serve: unknown option %s (try --help)\n", a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv) {
+    ServeOpts o;
+    int prc = parse_args(argc, argv, &o);
+    if (prc) return prc > 0 ? 0 : 2;
+
+    /* Every thread started from here on (OpenMP, libmicrohttpd, workers) inherits this mask, so
+     * SIGINT and SIGTERM reach only the sigwaitinfo below. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!o.threads) {
+        int cores = omp_get_num_procs();
+        const char *env = getenv("OMP_NUM_THREADS");
+        if (env && atoi(env) > 0) cores = atoi(env);
+        o.threads = cores / o.workers > 0 ? cores / o.workers : 1;
+    }
+    threads_set(o.threads);
+
+    Server *s = calloc(1, sizeof *s);
+    if (!s) return 1;
+    s->o = o;
+    double t0 = now_ms();
+    if (gen_model_load(&s->model, o.model)) {
+        fprintf(stderr, "attngan serve: cannot load the model: %s\n", err_msg());
+        free(s);
+        return 1;
+    }
+    s->stages = gen_model_stages(&s->model);
+    s->size = 64 << (s->stages - 1);
+    {
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s", o.model);
+        size_t l = strlen(tmp);
+        while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
+        const char *base = strrchr(tmp, '/');
+        snprintf(s->name, sizeof s->name, "%s", base ? base + 1 : tmp);
+    }
+    {
+        cJSON *h = cJSON_CreateObject();
+        cJSON_AddStringToObject(h, "status", "ok");
+        cJSON_AddStringToObject(h, "model", s->name);
+        cJSON_AddNumberToObject(h, "stages", s->stages);
+        cJSON_AddNumberToObject(h, "size", s->size);
+        cJSON_AddItemToObject(h, "model_info", model_json(s));
+        cJSON_AddNumberToObject(h, "workers", o.workers);
+        cJSON_AddNumberToObject(h, "threads", o.threads);
+        s->health_base = cJSON_PrintUnformatted(h);
+        cJSON_Delete(h);
+    }
+    if (figure_font_check() && !o.quiet)
+        fprintf(stderr, "attngan serve: %s; attention figures will have no words\n", err_msg());
+
+    int rc = 1, family = AF_INET, port = o.port;
+    struct MHD_Daemon *d = NULL;
+    int fd = listen_on(o.host, o.port, &family, &port);
+    if (fd < 0) {
+        fprintf(stderr, "attngan serve: %s\n", err_msg());
+        goto out;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->seed_ctr = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+    s->workers = calloc((size_t)o.workers, sizeof *s->workers);
+    for (int i = 0; i < o.workers; i++) {
+        if (pthread_create(&s->workers[i], NULL, worker_main, s)) {
+            fprintf(stderr, "attngan serve: cannot start worker thread %d\n", i);
+            close(fd);
+            goto stop_workers;
+        }
+        s->n_workers++;
+    }
+    unsigned conn_limit = (unsigned)o.max_queue + (unsigned)o.workers + 64;
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC |
+                             MHD_USE_ERROR_LOG | (family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                         0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVE_CONN_TIMEOUT_S,
+                         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "attngan serve: cannot start the HTTP server (libmicrohttpd)\n");
+        close(fd);
+        goto stop_workers;
+    }
+    const char *h = o.host;
+    int v6 = strchr(h, ':') != NULL;
+    char steps[48] = "";
+    if (s->model.steps >= 0) snprintf(steps, sizeof steps, ", %lld steps", s->model.steps);
+    fprintf(stderr,
+            "attngan serve: model %s (%d stage%s, %d px%s%s%s) loaded in %.1f s\n"
+            "attngan serve: listening on http://%s%s%s:%d/ (workers %d, threads %d, max body %lld B, max caption %d)\n",
+            o.model, s->stages, s->stages > 1 ? "s" : "", s->size, s->model.trained_on[0] ? ", trained on " : "",
+            s->model.trained_on, steps, (now_ms() - t0) / 1e3, v6 ? "[" : "", h, v6 ? "]" : "", port, o.workers, o.threads,
+            o.max_body, o.max_caption);
+
+    /* wait for SIGINT / SIGTERM */
+    int sig;
+    for (;;) {
+        sig = sigwaitinfo(&sigs, NULL);
+        if (sig > 0) break;
+        if (errno != EINTR) { sig = SIGTERM; break; }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    int busy = s->n_queued + s->n_running;
+    pthread_mutex_unlock(&s->mu);
+    fprintf(stderr, "attngan serve: %s: stopping; finishing %d generation%s (signal again to cancel the queued ones)\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", busy, busy == 1 ? "" : "s");
+    MHD_socket lfd = MHD_quiesce_daemon(d);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    double t_stop = now_ms();
+    int cancelled = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        int inflight = s->inflight, gens = s->n_queued + s->n_running;
+        pthread_mutex_unlock(&s->mu);
+        if (inflight == 0 || (gens == 0 && now_ms() - t_stop > SERVE_SHUTDOWN_GRACE_S * 1e3)) break;
+        struct timespec wait = {0, 50 * 1000 * 1000};
+        int sg = sigtimedwait(&sigs, NULL, &wait);
+        if (sg > 0 && !cancelled) {
+            fprintf(stderr, "attngan serve: second signal: cancelling the queued requests\n");
+            cancel_queued(s);
+            cancelled = 1;
+        }
+    }
+    MHD_stop_daemon(d);
+    rc = 0;
+stop_workers:
+    pthread_mutex_lock(&s->mu);
+    s->workers_exit = 1;
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->n_workers; i++) pthread_join(s->workers[i], NULL);
+    free(s->workers);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_mutex_destroy(&s->mu);
+    if (rc == 0) fprintf(stderr, "attngan serve: stopped\n");
+out:
+    free(s->health_base);
+    gen_model_free(&s->model);
+    figure_font_close();
+    free(s);
+    return rc;
+}
