@@ -1,0 +1,361 @@
+/* metrics.c: FID, R-precision and zero-shot accuracy on precomputed codes; see metrics.h. */
+#include "metrics.h"
+
+#include "../core/core.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* LAPACK (OpenBLAS ships it): eigenvalues and optionally eigenvectors of a symmetric matrix by
+ * divide and conquer. The two trailing arguments are the lengths of the character arguments that
+ * gfortran passes after the others. */
+extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w, double *work,
+                    const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
+
+#define FID_BLOCK_ROWS 1024    /* centred rows per dsyrk call in fid_stats */
+
+static double dot_f(const float *a, const float *b, int d) {
+    double s = 0;
+    for (int k = 0; k < d; k++) s += (double)a[k] * b[k];
+    return s;
+}
+
+/* ------------------------------------------------------------------ FID */
+
+int fid_stats(const float *feats, int n, int d, double *mu, double *cov) {
+    if (n < 2) return err_set("fid_stats: %d feature rows; the covariance needs at least 2", n);
+    if (d < 1) return err_set("fid_stats: feature dimension %d", d);
+    for (int j = 0; j < d; j++) mu[j] = 0;
+    for (int i = 0; i < n; i++) {
+        const float *x = feats + (size_t)i * d;
+        for (int j = 0; j < d; j++) {
+            if (!isfinite(x[j])) return err_set("fid_stats: feature row %d column %d is %g", i, j, (double)x[j]);
+            mu[j] += x[j];
+        }
+    }
+    for (int j = 0; j < d; j++) mu[j] /= n;
+
+    /* cov (upper triangle) = sum over blocks of Xc^T Xc, Xc (rows, d) the centred block */
+    int rows_max = n < FID_BLOCK_ROWS ? n : FID_BLOCK_ROWS;
+    double *xc = xmalloc((size_t)rows_max * d * sizeof(double));   /* (rows_max, d) */
+    memset(cov, 0, (size_t)d * d * sizeof(double));
+    for (int r0 = 0; r0 < n; r0 += rows_max) {
+        int rows = n - r0 < rows_max ? n - r0 : rows_max;
+#pragma omp parallel for schedule(static) if ((int64_t)rows * d > 65536)
+        for (int r = 0; r < rows; r++) {
+            const float *x = feats + (size_t)(r0 + r) * d;
+            double *y = xc + (size_t)r * d;
+            for (int j = 0; j < d; j++) y[j] = (double)x[j] - mu[j];
+        }
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, rows, 1.0, xc, d, 1.0, cov, d);
+    }
+    free(xc);
+    double scale = 1.0 / (n - 1);
+    for (int i = 0; i < d; i++)
+        for (int j = i; j < d; j++) {
+            double v = cov[(size_t)i * d + j] * scale;
+            cov[(size_t)i * d + j] = v;
+            cov[(size_t)j * d + i] = v;
+        }
+    return 0;
+}
+
+/* Eigenvalues w (d, ascending) of the symmetric a (d, d) whose upper triangle (row-major) is
+ * read. a is overwritten; with vectors, row k of a is the unit eigenvector of w[k]. (A row-major
+ * buffer is the column-major transpose: LAPACK's lower triangle is our upper one, and its
+ * eigenvector columns are our rows.) */
+static int sym_eig(double *a, int d, double *w, int vectors, const char *what) {
+    const char jobz = vectors ? 'V' : 'N', uplo = 'L';
+    int lwork = -1, liwork = -1, info = 0, iwq = 0;
+    double wq = 0;
+    dsyevd_(&jobz, &uplo, &d, a, &d, w, &wq, &lwork, &iwq, &liwork, &info, 1, 1);
+    if (info != 0) return err_set("%s: dsyevd workspace query failed (info %d)", what, info);
+    lwork = (int)wq + 1;
+    liwork = iwq;
+    double *work = xmalloc((size_t)lwork * sizeof(double));
+    int *iwork = xmalloc((size_t)liwork * sizeof(int));
+    dsyevd_(&jobz, &uplo, &d, a, &d, w, work, &lwork, iwork, &liwork, &info, 1, 1);
+    free(work);
+    free(iwork);
+    if (info != 0) return err_set("%s: dsyevd failed (info %d, d %d)", what, info, d);
+    return 0;
+}
+
+static int check_finite(const double *x, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return err_set("fid_from_stats: %s[%zu] is %g", what, i, x[i]);
+    return 0;
+}
+
+int fid_from_stats(const double *mu1, const double *cov1, const double *mu2, const double *cov2, int d, double *fid) {
+    if (d < 1) return err_set("fid_from_stats: dimension %d", d);
+    size_t dd = (size_t)d * d;
+    if (check_finite(mu1, (size_t)d, "mu1") || check_finite(mu2, (size_t)d, "mu2") || check_finite(cov1, dd, "cov1") ||
+        check_finite(cov2, dd, "cov2"))
+        return -1;
+    double diff2 = 0, tr1 = 0, tr2 = 0;
+    for (int j = 0; j < d; j++) {
+        double e = mu1[j] - mu2[j];
+        diff2 += e * e;
+        tr1 += cov1[(size_t)j * d + j];
+        tr2 += cov2[(size_t)j * d + j];
+    }
+
+    double *gt = xmalloc(dd * sizeof(double));   /* (d, d): C1 -> V^T -> G^T = sqrt(L) V^T */
+    double *t = xmalloc(dd * sizeof(double));    /* (d, d): G^T C2, then M' = G^T C2 G */
+    double *m = xmalloc(dd * sizeof(double));    /* (d, d) */
+    double *w = xmalloc((size_t)d * sizeof(double));
+    memcpy(gt, cov1, dd * sizeof(double));
+    int rc = sym_eig(gt, d, w, 1, "fid_from_stats (eigenvectors of cov1)");
+    if (rc == 0) {
+        for (int k = 0; k < d; k++) {
+            double s = sqrt(w[k] > 0 ? w[k] : 0);
+            for (int j = 0; j < d; j++) gt[(size_t)k * d + j] *= s;
+        }
+        /* t = G^T C2 (C2 symmetric, upper triangle read); m = t G = G^T C2 G */
+        cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, d, d, 1.0, cov2, d, gt, d, 0.0, t, d);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, d, 1.0, t, d, gt, d, 0.0, m, d);
+        rc = sym_eig(m, d, w, 0, "fid_from_stats (eigenvalues of sqrt(C1) C2 sqrt(C1))");
+    }
+    if (rc == 0) {
+        double tr_sqrt = 0;
+        for (int k = 0; k < d; k++) tr_sqrt += sqrt(w[k] > 0 ? w[k] : 0);
+        *fid = diff2 + tr1 + tr2 - 2.0 * tr_sqrt;
+    }
+    free(gt);
+    free(t);
+    free(m);
+    free(w);
+    return rc;
+}
+
+int fid(const float *a, int na, const float *b, int nb, int d, double *out) {
+    if (d < 1) return err_set("fid: feature dimension %d", d);
+    size_t dd = (size_t)d * d;
+    double *mu1 = xmalloc((size_t)d * sizeof(double)), *mu2 = xmalloc((size_t)d * sizeof(double));
+    double *c1 = xmalloc(dd * sizeof(double)), *c2 = xmalloc(dd * sizeof(double));
+    int rc = 0;
+    if (fid_stats(a, na, d, mu1, c1)) rc = err_prefix("fid: first set");
+    else if (fid_stats(b, nb, d, mu2, c2)) rc = err_prefix("fid: second set");
+    else rc = fid_from_stats(mu1, c1, mu2, c2, d, out);
+    free(mu1);
+    free(mu2);
+    free(c1);
+    free(c2);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ cosine codes */
+
+/* u (n, d) = rows of x (n, d) divided by their L2 norm (in double), a zero row stays zero.
+ * Returns the first row that is not finite, or -1. */
+static int unit_rows(float *u, const float *x, int n, int d) {
+    int bad = -1;
+#pragma omp parallel for schedule(static) if ((int64_t)n * d > 65536)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * d;
+        float *ui = u + (size_t)i * d;
+        double s = dot_f(xi, xi, d);
+        if (!isfinite(s)) {
+#pragma omp critical(metrics_unit_rows)
+            if (bad < 0 || i < bad) bad = i;
+            continue;
+        }
+        double inv = s > 0 ? 1.0 / sqrt(s) : 0.0;
+        for (int k = 0; k < d; k++) ui[k] = (float)(xi[k] * inv);
+    }
+    return bad;
+}
+
+/* ------------------------------------------------------------------ R-precision */
+
+typedef struct GroupIndex {
+    int g, i;
+} GroupIndex;
+
+static int cmp_group_index(const void *pa, const void *pb) {
+    const GroupIndex *a = pa, *b = pb;
+    if (a->g != b->g) return a->g < b->g ? -1 : 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+int r_precision_fold_begin(int n, int folds, int f) { return (int)((int64_t)f * n / folds); }
+
+int r_precision(const float *img, const float *txt, int n, int d, int n_candidates, int folds, uint64_t seed,
+                const int *group, RPrecision *out) {
+    if (n < 1 || d < 1) return err_set("r_precision: %d codes of dimension %d", n, d);
+    if (n_candidates < 2) return err_set("r_precision: %d candidates; at least 2 (the own text and a mismatch)", n_candidates);
+    if (folds < 1 || folds > n) return err_set("r_precision: %d folds for %d images (1 to %d)", folds, n, n);
+    int k = n_candidates - 1;   /* mismatched texts per image */
+
+    /* Texts sorted by (group, index); without groups every text is its own group. The texts
+     * eligible as mismatches of image i are those outside the sorted range [gbeg[i], gend[i]) of
+     * its group, so the r-th eligible text is sorted position r, or r + group size past gbeg. */
+    GroupIndex *sorted = xmalloc((size_t)n * sizeof *sorted);
+    for (int i = 0; i < n; i++) sorted[i] = (GroupIndex){group ? group[i] : i, i};
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_group_index);
+    int *gbeg = xmalloc((size_t)n * sizeof(int)), *gend = xmalloc((size_t)n * sizeof(int));
+    for (int p = 0; p < n;) {
+        int q = p;
+        while (q < n && sorted[q].g == sorted[p].g) q++;
+        for (int r = p; r < q; r++) {
+            gbeg[sorted[r].i] = p;
+            gend[sorted[r].i] = q;
+        }
+        p = q;
+    }
+
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int eligible = n - (gend[i] - gbeg[i]);
+        if (eligible < k)
+            rc = err_set("r_precision: image %d has %d eligible mismatched texts (not itself%s), %d needed", i,
+                         eligible, group ? " nor of its group" : "", k);
+    }
+
+    /* Floyd's sampling of k distinct eligible positions per image, serially from one stream */
+    int *cand = NULL;   /* (n, k) text indices */
+    if (rc == 0) {
+        cand = xmalloc((size_t)n * k * sizeof(int));
+        int *pos = xmalloc((size_t)k * sizeof(int));
+        Rng rng;
+        rng_init(&rng, seed);
+        for (int i = 0; i < n; i++) {
+            int eligible = n - (gend[i] - gbeg[i]), c = 0;
+            for (int j = eligible - k; j < eligible; j++) {
+                int t = (int)rng_below(&rng, (uint32_t)j + 1), seen = 0;
+                for (int q = 0; q < c && !seen; q++) seen = pos[q] == t;
+                pos[c++] = seen ? j : t;
+            }
+            int *ci = cand + (size_t)i * k;
+            for (int q = 0; q < k; q++) {
+                int p = pos[q] < gbeg[i] ? pos[q] : pos[q] + (gend[i] - gbeg[i]);
+                ci[q] = sorted[p].i;
+            }
+        }
+        free(pos);
+    }
+    free(sorted);
+    free(gbeg);
+    free(gend);
+    if (rc) return rc;
+
+    float *ui = xmalloc((size_t)n * d * sizeof(float)), *ut = xmalloc((size_t)n * d * sizeof(float));
+    unsigned char *correct = xmalloc((size_t)n);
+    int bad;
+    if ((bad = unit_rows(ui, img, n, d)) >= 0) rc = err_set("r_precision: image code %d is not finite", bad);
+    else if ((bad = unit_rows(ut, txt, n, d)) >= 0) rc = err_set("r_precision: text code %d is not finite", bad);
+    if (rc == 0) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < n; i++) {
+            const float *u = ui + (size_t)i * d;
+            const int *ci = cand + (size_t)i * k;
+            double own = dot_f(u, ut + (size_t)i * d, d);
+            int ok = 1;
+            for (int q = 0; q < k && ok; q++) ok = dot_f(u, ut + (size_t)ci[q] * d, d) < own;
+            correct[i] = (unsigned char)ok;
+        }
+        double sum = 0, sum2 = 0;
+        double *r = xmalloc((size_t)folds * sizeof(double));
+        for (int f = 0; f < folds; f++) {
+            int b = r_precision_fold_begin(n, folds, f), e = r_precision_fold_begin(n, folds, f + 1), c = 0;
+            for (int i = b; i < e; i++) c += correct[i];
+            r[f] = (double)c / (e - b);
+            sum += r[f];
+        }
+        double mean = sum / folds;
+        for (int f = 0; f < folds; f++) sum2 += (r[f] - mean) * (r[f] - mean);
+        free(r);
+        *out = (RPrecision){.mean = mean, .std = sqrt(sum2 / folds), .folds = folds, .n = n, .n_candidates = n_candidates};
+    }
+    free(ui);
+    free(ut);
+    free(correct);
+    free(cand);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ zero-shot accuracy */
+
+static int cmp_int(const void *pa, const void *pb) {
+    int a = *(const int *)pa, b = *(const int *)pb;
+    return (a > b) - (a < b);
+}
+
+/* Sorts v (n) and removes duplicates; returns the number of distinct values. */
+static int sort_unique(int *v, int n) {
+    qsort(v, (size_t)n, sizeof(int), cmp_int);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (m == 0 || v[m - 1] != v[i]) v[m++] = v[i];
+    return m;
+}
+
+/* Position of x in the sorted v (n), or -1. */
+static int find_int(const int *v, int n, int x) {
+    const int *p = bsearch(&x, v, (size_t)n, sizeof(int), cmp_int);
+    return p ? (int)(p - v) : -1;
+}
+
+int zsl_accuracy(const float *img, const int *img_class, int n, const float *proto, const int *proto_class,
+                 int n_proto, int d, double *mean_per_class, int *n_classes_out) {
+    if (n < 1 || n_proto < 1 || d < 1)
+        return err_set("zsl_accuracy: %d images, %d prototypes, dimension %d", n, n_proto, d);
+    int *pcls = xmalloc((size_t)n_proto * sizeof(int)), *icls = xmalloc((size_t)n * sizeof(int));
+    memcpy(pcls, proto_class, (size_t)n_proto * sizeof(int));
+    memcpy(icls, img_class, (size_t)n * sizeof(int));
+    int npc = sort_unique(pcls, n_proto), nc = sort_unique(icls, n);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        if (find_int(pcls, npc, img_class[i]) < 0)
+            rc = err_set("zsl_accuracy: image %d has class %d, which no prototype has", i, img_class[i]);
+    free(pcls);
+
+    float *ui = NULL, *up = NULL;
+    int *total = NULL, *hits = NULL;
+    if (rc == 0) {
+        ui = xmalloc((size_t)n * d * sizeof(float));
+        up = xmalloc((size_t)n_proto * d * sizeof(float));
+        int bad;
+        if ((bad = unit_rows(ui, img, n, d)) >= 0) rc = err_set("zsl_accuracy: image feature %d is not finite", bad);
+        else if ((bad = unit_rows(up, proto, n_proto, d)) >= 0)
+            rc = err_set("zsl_accuracy: prototype %d is not finite", bad);
+    }
+    if (rc == 0) {
+        unsigned char *right = xmalloc((size_t)n);
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < n; i++) {
+            const float *u = ui + (size_t)i * d;
+            int best = 0;
+            double best_s = dot_f(u, up, d);
+            for (int p = 1; p < n_proto; p++) {
+                double s = dot_f(u, up + (size_t)p * d, d);
+                if (s > best_s) {
+                    best_s = s;
+                    best = p;
+                }
+            }
+            right[i] = proto_class[best] == img_class[i];
+        }
+        total = xcalloc((size_t)nc, sizeof(int));
+        hits = xcalloc((size_t)nc, sizeof(int));
+        for (int i = 0; i < n; i++) {
+            int c = find_int(icls, nc, img_class[i]);
+            total[c]++;
+            hits[c] += right[i];
+        }
+        free(right);
+        double sum = 0;
+        for (int c = 0; c < nc; c++) sum += (double)hits[c] / total[c];
+        *mean_per_class = sum / nc;
+        if (n_classes_out) *n_classes_out = nc;
+    }
+    free(icls);
+    free(ui);
+    free(up);
+    free(total);
+    free(hits);
+    return rc;
+}
