@@ -1,7 +1,9 @@
 #!/bin/sh
 # test_resume.sh: the training programs on real birds with tiny networks: N steps straight and
 # N/2 + --resume + N/2 must give bit-identical weights (pretrain and train), a bad config key is a
-# clear error, and the run writes its logs, samples and checkpoints. Skips without ../shared/data.
+# clear error, and the run writes its logs, samples and checkpoints. Then the run's way to users:
+# attngan export, and generate / examples / sample on the exported model (two stages, so with
+# attention figures) and on the run's directory. Skips without ../shared/data.
 BIN=${ATTNGAN:-build/release/attngan}
 DATA=${ATTNGAN_DATA:-../shared/data}/birds
 pass=0; fail=0; skip=0
@@ -33,6 +35,27 @@ done
 ls "$T/ga/tensorboard/"events.out.tfevents.* >/dev/null 2>&1 && ok "tensorboard file" || ko "no tensorboard file"
 if "$BIN" train $G --out "$T/gc" --set TRAIN.BATCH_SZE=3 >"$T/gc.log" 2>&1; then ko "unknown key accepted"
 elif grep -q "TRAIN.BATCH_SZE" "$T/gc.log"; then ok "unknown key named"; else ko "unknown key message: $(cat "$T/gc.log")"; fi
+# export and generation
+png() { [ -s "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+if "$BIN" export --run "$T/ga" --out "$T/m" --data "$DATA" --bn-batches 4 --note "tiny test" >"$T/ex.log" 2>&1; then
+    ok "export"
+    for f in model.json netG.safetensors text_encoder.safetensors image_encoder.safetensors vocab.txt; do
+        [ -s "$T/m/$f" ] || ko "export: no $f"
+    done
+    grep -q '"relevance"' "$T/m/model.json" && grep -q '"trained_on":.*"tiny test"' "$T/m/model.json" && ok "model.json: relevance, trained_on" || ko "model.json content"
+else ko "export: $(cat "$T/ex.log")"; fi
+"$BIN" generate "this bird is red with white wings, a black crown and a zorblax beak" --model "$T/m" --n 2 --seed 3 \
+    -o "$T/b.png" --attention "$T/a.png" --threads 2 >"$T/gen.log" 2>&1 && png "$T/b.png" && png "$T/a.png" && ok "generate: birds and attention figure" || ko "generate: $(cat "$T/gen.log")"
+grep -q "unknown words (dropped): zorblax" "$T/gen.log" && ok "generate: unknown word reported" || ko "generate: unknown word not reported"
+"$BIN" generate "this bird is red" --model "$T/ga" -o "$T/r.png" --threads 2 >"$T/genr.log" 2>&1 && png "$T/r.png" && ok "generate from a run directory" || ko "generate from a run: $(cat "$T/genr.log")"
+if "$BIN" generate "   " --model "$T/m" -o "$T/e.png" >"$T/gene.log" 2>&1; then ko "an empty caption was accepted"
+elif grep -q "empty" "$T/gene.log"; then ok "empty caption: clear error"; else ko "empty caption message: $(cat "$T/gene.log")"; fi
+if "$BIN" generate "this bird" --model "$T/nonexistent" -o "$T/e.png" >"$T/genm.log" 2>&1; then ko "a missing model was accepted"
+elif grep -q "not a model directory" "$T/genm.log"; then ok "missing model: clear error"; else ko "missing model message: $(cat "$T/genm.log")"; fi
+"$BIN" examples --model "$T/m" --captions examples/captions.txt --out "$T/exs" --n 2 --threads 2 >"$T/exs.log" 2>&1 &&
+    png "$T/exs/examples.png" && png "$T/exs/001_att.png" && png "$T/exs/011_stages.png" && ok "examples: grid, attention and stages" || ko "examples: $(cat "$T/exs.log")"
+"$BIN" sample --model "$T/m" --data "$DATA" --limit 12 --out "$T/smp" --threads 2 >"$T/smp.log" 2>&1 &&
+    [ "$(find "$T/smp/test/single" -name '*_s*.png' | wc -l)" -eq 12 ] && ok "sample: 12 images in AttnGAN's folders" || ko "sample: $(cat "$T/smp.log")"
 echo "test_resume: $pass passed, $fail failed, $skip skipped"
 echo "RESULT test_resume passed=$pass failed=$fail skipped=$skip"
 [ $fail -eq 0 ]

@@ -304,23 +304,32 @@ static int zsl_rows(const GenModel *m, const Cub *cub, const Wiki *w, const Feat
                 if (!doc || gen_text_code(m, doc, &o, code, NULL)) memset(code, 0, (size_t)E * sizeof(float));
                 free(doc);
             } else { /* the mean LSTM code of the class's test captions */
-                int cnt = 0;
-                float *one = xmalloc((size_t)E * sizeof(float));
+                int cnt = 0, cap = 0;
+                char **texts = NULL;
                 for (int i = 0; i < cub->test.n; i++) {
                     const CubImage *im = &cub->test.images[i];
                     if (im->class_id != classes[c]) continue;
                     for (int k = 0; k < CUB_CAPTIONS_PER_IMAGE; k++) {
                         if (im->cap_len[k] <= 0) continue;
-                        char *t = caption_text(cub, im, k);
-                        if (!gen_text_code(m, t, &o, one, NULL)) {
-                            for (int e = 0; e < E; e++) code[e] += one[e];
-                            cnt++;
-                        }
-                        free(t);
+                        if (cnt == cap) texts = xrealloc(texts, (size_t)(cap = cap ? 2 * cap : 256) * sizeof(char *));
+                        texts[cnt++] = caption_text(cub, im, k);
                     }
                 }
-                for (int e = 0; e < E && cnt; e++) code[e] /= (float)cnt;
-                free(one);
+                float *codes = xmalloc((size_t)(cnt ? cnt : 1) * E * sizeof(float));
+                int *known = xmalloc((size_t)(cnt ? cnt : 1) * sizeof(int));
+                gen_lstm_codes(&m->te, &m->vocab, (const char *const *)texts, cnt, codes, known);
+                int used = 0;
+                for (int i = 0; i < cnt; i++) {
+                    if (known[i]) {
+                        for (int e = 0; e < E; e++) code[e] += codes[(size_t)i * E + e];
+                        used++;
+                    }
+                    free(texts[i]);
+                }
+                for (int e = 0; e < E && used; e++) code[e] /= (float)used;
+                free(texts);
+                free(codes);
+                free(known);
             }
             /* the prototype: the mean of ZSL G's outputs over ZSL_DRAWS noise draws */
             Tape tp;
