@@ -2,8 +2,12 @@
  * words? For every test caption of the present test photos (caption 0 of each), generate a 64 px
  * image and average its central 32x32 pixels; group by the colour words in the caption.
  * usage: colour_check RUN_DIR TEXT_ENCODER.safetensors [G.safetensors]   (a 64 px, 1-stage run;
- * data from ../shared/data/birds). A measurement for the training notes, not a test. */
+ *        G in train mode, batches of 16 captions, as AttnGAN samples during training)
+ *        colour_check --model MODEL_DIR   (a model directory, drawn as attngan generate draws:
+ *        eval mode, one caption at a time, seed = image index; the last stage's centre)
+ * Data from ../shared/data/birds. A measurement for the training notes, not a test. */
 #include "../src/data/cub.h"
+#include "../src/gen/gen.h"
 #include "../src/io/safetensors.h"
 #include "../src/nn/generator.h"
 #include "../src/nn/load.h"
@@ -22,8 +26,60 @@ static int load(ParamSet *ps, const char *p) {
     return rc;
 }
 
+static const char *COLOURS[] = {"red", "blue", "yellow", "black", "white", "green", "brown", "orange", "grey", "gray"};
+
+static int model_mode(const char *dir) {
+    GenModel m;
+    Cub cub;
+    if (gen_model_load(&m, dir) || cub_open(&cub, "../shared/data/birds")) { printf("%s\n", err_msg()); return 1; }
+    double sum[10][3] = {{0}}, all[3] = {0};
+    int cnt[10] = {0}, nall = 0;
+    const CubSplit *s = &cub.test;
+    GenOptions o;
+    gen_options_default(&o);
+    for (int i = 0; i < s->n; i++) {
+        const CubImage *im = &s->images[i];
+        if (!im->present || im->cap_len[0] <= 0) continue;
+        size_t len = 1;
+        for (int t = 0; t < im->cap_len[0]; t++) len += strlen(cub.vocab.words[im->caps[0][t]]) + 1;
+        char *text = calloc(len, 1);
+        for (int t = 0; t < im->cap_len[0]; t++) { if (t) strcat(text, " "); strcat(text, cub.vocab.words[im->caps[0][t]]); }
+        o.seed = (uint64_t)i;
+        GenResult r;
+        if (gen_run(&m, text, &o, &r)) { free(text); continue; }
+        int S = r.size[r.n_stages - 1], q = S / 4;
+        double mc[3] = {0};
+        for (int c = 0; c < 3; c++) {
+            for (int y = q; y < S - q; y++)
+                for (int x = q; x < S - q; x++) mc[c] += r.imgs[r.n_stages - 1][(int64_t)c * S * S + y * S + x];
+            mc[c] /= (double)(S - 2 * q) * (S - 2 * q);
+            all[c] += mc[c];
+        }
+        nall++;
+        for (int w = 0; w < 10; w++) {
+            int has = 0;
+            for (int t = 0; t < r.L; t++) has |= !strcmp(r.words[t], COLOURS[w]);
+            if (has) { for (int c = 0; c < 3; c++) sum[w][c] += mc[c]; cnt[w]++; }
+        }
+        gen_result_free(&r);
+        free(text);
+    }
+    printf("mean central colour (R, G, B in [-1, 1]) of %d generated test images: %.3f %.3f %.3f\n", nall, all[0] / nall,
+           all[1] / nall, all[2] / nall);
+    printf("%-8s %5s %8s %8s %8s   minus the mean: %8s %8s %8s\n", "word", "n", "R", "G", "B", "dR", "dG", "dB");
+    for (int w = 0; w < 10; w++)
+        if (cnt[w])
+            printf("%-8s %5d %8.3f %8.3f %8.3f   %8.3f %8.3f %8.3f\n", COLOURS[w], cnt[w], sum[w][0] / cnt[w], sum[w][1] / cnt[w],
+                   sum[w][2] / cnt[w], sum[w][0] / cnt[w] - all[0] / nall, sum[w][1] / cnt[w] - all[1] / nall,
+                   sum[w][2] / cnt[w] - all[2] / nall);
+    gen_model_free(&m);
+    cub_close(&cub);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: colour_check RUN_DIR TEXT_ENCODER.safetensors [G.safetensors]\n"); return 2; }
+    if (argc == 3 && !strcmp(argv[1], "--model")) return model_mode(argv[2]);
+    if (argc < 3) { fprintf(stderr, "usage: colour_check RUN_DIR TEXT_ENCODER.safetensors [G.safetensors]\n       colour_check --model MODEL_DIR\n"); return 2; }
     const char *run = argv[1], *enc = argv[2];
     TrainConfig tc;
     train_config_default(&tc);
@@ -49,7 +105,7 @@ int main(int argc, char **argv) {
     else snprintf(path, sizeof path, "%s/netG.safetensors", run);
     if (load(&g.ps, path)) { printf("%s\n", err_msg()); return 1; }
     te.train = 0; g.train = 1; /* AttnGAN samples with G in train mode */
-    const char *colours[] = {"red", "blue", "yellow", "black", "white", "green", "brown", "orange", "grey", "gray"};
+    const char *const *colours = COLOURS;
     double sum[10][3] = {{0}}; int cnt[10] = {0};
     double all[3] = {0}; int nall = 0;
     Rng rng; rng_init(&rng, 5);
