@@ -43,7 +43,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out $(TEST_LIB),$(TES
 LIB      := $(BUILD)/libattngan.a
 
 .SECONDARY:
-.PHONY: all test check deps dumps fixtures tools clean demo
+.PHONY: all test check deps dumps fixtures tools clean demo bench
 all: $(BUILD)/attngan
 	@ln -sf $(BUILD)/attngan build/attngan 2>/dev/null || true
 
@@ -76,6 +76,12 @@ tests: $(TEST_BIN)
 # the training programs' exact resume on the real birds (skipped without ../shared/data)
 test: $(TEST_BIN) $(BUILD)/attngan
 	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_resume.sh tests/test_serve.sh tests/test_browser.sh
+
+# speed: `attngan bench` against the PyTorch reference on the rows of ../shared/reference/RESULTS-cpu.md,
+# a markdown table on stdout and in build/bench/results.md (docs/PERFORMANCE.md). BENCH_QUICK=1: a short
+# run; BENCH_ROWS, BENCH_ITERS, BENCH_THREADS, BENCH_REF=0, BENCH_PROFILE=1: see scripts/bench.sh
+bench: $(BUILD)/attngan
+	@ATTNGAN=$(BUILD)/attngan OPENBLAS_DIR=$(OPENBLAS_DIR) CC=$(CC) scripts/bench.sh
 
 deps:
 	@scripts/deps.sh

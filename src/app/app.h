@@ -14,6 +14,7 @@ int cmd_examples(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);   /* src/app/bench.c */
 
 /* Strict number parsing for flags: -1 with a message naming the flag on bad input. */
 int parse_int(const char *s, int *out, const char *flag);

@@ -48,6 +48,7 @@ static void usage(FILE *f) {
             "  eval        R-precision, FID, zero-shot accuracy, noisy text: one report\n"
             "  export      a training run -> a model directory for generate and serve\n"
             "  parity      replay a PyTorch reference dump and compare every tensor (attngan parity --help)\n"
+            "  bench       time sample / gan_step / damsm_step at the reference's sizes (attngan bench --help)\n"
             "  version     print the version and the thread count in use\n"
             "  help        this text\n"
             "\n"
@@ -86,6 +87,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "attngan: unknown command '%s' (try 'attngan help')\n", argv[1]);
     return 2;
 }

@@ -1,6 +1,7 @@
 /* tape.c: the autograd tape; see tape.h. */
 #include "tape.h"
 #include "error.h"
+#include "profile.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ Tensor *tape_detach(Tape *tp, Tensor *x) {
 Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *const *in,
                   int n_out, Tensor *const *out) {
     CHECK(n_in >= 0 && n_out >= 1, "op %s: %d inputs, %d outputs", op, n_in, n_out);
+    if (profile_on()) profile_fwd_end(op, n_in, in, n_out, out); /* every op calls this once, after its forward */
     if (!tape_grad_enabled(tp)) return NULL;
     int any = 0;
     for (int i = 0; i < n_in; i++) any |= in[i] && in[i]->requires_grad;
@@ -105,7 +107,13 @@ static void prepare_grads(Tape *tp) {
 static void run_backward(Tape *tp) {
     for (int i = tp->n_nodes - 1; i >= 0; i--) {
         Node *nd = &tp->nodes[i];
-        nd->backward(nd);
+        if (profile_on()) {
+            double t0 = profile_now_ms();
+            nd->backward(nd);
+            profile_bwd_end(nd, t0);
+        } else {
+            nd->backward(nd);
+        }
     }
 }
 
@@ -117,7 +125,9 @@ void tape_backward(Tape *tp, Tensor *loss) {
 }
 
 void tape_backward_seeded(Tape *tp, int n, Tensor *const *outs, const float *const *seeds) {
+    double t0 = profile_on() ? profile_now_ms() : 0.0;
     prepare_grads(tp);
+    if (profile_on()) profile_add("tape_zero_grads", PROFILE_BWD, profile_now_ms() - t0, 0.0, 0.0);
     for (int j = 0; j < n; j++) {
         Tensor *o = outs[j];
         if (!o->requires_grad) continue; /* nothing upstream needs a gradient */

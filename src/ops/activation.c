@@ -5,6 +5,7 @@
  * split the index range across OpenMP threads (disjoint writes, deterministic).
  */
 #include "activation.h"
+#include "../core/profile.h"
 
 #include <math.h>
 
@@ -109,6 +110,7 @@ static void relu_bwd(Node *nd) {
 }
 
 Tensor *op_relu(Tape *tp, Tensor *x) {
+    PROFILE_OP_BEGIN();
     CHECK(x != NULL, "relu: NULL input");
     Tensor *y = new_like(tp, x);
     relu_forward(y->data, x->data, x->n);
@@ -124,6 +126,7 @@ static void leaky_relu_bwd(Node *nd) {
 }
 
 Tensor *op_leaky_relu(Tape *tp, Tensor *x, float slope) {
+    PROFILE_OP_BEGIN();
     CHECK(x != NULL, "leaky_relu: NULL input");
     CHECK(isfinite(slope), "leaky_relu: slope %g is not finite", slope);
     Tensor *y = new_like(tp, x);
@@ -144,6 +147,7 @@ static void tanh_bwd(Node *nd) {
 }
 
 Tensor *op_tanh(Tape *tp, Tensor *x) {
+    PROFILE_OP_BEGIN();
     CHECK(x != NULL, "tanh: NULL input");
     Tensor *y = new_like(tp, x);
     tanh_forward(y->data, x->data, x->n);
@@ -158,6 +162,7 @@ static void sigmoid_bwd(Node *nd) {
 }
 
 Tensor *op_sigmoid(Tape *tp, Tensor *x) {
+    PROFILE_OP_BEGIN();
     CHECK(x != NULL, "sigmoid: NULL input");
     Tensor *y = new_like(tp, x);
     sigmoid_forward(y->data, x->data, x->n);
@@ -184,6 +189,7 @@ static void glu_bwd(Node *nd) {
 }
 
 Tensor *op_glu(Tape *tp, Tensor *x, int dim) {
+    PROFILE_OP_BEGIN();
     char buf[64];
     CHECK(x != NULL && x->ndim >= 1, "glu: needs an input with at least one dimension");
     int d = dim < 0 ? dim + x->ndim : dim;

@@ -8,6 +8,7 @@
  * double and the chunk sums in order, so they too do not depend on the thread count.
  */
 #include "arith.h"
+#include "../core/profile.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -377,6 +378,7 @@ static void binary_bwd(Node *nd) {
 }
 
 static Tensor *binary_op(Tape *tp, Tensor *a, Tensor *b, BinaryOp op) {
+    PROFILE_OP_BEGIN();
     static const char *const names[] = {"add", "sub", "mul", "div"};
     CHECK(a && b, "%s: NULL input", names[op]);
     BroadcastPlan plan;
@@ -418,6 +420,7 @@ static void scale_bwd(Node *nd) {
 }
 
 Tensor *op_scale(Tape *tp, Tensor *x, float s) {
+    PROFILE_OP_BEGIN();
     CHECK(x, "scale: NULL input");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
     scale_forward(y->data, x->data, s, x->n);
@@ -431,6 +434,7 @@ static void add_scalar_bwd(Node *nd) {
 }
 
 Tensor *op_add_scalar(Tape *tp, Tensor *x, float s) {
+    PROFILE_OP_BEGIN();
     CHECK(x, "add_scalar: NULL input");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
     add_scalar_forward(y->data, x->data, s, x->n);
@@ -445,6 +449,7 @@ static void exp_bwd(Node *nd) {
 }
 
 Tensor *op_exp(Tape *tp, Tensor *x) {
+    PROFILE_OP_BEGIN();
     CHECK(x, "exp: NULL input");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
     exp_forward(y->data, x->data, x->n);
@@ -459,6 +464,7 @@ static void log_bwd(Node *nd) {
 }
 
 Tensor *op_log(Tape *tp, Tensor *x) {
+    PROFILE_OP_BEGIN();
     CHECK(x, "log: NULL input");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
     log_forward(y->data, x->data, x->n);
@@ -474,6 +480,7 @@ static void clamp_bwd(Node *nd) {
 }
 
 Tensor *op_clamp(Tape *tp, Tensor *x, float lo, float hi) {
+    PROFILE_OP_BEGIN();
     CHECK(x, "clamp: NULL input");
     CHECK(!(lo > hi), "clamp: lower bound %g above upper bound %g", lo, hi);
     Tensor *y = tape_new(tp, x->ndim, x->shape);
@@ -498,6 +505,7 @@ static void reduce_dim_bwd(Node *nd) {
 }
 
 static Tensor *reduce_dim_op(Tape *tp, Tensor *x, int dim, int keepdim, int mean) {
+    PROFILE_OP_BEGIN();
     const char *name = mean ? "mean" : "sum";
     CHECK(x && x->ndim >= 1, "%s: needs a tensor of at least 1 dim", name);
     int d = dim < 0 ? dim + x->ndim : dim;
@@ -532,6 +540,7 @@ static void mean_all_bwd(Node *nd) {
 }
 
 Tensor *op_sum_all(Tape *tp, Tensor *x) {
+    PROFILE_OP_BEGIN();
     CHECK(x, "sum_all: NULL input");
     Tensor *y = tape_new(tp, 0, (int[]){1});
     sum_all_forward(y->data, x->data, x->n);
@@ -541,6 +550,7 @@ Tensor *op_sum_all(Tape *tp, Tensor *x) {
 }
 
 Tensor *op_mean_all(Tape *tp, Tensor *x) {
+    PROFILE_OP_BEGIN();
     CHECK(x, "mean_all: NULL input");
     Tensor *y = tape_new(tp, 0, (int[]){1});
     mean_all_forward(y->data, x->data, x->n);

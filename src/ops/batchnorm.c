@@ -9,6 +9,7 @@
  * All loops run OpenMP-parallel over channels, each channel summed by one thread in a fixed order.
  */
 #include "batchnorm.h"
+#include "../core/profile.h"
 
 #include <math.h>
 
@@ -128,6 +129,7 @@ static void check_channel_vec(const Tensor *t, int C, const char *what, const Te
 
 Tensor *op_batchnorm(Tape *tp, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
                      Tensor *running_var, int64_t *num_batches_tracked, int train, float momentum, float eps) {
+    PROFILE_OP_BEGIN();
     char buf[64];
     CHECK(x->ndim >= 2 && x->ndim <= 4, "batchnorm: input %s must be (N, C), (N, C, L) or (N, C, H, W)",
           tensor_shape_str(x, buf, sizeof buf));

@@ -16,6 +16,7 @@
  * are bitwise the same with 1 or 16 threads.
  */
 #include "conv2d.h"
+#include "../core/profile.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -355,6 +356,7 @@ static void check_conv2d_args(const Tensor *x, const Tensor *w, const Tensor *b,
 }
 
 Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w, int pad_h, int pad_w) {
+    PROFILE_OP_BEGIN();
     check_conv2d_args(x, w, b, stride_h, stride_w, pad_h, pad_w);
     Conv2dShape s = conv2d_shape(x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2],
                                  w->shape[3], stride_h, stride_w, pad_h, pad_w);

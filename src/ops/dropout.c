@@ -5,6 +5,7 @@
  * given multiplier tensor, e.g. one stored in a PyTorch dump (PyTorch computes x * mask too).
  */
 #include "dropout.h"
+#include "../core/profile.h"
 
 #include <string.h>
 
@@ -62,6 +63,7 @@ Tensor *op_dropout(Tape *tp, Tensor *x, float p, Rng *rng, Tensor **mask_out) {
         return x;
     }
     CHECK(rng != NULL, "dropout: p = %g needs an Rng", (double)p);
+    PROFILE_OP_BEGIN();
     Tensor *mask = tape_new(tp, x->ndim, x->shape);
     rng_uniform(rng, mask->data, mask->n);
     dropout_make_mask(mask->data, mask->data, p, mask->n);
@@ -70,6 +72,7 @@ Tensor *op_dropout(Tape *tp, Tensor *x, float p, Rng *rng, Tensor **mask_out) {
 }
 
 Tensor *op_dropout_mask(Tape *tp, Tensor *x, const Tensor *mask) {
+    PROFILE_OP_BEGIN();
     char a[64], b[64];
     CHECK(tensor_same_shape(x, mask), "dropout_mask: input %s and mask %s differ", tensor_shape_str(x, a, sizeof a),
           tensor_shape_str(mask, b, sizeof b));

@@ -5,6 +5,7 @@
  * ids inside a block, so repeated ids accumulate in the same order for any thread count.
  */
 #include "embedding.h"
+#include "../core/profile.h"
 
 #include <string.h>
 
@@ -45,6 +46,7 @@ static void embedding_bwd(Node *nd) {
 }
 
 Tensor *op_embedding(Tape *tp, const int64_t *ids, int B, int T, Tensor *w) {
+    PROFILE_OP_BEGIN();
     CHECK(w->ndim == 2, "embedding: weight must be 2-d (V, D), got %d dims", w->ndim);
     CHECK(B >= 0 && T >= 0, "embedding: negative ids shape (%d, %d)", B, T);
     int V = w->shape[0], D = w->shape[1];

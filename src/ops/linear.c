@@ -5,6 +5,7 @@
  * allocates, calls the kernel and records the backward.
  */
 #include "linear.h"
+#include "../core/profile.h"
 
 #include <cblas.h>
 
@@ -38,6 +39,7 @@ static void linear_bwd(Node *nd) {
 }
 
 Tensor *op_linear(Tape *tp, Tensor *x, Tensor *w, Tensor *b) {
+    PROFILE_OP_BEGIN();
     CHECK(w->ndim == 2 && x->ndim >= 1, "linear: weight must be 2-d");
     int IN = w->shape[1], OUT = w->shape[0];
     CHECK(x->shape[x->ndim - 1] == IN, "linear: input has %d features, weight expects %d", x->shape[x->ndim - 1], IN);

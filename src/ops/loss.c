@@ -6,6 +6,7 @@
  * BCE's max((1-p) p, 1e-12) denominator, which is not the derivative of the clamped loss.
  */
 #include "loss.h"
+#include "../core/profile.h"
 
 #include <math.h>
 #include <string.h>
@@ -116,6 +117,7 @@ static void *save_copy(Tape *tp, const void *src, size_t bytes) {
 }
 
 Tensor *op_bce(Tape *tp, Tensor *p, const Tensor *y) {
+    PROFILE_OP_BEGIN();
     check_pair("bce", p, y);
     /* Out of [0, 1] is a bug upstream (p comes from a sigmoid). NaN is let through, unlike
      * PyTorch, so that a diverging run yields a NaN loss the training loop reports by name. */
@@ -132,6 +134,7 @@ Tensor *op_bce(Tape *tp, Tensor *p, const Tensor *y) {
 }
 
 Tensor *op_bce_logits(Tape *tp, Tensor *x, const Tensor *y) {
+    PROFILE_OP_BEGIN();
     check_pair("bce_logits", x, y);
     Tensor *l = loss_scalar(tp);
     bce_logits_forward(l->data, x->data, y->data, x->n);
@@ -153,6 +156,7 @@ static void cross_entropy_bwd(Node *nd) {
 }
 
 Tensor *op_cross_entropy(Tape *tp, Tensor *x, const int64_t *targets) {
+    PROFILE_OP_BEGIN();
     char s[64];
     CHECK(x->ndim == 2, "cross_entropy: logits must be 2-d (N, C), got %s", tensor_shape_str(x, s, sizeof s));
     int N = x->shape[0], C = x->shape[1];

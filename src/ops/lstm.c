@@ -14,6 +14,7 @@
  * a fixed order, so results are deterministic and independent of the thread count.
  */
 #include "lstm.h"
+#include "../core/profile.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -329,6 +330,9 @@ static void bilstm_bwd(Node *nd) {
     }
     bilstm_backward(tensor_grad_or_null(nd->in[0]), g, nd->out[0]->grad, nd->out[1]->grad, cx->gates, cx->c, cx->h,
                     nd->in[0]->data, p, cx->lens, cx->B, cx->T, cx->IN, cx->H);
+    /* per step and direction 4H x: H (recurrent dh, always), IN + H (dW, if trained), IN (dx, if needed) */
+    PROFILE_OP_FLOPS(2.0 * 2 * cx->N * 4.0 * cx->H *
+                     (cx->H + (nd->in[1]->requires_grad ? cx->IN + cx->H : 0) + (nd->in[0]->requires_grad ? cx->IN : 0)));
 }
 
 /* Shape checks of one direction's weights against IN; returns H. */
@@ -356,6 +360,7 @@ static int inputs_need_grad(Tensor *const *in, int n) {
 
 Tensor *op_bilstm(Tape *tp, Tensor *x, const int *lens, const LstmWeights *fwd, const LstmWeights *rev,
                   Tensor **h_n) {
+    PROFILE_OP_BEGIN();
     char s1[64];
     CHECK(x && x->ndim == 3, "bilstm: x must be (B, T, IN), got %s", x ? tensor_shape_str(x, s1, sizeof s1) : "NULL");
     CHECK(lens && h_n, "bilstm: lens and h_n must not be NULL");
@@ -379,6 +384,7 @@ Tensor *op_bilstm(Tape *tp, Tensor *x, const int *lens, const LstmWeights *fwd, 
     dir_params(&p[0], in + 1);
     dir_params(&p[1], in + 5);
     bilstm_forward(y->data, hn->data, cx.gates, cx.c, cx.h, x->data, p, lens, B, T, IN, H);
+    PROFILE_OP_FLOPS(2.0 * 2 * cx.N * 4.0 * H * (IN + H)); /* 2 directions, 4H(IN+H) MACs per step */
     Tensor *outs[] = {y, hn};
     Node *nd = TAPE_RECORD(tp, "bilstm", bilstm_bwd, in, outs);
     CHECK(!nd == !keep, "bilstm: recorded %d, but saved values kept %d", nd != NULL, keep);

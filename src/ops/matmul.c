@@ -5,6 +5,7 @@
  * OpenBLAS use its own threads. Either way each entry is computed by one deterministic call.
  */
 #include "matmul.h"
+#include "../core/profile.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -84,6 +85,7 @@ static void bmm_bwd(Node *nd) {
 }
 
 Tensor *op_bmm(Tape *tp, Tensor *a, Tensor *b, int trans_a, int trans_b) {
+    PROFILE_OP_BEGIN();
     char sa[96], sb[96];
     int ta = !!trans_a, tb = !!trans_b;
     CHECK((a->ndim == 2 || a->ndim == 3) && a->ndim == b->ndim, "bmm: a %s and b %s must both be 2-d or both 3-d",

@@ -7,6 +7,7 @@
  * depend on the thread count. Sums run in double.
  */
 #include "norm.h"
+#include "../core/profile.h"
 
 #include <math.h>
 
@@ -148,6 +149,7 @@ static void l2norm_bwd(Node *nd) {
 }
 
 Tensor *op_l2norm(Tape *tp, Tensor *x, int dim, int keepdim) {
+    PROFILE_OP_BEGIN();
     NormCtx c = {{0}, NULL, NULL, NULL, 0.0f};
     int shape[TENSOR_MAX_DIMS], ndim;
     reduce_view(x, dim, keepdim, "l2norm", c.v, shape, &ndim);
@@ -171,6 +173,7 @@ static void cosine_bwd(Node *nd) {
 }
 
 Tensor *op_cosine_similarity(Tape *tp, Tensor *a, Tensor *b, int dim, float eps) {
+    PROFILE_OP_BEGIN();
     char sa[64], sb[64];
     CHECK(a && b, "cosine_similarity: NULL input");
     CHECK(tensor_same_shape(a, b), "cosine_similarity: shapes %s and %s differ", tensor_shape_str(a, sa, sizeof sa),

@@ -7,6 +7,7 @@
  * with OpenMP: each plane's output and gradient belong to one thread, so no atomics.
  */
 #include "pool.h"
+#include "../core/profile.h"
 
 #include <math.h>
 
@@ -172,6 +173,7 @@ static void maxpool2d_bwd(Node *nd) {
 }
 
 Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad) {
+    PROFILE_OP_BEGIN();
     Tensor *y = pool_output(tp, "maxpool2d", x, kernel, stride, pad);
     CHECK((int64_t)x->shape[2] * x->shape[3] <= INT32_MAX, "maxpool2d: plane %d x %d too large for int32 indices",
           x->shape[2], x->shape[3]);
@@ -194,6 +196,7 @@ static void avgpool2d_bwd(Node *nd) {
 }
 
 Tensor *op_avgpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad, int count_include_pad) {
+    PROFILE_OP_BEGIN();
     Tensor *y = pool_output(tp, "avgpool2d", x, kernel, stride, pad);
     avgpool2d_forward(y->data, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel, stride, pad,
                       count_include_pad);

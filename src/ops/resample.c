@@ -13,6 +13,7 @@
  * thread only, so scatters are deterministic without atomics.
  */
 #include "resample.h"
+#include "../core/profile.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -204,6 +205,7 @@ static void upsample_nearest2x_bwd(Node *nd) {
 }
 
 Tensor *op_upsample_nearest2x(Tape *tp, Tensor *x) {
+    PROFILE_OP_BEGIN();
     check_image("upsample_nearest2x", x);
     int H = x->shape[2], W = x->shape[3];
     Tensor *y = TNEW(tp, x->shape[0], x->shape[1], 2 * H, 2 * W);
@@ -222,6 +224,7 @@ static void resize_bilinear_bwd(Node *nd) {
 }
 
 static Tensor *resize_op(Tape *tp, Tensor *x, int out_h, int out_w, int align_corners) {
+    PROFILE_OP_BEGIN();
     check_image("resize_bilinear", x);
     CHECK(out_h > 0 && out_w > 0, "resize_bilinear: output size (%d, %d) must be positive", out_h, out_w);
     Tensor *y = TNEW(tp, x->shape[0], x->shape[1], out_h, out_w);

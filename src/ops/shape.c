@@ -7,6 +7,7 @@
  * order is fixed, so results do not depend on scheduling).
  */
 #include "shape.h"
+#include "../core/profile.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -300,6 +301,7 @@ static void concat_check_input(Tensor *const *xs, int i, int d) {
 }
 
 Tensor *op_concat(Tape *tp, int n, Tensor *const *xs, int dim) {
+    PROFILE_OP_BEGIN();
     CHECK(n >= 1 && xs, "concat: needs at least one input, got %d", n);
     for (int i = 0; i < n; i++) CHECK(xs[i], "concat: input %d of %d is NULL", i, n);
     CHECK(xs[0]->ndim >= 1, "concat: inputs must have at least one dim");
@@ -341,6 +343,7 @@ static void slice_bwd(Node *nd) {
 }
 
 Tensor *op_slice(Tape *tp, Tensor *x, int dim, int start, int end) {
+    PROFILE_OP_BEGIN();
     CHECK(x->ndim >= 1, "slice: input must have at least one dim");
     int d = norm_dim("slice", dim, x->ndim), size = x->shape[d];
     int s = start < 0 ? start + size : start, e = end < 0 ? end + size : end;
@@ -372,6 +375,7 @@ static void repeat_bwd(Node *nd) {
 }
 
 Tensor *op_repeat(Tape *tp, Tensor *x, const int *reps) {
+    PROFILE_OP_BEGIN();
     CHECK(reps, "repeat: reps is NULL");
     int shape[TENSOR_MAX_DIMS];
     for (int d = 0; d < x->ndim; d++) {
@@ -408,6 +412,7 @@ static void broadcast_bwd(Node *nd) {
 }
 
 Tensor *op_broadcast_to(Tape *tp, Tensor *x, int ndim, const int *shape) {
+    PROFILE_OP_BEGIN();
     char sx[96];
     CHECK(ndim >= x->ndim && ndim <= TENSOR_MAX_DIMS, "broadcast_to: cannot broadcast %s to %d dims",
           tensor_shape_str(x, sx, sizeof sx), ndim);
@@ -454,6 +459,7 @@ static void transpose_bwd(Node *nd) {
 }
 
 Tensor *op_transpose(Tape *tp, Tensor *x, int d0, int d1) {
+    PROFILE_OP_BEGIN();
     CHECK(x->ndim >= 1, "transpose: input must have at least one dim");
     int a = norm_dim("transpose", d0, x->ndim), b = norm_dim("transpose", d1, x->ndim);
     int lo = a < b ? a : b, hi = a < b ? b : a;
@@ -486,6 +492,7 @@ static void reshape_bwd(Node *nd) {
 }
 
 Tensor *op_reshape(Tape *tp, Tensor *x, int ndim, const int *shape) {
+    PROFILE_OP_BEGIN();
     char sx[96];
     CHECK(ndim >= 0 && ndim <= TENSOR_MAX_DIMS, "reshape: %d dims (at most %d)", ndim, TENSOR_MAX_DIMS);
     int out_shape[TENSOR_MAX_DIMS], infer = -1;

@@ -6,6 +6,7 @@
  * over an all-padding sequence stays finite.
  */
 #include "softmax.h"
+#include "../core/profile.h"
 
 #include <math.h>
 #include <string.h>
@@ -80,6 +81,7 @@ static void softmax_bwd(Node *nd) {
 }
 
 Tensor *op_softmax(Tape *tp, Tensor *x, const uint8_t *mask) {
+    PROFILE_OP_BEGIN();
     CHECK(x->ndim >= 1, "softmax: input must have at least 1 dimension, got %d", x->ndim);
     int C = x->shape[x->ndim - 1];
     CHECK(C > 0 || x->n == 0, "softmax: empty last dimension");
@@ -97,6 +99,7 @@ static void masked_fill_bwd(Node *nd) {
 }
 
 Tensor *op_masked_fill(Tape *tp, Tensor *x, const uint8_t *mask, float value) {
+    PROFILE_OP_BEGIN();
     CHECK(mask != NULL, "masked_fill: mask is NULL");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
     masked_fill_forward(y->data, x->data, mask, value, x->n);
