@@ -1,10 +1,10 @@
 #!/bin/sh
 # deps.sh: installs the Debian packages the build and the tests need, if any are missing.
 # Usage: scripts/deps.sh [--with-torch]   (--with-torch: also the test-only packages, below)
-# libmicrohttpd-dev: `attngan serve`. --with-torch adds what only the tests use: PyTorch for the
+# libdnnl-dev: oneDNN 2.6 (the convolutions); libmicrohttpd-dev: `attngan serve`. --with-torch adds what only the tests use: PyTorch for the
 # reference dumps and fixtures, chromium for tests/test_browser.sh (headless).
 set -e
-PKGS="build-essential libopenblas-openmp-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libyaml-dev libfreetype-dev fonts-dejavu-core libmicrohttpd-dev"
+PKGS="build-essential libopenblas-openmp-dev libdnnl-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libyaml-dev libfreetype-dev fonts-dejavu-core libmicrohttpd-dev"
 [ "$1" = "--with-torch" ] && PKGS="$PKGS python3-torch python3-numpy python3-pil chromium"
 missing=""
 for p in $PKGS; do

@@ -1,8 +1,13 @@
-/* test_conv2d.c: conv2d forward/backward against PyTorch fixtures, finite differences, frozen
- * inputs, chunked im2col against unchunked, and identical results with 1 and 2 threads. */
+/* test_conv2d.c: conv2d forward/backward against PyTorch fixtures, finite differences and frozen
+ * inputs, run once per implementation (im2col + OpenBLAS, then oneDNN); for im2col, chunked against
+ * unchunked and identical results with 1 and 2 threads; for oneDNN, agreement with im2col (gradients
+ * added into non-zero buffers, every NULL combination), identical results run to run at 1 and 2
+ * threads, and several threads running convolutions at once. */
 #include "test.h"
 #include "../src/ops/conv2d.h"
 
+#include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,8 +134,10 @@ static void frozen_tests(void) {
 
 /* ---------------------------------------------------------------- kernels: chunks and threads */
 
-/* Runs the kernels on s: returns [out | dx | dw | db] (malloc'ed), gradients of a fixed gout. */
-static float *run_kernels(const Conv2dShape *s, int64_t *total) {
+/* Runs the kernels on s: returns [out | dx | dw | db] (malloc'ed), gradients of a fixed gout.
+ * want: bit 0 dx, bit 1 dw, bit 2 db (the others are passed as NULL and stay 0); prefill: the
+ * gradients start from fixed random values instead of 0 (backward adds). */
+static float *run_kernels_opt(const Conv2dShape *s, int64_t *total, int want, int prefill) {
     int64_t nx = (int64_t)s->N * s->C * s->H * s->W, nw = (int64_t)s->O * s->C * s->KH * s->KW;
     int64_t ny = (int64_t)s->N * s->O * s->OH * s->OW;
     float *x = xmalloc((size_t)nx * sizeof(float)), *w = xmalloc((size_t)nw * sizeof(float));
@@ -141,10 +148,16 @@ static float *run_kernels(const Conv2dShape *s, int64_t *total) {
     fill_uniform(gout, ny, -1, 1, 14);
     *total = ny + nx + nw + s->O;
     float *res = xcalloc((size_t)*total, sizeof(float));
+    float *dx = res + ny, *dw = dx + nx, *db = dw + nw;
+    if (prefill) {
+        if (want & 1) fill_uniform(dx, nx, -1, 1, 15);
+        if (want & 2) fill_uniform(dw, nw, -1, 1, 16);
+        if (want & 4) fill_uniform(db, s->O, -1, 1, 17);
+    }
     size_t n_scratch = conv2d_scratch_floats(s);
     float *scratch = n_scratch ? xmalloc(n_scratch * sizeof(float)) : NULL;
     conv2d_forward(res, x, w, b, s, scratch);
-    conv2d_backward(res + ny, res + ny + nx, res + ny + nx + nw, gout, x, w, s, scratch);
+    conv2d_backward(want & 1 ? dx : NULL, want & 2 ? dw : NULL, want & 4 ? db : NULL, gout, x, w, s, scratch);
     free(scratch);
     free(x);
     free(w);
@@ -152,6 +165,8 @@ static float *run_kernels(const Conv2dShape *s, int64_t *total) {
     free(gout);
     return res;
 }
+
+static float *run_kernels(const Conv2dShape *s, int64_t *total) { return run_kernels_opt(s, total, 7, 0); }
 
 /* Small max_cols (image slices, groups with a remainder) gives the default's values. */
 static void chunk_tests(void) {
@@ -178,25 +193,131 @@ static void chunk_tests(void) {
     EXPECT(conv2d_scratch_floats(&pw) == 0, "conv2d 1x1 needs no scratch");
 }
 
-/* Bitwise identical results with 1 and 2 threads (OpenMP loops and OpenBLAS both threaded). */
+/* Shapes for the kernel-level tests: small ones, and ones above the size where the oneDNN path
+ * runs multi-threaded and the im2col GEMMs split into tiles. */
+static int kernel_shapes(Conv2dShape *shapes) {
+    int n = 0;
+    shapes[n++] = conv2d_shape(3, 8, 19, 23, 12, 3, 3, 1, 1, 1, 1);  /* one chunk of 3 images */
+    shapes[n] = conv2d_shape(2, 24, 19, 23, 32, 3, 3, 1, 1, 1, 1);   /* image slices (max_cols below) */
+    shapes[n++].max_cols = 300;
+    shapes[n++] = conv2d_shape(2, 16, 20, 20, 24, 4, 4, 2, 2, 1, 1);
+    shapes[n++] = conv2d_shape(3, 32, 20, 20, 40, 1, 1, 1, 1, 0, 0); /* 1x1: no unrolling */
+    shapes[n++] = conv2d_shape(4, 32, 35, 35, 48, 3, 3, 1, 1, 1, 1); /* 7 M multiply-adds */
+    shapes[n++] = conv2d_shape(2, 3, 67, 61, 32, 3, 3, 2, 2, 0, 0);  /* 3 input channels, stride 2 */
+    shapes[n++] = conv2d_shape(2, 64, 17, 17, 64, 1, 7, 1, 1, 0, 3);
+    shapes[n++] = conv2d_shape(2, 96, 17, 17, 80, 1, 1, 1, 1, 0, 0);
+    return n;
+}
+#define MAX_SHAPES 16
+
+/* im2col: bitwise identical results with 1 and 2 threads (OpenMP loops and OpenBLAS both threaded). */
 static void thread_tests(void) {
-    Conv2dShape shapes[] = {
-        conv2d_shape(3, 8, 19, 23, 12, 3, 3, 1, 1, 1, 1),  /* one chunk of 3 images */
-        conv2d_shape(2, 24, 19, 23, 32, 3, 3, 1, 1, 1, 1), /* image slices (max_cols below) */
-        conv2d_shape(2, 16, 20, 20, 24, 4, 4, 2, 2, 1, 1),
-        conv2d_shape(3, 32, 20, 20, 40, 1, 1, 1, 1, 0, 0), /* 1x1: no unrolling */
-    };
-    shapes[1].max_cols = 300;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    Conv2dShape shapes[MAX_SHAPES];
+    int n = kernel_shapes(shapes);
+    for (int i = 0; i < n; i++) {
         int64_t n1, n2;
         threads_set(1);
         float *r1 = run_kernels(&shapes[i], &n1);
         threads_set(2);
         float *r2 = run_kernels(&shapes[i], &n2);
         EXPECT(n1 == n2 && memcmp(r1, r2, (size_t)n1 * sizeof(float)) == 0,
-               "conv2d shape %zu: 1 and 2 threads give identical outputs and gradients", i);
+               "conv2d im2col shape %d: 1 and 2 threads give identical outputs and gradients", i);
         free(r1);
         free(r2);
+    }
+    threads_set(0);
+}
+
+/* oneDNN against im2col on the kernel shapes: forward, and every combination of requested
+ * gradients added into buffers that already hold values. */
+static void dnnl_vs_im2col_tests(void) {
+    Conv2dShape shapes[MAX_SHAPES];
+    int n = kernel_shapes(shapes);
+    for (int i = 0; i < n; i++)
+        for (int want = 0; want < 8; want++) {
+            int64_t n1, n2;
+            conv2d_set_impl(CONV2D_IM2COL);
+            float *ref = run_kernels_opt(&shapes[i], &n1, want, 1);
+            conv2d_set_impl(CONV2D_DNNL);
+            float *got = run_kernels_opt(&shapes[i], &n2, want, 1);
+            char what[96];
+            snprintf(what, sizeof what, "conv2d oneDNN vs im2col, shape %d, gradients %d%d%d", i, want & 1,
+                     (want >> 1) & 1, (want >> 2) & 1);
+            expect_close(what, got, ref, n1, 1e-5);
+            free(ref);
+            free(got);
+        }
+}
+
+/* oneDNN: the same bits run to run at a fixed thread count. Whether 1 and 2 threads agree is
+ * printed, not required (oneDNN's reductions may split by thread count). */
+static void dnnl_determinism_tests(void) {
+    Conv2dShape shapes[MAX_SHAPES];
+    int n = kernel_shapes(shapes), same_12 = 0;
+    for (int i = 0; i < n; i++) {
+        float *r[2][2];
+        int64_t m = 0;
+        for (int t = 0; t < 2; t++) {
+            threads_set(t + 1);
+            for (int k = 0; k < 2; k++) r[t][k] = run_kernels(&shapes[i], &m);
+            EXPECT(memcmp(r[t][0], r[t][1], (size_t)m * sizeof(float)) == 0,
+                   "conv2d oneDNN shape %d: two runs with %d thread(s) give identical bits", i, t + 1);
+        }
+        same_12 += memcmp(r[0][0], r[1][0], (size_t)m * sizeof(float)) == 0;
+        for (int t = 0; t < 2; t++)
+            for (int k = 0; k < 2; k++) free(r[t][k]);
+    }
+    threads_set(0);
+    printf("note: conv2d oneDNN: %d of %d shapes give the same bits with 1 and 2 threads\n", same_12, n);
+}
+
+/* Several threads (as the HTTP server's workers) run convolutions at once: each gets the bits the
+ * same computation gives alone. */
+typedef struct ConcArgs {
+    const Conv2dShape *shapes;
+    int n, nthr, ok;
+    float **want;
+} ConcArgs;
+
+static void *conc_worker(void *p) {
+    ConcArgs *a = p;
+    omp_set_num_threads(a->nthr);
+    a->ok = 1;
+    for (int rep = 0; rep < 3; rep++)
+        for (int i = 0; i < a->n; i++) {
+            int64_t m;
+            float *got = run_kernels(&a->shapes[i], &m);
+            a->ok &= memcmp(got, a->want[i], (size_t)m * sizeof(float)) == 0;
+            free(got);
+        }
+    return NULL;
+}
+
+static void dnnl_concurrency_tests(void) {
+    Conv2dShape shapes[MAX_SHAPES];
+    int n = kernel_shapes(shapes);
+    for (int nthr = 1; nthr <= 2; nthr++) {
+        threads_set(nthr);
+        float *want[MAX_SHAPES];
+        for (int i = 0; i < n; i++) {
+            int64_t m;
+            want[i] = run_kernels(&shapes[i], &m);
+        }
+        enum { NW = 4 };
+        pthread_t th[NW];
+        ConcArgs args[NW];
+        for (int t = 0; t < NW; t++) {
+            args[t] = (ConcArgs){shapes, n, nthr, 0, want};
+            CHECK(pthread_create(&th[t], NULL, conc_worker, &args[t]) == 0, "pthread_create");
+        }
+        int ok = 1;
+        for (int t = 0; t < NW; t++) {
+            pthread_join(th[t], NULL);
+            ok &= args[t].ok;
+        }
+        EXPECT(ok, "conv2d oneDNN: %d threads running convolutions at once (%d OpenMP threads each) get the "
+               "serial bits", NW, nthr);
+        for (int i = 0; i < n; i++) free(want[i]);
     }
     threads_set(0);
 }
@@ -220,11 +341,24 @@ static void no_grad_test(void) {
 
 int main(void) {
     test_begin("test_conv2d");
-    value_tests();
-    gradcheck_tests();
-    frozen_tests();
-    chunk_tests();
-    thread_tests();
-    no_grad_test();
+    /* every op-level test once per implementation */
+    for (int impl = 0; impl < 2; impl++) {
+        Conv2dImpl im = impl == 0 ? CONV2D_IM2COL : CONV2D_DNNL;
+        conv2d_set_impl(im);
+        printf("conv2d implementation: %s\n", im == CONV2D_DNNL ? "oneDNN" : "im2col");
+        value_tests();
+        gradcheck_tests();
+        frozen_tests();
+        no_grad_test();
+        if (im == CONV2D_IM2COL) {
+            chunk_tests();
+            thread_tests();
+        } else {
+            dnnl_vs_im2col_tests();
+            dnnl_determinism_tests();
+            dnnl_concurrency_tests();
+        }
+    }
+    conv2d_clear_cache();
     return test_end();
 }

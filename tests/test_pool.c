@@ -1,5 +1,7 @@
 /* test_pool.c: max and average pooling against PyTorch fixtures, finite differences, the
- * first-maximum rule on ties, padding as -inf, and thread-count determinism. */
+ * first-maximum rule on ties, padding as -inf, thread-count determinism, and bit-for-bit agreement
+ * of the row-vectorised kernels with one-window-at-a-time loops (PyTorch's CPU order) on random
+ * geometries with ties, NaN and -inf. */
 #include "test.h"
 #include "../src/ops/pool.h"
 
@@ -173,6 +175,128 @@ static void determinism_tests(void) {
     free(g);
 }
 
+/* ---------------------------------------------------------------- the one-window-at-a-time loops */
+
+static int ref_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+typedef struct RefWin {
+    int y0, y1, x0, x1, padded;
+} RefWin;
+
+static RefWin ref_win(int oy, int ox, int H, int W, int k, int s, int p) {
+    int y0 = oy * s - p, x0 = ox * s - p;
+    int y1 = y0 + k < H + p ? y0 + k : H + p, x1 = x0 + k < W + p ? x0 + k : W + p;
+    RefWin w = {y0 < 0 ? 0 : y0, y1 < H ? y1 : H, x0 < 0 ? 0 : x0, x1 < W ? x1 : W, (y1 - y0) * (x1 - x0)};
+    return w;
+}
+
+static void ref_max(float *out, int32_t *idx, const float *src, int H, int W, int k, int s, int p) {
+    int OH = ref_size(H, k, s, p), OW = ref_size(W, k, s, p);
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            RefWin w = ref_win(oy, ox, H, W, k, s, p);
+            int best = w.y0 * W + w.x0;
+            float m = -INFINITY;
+            for (int y = w.y0; y < w.y1; y++)
+                for (int x = w.x0; x < w.x1; x++) {
+                    float v = src[y * W + x];
+                    if (v > m || isnan(v)) {
+                        m = v;
+                        best = y * W + x;
+                    }
+                }
+            out[oy * OW + ox] = m;
+            idx[oy * OW + ox] = best;
+        }
+}
+
+static float ref_div(const RefWin *w, int cip) { return (float)(cip ? w->padded : (w->y1 - w->y0) * (w->x1 - w->x0)); }
+
+static void ref_avg(float *out, const float *src, int H, int W, int k, int s, int p, int cip) {
+    int OH = ref_size(H, k, s, p), OW = ref_size(W, k, s, p);
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            RefWin w = ref_win(oy, ox, H, W, k, s, p);
+            float sum = 0.0f;
+            for (int y = w.y0; y < w.y1; y++)
+                for (int x = w.x0; x < w.x1; x++) sum += src[y * W + x];
+            out[oy * OW + ox] = sum / ref_div(&w, cip);
+        }
+}
+
+static void ref_avg_backward(float *d, const float *g, int H, int W, int k, int s, int p, int cip) {
+    int OH = ref_size(H, k, s, p), OW = ref_size(W, k, s, p);
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            RefWin w = ref_win(oy, ox, H, W, k, s, p);
+            float delta = g[oy * OW + ox] / ref_div(&w, cip);
+            for (int y = w.y0; y < w.y1; y++)
+                for (int x = w.x0; x < w.x1; x++) d[y * W + x] += delta;
+        }
+}
+
+/* Random kernels 1..8, strides 1..4, every legal padding, planes from the kernel size up; inputs
+ * with ties, NaN and -inf (max) or finite values (average); gradients added into non-zero buffers. */
+static void reference_tests(void) {
+    Rng r;
+    rng_init(&r, 80);
+    int bad_max = 0, bad_avg = 0, bad_avg_bwd = 0, bad_max_bwd = 0, cases = 400;
+    /* first the Inception geometries (3x3 stride 2 unpadded, 3x3 stride 1 padded 1), then random ones */
+    static const int fixed[][4] = {{3, 2, 0, 17}, {3, 2, 0, 35}, {3, 2, 0, 8}, {3, 1, 1, 8}, {3, 1, 1, 17}, {3, 1, 1, 3}};
+    const int n_fixed = (int)(sizeof fixed / sizeof fixed[0]);
+    for (int t = 0; t < cases; t++) {
+        int k = 1 + (int)rng_below(&r, 8), s = 1 + (int)rng_below(&r, 4), p = (int)rng_below(&r, (uint32_t)(k / 2 + 1));
+        int H = k + (int)rng_below(&r, 24), W = k + (int)rng_below(&r, 24), NC = 1 + (int)rng_below(&r, 3);
+        if (t % 7 == 0) H = k; /* a single output row */
+        if (t < 2 * n_fixed) { /* each fixed geometry square and with one more column */
+            k = fixed[t / 2][0], s = fixed[t / 2][1], p = fixed[t / 2][2], H = fixed[t / 2][3], W = H + t % 2;
+        }
+        int OH = ref_size(H, k, s, p), OW = ref_size(W, k, s, p);
+        int64_t ni = (int64_t)NC * H * W, no = (int64_t)NC * OH * OW;
+        float *x = xmalloc((size_t)ni * sizeof(float)), *g = xmalloc((size_t)no * sizeof(float));
+        float *o1 = xmalloc((size_t)no * sizeof(float)), *o2 = xmalloc((size_t)no * sizeof(float));
+        int32_t *i1 = xmalloc((size_t)no * sizeof(int32_t)), *i2 = xmalloc((size_t)no * sizeof(int32_t));
+        float *d1 = xmalloc((size_t)ni * sizeof(float)), *d2 = xmalloc((size_t)ni * sizeof(float));
+        fill_uniform(x, ni, -1, 1, 1000 + t);
+        fill_uniform(g, no, -1, 1, 2000 + t);
+        for (int64_t i = 0; i < ni; i++) {
+            uint32_t u = rng_below(&r, 20);
+            if (u == 0) x[i] = NAN;
+            else if (u == 1) x[i] = -INFINITY;
+            else if (u < 6) x[i] = 0.5f; /* ties */
+        }
+        for (int c = 0; c < NC; c++) ref_max(o1 + c * OH * OW, i1 + c * OH * OW, x + c * H * W, H, W, k, s, p);
+        maxpool2d_forward(o2, i2, x, NC, H, W, k, s, p);
+        bad_max += memcmp(o1, o2, (size_t)no * sizeof(float)) || memcmp(i1, i2, (size_t)no * sizeof(int32_t));
+        maxpool2d_forward(o2, NULL, x, NC, H, W, k, s, p);
+        bad_max += memcmp(o1, o2, (size_t)no * sizeof(float)) != 0;
+        fill_uniform(d1, ni, -1, 1, 3000 + t);
+        memcpy(d2, d1, (size_t)ni * sizeof(float));
+        for (int c = 0; c < NC; c++)
+            for (int o = 0; o < OH * OW; o++) d1[c * H * W + i1[c * OH * OW + o]] += g[c * OH * OW + o];
+        maxpool2d_backward(d2, g, i2, NC, H, W, k, s, p);
+        bad_max_bwd += memcmp(d1, d2, (size_t)ni * sizeof(float)) != 0;
+        for (int64_t i = 0; i < ni; i++)
+            if (!isfinite(x[i])) x[i] = 0.25f;
+        for (int cip = 0; cip < 2; cip++) {
+            for (int c = 0; c < NC; c++) ref_avg(o1 + c * OH * OW, x + c * H * W, H, W, k, s, p, cip);
+            avgpool2d_forward(o2, x, NC, H, W, k, s, p, cip);
+            bad_avg += memcmp(o1, o2, (size_t)no * sizeof(float)) != 0;
+            fill_uniform(d1, ni, -1, 1, 4000 + t);
+            memcpy(d2, d1, (size_t)ni * sizeof(float));
+            for (int c = 0; c < NC; c++) ref_avg_backward(d1 + c * H * W, g + c * OH * OW, H, W, k, s, p, cip);
+            avgpool2d_backward(d2, g, NC, H, W, k, s, p, cip);
+            bad_avg_bwd += memcmp(d1, d2, (size_t)ni * sizeof(float)) != 0;
+        }
+        free(x), free(g), free(o1), free(o2), free(i1), free(i2), free(d1), free(d2);
+    }
+    EXPECT(bad_max == 0, "maxpool forward (values, indices) bitwise as one window at a time: %d of %d differ", bad_max,
+           2 * cases);
+    EXPECT(bad_max_bwd == 0, "maxpool backward bitwise as the reference: %d of %d differ", bad_max_bwd, cases);
+    EXPECT(bad_avg == 0, "avgpool forward bitwise as one window at a time: %d of %d differ", bad_avg, 2 * cases);
+    EXPECT(bad_avg_bwd == 0, "avgpool backward bitwise as one window at a time: %d of %d differ", bad_avg_bwd, 2 * cases);
+}
+
 int main(void) {
     test_begin("test_pool");
     value_tests();
@@ -180,5 +304,6 @@ int main(void) {
     tie_tests();
     no_grad_tests();
     determinism_tests();
+    reference_tests();
     return test_end();
 }

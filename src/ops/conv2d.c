@@ -1,14 +1,39 @@
 /* conv2d.c: 2-d convolution (PyTorch nn.Conv2d without groups or dilation), forward and backward
- * on the CPU.
+ * on the CPU, by two implementations with one contract (raw NCHW / OIHW f32 pointers; backward adds
+ * into the gradients it is given and skips NULL ones).
  *
- * im2col + GEMM. The N * OH * OW output positions of the batch are cut into chunks that bound the
- * scratch memory: a chunk is either a slice of one image's positions (large images) or a group of
- * whole images (small images, so that the GEMMs stay large). For each chunk the input patches are
- * unrolled into col (K = C*KH*KW rows, one column per output position), then
+ * oneDNN (the default; the library PyTorch's CPU convolutions use). Each (shape, bias, direction,
+ * layout, OpenMP thread count) gets its primitives once: the convolution (forward_training,
+ * backward_data or backward_weights, algorithm "direct", so no Winograd rounding), the reorders
+ * of our NCHW inputs into the layouts it chose, and the reorder of its result back to NCHW. They
+ * live in a cache (dnnl_util.h) behind a mutex, and run on the calling thread's stream with its own
+ * workspace (scratchpad and converted tensors), so several threads may convolve at once (the
+ * server). Layouts (conv_layout): blocked (oneDNN picks nChw16c and blocked weights for its
+ * AVX-512 direct kernels) except for 1x1 stride-1 convolutions and the input gradient of
+ * convolutions with fewer than 16 input channels, which run in plain NCHW (its GEMM path): that
+ * split measured fastest (docs/PERFORMANCE.md). Gradients are added, not written: the result goes
+ * to the workspace and a reorder with a sum post-op adds it into the caller's buffer; the bias
+ * gradient comes from the backward-weights primitive and is added by hand (from dout directly when
+ * the weight gradient is not wanted). Convolutions below DNNL_PAR_MIN multiply-adds run on one
+ * thread (oneDNN opens a parallel region for every primitive).
+ * Numerics: oneDNN sums in float in its own blocked order, so results differ from the im2col path
+ * in the last bits (the value tests against PyTorch pass at 1e-5, the parity replays at their
+ * tolerances). Determinism: the same inputs and thread count give the same bits run to run (the
+ * primitive, its blocking and its reduction order depend only on the key above; no atomics). A
+ * different OpenMP thread count changes the last bits of the weight and bias gradients: the
+ * backward-weights kernels split their reduction over the batch and the positions across threads.
+ * The forward and the input gradient came out identical with 1 and 2 threads, and per image with
+ * batch 1 and 8, on every shape checked (the model's), but oneDNN does not promise it.
+ *
+ * im2col + GEMM (ATTNGAN_CONV=im2col, conv2d_set_impl, and the fallback for any shape whose
+ * primitives oneDNN cannot create, reported once on stderr). The N * OH * OW output positions of
+ * the batch are cut into chunks that bound the scratch memory: a chunk is either a slice of one
+ * image's positions (large images) or a group of whole images (small images, so that the GEMMs stay
+ * large). For each chunk the input patches are unrolled into col (K = C*KH*KW rows, one column per
+ * output position), then
  *   forward   out  = W . col (+ b)
  *   backward  dW  += dout . col^T;   dcol = W^T . dout, folded back (+=) into dinp.
  * A 1x1 stride-1 unpadded convolution needs no unrolling: each image (C, H*W) is its col.
- *
  * Threads: everything runs under OpenMP over disjoint outputs: rows of col, planes of dinp,
  * channels, and fixed blocks of every GEMM output, each block one single-threaded OpenBLAS
  * call (OpenBLAS's own threads would split work by thread count and change the rounding). Chunks
@@ -17,8 +42,13 @@
  */
 #include "conv2d.h"
 #include "../core/profile.h"
+#include "dnnl_util.h"
 
 #include <cblas.h>
+#include <omp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SCRATCH_CAP_FLOATS (1 << 20) /* default scratch bound: 4 MB per convolution */
@@ -28,6 +58,7 @@
 #define TILE_MAX 128                 /* GEMM output blocks: at most TILE_MAX square, */
 #define TILE_MIN 32                  /* at least TILE_MIN on their longer side, */
 #define TILES_WANTED 16              /* halved until there are this many */
+#define DNNL_PAR_MIN (1 << 20)       /* multiply-adds below which a oneDNN convolution runs on one thread */
 
 static int imin(int a, int b) { return a < b ? a : b; }
 static int imax(int a, int b) { return a > b ? a : b; }
@@ -307,22 +338,303 @@ static void backward_all(float *dinp, float *dweight, const float *dout, const f
     for_each_chunk(s, backward_chunk, &a);
 }
 
+/* scratch: conv2d_scratch_floats(s) floats, or NULL to allocate it here */
+static void im2col_forward(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s,
+                           float *scratch) {
+    size_t n_scratch = conv2d_scratch_floats(s);
+    float *own = !scratch && n_scratch ? xmalloc(n_scratch * sizeof(float)) : NULL;
+    int prev = blas_single_thread();
+    forward_all(out, inp, weight, bias, s, scratch ? scratch : own);
+    blas_threads_restore(prev);
+    free(own);
+}
+
+static void im2col_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                            const Conv2dShape *s, float *scratch) {
+    if (!dinp && !dweight) return;
+    size_t n_scratch = conv2d_scratch_floats(s);
+    float *own = !scratch && n_scratch ? xmalloc(n_scratch * sizeof(float)) : NULL;
+    int prev = blas_single_thread();
+    backward_all(dinp, dweight, dout, inp, weight, s, scratch ? scratch : own);
+    blas_threads_restore(prev);
+    free(own);
+}
+
+/* ---------------------------------------------------------------- oneDNN path */
+
+enum { DIR_FWD = 0, DIR_BWD_DATA = 1, DIR_BWD_WEIGHTS = 2 };
+enum { FMT_ANY = 0, FMT_PLAIN = 1, FMT_AUTO = 2 };
+
+/* Everything a primitive depends on; int32 fields only, so the struct has no padding bytes. */
+typedef struct ConvKey {
+    int32_t dir, bias, fmt, nthr;
+    int32_t N, C, H, W, O, KH, KW, stride_h, stride_w, pad_h, pad_w;
+} ConvKey;
+
+/* One direction of one shape. The convolution reads in[0] and in[1] and writes out:
+ *   DIR_FWD          in = (src x, weights w),    out = dst y        (+ bias)
+ *   DIR_BWD_DATA     in = (diff_dst dy, w),      out = diff_src dx  (accumulated into the user's)
+ *   DIR_BWD_WEIGHTS  in = (src x, diff_dst dy),  out = diff_weights (accumulated; + diff_bias)
+ * md_* are the convolution's layouts, user_* our NCHW / OIHW ones; re_in[i] converts a user input
+ * to the convolution's layout (NULL prim when they agree), re_out converts the result back (dst:
+ * only when the layouts differ; gradients: always, with a sum post-op, which adds). */
+typedef struct ConvPrims {
+    DnnlPrim conv, re_in[2], re_out;
+    dnnl_memory_desc_t md_in[2], md_out, user_in[2], user_out, md_bias;
+    int arg_in[2], arg_out;
+    size_t bytes_in[2], bytes_out;
+} ConvPrims;
+
+static DnnlCache g_conv_cache = DNNL_CACHE_INIT;
+static _Atomic int g_impl = -1, g_fmt = -1;
+
+static int env_impl(void) {
+    int v = atomic_load(&g_impl);
+    if (v < 0) {
+        const char *e = getenv("ATTNGAN_CONV");
+        v = e && strcmp(e, "im2col") == 0 ? CONV2D_IM2COL : CONV2D_DNNL;
+        CHECK(!e || !*e || !strcmp(e, "im2col") || !strcmp(e, "dnnl"), "ATTNGAN_CONV=%s: expected dnnl or im2col", e);
+        atomic_store(&g_impl, v);
+    }
+    return v;
+}
+
+/* ATTNGAN_DNNL_LAYOUT=auto (default) | any | nchw: which layouts the primitives may choose (a
+ * measurement switch; see conv_layout). */
+static int env_fmt(void) {
+    int v = atomic_load(&g_fmt);
+    if (v < 0) {
+        const char *e = getenv("ATTNGAN_DNNL_LAYOUT");
+        v = !e || !*e || !strcmp(e, "auto") ? FMT_AUTO : !strcmp(e, "nchw") ? FMT_PLAIN : FMT_ANY;
+        CHECK(v != FMT_ANY || !strcmp(e, "any"), "ATTNGAN_DNNL_LAYOUT=%s: expected auto, any or nchw", e);
+        atomic_store(&g_fmt, v);
+    }
+    return v;
+}
+
+/* The layouts of one primitive. Blocked layouts (format_tag any: oneDNN picks nChw16c and blocked
+ * weights for its direct AVX-512 kernels) win for spatial kernels despite the reorders to and from
+ * our NCHW; plain NCHW (oneDNN then runs its own GEMM-based kernels) wins for 1x1 stride-1
+ * convolutions, where the reorders cost more than the kernel gains, and for the input gradient of
+ * convolutions with fewer than 16 input channels (the blocked layout pads them to 16). Measured on
+ * the gan_step and damsm_step benches (docs/PERFORMANCE.md). */
+static int conv_layout(const Conv2dShape *s, int dir) {
+    int f = env_fmt();
+    if (f != FMT_AUTO) return f;
+    if (is_pointwise(s)) return FMT_PLAIN;
+    if (dir == DIR_BWD_DATA && s->C < 16) return FMT_PLAIN;
+    return FMT_ANY;
+}
+
+void conv2d_set_impl(Conv2dImpl impl) { atomic_store(&g_impl, (int)impl); }
+Conv2dImpl conv2d_get_impl(void) { return (Conv2dImpl)env_impl(); }
+
+static void conv_prims_destroy(void *v) {
+    ConvPrims *cp = v;
+    dnnl_util_prim_destroy(&cp->conv);
+    dnnl_util_prim_destroy(&cp->re_in[0]);
+    dnnl_util_prim_destroy(&cp->re_in[1]);
+    dnnl_util_prim_destroy(&cp->re_out);
+    free(cp);
+}
+
+void conv2d_clear_cache(void) { dnnl_cache_clear(&g_conv_cache, conv_prims_destroy); }
+
+/* Creates the primitives of key; NULL if oneDNN has none for it. Runs under the cache's lock. */
+static void *conv_prims_create(const void *kv, void *arg) {
+    const ConvKey *k = kv;
+    dnnl_engine_t eng = dnnl_util_engine();
+    if (!eng) return NULL;
+    int OH = (k->H + 2 * k->pad_h - k->KH) / k->stride_h + 1, OW = (k->W + 2 * k->pad_w - k->KW) / k->stride_w + 1;
+    dnnl_memory_desc_t x_md, w_md, y_md, b_md, xa, wa, ya;
+    dnnl_format_tag_t t4 = k->fmt == FMT_PLAIN ? dnnl_nchw : dnnl_format_tag_any;
+    dnnl_format_tag_t tw = k->fmt == FMT_PLAIN ? dnnl_oihw : dnnl_format_tag_any;
+    int64_t xd[4] = {k->N, k->C, k->H, k->W}, wd[4] = {k->O, k->C, k->KH, k->KW}, yd[4] = {k->N, k->O, OH, OW};
+    int64_t bd[1] = {k->O};
+    if (dnnl_util_md(&x_md, 4, xd, dnnl_nchw) || dnnl_util_md(&w_md, 4, wd, dnnl_oihw) ||
+        dnnl_util_md(&y_md, 4, yd, dnnl_nchw) || dnnl_util_md(&b_md, 1, bd, dnnl_a) || dnnl_util_md(&xa, 4, xd, t4) ||
+        dnnl_util_md(&wa, 4, wd, tw) || dnnl_util_md(&ya, 4, yd, t4))
+        return NULL;
+    /* oneDNN wants the right padding that makes its size formula exact; floor mode drops the rest */
+    dnnl_dims_t strides = {k->stride_h, k->stride_w}, pad_l = {k->pad_h, k->pad_w};
+    dnnl_dims_t pad_r = {imax(0, (OH - 1) * k->stride_h + k->KH - k->H - k->pad_h),
+                         imax(0, (OW - 1) * k->stride_w + k->KW - k->W - k->pad_w)};
+    dnnl_primitive_attr_t attr = dnnl_util_attr(0);
+    if (!attr) return NULL;
+    /* every direction needs the forward's descriptor (the backward ones as a hint) */
+    dnnl_convolution_desc_t fd, bd_;
+    dnnl_primitive_desc_t fpd = NULL, pd = NULL;
+    ConvPrims *cp = xcalloc(1, sizeof *cp);
+    int ok = dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &xa, &wa,
+                                                k->dir == DIR_FWD && k->bias ? &b_md : NULL, &ya, strides, pad_l,
+                                                pad_r) == dnnl_success &&
+             dnnl_primitive_desc_create(&fpd, &fd, attr, eng, NULL) == dnnl_success;
+    if (ok && k->dir == DIR_FWD) {
+        pd = fpd;
+        fpd = NULL;
+        cp->md_in[0] = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+        cp->md_in[1] = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        cp->md_out = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+        cp->user_in[0] = x_md, cp->user_in[1] = w_md, cp->user_out = y_md;
+        cp->arg_in[0] = DNNL_ARG_SRC, cp->arg_in[1] = DNNL_ARG_WEIGHTS, cp->arg_out = DNNL_ARG_DST;
+    } else if (ok && k->dir == DIR_BWD_DATA) {
+        ok = dnnl_convolution_backward_data_desc_init(&bd_, dnnl_convolution_direct, &xa, &wa, &ya, strides, pad_l,
+                                                      pad_r) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &bd_, attr, eng, fpd) == dnnl_success;
+        if (ok) {
+            cp->md_in[0] = *dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);
+            cp->md_in[1] = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+            cp->md_out = *dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0);
+            cp->user_in[0] = y_md, cp->user_in[1] = w_md, cp->user_out = x_md;
+            cp->arg_in[0] = DNNL_ARG_DIFF_DST, cp->arg_in[1] = DNNL_ARG_WEIGHTS, cp->arg_out = DNNL_ARG_DIFF_SRC;
+        }
+    } else if (ok) {
+        ok = dnnl_convolution_backward_weights_desc_init(&bd_, dnnl_convolution_direct, &xa, &wa, k->bias ? &b_md : NULL,
+                                                         &ya, strides, pad_l, pad_r) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &bd_, attr, eng, fpd) == dnnl_success;
+        if (ok) {
+            cp->md_in[0] = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+            cp->md_in[1] = *dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);
+            cp->md_out = *dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
+            cp->user_in[0] = x_md, cp->user_in[1] = y_md, cp->user_out = w_md;
+            cp->arg_in[0] = DNNL_ARG_SRC, cp->arg_in[1] = DNNL_ARG_DIFF_DST, cp->arg_out = DNNL_ARG_DIFF_WEIGHTS;
+        }
+    }
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_attr_destroy(attr);
+    cp->md_bias = b_md;
+    if (!ok || dnnl_util_prim_from_pd(&cp->conv, pd)) goto fail;
+    for (int i = 0; i < 2; i++) {
+        cp->bytes_in[i] = dnnl_memory_desc_get_size(&cp->md_in[i]);
+        if (!dnnl_memory_desc_equal(&cp->md_in[i], &cp->user_in[i]) &&
+            dnnl_util_reorder(&cp->re_in[i], &cp->user_in[i], &cp->md_in[i], 0))
+            goto fail;
+    }
+    cp->bytes_out = dnnl_memory_desc_get_size(&cp->md_out);
+    int accumulate = k->dir != DIR_FWD;
+    if ((accumulate || !dnnl_memory_desc_equal(&cp->md_out, &cp->user_out)) &&
+        dnnl_util_reorder(&cp->re_out, &cp->md_out, &cp->user_out, accumulate))
+        goto fail;
+    return cp;
+fail:
+    conv_prims_destroy(cp);
+    return NULL;
+}
+
+static const ConvPrims *conv_prims(const Conv2dShape *s, int dir, int bias) {
+    if (env_impl() != CONV2D_DNNL) return NULL;
+    ConvKey k = {dir, bias, conv_layout(s, dir), dnnl_util_threads(), s->N, s->C, s->H, s->W, s->O, s->KH, s->KW,
+                 s->stride_h, s->stride_w, s->pad_h, s->pad_w};
+    const ConvPrims *cp = dnnl_cache_get(&g_conv_cache, &k, sizeof k, conv_prims_create, NULL);
+    if (!cp) {
+        static _Atomic int warned = 0;
+        if (!atomic_exchange(&warned, 1))
+            fprintf(stderr, "conv2d: oneDNN has no primitive for (%d, %d, %d, %d) * (%d, %d, %d, %d) stride (%d, %d) "
+                    "pad (%d, %d) (direction %d): using im2col there (reported once)\n", s->N, s->C, s->H, s->W, s->O,
+                    s->C, s->KH, s->KW, s->stride_h, s->stride_w, s->pad_h, s->pad_w, dir);
+    }
+    return cp;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Runs one direction: in0, in1 user inputs, out the user output (written for DIR_FWD, added into
+ * otherwise), bias (DIR_FWD, optional) or dbias_tmp (DIR_BWD_WEIGHTS: O floats written, optional).
+ * Returns 0 on success; on failure nothing of `out` has been accumulated into (for the backward
+ * directions the final reorder is the only write; if it fails the process aborts). */
+static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
+                    float *dbias_tmp) {
+    size_t scratch = cp->conv.scratch;
+    for (int i = 0; i < 2; i++)
+        if (cp->re_in[i].prim && cp->re_in[i].scratch > scratch) scratch = cp->re_in[i].scratch;
+    if (cp->re_out.prim && cp->re_out.scratch > scratch) scratch = cp->re_out.scratch;
+    size_t off_in[2], off_out, total = align64(scratch);
+    for (int i = 0; i < 2; i++) {
+        off_in[i] = total;
+        if (cp->re_in[i].prim) total += align64(cp->bytes_in[i]);
+    }
+    off_out = total;
+    if (cp->re_out.prim) total += align64(cp->bytes_out);
+    char *ws = dnnl_util_workspace(total ? total : 64);
+    const void *ins[2] = {in0, in1};
+    for (int i = 0; i < 2; i++)
+        if (cp->re_in[i].prim) {
+            DnnlArg a[2] = {{DNNL_ARG_FROM, &cp->user_in[i], ins[i]}, {DNNL_ARG_TO, &cp->md_in[i], ws + off_in[i]}};
+            if (dnnl_util_exec(&cp->re_in[i], 2, a, ws)) return -1;
+            ins[i] = ws + off_in[i];
+        }
+    void *res = cp->re_out.prim ? (void *)(ws + off_out) : (void *)out;
+    DnnlArg a[4] = {{cp->arg_in[0], &cp->md_in[0], ins[0]}, {cp->arg_in[1], &cp->md_in[1], ins[1]},
+                    {cp->arg_out, &cp->md_out, res}};
+    int n = 3;
+    if (dir == DIR_FWD && bias) a[n++] = (DnnlArg){DNNL_ARG_BIAS, &cp->md_bias, bias};
+    if (dir == DIR_BWD_WEIGHTS && dbias_tmp) a[n++] = (DnnlArg){DNNL_ARG_DIFF_BIAS, &cp->md_bias, dbias_tmp};
+    if (dnnl_util_exec(&cp->conv, n, a, ws)) return -1;
+    if (cp->re_out.prim) {
+        DnnlArg r[2] = {{DNNL_ARG_FROM, &cp->md_out, res}, {DNNL_ARG_TO, &cp->user_out, out}};
+        int rc = dnnl_util_exec(&cp->re_out, 2, r, ws);
+        CHECK(rc == 0 || dir == DIR_FWD, "conv2d: oneDNN failed while adding a gradient");
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- kernels: dispatch */
+
+
+
+/* oneDNN opens a parallel region for every primitive it runs: convolutions below DNNL_PAR_MIN
+ * multiply-adds run on one thread (their primitives are made for one thread). Returns the count to
+ * restore with dnnl_threads_restore. */
+static int dnnl_threads_for(const Conv2dShape *s) {
+    int64_t macs = (int64_t)s->N * s->O * s->OH * s->OW * s->C * s->KH * s->KW;
+    int prev = omp_get_max_threads();
+    if (macs < DNNL_PAR_MIN && prev > 1) omp_set_num_threads(1);
+    return prev;
+}
+
+static void dnnl_threads_restore(int prev) {
+    if (omp_get_max_threads() != prev) omp_set_num_threads(prev);
+}
+
+size_t conv2d_op_scratch_floats(const Conv2dShape *s, int has_bias) {
+    int nthr = dnnl_threads_for(s);
+    const ConvPrims *cp = conv_prims(s, DIR_FWD, has_bias);
+    dnnl_threads_restore(nthr);
+    return cp ? 0 : conv2d_scratch_floats(s);
+}
+
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s,
                     float *scratch) {
-    CHECK(scratch || is_pointwise(s), "conv2d_forward: scratch of %zu floats required", conv2d_scratch_floats(s));
-    int prev = blas_single_thread();
-    forward_all(out, inp, weight, bias, s, scratch);
-    blas_threads_restore(prev);
+    int nthr = dnnl_threads_for(s);
+    const ConvPrims *cp = conv_prims(s, DIR_FWD, bias != NULL);
+    int done = cp && conv_run(cp, DIR_FWD, inp, weight, out, bias, NULL) == 0;
+    dnnl_threads_restore(nthr);
+    if (!done) im2col_forward(out, inp, weight, bias, s, scratch);
 }
 
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, const Conv2dShape *s, float *scratch) {
-    CHECK(scratch || is_pointwise(s), "conv2d_backward: scratch of %zu floats required", conv2d_scratch_floats(s));
+    int nthr = dnnl_threads_for(s);
+    const ConvPrims *cw = dweight ? conv_prims(s, DIR_BWD_WEIGHTS, dbias != NULL) : NULL;
+    const ConvPrims *cd = dinp ? conv_prims(s, DIR_BWD_DATA, 0) : NULL;
+    if (dweight && cw) {
+        float *db = NULL;
+        if (dbias) db = xmalloc((size_t)s->O * sizeof(float));
+        CHECK(conv_run(cw, DIR_BWD_WEIGHTS, inp, dout, dweight, NULL, db) == 0, "conv2d: oneDNN backward-weights failed");
+        if (db)
+            for (int o = 0; o < s->O; o++) dbias[o] += db[o];
+        free(db);
+        dweight = NULL;
+        dbias = NULL;
+    }
+    if (dinp && cd) {
+        CHECK(conv_run(cd, DIR_BWD_DATA, dout, weight, dinp, NULL, NULL) == 0, "conv2d: oneDNN backward-data failed");
+        dinp = NULL;
+    }
+    dnnl_threads_restore(nthr);
     if (dbias) bias_backward(dbias, dout, s);
-    if (!dinp && !dweight) return;
-    int prev = blas_single_thread();
-    backward_all(dinp, dweight, dout, inp, weight, s, scratch);
-    blas_threads_restore(prev);
+    im2col_backward(dinp, dweight, dout, inp, weight, s, scratch);
 }
 
 /* ---------------------------------------------------------------- tape op */
@@ -361,7 +673,7 @@ Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int s
     Conv2dShape s = conv2d_shape(x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2],
                                  w->shape[3], stride_h, stride_w, pad_h, pad_w);
     Tensor *y = TNEW(tp, s.N, s.O, s.OH, s.OW);
-    size_t n_scratch = conv2d_scratch_floats(&s);
+    size_t n_scratch = conv2d_op_scratch_floats(&s, b != NULL); /* 0 on the oneDNN path */
     float *scratch = n_scratch ? tape_alloc(tp, n_scratch * sizeof(float)) : NULL;
     conv2d_forward(y->data, x->data, w->data, b ? b->data : NULL, &s, scratch);
     Tensor *in[] = {x, w, b}, *out[] = {y};

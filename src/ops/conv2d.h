@@ -12,9 +12,22 @@
  * OH = (H + 2*pad_h - KH) / stride_h + 1, zero padding. */
 Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w, int pad_h, int pad_w);
 
-/* ---- kernels (im2col + OpenBLAS). Results are bitwise the same for every thread count: the kernels
- * split all work into fixed blocks over OpenMP and switch OpenBLAS to one thread while they run
- * (restoring it after), so call them from one thread at a time, not inside a parallel region. */
+/* ---- kernels. Two implementations, chosen at run time:
+ *  - oneDNN (default): convolution primitives from libdnnl, created once per shape, direction and
+ *    thread count and cached (thread-safe: several threads may run convolutions at once). Same
+ *    inputs and thread count give the same bits run to run; with another thread count the weight
+ *    and bias gradients differ in the last bits (oneDNN splits their reductions by thread count).
+ *  - im2col + OpenBLAS (ATTNGAN_CONV=im2col, conv2d_set_impl, and the fallback wherever oneDNN has
+ *    no primitive for a shape). Results are bitwise the same for every thread count: the kernels
+ *    split all work into fixed blocks over OpenMP and switch OpenBLAS to one thread while they run
+ *    (restoring it after), so call them from one thread at a time, not inside a parallel region. */
+typedef enum Conv2dImpl { CONV2D_DNNL = 0, CONV2D_IM2COL = 1 } Conv2dImpl;
+/* The implementation for the whole process: ATTNGAN_CONV=dnnl|im2col (default dnnl) until
+ * conv2d_set_impl overrides it. */
+Conv2dImpl conv2d_get_impl(void);
+void conv2d_set_impl(Conv2dImpl impl);
+/* Drops every cached oneDNN primitive (no convolution may run meanwhile). */
+void conv2d_clear_cache(void);
 
 /* The sizes of one convolution. */
 typedef struct Conv2dShape {
@@ -29,16 +42,19 @@ typedef struct Conv2dShape {
 /* Fills every field, OH/OW and the default max_cols included. */
 Conv2dShape conv2d_shape(int N, int C, int H, int W, int O, int KH, int KW, int stride_h, int stride_w,
                          int pad_h, int pad_w);
-/* Floats of scratch the kernels need for s (0 for a 1x1 stride-1 unpadded conv: scratch may be NULL). */
+/* Floats of scratch the im2col kernels need for s (0 for a 1x1 stride-1 unpadded conv). */
 size_t conv2d_scratch_floats(const Conv2dShape *s);
+/* The scratch worth passing to the kernels: 0 when the oneDNN path will run the forward of s (it
+ * keeps its own per-thread workspace), conv2d_scratch_floats(s) otherwise. */
+size_t conv2d_op_scratch_floats(const Conv2dShape *s, int has_bias);
 
 /* out (N, O, OH, OW) = conv(inp (N, C, H, W), weight (O, C, KH, KW)) + bias (O) or NULL.
- * scratch: conv2d_scratch_floats(s) floats. */
+ * scratch: conv2d_scratch_floats(s) floats, or NULL (the im2col path then allocates its own). */
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s,
                     float *scratch);
 /* dinp (N, C, H, W), dweight (O, C, KH, KW), dbias (O): each NULL (skipped) or added into (+=),
  * from dout (N, O, OH, OW), inp (N, C, H, W), weight (O, C, KH, KW).
- * scratch: conv2d_scratch_floats(s) floats. */
+ * scratch: conv2d_scratch_floats(s) floats, or NULL (as above). */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, const Conv2dShape *s, float *scratch);
 

@@ -5,11 +5,24 @@
  * window order (a NaN takes over); the average sums in float in row-major order and divides by
  * kernel^2 (count_include_pad) or by the clipped window's size. Loops run over the N*C planes
  * with OpenMP: each plane's output and gradient belong to one thread, so no atomics.
+ *
+ * Speed: the inner loops run over output columns (vector loops without per-element branches), not
+ * over one window at a time; three shapes of loop, all giving the one-window-at-a-time bits:
+ *  - rows (any geometry): per output row, per window row and kernel column, one pass over the
+ *    outputs whose tap is inside the image, with the stride a constant when it is 1 or 2;
+ *  - flat (stride 1 with "same" padding, Inception's 3x3/1/1 average pools): the plane keeps its
+ *    shape, so each tap is one pass over the whole plane, the column test a select;
+ *  - 3x3 stride 2 unpadded max (Inception's): nine taps in one loop body, in registers.
+ * The average's backward adds each input's contributions in row-major output order (taps
+ * reversed), and no zero is ever added for a tap outside the image (a select keeps the old value),
+ * so the gradient bits match too. tests/test_pool.c checks all of it against the one-window loops.
  */
 #include "pool.h"
 #include "../core/profile.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* planes * pixels below this run on one thread */
 #define POOL_PAR_MIN 32768
@@ -38,36 +51,180 @@ static Window pool_window(int oy, int ox, int H, int W, int kernel, int stride, 
     return w;
 }
 
+/* ---------------------------------------------------------------- row geometry
+ *
+ * The kernels work an output row at a time with the output column innermost, so the inner loops
+ * are plain vector loops over contiguous (stride 1) or evenly spaced (stride 2) input: for kernel
+ * column kx, output column ox reads input column ox*stride - pad + kx, and the outputs whose window
+ * keeps that column inside the image form one range [lo[kx], hi[kx]) (no per-element tests). Each
+ * output still visits its window in row-major order (rows outer, kx inner) and each input gradient
+ * receives its contributions in row-major output order, so the values are bit for bit those of the
+ * one-window-at-a-time loops that PyTorch's CPU kernels run. */
+
+typedef struct RowGeom {
+    int OH, OW;
+    int *lo, *hi;  /* (kernel): outputs [lo, hi) read column ox*stride - pad + kx inside the image */
+    int *x0, *xn;  /* (OW): first in-image column of each window and the in-image width */
+    int *xpad;     /* (OW): the window's width within the padded image (count_include_pad) */
+} RowGeom;
+
+static void row_geom_init(RowGeom *g, int H, int W, int kernel, int stride, int pad) {
+    g->OH = pool_out_size(H, kernel, stride, pad);
+    g->OW = pool_out_size(W, kernel, stride, pad);
+    int *buf = xmalloc((size_t)(2 * kernel + 3 * g->OW) * sizeof(int));
+    g->lo = buf, g->hi = buf + kernel, g->x0 = buf + 2 * kernel, g->xn = g->x0 + g->OW, g->xpad = g->xn + g->OW;
+    for (int kx = 0; kx < kernel; kx++) {
+        int lo = 0, hi = g->OW;
+        while (lo < hi && lo * stride - pad + kx < 0) lo++;
+        while (hi > lo && (hi - 1) * stride - pad + kx >= W) hi--;
+        g->lo[kx] = lo, g->hi[kx] = hi;
+    }
+    for (int ox = 0; ox < g->OW; ox++) {
+        Window w = pool_window(0, ox, H, W, kernel, stride, pad);
+        g->x0[ox] = w.x0, g->xn[ox] = w.x1 - w.x0;
+        int xs = ox * stride - pad, xe = xs + kernel < W + pad ? xs + kernel : W + pad;
+        g->xpad[ox] = xe - xs;
+    }
+}
+
+static void row_geom_free(RowGeom *g) { free(g->lo); }
+
+/* The rows [y0, y1) of output row oy's windows, and their count within the padded image. */
+static void pool_rows(int oy, int H, int kernel, int stride, int pad, int *y0, int *y1, int *ypad) {
+    int ys = oy * stride - pad, ye = ys + kernel < H + pad ? ys + kernel : H + pad;
+    *ypad = ye - ys;
+    *y0 = ys < 0 ? 0 : ys;
+    *y1 = ye < H ? ye : H;
+}
+
+/* Scratch for one plane at a time (per thread): n floats and n int32s. */
+typedef struct PoolRows {
+    float *f;
+    int32_t *i;
+} PoolRows;
+
+/* Runs body over the NC planes with OpenMP; each thread gets its own PoolRows of n floats and ints. */
+#define POOL_FOR_PLANES(NC, work, n, body)                                                                            \
+    const int pool_par_ = (work) > POOL_PAR_MIN;                                                                     \
+    _Pragma("omp parallel if (pool_par_)") {                                                                         \
+        PoolRows rows = {xmalloc((size_t)(n) * sizeof(float) + 64), xmalloc((size_t)(n) * sizeof(int32_t) + 64)};   \
+        _Pragma("omp for schedule(static)") for (int64_t c = 0; c < (NC); c++) { body; }                           \
+        free(rows.f);                                                                                                \
+        free(rows.i);                                                                                                \
+    }
+
+/* The inner loops over one output row, with the stride a constant where it is 1 or 2 (contiguous
+ * or even/odd loads instead of a generic strided access). */
+#define ROW_LOOP(stride, loop)                                                                                        \
+    do {                                                                                                              \
+        if ((stride) == 1) {                                                                                          \
+            const int S_ = 1;                                                                                         \
+            loop;                                                                                                     \
+        } else if ((stride) == 2) {                                                                                   \
+            const int S_ = 2;                                                                                         \
+            loop;                                                                                                     \
+        } else {                                                                                                      \
+            const int S_ = (stride);                                                                                  \
+            loop;                                                                                                     \
+        }                                                                                                             \
+    } while (0)
+
 /* ---------------------------------------------------------------- max pooling */
 /* out (OH, OW), idx (OH, OW) or NULL: one plane; src (H, W) */
-static void maxpool_plane(float *out, int32_t *idx, const float *src, int H, int W, int kernel, int stride, int pad) {
-    int OH = pool_out_size(H, kernel, stride, pad), OW = pool_out_size(W, kernel, stride, pad);
-    for (int oy = 0; oy < OH; oy++)
+static void maxpool_plane(float *restrict out, int32_t *restrict idx, const float *restrict src, int H, int W,
+                          int kernel, int stride, int pad, const RowGeom *g, PoolRows rows) {
+    const int OW = g->OW;
+    float *restrict m = rows.f;
+    int32_t *restrict best = rows.i;
+    for (int oy = 0; oy < g->OH; oy++) {
+        int y0, y1, ypad;
+        pool_rows(oy, H, kernel, stride, pad, &y0, &y1, &ypad);
         for (int ox = 0; ox < OW; ox++) {
-            Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
-            int best = w.y0 * W + w.x0;
-            float m = -INFINITY;
-            for (int y = w.y0; y < w.y1; y++)
-                for (int x = w.x0; x < w.x1; x++) {
-                    float v = src[y * W + x];
-                    if (v > m || isnan(v)) {
-                        m = v;
-                        best = y * W + x;
-                    }
-                }
-            out[oy * OW + ox] = m;
-            if (idx) idx[oy * OW + ox] = best;
+            m[ox] = -INFINITY;
+            best[ox] = y0 * W + g->x0[ox];
         }
+        for (int y = y0; y < y1; y++) {
+            const float *restrict r = src + (int64_t)y * W;
+            for (int kx = 0; kx < kernel; kx++) {
+                const int lo = g->lo[kx], hi = g->hi[kx], off = kx - pad, base = y * W + off;
+                /* the first strict maximum in row-major window order; a NaN takes over */
+                if (idx)
+                    ROW_LOOP(stride, for (int ox = lo; ox < hi; ox++) {
+                        float v = r[ox * S_ + off];
+                        int take = (v > m[ox]) | (v != v);
+                        m[ox] = take ? v : m[ox];
+                        best[ox] = take ? base + ox * S_ : best[ox];
+                    });
+                else
+                    ROW_LOOP(stride, for (int ox = lo; ox < hi; ox++) {
+                        float v = r[ox * S_ + off];
+                        m[ox] = ((v > m[ox]) | (v != v)) ? v : m[ox];
+                    });
+            }
+        }
+        memcpy(out + (int64_t)oy * OW, m, (size_t)OW * sizeof(float));
+        if (idx) memcpy(idx + (int64_t)oy * OW, best, (size_t)OW * sizeof(int32_t));
+    }
+}
+
+/* Inception's 3x3 stride-2 unpadded max pool: no window is clipped, so each output's nine taps
+ * run in one loop body (row-major order, the value and index kept in registers). */
+static void maxpool_plane_k3s2(float *restrict out, int32_t *restrict idx, const float *restrict src, int W, int OH,
+                               int OW) {
+    for (int oy = 0; oy < OH; oy++) {
+        const int y0 = 2 * oy;
+        const float *restrict r0 = src + (int64_t)y0 * W, *restrict r1 = r0 + W, *restrict r2 = r1 + W;
+        float *restrict o = out + (int64_t)oy * OW;
+#define MAX_TAP(row, dy, dx)                                                                                          \
+    do {                                                                                                              \
+        float v = row[2 * ox + dx];                                                                                   \
+        int take = (v > m) | (v != v);                                                                                \
+        m = take ? v : m;                                                                                             \
+        b = take ? (y0 + dy) * W + 2 * ox + dx : b;                                                                   \
+    } while (0)
+        if (idx) {
+            int32_t *restrict ix = idx + (int64_t)oy * OW;
+            for (int ox = 0; ox < OW; ox++) {
+                float m = -INFINITY;
+                int32_t b = y0 * W + 2 * ox;
+                MAX_TAP(r0, 0, 0); MAX_TAP(r0, 0, 1); MAX_TAP(r0, 0, 2);
+                MAX_TAP(r1, 1, 0); MAX_TAP(r1, 1, 1); MAX_TAP(r1, 1, 2);
+                MAX_TAP(r2, 2, 0); MAX_TAP(r2, 2, 1); MAX_TAP(r2, 2, 2);
+                o[ox] = m;
+                ix[ox] = b;
+            }
+        } else {
+            for (int ox = 0; ox < OW; ox++) {
+                float m = -INFINITY;
+                int32_t b = 0;
+                MAX_TAP(r0, 0, 0); MAX_TAP(r0, 0, 1); MAX_TAP(r0, 0, 2);
+                MAX_TAP(r1, 1, 0); MAX_TAP(r1, 1, 1); MAX_TAP(r1, 1, 2);
+                MAX_TAP(r2, 2, 0); MAX_TAP(r2, 2, 1); MAX_TAP(r2, 2, 2);
+                (void)b;
+                o[ox] = m;
+            }
+        }
+#undef MAX_TAP
+    }
 }
 
 /* out (NC, OH, OW), idx (NC, OH, OW) or NULL, inp (NC, H, W) */
 void maxpool2d_forward(float *out, int32_t *idx, const float *inp, int64_t NC, int H, int W, int kernel, int stride, int pad) {
     check_pool_args("maxpool2d", H, W, kernel, stride, pad);
-    int64_t in_plane = (int64_t)H * W;
-    int64_t out_plane = (int64_t)pool_out_size(H, kernel, stride, pad) * pool_out_size(W, kernel, stride, pad);
+    RowGeom g;
+    row_geom_init(&g, H, W, kernel, stride, pad);
+    int64_t in_plane = (int64_t)H * W, out_plane = (int64_t)g.OH * g.OW;
+    if (kernel == 3 && stride == 2 && pad == 0) {
 #pragma omp parallel for schedule(static) if (NC * in_plane > POOL_PAR_MIN)
-    for (int64_t c = 0; c < NC; c++)
-        maxpool_plane(out + c * out_plane, idx ? idx + c * out_plane : NULL, inp + c * in_plane, H, W, kernel, stride, pad);
+        for (int64_t c = 0; c < NC; c++)
+            maxpool_plane_k3s2(out + c * out_plane, idx ? idx + c * out_plane : NULL, inp + c * in_plane, W, g.OH, g.OW);
+        row_geom_free(&g);
+        return;
+    }
+    POOL_FOR_PLANES(NC, NC * in_plane, g.OW,
+                    maxpool_plane(out + c * out_plane, idx ? idx + c * out_plane : NULL, inp + c * in_plane, H, W,
+                                  kernel, stride, pad, &g, rows))
+    row_geom_free(&g);
 }
 
 /* dinp (NC, H, W) += dout (NC, OH, OW) at idx (NC, OH, OW), in row-major output order */
@@ -88,44 +245,163 @@ void maxpool2d_backward(float *dinp, const float *dout, const int32_t *idx, int6
 }
 
 /* ---------------------------------------------------------------- average pooling */
-static int avg_divisor(const Window *w, int count_include_pad) {
-    return count_include_pad ? w->padded_size : (w->y1 - w->y0) * (w->x1 - w->x0);
+
+/* Stride 1 with "same" padding (2 pad = kernel - 1: Inception's 3x3/1/1) keeps the plane's shape,
+ * so output i and input i share a flat index and each kernel tap (dy, dx) is one pass over the
+ * whole plane: input i + (dy - pad) W + (dx - pad), over the range of outputs whose row stays in
+ * the image, with the column test as a select (the value kept, not a zero added, so the bits are
+ * the windowed loop's). Short rows (17, 8) then cost no per-row loop overhead. */
+static int avg_flat(int H, int W, int kernel, int stride, int pad) {
+    (void)H, (void)W;
+    return stride == 1 && 2 * pad == kernel - 1;
 }
 
-/* out (OH, OW): one plane; src (H, W) */
-static void avgpool_plane(float *out, const float *src, int H, int W, int kernel, int stride, int pad, int count_include_pad) {
-    int OH = pool_out_size(H, kernel, stride, pad), OW = pool_out_size(W, kernel, stride, pad);
-    for (int oy = 0; oy < OH; oy++)
-        for (int ox = 0; ox < OW; ox++) {
-            Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
-            float s = 0.0f;
-            for (int y = w.y0; y < w.y1; y++)
-                for (int x = w.x0; x < w.x1; x++) s += src[y * W + x];
-            out[oy * OW + ox] = s / (float)avg_divisor(&w, count_include_pad);
+/* For the flat path: col (H*W) = i % W and div (H*W) = each window's divisor, shared by all planes. */
+typedef struct FlatGeom {
+    int32_t *col;
+    float *div;
+} FlatGeom;
+
+static void flat_geom_init(FlatGeom *f, int H, int W, int kernel, int stride, int pad, int count_include_pad,
+                           const RowGeom *g) {
+    int64_t P = (int64_t)H * W;
+    f->col = xmalloc((size_t)P * sizeof(int32_t));
+    f->div = xmalloc((size_t)P * sizeof(float));
+    const int *xcnt = count_include_pad ? g->xpad : g->xn;
+    for (int oy = 0; oy < H; oy++) {
+        int y0, y1, ypad;
+        pool_rows(oy, H, kernel, stride, pad, &y0, &y1, &ypad);
+        int ycnt = count_include_pad ? ypad : y1 - y0;
+        for (int ox = 0; ox < W; ox++) {
+            f->col[(int64_t)oy * W + ox] = ox;
+            f->div[(int64_t)oy * W + ox] = (float)(ycnt * xcnt[ox]);
         }
+    }
+}
+
+static void flat_geom_free(FlatGeom *f) {
+    free(f->col);
+    free(f->div);
+}
+
+/* The flat outputs [*lo, *hi) whose tap (dy, dx) row lies in the image (and whose input index
+ * i + off stays in the plane; the ones this cuts have their column outside anyway). */
+static int flat_tap(int H, int W, int pad, int dy, int dx, int64_t *lo, int64_t *hi) {
+    int64_t P = (int64_t)H * W, off = (int64_t)(dy - pad) * W + (dx - pad);
+    int rlo = pad - dy > 0 ? pad - dy : 0, rhi = H + pad - dy < H ? H + pad - dy : H;
+    *lo = (int64_t)rlo * W;
+    *hi = (int64_t)rhi * W;
+    if (*lo < -off) *lo = -off;
+    if (*hi > P - off) *hi = P - off;
+    return (int)off;
+}
+
+/* out (H, W) = the window averages of src (H, W): one plane, flat path */
+static void avgpool_plane_flat(float *restrict out, const float *restrict src, int H, int W, int kernel, int pad,
+                               const FlatGeom *f) {
+    const int64_t P = (int64_t)H * W;
+    const int32_t *restrict col = f->col;
+    for (int64_t i = 0; i < P; i++) out[i] = 0.0f;
+    for (int dy = 0; dy < kernel; dy++)
+        for (int dx = 0; dx < kernel; dx++) {
+            int64_t lo, hi;
+            const int64_t off = flat_tap(H, W, pad, dy, dx, &lo, &hi);
+            const int cx = dx - pad;
+            for (int64_t i = lo; i < hi; i++) {
+                float v = src[i + off];
+                out[i] = (unsigned)(col[i] + cx) < (unsigned)W ? out[i] + v : out[i];
+            }
+        }
+    const float *restrict div = f->div;
+    for (int64_t i = 0; i < P; i++) out[i] = out[i] / div[i];
+}
+
+/* d (H, W) += g (H, W) spread over each window: one plane, flat path. The taps run backwards so
+ * that each input receives its contributions in row-major output order. */
+static void avgpool_plane_backward_flat(float *restrict d, const float *restrict g, int H, int W, int kernel, int pad,
+                                        const FlatGeom *f, float *restrict delta) {
+    const int64_t P = (int64_t)H * W;
+    const int32_t *restrict col = f->col;
+    const float *restrict div = f->div;
+    for (int64_t i = 0; i < P; i++) delta[i] = g[i] / div[i];
+    for (int dy = kernel - 1; dy >= 0; dy--)
+        for (int dx = kernel - 1; dx >= 0; dx--) {
+            int64_t lo, hi;
+            const int64_t off = flat_tap(H, W, pad, dy, dx, &lo, &hi);
+            const int cx = dx - pad;
+            float *restrict dd = d + off;
+            for (int64_t i = lo; i < hi; i++)
+                dd[i] = (unsigned)(col[i] + cx) < (unsigned)W ? dd[i] + delta[i] : dd[i];
+        }
+}
+
+/* out (OH, OW): one plane; src (H, W). Each sum runs over its window in row-major order from 0. */
+static void avgpool_plane(float *restrict out, const float *restrict src, int H, int W, int kernel, int stride, int pad,
+                          int count_include_pad, const RowGeom *g, PoolRows rows) {
+    const int OW = g->OW;
+    float *restrict acc = rows.f;
+    const int *restrict xcnt = count_include_pad ? g->xpad : g->xn;
+    for (int oy = 0; oy < g->OH; oy++) {
+        int y0, y1, ypad;
+        pool_rows(oy, H, kernel, stride, pad, &y0, &y1, &ypad);
+        const int ycnt = count_include_pad ? ypad : y1 - y0;
+        for (int ox = 0; ox < OW; ox++) acc[ox] = 0.0f;
+        for (int y = y0; y < y1; y++) {
+            const float *restrict r = src + (int64_t)y * W;
+            for (int kx = 0; kx < kernel; kx++) {
+                const int lo = g->lo[kx], hi = g->hi[kx], off = kx - pad;
+                ROW_LOOP(stride, for (int ox = lo; ox < hi; ox++) acc[ox] += r[ox * S_ + off]);
+            }
+        }
+        float *restrict o = out + (int64_t)oy * OW;
+        for (int ox = 0; ox < OW; ox++) o[ox] = acc[ox] / (float)(ycnt * xcnt[ox]);
+    }
 }
 
 /* out (NC, OH, OW), inp (NC, H, W) */
 void avgpool2d_forward(float *out, const float *inp, int64_t NC, int H, int W, int kernel, int stride, int pad,
                        int count_include_pad) {
     check_pool_args("avgpool2d", H, W, kernel, stride, pad);
-    int64_t in_plane = (int64_t)H * W;
-    int64_t out_plane = (int64_t)pool_out_size(H, kernel, stride, pad) * pool_out_size(W, kernel, stride, pad);
+    RowGeom g;
+    row_geom_init(&g, H, W, kernel, stride, pad);
+    int64_t in_plane = (int64_t)H * W, out_plane = (int64_t)g.OH * g.OW;
+    if (avg_flat(H, W, kernel, stride, pad)) {
+        FlatGeom f;
+        flat_geom_init(&f, H, W, kernel, stride, pad, count_include_pad, &g);
 #pragma omp parallel for schedule(static) if (NC * in_plane > POOL_PAR_MIN)
-    for (int64_t c = 0; c < NC; c++)
-        avgpool_plane(out + c * out_plane, inp + c * in_plane, H, W, kernel, stride, pad, count_include_pad);
+        for (int64_t c = 0; c < NC; c++) avgpool_plane_flat(out + c * out_plane, inp + c * in_plane, H, W, kernel, pad, &f);
+        flat_geom_free(&f);
+    } else {
+        POOL_FOR_PLANES(NC, NC * in_plane, g.OW,
+                        avgpool_plane(out + c * out_plane, inp + c * in_plane, H, W, kernel, stride, pad,
+                                      count_include_pad, &g, rows))
+    }
+    row_geom_free(&g);
 }
 
-/* d (H, W) += g (OH, OW) spread evenly over each window: one plane */
-static void avgpool_plane_backward(float *d, const float *g, int H, int W, int kernel, int stride, int pad, int count_include_pad) {
-    int OH = pool_out_size(H, kernel, stride, pad), OW = pool_out_size(W, kernel, stride, pad);
-    for (int oy = 0; oy < OH; oy++)
-        for (int ox = 0; ox < OW; ox++) {
-            Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
-            float delta = g[oy * OW + ox] / (float)avg_divisor(&w, count_include_pad);
-            for (int y = w.y0; y < w.y1; y++)
-                for (int x = w.x0; x < w.x1; x++) d[y * W + x] += delta;
+/* d (H, W) += g (OH, OW) spread evenly over each window: one plane. Every input element receives its
+ * contributions in row-major output order: output rows ascending, and within a row the kernel
+ * columns descending (a later kx reaches the same input from an earlier output). */
+static void avgpool_plane_backward(float *restrict d, const float *restrict gr, int H, int W, int kernel, int stride,
+                                   int pad, int count_include_pad, const RowGeom *g, PoolRows rows) {
+    const int OW = g->OW;
+    float *restrict delta = rows.f;
+    const int *restrict xcnt = count_include_pad ? g->xpad : g->xn;
+    for (int oy = 0; oy < g->OH; oy++) {
+        int y0, y1, ypad;
+        pool_rows(oy, H, kernel, stride, pad, &y0, &y1, &ypad);
+        const int ycnt = count_include_pad ? ypad : y1 - y0;
+        const float *restrict gi = gr + (int64_t)oy * OW;
+        for (int ox = 0; ox < OW; ox++) delta[ox] = gi[ox] / (float)(ycnt * xcnt[ox]);
+        for (int y = y0; y < y1; y++) {
+            float *restrict r = d + (int64_t)y * W;
+            for (int kx = kernel - 1; kx >= 0; kx--) {
+                const int lo = g->lo[kx], hi = g->hi[kx], off = kx - pad;
+                /* the outputs of one pass touch distinct inputs */
+                ROW_LOOP(stride, for (int ox = lo; ox < hi; ox++) r[ox * S_ + off] += delta[ox]);
+            }
         }
+    }
 }
 
 /* dinp (NC, H, W) += dout (NC, OH, OW) / divisor over each window */
@@ -133,11 +409,22 @@ void avgpool2d_backward(float *dinp, const float *dout, int64_t NC, int H, int W
                         int count_include_pad) {
     if (!dinp) return;
     check_pool_args("avgpool2d", H, W, kernel, stride, pad);
-    int64_t in_plane = (int64_t)H * W;
-    int64_t out_plane = (int64_t)pool_out_size(H, kernel, stride, pad) * pool_out_size(W, kernel, stride, pad);
-#pragma omp parallel for schedule(static) if (NC * in_plane > POOL_PAR_MIN)
-    for (int64_t c = 0; c < NC; c++)
-        avgpool_plane_backward(dinp + c * in_plane, dout + c * out_plane, H, W, kernel, stride, pad, count_include_pad);
+    RowGeom g;
+    row_geom_init(&g, H, W, kernel, stride, pad);
+    int64_t in_plane = (int64_t)H * W, out_plane = (int64_t)g.OH * g.OW;
+    if (avg_flat(H, W, kernel, stride, pad)) {
+        FlatGeom f;
+        flat_geom_init(&f, H, W, kernel, stride, pad, count_include_pad, &g);
+        POOL_FOR_PLANES(NC, NC * in_plane, in_plane,
+                        avgpool_plane_backward_flat(dinp + c * in_plane, dout + c * out_plane, H, W, kernel, pad, &f,
+                                                    rows.f))
+        flat_geom_free(&f);
+    } else {
+        POOL_FOR_PLANES(NC, NC * in_plane, g.OW,
+                        avgpool_plane_backward(dinp + c * in_plane, dout + c * out_plane, H, W, kernel, stride, pad,
+                                               count_include_pad, &g, rows))
+    }
+    row_geom_free(&g);
 }
 
 /* ---------------------------------------------------------------- tape-level ops */
