@@ -8,7 +8,8 @@
 
 static const char *EVAL_USAGE =
     "usage: attngan eval [--model DIR] [--data DIR] [--n N] [--out DIR] [--noise-k LIST]\n"
-    "                    [--noise wiki|captions] [--baseline DIR] [--inception PATH] [--wikipedia DIR]\n"
+    "                    [--noise wiki|captions] [--baseline DIR] [--inception PATH] [--fid-inception F]\n"
+    "                    [--wikipedia DIR]\n"
     "                    [--seed N] [--folds N] [--candidates N] [--threads N] [--quiet]\n"
     "\n"
     "Evaluates a model (default models/bird64) on the test split: R-precision (DM-GAN's protocol,\n"
@@ -25,6 +26,8 @@ static const char *EVAL_USAGE =
     "                   captions: captions of other classes\n"
     "  --baseline DIR   another model drawn and scored the same way (e.g. a plain AttnGAN)\n"
     "  --inception PATH the Inception trunk's weights (default: the model config's)\n"
+    "  --fid-inception F  FID on torchvision's inception_v3 (inception_v3_google weights as safetensors,\n"
+    "                   e.g. from tools/pth2safetensors.py) instead of the DAMSM trunk's pool features\n"
     "  --wikipedia DIR  the Wikipedia articles (default DATA/../wikipedia)\n"
     "  --seed N         default 1234;  --folds N  default 10;  --candidates N  default 100\n"
     "  --threads N      threads for the math (default: all cores)\n";
@@ -44,6 +47,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(s, "--data") && more) a.data = argv[++i];
         else if (!strcmp(s, "--wikipedia") && more) a.wiki = argv[++i];
         else if (!strcmp(s, "--inception") && more) a.inception = argv[++i];
+        else if (!strcmp(s, "--fid-inception") && more) a.fid_inception = argv[++i];
         else if (!strcmp(s, "--out") && more) a.out = argv[++i];
         else if (!strcmp(s, "--n") && more) { if (parse_int(argv[++i], &a.n, "--n")) return 2; }
         else if (!strcmp(s, "--seed") && more) { if (parse_int(argv[++i], &seed, "--seed")) return 2; }

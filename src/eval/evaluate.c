@@ -53,7 +53,11 @@ static void feats_init(Feats *f, int E, int cap) {
 }
 static void feats_free(Feats *f) { free(f->code); free(f->pool); memset(f, 0, sizeof *f); }
 
-/* B images (B, 3, S, S) in [-1, 1] through the frozen encoder (eval mode). */
+/* The network of the FID features when it is not the DAMSM trunk (--fid-inception), else NULL. */
+static ImageEncoder *g_fid_net;
+
+/* B images (B, 3, S, S) in [-1, 1] through the frozen encoder (eval mode); the pool features from
+ * g_fid_net when set. */
 static void feats_add(ImageEncoder *ie, const float *imgs, int B, int S, Feats *f) {
     CHECK(f->n + B <= f->cap, "feats_add: capacity");
     Tape tp;
@@ -63,6 +67,7 @@ static void feats_add(ImageEncoder *ie, const float *imgs, int B, int S, Feats *
     memcpy(x->data, imgs, (size_t)x->n * sizeof(float));
     ImageEncoderOut o = image_encoder_forward(&tp, ie, x);
     memcpy(f->code + (size_t)f->n * f->E, o.code->data, (size_t)B * f->E * sizeof(float));
+    if (g_fid_net) o = image_encoder_forward(&tp, g_fid_net, x);
     memcpy(f->pool + (size_t)f->n * POOL_D, o.trunk_pool->data, (size_t)B * POOL_D * sizeof(float));
     f->n += B;
     tape_free(&tp);
@@ -372,6 +377,21 @@ static const char *trunk_name(const GenModel *m, const char *path) {
     return buf;
 }
 
+/* torchvision inception_v3 weights (safetensors with torchvision's keys) as the FID network. */
+static int load_fid_net(ImageEncoder *ie, const ModelConfig *mc, const char *path) {
+    image_encoder_init(ie, mc);
+    SafeTensors st;
+    if (st_open(&st, path)) { image_encoder_free(ie); return -1; }
+    int rc = nn_load(&ie->ps, &st, "", LOAD_PARTIAL | LOAD_IGNORE_UNEXPECTED | LOAD_NBT_OPTIONAL, NULL);
+    st_close(&st);
+    for (int i = 0; !rc && i < ie->ps.n; i++)
+        if (image_encoder_is_trunk_key(ie->ps.entries[i]->name) && !ie->ps.entries[i]->loaded)
+            rc = err_set("%s: trunk tensor %s missing (torchvision inception_v3 names expected)", path, ie->ps.entries[i]->name);
+    if (rc) { image_encoder_free(ie); return -1; }
+    ie->train = 0;
+    return 0;
+}
+
 static int load_trunk(GenModel *m, const char *path) {
     if (!m->has_ie) return err_set("%s has no image_encoder.safetensors: R-precision and zero-shot accuracy need the DAMSM image heads", m->dir);
     if (!strcmp(m->tc.extra.inception, "torchvision")) {
@@ -395,6 +415,15 @@ int eval_main(const EvalArgs *a) {
     const char *inc = a->inception ? a->inception : m.tc.extra.inception_weights;
     if (!inc[0]) { fprintf(stderr, "attngan eval: the model's config names no Inception weights: give --inception DIR\n"); gen_model_free(&m); return 2; }
     if (load_trunk(&m, inc)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); gen_model_free(&m); return 2; }
+    ImageEncoder fid_net;
+    g_fid_net = NULL;
+    if (a->fid_inception) {
+        if (load_fid_net(&fid_net, &m.mc, a->fid_inception)) { fprintf(stderr, "attngan eval: --fid-inception: %s\n", err_msg()); gen_model_free(&m); return 2; }
+        g_fid_net = &fid_net;
+    }
+    char fid_name[1300];
+    if (a->fid_inception) snprintf(fid_name, sizeof fid_name, "torchvision inception_v3 weights (%s)", a->fid_inception);
+    else snprintf(fid_name, sizeof fid_name, "%s", trunk_name(&m, inc));
     if (a->baseline) {
         if (gen_model_load(&base, a->baseline)) { fprintf(stderr, "attngan eval: --baseline: %s\n", err_msg()); gen_model_free(&m); return 2; }
         has_base = 1;
@@ -549,7 +578,8 @@ int eval_main(const EvalArgs *a) {
         cJSON_AddNumberToObject(st, "image_size", S);
         if (has_base) cJSON_AddStringToObject(st, "baseline", a->baseline);
         cJSON_AddStringToObject(st, "data", data);
-        cJSON_AddStringToObject(st, "feature_network", trunk_name(&m, inc));
+        cJSON_AddStringToObject(st, "feature_network", fid_name);
+        cJSON_AddStringToObject(st, "damsm_trunk", trunk_name(&m, inc));
         cJSON_AddStringToObject(st, "evaluator", "the model's own DAMSM text encoder and image heads");
         cJSON_AddNumberToObject(st, "captions", es.n);
         cJSON_AddNumberToObject(st, "real_photos", real.n);
@@ -597,8 +627,9 @@ int eval_main(const EvalArgs *a) {
         if (has_base) MD("- baseline: %s\n", a->baseline);
         MD("- data: %s; %d evaluation captions (caption i mod 10 of test image i%s), %d real test-class photos\n", data, es.n,
            es.n < cub.test.n ? ", a seeded subset" : "", real.n);
-        MD("- evaluator: the model's own DAMSM (text encoder, image heads) on the feature network below\n");
-        MD("- feature network (FID pool features and the DAMSM trunk): %s\n", trunk_name(&m, inc));
+        MD("- evaluator: the model's own DAMSM (text encoder, image heads) on the DAMSM trunk below\n");
+        MD("- FID feature network (2048-d pool features): %s\n", fid_name);
+        MD("- DAMSM trunk: %s\n", trunk_name(&m, inc));
         MD("- R-precision: each image against its clean caption and %d mismatched ones (never the same text), cosine, "
            "top-1 (ties count as wrong), %d folds covering every image: mean and std over folds; chance %.3f\n",
            a->candidates - 1, a->folds, 1.0 / a->candidates);
@@ -645,6 +676,8 @@ done1:
     free(rows);
     eval_set_free(&es);
 done0:
+    if (g_fid_net) image_encoder_free(g_fid_net);
+    g_fid_net = NULL;
     wiki_close(&wiki);
     cub_close(&cub);
     if (has_base) gen_model_free(&base);

@@ -17,9 +17,11 @@
  *    image against its clean caption and 99 mismatched ones, cosine of DAMSM codes, top-1, 10
  *    folds, mean and std. The text code is the DAMSM sentence code (ZSL G of the LSTM code with
  *    the image's noise), as the DAMSM loss trains it.
- *  - FID against the real test-class photos at the model's resolution, on the trunk's 2048-d pool
- *    features. The trunk is named in the report: scores from different networks are not
- *    comparable (the Keras nsfwjs Inception-v3 is not the network of published FIDs).
+ *  - FID against the real test-class photos at the model's resolution, on 2048-d pool features of
+ *    the DAMSM trunk, or of torchvision's inception_v3 (inception_v3_google weights converted to
+ *    safetensors) with --fid-inception. The network is named in the report: scores from different
+ *    networks are not comparable (the Keras nsfwjs Inception-v3 is not the network of published
+ *    FIDs).
  *  - Zero-shot top-1 per class (GAZSL's protocol) over the test classes that have photos: class
  *    prototypes are the mean of ZSL G's outputs for 64 noise draws from the class's text (its
  *    Wikipedia article through the long-text handling, or the mean of its captions' codes);
@@ -39,6 +41,8 @@ typedef struct EvalArgs {
     const char *data;         /* data/birds */
     const char *wiki;         /* wikipedia (default DATA/../wikipedia) */
     const char *inception;    /* the trunk's weights (default: the model config's) */
+    const char *fid_inception; /* torchvision inception_v3 safetensors for the FID features, or NULL
+                                  (then the DAMSM trunk's pool features) */
     const char *out;          /* report directory */
     int n;                    /* evaluation captions (default all) */
     int ks[EVAL_MAX_K], n_ks; /* noise levels */
