@@ -344,6 +344,13 @@ static void test_encode(void) {
     EXPECT(n == 0 && ids != NULL && unknown == NULL, "no tokens: n %d", n);
     free(ids);
     EXPECT(vocab_encode(&v, NULL, &ids, &unknown) == -1, "NULL caption is an error");
+    int64_t back[3] = {3, 2, 1};
+    char *s = vocab_decode(&v, back, 3);
+    EXPECT(strcmp(s, "bird red a") == 0, "vocab_decode joins the words: \"%s\"", s);
+    free(s);
+    s = vocab_decode(&v, back, 0);
+    EXPECT(s[0] == 0, "vocab_decode of no ids is empty");
+    free(s);
     vocab_free(&v);
 }
 

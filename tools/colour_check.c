@@ -40,10 +40,7 @@ static int model_mode(const char *dir) {
     for (int i = 0; i < s->n; i++) {
         const CubImage *im = &s->images[i];
         if (!im->present || im->cap_len[0] <= 0) continue;
-        size_t len = 1;
-        for (int t = 0; t < im->cap_len[0]; t++) len += strlen(cub.vocab.words[im->caps[0][t]]) + 1;
-        char *text = calloc(len, 1);
-        for (int t = 0; t < im->cap_len[0]; t++) { if (t) strcat(text, " "); strcat(text, cub.vocab.words[im->caps[0][t]]); }
+        char *text = vocab_decode(&cub.vocab, im->caps[0], im->cap_len[0]);
         o.seed = (uint64_t)i;
         GenResult r;
         if (gen_run(&m, text, &o, &r)) { free(text); continue; }

@@ -49,9 +49,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < sps[s]->n; i++) {
             const CubImage *im = &sps[s]->images[i];
             int k = i % CUB_CAPTIONS_PER_IMAGE;
-            size_t len = 1; for (int t = 0; t < im->cap_len[k]; t++) len += strlen(cub.vocab.words[im->caps[k][t]]) + 1;
-            char *c = calloc(len, 1);
-            for (int t = 0; t < im->cap_len[k]; t++) { if (t) strcat(c, " "); strcat(c, cub.vocab.words[im->caps[k][t]]); }
+            char *c = vocab_decode(&cub.vocab, im->caps[k], im->cap_len[k]);
             owned = realloc(owned, (n_owned + 1) * sizeof *owned); owned[n_owned++] = c;
             PUSH(c, im->class_id, 2);
         }

@@ -70,27 +70,6 @@ static int write_net(const ParamSet *ps, const char *path, const char *what, int
     return rc;
 }
 
-static int load_into(ParamSet *ps, const char *path, int flags) {
-    SafeTensors st;
-    if (st_open(&st, path)) return -1;
-    int rc = nn_load(ps, &st, "", flags, NULL);
-    st_close(&st);
-    return rc;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { err_set("%s: cannot open", path); return NULL; }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *b = xmalloc((size_t)n + 1);
-    size_t k = fread(b, 1, (size_t)n, f);
-    fclose(f);
-    b[k] = 0;
-    return b;
-}
-
 /* The normalised mean of the unit LSTM codes of n texts (those with a known word); the count. */
 static int mean_code(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *out) {
     int E = te->cfg.embedding_dim, used = 0;
@@ -126,13 +105,7 @@ static int relevance_centroids(const TextEncoder *te, const Vocab *v, const Cub 
     for (int i = 0; i < sp->n; i++) {
         const CubImage *im = &sp->images[i];
         int k = i % CUB_CAPTIONS_PER_IMAGE;
-        size_t len = 1;
-        for (int t = 0; t < im->cap_len[k]; t++) len += strlen(cub->vocab.words[im->caps[k][t]]) + 1;
-        texts[i] = xcalloc(len, 1);
-        for (int t = 0; t < im->cap_len[k]; t++) {
-            if (t) strcat(texts[i], " ");
-            strcat(texts[i], cub->vocab.words[im->caps[k][t]]);
-        }
+        texts[i] = vocab_decode(&cub->vocab, im->caps[k], im->cap_len[k]);
     }
     *n_cap = mean_code(te, v, (const char *const *)texts, sp->n, cap);
     for (int i = 0; i < sp->n; i++) free(texts[i]);
@@ -234,7 +207,8 @@ int cmd_export(int argc, char **argv) {
     char *js = NULL;
     train_config_default(&tc);
     snprintf(path, sizeof path, "%s/config.json", run);
-    if (!(js = slurp(path)) || train_config_from_json(&tc, js)) { err_prefix("%s", path); FAILX(2); }
+    if (!(js = read_file_all(path, 64u << 20))) FAILX(2);
+    if (train_config_from_json(&tc, js)) { err_prefix("%s", path); FAILX(2); }
     free(js);
     js = NULL;
     if (train_config_check_gan(&tc)) FAILX(2);
@@ -244,23 +218,23 @@ int cmd_export(int argc, char **argv) {
     mc.n_words = vocab.n;
     if (ckpt_latest(run, step_dir, sizeof step_dir)) FAILX(2);
     snprintf(path, sizeof path, "%s/state.json", step_dir);
-    if (!(js = slurp(path)) || !(state = cJSON_Parse(js))) { if (js) err_set("%s: not JSON", path); FAILX(2); }
+    if (!(js = read_file_all(path, 64u << 20)) || !(state = cJSON_Parse(js))) { if (js) err_set("%s: not JSON", path); FAILX(2); }
     const cJSON *stp = cJSON_GetObjectItemCaseSensitive(state, "step");
     long long steps = cJSON_IsNumber(stp) ? (long long)stp->valuedouble : -1;
     gnet_init(&g, &mc, tc.tree.branch_num);
     gnet_init(&ge, &mc, tc.tree.branch_num);
     snprintf(path, sizeof path, "%s/netG.safetensors", step_dir);
-    if (load_into(&g.ps, path, 0)) FAILX(2);
+    if (nn_load_file(&g.ps, path, 0)) FAILX(2);
     snprintf(path, sizeof path, "%s/netG_ema.safetensors", step_dir);
-    if (load_into(&ge.ps, path, 0)) FAILX(2);
+    if (nn_load_file(&ge.ps, path, 0)) FAILX(2);
     memcpy(g.ps.values, ge.ps.values, (size_t)g.ps.n_values * sizeof(float)); /* EMA weights, live BN statistics */
     text_encoder_init(&te, &mc);
-    if (load_into(&te.ps, tc.train.net_e, 0)) { err_prefix("TRAIN.NET_E"); FAILX(2); }
+    if (nn_load_file(&te.ps, tc.train.net_e, 0)) { err_prefix("TRAIN.NET_E"); FAILX(2); }
     char ebuf[TRAIN_CONFIG_STR];
     snprintf(ebuf, sizeof ebuf, "%s", tc.train.net_e);
     snprintf(path, sizeof path, "%s/image_encoder.safetensors", dirname(ebuf));
     image_encoder_init(&ie, &mc);
-    if (load_into(&ie.ps, path, LOAD_PARTIAL)) FAILX(2);
+    if (nn_load_file(&ie.ps, path, LOAD_PARTIAL)) FAILX(2);
     if (cub_open(&cub, data ? data : tc.data_dir)) FAILX(2);
     have_cub = 1;
     if (bn_batches > 0) standing_stats(&g, &te, &cub, &vocab, bn_batches);

@@ -20,25 +20,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The whole of a file (or stdin for "-") as a string; NULL with err_msg(). */
-static char *read_all(const char *path) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) { err_set("%s: cannot open", path); return NULL; }
-    size_t cap = 4096, n = 0;
-    char *buf = xmalloc(cap);
-    size_t k;
-    while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (n > GEN_MAX_TEXT * 4) { if (f != stdin) fclose(f); free(buf); err_set("%s: more than %d bytes", path, GEN_MAX_TEXT * 4); return NULL; }
-        if (cap - n < 2) buf = xrealloc(buf, cap *= 2);
-    }
-    int bad = ferror(f);
-    if (f != stdin) fclose(f);
-    if (bad) { free(buf); err_set("%s: read error", path); return NULL; }
-    buf[n] = 0;
-    return buf;
-}
-
 /* The n images of one stage as one PNG (a grid of up to 8 columns, or the single image). */
 static int save_images(const GenResult *r, int stage, const char *path) {
     int S = r->size[stage];
@@ -160,7 +141,7 @@ int cmd_generate(int argc, char **argv) {
     if (caption) text = xstrdup(caption);
     else {
         if (!file && isatty(0)) { fprintf(stderr, "attngan generate: no caption (give one, or --file, or pipe text in)\n%s", GENERATE_USAGE); return 2; }
-        if (!(text = read_all(file ? file : "-"))) { fprintf(stderr, "attngan generate: %s\n", err_msg()); return 2; }
+        if (!(text = read_file_all(file ? file : "-", GEN_MAX_TEXT * 4))) { fprintf(stderr, "attngan generate: %s\n", err_msg()); return 2; }
     }
     GenModel m;
     double t0 = now_s();
@@ -248,7 +229,7 @@ int cmd_examples(int argc, char **argv) {
     }
     if (n < 1 || n > GEN_MAX_N) { fprintf(stderr, "attngan examples: --n %d: must be 1..%d\n", n, GEN_MAX_N); return 2; }
     if (threads > 0) threads_set(threads);
-    char *text = read_all(caps);
+    char *text = read_file_all(caps, GEN_MAX_TEXT * 4);
     if (!text) { fprintf(stderr, "attngan examples: %s\n", err_msg()); return 2; }
     GenModel m;
     if (gen_model_load(&m, model)) { fprintf(stderr, "attngan examples: %s\n", err_msg()); free(text); return 2; }
@@ -389,14 +370,7 @@ int cmd_sample(int argc, char **argv) {
             if (im->cap_len[k] <= 0) continue;
             int nw = im->cap_len[k] < m.mc.words_num ? im->cap_len[k] : m.mc.words_num;
             /* the caption's first words through the vocabularies (the data's ids -> words -> model ids) */
-            char *cap = xcalloc(1, 1);
-            size_t cl = 1;
-            for (int t = 0; t < nw; t++) {
-                const char *w = cub.vocab.words[im->caps[k][t]];
-                cap = xrealloc(cap, cl += strlen(w) + 1);
-                if (t) strcat(cap, " ");
-                strcat(cap, w);
-            }
+            char *cap = vocab_decode(&cub.vocab, im->caps[k], nw);
             o.seed = (uint64_t)seed + 10u * (uint64_t)i + (uint64_t)k;
             GenResult r;
             if (gen_run(&m, cap, &o, &r)) {

@@ -417,3 +417,16 @@ int caption_sample(const int64_t *ids, int n, int words_num, Rng *rng, int64_t *
     free(ix);
     return words_num;
 }
+
+char *vocab_decode(const Vocab *v, const int64_t *ids, int n) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(v->words[ids[i]]) + 1;
+    char *s = xcalloc(len, 1), *p = s;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(v->words[ids[i]]);
+        if (i) *p++ = ' ';
+        memcpy(p, v->words[ids[i]], l);
+        p += l;
+    }
+    return s;
+}

@@ -34,6 +34,8 @@ int vocab_load(Vocab *v, const char *path);
 /* Encodes a caption: known words to ids; unknown words are listed in *unknown (a malloc'ed,
  * comma-separated string, or NULL when all are known). Returns the number of ids. */
 int vocab_encode(const Vocab *v, const char *caption, int64_t **ids, char **unknown);
+/* The inverse: n ids as their words joined by single spaces (malloc'ed). */
+char *vocab_decode(const Vocab *v, const int64_t *ids, int n);
 
 /* AttnGAN get_caption: a caption of n ids into a row of words_num (0-padded); when n > words_num,
  * a random order-preserving subset of words_num ids. Returns the length written. */

@@ -83,16 +83,7 @@ typedef struct EvalSet {
     char **text;              /* the clean caption */
 } EvalSet;
 
-static char *caption_text(const Cub *cub, const CubImage *im, int k) {
-    size_t len = 1;
-    for (int t = 0; t < im->cap_len[k]; t++) len += strlen(cub->vocab.words[im->caps[k][t]]) + 1;
-    char *s = xcalloc(len, 1);
-    for (int t = 0; t < im->cap_len[k]; t++) {
-        if (t) strcat(s, " ");
-        strcat(s, cub->vocab.words[im->caps[k][t]]);
-    }
-    return s;
-}
+static char *caption_text(const Cub *cub, const CubImage *im, int k) { return vocab_decode(&cub->vocab, im->caps[k], im->cap_len[k]); }
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ull;
@@ -380,10 +371,7 @@ static const char *trunk_name(const GenModel *m, const char *path) {
 /* torchvision inception_v3 weights (safetensors with torchvision's keys) as the FID network. */
 static int load_fid_net(ImageEncoder *ie, const ModelConfig *mc, const char *path) {
     image_encoder_init(ie, mc);
-    SafeTensors st;
-    if (st_open(&st, path)) { image_encoder_free(ie); return -1; }
-    int rc = nn_load(&ie->ps, &st, "", LOAD_PARTIAL | LOAD_IGNORE_UNEXPECTED | LOAD_NBT_OPTIONAL, NULL);
-    st_close(&st);
+    int rc = nn_load_file(&ie->ps, path, LOAD_PARTIAL | LOAD_IGNORE_UNEXPECTED | LOAD_NBT_OPTIONAL);
     for (int i = 0; !rc && i < ie->ps.n; i++)
         if (image_encoder_is_trunk_key(ie->ps.entries[i]->name) && !ie->ps.entries[i]->loaded)
             rc = err_set("%s: trunk tensor %s missing (torchvision inception_v3 names expected)", path, ie->ps.entries[i]->name);
@@ -395,11 +383,7 @@ static int load_fid_net(ImageEncoder *ie, const ModelConfig *mc, const char *pat
 static int load_trunk(GenModel *m, const char *path) {
     if (!m->has_ie) return err_set("%s has no image_encoder.safetensors: R-precision and zero-shot accuracy need the DAMSM image heads", m->dir);
     if (!strcmp(m->tc.extra.inception, "torchvision")) {
-        SafeTensors st;
-        if (st_open(&st, path)) return -1;
-        int rc = nn_load(&m->ie.ps, &st, "", LOAD_PARTIAL | LOAD_IGNORE_UNEXPECTED | LOAD_NBT_OPTIONAL, NULL);
-        st_close(&st);
-        if (rc) return -1;
+        if (nn_load_file(&m->ie.ps, path, LOAD_PARTIAL | LOAD_IGNORE_UNEXPECTED | LOAD_NBT_OPTIONAL)) return -1;
     } else if (keras_inception_load(&m->ie, path)) return -1;
     m->ie.train = 0;
     return 0;

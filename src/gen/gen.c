@@ -3,6 +3,7 @@
 #include "../app/figure.h"
 #include "../io/safetensors.h"
 #include "../nn/load.h"
+#include "../train/checkpoint.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -13,28 +14,6 @@
 #include <sys/stat.h>
 
 /* ------------------------------------------------------------------ loading */
-static char *read_text_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { err_set("%s: cannot open", path); return NULL; }
-    if (fseek(f, 0, SEEK_END)) { fclose(f); err_set("%s: cannot seek", path); return NULL; }
-    long n = ftell(f);
-    if (n < 0 || n > (64L << 20)) { fclose(f); err_set("%s: unreadable or larger than 64 MiB", path); return NULL; }
-    rewind(f);
-    char *buf = xmalloc((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) { fclose(f); free(buf); err_set("%s: read failed", path); return NULL; }
-    fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
-static int load_net(ParamSet *ps, const char *path, int flags) {
-    SafeTensors st;
-    if (st_open(&st, path)) return -1;
-    int rc = nn_load(ps, &st, "", flags, NULL);
-    st_close(&st);
-    return rc ? err_prefix("%s", path) : 0;
-}
-
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -51,7 +30,7 @@ static int read_model_json(GenModel *m, const char *dir, int *is_run) {
             return err_set("%s: not a model directory (no model.json, as `attngan export` writes, and no config.json of a training run)", dir);
         *is_run = 1;
     }
-    char *text = read_text_file(path);
+    char *text = read_file_all(path, 64u << 20);
     if (!text) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);
@@ -126,14 +105,14 @@ int gen_model_load(GenModel *m, const char *dir) {
     gnet_init(&m->g, &m->mc, m->tc.tree.branch_num);
     m->te.train = 0;
     m->g.train = 0;
-    int rc = load_net(&m->te.ps, te_path, 0);
+    int rc = nn_load_file(&m->te.ps, te_path, 0);
     snprintf(path, sizeof path, "%s/netG.safetensors", dir);
-    if (!rc) rc = load_net(&m->g.ps, path, 0);
+    if (!rc) rc = nn_load_file(&m->g.ps, path, 0);
     snprintf(path, sizeof path, "%s/image_encoder.safetensors", dir);
     if (!rc && !is_run && file_exists(path)) {
         image_encoder_init(&m->ie, &m->mc);
         m->has_ie = 1;
-        rc = load_net(&m->ie.ps, path, LOAD_PARTIAL);
+        rc = nn_load_file(&m->ie.ps, path, LOAD_PARTIAL);
     }
     if (rc) gen_model_free(m);
     return rc;
@@ -221,17 +200,6 @@ static double pieces_known_fraction(const Seg *pieces, int n, const int64_t *ids
     for (int p = 0; p < n; p++)
         if (ids >= pieces[p].ids && ids < pieces[p].ids + pieces[p].n) return pieces[p].tokens ? (double)pieces[p].n / pieces[p].tokens : 0.0;
     return 0.0;
-}
-
-static char *ids_text(const Vocab *v, const int64_t *ids, int n) {
-    size_t len = 1;
-    for (int i = 0; i < n; i++) len += strlen(v->words[ids[i]]) + 1;
-    char *s = xcalloc(len, 1);
-    for (int i = 0; i < n; i++) {
-        if (i) strcat(s, " ");
-        strcat(s, v->words[ids[i]]);
-    }
-    return s;
 }
 
 void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *codes, int *n_known) {
@@ -338,7 +306,7 @@ static int encode_text(const GenModel *m, const char *text, const GenOptions *o,
     int ibest = 0;
     for (int s = 0; s < ns; s++) {
         GenSegment *g = &r->segments[s];
-        g->text = ids_text(v, segs[s].ids, segs[s].n);
+        g->text = vocab_decode(v, segs[s].ids, segs[s].n);
         g->n_words = segs[s].n;
         if (ns > 1) {
             /* the fraction of the piece's words that are known (a window gets its piece's) */

@@ -106,6 +106,14 @@ int nn_load(ParamSet *ps, const SafeTensors *st, const char *prefix, int flags, 
     return 0;
 }
 
+int nn_load_file(ParamSet *ps, const char *path, int flags) {
+    SafeTensors st;
+    if (st_open(&st, path)) return -1;
+    int rc = nn_load(ps, &st, "", flags, NULL);
+    st_close(&st);
+    return rc;
+}
+
 int nn_load_check_complete(const ParamSet *ps, const char *what) {
     NameList missing = {{0}, 0};
     for (int i = 0; i < ps->n; i++)

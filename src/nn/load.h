@@ -21,6 +21,8 @@ typedef struct LoadReport {
  * naming up to 8 keys of each kind of problem ("missing: a, b; unexpected: c; shape of d:
  * file (2, 3), network (3, 2)"). The report, if not NULL, gets the counts. */
 int nn_load(ParamSet *ps, const SafeTensors *st, const char *prefix, int flags, LoadReport *report);
+/* nn_load from the safetensors file at path (prefix ""). 0, or -1 with err_msg() naming the file. */
+int nn_load_file(ParamSet *ps, const char *path, int flags);
 /* -1 with a message naming the entries of ps that no nn_load call has filled. */
 int nn_load_check_complete(const ParamSet *ps, const char *what);
 /* Writes ps (weights and buffers) under `<prefix><key>` into the writer. */

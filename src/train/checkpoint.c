@@ -261,3 +261,25 @@ int ckpt_get_rng(const cJSON *obj, const char *key, Rng *r) {
     r->offset = strtoull(f->valuestring, NULL, 10);
     return 0;
 }
+
+char *read_file_all(const char *path, size_t max_bytes) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) { err_set("%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 4096, n = 0, k;
+    char *buf = xmalloc(cap);
+    while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (n > max_bytes) {
+            if (f != stdin) fclose(f);
+            free(buf);
+            err_set("%s: more than %zu bytes", path, max_bytes);
+            return NULL;
+        }
+        if (cap - n < 2) buf = xrealloc(buf, cap *= 2);
+    }
+    int bad = ferror(f);
+    if (f != stdin) fclose(f);
+    if (bad) { free(buf); err_set("%s: read error", path); return NULL; }
+    buf[n] = 0;
+    return buf;
+}

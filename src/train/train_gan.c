@@ -34,14 +34,6 @@ typedef struct Models {
     int n_d;
 } Models;
 
-static int load_file(ParamSet *ps, const char *path, int flags) {
-    SafeTensors st;
-    if (st_open(&st, path)) return -1;
-    int rc = nn_load(ps, &st, "", flags, NULL);
-    st_close(&st);
-    return rc;
-}
-
 static int check_vocab(const char *dir, const Vocab *data_vocab) {
     char path[2300];
     snprintf(path, sizeof path, "%s/vocab.txt", dir);
@@ -78,23 +70,23 @@ static int build_models(Models *m, const Run *r, const Cub *cub) {
     text_encoder_init(&m->te, &m->mc);
     image_encoder_init(&m->ie, &m->mc);
     zsl_d_init(&m->zd, &m->mc);
-    if (load_file(&m->te.ps, tc->train.net_e, 0)) return err_prefix("TRAIN.NET_E");
+    if (nn_load_file(&m->te.ps, tc->train.net_e, 0)) return err_prefix("TRAIN.NET_E");
     if (run_load_inception(r, &m->ie)) return -1;
     char path[2300];
     snprintf(path, sizeof path, "%s/image_encoder.safetensors", dir);
-    if (load_file(&m->ie.ps, path, LOAD_PARTIAL)) return -1;
+    if (nn_load_file(&m->ie.ps, path, LOAD_PARTIAL)) return -1;
     for (int i = 0; i < m->ie.ps.n; i++) {
         const ParamEntry *e = m->ie.ps.entries[i];
         if (!image_encoder_is_trunk_key(e->name) && !e->loaded) return err_set("%s: no %s", path, e->name);
     }
     snprintf(path, sizeof path, "%s/zsl_d.safetensors", dir);
-    if (load_file(&m->zd.ps, path, 0)) return -1;
+    if (nn_load_file(&m->zd.ps, path, 0)) return -1;
     Rng init;
     rng_init(&init, (uint64_t)tc->extra.seed * 2 + 1);
     m->n_d = tc->tree.branch_num;
     gnet_init(&m->g, &m->mc, tc->tree.branch_num);
     init_attngan(&m->g.ps, &init);
-    if (tc->train.net_g[0] && load_file(&m->g.ps, tc->train.net_g, 0)) return err_prefix("TRAIN.NET_G");
+    if (tc->train.net_g[0] && nn_load_file(&m->g.ps, tc->train.net_g, 0)) return err_prefix("TRAIN.NET_G");
     char name[16];
     for (int i = 0; i < m->n_d; i++) {
         snprintf(name, sizeof name, "netD%d", i);
@@ -150,15 +142,7 @@ static int fixed_batch(Fixed *f, const Cub *cub, const TrainConfig *tc, const Mo
     rng_init(&r, 777);
     rng_normal(&r, f->z, (int64_t)f->B * mc->zsl_z, 0.0f, 1.0f);
     f->texts = xcalloc((size_t)f->B, sizeof(char *));
-    for (int i = 0; i < f->B; i++) {
-        size_t cap = 16;
-        for (int t = 0; t < f->cap_lens[i]; t++) cap += strlen(cub->vocab.words[f->captions[i * f->T + t]]) + 1;
-        f->texts[i] = xcalloc(cap, 1);
-        for (int t = 0; t < f->cap_lens[i]; t++) {
-            if (t) strcat(f->texts[i], " ");
-            strcat(f->texts[i], cub->vocab.words[f->captions[i * f->T + t]]);
-        }
-    }
+    for (int i = 0; i < f->B; i++) f->texts[i] = vocab_decode(&cub->vocab, f->captions + (size_t)i * f->T, f->cap_lens[i]);
     return 0;
 }
 
