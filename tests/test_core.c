@@ -1,6 +1,9 @@
 /* test_core.c: the engine core: tape semantics (accumulation, detach, no_grad, frozen
- * parameters), arena, parameter sets and the RNG. */
+ * parameters), the tensor pool and tensor lifetimes on a tape, arena, parameter sets and the RNG. */
 #include "test.h"
+#include "../src/core/pool.h"
+#include "../src/ops/activation.h"
+#include "../src/ops/arith.h"
 #include "../src/ops/linear.h"
 
 #include <stdint.h>
@@ -233,12 +236,92 @@ static void test_rng(void) {
     free(b);
 }
 
+/* The pool: blocks are aligned and disjoint, freed space is reused and coalesced, and the top
+ * comes back down once everything is free. */
+static void test_pool_alloc(void) {
+    PoolStats s0 = pool_stats();
+    enum { K = 64 };
+    unsigned char *p[K];
+    for (int i = 0; i < K; i++) {
+        p[i] = pool_alloc((size_t)(1000 + 977 * i));
+        memset(p[i], i, (size_t)(1000 + 977 * i));
+    }
+    int bad = 0;
+    for (int i = 0; i < K; i++) {
+        bad += ((uintptr_t)p[i] & 63) != 0;
+        for (size_t j = 0; j < (size_t)(1000 + 977 * i); j += 97) bad += p[i][j] != (unsigned char)i;
+    }
+    EXPECT(bad == 0, "pool: %d misaligned or overlapping bytes", bad);
+    PoolStats s1 = pool_stats();
+    EXPECT(s1.live - s0.live >= (size_t)K * 1000, "pool: live bytes grew by %zu", s1.live - s0.live);
+    for (int i = 0; i < K; i += 2) pool_free(p[i]); /* holes */
+    void *q = pool_alloc(1000);                       /* fits the first hole */
+    PoolStats s2 = pool_stats();
+    if (!s2.malloc_mode) EXPECT(s2.top == s1.top, "pool: a small block after frees grew the top (%zu -> %zu)", s1.top, s2.top);
+    pool_free(q);
+    for (int i = 1; i < K; i += 2) pool_free(p[i]);
+    PoolStats s3 = pool_stats();
+    EXPECT(s3.live == s0.live, "pool: live %zu after freeing all, was %zu", s3.live, s0.live);
+    if (!s3.malloc_mode)
+        EXPECT(s3.top == s0.top && s3.n_free_extents == s0.n_free_extents,
+               "pool: freed blocks coalesce back into the top (top %zu vs %zu, %d extents vs %d)", s3.top, s0.top,
+               s3.n_free_extents, s0.n_free_extents);
+    float *z = pool_calloc(4096 * sizeof(float));
+    EXPECT(sum_abs(z, 4096) == 0, "pool_calloc zeroes");
+    pool_free(z);
+}
+
+/* Lifetimes: tape_release frees what no node uses, lazily allocated gradients are freed, and
+ * tape_backward_release frees large saved tensors while giving the same gradients. */
+static void test_lifetimes(void) {
+    Tape tp;
+    tape_init(&tp);
+    /* a scope without gradients: temporaries die, the kept result lives */
+    int m = tape_mark(&tp);
+    Tensor *a = TZEROS(&tp, 1000), *b = op_scale(&tp, a, 2.0f), *c = op_scale(&tp, b, 3.0f);
+    tape_release1(&tp, m, c);
+    EXPECT(a->data == NULL && b->data == NULL && c->data != NULL, "tape_release: temporaries freed, the result kept");
+    /* donation: in place when nothing is recorded */
+    Tensor *d = op_scale(&tp, c, 1.0f);
+    float *dd = d->data;
+    Tensor *e = op_relu(&tp, tape_donate(d));
+    EXPECT(e->data == dd && d->data == NULL, "a donated input without gradients gives its buffer to the output");
+    /* with gradients: nothing is freed or overwritten that backward needs */
+    Tensor *x = tape_leaf(&tp, 1, (int[]){20000});
+    fill_uniform(x->data, x->n, -1, 1, 5);
+    m = tape_mark(&tp);
+    Tensor *h = op_scale(&tp, x, 2.0f);
+    Tensor *r = op_relu(&tp, tape_donate(h));
+    EXPECT(r->data != h->data && h->data != NULL, "a recorded op does not take its donated input's buffer");
+    Tensor *loss = op_sum_all(&tp, op_mul(&tp, r, r));
+    tape_release1(&tp, m, loss);
+    EXPECT(h->data != NULL && r->data != NULL, "tape_release keeps tensors that nodes saved");
+    tape_backward(&tp, loss);
+    EXPECT(h->grad == NULL && r->grad == NULL, "non-leaf gradients are freed after backward");
+    float *g1 = xmalloc((size_t)x->n * sizeof(float));
+    memcpy(g1, x->grad, (size_t)x->n * sizeof(float));
+    double want = 0;
+    for (int64_t i = 0; i < x->n; i++) want += fabs(x->data[i] > 0 ? 8.0 * x->data[i] : 0.0);
+    EXPECT(fabs(sum_abs(g1, x->n) - want) < 1e-3 * want, "gradient of sum(relu(2x)^2): %.6g, want %.6g", sum_abs(g1, x->n), want);
+    memset(x->grad, 0, (size_t)x->n * sizeof(float));
+    tape_backward_release(&tp, loss);
+    EXPECT(memcmp(g1, x->grad, (size_t)x->n * sizeof(float)) == 0, "tape_backward_release gives the same gradient");
+    EXPECT(h->data == NULL && r->data == NULL, "tape_backward_release frees large saved tensors");
+    EXPECT(loss->data != NULL && x->data != NULL, "tape_backward_release keeps small tensors and leaves");
+    free(g1);
+    tape_reset(&tp);
+    EXPECT(tp.n_owned == 0, "tape_reset frees every tensor of the tape");
+    tape_free(&tp);
+}
+
 int main(void) {
     test_begin("test_core");
     test_accumulate();
     test_detach_and_no_grad();
     test_frozen();
     test_arena();
+    test_pool_alloc();
+    test_lifetimes();
     test_params();
     test_rng();
     return test_end();

@@ -10,7 +10,7 @@
  *    name. Ops do not nest. An op that forgets PROFILE_OP_BEGIN() is still counted (calls, FLOPs,
  *    bytes) with zero time; profile_missing_begin() counts such calls.
  *  - backward: tape.c times each node's backward function (and the zeroing of the non-leaf
- *    gradients, booked as "tape_zero_grads").
+ *    gradients, booked as "tape_grad_alloc").
  *  - FLOPs (1 multiply-add = 2 FLOP, as ../shared/reference/ref_attngan.py counts them): conv2d,
  *    linear and bmm from their shapes; their backward counts one forward's worth for dX when the
  *    input requires grad and one for dW (or the second operand of bmm) when that does. Ops whose

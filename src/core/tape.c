@@ -1,6 +1,7 @@
 /* tape.c: the autograd tape; see tape.h. */
 #include "tape.h"
 #include "error.h"
+#include "pool.h"
 #include "profile.h"
 
 #include <stdlib.h>
@@ -8,17 +9,32 @@
 
 void tape_init(Tape *tp) {
     memset(tp, 0, sizeof *tp);
-    arena_init(&tp->arena, 16u << 20);
+    arena_init(&tp->arena, 4u << 20);
+}
+
+static void free_owned(Tape *tp) {
+    for (int i = 0; i < tp->n_owned; i++) {
+        Tensor *t = tp->owned[i];
+        if (t->pool_data) pool_free(t->data);
+        if (t->pool_grad) pool_free(t->grad);
+        t->data = t->grad = NULL;
+        t->pool_data = t->pool_grad = false;
+    }
+    tp->n_owned = 0;
 }
 
 void tape_free(Tape *tp) {
+    free_owned(tp);
     arena_free(&tp->arena);
     free(tp->nodes);
+    free(tp->owned);
     memset(tp, 0, sizeof *tp);
 }
 
 void tape_reset(Tape *tp) {
+    free_owned(tp);
     tp->n_nodes = 0;
+    tp->release_saved = 0;
     arena_reset(&tp->arena);
 }
 
@@ -31,10 +47,21 @@ void tape_no_grad_end(Tape *tp) {
 void *tape_alloc(Tape *tp, size_t bytes) { return arena_alloc(&tp->arena, bytes); }
 void *tape_calloc(Tape *tp, size_t bytes) { return arena_calloc(&tp->arena, bytes); }
 
+static void own(Tape *tp, Tensor *t) {
+    if (tp->n_owned == tp->cap_owned) {
+        tp->cap_owned = tp->cap_owned ? 2 * tp->cap_owned : 1024;
+        tp->owned = xrealloc(tp->owned, (size_t)tp->cap_owned * sizeof(Tensor *));
+    }
+    tp->owned[tp->n_owned++] = t;
+    t->owner = tp;
+}
+
 Tensor *tape_new(Tape *tp, int ndim, const int *shape) {
     Tensor *t = arena_calloc(&tp->arena, sizeof *t);
     tensor_set_shape(t, ndim, shape);
-    t->data = arena_alloc(&tp->arena, (size_t)t->n * sizeof(float));
+    t->data = pool_alloc((size_t)t->n * sizeof(float));
+    t->pool_data = true;
+    own(tp, t);
     return t;
 }
 
@@ -46,9 +73,15 @@ Tensor *tape_zeros(Tape *tp, int ndim, const int *shape) {
 
 Tensor *tape_leaf(Tape *tp, int ndim, const int *shape) {
     Tensor *t = tape_zeros(tp, ndim, shape);
-    t->grad = arena_calloc(&tp->arena, (size_t)t->n * sizeof(float));
+    t->grad = pool_calloc((size_t)t->n * sizeof(float));
+    t->pool_grad = true;
     t->requires_grad = true;
     t->is_leaf = true;
+    return t;
+}
+
+Tensor *tape_keep(Tensor *t) {
+    if (t) t->keep = true;
     return t;
 }
 
@@ -58,7 +91,62 @@ Tensor *tape_detach(Tape *tp, Tensor *x) {
     t->grad = NULL;
     t->requires_grad = false;
     t->is_leaf = true;
+    t->pool_data = t->pool_grad = t->keep = false; /* an alias: x owns the data, and x now lives until its reset */
+    t->ref_node = 0;
+    t->owner = NULL;
+    x->keep = true;
     return t;
+}
+
+Tensor *tape_donate(Tensor *x) {
+    if (x) x->donated = true;
+    return x;
+}
+
+int tape_would_record(const Tape *tp, int n_in, Tensor *const *in) {
+    if (!tape_grad_enabled(tp)) return 0;
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->requires_grad) return 1;
+    return 0;
+}
+
+Tensor *tape_out_like(Tape *tp, Tensor *x, int recorded) {
+    if (recorded || !x->donated || x->owner != tp || !x->pool_data || x->keep || x->ref_node)
+        return tape_new(tp, x->ndim, x->shape);
+    Tensor *y = arena_calloc(&tp->arena, sizeof *y);
+    tensor_set_shape(y, x->ndim, x->shape);
+    y->data = x->data; /* x gives its buffer away: it is dead from here on */
+    y->pool_data = true;
+    x->data = NULL;
+    x->pool_data = false;
+    own(tp, y);
+    return y;
+}
+
+int tape_mark(const Tape *tp) { return tp->n_owned; }
+
+void tape_release(Tape *tp, int mark, int n_keep, Tensor *const *keep) {
+    CHECK(mark >= 0 && mark <= tp->n_owned, "tape_release: mark %d outside 0..%d", mark, tp->n_owned);
+    int w = mark;
+    for (int i = mark; i < tp->n_owned; i++) {
+        Tensor *t = tp->owned[i];
+        int live = t->keep || t->ref_node;
+        for (int k = 0; k < n_keep && !live; k++) live = keep[k] == t;
+        if (live) {
+            tp->owned[w++] = t;
+            continue;
+        }
+        if (t->pool_data) pool_free(t->data);
+        if (t->pool_grad) pool_free(t->grad);
+        t->data = t->grad = NULL; /* a later use fails loudly */
+        t->pool_data = t->pool_grad = false;
+    }
+    tp->n_owned = w;
+}
+
+Tensor *tape_release1(Tape *tp, int mark, Tensor *y) {
+    tape_release(tp, mark, 1, &y);
+    return y;
 }
 
 Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *const *in,
@@ -82,39 +170,82 @@ Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *con
     nd->n_out = n_out;
     nd->in = arena_alloc(&tp->arena, (size_t)(n_in ? n_in : 1) * sizeof(Tensor *));
     nd->out = arena_alloc(&tp->arena, (size_t)n_out * sizeof(Tensor *));
-    for (int i = 0; i < n_in; i++) nd->in[i] = in[i];
+    for (int i = 0; i < n_in; i++) {
+        Tensor *t = in[i];
+        nd->in[i] = t;
+        if (!t) continue;
+        if (t->owner == tp) {
+            if (!t->ref_node) t->ref_node = tp->n_nodes;
+        } else if (t->owner) {
+            t->keep = true; /* another tape's tensor: its own tape cannot know about this node */
+        }
+    }
     for (int k = 0; k < n_out; k++) {
         CHECK(!out[k]->is_leaf || !out[k]->requires_grad, "op %s writes into a leaf that requires grad", op);
         nd->out[k] = out[k];
         out[k]->requires_grad = true;
         out[k]->is_leaf = false;
+        if (out[k]->owner == tp && !out[k]->ref_node) out[k]->ref_node = tp->n_nodes;
     }
     return nd;
 }
 
-/* Gives every recorded output a zeroed gradient (non-leaf gradients restart at each pass). */
-static void prepare_grads(Tape *tp) {
-    for (int i = 0; i < tp->n_nodes; i++) {
-        Node *nd = &tp->nodes[i];
-        for (int k = 0; k < nd->n_out; k++) {
-            Tensor *o = nd->out[k];
-            if (!o->grad) o->grad = arena_alloc(&tp->arena, (size_t)o->n * sizeof(float));
-            memset(o->grad, 0, (size_t)o->n * sizeof(float));
-        }
+/* A zeroed gradient buffer for a non-leaf tensor that has none yet. */
+static void give_grad(Tensor *t) {
+    if (t->grad) return;
+    CHECK(!t->is_leaf, "a leaf tensor%s%s requires grad but has no gradient buffer", t->name ? " " : "",
+          t->name ? t->name : "");
+    t->grad = pool_calloc((size_t)t->n * sizeof(float));
+    t->pool_grad = true;
+}
+
+static void drop_grad(Tensor *t) {
+    if (t && t->pool_grad && !t->is_leaf) {
+        pool_free(t->grad);
+        t->grad = NULL;
+        t->pool_grad = false;
+    }
+}
+
+#define RELEASE_MIN_BYTES (64 << 10)
+
+static void release_saved(Tape *tp, Tensor *t, int node1) {
+    if (t && t->owner == tp && t->ref_node == node1 && t->pool_data && !t->keep && !t->is_leaf &&
+        (size_t)t->n * sizeof(float) >= RELEASE_MIN_BYTES) {
+        pool_free(t->data);
+        t->data = NULL;
+        t->pool_data = false;
     }
 }
 
 static void run_backward(Tape *tp) {
     for (int i = tp->n_nodes - 1; i >= 0; i--) {
         Node *nd = &tp->nodes[i];
-        if (profile_on()) {
-            double t0 = profile_now_ms();
-            nd->backward(nd);
-            profile_bwd_end(nd, t0);
-        } else {
-            nd->backward(nd);
+        int any = 0;
+        for (int k = 0; k < nd->n_out; k++) any |= nd->out[k]->grad != NULL;
+        if (any) { /* otherwise no gradient reaches this node: its inputs would get += 0 */
+            double t0 = profile_on() ? profile_now_ms() : 0.0;
+            for (int k = 0; k < nd->n_out; k++) give_grad(nd->out[k]);
+            for (int j = 0; j < nd->n_in; j++)
+                if (nd->in[j] && nd->in[j]->requires_grad) give_grad(nd->in[j]);
+            if (profile_on()) profile_add("tape_grad_alloc", PROFILE_BWD, profile_now_ms() - t0, 0.0, 0.0);
+            if (profile_on()) {
+                double t1 = profile_now_ms();
+                nd->backward(nd);
+                profile_bwd_end(nd, t1);
+            } else {
+                nd->backward(nd);
+            }
+        }
+        for (int k = 0; k < nd->n_out; k++) drop_grad(nd->out[k]);
+        if (tp->release_saved) {
+            for (int j = 0; j < nd->n_in; j++) release_saved(tp, nd->in[j], i + 1);
+            for (int k = 0; k < nd->n_out; k++) release_saved(tp, nd->out[k], i + 1);
         }
     }
+    /* non-leaf inputs whose producer is not on this tape */
+    for (int i = 0; i < tp->n_nodes; i++)
+        for (int j = 0; j < tp->nodes[i].n_in; j++) drop_grad(tp->nodes[i].in[j]);
 }
 
 void tape_backward(Tape *tp, Tensor *loss) {
@@ -124,13 +255,19 @@ void tape_backward(Tape *tp, Tensor *loss) {
     tape_backward_seeded(tp, 1, &loss, &seed);
 }
 
+void tape_backward_release(Tape *tp, Tensor *loss) {
+    CHECK(!tp->release_saved, "tape_backward_release: this tape's saved tensors were already released");
+    tp->release_saved = 1;
+    tape_backward(tp, loss);
+    tp->release_saved = 2; /* done: the saved tensors are gone */
+}
+
 void tape_backward_seeded(Tape *tp, int n, Tensor *const *outs, const float *const *seeds) {
-    double t0 = profile_on() ? profile_now_ms() : 0.0;
-    prepare_grads(tp);
-    if (profile_on()) profile_add("tape_zero_grads", PROFILE_BWD, profile_now_ms() - t0, 0.0, 0.0);
+    CHECK(tp->release_saved != 2, "a second backward over a tape whose saved tensors tape_backward_release freed");
     for (int j = 0; j < n; j++) {
         Tensor *o = outs[j];
         if (!o->requires_grad) continue; /* nothing upstream needs a gradient */
+        if (!o->is_leaf) give_grad(o);
         CHECK(o->grad, "seeded tensor has no gradient buffer");
         for (int64_t e = 0; e < o->n; e++) o->grad[e] += seeds[j][e];
     }

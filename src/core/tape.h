@@ -13,7 +13,21 @@
  *  - a frozen parameter (requires_grad = false) gets no gradient, while the op still computes
  *    the gradient of its other inputs (an op never looks at whether the output requires grad,
  *    only at each input's requires_grad).
- */
+ *
+ * Memory. Tensor data and gradients come from the pool (pool.h); headers and ops' saved
+ * contexts from the tape's bump arena. A tensor's data is freed at the latest by tape_reset,
+ * and earlier in three ways:
+ *  - tape_release(tp, mark, keep...): the tensors allocated since tape_mark() that no recorded
+ *    node uses and that are not kept die now. Network code brackets each block with it, so a
+ *    forward without gradients (sampling, a frozen encoder) holds one block's activations at a
+ *    time;
+ *  - gradients: a non-leaf tensor gets its gradient buffer when the first node that uses it
+ *    runs backward, and loses it once its own node has run (only leaves keep gradients);
+ *  - tape_backward_release(): the last backward over a tape also frees each saved tensor after
+ *    the earliest node that uses it, so the step's activations shrink as the gradients grow.
+ *    Leaves, tensors under 64 KiB (losses, logits, codes) and kept ones survive for the caller; any
+ *    other tensor must not be read after it.
+ * A tensor passed to tape_detach, or used by a node of another tape, is kept. */
 #ifndef ATTNGAN_TAPE_H
 #define ATTNGAN_TAPE_H
 
@@ -38,6 +52,9 @@ typedef struct Tape {
     Node *nodes;
     int n_nodes, cap_nodes;
     int no_grad_depth;
+    Tensor **owned;                 /* tensors whose pool memory this tape frees, in allocation order */
+    int n_owned, cap_owned;
+    int release_saved;              /* set while tape_backward_release runs */
 } Tape;
 
 void tape_init(Tape *tp);
@@ -62,6 +79,24 @@ Tensor *tape_detach(Tape *tp, Tensor *x);
 void *tape_alloc(Tape *tp, size_t bytes);
 void *tape_calloc(Tape *tp, size_t bytes);
 
+/* Lifetime scopes: everything allocated after tape_mark() that no node uses dies at
+ * tape_release(), except the listed tensors (and kept ones). Returns nothing; the kept tensors
+ * stay valid. tape_release1 is the one-result form and returns it. */
+int tape_mark(const Tape *tp);
+void tape_release(Tape *tp, int mark, int n_keep, Tensor *const *keep);
+Tensor *tape_release1(Tape *tp, int mark, Tensor *y);
+/* Never free t (or its data) before tape_reset. Returns t. */
+Tensor *tape_keep(Tensor *t);
+
+/* In-place when nothing is recorded: tape_donate(x) says the caller will not read x again. An op
+ * that can write its output over its input asks tape_out_like(tp, x, recorded) for the output: it
+ * gets x's buffer when x was donated, belongs to this tape, is not kept, no node uses it and the op
+ * itself will not be recorded (x->data is then NULL: read the input pointer first); otherwise a new
+ * tensor of x's shape. tape_would_record says whether an op with these inputs gets a node. */
+Tensor *tape_donate(Tensor *x);
+Tensor *tape_out_like(Tape *tp, Tensor *x, int recorded);
+int tape_would_record(const Tape *tp, int n_in, Tensor *const *in);
+
 /* Records an op if grad mode is on and some input requires grad; returns the node (fill ctx)
  * or NULL. Inputs may be NULL (optional bias) and are skipped. */
 Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *const *in,
@@ -71,6 +106,9 @@ Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *con
 
 /* Backward from a scalar loss (seed 1). */
 void tape_backward(Tape *tp, Tensor *loss);
+/* The same, as the last backward over this tape: saved tensors are freed as soon as no earlier
+ * node needs them (see "Memory" above). A second backward over the tape is then an error. */
+void tape_backward_release(Tape *tp, Tensor *loss);
 /* Backward from several outputs with given seed gradients (same shapes as the outputs). */
 void tape_backward_seeded(Tape *tp, int n, Tensor *const *outs, const float *const *seeds);
 

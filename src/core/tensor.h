@@ -20,6 +20,12 @@ typedef struct Tensor {
     int shape[TENSOR_MAX_DIMS];
     bool requires_grad;             /* gradients flow into this tensor */
     bool is_leaf;                   /* parameter or user input: backward accumulates, never zeroes */
+    /* Lifetime on a tape (see tape.h); zero for tensors that are not a tape's. */
+    bool pool_data, pool_grad;      /* data / grad came from the pool and are freed by the tape */
+    bool keep;                      /* never freed before tape_reset (tape_keep, tape_detach) */
+    bool donated;                   /* the caller will not read it again: an op may write its output over it */
+    int ref_node;                   /* 1 + index of the first node of its owner tape that uses it; 0: none */
+    struct Tape *owner;             /* the tape that allocated it */
     const char *name;               /* optional, for messages */
 } Tensor;
 

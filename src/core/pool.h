@@ -1,0 +1,38 @@
+/* pool.h: the process-wide allocator for tensor data and gradients.
+ *
+ * Tapes take every activation and gradient buffer from here and give it back as soon as it is
+ * dead (tape_release, and the backward pass; see tape.h), so peak memory is the peak of live
+ * tensors, not their sum over a step.
+ *
+ * Design (a caching allocator, like PyTorch's CPU/CUDA ones, reduced to what we need):
+ *  - One large virtual reservation (mmap, MAP_NORESERVE): pages become resident only when first
+ *    touched and stay resident after a free, so a steady training loop never page-faults and
+ *    never calls malloc. The resident size is the highest offset ever handed out.
+ *  - Best-fit over an address-ordered list of free extents, coalesced on free; a free extent
+ *    touching the top lowers the top. Blocks are 64-byte aligned with a 64-byte header (size,
+ *    magic), so a bad or double free is caught.
+ *  - One mutex: a step makes a few thousand allocations, each far cheaper than the op using it.
+ *  - ATTNGAN_POOL=malloc (and every AddressSanitizer build) gives each block its own
+ *    aligned_alloc instead, so ASan sees every use after free.
+ */
+#ifndef ATTNGAN_POOL_H
+#define ATTNGAN_POOL_H
+
+#include <stddef.h>
+
+void *pool_alloc(size_t bytes);  /* uninitialised, 64-byte aligned; never NULL (FAIL on exhaustion) */
+void *pool_calloc(size_t bytes); /* zeroed */
+void pool_free(void *p);         /* NULL is a no-op */
+
+typedef struct PoolStats {
+    size_t live;       /* bytes in blocks handed out now (headers included) */
+    size_t peak_live;  /* max of live */
+    size_t top;        /* bytes of the reservation in use now (live + holes) */
+    size_t peak_top;   /* max of top: what the pool made resident */
+    long n_alloc;      /* allocations so far */
+    int n_free_extents;
+    int malloc_mode;   /* 1: one aligned_alloc per block (ATTNGAN_POOL=malloc or ASan) */
+} PoolStats;
+PoolStats pool_stats(void);
+
+#endif
