@@ -106,9 +106,10 @@ void dnet_free(DNet *d) {
 }
 
 static Tensor *block_forward(Tape *tp, DBlock *b, Tensor *x, int train) {
+    int m = tape_mark(tp); /* each step frees the last one's output unless a node saved it (tape.h) */
     Tensor *h = conv2d_layer_forward(tp, &b->conv, x);                     /* (B, cout, H', W') */
-    if (b->has_bn) h = batchnorm_layer_forward(tp, &b->bn, h, train);
-    return op_leaky_relu(tp, h, D_LRELU_SLOPE);
+    if (b->has_bn) h = tape_release1(tp, m, batchnorm_layer_forward(tp, &b->bn, tape_donate(h), train));
+    return tape_release1(tp, m, op_leaky_relu(tp, tape_donate(h), D_LRELU_SLOPE));
 }
 
 Tensor *dnet_forward(Tape *tp, DNet *d, Tensor *x) {
@@ -116,7 +117,8 @@ Tensor *dnet_forward(Tape *tp, DNet *d, Tensor *x) {
     CHECK(x->ndim == 4 && x->shape[1] == 3 && x->shape[2] == d->size && x->shape[3] == d->size,
           "%s forward: input %s, expected (B, 3, %d, %d)", d->ps.name, tensor_shape_str(x, s, sizeof s), d->size, d->size);
     Tensor *h = x;                                                          /* (B, 3, S, S) */
-    for (int i = 0; i < d->impl->n_blocks; i++) h = block_forward(tp, &d->impl->blocks[i], h, d->train);
+    int m = tape_mark(tp);
+    for (int i = 0; i < d->impl->n_blocks; i++) h = tape_release1(tp, m, block_forward(tp, &d->impl->blocks[i], h, d->train));
     return h;                                                               /* (B, 8ndf, 4, 4) */
 }
 

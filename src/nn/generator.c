@@ -131,20 +131,22 @@ void gnet_free(GNet *g) {
 /* ---------------------------------------------------------------- forward */
 /* x (B, cin, H, W) -> (B, cout, 2H, 2W) */
 static Tensor *up_block_forward(Tape *tp, UpBlock *u, Tensor *x, int train) {
+    int m = tape_mark(tp); /* each step frees the last one's output unless a node saved it (tape.h) */
     Tensor *y = op_upsample_nearest2x(tp, x);
-    y = conv2d_layer_forward(tp, &u->conv, y);
-    y = batchnorm_layer_forward(tp, &u->bn, y, train);
-    return op_glu(tp, y, 1);
+    y = tape_release1(tp, m, conv2d_layer_forward(tp, &u->conv, y));
+    y = tape_release1(tp, m, batchnorm_layer_forward(tp, &u->bn, tape_donate(y), train));
+    return tape_release1(tp, m, op_glu(tp, y, 1));
 }
 
 /* x (B, c, H, W) -> (B, c, H, W) */
 static Tensor *res_block_forward(Tape *tp, ResBlock *r, Tensor *x, int train) {
+    int m = tape_mark(tp);
     Tensor *y = conv2d_layer_forward(tp, &r->conv0, x);
-    y = batchnorm_layer_forward(tp, &r->bn1, y, train);
-    y = op_glu(tp, y, 1);
-    y = conv2d_layer_forward(tp, &r->conv3, y);
-    y = batchnorm_layer_forward(tp, &r->bn4, y, train);
-    return op_add(tp, y, x);
+    y = tape_release1(tp, m, batchnorm_layer_forward(tp, &r->bn1, tape_donate(y), train));
+    y = tape_release1(tp, m, op_glu(tp, y, 1));
+    y = tape_release1(tp, m, conv2d_layer_forward(tp, &r->conv3, y));
+    y = tape_release1(tp, m, batchnorm_layer_forward(tp, &r->bn4, tape_donate(y), train));
+    return tape_release1(tp, m, op_add(tp, y, x));
 }
 
 /* sent (B, cond) (with CA_NET: cat(c_code, z)) -> h (B, g, 64, 64) */
@@ -154,7 +156,8 @@ static Tensor *init_stage_forward(Tape *tp, InitStage *s, Tensor *sent, int trai
     x = batchnorm_layer_forward(tp, &s->fc_bn, x, train);
     x = op_glu(tp, x, 1);                                    /* (B, ngf*16) */
     x = OP_RESHAPE(tp, x, B, s->ngf, 4, 4);
-    for (int i = 0; i < 4; i++) x = up_block_forward(tp, &s->up[i], x, train);
+    int m = tape_mark(tp);
+    for (int i = 0; i < 4; i++) x = tape_release1(tp, m, up_block_forward(tp, &s->up[i], x, train));
     return x;
 }
 
@@ -194,10 +197,11 @@ static Tensor *attention_forward(Tape *tp, Conv2dLayer *conv_context, Tensor *h,
 /* h (B, g, H, W) -> (B, g, 2H, 2W); *att (B, L, H, W) */
 static Tensor *next_stage_forward(Tape *tp, NextStage *s, Tensor *h, Tensor *words, const uint8_t *mask, int correct,
                                   int train, Tensor **att) {
+    int m = tape_mark(tp);
     Tensor *c = attention_forward(tp, &s->conv_context, h, words, mask, correct, att);
-    Tensor *hc = op_concat(tp, 2, (Tensor *[]){h, c}, 1);   /* (B, 2g, H, W) */
-    for (int r = 0; r < s->r_num; r++) hc = res_block_forward(tp, &s->res[r], hc, train);
-    return up_block_forward(tp, &s->up, hc, train);
+    Tensor *hc = tape_release1(tp, m, op_concat(tp, 2, (Tensor *[]){h, c}, 1)); /* (B, 2g, H, W) */
+    for (int r = 0; r < s->r_num; r++) hc = tape_release1(tp, m, res_block_forward(tp, &s->res[r], hc, train));
+    return tape_release1(tp, m, up_block_forward(tp, &s->up, hc, train));
 }
 
 /* h (B, g, S, S) -> (B, 3, S, S) in [-1, 1] */
@@ -269,10 +273,16 @@ GNetOut gnet_forward_noise(Tape *tp, GNet *g, Tensor *sent_emb, Tensor *words_em
         Tensor *c_code = ca_net_forward(tp, &m->ca, sent_emb, ec, &out.mu, &out.logvar);
         code = op_concat(tp, 2, (Tensor *[]){c_code, zc}, 1); /* torch.cat((c_code, z_code), 1) */
     }
+    int mark = tape_mark(tp);
     Tensor *h = init_stage_forward(tp, &m->s1, code, g->train);
     if (!dcgan) out.imgs[out.n_imgs++] = img_head_forward(tp, &m->img[0], h);
     for (int k = 2; k <= g->branch; k++) {
+        /* the last stage's h dies here (unless a node saved it); the images and the code live */
+        Tensor *live[3 + 4] = {h, code, out.mu, out.logvar};
+        for (int i = 0; i < out.n_imgs; i++) live[4 + i] = out.imgs[i];
         h = next_stage_forward(tp, &m->next[k - 2], h, words_emb, mask, correct, g->train, &out.att[out.n_att++]);
+        live[0] = h;
+        tape_release(tp, mark, 4 + out.n_imgs, live);
         if (!dcgan) out.imgs[out.n_imgs++] = img_head_forward(tp, &m->img[k - 1], h);
     }
     if (dcgan) out.imgs[out.n_imgs++] = img_head_forward(tp, &m->img[0], h);

@@ -46,14 +46,16 @@ static void basic_init(BasicConv *b, ParamSet *ps, const char *part, const char 
 
 /* x (B, C, H, W) -> relu(bn(conv(x))) (B, O, OH, OW) */
 static Tensor *basic_fwd(Tape *tp, BasicConv *b, Tensor *x, int train) {
-    Tensor *y = conv2d_layer_forward(tp, &b->conv, x);
-    y = batchnorm_layer_forward(tp, &b->bn, y, train);
-    return op_relu(tp, y);
+    int m = tape_mark(tp); /* each step frees the last one's output unless a node saved it (tape.h) */
+    Tensor *y = tape_donate(conv2d_layer_forward(tp, &b->conv, x)); /* in place when nothing is recorded */
+    y = tape_donate(tape_release1(tp, m, batchnorm_layer_forward(tp, &b->bn, y, train)));
+    return tape_release1(tp, m, op_relu(tp, y));
 }
 
 /* the avg_pool2d(3, 1, 1) (count_include_pad = cip) in front of every A/C/E branch_pool */
 static Tensor *pool_branch(Tape *tp, BasicConv *b, Tensor *x, int train, int cip) {
-    return basic_fwd(tp, b, op_avgpool2d(tp, x, 3, 1, 1, cip), train);
+    int m = tape_mark(tp);
+    return tape_release1(tp, m, basic_fwd(tp, b, op_avgpool2d(tp, x, 3, 1, 1, cip), train));
 }
 
 static Tensor *max_pool_3s2(Tape *tp, Tensor *x) { return op_maxpool2d(tp, x, 3, 2, 0); }
@@ -78,11 +80,12 @@ static void inception_a_init(InceptionA *m, ParamSet *ps, const char *p, int cin
 
 /* x (B, cin, 35, 35) -> (B, 64 + 64 + 96 + pool_features, 35, 35) */
 static Tensor *inception_a_fwd(Tape *tp, InceptionA *m, Tensor *x, int t, int cip) {
+    int mark = tape_mark(tp);
     Tensor *b5 = basic_fwd(tp, &m->b5x5_2, basic_fwd(tp, &m->b5x5_1, x, t), t);
     Tensor *bd = basic_fwd(tp, &m->b3dbl_1, x, t);
     bd = basic_fwd(tp, &m->b3dbl_3, basic_fwd(tp, &m->b3dbl_2, bd, t), t);
     Tensor *parts[] = {basic_fwd(tp, &m->b1x1, x, t), b5, bd, pool_branch(tp, &m->pool, x, t, cip)};
-    return cat_channels(tp, 4, parts);
+    return tape_release1(tp, mark, cat_channels(tp, 4, parts));
 }
 
 /* ---------------------------------------------------------------- InceptionB (35 -> 17) */
@@ -100,11 +103,12 @@ static void inception_b_init(InceptionB *m, ParamSet *ps, const char *p, int cin
 
 /* x (B, cin, 35, 35) -> (B, 384 + 96 + cin, 17, 17) */
 static Tensor *inception_b_fwd(Tape *tp, InceptionB *m, Tensor *x, int t) {
+    int mark = tape_mark(tp);
     Tensor *b3 = basic_fwd(tp, &m->b3x3, x, t);
     Tensor *bd = basic_fwd(tp, &m->b3dbl_1, x, t);
     bd = basic_fwd(tp, &m->b3dbl_3, basic_fwd(tp, &m->b3dbl_2, bd, t), t);
     Tensor *parts[] = {b3, bd, max_pool_3s2(tp, x)};
-    return cat_channels(tp, 3, parts);
+    return tape_release1(tp, mark, cat_channels(tp, 3, parts));
 }
 
 /* ---------------------------------------------------------------- InceptionC (17 x 17) */
@@ -128,6 +132,7 @@ static void inception_c_init(InceptionC *m, ParamSet *ps, const char *p, int cin
 
 /* x (B, 768, 17, 17) -> (B, 768, 17, 17) */
 static Tensor *inception_c_fwd(Tape *tp, InceptionC *m, Tensor *x, int t, int cip) {
+    int mark = tape_mark(tp);
     Tensor *b7 = basic_fwd(tp, &m->b7_1, x, t);
     b7 = basic_fwd(tp, &m->b7_3, basic_fwd(tp, &m->b7_2, b7, t), t);
     Tensor *bd = basic_fwd(tp, &m->b7dbl_1, x, t);
@@ -135,7 +140,7 @@ static Tensor *inception_c_fwd(Tape *tp, InceptionC *m, Tensor *x, int t, int ci
     bd = basic_fwd(tp, &m->b7dbl_5, basic_fwd(tp, &m->b7dbl_4, bd, t), t);
     Tensor *bp = pool_branch(tp, &m->pool, x, t, cip);
     Tensor *parts[] = {basic_fwd(tp, &m->b1x1, x, t), b7, bd, bp};
-    return cat_channels(tp, 4, parts);
+    return tape_release1(tp, mark, cat_channels(tp, 4, parts));
 }
 
 /* ---------------------------------------------------------------- InceptionD (17 -> 8) */
@@ -155,11 +160,12 @@ static void inception_d_init(InceptionD *m, ParamSet *ps, const char *p, int cin
 
 /* x (B, 768, 17, 17) -> (B, 320 + 192 + 768, 8, 8) */
 static Tensor *inception_d_fwd(Tape *tp, InceptionD *m, Tensor *x, int t) {
+    int mark = tape_mark(tp);
     Tensor *b3 = basic_fwd(tp, &m->b3_2, basic_fwd(tp, &m->b3_1, x, t), t);
     Tensor *b7 = basic_fwd(tp, &m->b7x3_2, basic_fwd(tp, &m->b7x3_1, x, t), t);
     b7 = basic_fwd(tp, &m->b7x3_4, basic_fwd(tp, &m->b7x3_3, b7, t), t);
     Tensor *parts[] = {b3, b7, max_pool_3s2(tp, x)};
-    return cat_channels(tp, 3, parts);
+    return tape_release1(tp, mark, cat_channels(tp, 3, parts));
 }
 
 /* ---------------------------------------------------------------- InceptionE (8 x 8) */
@@ -182,6 +188,7 @@ static void inception_e_init(InceptionE *m, ParamSet *ps, const char *p, int cin
 
 /* x (B, cin, 8, 8) -> (B, 320 + 768 + 768 + 192 = 2048, 8, 8) */
 static Tensor *inception_e_fwd(Tape *tp, InceptionE *m, Tensor *x, int t, int cip) {
+    int mark = tape_mark(tp);
     Tensor *b3 = basic_fwd(tp, &m->b3_1, x, t);
     Tensor *b3_parts[] = {basic_fwd(tp, &m->b3_2a, b3, t), basic_fwd(tp, &m->b3_2b, b3, t)};
     b3 = cat_channels(tp, 2, b3_parts);
@@ -190,7 +197,7 @@ static Tensor *inception_e_fwd(Tape *tp, InceptionE *m, Tensor *x, int t, int ci
     bd = cat_channels(tp, 2, bd_parts);
     Tensor *bp = pool_branch(tp, &m->pool, x, t, cip);
     Tensor *parts[] = {basic_fwd(tp, &m->b1x1, x, t), b3, bd, bp};
-    return cat_channels(tp, 4, parts);
+    return tape_release1(tp, mark, cat_channels(tp, 4, parts));
 }
 
 /* ---------------------------------------------------------------- the trunk */
@@ -227,25 +234,31 @@ static void trunk_init(InceptionTrunk *t, ParamSet *ps) {
 /* x (B, 3, 299, 299) -> Mixed_6e (B, 768, 17, 17) into *features; returns Mixed_7c (B, 2048, 8, 8).
  * cip: count_include_pad of the branch average pools. */
 static Tensor *trunk_forward(Tape *tp, InceptionTrunk *t, Tensor *x, int train, int cip, Tensor **features) {
-    x = basic_fwd(tp, &t->c1a, x, train);           /* (B, 32, 149, 149) */
-    x = basic_fwd(tp, &t->c2a, x, train);           /* (B, 32, 147, 147) */
-    x = basic_fwd(tp, &t->c2b, x, train);           /* (B, 64, 147, 147) */
-    x = max_pool_3s2(tp, x);                        /* (B, 64, 73, 73) */
-    x = basic_fwd(tp, &t->c3b, x, train);           /* (B, 80, 73, 73) */
-    x = basic_fwd(tp, &t->c4a, x, train);           /* (B, 192, 71, 71) */
-    x = max_pool_3s2(tp, x);                        /* (B, 192, 35, 35) */
-    x = inception_a_fwd(tp, &t->m5b, x, train, cip); /* (B, 256, 35, 35) */
-    x = inception_a_fwd(tp, &t->m5c, x, train, cip); /* (B, 288, 35, 35) */
-    x = inception_a_fwd(tp, &t->m5d, x, train, cip); /* (B, 288, 35, 35) */
-    x = inception_b_fwd(tp, &t->m6a, x, train);     /* (B, 768, 17, 17) */
-    x = inception_c_fwd(tp, &t->m6b, x, train, cip);
-    x = inception_c_fwd(tp, &t->m6c, x, train, cip);
-    x = inception_c_fwd(tp, &t->m6d, x, train, cip);
-    x = inception_c_fwd(tp, &t->m6e, x, train, cip); /* (B, 768, 17, 17) */
-    *features = x;
-    x = inception_d_fwd(tp, &t->m7a, x, train);     /* (B, 1280, 8, 8) */
-    x = inception_e_fwd(tp, &t->m7b, x, train, cip); /* (B, 2048, 8, 8) */
-    return inception_e_fwd(tp, &t->m7c, x, train, cip); /* (B, 2048, 8, 8) */
+    int mark = tape_mark(tp);
+    Tensor *feat = NULL;
+    /* after each stage only its output (and Mixed_6e) lives on, unless a node saved it (tape.h) */
+#define STAGE(expr) (x = (expr), tape_release(tp, mark, 2, (Tensor *[]){x, feat}))
+    STAGE(basic_fwd(tp, &t->c1a, x, train));           /* (B, 32, 149, 149) */
+    STAGE(basic_fwd(tp, &t->c2a, x, train));           /* (B, 32, 147, 147) */
+    STAGE(basic_fwd(tp, &t->c2b, x, train));           /* (B, 64, 147, 147) */
+    STAGE(max_pool_3s2(tp, x));                        /* (B, 64, 73, 73) */
+    STAGE(basic_fwd(tp, &t->c3b, x, train));           /* (B, 80, 73, 73) */
+    STAGE(basic_fwd(tp, &t->c4a, x, train));           /* (B, 192, 71, 71) */
+    STAGE(max_pool_3s2(tp, x));                        /* (B, 192, 35, 35) */
+    STAGE(inception_a_fwd(tp, &t->m5b, x, train, cip)); /* (B, 256, 35, 35) */
+    STAGE(inception_a_fwd(tp, &t->m5c, x, train, cip)); /* (B, 288, 35, 35) */
+    STAGE(inception_a_fwd(tp, &t->m5d, x, train, cip)); /* (B, 288, 35, 35) */
+    STAGE(inception_b_fwd(tp, &t->m6a, x, train));     /* (B, 768, 17, 17) */
+    STAGE(inception_c_fwd(tp, &t->m6b, x, train, cip));
+    STAGE(inception_c_fwd(tp, &t->m6c, x, train, cip));
+    STAGE(inception_c_fwd(tp, &t->m6d, x, train, cip));
+    STAGE(inception_c_fwd(tp, &t->m6e, x, train, cip)); /* (B, 768, 17, 17) */
+    *features = feat = x;
+    STAGE(inception_d_fwd(tp, &t->m7a, x, train));     /* (B, 1280, 8, 8) */
+    STAGE(inception_e_fwd(tp, &t->m7b, x, train, cip)); /* (B, 2048, 8, 8) */
+    STAGE(inception_e_fwd(tp, &t->m7c, x, train, cip)); /* (B, 2048, 8, 8) */
+#undef STAGE
+    return x;
 }
 
 /* ---------------------------------------------------------------- the encoder */
@@ -310,10 +323,12 @@ ImageEncoderOut image_encoder_forward(Tape *tp, ImageEncoder *ie, Tensor *imgs) 
     int B = imgs->shape[0];
     CHECK(ie->convention == INCEPTION_TORCHVISION || ie->convention == INCEPTION_KERAS,
           "image_encoder_forward: unknown convention %d", (int)ie->convention);
+    int mark = tape_mark(tp);
     Tensor *x = trunk_input(tp, ie, imgs);           /* (B, 3, 299, 299) */
     Tensor *features = NULL;
     int cip = ie->convention == INCEPTION_TORCHVISION;
     Tensor *top = trunk_forward(tp, ie->trunk, x, ie->train, cip, &features);
+    tape_release(tp, mark, 2, (Tensor *[]){top, features}); /* the resized input, unless a node saved it */
     Tensor *pool = op_avgpool2d(tp, top, 8, 8, 0, 1); /* (B, 2048, 1, 1) */
     ImageEncoderOut out;
     out.trunk_pool = OP_RESHAPE(tp, pool, B, POOL_CH);                        /* (B, 2048) */

@@ -112,8 +112,9 @@ static void relu_bwd(Node *nd) {
 Tensor *op_relu(Tape *tp, Tensor *x) {
     PROFILE_OP_BEGIN();
     CHECK(x != NULL, "relu: NULL input");
-    Tensor *y = new_like(tp, x);
-    relu_forward(y->data, x->data, x->n);
+    const float *xd = x->data;
+    Tensor *y = tape_out_like(tp, x, tape_would_record(tp, 1, &x)); /* may be x's buffer */
+    relu_forward(y->data, xd, y->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "relu", relu_bwd, in, out);
     return y;
@@ -129,8 +130,9 @@ Tensor *op_leaky_relu(Tape *tp, Tensor *x, float slope) {
     PROFILE_OP_BEGIN();
     CHECK(x != NULL, "leaky_relu: NULL input");
     CHECK(isfinite(slope), "leaky_relu: slope %g is not finite", slope);
-    Tensor *y = new_like(tp, x);
-    leaky_relu_forward(y->data, x->data, slope, x->n);
+    const float *xd = x->data;
+    Tensor *y = tape_out_like(tp, x, tape_would_record(tp, 1, &x)); /* may be x's buffer */
+    leaky_relu_forward(y->data, xd, slope, y->n);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "leaky_relu", leaky_relu_bwd, in, out);
     if (nd) {

@@ -156,8 +156,9 @@ Tensor *op_batchnorm(Tape *tp, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *r
         for (int c = 0; c < C; c++) cx.mean[c] = running_mean->data[c];
         for (int c = 0; c < C; c++) var[c] = running_var->data[c];
     }
-    Tensor *y = tape_new(tp, x->ndim, x->shape);
-    batchnorm_forward(y->data, cx.rstd, x->data, cx.mean, var, gamma ? gamma->data : NULL,
+    const float *xd = x->data;
+    Tensor *y = tape_out_like(tp, x, tape_would_record(tp, 3, (Tensor *[]){x, gamma, beta})); /* may be x's buffer */
+    batchnorm_forward(y->data, cx.rstd, xd, cx.mean, var, gamma ? gamma->data : NULL,
                       beta ? beta->data : NULL, N, C, S, eps);
     Tensor *in[] = {x, gamma, beta}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "batchnorm", batchnorm_bwd, in, out);

@@ -40,6 +40,7 @@
  * are visited in a fixed order. So no sum depends on scheduling or on the thread count: results
  * are bitwise the same with 1 or 16 threads.
  */
+#include "../core/pool.h"
 #include "conv2d.h"
 #include "../core/profile.h"
 #include "dnnl_util.h"
@@ -542,6 +543,11 @@ static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
  * otherwise), bias (DIR_FWD, optional) or dbias_tmp (DIR_BWD_WEIGHTS: O floats written, optional).
  * Returns 0 on success; on failure nothing of `out` has been accumulated into (for the backward
  * directions the final reorder is the only write; if it fails the process aborts). */
+static int conv_run_ws(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
+                       float *dbias_tmp, char *ws, const size_t *off_in, size_t off_out);
+
+/* The workspace (scratchpad and the blocked copies of the operands) comes from the tensor pool
+ * for the duration of the call, so it counts against peak memory only while a convolution runs. */
 static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
                     float *dbias_tmp) {
     size_t scratch = cp->conv.scratch;
@@ -555,7 +561,14 @@ static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float 
     }
     off_out = total;
     if (cp->re_out.prim) total += align64(cp->bytes_out);
-    char *ws = dnnl_util_workspace(total ? total : 64);
+    char *ws = pool_alloc(total ? total : 64);
+    int rc = conv_run_ws(cp, dir, in0, in1, out, bias, dbias_tmp, ws, off_in, off_out);
+    pool_free(ws);
+    return rc;
+}
+
+static int conv_run_ws(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
+                       float *dbias_tmp, char *ws, const size_t *off_in, size_t off_out) {
     const void *ins[2] = {in0, in1};
     for (int i = 0; i < 2; i++)
         if (cp->re_in[i].prim) {
@@ -604,32 +617,84 @@ size_t conv2d_op_scratch_floats(const Conv2dShape *s, int has_bias) {
     return cp ? 0 : conv2d_scratch_floats(s);
 }
 
+/* Batch chunks: one oneDNN call sees at most CONV_CHUNK_BYTES of activations (input and output
+ * of one direction), so its reordered copies in the workspace stay small; the chunks are as even as
+ * possible, so at most two primitive shapes per convolution. */
+#define CONV_CHUNK_BYTES ((size_t)16 << 20)
+
+typedef struct ConvChunks {
+    int nb, n_chunks;              /* rows per chunk (the last may have fewer) */
+    const ConvPrims *cp[2];        /* for nb rows and for the last chunk's rows */
+    Conv2dShape sc[2];
+} ConvChunks;
+
+/* The primitives for s chunked by batch; 0 if oneDNN lacks one (then the caller uses im2col). */
+static int conv_chunks(ConvChunks *ch, const Conv2dShape *s, int dir, int bias) {
+    size_t per = ((size_t)s->C * s->H * s->W + (size_t)s->O * s->OH * s->OW) * sizeof(float);
+    int nb = per ? (int)(CONV_CHUNK_BYTES / per) : s->N;
+    if (nb < 1) nb = 1;
+    if (nb > s->N) nb = s->N;
+    ch->n_chunks = (s->N + nb - 1) / nb;
+    ch->nb = (s->N + ch->n_chunks - 1) / ch->n_chunks;
+    int last = s->N - (ch->n_chunks - 1) * ch->nb;
+    ch->sc[0] = *s, ch->sc[1] = *s;
+    ch->sc[0].N = ch->nb, ch->sc[1].N = last;
+    ch->cp[0] = conv_prims(&ch->sc[0], dir, bias);
+    ch->cp[1] = last == ch->nb ? ch->cp[0] : conv_prims(&ch->sc[1], dir, bias);
+    return ch->cp[0] && ch->cp[1];
+}
+
+static const ConvPrims *chunk_prims(const ConvChunks *ch, int i, int *rows) {
+    int last = i == ch->n_chunks - 1;
+    *rows = ch->sc[last].N;
+    return ch->cp[last];
+}
+
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s,
                     float *scratch) {
     int nthr = dnnl_threads_for(s);
-    const ConvPrims *cp = conv_prims(s, DIR_FWD, bias != NULL);
-    int done = cp && conv_run(cp, DIR_FWD, inp, weight, out, bias, NULL) == 0;
+    ConvChunks ch;
+    int done = conv_chunks(&ch, s, DIR_FWD, bias != NULL);
+    size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
+    for (int i = 0; done && i < ch.n_chunks; i++) {
+        int rows;
+        const ConvPrims *cp = chunk_prims(&ch, i, &rows);
+        size_t n0 = (size_t)i * ch.nb;
+        done = conv_run(cp, DIR_FWD, inp + n0 * xs, weight, out + n0 * ys, bias, NULL) == 0;
+    }
     dnnl_threads_restore(nthr);
-    if (!done) im2col_forward(out, inp, weight, bias, s, scratch);
+    if (!done) im2col_forward(out, inp, weight, bias, s, scratch); /* overwrites every chunk */
 }
 
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, const Conv2dShape *s, float *scratch) {
     int nthr = dnnl_threads_for(s);
-    const ConvPrims *cw = dweight ? conv_prims(s, DIR_BWD_WEIGHTS, dbias != NULL) : NULL;
-    const ConvPrims *cd = dinp ? conv_prims(s, DIR_BWD_DATA, 0) : NULL;
-    if (dweight && cw) {
+    size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
+    ConvChunks cw, cd;
+    if (dweight && conv_chunks(&cw, s, DIR_BWD_WEIGHTS, dbias != NULL)) {
         float *db = NULL;
         if (dbias) db = xmalloc((size_t)s->O * sizeof(float));
-        CHECK(conv_run(cw, DIR_BWD_WEIGHTS, inp, dout, dweight, NULL, db) == 0, "conv2d: oneDNN backward-weights failed");
-        if (db)
-            for (int o = 0; o < s->O; o++) dbias[o] += db[o];
+        for (int i = 0; i < cw.n_chunks; i++) {
+            int rows;
+            const ConvPrims *cp = chunk_prims(&cw, i, &rows);
+            size_t n0 = (size_t)i * cw.nb;
+            CHECK(conv_run(cp, DIR_BWD_WEIGHTS, inp + n0 * xs, dout + n0 * ys, dweight, NULL, db) == 0,
+                  "conv2d: oneDNN backward-weights failed");
+            if (db)
+                for (int o = 0; o < s->O; o++) dbias[o] += db[o];
+        }
         free(db);
         dweight = NULL;
         dbias = NULL;
     }
-    if (dinp && cd) {
-        CHECK(conv_run(cd, DIR_BWD_DATA, dout, weight, dinp, NULL, NULL) == 0, "conv2d: oneDNN backward-data failed");
+    if (dinp && conv_chunks(&cd, s, DIR_BWD_DATA, 0)) {
+        for (int i = 0; i < cd.n_chunks; i++) {
+            int rows;
+            const ConvPrims *cp = chunk_prims(&cd, i, &rows);
+            size_t n0 = (size_t)i * cd.nb;
+            CHECK(conv_run(cp, DIR_BWD_DATA, dout + n0 * ys, weight, dinp + n0 * xs, NULL, NULL) == 0,
+                  "conv2d: oneDNN backward-data failed");
+        }
         dinp = NULL;
     }
     dnnl_threads_restore(nthr);

@@ -92,7 +92,7 @@ void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, 
     paramset_zero_grad(&t->ie->ps);
     damsm_encode(t, tp, b, noise, rng, o);
     damsm_losses(t, tp, o->img.region, o->img.code, o->txt.words_emb, o->txt.sent_emb, b, o);
-    tape_backward(tp, o->loss);
+    tape_backward_release(tp, o->loss);
     o->clip_total_norm = damsm_clip(t);
 }
 
@@ -118,7 +118,7 @@ void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_
     zsl_terms(tp, t->zd, tape_detach(tp, code), tape_detach(tp, sent_emb), y, real, 1.0f - real, &o->pred_sent, &o->cls_sent,
               &o->pred_emb, &o->cls_emb, o->d_terms);
     o->d_loss = op_add(tp, op_add(tp, op_add(tp, o->d_terms[0], o->d_terms[1]), o->d_terms[2]), o->d_terms[3]);
-    tape_backward(tp, o->d_loss);
+    tape_backward_release(tp, o->d_loss);
 }
 
 void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *o) {

@@ -80,7 +80,7 @@ void gan_d_backward(GanTrainer *t, int i, Tensor *real, Tensor *fake, Tensor *se
     paramset_set_frozen(&d->ps, 0);
     paramset_zero_grad(&d->ps);
     *out = discriminator_loss(tp, d, real, tape_detach(tp, fake), tape_detach(tp, sent_emb));
-    tape_backward(tp, out->loss);
+    tape_backward_release(tp, out->loss);
 }
 
 void gan_d_update(GanTrainer *t, int i) { adam_step(&t->opt_d[i]); }
@@ -148,7 +148,7 @@ void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanSt
         gan_d_update(t, i);
     }
     gan_g_loss(t, &t->tp_g, o->gen.imgs, o->txt.words_emb, o->txt.sent_emb, b, &o->g);
-    tape_backward(&t->tp_g, o->g.total);
+    tape_backward_release(&t->tp_g, o->g.total);
     for (int i = 0; i < t->n_d; i++) paramset_set_frozen(&t->d[i]->ps, 0); /* trainable again between steps */
     gan_g_update(t);
 }
