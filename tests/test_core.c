@@ -1,7 +1,7 @@
 /* test_core.c: the engine core: tape semantics (accumulation, detach, no_grad, frozen
  * parameters), the tensor pool and tensor lifetimes on a tape, arena, parameter sets and the RNG. */
 #include "test.h"
-#include "../src/core/pool.h"
+#include "../src/core/mempool.h"
 #include "../src/ops/activation.h"
 #include "../src/ops/arith.h"
 #include "../src/ops/linear.h"
@@ -238,12 +238,12 @@ static void test_rng(void) {
 
 /* The pool: blocks are aligned and disjoint, freed space is reused and coalesced, and the top
  * comes back down once everything is free. */
-static void test_pool_alloc(void) {
-    PoolStats s0 = pool_stats();
+static void test_mempool(void) {
+    MempoolStats s0 = mempool_stats();
     enum { K = 64 };
     unsigned char *p[K];
     for (int i = 0; i < K; i++) {
-        p[i] = pool_alloc((size_t)(1000 + 977 * i));
+        p[i] = mempool_alloc((size_t)(1000 + 977 * i));
         memset(p[i], i, (size_t)(1000 + 977 * i));
     }
     int bad = 0;
@@ -252,23 +252,23 @@ static void test_pool_alloc(void) {
         for (size_t j = 0; j < (size_t)(1000 + 977 * i); j += 97) bad += p[i][j] != (unsigned char)i;
     }
     EXPECT(bad == 0, "pool: %d misaligned or overlapping bytes", bad);
-    PoolStats s1 = pool_stats();
+    MempoolStats s1 = mempool_stats();
     EXPECT(s1.live - s0.live >= (size_t)K * 1000, "pool: live bytes grew by %zu", s1.live - s0.live);
-    for (int i = 0; i < K; i += 2) pool_free(p[i]); /* holes */
-    void *q = pool_alloc(1000);                       /* fits the first hole */
-    PoolStats s2 = pool_stats();
+    for (int i = 0; i < K; i += 2) mempool_free(p[i]); /* holes */
+    void *q = mempool_alloc(1000);                       /* fits the first hole */
+    MempoolStats s2 = mempool_stats();
     if (!s2.malloc_mode) EXPECT(s2.top == s1.top, "pool: a small block after frees grew the top (%zu -> %zu)", s1.top, s2.top);
-    pool_free(q);
-    for (int i = 1; i < K; i += 2) pool_free(p[i]);
-    PoolStats s3 = pool_stats();
+    mempool_free(q);
+    for (int i = 1; i < K; i += 2) mempool_free(p[i]);
+    MempoolStats s3 = mempool_stats();
     EXPECT(s3.live == s0.live, "pool: live %zu after freeing all, was %zu", s3.live, s0.live);
     if (!s3.malloc_mode)
         EXPECT(s3.top == s0.top && s3.n_free_extents == s0.n_free_extents,
                "pool: freed blocks coalesce back into the top (top %zu vs %zu, %d extents vs %d)", s3.top, s0.top,
                s3.n_free_extents, s0.n_free_extents);
-    float *z = pool_calloc(4096 * sizeof(float));
-    EXPECT(sum_abs(z, 4096) == 0, "pool_calloc zeroes");
-    pool_free(z);
+    float *z = mempool_calloc(4096 * sizeof(float));
+    EXPECT(sum_abs(z, 4096) == 0, "mempool_calloc zeroes");
+    mempool_free(z);
 }
 
 /* Lifetimes: tape_release frees what no node uses, lazily allocated gradients are freed, and
@@ -320,7 +320,7 @@ int main(void) {
     test_detach_and_no_grad();
     test_frozen();
     test_arena();
-    test_pool_alloc();
+    test_mempool();
     test_lifetimes();
     test_params();
     test_rng();

@@ -13,7 +13,7 @@
  * iteration (or during the timed ones with --profile, or one extra untimed iteration when W = 0).
  * The last line is the reference's RESULT line, same keys, same order. */
 #include "app.h"
-#include "../core/pool.h"
+#include "../core/mempool.h"
 #include "../core/profile.h"
 #include "../nn/init.h"
 #include "../train/damsm_step.h"
@@ -399,7 +399,7 @@ int cmd_bench(int argc, char **argv) {
     printf("  images/s %.3f (median)  %.3f (best)\n", a.batch / (med * 1e-3), a.batch / (mn * 1e-3));
     printf("  GFLOP/iter %.1f   achieved %.1f GFLOP/s (median)  %.1f GFLOP/s (best)\n", gflop, gflop / (med * 1e-3),
            gflop / (mn * 1e-3));
-    PoolStats ps = pool_stats();
+    MempoolStats ps = mempool_stats();
     printf("  peak RSS %.0f MiB   tensor pool: peak live %.0f MiB, peak resident %.0f MiB (%ld allocations)\n", rss_mb,
            (double)ps.peak_live / (1 << 20), (double)ps.peak_top / (1 << 20), ps.n_alloc);
     printf("RESULT mode=%s device=cpu batch=%d branch=%d threads=%d median_ms=%.1f min_ms=%.1f img_s=%.3f gflop_iter=%.1f "

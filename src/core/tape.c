@@ -1,7 +1,7 @@
 /* tape.c: the autograd tape; see tape.h. */
 #include "tape.h"
 #include "error.h"
-#include "pool.h"
+#include "mempool.h"
 #include "profile.h"
 
 #include <stdlib.h>
@@ -15,8 +15,8 @@ void tape_init(Tape *tp) {
 static void free_owned(Tape *tp) {
     for (int i = 0; i < tp->n_owned; i++) {
         Tensor *t = tp->owned[i];
-        if (t->pool_data) pool_free(t->data);
-        if (t->pool_grad) pool_free(t->grad);
+        if (t->pool_data) mempool_free(t->data);
+        if (t->pool_grad) mempool_free(t->grad);
         t->data = t->grad = NULL;
         t->pool_data = t->pool_grad = false;
     }
@@ -59,7 +59,7 @@ static void own(Tape *tp, Tensor *t) {
 Tensor *tape_new(Tape *tp, int ndim, const int *shape) {
     Tensor *t = arena_calloc(&tp->arena, sizeof *t);
     tensor_set_shape(t, ndim, shape);
-    t->data = pool_alloc((size_t)t->n * sizeof(float));
+    t->data = mempool_alloc((size_t)t->n * sizeof(float));
     t->pool_data = true;
     own(tp, t);
     return t;
@@ -73,7 +73,7 @@ Tensor *tape_zeros(Tape *tp, int ndim, const int *shape) {
 
 Tensor *tape_leaf(Tape *tp, int ndim, const int *shape) {
     Tensor *t = tape_zeros(tp, ndim, shape);
-    t->grad = pool_calloc((size_t)t->n * sizeof(float));
+    t->grad = mempool_calloc((size_t)t->n * sizeof(float));
     t->pool_grad = true;
     t->requires_grad = true;
     t->is_leaf = true;
@@ -136,8 +136,8 @@ void tape_release(Tape *tp, int mark, int n_keep, Tensor *const *keep) {
             tp->owned[w++] = t;
             continue;
         }
-        if (t->pool_data) pool_free(t->data);
-        if (t->pool_grad) pool_free(t->grad);
+        if (t->pool_data) mempool_free(t->data);
+        if (t->pool_grad) mempool_free(t->grad);
         t->data = t->grad = NULL; /* a later use fails loudly */
         t->pool_data = t->pool_grad = false;
     }
@@ -190,18 +190,28 @@ Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *con
     return nd;
 }
 
+void tape_node_data_unused(Node *nd) {
+    if (!nd) return;
+    Tape *tp = nd->tape;
+    int idx1 = (int)(nd - tp->nodes) + 1;
+    for (int i = 0; i < nd->n_in; i++)
+        if (nd->in[i] && nd->in[i]->owner == tp && nd->in[i]->ref_node == idx1) nd->in[i]->ref_node = 0;
+    for (int k = 0; k < nd->n_out; k++)
+        if (nd->out[k]->owner == tp && nd->out[k]->ref_node == idx1) nd->out[k]->ref_node = 0;
+}
+
 /* A zeroed gradient buffer for a non-leaf tensor that has none yet. */
 static void give_grad(Tensor *t) {
     if (t->grad) return;
     CHECK(!t->is_leaf, "a leaf tensor%s%s requires grad but has no gradient buffer", t->name ? " " : "",
           t->name ? t->name : "");
-    t->grad = pool_calloc((size_t)t->n * sizeof(float));
+    t->grad = mempool_calloc((size_t)t->n * sizeof(float));
     t->pool_grad = true;
 }
 
 static void drop_grad(Tensor *t) {
     if (t && t->pool_grad && !t->is_leaf) {
-        pool_free(t->grad);
+        mempool_free(t->grad);
         t->grad = NULL;
         t->pool_grad = false;
     }
@@ -212,7 +222,7 @@ static void drop_grad(Tensor *t) {
 static void release_saved(Tape *tp, Tensor *t, int node1) {
     if (t && t->owner == tp && t->ref_node == node1 && t->pool_data && !t->keep && !t->is_leaf &&
         (size_t)t->n * sizeof(float) >= RELEASE_MIN_BYTES) {
-        pool_free(t->data);
+        mempool_free(t->data);
         t->data = NULL;
         t->pool_data = false;
     }

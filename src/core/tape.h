@@ -14,11 +14,11 @@
  *    the gradient of its other inputs (an op never looks at whether the output requires grad,
  *    only at each input's requires_grad).
  *
- * Memory. Tensor data and gradients come from the pool (pool.h); headers and ops' saved
+ * Memory. Tensor data and gradients come from the pool (mempool.h); headers and ops' saved
  * contexts from the tape's bump arena. A tensor's data is freed at the latest by tape_reset,
  * and earlier in three ways:
  *  - tape_release(tp, mark, keep...): the tensors allocated since tape_mark() that no recorded
- *    node uses and that are not kept die now. Network code brackets each block with it, so a
+ *    node needs and that are not kept die now (a node of tape_node_data_unused needs none). Network code brackets each block with it, so a
  *    forward without gradients (sampling, a frozen encoder) holds one block's activations at a
  *    time;
  *  - gradients: a non-leaf tensor gets its gradient buffer when the first node that uses it
@@ -103,6 +103,11 @@ Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *con
                   int n_out, Tensor *const *out);
 #define TAPE_RECORD(tp, op, fn, ins, outs) \
     tape_record((tp), (op), (fn), (int)(sizeof(ins) / sizeof(ins[0])), (ins), (int)(sizeof(outs) / sizeof(outs[0])), (outs))
+
+/* For an op whose backward reads no tensor's data (only shapes, gradients and its own ctx): the
+ * node does not keep its inputs and outputs alive, so a release scope may free them once no other
+ * node needs them. Call right after TAPE_RECORD, on the node it returned. */
+void tape_node_data_unused(Node *nd);
 
 /* Backward from a scalar loss (seed 1). */
 void tape_backward(Tape *tp, Tensor *loss);

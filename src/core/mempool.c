@@ -1,5 +1,5 @@
-/* pool.c: the process-wide tensor allocator; see pool.h. */
-#include "pool.h"
+/* mempool.c: the process-wide tensor allocator; see mempool.h. */
+#include "mempool.h"
 #include "error.h"
 
 #include <pthread.h>
@@ -40,7 +40,7 @@ static struct {
     size_t reserve, top;
     Extent *free;
     int n_free, cap_free;
-    PoolStats st;
+    MempoolStats st;
 } P = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
@@ -141,10 +141,10 @@ static void give_back(size_t off, size_t size) {
     }
 }
 
-void *pool_alloc(size_t bytes) {
+void *mempool_alloc(size_t bytes) {
     pthread_once(&pool_once, pool_init);
     size_t need = POOL_HDR + (bytes + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
-    CHECK(need > bytes, "pool_alloc: %zu bytes is too large", bytes);
+    CHECK(need > bytes, "mempool_alloc: %zu bytes is too large", bytes);
     Header *h;
     pthread_mutex_lock(&P.mu);
     if (P.malloc_mode) {
@@ -167,20 +167,20 @@ void *pool_alloc(size_t bytes) {
     return (unsigned char *)h + POOL_HDR;
 }
 
-void *pool_calloc(size_t bytes) {
-    void *p = pool_alloc(bytes);
+void *mempool_calloc(size_t bytes) {
+    void *p = mempool_alloc(bytes);
     memset(p, 0, bytes);
     return p;
 }
 
-void pool_free(void *p) {
+void mempool_free(void *p) {
     if (!p) return;
     Header *h = (Header *)((unsigned char *)p - POOL_HDR);
     pthread_mutex_lock(&P.mu);
     if (h->magic != POOL_MAGIC) {
         uint32_t m = h->magic;
         pthread_mutex_unlock(&P.mu);
-        FAIL("pool_free(%p): %s", p, m == POOL_FREED ? "double free" : "not a pool block");
+        FAIL("mempool_free(%p): %s", p, m == POOL_FREED ? "double free" : "not a pool block");
     }
     h->magic = POOL_FREED;
     size_t size = h->size;
@@ -190,10 +190,10 @@ void pool_free(void *p) {
     pthread_mutex_unlock(&P.mu);
 }
 
-PoolStats pool_stats(void) {
+MempoolStats mempool_stats(void) {
     pthread_once(&pool_once, pool_init);
     pthread_mutex_lock(&P.mu);
-    PoolStats s = P.st;
+    MempoolStats s = P.st;
     if (!P.malloc_mode) s.top = P.top;
     s.n_free_extents = P.n_free;
     s.malloc_mode = P.malloc_mode;

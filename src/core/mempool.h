@@ -1,4 +1,4 @@
-/* pool.h: the process-wide allocator for tensor data and gradients.
+/* mempool.h: the process-wide allocator for tensor data and gradients.
  *
  * Tapes take every activation and gradient buffer from here and give it back as soon as it is
  * dead (tape_release, and the backward pass; see tape.h), so peak memory is the peak of live
@@ -15,16 +15,16 @@
  *  - ATTNGAN_POOL=malloc (and every AddressSanitizer build) gives each block its own
  *    aligned_alloc instead, so ASan sees every use after free.
  */
-#ifndef ATTNGAN_POOL_H
-#define ATTNGAN_POOL_H
+#ifndef ATTNGAN_MEMPOOL_H
+#define ATTNGAN_MEMPOOL_H
 
 #include <stddef.h>
 
-void *pool_alloc(size_t bytes);  /* uninitialised, 64-byte aligned; never NULL (FAIL on exhaustion) */
-void *pool_calloc(size_t bytes); /* zeroed */
-void pool_free(void *p);         /* NULL is a no-op */
+void *mempool_alloc(size_t bytes);  /* uninitialised, 64-byte aligned; never NULL (FAIL on exhaustion) */
+void *mempool_calloc(size_t bytes); /* zeroed */
+void mempool_free(void *p);         /* NULL is a no-op */
 
-typedef struct PoolStats {
+typedef struct MempoolStats {
     size_t live;       /* bytes in blocks handed out now (headers included) */
     size_t peak_live;  /* max of live */
     size_t top;        /* bytes of the reservation in use now (live + holes) */
@@ -32,7 +32,7 @@ typedef struct PoolStats {
     long n_alloc;      /* allocations so far */
     int n_free_extents;
     int malloc_mode;   /* 1: one aligned_alloc per block (ATTNGAN_POOL=malloc or ASan) */
-} PoolStats;
-PoolStats pool_stats(void);
+} MempoolStats;
+MempoolStats mempool_stats(void);
 
 #endif
