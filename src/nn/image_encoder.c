@@ -11,6 +11,7 @@
  * F.avg_pool2d(x, 3, 1, 1)) or, in the Keras convention, excludes it (AveragePooling2D 'same');
  * `cip` below is that count_include_pad flag. */
 #include "image_encoder.h"
+#include "../ops/fused.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,12 @@ static void basic_init(BasicConv *b, ParamSet *ps, const char *part, const char 
 
 /* x (B, C, H, W) -> relu(bn(conv(x))) (B, O, OH, OW) */
 static Tensor *basic_fwd(Tape *tp, BasicConv *b, Tensor *x, int train) {
+    const Conv2dLayer *c = &b->conv;
+    if (!train && !c->weight->requires_grad && !b->bn.weight->requires_grad && !b->bn.bias->requires_grad)
+        /* frozen, eval-mode batch norm (the trunk in the GAN step): one fused op, same bits, and
+         * only its output is kept for backward */
+        return op_conv2d_bn_relu_frozen(tp, x, c->weight, c->stride_h, c->stride_w, c->pad_h, c->pad_w, b->bn.weight,
+                                        b->bn.bias, b->bn.running_mean, b->bn.running_var, b->bn.eps);
     int m = tape_mark(tp); /* each step frees the last one's output unless a node saved it (tape.h) */
     Tensor *y = tape_donate(conv2d_layer_forward(tp, &b->conv, x)); /* in place when nothing is recorded */
     y = tape_donate(tape_release1(tp, m, batchnorm_layer_forward(tp, &b->bn, y, train)));

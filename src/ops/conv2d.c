@@ -40,7 +40,7 @@
  * are visited in a fixed order. So no sum depends on scheduling or on the thread count: results
  * are bitwise the same with 1 or 16 threads.
  */
-#include "../core/pool.h"
+#include "../core/mempool.h"
 #include "conv2d.h"
 #include "../core/profile.h"
 #include "dnnl_util.h"
@@ -329,8 +329,8 @@ static void backward_all(float *dinp, float *dweight, const float *dout, const f
     int64_t P = (int64_t)s->OH * s->OW;
     if (is_pointwise(s)) {
         for (int n = 0; n < s->N; n++) {
-            const float *dout_n = dout + (int64_t)n * s->O * P, *inp_n = inp + (int64_t)n * s->C * P;
-            if (dweight) gemm_dweight(dweight, dout_n, (int)P, inp_n, (int)P, s->C, s->O, (int)P);
+            const float *dout_n = dout + (int64_t)n * s->O * P;
+            if (dweight) gemm_dweight(dweight, dout_n, (int)P, inp + (int64_t)n * s->C * P, (int)P, s->C, s->O, (int)P);
             if (dinp) gemm_dcol(dinp + (int64_t)n * s->C * P, (int)P, 1.0f, weight, dout_n, (int)P, s->C, s->O, (int)P);
         }
         return;
@@ -561,9 +561,9 @@ static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float 
     }
     off_out = total;
     if (cp->re_out.prim) total += align64(cp->bytes_out);
-    char *ws = pool_alloc(total ? total : 64);
+    char *ws = mempool_alloc(total ? total : 64);
     int rc = conv_run_ws(cp, dir, in0, in1, out, bias, dbias_tmp, ws, off_in, off_out);
-    pool_free(ws);
+    mempool_free(ws);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include "conv2d.h"
 #include "dropout.h"
 #include "embedding.h"
+#include "fused.h"
 #include "linear.h"
 #include "loss.h"
 #include "lstm.h"

@@ -470,6 +470,7 @@ Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad) {
     maxpool2d_forward(y->data, idx, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel, stride, pad);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "maxpool2d", maxpool2d_bwd, in, out);
+    tape_node_data_unused(nd); /* backward reads the saved argmax only */
     CHECK((nd != NULL) == need_idx, "maxpool2d: recorded %d but saved indices %d", nd != NULL, need_idx);
     if (nd) nd->ctx = pool_ctx(tp, kernel, stride, pad, 1, idx);
     return y;
@@ -489,6 +490,7 @@ Tensor *op_avgpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad, int c
                       count_include_pad);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "avgpool2d", avgpool2d_bwd, in, out);
+    tape_node_data_unused(nd);
     if (nd) nd->ctx = pool_ctx(tp, kernel, stride, pad, count_include_pad, NULL);
     return y;
 }

@@ -211,7 +211,7 @@ Tensor *op_upsample_nearest2x(Tape *tp, Tensor *x) {
     Tensor *y = TNEW(tp, x->shape[0], x->shape[1], 2 * H, 2 * W);
     upsample_nearest2x_forward(y->data, x->data, (int64_t)x->shape[0] * x->shape[1], H, W);
     Tensor *in[] = {x}, *out[] = {y};
-    TAPE_RECORD(tp, "upsample_nearest2x", upsample_nearest2x_bwd, in, out);
+    tape_node_data_unused(TAPE_RECORD(tp, "upsample_nearest2x", upsample_nearest2x_bwd, in, out));
     return y;
 }
 
@@ -232,6 +232,7 @@ static Tensor *resize_op(Tape *tp, Tensor *x, int out_h, int out_w, int align_co
                                out_w, align_corners);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "resize_bilinear", resize_bilinear_bwd, in, out);
+    tape_node_data_unused(nd);
     if (nd && align_corners) {
         int *flag = tape_alloc(tp, sizeof *flag);
         *flag = 1;

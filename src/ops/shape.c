@@ -322,6 +322,7 @@ Tensor *op_concat(Tape *tp, int n, Tensor *const *xs, int dim) {
     free(inps);
     free(sizes);
     Node *nd = tape_record(tp, "concat", concat_bwd, n, xs, 1, &y);
+    tape_node_data_unused(nd); /* the shape ops' backward moves gradients only */
     if (nd) {
         DimCtx *c = tape_alloc(tp, sizeof *c);
         c->dim = d;
@@ -357,6 +358,7 @@ Tensor *op_slice(Tape *tp, Tensor *x, int dim, int start, int end) {
     slice_forward(y->data, x->data, tensor_span(x, 0, d), size, s, e - s, tensor_span(x, d + 1, x->ndim));
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "slice", slice_bwd, in, out);
+    tape_node_data_unused(nd);
     if (nd) {
         DimCtx *c = tape_alloc(tp, sizeof *c);
         c->dim = d;
@@ -386,6 +388,7 @@ Tensor *op_repeat(Tape *tp, Tensor *x, const int *reps) {
     repeat_forward(y->data, x->data, x->ndim, x->shape, reps);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "repeat", repeat_bwd, in, out);
+    tape_node_data_unused(nd);
     if (nd) {
         int *r = tape_alloc(tp, TENSOR_MAX_DIMS * sizeof(int));
         for (int d = 0; d < TENSOR_MAX_DIMS; d++) r[d] = d < x->ndim ? reps[d] : 1;
@@ -427,7 +430,7 @@ Tensor *op_broadcast_to(Tape *tp, Tensor *x, int ndim, const int *shape) {
     Tensor *y = tape_new(tp, ndim, out_shape);
     broadcast_forward(y->data, x->data, ndim, out_shape, in_shape);
     Tensor *in[] = {x}, *out[] = {y};
-    TAPE_RECORD(tp, "broadcast_to", broadcast_bwd, in, out);
+    tape_node_data_unused(TAPE_RECORD(tp, "broadcast_to", broadcast_bwd, in, out));
     return y;
 }
 
@@ -474,6 +477,7 @@ Tensor *op_transpose(Tape *tp, Tensor *x, int d0, int d1) {
     transpose_forward(y->data, x->data, A, P, M, Q, C);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "transpose", transpose_bwd, in, out);
+    tape_node_data_unused(nd);
     if (nd) {
         DimCtx *c = tape_alloc(tp, sizeof *c);
         c->dim = lo;
@@ -519,6 +523,6 @@ Tensor *op_reshape(Tape *tp, Tensor *x, int ndim, const int *shape) {
     Tensor *y = tape_new(tp, ndim, out_shape);
     reshape_forward(y->data, x->data, x->n);
     Tensor *in[] = {x}, *out[] = {y};
-    TAPE_RECORD(tp, "reshape", reshape_bwd, in, out);
+    tape_node_data_unused(TAPE_RECORD(tp, "reshape", reshape_bwd, in, out));
     return y;
 }

@@ -1,0 +1,117 @@
+/* fused.c: fused compositions of ops; see fused.h. */
+#include "fused.h"
+#include "../core/mempool.h"
+#include "../core/profile.h"
+#include "activation.h"
+#include "batchnorm.h"
+#include "conv2d.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* element counts below this run on one thread */
+#define FUSED_PAR_MIN 32768
+
+/* ---------------------------------------------------------------- conv2d + batchnorm (eval) + relu, frozen */
+
+/* mask (ceil(n / 8)) <- bit i = !(y[i] <= 0), relu_backward's condition (NaN passes) */
+void relu_mask_pack(uint8_t *mask, const float *y, int64_t n) {
+    int64_t nb = (n + 7) / 8;
+#pragma omp parallel for schedule(static) if (n > FUSED_PAR_MIN)
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t m = 0;
+        for (int j = 0; j < 8 && b * 8 + j < n; j++) m |= (uint8_t)(!(y[b * 8 + j] <= 0.0f)) << j;
+        mask[b] = m;
+    }
+}
+
+/* dz (N, O, S) = dout * mask * scale[o] (the relu's, then the eval batch norm's input gradient, in
+ * the unfused kernels' arithmetic: relu_backward adds dout into zeros, batchnorm_backward with
+ * train = 0 multiplies by gamma * rstd) */
+void bn_relu_eval_backward(float *dz, const float *dout, const uint8_t *mask, const float *scale, int N, int O, int S) {
+    int64_t rows = (int64_t)N * O;
+#pragma omp parallel for schedule(static) if (rows * S > FUSED_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        float k = scale[r % O];
+        const float *g = dout + r * S;
+        float *d = dz + r * S;
+        for (int i = 0; i < S; i++) {
+            int64_t e = r * S + i;
+            d[i] = ((mask[e >> 3] >> (e & 7)) & 1 ? g[i] : 0.0f) * k;
+        }
+    }
+}
+
+typedef struct ConvBnReluCtx {
+    Conv2dShape s;
+    float *scale;   /* (O) gamma * rstd */
+    uint8_t *mask;  /* (ceil(n / 8)) the relu's pass bits: the node keeps no activation */
+    float *scratch; /* the im2col fallback's scratch, NULL on the oneDNN path */
+} ConvBnReluCtx;
+
+static void conv_bn_relu_bwd(Node *nd) {
+    Tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out[0];
+    const ConvBnReluCtx *c = nd->ctx;
+    float *dx = tensor_grad_or_null(x);
+    if (!dx) return;
+    const Conv2dShape *s = &c->s;
+    float *dz = mempool_alloc((size_t)y->n * sizeof(float));
+    bn_relu_eval_backward(dz, y->grad, c->mask, c->scale, s->N, s->O, s->OH * s->OW);
+    conv2d_backward(dx, NULL, NULL, dz, NULL, w->data, s, c->scratch); /* the input gradient needs no input */
+    mempool_free(dz);
+    PROFILE_OP_FLOPS(2.0 * (double)y->n * s->C * s->KH * s->KW);
+}
+
+static void check_vec(const Tensor *t, int O, const char *what) {
+    char b[64];
+    CHECK(t && t->ndim == 1 && t->shape[0] == O, "conv2d_bn_relu_frozen: %s %s must be (%d)", what,
+          t ? tensor_shape_str(t, b, sizeof b) : "NULL", O);
+}
+
+Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, int stride_w, int pad_h, int pad_w,
+                                 Tensor *gamma, Tensor *beta, Tensor *running_mean, Tensor *running_var, float eps) {
+    PROFILE_OP_BEGIN();
+    char xs[64], ws[64];
+    CHECK(x && w && x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1],
+          "conv2d_bn_relu_frozen: input %s and weight %s must be (N, C, H, W) and (O, C, KH, KW)",
+          x ? tensor_shape_str(x, xs, sizeof xs) : "NULL", w ? tensor_shape_str(w, ws, sizeof ws) : "NULL");
+    CHECK(stride_h >= 1 && stride_w >= 1 && pad_h >= 0 && pad_w >= 0 && x->shape[2] + 2 * pad_h >= w->shape[2] &&
+              x->shape[3] + 2 * pad_w >= w->shape[3],
+          "conv2d_bn_relu_frozen: stride (%d, %d), padding (%d, %d), kernel %dx%d and input %s do not fit", stride_h,
+          stride_w, pad_h, pad_w, w->shape[2], w->shape[3], tensor_shape_str(x, xs, sizeof xs));
+    int O = w->shape[0];
+    check_vec(gamma, O, "gamma");
+    check_vec(beta, O, "beta");
+    check_vec(running_mean, O, "running_mean");
+    check_vec(running_var, O, "running_var");
+    CHECK(!w->requires_grad && !gamma->requires_grad && !beta->requires_grad,
+          "conv2d_bn_relu_frozen: the weight, gamma and beta must not require gradients (use conv2d, batchnorm, relu)");
+    CHECK(eps >= 0.0f, "conv2d_bn_relu_frozen: eps %g must be >= 0", (double)eps);
+    Conv2dShape s = conv2d_shape(x->shape[0], x->shape[1], x->shape[2], x->shape[3], O, w->shape[2], w->shape[3],
+                                 stride_h, stride_w, pad_h, pad_w);
+    Tensor *y = TNEW(tp, s.N, s.O, s.OH, s.OW);
+    size_t n_scratch = conv2d_op_scratch_floats(&s, 0); /* 0 on the oneDNN path */
+    float *scratch = n_scratch ? tape_alloc(tp, n_scratch * sizeof(float)) : NULL;
+    conv2d_forward(y->data, x->data, w->data, NULL, &s, scratch);
+    float *rstd = tape_alloc(tp, (size_t)O * sizeof(float));
+    int S = s.OH * s.OW;
+    /* in place over the conv output, as the unfused kernels compute it */
+    batchnorm_forward(y->data, rstd, y->data, running_mean->data, running_var->data, gamma->data, beta->data, s.N, O, S,
+                      eps);
+    relu_forward(y->data, y->data, y->n);
+    PROFILE_OP_FLOPS(2.0 * (double)y->n * s.C * s.KH * s.KW);
+    Tensor *in[] = {x, w, gamma, beta}, *out[] = {y};
+    Node *nd = TAPE_RECORD(tp, "conv2d_bn_relu", conv_bn_relu_bwd, in, out);
+    if (nd) {
+        ConvBnReluCtx *c = tape_alloc(tp, sizeof *c);
+        c->s = s;
+        c->scratch = scratch;
+        c->scale = rstd;
+        for (int o = 0; o < O; o++) c->scale[o] = rstd[o] * gamma->data[o]; /* batchnorm_backward's r * w */
+        c->mask = tape_alloc(tp, (size_t)(y->n + 7) / 8);
+        relu_mask_pack(c->mask, y->data, y->n);
+        nd->ctx = c;
+        tape_node_data_unused(nd); /* neither x nor y: the weights are frozen, the mask is saved */
+    }
+    return y;
+}

@@ -1,0 +1,28 @@
+/* fused.h: compositions of ops computed as one, where that saves memory or passes over memory.
+ *
+ * op_conv2d_bn_relu_frozen: relu(batchnorm_eval(conv2d(x, w))) for a frozen convolution and a
+ * frozen eval-mode batch norm (the Inception trunk inside the GAN step). The forward runs the
+ * convolution, then batch norm and relu in place over its output, with exactly the unfused
+ * kernels' arithmetic. The node keeps no activation at all, only the relu's pass bits (1/32 of
+ * the output; the unfused ops keep the input, the conv output and the batch-norm output), since
+ * the input gradient of a convolution does not read its input. Backward: dz = dout * bit * gamma *
+ * rstd per channel, then the convolution's input gradient. The gradients of w, gamma and beta are not computed, so every one
+ * of them must have requires_grad false (CHECKed).
+ */
+#ifndef ATTNGAN_OPS_FUSED_H
+#define ATTNGAN_OPS_FUSED_H
+
+#include "../core/tape.h"
+
+#include <stdint.h>
+
+/* x (N, C, H, W), w (O, C, KH, KW), gamma/beta/running_mean/running_var (O) -> (N, O, OH, OW) */
+Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, int stride_w, int pad_h, int pad_w,
+                                 Tensor *gamma, Tensor *beta, Tensor *running_mean, Tensor *running_var, float eps);
+
+/* Kernels: the relu's pass bits of y (bit i of mask[i / 8] = !(y[i] <= 0)); and
+ * dz (N, O, S) = dout * bit * scale[o], scale (O) = gamma * rstd (overwrites dz). */
+void relu_mask_pack(uint8_t *mask, const float *y, int64_t n);
+void bn_relu_eval_backward(float *dz, const float *dout, const uint8_t *mask, const float *scale, int N, int O, int S);
+
+#endif

@@ -1,0 +1,153 @@
+/* test_fused.c: the fused ops against the ops they stand for. conv2d_bn_relu_frozen must give the
+ * same bits as conv2d -> batchnorm (eval) -> relu, forward and input gradient, on both convolution
+ * paths; a finite-difference gradcheck of its input gradient; and it keeps fewer tensors alive. */
+#include "test.h"
+#include "../src/core/mempool.h"
+#include "../src/ops/activation.h"
+#include "../src/ops/batchnorm.h"
+#include "../src/ops/conv2d.h"
+#include "../src/ops/fused.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Case {
+    int N, C, H, W, O, KH, KW, sh, sw, ph, pw;
+} Case;
+
+typedef struct Frozen {
+    Tensor *w, *gamma, *beta, *rm, *rv;
+    const Case *c;
+} Frozen;
+
+static void frozen_init(Frozen *f, const Case *c, uint64_t seed) {
+    f->c = c;
+    f->w = tensor_alloc(4, (int[]){c->O, c->C, c->KH, c->KW}, false);
+    f->gamma = tensor_alloc(1, (int[]){c->O}, false);
+    f->beta = tensor_alloc(1, (int[]){c->O}, false);
+    f->rm = tensor_alloc(1, (int[]){c->O}, false);
+    f->rv = tensor_alloc(1, (int[]){c->O}, false);
+    fill_uniform(f->w->data, f->w->n, -0.3f, 0.3f, seed);
+    fill_uniform(f->gamma->data, c->O, 0.5f, 1.5f, seed + 1);
+    fill_uniform(f->beta->data, c->O, -0.2f, 0.2f, seed + 2);
+    fill_uniform(f->rm->data, c->O, -0.1f, 0.1f, seed + 3);
+    fill_uniform(f->rv->data, c->O, 0.5f, 2.0f, seed + 4);
+}
+
+static void frozen_free(Frozen *f) {
+    tensor_free(f->w);
+    tensor_free(f->gamma);
+    tensor_free(f->beta);
+    tensor_free(f->rm);
+    tensor_free(f->rv);
+}
+
+static Tensor *fused(Tape *tp, Tensor *x, const Frozen *f) {
+    const Case *c = f->c;
+    return op_conv2d_bn_relu_frozen(tp, x, f->w, c->sh, c->sw, c->ph, c->pw, f->gamma, f->beta, f->rm, f->rv, 1e-3f);
+}
+
+static Tensor *unfused(Tape *tp, Tensor *x, const Frozen *f) {
+    const Case *c = f->c;
+    Tensor *y = op_conv2d(tp, x, f->w, NULL, c->sh, c->sw, c->ph, c->pw);
+    y = op_batchnorm(tp, y, f->gamma, f->beta, f->rm, f->rv, NULL, 0, 0.1f, 1e-3f);
+    return op_relu(tp, y);
+}
+
+static Tensor *gc_fused(Tape *tp, Tensor **in, void *ctx) { return fused(tp, in[0], ctx); }
+
+static int64_t count_diff(const float *a, const float *b, int64_t n) {
+    int64_t d = 0;
+    for (int64_t i = 0; i < n; i++) d += memcmp(a + i, b + i, sizeof(float)) != 0;
+    return d;
+}
+
+static void case_equal(const Case *c, const char *impl) {
+    Frozen f;
+    frozen_init(&f, c, 7);
+    Tensor *x1 = tensor_alloc(4, (int[]){c->N, c->C, c->H, c->W}, true);
+    Tensor *x2 = tensor_alloc(4, (int[]){c->N, c->C, c->H, c->W}, true);
+    fill_uniform(x1->data, x1->n, -1, 1, 3);
+    memcpy(x2->data, x1->data, (size_t)x1->n * sizeof(float));
+    Tape t1, t2;
+    tape_init(&t1);
+    tape_init(&t2);
+    Tensor *y1 = fused(&t1, x1, &f), *y2 = unfused(&t2, x2, &f);
+    EXPECT(tensor_same_shape(y1, y2), "%s (%d,%d,%d,%d)*(%d,%d,%d,%d): output shape", impl, c->N, c->C, c->H, c->W, c->O,
+           c->C, c->KH, c->KW);
+    int64_t df = count_diff(y1->data, y2->data, y1->n);
+    EXPECT(df == 0, "%s (%d,%d,%d,%d)*(%d,%d,%d,%d): %lld of %lld forward values differ from conv2d -> batchnorm -> relu",
+           impl, c->N, c->C, c->H, c->W, c->O, c->C, c->KH, c->KW, (long long)df, (long long)y1->n);
+    int64_t pos = 0;
+    for (int64_t i = 0; i < y1->n; i++) pos += y1->data[i] > 0;
+    EXPECT(pos > y1->n / 10 && pos < y1->n * 9 / 10, "%s: relu active on %lld of %lld (a case that tests the mask)", impl,
+           (long long)pos, (long long)y1->n);
+    float *seed = xmalloc((size_t)y1->n * sizeof(float));
+    fill_uniform(seed, y1->n, -1, 1, 9);
+    const float *s = seed;
+    tape_backward_seeded(&t1, 1, &y1, &s);
+    tape_backward_seeded(&t2, 1, &y2, &s);
+    int64_t db = count_diff(x1->grad, x2->grad, x1->n);
+    EXPECT(db == 0, "%s (%d,%d,%d,%d): %lld of %lld input-gradient values differ from the unfused ops", impl, c->N, c->C,
+           c->H, c->W, (long long)db, (long long)x1->n);
+    EXPECT(t1.n_nodes == 1 && t2.n_nodes == 3, "%s: one node instead of three (%d, %d)", impl, t1.n_nodes, t2.n_nodes);
+    free(seed);
+    tape_free(&t1);
+    tape_free(&t2);
+    tensor_free(x1);
+    tensor_free(x2);
+    frozen_free(&f);
+}
+
+int main(void) {
+    test_begin("test_fused");
+    const Case cases[] = {
+        {2, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1},   /* 3x3 same */
+        {3, 4, 11, 10, 5, 3, 3, 2, 2, 0, 0}, /* strided, as Conv2d_1a */
+        {2, 5, 8, 8, 6, 1, 7, 1, 1, 0, 3},   /* 1x7 */
+        {2, 6, 7, 7, 8, 1, 1, 1, 1, 0, 0},   /* 1x1 */
+        {40, 8, 24, 24, 16, 3, 3, 1, 1, 1, 1}, /* large enough for batch chunks on the oneDNN path */
+    };
+    const Conv2dImpl impls[2] = {CONV2D_DNNL, CONV2D_IM2COL};
+    const char *names[2] = {"onednn", "im2col"};
+    for (int k = 0; k < 2; k++) {
+        conv2d_set_impl(impls[k]);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) case_equal(&cases[i], names[k]);
+    }
+    conv2d_set_impl(CONV2D_DNNL);
+
+    /* finite differences of the input gradient (inputs away from the relu kink) */
+    Frozen f;
+    frozen_init(&f, &cases[0], 21);
+    Tensor *x = tensor_alloc(4, (int[]){2, 3, 9, 9}, true);
+    fill_away_from_zero(x->data, x->n, -1, 1, 0.05f, 5);
+    Tensor *in[1] = {x};
+    GradcheckOpts o = {.h = 1e-3, .tol = 2e-2, .max_elems = -1, .seed = 3};
+    gradcheck("conv2d_bn_relu_frozen", gc_fused, 1, in, &f, &o);
+    tensor_free(x);
+    frozen_free(&f);
+
+    /* memory: the fused node keeps its input and output only */
+    Frozen g;
+    const Case big = {8, 16, 32, 32, 32, 3, 3, 1, 1, 1, 1};
+    frozen_init(&g, &big, 11);
+    Tensor *xb = tensor_alloc(4, (int[]){8, 16, 32, 32}, true);
+    fill_uniform(xb->data, xb->n, -1, 1, 13);
+    size_t live[2];
+    for (int k = 0; k < 2; k++) {
+        Tape tp;
+        tape_init(&tp);
+        size_t before = mempool_stats().live;
+        Tensor *y = k ? unfused(&tp, xb, &g) : fused(&tp, xb, &g);
+        (void)y;
+        live[k] = mempool_stats().live - before;
+        tape_free(&tp);
+    }
+    size_t ybytes = (size_t)8 * 32 * 32 * 32 * sizeof(float);
+    EXPECT(live[0] < ybytes * 3 / 2 && live[1] >= ybytes * 3,
+           "tensor memory after the forward: fused %zu bytes (one output), unfused %zu (three), output %zu", live[0],
+           live[1], ybytes);
+    tensor_free(xb);
+    frozen_free(&g);
+    return test_end();
+}
