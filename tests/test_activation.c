@@ -1,7 +1,12 @@
 /* test_activation.c: relu, leaky relu, tanh, sigmoid and GLU against PyTorch fixtures, finite
- * differences, and the PyTorch conventions at the kink (relu'(0) = 0, leaky'(0) = slope). */
+ * differences, the PyTorch conventions at the kink (relu'(0) = 0, leaky'(0) = slope), and the
+ * accuracy of the vectorised exp / sigmoid / GLU kernels (vmath.h) against libm over a sweep. */
 #include "test.h"
 #include "../src/ops/activation.h"
+#include "../src/ops/vmath.h"
+
+#include <math.h>
+#include <stdlib.h>
 
 /* op arguments carried through gradcheck's ctx */
 typedef struct ActArgs {
@@ -119,11 +124,56 @@ static void no_grad_tests(void) {
     tensor_free(x);
 }
 
+/* vmath: exp within 2 ulp of expf where expf is normal, expf's special values elsewhere; sigmoid
+ * within 4 ulp of the double-precision value where it is normal; GLU = a * sigmoid(b). The sweep
+ * has a length that is not a multiple of the vector width (the tail). */
+static void vmath_tests(void) {
+    int64_t n = 2000003;
+    float *x = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
+    float *a = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = -110.0f + 220.0f * (float)i / (float)n;
+        a[i] = 0.5f + (float)(i % 7);
+    }
+    x[3] = NAN;
+    vexp(y, x, n);
+    double worst = 0;
+    int64_t special_bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float want = expf(x[i]);
+        if (isnan(x[i])) special_bad += !isnan(y[i]);
+        else if (isinf(want)) special_bad += !isinf(y[i]);
+        else if (want >= 1.17549435e-38f) worst = fmax(worst, fabs((double)y[i] - want) / want / 5.9604645e-8);
+        else special_bad += !(y[i] >= 0.0f && y[i] < 1.2e-38f);
+    }
+    EXPECT(worst <= 2.0, "vexp: %.2f ulp from expf at worst (want <= 2)", worst);
+    EXPECT(special_bad == 0, "vexp: %lld NaN / overflow / underflow values unlike expf", (long long)special_bad);
+    vsigmoid(y, x, n);
+    worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(x[i])) continue;
+        double want = 1.0 / (1.0 + exp(-(double)x[i]));
+        if (want >= 1.17549435e-38) worst = fmax(worst, fabs((double)y[i] - want) / want / 5.9604645e-8);
+    }
+    EXPECT(worst <= 4.0 && isnan(y[3]), "vsigmoid: %.2f ulp at worst (want <= 4), NaN -> %g", worst, (double)y[3]);
+    float *g = malloc((size_t)n * sizeof(float));
+    vglu(g, a, x, n);
+    int64_t glu_bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!isnan(x[i])) glu_bad += fabsf(g[i] - a[i] * y[i]) > 1e-6f * fabsf(a[i] * y[i]);
+    EXPECT(glu_bad == 0, "vglu: %lld values differ from a * vsigmoid(b)", (long long)glu_bad);
+    free(x);
+    free(y);
+    free(a);
+    free(g);
+}
+
 int main(void) {
     test_begin("test_activation");
     value_tests();
     grad_tests();
     kink_tests();
     no_grad_tests();
+    vmath_tests();
     return test_end();
 }

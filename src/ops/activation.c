@@ -6,13 +6,14 @@
  */
 #include "activation.h"
 #include "../core/profile.h"
+#include "vmath.h"
 
 #include <math.h>
 
-/* element counts below this run on one thread */
+/* element counts below this run on one thread; the vectorised kernels work in blocks of ACT_BLOCK */
 #define ACT_PAR_MIN 32768
+#define ACT_BLOCK 4096
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* ---------------------------------------------------------------- relu */
 /* out (n) = max(inp, 0); NaN stays NaN */
@@ -60,8 +61,12 @@ void tanh_backward(float *dinp, const float *dout, const float *out, int64_t n) 
 /* ---------------------------------------------------------------- sigmoid */
 /* out (n) = 1 / (1 + exp(-inp)) */
 void sigmoid_forward(float *out, const float *inp, int64_t n) {
+    int64_t nb = (n + ACT_BLOCK - 1) / ACT_BLOCK;
 #pragma omp parallel for schedule(static) if (n > ACT_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) out[i] = sigmoidf(inp[i]);
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t i0 = k * ACT_BLOCK, len = n - i0 < ACT_BLOCK ? n - i0 : ACT_BLOCK;
+        vsigmoid(out + i0, inp + i0, len);
+    }
 }
 
 /* dinp (n) += dout * (1 - out) * out */
@@ -74,12 +79,12 @@ void sigmoid_backward(float *dinp, const float *dout, const float *out, int64_t 
 /* ---------------------------------------------------------------- GLU */
 /* out (outer, C, inner) = inp[:, :C] * sigmoid(inp[:, C:]), inp (outer, 2C, inner) */
 void glu_forward(float *out, const float *inp, int64_t outer, int C, int64_t inner) {
-    int64_t half = (int64_t)C * inner;
+    int64_t half = (int64_t)C * inner, per = (half + ACT_BLOCK - 1) / ACT_BLOCK; /* blocks per row */
 #pragma omp parallel for schedule(static) if (outer * half > ACT_PAR_MIN)
-    for (int64_t o = 0; o < outer; o++) {
+    for (int64_t k = 0; k < outer * per; k++) {
+        int64_t o = k / per, j0 = (k % per) * ACT_BLOCK, len = half - j0 < ACT_BLOCK ? half - j0 : ACT_BLOCK;
         const float *a = inp + o * 2 * half, *b = a + half;  // (C, inner) each
-        float *y = out + o * half;                           // (C, inner)
-        for (int64_t j = 0; j < half; j++) y[j] = a[j] * sigmoidf(b[j]);
+        vglu(out + o * half + j0, a + j0, b + j0, len);      // (C, inner)
     }
 }
 
@@ -87,16 +92,18 @@ void glu_forward(float *out, const float *inp, int64_t outer, int C, int64_t inn
  * dout (outer, C, inner), inp (outer, 2C, inner) */
 void glu_backward(float *dinp, const float *dout, const float *inp, int64_t outer, int C, int64_t inner) {
     if (!dinp) return;
-    int64_t half = (int64_t)C * inner;
+    int64_t half = (int64_t)C * inner, per = (half + ACT_BLOCK - 1) / ACT_BLOCK; /* blocks per row */
 #pragma omp parallel for schedule(static) if (outer * half > ACT_PAR_MIN)
-    for (int64_t o = 0; o < outer; o++) {
-        const float *a = inp + o * 2 * half, *b = a + half;  // (C, inner) each
-        const float *g = dout + o * half;                    // (C, inner)
-        float *da = dinp + o * 2 * half, *db = da + half;    // (C, inner) each
-        for (int64_t j = 0; j < half; j++) {
-            float s = sigmoidf(b[j]);
-            da[j] += s * g[j];
-            db[j] += (1.0f - s) * s * a[j] * g[j];
+    for (int64_t k = 0; k < outer * per; k++) {
+        int64_t o = k / per, j0 = (k % per) * ACT_BLOCK, len = half - j0 < ACT_BLOCK ? half - j0 : ACT_BLOCK;
+        const float *a = inp + o * 2 * half + j0, *b = a + half;  // (len) each
+        const float *g = dout + o * half + j0;                    // (len)
+        float *da = dinp + o * 2 * half + j0, *db = da + half;    // (len) each
+        float s[ACT_BLOCK];
+        vsigmoid(s, b, len);
+        for (int64_t j = 0; j < len; j++) {
+            da[j] += s[j] * g[j];
+            db[j] += (1.0f - s[j]) * s[j] * a[j] * g[j];
         }
     }
 }

@@ -8,6 +8,7 @@
  * double and the chunk sums in order, so they too do not depend on the thread count.
  */
 #include "arith.h"
+#include "vmath.h"
 #include "../core/profile.h"
 
 #include <math.h>
@@ -246,8 +247,9 @@ void add_scalar_backward(float *dinp, const float *dout, int64_t n) {
 }
 
 void exp_forward(float *out, const float *inp, int64_t n) {
+    int64_t nb = (n + 4095) / 4096;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) out[i] = expf(inp[i]);
+    for (int64_t k = 0; k < nb; k++) vexp(out + k * 4096, inp + k * 4096, n - k * 4096 < 4096 ? n - k * 4096 : 4096);
 }
 
 void exp_backward(float *dinp, const float *dout, const float *out, int64_t n) {
