@@ -249,6 +249,40 @@ static void dnnl_vs_im2col_tests(void) {
         }
 }
 
+/* bf16 operands (fp32 accumulation): the forward, input gradient, weight gradient and bias
+ * gradient each within 1e-2 norm-relative of fp32 (the tolerance docs/PERFORMANCE.md states), and
+ * not equal to fp32 (bf16 is really used: at least 1e-5 apart). The result is added into
+ * prefilled gradients, as in fp32. */
+static void dnnl_bf16_tests(void) {
+    Conv2dShape shapes[MAX_SHAPES];
+    int n = kernel_shapes(shapes);
+    double worst[4] = {0, 0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        int64_t n1, n2;
+        conv2d_set_precision(CONV2D_FP32);
+        float *ref = run_kernels_opt(&shapes[i], &n1, 7, 1);
+        conv2d_set_precision(CONV2D_BF16);
+        float *got = run_kernels_opt(&shapes[i], &n2, 7, 1);
+        conv2d_set_precision(CONV2D_FP32);
+        const Conv2dShape *c = &shapes[i];
+        int64_t ny = (int64_t)c->N * c->O * c->OH * c->OW, nx = (int64_t)c->N * c->C * c->H * c->W;
+        int64_t nw = (int64_t)c->O * c->C * c->KH * c->KW;
+        int64_t off[4] = {0, ny, ny + nx, ny + nx + nw}, len[4] = {ny, nx, nw, c->O};
+        const char *part[4] = {"forward", "input gradient", "weight gradient", "bias gradient"};
+        for (int k = 0; k < 4; k++) {
+            double mx, r = rel_err(got + off[k], ref + off[k], len[k], &mx);
+            if (r > worst[k]) worst[k] = r;
+            EXPECT(r <= 1e-2 && (k == 3 || r >= 1e-5), "conv2d bf16 vs fp32, shape %d (%d,%d,%d,%d)*(%d,%d,%d,%d), %s: "
+                   "norm-relative error %.3g (want 1e-5..1e-2)", i, c->N, c->C, c->H, c->W, c->O, c->C, c->KH, c->KW,
+                   part[k], r);
+        }
+        free(ref);
+        free(got);
+    }
+    printf("conv2d bf16 vs fp32, worst norm-relative error over %d shapes: forward %.2e, input gradient %.2e, weight "
+           "gradient %.2e, bias gradient %.2e\n", n, worst[0], worst[1], worst[2], worst[3]);
+}
+
 /* oneDNN: the same bits run to run at a fixed thread count. Whether 1 and 2 threads agree is
  * printed, not required (oneDNN's reductions may split by thread count). */
 static void dnnl_determinism_tests(void) {
@@ -355,6 +389,7 @@ int main(void) {
             thread_tests();
         } else {
             dnnl_vs_im2col_tests();
+            dnnl_bf16_tests();
             dnnl_determinism_tests();
             dnnl_concurrency_tests();
         }

@@ -9,7 +9,7 @@
 static const char *PRETRAIN_USAGE =
     "usage: attngan pretrain [--cfg cfg/DAMSM/bird.yml] [--set KEY=VALUE]... [--data DIR] [--out DIR]\n"
     "                        [--seed N] [--threads N] [--max-steps N] [--max-minutes M]\n"
-    "                        [--resume DIR] [--quiet]\n"
+    "                        [--resume DIR] [--quiet] [--bf16]\n"
     "\n"
     "DAMSM + ZSL pretraining of the text and image encoders (the seed's pretrain_DAMSM.py).\n"
     "  --cfg FILE       YAML config with AttnGAN's keys (default cfg/DAMSM/bird.yml; a CPU-sized one:\n"
@@ -24,6 +24,9 @@ static const char *PRETRAIN_USAGE =
     "  --max-steps N    stop after N optimizer steps in all, writing a checkpoint\n"
     "  --max-minutes M  stop after M minutes of training (not counting the one-time feature cache)\n"
     "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n"
+    "  --bf16           convolutions with bf16 operands and fp32 accumulation: faster on CPUs with\n"
+    "                   AVX512-BF16, within 1e-2 of fp32 per convolution (docs/PERFORMANCE.md); the\n"
+    "                   same as ATTNGAN_CONV_PRECISION=bf16\n"
     "Ctrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint; a run killed outright\n"
     "resumes from its last checkpoint (written atomically at the end of every SNAPSHOT_INTERVAL epochs).\n";
 
@@ -37,7 +40,7 @@ int cmd_pretrain(int argc, char **argv) {
 static const char *TRAIN_USAGE =
     "usage: attngan train [--cfg cfg/bird_attn2.yml] [--set KEY=VALUE]... [--data DIR] [--out DIR]\n"
     "                     [--seed N] [--threads N] [--max-steps N] [--max-minutes M]\n"
-    "                     [--resume DIR] [--quiet]\n"
+    "                     [--resume DIR] [--quiet] [--bf16]\n"
     "\n"
     "AttnGAN + ZSL training (the seed's trainer.py) on the pretrained encoders that TRAIN.NET_E names\n"
     "(text_encoder.safetensors from attngan pretrain; image_encoder, zsl_d and vocab.txt beside it).\n"
@@ -52,6 +55,9 @@ static const char *TRAIN_USAGE =
     "  --max-steps N    stop after N optimizer steps in all, writing a checkpoint and samples\n"
     "  --max-minutes M  stop after M minutes of training, writing a checkpoint and samples\n"
     "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n"
+    "  --bf16           convolutions with bf16 operands and fp32 accumulation: faster on CPUs with\n"
+    "                   AVX512-BF16, within 1e-2 of fp32 per convolution (docs/PERFORMANCE.md); the\n"
+    "                   same as ATTNGAN_CONV_PRECISION=bf16\n"
     "Ctrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint; a run killed outright\n"
     "resumes from its last checkpoint (written atomically every SNAPSHOT_INTERVAL steps).\n";
 

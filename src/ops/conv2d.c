@@ -368,7 +368,7 @@ enum { FMT_ANY = 0, FMT_PLAIN = 1, FMT_AUTO = 2 };
 
 /* Everything a primitive depends on; int32 fields only, so the struct has no padding bytes. */
 typedef struct ConvKey {
-    int32_t dir, bias, fmt, nthr;
+    int32_t dir, bias, fmt, nthr, bf16;
     int32_t N, C, H, W, O, KH, KW, stride_h, stride_w, pad_h, pad_w;
 } ConvKey;
 
@@ -387,7 +387,7 @@ typedef struct ConvPrims {
 } ConvPrims;
 
 static DnnlCache g_conv_cache = DNNL_CACHE_INIT;
-static _Atomic int g_impl = -1, g_fmt = -1;
+static _Atomic int g_impl = -1, g_fmt = -1, g_prec = -1;
 
 static int env_impl(void) {
     int v = atomic_load(&g_impl);
@@ -427,6 +427,21 @@ static int conv_layout(const Conv2dShape *s, int dir) {
     return FMT_ANY;
 }
 
+/* ATTNGAN_CONV_PRECISION=fp32 (default) | bf16 */
+static int env_prec(void) {
+    int v = atomic_load(&g_prec);
+    if (v < 0) {
+        const char *e = getenv("ATTNGAN_CONV_PRECISION");
+        v = e && !strcmp(e, "bf16") ? CONV2D_BF16 : CONV2D_FP32;
+        CHECK(!e || !*e || !strcmp(e, "bf16") || !strcmp(e, "fp32"), "ATTNGAN_CONV_PRECISION=%s: expected fp32 or bf16", e);
+        atomic_store(&g_prec, v);
+    }
+    return v;
+}
+
+void conv2d_set_precision(Conv2dPrecision p) { atomic_store(&g_prec, (int)p); }
+Conv2dPrecision conv2d_get_precision(void) { return (Conv2dPrecision)env_prec(); }
+
 void conv2d_set_impl(Conv2dImpl impl) { atomic_store(&g_impl, (int)impl); }
 Conv2dImpl conv2d_get_impl(void) { return (Conv2dImpl)env_impl(); }
 
@@ -450,11 +465,13 @@ static void *conv_prims_create(const void *kv, void *arg) {
     dnnl_memory_desc_t x_md, w_md, y_md, b_md, xa, wa, ya;
     dnnl_format_tag_t t4 = k->fmt == FMT_PLAIN ? dnnl_nchw : dnnl_format_tag_any;
     dnnl_format_tag_t tw = k->fmt == FMT_PLAIN ? dnnl_oihw : dnnl_format_tag_any;
+    /* bf16: the operands in bf16 (the reorders convert), accumulation and weight gradients in f32 */
+    dnnl_data_type_t dt = k->bf16 ? dnnl_bf16 : dnnl_f32;
     int64_t xd[4] = {k->N, k->C, k->H, k->W}, wd[4] = {k->O, k->C, k->KH, k->KW}, yd[4] = {k->N, k->O, OH, OW};
     int64_t bd[1] = {k->O};
     if (dnnl_util_md(&x_md, 4, xd, dnnl_nchw) || dnnl_util_md(&w_md, 4, wd, dnnl_oihw) ||
-        dnnl_util_md(&y_md, 4, yd, dnnl_nchw) || dnnl_util_md(&b_md, 1, bd, dnnl_a) || dnnl_util_md(&xa, 4, xd, t4) ||
-        dnnl_util_md(&wa, 4, wd, tw) || dnnl_util_md(&ya, 4, yd, t4))
+        dnnl_util_md(&y_md, 4, yd, dnnl_nchw) || dnnl_util_md(&b_md, 1, bd, dnnl_a) ||
+        dnnl_util_md_dt(&xa, 4, xd, t4, dt) || dnnl_util_md_dt(&wa, 4, wd, tw, dt) || dnnl_util_md_dt(&ya, 4, yd, t4, dt))
         return NULL;
     /* oneDNN wants the right padding that makes its size formula exact; floor mode drops the rest */
     dnnl_dims_t strides = {k->stride_h, k->stride_w}, pad_l = {k->pad_h, k->pad_w};
@@ -490,7 +507,9 @@ static void *conv_prims_create(const void *kv, void *arg) {
             cp->arg_in[0] = DNNL_ARG_DIFF_DST, cp->arg_in[1] = DNNL_ARG_WEIGHTS, cp->arg_out = DNNL_ARG_DIFF_SRC;
         }
     } else if (ok) {
-        ok = dnnl_convolution_backward_weights_desc_init(&bd_, dnnl_convolution_direct, &xa, &wa, k->bias ? &b_md : NULL,
+        dnnl_memory_desc_t wg = wa;
+        if (k->bf16 && dnnl_util_md_dt(&wg, 4, wd, tw, dnnl_f32)) ok = 0;
+        ok = ok && dnnl_convolution_backward_weights_desc_init(&bd_, dnnl_convolution_direct, &xa, &wg, k->bias ? &b_md : NULL,
                                                          &ya, strides, pad_l, pad_r) == dnnl_success &&
              dnnl_primitive_desc_create(&pd, &bd_, attr, eng, fpd) == dnnl_success;
         if (ok) {
@@ -524,8 +543,9 @@ fail:
 
 static const ConvPrims *conv_prims(const Conv2dShape *s, int dir, int bias) {
     if (env_impl() != CONV2D_DNNL) return NULL;
-    ConvKey k = {dir, bias, conv_layout(s, dir), dnnl_util_threads(), s->N, s->C, s->H, s->W, s->O, s->KH, s->KW,
-                 s->stride_h, s->stride_w, s->pad_h, s->pad_w};
+    int bf16 = env_prec() == CONV2D_BF16;
+    ConvKey k = {dir, bias, bf16 ? FMT_ANY : conv_layout(s, dir), dnnl_util_threads(), bf16, s->N, s->C, s->H, s->W,
+                 s->O, s->KH, s->KW, s->stride_h, s->stride_w, s->pad_h, s->pad_w};
     const ConvPrims *cp = dnnl_cache_get(&g_conv_cache, &k, sizeof k, conv_prims_create, NULL);
     if (!cp) {
         static _Atomic int warned = 0;

@@ -22,6 +22,11 @@ Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int s
  *    split all work into fixed blocks over OpenMP and switch OpenBLAS to one thread while they run
  *    (restoring it after), so call them from one thread at a time, not inside a parallel region. */
 typedef enum Conv2dImpl { CONV2D_DNNL = 0, CONV2D_IM2COL = 1 } Conv2dImpl;
+/* Operand precision of the oneDNN convolutions: fp32 (default), or bf16 operands with fp32
+ * accumulation and fp32 weight gradients (ATTNGAN_CONV_PRECISION=bf16; the im2col path is fp32). */
+typedef enum Conv2dPrecision { CONV2D_FP32 = 0, CONV2D_BF16 = 1 } Conv2dPrecision;
+Conv2dPrecision conv2d_get_precision(void);
+void conv2d_set_precision(Conv2dPrecision p);
 /* The implementation for the whole process: ATTNGAN_CONV=dnnl|im2col (default dnnl) until
  * conv2d_set_impl overrides it. */
 Conv2dImpl conv2d_get_impl(void);

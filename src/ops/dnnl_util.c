@@ -135,10 +135,14 @@ void dnnl_util_prim_destroy(DnnlPrim *p) {
     p->prim = NULL;
 }
 
-int dnnl_util_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_format_tag_t tag) {
+int dnnl_util_md_dt(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_format_tag_t tag, dnnl_data_type_t dt) {
     dnnl_dims_t d;
     for (int i = 0; i < ndims; i++) d[i] = dims[i];
-    return dnnl_memory_desc_init_by_tag(md, ndims, d, dnnl_f32, tag) == dnnl_success ? 0 : -1;
+    return dnnl_memory_desc_init_by_tag(md, ndims, d, dt, tag) == dnnl_success ? 0 : -1;
+}
+
+int dnnl_util_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_format_tag_t tag) {
+    return dnnl_util_md_dt(md, ndims, dims, tag, dnnl_f32);
 }
 
 #define MAX_ARGS 8

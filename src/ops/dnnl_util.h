@@ -51,6 +51,8 @@ void dnnl_util_prim_destroy(DnnlPrim *p);
 /* A plain f32 descriptor of ndims dims in the given layout tag (dnnl_format_tag_any lets the
  * primitive choose). Returns 0 on success. */
 int dnnl_util_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_format_tag_t tag);
+/* The same with another data type (dnnl_bf16 for the bf16 convolutions). */
+int dnnl_util_md_dt(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_format_tag_t tag, dnnl_data_type_t dt);
 
 /* One argument of an execution: the argument index (DNNL_ARG_*), its layout and its memory. */
 typedef struct DnnlArg {

@@ -1,5 +1,6 @@
 /* run.c: the plumbing `attngan pretrain` and `attngan train` share; see run.h. */
 #include "run.h"
+#include "../ops/conv2d.h"
 #include "../io/safetensors.h"
 #include "../nn/keras_inception.h"
 #include "../nn/config.h"
@@ -34,6 +35,7 @@ int run_parse_args(int argc, char **argv, RunArgs *a, const char *usage) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) { fputs(usage, stdout); return 1; }
         if (!strcmp(k, "--quiet")) { a->quiet = 1; continue; }
+        if (!strcmp(k, "--bf16")) { a->bf16 = 1; continue; }
         if (!v) { fprintf(stderr, "attngan: %s needs a value (or is unknown)\n%s", k, usage); return 2; }
         int64_t x;
         if (!strcmp(k, "--cfg")) a->cfg = v;
@@ -107,6 +109,9 @@ int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
     } else snprintf(r->out, sizeof r->out, "out/%s", r->tc.config_name[0] ? r->tc.config_name : "run");
     if (mkdir_p(r->out)) return -1;
     threads_set(a->threads);
+    if (a->bf16) conv2d_set_precision(CONV2D_BF16);
+    if (conv2d_get_precision() == CONV2D_BF16 && !a->quiet)
+        printf("convolutions: bf16 operands, fp32 accumulation (docs/PERFORMANCE.md)\n");
     char path[2200];
     snprintf(path, sizeof path, "%s/losses.csv", r->out);
     r->csv = csv_open(path, a->resume != NULL);

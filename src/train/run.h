@@ -18,6 +18,7 @@ typedef struct RunArgs {
     const char *resume;       /* --resume DIR (a run directory or a step_ directory) */
     int seed, has_seed;       /* --seed N (overrides EXTRA.SEED) */
     int threads;              /* --threads N (0: all cores) */
+    int bf16;                 /* --bf16: convolutions with bf16 operands (conv2d_set_precision) */
     int64_t max_steps;        /* --max-steps N: stop after N optimizer steps in all (0: no limit) */
     double max_minutes;       /* --max-minutes M: stop after M minutes of training (0: no limit) */
     const char *sets[64];     /* --set KEY=VALUE */
