@@ -16,6 +16,7 @@
 #   BENCH_THREADS=2      threads of both (the reference: --threads)
 #   BENCH_REF=auto|0|1   run the reference: when /usr/bin/python3 imports torch (auto), never, always
 #   BENCH_PROFILE=1      add --profile to our runs (tables in the .ours.txt logs)
+#   BENCH_BF16=1         also run ours with --bf16 (bf16 convolutions) on each row: three more columns
 #   BENCH_PEAK_GFLOPS=N  skip the SGEMM measurement and use N
 #   BENCH_OUT=build/bench, ATTNGAN=build/release/attngan, REF_DIR=../shared/reference,
 #   PYTHON=/usr/bin/python3, OPENBLAS_DIR, CC
@@ -30,6 +31,7 @@ THREADS=${BENCH_THREADS:-2}
 CC=${CC:-gcc}
 OPENBLAS_DIR=${OPENBLAS_DIR:-/usr/lib/$($CC -print-multiarch)/openblas-openmp}
 QUICK=${BENCH_QUICK:-0}
+BF16=${BENCH_BF16:-0}
 mkdir -p "$OUT" || exit 1
 
 # id:mode:branch:batch:our warm-up:our iters:ref warm-up:ref iters. Ours: 2 warm-up iterations (the
@@ -81,8 +83,13 @@ load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
     echo "SGEMM ceiling (gemm_peak.c with our OpenBLAS, $THREADS threads, 4096^3 best): $PEAK GFLOP/s (OpenBLAS core: ${CORE:-?}${OPENBLAS_CORETYPE:+, OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE})."
     [ "$QUICK" = 1 ] && echo "BENCH_QUICK: few iterations, indicative only."
     echo
-    echo "| row | args | ours ms (median) | reference ms (median) | speed ratio (ref/ours) | ours GFLOP/iter | ref GFLOP/iter | ours GFLOP/s | % of SGEMM ceiling | ours peak RSS MiB | ref peak RSS MiB | memory ratio (ours/ref) | iters ours / ref |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    if [ "$BF16" = 1 ]; then
+        echo "| row | args | ours ms (median) | reference ms (median) | speed ratio (ref/ours) | ours GFLOP/iter | ref GFLOP/iter | ours GFLOP/s | % of SGEMM ceiling | ours peak RSS MiB | ref peak RSS MiB | memory ratio (ours/ref) | iters ours / ref | ours bf16 ms | bf16 speed ratio | bf16 memory ratio |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    else
+        echo "| row | args | ours ms (median) | reference ms (median) | speed ratio (ref/ours) | ours GFLOP/iter | ref GFLOP/iter | ours GFLOP/s | % of SGEMM ceiling | ours peak RSS MiB | ref peak RSS MiB | memory ratio (ours/ref) | iters ours / ref |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    fi
 } >"$OUT/results.md.tmp"
 
 for spec in $ROWS; do
@@ -123,11 +130,21 @@ EOF
     mem=$(ratio "$o_rss" "$r_rss" '%.2f')
     rcol="$rw+$rk"
     [ $run_ref = 1 ] || rcol="-"
-    echo "| $id | \`$args\` | ${o_ms:--} | ${r_ms:--} | $speed | ${o_fl:--} | ${r_fl:--} | ${o_gf:--} | $pct | ${o_rss:--} | ${r_rss:--} | $mem | $w+$k / $rcol |" >>"$OUT/results.md.tmp"
+    extra=""
+    if [ "$BF16" = 1 ]; then
+        "$ATTNGAN" bench $args --bf16 --warmup "$w" --iters "$k" --threads "$THREADS" ${lens:+--cap-lens "$lens"} $prof >"$OUT/$id.bf16.txt" 2>&1
+        bf_line=$(grep '^RESULT ' "$OUT/$id.bf16.txt" | tail -1)
+        [ -n "$bf_line" ] || echo "bench.sh: $id: attngan bench --bf16 gave no RESULT line (see $OUT/$id.bf16.txt)" >&2
+        echo "   ours bf16: $bf_line" >&2
+        b_ms=$(val "$bf_line" median_ms); b_rss=$(val "$bf_line" rss_mb)
+        extra=" ${b_ms:--} | $(ratio "$r_ms" "$b_ms" '%.2f') | $(ratio "$b_rss" "$r_rss" '%.2f') |"
+    fi
+    echo "| $id | \`$args\` | ${o_ms:--} | ${r_ms:--} | $speed | ${o_fl:--} | ${r_fl:--} | ${o_gf:--} | $pct | ${o_rss:--} | ${r_rss:--} | $mem | $w+$k / $rcol |$extra" >>"$OUT/results.md.tmp"
 done
 {
     echo
     echo "Speed ratio > 1: ours is faster. Memory ratio > 1: ours uses more. Iterations: warm-up + timed."
+    [ "$BF16" = 1 ] && echo "bf16 columns: ours with --bf16 (bf16 convolution operands, fp32 accumulation), against the same fp32 reference run."
     echo "Full outputs: $OUT/<row>.ours.txt and <row>.ref.txt."
 } >>"$OUT/results.md.tmp"
 mv "$OUT/results.md.tmp" "$OUT/results.md"
