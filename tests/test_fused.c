@@ -1,12 +1,14 @@
 /* test_fused.c: the fused ops against the ops they stand for. conv2d_bn_relu_frozen must give the
  * same bits as conv2d -> batchnorm (eval) -> relu, forward and input gradient, on both convolution
- * paths; a finite-difference gradcheck of its input gradient; and it keeps fewer tensors alive. */
+ * paths; a finite-difference gradcheck of its input gradient; and it keeps fewer tensors alive.
+ * upsample2x_conv2d against upsample_nearest2x -> conv2d, with one chunk and with several. */
 #include "test.h"
 #include "../src/core/mempool.h"
 #include "../src/ops/activation.h"
 #include "../src/ops/batchnorm.h"
 #include "../src/ops/conv2d.h"
 #include "../src/ops/fused.h"
+#include "../src/ops/resample.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +101,84 @@ static void case_equal(const Case *c, const char *impl) {
     frozen_free(&f);
 }
 
+/* ---------------------------------------------------------------- upsample2x_conv2d */
+
+typedef struct UpCase {
+    int N, C, H, W, O, bias;
+} UpCase;
+
+static Tensor *gc_upconv(Tape *tp, Tensor **in, void *ctx) {
+    (void)ctx;
+    return op_upsample2x_conv2d(tp, in[0], in[1], in[2], 1, 1);
+}
+
+static void upconv_equal(const UpCase *c, const char *impl) {
+    Tensor *x[2], *w[2], *b[2] = {NULL, NULL}, *y[2];
+    Tape tp[2];
+    for (int k = 0; k < 2; k++) {
+        x[k] = tensor_alloc(4, (int[]){c->N, c->C, c->H, c->W}, true);
+        w[k] = tensor_alloc(4, (int[]){c->O, c->C, 3, 3}, true);
+        fill_uniform(x[k]->data, x[k]->n, -1, 1, 31);
+        fill_uniform(w[k]->data, w[k]->n, -0.2f, 0.2f, 32);
+        if (c->bias) {
+            b[k] = tensor_alloc(1, (int[]){c->O}, true);
+            fill_uniform(b[k]->data, c->O, -0.5f, 0.5f, 33);
+        }
+        tape_init(&tp[k]);
+    }
+    y[0] = op_upsample2x_conv2d(&tp[0], x[0], w[0], b[0], 1, 1);
+    y[1] = op_conv2d(&tp[1], op_upsample_nearest2x(&tp[1], x[1]), w[1], b[1], 1, 1, 1, 1);
+    char what[128];
+    snprintf(what, sizeof what, "%s upsample2x_conv2d (%d,%d,%d,%d)->%d forward", impl, c->N, c->C, c->H, c->W, c->O);
+    EXPECT(tensor_same_shape(y[0], y[1]), "%s: shape", what);
+    expect_close(what, y[0]->data, y[1]->data, y[0]->n, 1e-6);
+    float *seed = xmalloc((size_t)y[0]->n * sizeof(float));
+    fill_uniform(seed, y[0]->n, -1, 1, 34);
+    const float *sd = seed;
+    for (int k = 0; k < 2; k++) tape_backward_seeded(&tp[k], 1, &y[k], &sd);
+    snprintf(what, sizeof what, "%s upsample2x_conv2d (%d,%d,%d,%d) input gradient", impl, c->N, c->C, c->H, c->W);
+    expect_close(what, x[0]->grad, x[1]->grad, x[0]->n, 1e-5);
+    snprintf(what, sizeof what, "%s upsample2x_conv2d (%d,%d,%d,%d) weight gradient", impl, c->N, c->C, c->H, c->W);
+    expect_close(what, w[0]->grad, w[1]->grad, w[0]->n, 1e-5);
+    if (c->bias) {
+        snprintf(what, sizeof what, "%s upsample2x_conv2d (%d,%d,%d,%d) bias gradient", impl, c->N, c->C, c->H, c->W);
+        expect_close(what, b[0]->grad, b[1]->grad, c->O, 1e-5);
+    }
+    free(seed);
+    for (int k = 0; k < 2; k++) {
+        tape_free(&tp[k]);
+        tensor_free(x[k]);
+        tensor_free(w[k]);
+        tensor_free(b[k]);
+    }
+}
+
 int main(void) {
     test_begin("test_fused");
+    const UpCase ups[] = {
+        {3, 4, 5, 6, 6, 0},     /* one chunk */
+        {2, 3, 4, 4, 5, 1},     /* with a bias */
+        {3, 64, 128, 128, 4, 0}, /* 16.8 MB upsampled per image: one image per chunk */
+    };
+    for (int k = 0; k < 2; k++) {
+        conv2d_set_impl(k ? CONV2D_IM2COL : CONV2D_DNNL);
+        for (size_t i = 0; i < sizeof ups / sizeof ups[0]; i++)
+            if (!(k && i == 2)) upconv_equal(&ups[i], k ? "im2col" : "onednn"); /* the large case once */
+    }
+    conv2d_set_impl(CONV2D_DNNL);
+    {
+        Tensor *x = tensor_alloc(4, (int[]){2, 3, 4, 5}, true), *w = tensor_alloc(4, (int[]){4, 3, 3, 3}, true);
+        Tensor *b = tensor_alloc(1, (int[]){4}, true);
+        fill_uniform(x->data, x->n, -1, 1, 41);
+        fill_uniform(w->data, w->n, -0.5f, 0.5f, 42);
+        fill_uniform(b->data, 4, -0.5f, 0.5f, 43);
+        Tensor *in[3] = {x, w, b};
+        GradcheckOpts o = {.h = 1e-2, .tol = 1e-2, .max_elems = -1, .seed = 5};
+        gradcheck("upsample2x_conv2d", gc_upconv, 3, in, NULL, &o);
+        tensor_free(x);
+        tensor_free(w);
+        tensor_free(b);
+    }
     const Case cases[] = {
         {2, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1},   /* 3x3 same */
         {3, 4, 11, 10, 5, 3, 3, 2, 2, 0, 0}, /* strided, as Conv2d_1a */

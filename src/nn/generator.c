@@ -4,6 +4,7 @@
  * its buffers (BN: weight, bias, running_mean, running_var, num_batches_tracked); with cfg.ca_net,
  * ca_net.fc.{weight,bias} come first (AttnGAN's G_NET.__init__ creates self.ca_net first). */
 #include "generator.h"
+#include "../ops/fused.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -132,8 +133,8 @@ void gnet_free(GNet *g) {
 /* x (B, cin, H, W) -> (B, cout, 2H, 2W) */
 static Tensor *up_block_forward(Tape *tp, UpBlock *u, Tensor *x, int train) {
     int m = tape_mark(tp); /* each step frees the last one's output unless a node saved it (tape.h) */
-    Tensor *y = op_upsample_nearest2x(tp, x);
-    y = tape_release1(tp, m, conv2d_layer_forward(tp, &u->conv, y));
+    const Conv2dLayer *c = &u->conv; /* conv3x3 stride 1 on the upsampled x, fused (ops/fused.h) */
+    Tensor *y = op_upsample2x_conv2d(tp, x, c->weight, c->bias, c->pad_h, c->pad_w);
     y = tape_release1(tp, m, batchnorm_layer_forward(tp, &u->bn, tape_donate(y), train));
     return tape_release1(tp, m, op_glu(tp, y, 1));
 }

@@ -5,6 +5,7 @@
 #include "activation.h"
 #include "batchnorm.h"
 #include "conv2d.h"
+#include "resample.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -112,6 +113,79 @@ Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, i
         relu_mask_pack(c->mask, y->data, y->n);
         nd->ctx = c;
         tape_node_data_unused(nd); /* neither x nor y: the weights are frozen, the mask is saved */
+    }
+    return y;
+}
+
+/* ---------------------------------------------------------------- nearest 2x upsample + conv2d */
+
+/* Batch rows per chunk: the upsampled chunk stays under UPCONV_CHUNK_BYTES. */
+#define UPCONV_CHUNK_BYTES ((size_t)16 << 20)
+
+typedef struct UpConvCtx {
+    int H, W;        /* x's spatial size; the convolution sees 2H x 2W */
+    Conv2dShape s;   /* the whole batch's convolution */
+    int nb;          /* rows per chunk */
+} UpConvCtx;
+
+static Conv2dShape rows_shape(const Conv2dShape *s, int rows) {
+    Conv2dShape c = *s;
+    c.N = rows;
+    return c;
+}
+
+static void upconv_bwd(Node *nd) {
+    Tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out[0];
+    const UpConvCtx *c = nd->ctx;
+    float *dx = tensor_grad_or_null(x), *dw = tensor_grad_or_null(w), *db = b ? tensor_grad_or_null(b) : NULL;
+    const Conv2dShape *s = &c->s;
+    size_t xs = (size_t)s->C * c->H * c->W, us = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
+    float *up = mempool_alloc((size_t)c->nb * us * sizeof(float));
+    float *dup = dx ? mempool_alloc((size_t)c->nb * us * sizeof(float)) : NULL;
+    for (int n0 = 0; n0 < s->N; n0 += c->nb) {
+        int rows = s->N - n0 < c->nb ? s->N - n0 : c->nb;
+        Conv2dShape cs = rows_shape(s, rows);
+        if (dw) upsample_nearest2x_forward(up, x->data + (size_t)n0 * xs, (int64_t)rows * s->C, c->H, c->W);
+        if (dup) memset(dup, 0, (size_t)rows * us * sizeof(float));
+        conv2d_backward(dup, dw, db, y->grad + (size_t)n0 * ys, dw ? up : NULL, w->data, &cs, NULL);
+        if (dup) upsample_nearest2x_backward(dx + (size_t)n0 * xs, dup, (int64_t)rows * s->C, c->H, c->W);
+    }
+    mempool_free(up);
+    mempool_free(dup);
+    PROFILE_OP_FLOPS(2.0 * (double)y->n * s->C * s->KH * s->KW * ((dx != NULL) + (dw != NULL)));
+}
+
+Tensor *op_upsample2x_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int pad_h, int pad_w) {
+    PROFILE_OP_BEGIN();
+    char xs_[64], ws_[64];
+    CHECK(x && w && x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1],
+          "upsample2x_conv2d: input %s and weight %s must be (N, C, H, W) and (O, C, KH, KW)",
+          x ? tensor_shape_str(x, xs_, sizeof xs_) : "NULL", w ? tensor_shape_str(w, ws_, sizeof ws_) : "NULL");
+    CHECK(!b || (b->ndim == 1 && b->shape[0] == w->shape[0]), "upsample2x_conv2d: bias must be (%d)", w->shape[0]);
+    int N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    CHECK(pad_h >= 0 && pad_w >= 0 && 2 * H + 2 * pad_h >= w->shape[2] && 2 * W + 2 * pad_w >= w->shape[3],
+          "upsample2x_conv2d: kernel %dx%d, padding (%d, %d) and input %s do not fit", w->shape[2], w->shape[3], pad_h,
+          pad_w, tensor_shape_str(x, xs_, sizeof xs_));
+    Conv2dShape s = conv2d_shape(N, C, 2 * H, 2 * W, w->shape[0], w->shape[2], w->shape[3], 1, 1, pad_h, pad_w);
+    Tensor *y = TNEW(tp, s.N, s.O, s.OH, s.OW);
+    size_t us = (size_t)C * s.H * s.W;
+    int nb = (int)(UPCONV_CHUNK_BYTES / (us * sizeof(float)));
+    nb = nb < 1 ? 1 : nb > N ? N : nb;
+    float *up = mempool_alloc((size_t)nb * us * sizeof(float));
+    for (int n0 = 0; n0 < N; n0 += nb) {
+        int rows = N - n0 < nb ? N - n0 : nb;
+        Conv2dShape cs = rows_shape(&s, rows);
+        upsample_nearest2x_forward(up, x->data + (size_t)n0 * C * H * W, (int64_t)rows * C, H, W);
+        conv2d_forward(y->data + (size_t)n0 * s.O * s.OH * s.OW, up, w->data, b ? b->data : NULL, &cs, NULL);
+    }
+    mempool_free(up);
+    PROFILE_OP_FLOPS(2.0 * (double)y->n * s.C * s.KH * s.KW);
+    Tensor *in[] = {x, w, b}, *out[] = {y};
+    Node *nd = TAPE_RECORD(tp, "upsample2x_conv2d", upconv_bwd, in, out);
+    if (nd) {
+        UpConvCtx *c = tape_alloc(tp, sizeof *c);
+        c->H = H, c->W = W, c->s = s, c->nb = nb;
+        nd->ctx = c;
     }
     return y;
 }

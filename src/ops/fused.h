@@ -25,4 +25,11 @@ Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, i
 void relu_mask_pack(uint8_t *mask, const float *y, int64_t n);
 void bn_relu_eval_backward(float *dz, const float *dout, const uint8_t *mask, const float *scale, int N, int O, int S);
 
+/* op_upsample2x_conv2d: conv2d(upsample_nearest2x(x), w, b), stride 1, the given padding (G's
+ * upBlock). The upsampled input exists one batch chunk (at most 16 MB) at a time, in the forward
+ * and again in the backward (recomputed for the weight gradient), so neither pass keeps the 4x
+ * larger tensor: the node saves x only. The same bits as the two ops in the forward; the weight
+ * gradient sums over the chunks. */
+Tensor *op_upsample2x_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int pad_h, int pad_w);
+
 #endif
