@@ -2,11 +2,14 @@
  * differences, the PyTorch conventions at the kink (relu'(0) = 0, leaky'(0) = slope), and the
  * accuracy of the vectorised exp / sigmoid / GLU kernels (vmath.h) against libm over a sweep. */
 #include "test.h"
+#include "../src/core/mempool.h"
 #include "../src/ops/activation.h"
+#include "../src/ops/arith.h"
 #include "../src/ops/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* op arguments carried through gradcheck's ctx */
 typedef struct ActArgs {
@@ -124,6 +127,40 @@ static void no_grad_tests(void) {
     tensor_free(x);
 }
 
+/* In place without gradients: a donated input gives its buffer to GLU (shrunk to the result),
+ * relu and leaky relu; the values are those of the out-of-place ops. Rows > 1 exercise GLU's
+ * row order (row o's result lands on row o/2's input). */
+static void in_place_tests(void) {
+    Tape tp;
+    tape_init(&tp);
+    tape_no_grad_begin(&tp);
+    Tensor *a = TNEW(&tp, 5, 6, 7, 9), *b = TNEW(&tp, 5, 6, 7, 9);
+    fill_uniform(a->data, a->n, -3, 3, 51);
+    memcpy(b->data, a->data, (size_t)a->n * sizeof(float));
+    Tensor *want = op_glu(&tp, a, 1);
+    float *buf = b->data;
+    size_t live0 = mempool_stats().live;
+    Tensor *got = op_glu(&tp, tape_donate(b), 1);
+    size_t live1 = mempool_stats().live;
+    EXPECT(got->data == buf && b->data == NULL, "glu in place: the output took the donated buffer");
+    EXPECT(got->ndim == 4 && got->shape[1] == 3 && memcmp(got->data, want->data, (size_t)want->n * sizeof(float)) == 0,
+           "glu in place: the same values as out of place");
+    if (!mempool_stats().malloc_mode)
+        EXPECT(live1 + (size_t)want->n * sizeof(float) <= live0 + 64, "glu in place gave the tail back (%zu -> %zu bytes)", live0,
+               live1);
+    Tensor *r = op_relu(&tp, tape_donate(op_scale(&tp, want, -1.0f)));
+    Tensor *l = op_leaky_relu(&tp, tape_donate(op_scale(&tp, want, -1.0f)), 0.2f);
+    int bad = 0;
+    for (int64_t i = 0; i < want->n; i++) {
+        float v = -want->data[i];
+        bad += r->data[i] != (v > 0 ? v : 0.0f);
+        bad += l->data[i] != (v > 0 ? v : 0.2f * v);
+    }
+    EXPECT(bad == 0, "relu / leaky relu in place: %d wrong values", bad);
+    tape_no_grad_end(&tp);
+    tape_free(&tp);
+}
+
 /* vmath: exp within 2 ulp of expf where expf is normal, expf's special values elsewhere; sigmoid
  * within 4 ulp of the double-precision value where it is normal; GLU = a * sigmoid(b). The sweep
  * has a length that is not a multiple of the vector width (the tail). */
@@ -174,6 +211,7 @@ int main(void) {
     grad_tests();
     kink_tests();
     no_grad_tests();
+    in_place_tests();
     vmath_tests();
     return test_end();
 }

@@ -190,6 +190,20 @@ void mempool_free(void *p) {
     pthread_mutex_unlock(&P.mu);
 }
 
+void mempool_shrink(void *p, size_t bytes) {
+    if (!p) return;
+    Header *h = (Header *)((unsigned char *)p - POOL_HDR);
+    size_t need = POOL_HDR + (bytes + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
+    pthread_mutex_lock(&P.mu);
+    CHECK(h->magic == POOL_MAGIC, "mempool_shrink(%p): not a live pool block", p);
+    if (!P.malloc_mode && need < h->size) {
+        give_back((size_t)((unsigned char *)h - P.base) + need, h->size - need);
+        P.st.live -= h->size - need;
+        h->size = need;
+    }
+    pthread_mutex_unlock(&P.mu);
+}
+
 MempoolStats mempool_stats(void) {
     pthread_once(&pool_once, pool_init);
     pthread_mutex_lock(&P.mu);

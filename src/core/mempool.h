@@ -23,6 +23,9 @@
 void *mempool_alloc(size_t bytes);  /* uninitialised, 64-byte aligned; never NULL (FAIL on exhaustion) */
 void *mempool_calloc(size_t bytes); /* zeroed */
 void mempool_free(void *p);         /* NULL is a no-op */
+/* Gives the tail of a block back, keeping its first `bytes` (an op that wrote a smaller result
+ * over its input); with ATTNGAN_POOL=malloc the block keeps its size. */
+void mempool_shrink(void *p, size_t bytes);
 
 typedef struct MempoolStats {
     size_t live;       /* bytes in blocks handed out now (headers included) */

@@ -110,11 +110,18 @@ int tape_would_record(const Tape *tp, int n_in, Tensor *const *in) {
     return 0;
 }
 
-Tensor *tape_out_like(Tape *tp, Tensor *x, int recorded) {
-    if (recorded || !x->donated || x->owner != tp || !x->pool_data || x->keep || x->ref_node)
-        return tape_new(tp, x->ndim, x->shape);
+Tensor *tape_out_like(Tape *tp, Tensor *x, int recorded) { return tape_out_shaped(tp, x, recorded, x->ndim, x->shape); }
+
+void tape_shrink(Tensor *y) {
+    if (y->pool_data) mempool_shrink(y->data, (size_t)y->n * sizeof(float));
+}
+
+Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape) {
+    if (recorded || !x->donated || x->owner != tp || !x->pool_data || x->keep || x->ref_node ||
+        shape_numel(ndim, shape) > x->n)
+        return tape_new(tp, ndim, shape);
     Tensor *y = arena_calloc(&tp->arena, sizeof *y);
-    tensor_set_shape(y, x->ndim, x->shape);
+    tensor_set_shape(y, ndim, shape);
     y->data = x->data; /* x gives its buffer away: it is dead from here on */
     y->pool_data = true;
     x->data = NULL;

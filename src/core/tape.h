@@ -95,6 +95,10 @@ Tensor *tape_keep(Tensor *t);
  * tensor of x's shape. tape_would_record says whether an op with these inputs gets a node. */
 Tensor *tape_donate(Tensor *x);
 Tensor *tape_out_like(Tape *tp, Tensor *x, int recorded);
+/* The same for an output of another shape with no more elements than x (GLU halves its input):
+ * when it takes x's buffer, call tape_shrink(y) once the result is written. */
+Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape);
+void tape_shrink(Tensor *y);
 int tape_would_record(const Tape *tp, int n_in, Tensor *const *in);
 
 /* Records an op if grad mode is on and some input requires grad; returns the node (fill ctx)

@@ -136,7 +136,7 @@ static Tensor *up_block_forward(Tape *tp, UpBlock *u, Tensor *x, int train) {
     const Conv2dLayer *c = &u->conv; /* conv3x3 stride 1 on the upsampled x, fused (ops/fused.h) */
     Tensor *y = op_upsample2x_conv2d(tp, x, c->weight, c->bias, c->pad_h, c->pad_w);
     y = tape_release1(tp, m, batchnorm_layer_forward(tp, &u->bn, tape_donate(y), train));
-    return tape_release1(tp, m, op_glu(tp, y, 1));
+    return tape_release1(tp, m, op_glu(tp, tape_donate(y), 1));
 }
 
 /* x (B, c, H, W) -> (B, c, H, W) */
@@ -144,7 +144,7 @@ static Tensor *res_block_forward(Tape *tp, ResBlock *r, Tensor *x, int train) {
     int m = tape_mark(tp);
     Tensor *y = conv2d_layer_forward(tp, &r->conv0, x);
     y = tape_release1(tp, m, batchnorm_layer_forward(tp, &r->bn1, tape_donate(y), train));
-    y = tape_release1(tp, m, op_glu(tp, y, 1));
+    y = tape_release1(tp, m, op_glu(tp, tape_donate(y), 1));
     y = tape_release1(tp, m, conv2d_layer_forward(tp, &r->conv3, y));
     y = tape_release1(tp, m, batchnorm_layer_forward(tp, &r->bn4, tape_donate(y), train));
     return tape_release1(tp, m, op_add(tp, y, x));

@@ -88,6 +88,22 @@ void glu_forward(float *out, const float *inp, int64_t outer, int C, int64_t inn
     }
 }
 
+/* In place: buf (outer, 2C, inner) -> its first outer * C * inner values hold the result. Rows run
+ * in order (row o's result overwrites row o/2's input, already consumed), blocks within a row in
+ * parallel. */
+static void glu_forward_inplace(float *buf, int64_t outer, int C, int64_t inner) {
+    int64_t half = (int64_t)C * inner, per = (half + ACT_BLOCK - 1) / ACT_BLOCK;
+    for (int64_t o = 0; o < outer; o++) {
+        const float *a = buf + o * 2 * half, *b = a + half;
+        float *y = buf + o * half;
+#pragma omp parallel for schedule(static) if (half > ACT_PAR_MIN)
+        for (int64_t k = 0; k < per; k++) {
+            int64_t j0 = k * ACT_BLOCK, len = half - j0 < ACT_BLOCK ? half - j0 : ACT_BLOCK;
+            vglu(y + j0, a + j0, b + j0, len); /* y + j0 <= a + j0: an element is read before it is overwritten */
+        }
+    }
+}
+
 /* dinp (outer, 2C, inner): da += dout * s, db += (1 - s) * s * a * dout with s = sigmoid(b);
  * dout (outer, C, inner), inp (outer, 2C, inner) */
 void glu_backward(float *dinp, const float *dout, const float *inp, int64_t outer, int C, int64_t inner) {
@@ -207,9 +223,15 @@ Tensor *op_glu(Tape *tp, Tensor *x, int dim) {
     int shape[TENSOR_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
     shape[d] /= 2;
-    Tensor *y = tape_new(tp, x->ndim, shape);
     GluView v = glu_view(x, d);
-    glu_forward(y->data, x->data, v.outer, v.C, v.inner);
+    const float *xd = x->data;
+    Tensor *y = tape_out_shaped(tp, x, tape_would_record(tp, 1, &x), x->ndim, shape); /* may be x's buffer */
+    if (y->data == xd) {
+        glu_forward_inplace(y->data, v.outer, v.C, v.inner);
+        tape_shrink(y);
+    } else {
+        glu_forward(y->data, xd, v.outer, v.C, v.inner);
+    }
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "glu", glu_bwd, in, out);
     if (nd) {
