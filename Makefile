@@ -79,7 +79,7 @@ test: $(TEST_BIN) $(BUILD)/attngan
 
 # speed: `attngan bench` against the PyTorch reference on the rows of ../shared/reference/RESULTS-cpu.md,
 # a markdown table on stdout and in build/bench/results.md (docs/PERFORMANCE.md). BENCH_QUICK=1: a short
-# run; BENCH_ROWS, BENCH_ITERS, BENCH_THREADS, BENCH_REF=0, BENCH_PROFILE=1: see scripts/bench.sh
+# run; BENCH_ROWS, BENCH_ITERS, BENCH_THREADS, BENCH_REF=0, BENCH_PROFILE=1, BENCH_BF16=1: see scripts/bench.sh
 bench: $(BUILD)/attngan
 	@ATTNGAN=$(BUILD)/attngan OPENBLAS_DIR=$(OPENBLAS_DIR) CC=$(CC) scripts/bench.sh
 
