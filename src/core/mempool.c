@@ -204,6 +204,40 @@ void mempool_shrink(void *p, size_t bytes) {
     pthread_mutex_unlock(&P.mu);
 }
 
+int mempool_grow(void *p, size_t bytes) {
+    if (!p) return 0;
+    Header *h = (Header *)((unsigned char *)p - POOL_HDR);
+    size_t need = POOL_HDR + (bytes + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
+    pthread_mutex_lock(&P.mu);
+    CHECK(h->magic == POOL_MAGIC, "mempool_grow(%p): not a live pool block", p);
+    int ok = 0;
+    if (need <= h->size) ok = 1;
+    else if (!P.malloc_mode) {
+        size_t end = (size_t)((unsigned char *)h - P.base) + h->size, extra = need - h->size;
+        if (end == P.top && extra <= P.reserve - P.top) { /* the last block: the top moves */
+            P.top += extra;
+            ok = 1;
+        } else {
+            int i = lower_bound(end);
+            if (i < P.n_free && P.free[i].off == end && P.free[i].size >= extra) { /* a hole right after it */
+                if (P.free[i].size == extra) remove_extent(i);
+                else {
+                    P.free[i].off += extra;
+                    P.free[i].size -= extra;
+                }
+                ok = 1;
+            }
+        }
+        if (ok) {
+            h->size = need;
+            stats_add(extra);
+            P.st.n_alloc--; /* not a new block */
+        }
+    }
+    pthread_mutex_unlock(&P.mu);
+    return ok;
+}
+
 MempoolStats mempool_stats(void) {
     pthread_once(&pool_once, pool_init);
     pthread_mutex_lock(&P.mu);

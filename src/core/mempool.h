@@ -26,6 +26,9 @@ void mempool_free(void *p);         /* NULL is a no-op */
 /* Gives the tail of a block back, keeping its first `bytes` (an op that wrote a smaller result
  * over its input); with ATTNGAN_POOL=malloc the block keeps its size. */
 void mempool_shrink(void *p, size_t bytes);
+/* Extends a block in place to `bytes` when the space after it is free (it is the last block, or
+ * a hole follows it): 1, else 0 and nothing changes (always 0 with ATTNGAN_POOL=malloc). */
+int mempool_grow(void *p, size_t bytes);
 
 typedef struct MempoolStats {
     size_t live;       /* bytes in blocks handed out now (headers included) */

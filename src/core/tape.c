@@ -130,6 +130,20 @@ Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *
     return y;
 }
 
+Tensor *tape_out_over(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape) {
+    if (recorded || !x->donated || x->owner != tp || !x->pool_data || x->keep || x->ref_node) return NULL;
+    int64_t n = shape_numel(ndim, shape);
+    if (n > x->n && !mempool_grow(x->data, (size_t)n * sizeof(float))) return NULL;
+    Tensor *y = arena_calloc(&tp->arena, sizeof *y);
+    tensor_set_shape(y, ndim, shape);
+    y->data = x->data;
+    y->pool_data = true;
+    x->data = NULL;
+    x->pool_data = false;
+    own(tp, y);
+    return y;
+}
+
 int tape_mark(const Tape *tp) { return tp->n_owned; }
 
 void tape_release(Tape *tp, int mark, int n_keep, Tensor *const *keep) {

@@ -99,6 +99,10 @@ Tensor *tape_out_like(Tape *tp, Tensor *x, int recorded);
  * when it takes x's buffer, call tape_shrink(y) once the result is written. */
 Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape);
 void tape_shrink(Tensor *y);
+/* For an op that streams its result over its input in chunks (a convolution without gradients):
+ * x's buffer, grown in place to the output's size when that is larger, as the output; NULL when x
+ * is not donatable (see tape_out_like) or its block cannot grow (the caller allocates as usual). */
+Tensor *tape_out_over(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape);
 int tape_would_record(const Tape *tp, int n_in, Tensor *const *in);
 
 /* Records an op if grad mode is on and some input requires grad; returns the node (fill ctx)

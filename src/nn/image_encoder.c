@@ -243,14 +243,15 @@ static void trunk_init(InceptionTrunk *t, ParamSet *ps) {
 static Tensor *trunk_forward(Tape *tp, InceptionTrunk *t, Tensor *x, int train, int cip, Tensor **features) {
     int mark = tape_mark(tp);
     Tensor *feat = NULL;
-    /* after each stage only its output (and Mixed_6e) lives on, unless a node saved it (tape.h) */
+    /* after each stage only its output (and Mixed_6e) lives on, unless a node saved it (tape.h);
+     * the stem's convolutions get their input donated: without gradients they write over it */
 #define STAGE(expr) (x = (expr), tape_release(tp, mark, 2, (Tensor *[]){x, feat}))
     STAGE(basic_fwd(tp, &t->c1a, x, train));           /* (B, 32, 149, 149) */
-    STAGE(basic_fwd(tp, &t->c2a, x, train));           /* (B, 32, 147, 147) */
-    STAGE(basic_fwd(tp, &t->c2b, x, train));           /* (B, 64, 147, 147) */
+    STAGE(basic_fwd(tp, &t->c2a, tape_donate(x), train));           /* (B, 32, 147, 147) */
+    STAGE(basic_fwd(tp, &t->c2b, tape_donate(x), train));           /* (B, 64, 147, 147) */
     STAGE(max_pool_3s2(tp, x));                        /* (B, 64, 73, 73) */
-    STAGE(basic_fwd(tp, &t->c3b, x, train));           /* (B, 80, 73, 73) */
-    STAGE(basic_fwd(tp, &t->c4a, x, train));           /* (B, 192, 71, 71) */
+    STAGE(basic_fwd(tp, &t->c3b, tape_donate(x), train));           /* (B, 80, 73, 73) */
+    STAGE(basic_fwd(tp, &t->c4a, tape_donate(x), train));           /* (B, 192, 71, 71) */
     STAGE(max_pool_3s2(tp, x));                        /* (B, 192, 35, 35) */
     STAGE(inception_a_fwd(tp, &t->m5b, x, train, cip)); /* (B, 256, 35, 35) */
     STAGE(inception_a_fwd(tp, &t->m5c, x, train, cip)); /* (B, 288, 35, 35) */

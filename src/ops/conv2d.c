@@ -686,6 +686,39 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     if (!done) im2col_forward(out, inp, weight, bias, s, scratch); /* overwrites every chunk */
 }
 
+void conv2d_forward_over(float *buf, const float *weight, const float *bias, const Conv2dShape *s) {
+    size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
+    int nthr = dnnl_threads_for(s);
+    ConvChunks ch;
+    int dnnl = conv_chunks(&ch, s, DIR_FWD, bias != NULL);
+    dnnl_threads_restore(nthr);
+    if (!dnnl) { /* im2col: one image per chunk */
+        ch.nb = 1, ch.n_chunks = s->N;
+        ch.sc[0] = *s, ch.sc[0].N = 1, ch.sc[1] = ch.sc[0];
+    }
+    float *tmp = mempool_alloc((size_t)ch.nb * xs * sizeof(float));
+    /* a growing output runs from the last chunk down, a shrinking one from the first up: chunk i's
+     * output then only covers inputs already copied out (see conv2d.h) */
+    int down = ys > xs;
+    for (int k = 0; k < ch.n_chunks; k++) {
+        int i = down ? ch.n_chunks - 1 - k : k, rows;
+        const ConvPrims *cp = dnnl ? chunk_prims(&ch, i, &rows) : NULL;
+        rows = i == ch.n_chunks - 1 ? s->N - i * ch.nb : ch.nb;
+        size_t n0 = (size_t)i * ch.nb;
+        memcpy(tmp, buf + n0 * xs, (size_t)rows * xs * sizeof(float));
+        Conv2dShape cs = *s;
+        cs.N = rows;
+        int done = 0;
+        if (cp) {
+            nthr = dnnl_threads_for(&cs);
+            done = conv_run(cp, DIR_FWD, tmp, weight, buf + n0 * ys, bias, NULL) == 0;
+            dnnl_threads_restore(nthr);
+        }
+        if (!done) im2col_forward(buf + n0 * ys, tmp, weight, bias, &cs, NULL);
+    }
+    mempool_free(tmp);
+}
+
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, const Conv2dShape *s, float *scratch) {
     int nthr = dnnl_threads_for(s);
@@ -757,11 +790,21 @@ Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int s
     check_conv2d_args(x, w, b, stride_h, stride_w, pad_h, pad_w);
     Conv2dShape s = conv2d_shape(x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2],
                                  w->shape[3], stride_h, stride_w, pad_h, pad_w);
-    Tensor *y = TNEW(tp, s.N, s.O, s.OH, s.OW);
+    Tensor *in[] = {x, w, b}, *out[1];
+    /* without gradients a donated input is overwritten by the output, chunk by chunk */
+    Tensor *y = tape_out_over(tp, x, tape_would_record(tp, 3, in), 4, (int[]){s.N, s.O, s.OH, s.OW});
+    if (y) {
+        conv2d_forward_over(y->data, w->data, b ? b->data : NULL, &s);
+        tape_shrink(y);
+        out[0] = y;
+        TAPE_RECORD(tp, "conv2d", conv2d_bwd, in, out); /* profiles it; records nothing */
+        return y;
+    }
+    y = TNEW(tp, s.N, s.O, s.OH, s.OW);
     size_t n_scratch = conv2d_op_scratch_floats(&s, b != NULL); /* 0 on the oneDNN path */
     float *scratch = n_scratch ? tape_alloc(tp, n_scratch * sizeof(float)) : NULL;
     conv2d_forward(y->data, x->data, w->data, b ? b->data : NULL, &s, scratch);
-    Tensor *in[] = {x, w, b}, *out[] = {y};
+    out[0] = y;
     Node *nd = TAPE_RECORD(tp, "conv2d", conv2d_bwd, in, out);
     if (nd) {
         Conv2dCtx *cx = tape_alloc(tp, sizeof *cx);

@@ -55,6 +55,13 @@ size_t conv2d_op_scratch_floats(const Conv2dShape *s, int has_bias);
 
 /* out (N, O, OH, OW) = conv(inp (N, C, H, W), weight (O, C, KH, KW)) + bias (O) or NULL.
  * scratch: conv2d_scratch_floats(s) floats, or NULL (the im2col path then allocates its own). */
+/* In place: buf holds the input (N, C, H, W) and must be large enough for the output (N, O, OH, OW),
+ * which replaces it. Batch chunks are copied out to a temporary and convolved back into buf, from
+ * the last chunk down when the output is larger (chunk i's output then covers only inputs i and
+ * later, already copied) and from the first up otherwise. op_conv2d uses it for a donated input
+ * when nothing is recorded (tape_out_over), so a chain of convolutions without gradients holds
+ * one tensor, not two. */
+void conv2d_forward_over(float *buf, const float *weight, const float *bias, const Conv2dShape *s);
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s,
                     float *scratch);
 /* dinp (N, C, H, W), dweight (O, C, KH, KW), dbias (O): each NULL (skipped) or added into (+=),
