@@ -539,6 +539,7 @@ static void gan_step_case(const char *name) {
     }
     GanTrainer t;
     gan_trainer_init(&t, &te, &ie, &zd, &g, dp, &cfg);
+    t.keep_grads = 1; /* the checks below read G's gradients after gan_step */
     EXPECT(paramset_find(&t.ema_g, "ca_net.fc.weight") && paramset_find(&t.ema_g, "ca_net.fc.bias"), "EMA copy of G has CA_NET");
     int64_t nc, nb;
     int64_t *caps = fixture_i64(st, "batch.captions", &nc), *l = fixture_i64(st, "batch.cap_lens", &nb);

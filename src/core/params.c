@@ -1,5 +1,6 @@
 /* params.c: parameter sets; see params.h. */
 #include "params.h"
+#include "mempool.h"
 #include "error.h"
 
 #include <stdlib.h>
@@ -17,7 +18,8 @@ void paramset_free(ParamSet *ps) {
     }
     free(ps->entries);
     free(ps->values);
-    free(ps->grads);
+    if (ps->grads_pooled) mempool_free(ps->grads);
+    else free(ps->grads);
     free(ps->buffers);
     free(ps->name);
     memset(ps, 0, sizeof *ps);
@@ -94,10 +96,26 @@ void paramset_set_frozen(ParamSet *ps, int frozen) {
 /* Only the weights that take gradients: a frozen weight's gradient is never written, and leaving
  * it alone keeps its pages (a frozen Inception trunk: 96 MB) out of memory. */
 void paramset_zero_grad(ParamSet *ps) {
+    if (!ps->grads && ps->n_values) { /* released after the last step: a fresh, zeroed block from the pool */
+        ps->grads = mempool_calloc((size_t)ps->n_values * sizeof(float));
+        ps->grads_pooled = 1;
+        for (int i = 0; i < ps->n; i++)
+            if (ps->entries[i]->kind == PARAM_WEIGHT) ps->entries[i]->t.grad = ps->grads + ps->entries[i]->offset;
+        return;
+    }
     for (int i = 0; i < ps->n; i++) {
         ParamEntry *e = ps->entries[i];
         if (e->kind == PARAM_WEIGHT && e->t.requires_grad) memset(e->t.grad, 0, (size_t)e->t.n * sizeof(float));
     }
+}
+
+void paramset_release_grads(ParamSet *ps) {
+    if (!ps->grads) return;
+    if (ps->grads_pooled) mempool_free(ps->grads);
+    else free(ps->grads);
+    ps->grads = NULL;
+    for (int i = 0; i < ps->n; i++)
+        if (ps->entries[i]->kind == PARAM_WEIGHT) ps->entries[i]->t.grad = NULL;
 }
 
 void paramset_copy(ParamSet *dst, const ParamSet *src) {

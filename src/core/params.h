@@ -27,7 +27,8 @@ typedef struct ParamSet {
     char *name;           /* network name, e.g. "netG" */
     ParamEntry **entries;
     int n, cap;
-    float *values, *grads;    /* trainable parameters: n_values floats each */
+    float *values, *grads;    /* trainable parameters: n_values floats each (grads NULL once released) */
+    int grads_pooled;         /* grads came from the tensor pool (after a release) */
     int64_t n_values;
     float *buffers;           /* float buffers: n_buffers floats */
     int64_t n_buffers;
@@ -48,7 +49,13 @@ void paramset_finalize(ParamSet *ps);
 ParamEntry *paramset_find(const ParamSet *ps, const char *name);
 /* Frozen: weights stop requiring gradients (inputs still get theirs). */
 void paramset_set_frozen(ParamSet *ps, int frozen);
+/* Zeroes the gradients of the weights that take them; after paramset_release_grads it first takes
+ * a new, all-zero gradient block from the tensor pool. */
 void paramset_zero_grad(ParamSet *ps);
+/* Gives the gradient block back (the training steps call it after the optimizer step, so the
+ * gradients of a network exist only between its zero_grad and its update, and activations reuse
+ * the memory in between). A backward into a released set fails loudly until paramset_zero_grad. */
+void paramset_release_grads(ParamSet *ps);
 /* Copies values and buffers (same layout required). */
 void paramset_copy(ParamSet *dst, const ParamSet *src);
 

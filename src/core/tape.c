@@ -224,8 +224,8 @@ void tape_node_data_unused(Node *nd) {
 /* A zeroed gradient buffer for a non-leaf tensor that has none yet. */
 static void give_grad(Tensor *t) {
     if (t->grad) return;
-    CHECK(!t->is_leaf, "a leaf tensor%s%s requires grad but has no gradient buffer", t->name ? " " : "",
-          t->name ? t->name : "");
+    CHECK(!t->is_leaf, "a leaf tensor%s%s requires grad but has no gradient buffer (a parameter set's gradients "
+          "were released: call paramset_zero_grad first)", t->name ? " " : "", t->name ? t->name : "");
     t->grad = mempool_calloc((size_t)t->n * sizeof(float));
     t->pool_grad = true;
 }

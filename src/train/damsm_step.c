@@ -88,10 +88,10 @@ void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, 
     Tape *tp = &t->tape[0];
     tape_reset(tp);
     memset(o, 0, sizeof *o);
-    paramset_zero_grad(&t->te->ps);
-    paramset_zero_grad(&t->ie->ps);
     damsm_encode(t, tp, b, noise, rng, o);
     damsm_losses(t, tp, o->img.region, o->img.code, o->txt.words_emb, o->txt.sent_emb, b, o);
+    paramset_zero_grad(&t->te->ps); /* here, not before the forward: the gradients live only from here */
+    paramset_zero_grad(&t->ie->ps);
     tape_backward_release(tp, o->loss);
     o->clip_total_norm = damsm_clip(t);
 }
@@ -134,6 +134,8 @@ void damsm_zsl_d_update(DamsmTrainer *t) { adam_step(&t->opt_zd); }
 void damsm_step(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *p1, DamsmPass2 *p2) {
     damsm_pass1(t, b, noise, rng, p1);
     damsm_encoder_update(t);
+    if (!t->keep_grads) paramset_release_grads(&t->te->ps); /* the text encoder's gradients, until the next pass 1 */
     damsm_pass2(t, b, noise, rng, p2);
     damsm_zsl_d_update(t);
+    if (!t->keep_grads) paramset_release_grads(&t->zd->ps);
 }

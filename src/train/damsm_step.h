@@ -28,6 +28,8 @@ typedef struct DamsmTrainer {
     ZslD *zd;
     Adam opt_te, opt_ie, opt_zd;  /* opt_te and opt_ie together are the seed's one encoder optimizer */
     Tape tape[2];                 /* pass 1 and pass 2; their tensors live until the next step */
+    int keep_grads;               /* 0 (default): damsm_step releases the text encoder's and ZSL D's
+                                     gradients after their updates; 1: they stay readable */
 } DamsmTrainer;
 
 typedef struct DamsmBatch {

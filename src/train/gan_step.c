@@ -146,9 +146,11 @@ void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanSt
     for (int i = 0; i < t->n_d; i++) {
         gan_d_backward(t, i, b->imgs[i], o->gen.imgs[i], o->txt.sent_emb, &o->d[i]);
         gan_d_update(t, i);
+        if (!t->keep_grads) paramset_release_grads(&t->d[i]->ps); /* D's gradients: from its backward to its update */
     }
     gan_g_loss(t, &t->tp_g, o->gen.imgs, o->txt.words_emb, o->txt.sent_emb, b, &o->g);
     tape_backward_release(&t->tp_g, o->g.total);
     for (int i = 0; i < t->n_d; i++) paramset_set_frozen(&t->d[i]->ps, 0); /* trainable again between steps */
     gan_g_update(t);
+    if (!t->keep_grads) paramset_release_grads(&t->g->ps);
 }

@@ -43,6 +43,8 @@ typedef struct GanTrainer {
     Tensor *mu, *logvar;          /* CA_NET outputs of the last gan_generate (on tp_g), used by
                                      gan_g_loss's KL term; NULL without ca_net. A caller running
                                      gan_g_loss on another tape sets them to tensors of that tape. */
+    int keep_grads;               /* 0 (default): gan_step releases G's and the Ds' gradients after
+                                     their updates (paramset_release_grads); 1: they stay readable */
 } GanTrainer;
 
 typedef struct GanBatch {

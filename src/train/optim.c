@@ -38,6 +38,8 @@ static void adam_kernel(float *p, float *m, float *v, const float *g, int64_t n,
 
 void adam_step(Adam *a) {
     ParamSet *ps = a->ps;
+    CHECK(ps->grads || !ps->n_values, "adam_step: %s has no gradients (released; run a backward after paramset_zero_grad)",
+          ps->name);
     a->step++;
     double bc1 = 1.0 - pow((double)a->beta1, (double)a->step);
     double bc2 = 1.0 - pow((double)a->beta2, (double)a->step);
