@@ -221,6 +221,13 @@ void tape_node_data_unused(Node *nd) {
         if (nd->out[k]->owner == tp && nd->out[k]->ref_node == idx1) nd->out[k]->ref_node = 0;
 }
 
+void tape_node_input_unused(Node *nd, int k) {
+    if (!nd) return;
+    CHECK(k >= 0 && k < nd->n_in, "tape_node_input_unused: input %d of %d", k, nd->n_in);
+    Tensor *t = nd->in[k];
+    if (t && t->owner == nd->tape && t->ref_node == (int)(nd - nd->tape->nodes) + 1) t->ref_node = 0;
+}
+
 /* A zeroed gradient buffer for a non-leaf tensor that has none yet. */
 static void give_grad(Tensor *t) {
     if (t->grad) return;
@@ -289,6 +296,16 @@ void tape_backward(Tape *tp, Tensor *loss) {
 void tape_backward_release(Tape *tp, Tensor *loss) {
     CHECK(!tp->release_saved, "tape_backward_release: this tape's saved tensors were already released");
     tp->release_saved = 1;
+    /* what no node needs (unpinned: tape_node_data_unused, or never used by a node) goes first */
+    for (int i = 0; i < tp->n_owned; i++) {
+        Tensor *t = tp->owned[i];
+        if (!t->ref_node && t->pool_data && !t->keep && !t->is_leaf && t != loss &&
+            (size_t)t->n * sizeof(float) >= RELEASE_MIN_BYTES) {
+            mempool_free(t->data);
+            t->data = NULL;
+            t->pool_data = false;
+        }
+    }
     tape_backward(tp, loss);
     tp->release_saved = 2; /* done: the saved tensors are gone */
 }

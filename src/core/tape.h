@@ -23,8 +23,9 @@
  *    time;
  *  - gradients: a non-leaf tensor gets its gradient buffer when the first node that uses it
  *    runs backward, and loses it once its own node has run (only leaves keep gradients);
- *  - tape_backward_release(): the last backward over a tape also frees each saved tensor after
- *    the earliest node that uses it, so the step's activations shrink as the gradients grow.
+ *  - tape_backward_release(): the last backward over a tape first frees the tensors no node
+ *    needs, then each saved tensor after the earliest node that uses it, so the step's
+ *    activations shrink as the gradients grow.
  *    Leaves, tensors under 64 KiB (losses, logits, codes) and kept ones survive for the caller; any
  *    other tensor must not be read after it.
  * A tensor passed to tape_detach, or used by a node of another tape, is kept. */
@@ -116,6 +117,8 @@ Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *con
  * node does not keep its inputs and outputs alive, so a release scope may free them once no other
  * node needs them. Call right after TAPE_RECORD, on the node it returned. */
 void tape_node_data_unused(Node *nd);
+/* The same for one input only (softmax's backward reads its output, not its input). */
+void tape_node_input_unused(Node *nd, int k);
 
 /* Backward from a scalar loss (seed 1). */
 void tape_backward(Tape *tp, Tensor *loss);

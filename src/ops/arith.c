@@ -427,7 +427,9 @@ Tensor *op_scale(Tape *tp, Tensor *x, float s) {
     Tensor *y = tape_new(tp, x->ndim, x->shape);
     scale_forward(y->data, x->data, s, x->n);
     Tensor *in[] = {x}, *out[] = {y};
-    save_params(tp, TAPE_RECORD(tp, "scale", scale_bwd, in, out), s, 0.0f);
+    Node *nd = TAPE_RECORD(tp, "scale", scale_bwd, in, out);
+    save_params(tp, nd, s, 0.0f);
+    tape_node_data_unused(nd); /* dx = s * dy */
     return y;
 }
 

@@ -89,7 +89,7 @@ Tensor *op_softmax(Tape *tp, Tensor *x, const uint8_t *mask) {
     if (x->n) softmax_forward(y->data, x->data, mask, x->n / C, C);
     /* backward needs only the output: masked entries are 0 there */
     Tensor *in[] = {x}, *out[] = {y};
-    TAPE_RECORD(tp, "softmax", softmax_bwd, in, out);
+    tape_node_input_unused(TAPE_RECORD(tp, "softmax", softmax_bwd, in, out), 0);
     return y;
 }
 
@@ -109,6 +109,7 @@ Tensor *op_masked_fill(Tape *tp, Tensor *x, const uint8_t *mask, float value) {
         uint8_t *m = tape_alloc(tp, (size_t)(x->n ? x->n : 1));
         if (x->n) memcpy(m, mask, (size_t)x->n);
         nd->ctx = m;
+        tape_node_data_unused(nd);
     }
     return y;
 }
