@@ -4,6 +4,7 @@
  * added into non-zero buffers, every NULL combination), identical results run to run at 1 and 2
  * threads, and several threads running convolutions at once. */
 #include "test.h"
+#include "../src/core/mempool.h"
 #include "../src/ops/conv2d.h"
 
 #include <omp.h>
@@ -373,6 +374,47 @@ static void no_grad_test(void) {
     free_inputs(in);
 }
 
+/* Without gradients a donated input is overwritten by the output (conv2d_forward_over): the same
+ * values as a plain convolution, for a growing output (from the last chunk down), a shrinking one
+ * (from the first up) and a batch large enough for several chunks; a growing output keeps the
+ * input's buffer when the block can grow (it is the pool's last one here). */
+static void over_test(void) {
+    struct { int N, C, H, W, O, k, stride, pad; } cs[] = {
+        {3, 4, 9, 9, 8, 3, 1, 1},   /* grows 2x */
+        {3, 8, 9, 9, 3, 3, 2, 0},   /* shrinks */
+        {6, 16, 96, 96, 32, 3, 1, 1}, /* 18 MB of activations per image: one image per chunk, grows */
+    };
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        Tensor *w = tensor_alloc(4, (int[]){cs[k].O, cs[k].C, cs[k].k, cs[k].k}, false);
+        Tensor *b = tensor_alloc(1, (int[]){cs[k].O}, false);
+        fill_uniform(w->data, w->n, -0.3f, 0.3f, 61);
+        fill_uniform(b->data, b->n, -0.3f, 0.3f, 62);
+        Tape tp;
+        tape_init(&tp);
+        tape_no_grad_begin(&tp);
+        Tensor *x1 = TNEW(&tp, cs[k].N, cs[k].C, cs[k].H, cs[k].W);
+        fill_uniform(x1->data, x1->n, -1, 1, 63);
+        Tensor *want = op_conv2d(&tp, x1, w, b, cs[k].stride, cs[k].stride, cs[k].pad, cs[k].pad);
+        Tensor *x2 = TNEW(&tp, cs[k].N, cs[k].C, cs[k].H, cs[k].W); /* the pool's last block */
+        memcpy(x2->data, x1->data, (size_t)x1->n * sizeof(float));
+        float *buf = x2->data;
+        Tensor *got = op_conv2d(&tp, tape_donate(x2), w, b, cs[k].stride, cs[k].stride, cs[k].pad, cs[k].pad);
+        tape_no_grad_end(&tp);
+        char what[96];
+        snprintf(what, sizeof what, "conv2d over its donated input, case %zu (%s)", k,
+                 conv2d_get_impl() == CONV2D_DNNL ? "oneDNN" : "im2col");
+        EXPECT(tensor_same_shape(got, want), "%s: the output's shape", what);
+        if (!mempool_stats().malloc_mode || got->n <= x1->n) /* ATTNGAN_POOL=malloc blocks cannot grow */
+            EXPECT(got->data == buf && x2->data == NULL, "%s: the output took the input's buffer", what);
+        else
+            EXPECT(got->data != buf && x2->data == buf, "%s: no room to grow: a new output, the input untouched", what);
+        expect_close(what, got->data, want->data, want->n, 1e-6);
+        tape_free(&tp);
+        tensor_free(w);
+        tensor_free(b);
+    }
+}
+
 int main(void) {
     test_begin("test_conv2d");
     /* every op-level test once per implementation */
@@ -384,6 +426,7 @@ int main(void) {
         gradcheck_tests();
         frozen_tests();
         no_grad_test();
+        over_test();
         if (im == CONV2D_IM2COL) {
             chunk_tests();
             thread_tests();
