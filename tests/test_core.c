@@ -266,6 +266,19 @@ static void test_mempool(void) {
         EXPECT(s3.top == s0.top && s3.n_free_extents == s0.n_free_extents,
                "pool: freed blocks coalesce back into the top (top %zu vs %zu, %d extents vs %d)", s3.top, s0.top,
                s3.n_free_extents, s0.n_free_extents);
+    /* grow in place: the last block grows; a block with a live one after it cannot */
+    if (!s3.malloc_mode) {
+        unsigned char *g1 = mempool_alloc(1 << 16), *g2 = mempool_alloc(1 << 16);
+        memset(g2, 7, 1 << 16);
+        EXPECT(mempool_grow(g2, 1 << 18) == 1 && !mempool_grow(g1, 1 << 18), "mempool_grow: the last block grows, a blocked one does not");
+        memset(g2, 9, 1 << 18); /* all of the grown block is usable */
+        mempool_shrink(g2, 1 << 10);
+        size_t live_after = mempool_stats().live;
+        mempool_free(g1);
+        mempool_free(g2);
+        EXPECT(live_after - mempool_stats().live < (1 << 16) + 4096, "mempool_shrink gave the tail back");
+        EXPECT(mempool_stats().top == s0.top, "grown and shrunk blocks coalesce back into the top");
+    }
     float *z = mempool_calloc(4096 * sizeof(float));
     EXPECT(sum_abs(z, 4096) == 0, "mempool_calloc zeroes");
     mempool_free(z);
