@@ -42,9 +42,21 @@ APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out $(TEST_LIB),$(TEST_SRC)))
 LIB      := $(BUILD)/libattngan.a
 
+# The CUDA backend (issue 9, first part; docs/CUDA.md): `make CUDA=1` also builds the CUDA kernels
+# (src/ops/cuda, nvcc with cuBLAS and cuDNN from $(CUDA_HOME)) and their test; `make test-cuda` runs
+# it (it skips visibly without a GPU). CUDA_ARCH defaults to Hopper (sm_90: H100, H200).
+CUDA_HOME   ?= /usr/local/cuda
+NVCC        ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH   ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+CUDA_SRC    := $(sort $(wildcard src/ops/cuda/*.cu))
+CUDA_OBJ    := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+CUDA_LIB    := $(BUILD)/libattngan_cuda.a
+CUDA_TEST   := $(BUILD)/tests/cuda/test_cuda_ops
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
+
 .SECONDARY:
-.PHONY: all test check deps dumps fixtures tools clean demo bench
-all: $(BUILD)/attngan
+.PHONY: all test check deps dumps fixtures tools clean demo bench cuda test-cuda
+all: $(BUILD)/attngan $(if $(filter 1,$(CUDA)),cuda)
 	@ln -sf $(BUILD)/attngan build/attngan 2>/dev/null || true
 
 $(BUILD)/%.o: %.c
@@ -82,6 +94,22 @@ test: $(TEST_BIN) $(BUILD)/attngan
 # run; BENCH_ROWS, BENCH_ITERS, BENCH_THREADS, BENCH_REF=0, BENCH_PROFILE=1, BENCH_BF16=1: see scripts/bench.sh
 bench: $(BUILD)/attngan
 	@ATTNGAN=$(BUILD)/attngan OPENBLAS_DIR=$(OPENBLAS_DIR) CC=$(CC) scripts/bench.sh
+
+$(BUILD)/src/ops/cuda/%.o: src/ops/cuda/%.cu $(wildcard src/ops/cuda/*.h src/ops/cuda/*.cuh) src/ops/conv2d.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-fopenmp -c $< -o $@
+
+$(CUDA_LIB): $(CUDA_OBJ)
+	ar rcs $@ $^
+
+$(CUDA_TEST): tests/cuda/test_cuda_ops.c $(BUILD)/tests/test_util.o $(CUDA_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $(LDFLAGS) -o $@ $< $(BUILD)/tests/test_util.o $(CUDA_LIB) $(LIB) $(LDLIBS) $(CUDA_LDLIBS)
+
+cuda: $(CUDA_LIB) $(CUDA_TEST)
+
+test-cuda: cuda
+	@tests/run_tests.sh $(CUDA_TEST)
 
 deps:
 	@scripts/deps.sh
