@@ -24,16 +24,22 @@ void batchnorm_stats(float *mean, float *var, const float *inp, int N, int C, in
         double sum = 0.0;
         for (int n = 0; n < N; n++) {
             const float *x = inp + ((int64_t)n * C + c) * S; // (S)
-            for (int i = 0; i < S; i++) sum += x[i];
+            double part = 0.0;
+#pragma omp simd reduction(+ : part)
+            for (int i = 0; i < S; i++) part += x[i];
+            sum += part;
         }
         float m = (float)(sum / (double)M);
         double sq = 0.0;
         for (int n = 0; n < N; n++) {
             const float *x = inp + ((int64_t)n * C + c) * S; // (S)
+            double part = 0.0;
+#pragma omp simd reduction(+ : part)
             for (int i = 0; i < S; i++) {
                 float d = x[i] - m;
-                sq += d * d;
+                part += d * d;
             }
+            sq += part;
         }
         mean[c] = m;
         var[c] = (float)(sq / (double)M);
@@ -73,11 +79,15 @@ static void channel_sums(double *sum_dy, double *dot, const float *dout, const f
     double s = 0.0, d = 0.0;
     for (int n = 0; n < N; n++) {
         int64_t off = ((int64_t)n * C + c) * S;
+        double ps = 0.0, pd = 0.0;
+#pragma omp simd reduction(+ : ps, pd)
         for (int i = 0; i < S; i++) {
             float dy = dout[off + i];
-            s += dy;
-            d += (double)(inp[off + i] - mean) * dy;
+            ps += dy;
+            pd += (double)(inp[off + i] - mean) * dy;
         }
+        s += ps;
+        d += pd;
     }
     *sum_dy = s;
     *dot = d;
