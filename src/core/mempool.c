@@ -69,7 +69,6 @@ static void stats_add(size_t bytes) {
     P.st.live += bytes;
     if (P.st.live > P.st.peak_live) P.st.peak_live = P.st.live;
     if (P.top > P.st.peak_top) P.st.peak_top = P.top;
-    P.st.n_alloc++;
 }
 
 /* Index of the first free extent with off >= key. */
@@ -159,6 +158,7 @@ void *mempool_alloc(size_t bytes) {
     h->size = need;
     h->magic = POOL_MAGIC;
     stats_add(need);
+    P.st.n_alloc++;
     if (P.malloc_mode) {
         P.st.top = P.st.live;
         if (P.st.live > P.st.peak_top) P.st.peak_top = P.st.live;
@@ -231,7 +231,6 @@ int mempool_grow(void *p, size_t bytes) {
         if (ok) {
             h->size = need;
             stats_add(extra);
-            P.st.n_alloc--; /* not a new block */
         }
     }
     pthread_mutex_unlock(&P.mu);

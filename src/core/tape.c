@@ -116,13 +116,17 @@ void tape_shrink(Tensor *y) {
     if (y->pool_data) mempool_shrink(y->data, (size_t)y->n * sizeof(float));
 }
 
-Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape) {
-    if (recorded || !x->donated || x->owner != tp || !x->pool_data || x->keep || x->ref_node ||
-        shape_numel(ndim, shape) > x->n)
-        return tape_new(tp, ndim, shape);
+/* x's buffer may become an op's output: x was donated, is this tape's pool memory, and nothing
+ * else can still read it (not kept, no node needs it, the op itself is not recorded). */
+static int donatable(const Tape *tp, const Tensor *x, int recorded) {
+    return !recorded && x->donated && x->owner == tp && x->pool_data && !x->keep && !x->ref_node;
+}
+
+/* A new output of the given shape over buf, which x hands over (x is dead from here on). */
+static Tensor *take_buffer(Tape *tp, Tensor *x, float *buf, int ndim, const int *shape) {
     Tensor *y = arena_calloc(&tp->arena, sizeof *y);
     tensor_set_shape(y, ndim, shape);
-    y->data = x->data; /* x gives its buffer away: it is dead from here on */
+    y->data = buf;
     y->pool_data = true;
     x->data = NULL;
     x->pool_data = false;
@@ -130,18 +134,16 @@ Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *
     return y;
 }
 
+Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape) {
+    if (!donatable(tp, x, recorded) || shape_numel(ndim, shape) > x->n) return tape_new(tp, ndim, shape);
+    return take_buffer(tp, x, x->data, ndim, shape);
+}
+
 Tensor *tape_out_over(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape) {
-    if (recorded || !x->donated || x->owner != tp || !x->pool_data || x->keep || x->ref_node) return NULL;
+    if (!donatable(tp, x, recorded)) return NULL;
     int64_t n = shape_numel(ndim, shape);
     if (n > x->n && !mempool_grow(x->data, (size_t)n * sizeof(float))) return NULL;
-    Tensor *y = arena_calloc(&tp->arena, sizeof *y);
-    tensor_set_shape(y, ndim, shape);
-    y->data = x->data;
-    y->pool_data = true;
-    x->data = NULL;
-    x->pool_data = false;
-    own(tp, y);
-    return y;
+    return take_buffer(tp, x, x->data, ndim, shape);
 }
 
 int tape_mark(const Tape *tp) { return tp->n_owned; }
@@ -247,13 +249,22 @@ static void drop_grad(Tensor *t) {
 
 #define RELEASE_MIN_BYTES (64 << 10)
 
+/* What tape_backward_release may free: this tape's pool memory, not kept, not a leaf, and not
+ * small (losses, logits and codes stay readable for the caller). */
+static int releasable(const Tape *tp, const Tensor *t) {
+    return t && t->owner == tp && t->pool_data && !t->keep && !t->is_leaf &&
+           (size_t)t->n * sizeof(float) >= RELEASE_MIN_BYTES;
+}
+
+static void free_data(Tensor *t) {
+    mempool_free(t->data);
+    t->data = NULL; /* a later use fails loudly */
+    t->pool_data = false;
+}
+
+/* after node node1 - 1 ran backward: its tensors that no earlier node needs */
 static void release_saved(Tape *tp, Tensor *t, int node1) {
-    if (t && t->owner == tp && t->ref_node == node1 && t->pool_data && !t->keep && !t->is_leaf &&
-        (size_t)t->n * sizeof(float) >= RELEASE_MIN_BYTES) {
-        mempool_free(t->data);
-        t->data = NULL;
-        t->pool_data = false;
-    }
+    if (releasable(tp, t) && t->ref_node == node1) free_data(t);
 }
 
 static void run_backward(Tape *tp) {
@@ -297,15 +308,8 @@ void tape_backward_release(Tape *tp, Tensor *loss) {
     CHECK(!tp->release_saved, "tape_backward_release: this tape's saved tensors were already released");
     tp->release_saved = 1;
     /* what no node needs (unpinned: tape_node_data_unused, or never used by a node) goes first */
-    for (int i = 0; i < tp->n_owned; i++) {
-        Tensor *t = tp->owned[i];
-        if (!t->ref_node && t->pool_data && !t->keep && !t->is_leaf && t != loss &&
-            (size_t)t->n * sizeof(float) >= RELEASE_MIN_BYTES) {
-            mempool_free(t->data);
-            t->data = NULL;
-            t->pool_data = false;
-        }
-    }
+    for (int i = 0; i < tp->n_owned; i++)
+        if (releasable(tp, tp->owned[i]) && !tp->owned[i]->ref_node && tp->owned[i] != loss) free_data(tp->owned[i]);
     tape_backward(tp, loss);
     tp->release_saved = 2; /* done: the saved tensors are gone */
 }

@@ -648,14 +648,20 @@ typedef struct ConvChunks {
     Conv2dShape sc[2];
 } ConvChunks;
 
-/* The primitives for s chunked by batch; 0 if oneDNN lacks one (then the caller uses im2col). */
-static int conv_chunks(ConvChunks *ch, const Conv2dShape *s, int dir, int bias) {
+/* Rows per chunk: at most CONV_CHUNK_BYTES of activations, the chunks as even as possible. */
+static int chunk_rows(const Conv2dShape *s) {
     size_t per = ((size_t)s->C * s->H * s->W + (size_t)s->O * s->OH * s->OW) * sizeof(float);
     int nb = per ? (int)(CONV_CHUNK_BYTES / per) : s->N;
     if (nb < 1) nb = 1;
     if (nb > s->N) nb = s->N;
-    ch->n_chunks = (s->N + nb - 1) / nb;
-    ch->nb = (s->N + ch->n_chunks - 1) / ch->n_chunks;
+    int n_chunks = (s->N + nb - 1) / nb;
+    return (s->N + n_chunks - 1) / n_chunks;
+}
+
+/* The primitives for s chunked by batch; 0 if oneDNN lacks one (then the caller uses im2col). */
+static int conv_chunks(ConvChunks *ch, const Conv2dShape *s, int dir, int bias) {
+    ch->nb = chunk_rows(s);
+    ch->n_chunks = (s->N + ch->nb - 1) / ch->nb;
     int last = s->N - (ch->n_chunks - 1) * ch->nb;
     ch->sc[0] = *s, ch->sc[1] = *s;
     ch->sc[0].N = ch->nb, ch->sc[1].N = last;
@@ -688,33 +694,18 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
 
 void conv2d_forward_over(float *buf, const float *weight, const float *bias, const Conv2dShape *s) {
     size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
-    int nthr = dnnl_threads_for(s);
-    ConvChunks ch;
-    int dnnl = conv_chunks(&ch, s, DIR_FWD, bias != NULL);
-    dnnl_threads_restore(nthr);
-    if (!dnnl) { /* im2col: one image per chunk */
-        ch.nb = 1, ch.n_chunks = s->N;
-        ch.sc[0] = *s, ch.sc[0].N = 1, ch.sc[1] = ch.sc[0];
-    }
-    float *tmp = mempool_alloc((size_t)ch.nb * xs * sizeof(float));
+    int nb = chunk_rows(s), n_chunks = (s->N + nb - 1) / nb;
+    float *tmp = mempool_alloc((size_t)nb * xs * sizeof(float));
     /* a growing output runs from the last chunk down, a shrinking one from the first up: chunk i's
      * output then only covers inputs already copied out (see conv2d.h) */
     int down = ys > xs;
-    for (int k = 0; k < ch.n_chunks; k++) {
-        int i = down ? ch.n_chunks - 1 - k : k, rows;
-        const ConvPrims *cp = dnnl ? chunk_prims(&ch, i, &rows) : NULL;
-        rows = i == ch.n_chunks - 1 ? s->N - i * ch.nb : ch.nb;
-        size_t n0 = (size_t)i * ch.nb;
-        memcpy(tmp, buf + n0 * xs, (size_t)rows * xs * sizeof(float));
+    for (int k = 0; k < n_chunks; k++) {
+        int i = down ? n_chunks - 1 - k : k;
+        size_t n0 = (size_t)i * nb;
         Conv2dShape cs = *s;
-        cs.N = rows;
-        int done = 0;
-        if (cp) {
-            nthr = dnnl_threads_for(&cs);
-            done = conv_run(cp, DIR_FWD, tmp, weight, buf + n0 * ys, bias, NULL) == 0;
-            dnnl_threads_restore(nthr);
-        }
-        if (!done) im2col_forward(buf + n0 * ys, tmp, weight, bias, &cs, NULL);
+        cs.N = s->N - (int)n0 < nb ? s->N - (int)n0 : nb;
+        memcpy(tmp, buf + n0 * xs, (size_t)cs.N * xs * sizeof(float));
+        conv2d_forward(buf + n0 * ys, tmp, weight, bias, &cs, NULL);
     }
     mempool_free(tmp);
 }
