@@ -279,6 +279,22 @@ static void test_mempool(void) {
         EXPECT(live_after - mempool_stats().live < (1 << 16) + 4096, "mempool_shrink gave the tail back");
         EXPECT(mempool_stats().top == s0.top, "grown and shrunk blocks coalesce back into the top");
     }
+    /* small blocks live apart from large ones: a long-lived small block allocated right after a
+     * large one does not keep the large one's space resident once it is freed */
+    if (!s3.malloc_mode) {
+        void *big = mempool_alloc(8 << 20), *small = mempool_alloc(1024);
+        mempool_free(big);
+        size_t top = mempool_stats().top;
+        EXPECT(top - s0.top < (64 << 10), "pool: a small block pinned a freed large one (top grew by %zu bytes)", top - s0.top);
+        /* holes: a freed large block is a hole that mempool_has_hole sees, with its size */
+        void *a = mempool_alloc(8 << 20), *b = mempool_alloc(1 << 20);
+        EXPECT(!mempool_has_hole(4 << 20), "mempool_has_hole: no hole yet");
+        mempool_free(a);
+        EXPECT(mempool_has_hole(8 << 20) && !mempool_has_hole(9 << 20), "mempool_has_hole: the 8 MiB hole, no larger");
+        mempool_free(b);
+        mempool_free(small);
+        EXPECT(mempool_stats().top == s0.top, "pool: everything coalesces back");
+    }
     float *z = mempool_calloc(4096 * sizeof(float));
     EXPECT(sum_abs(z, 4096) == 0, "mempool_calloc zeroes");
     mempool_free(z);

@@ -11,6 +11,12 @@
  *  - Best-fit over an address-ordered list of free extents, coalesced on free; a free extent
  *    touching the top lowers the top. Blocks are 64-byte aligned with a 64-byte header (size,
  *    magic), so a bad or double free is caught.
+ *  - Two arenas in the reservation: blocks up to 256 KiB apart from larger ones. Small blocks that
+ *    outlive a stage (saved statistics, node contexts, optimizer scalars) would otherwise sit
+ *    between activations, pin the top and split the holes a large tensor needs: damsm_step B48
+ *    went from 551 to 442 MiB resident (docs/PERFORMANCE.md).
+ *  - ATTNGAN_POOL_TRACE=FILE writes every allocation, free, shrink and grow with its arena,
+ *    offset and the top, to study fragmentation offline.
  *  - One mutex: a step makes a few thousand allocations, each far cheaper than the op using it.
  *  - ATTNGAN_POOL=malloc (and every AddressSanitizer build) gives each block its own
  *    aligned_alloc instead, so ASan sees every use after free.
@@ -29,6 +35,9 @@ void mempool_shrink(void *p, size_t bytes);
 /* Extends a block in place to `bytes` when the space after it is free (it is the last block, or
  * a hole follows it): 1, else 0 and nothing changes (always 0 with ATTNGAN_POOL=malloc). */
 int mempool_grow(void *p, size_t bytes);
+/* 1 when a free hole below the top can hold `bytes`, so allocating them raises no resident memory
+ * (always 0 with ATTNGAN_POOL=malloc). */
+int mempool_has_hole(size_t bytes);
 
 typedef struct MempoolStats {
     size_t live;       /* bytes in blocks handed out now (headers included) */

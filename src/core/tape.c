@@ -142,7 +142,10 @@ Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *
 Tensor *tape_out_over(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape) {
     if (!donatable(tp, x, recorded)) return NULL;
     int64_t n = shape_numel(ndim, shape);
-    if (n > x->n && !mempool_grow(x->data, (size_t)n * sizeof(float))) return NULL;
+    /* a larger result goes to a fresh block when a hole can hold it (growing in place would raise
+     * the top while the hole stays unused), else grows x's block in place when the space after it is free */
+    if (n > x->n && (mempool_has_hole((size_t)n * sizeof(float)) || !mempool_grow(x->data, (size_t)n * sizeof(float))))
+        return NULL;
     return take_buffer(tp, x, x->data, ndim, shape);
 }
 

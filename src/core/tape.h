@@ -102,7 +102,9 @@ Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *
 void tape_shrink(Tensor *y);
 /* For an op that streams its result over its input in chunks (a convolution without gradients):
  * x's buffer, grown in place to the output's size when that is larger, as the output; NULL when x
- * is not donatable (see tape_out_like) or its block cannot grow (the caller allocates as usual). */
+ * is not donatable (see tape_out_like), when a larger output fits a free hole of the pool (a fresh
+ * block there keeps the resident size down, where growing x's block would raise it), or when x's
+ * block cannot grow: the caller then allocates as usual. */
 Tensor *tape_out_over(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape);
 int tape_would_record(const Tape *tp, int n_in, Tensor *const *in);
 
