@@ -284,6 +284,53 @@ static void dnnl_bf16_tests(void) {
            "gradient %.2e, bias gradient %.2e\n", n, worst[0], worst[1], worst[2], worst[3]);
 }
 
+/* Winograd F(4x4, 3x3) where use_winograd picks it (64+ channels, 16x16+ outputs): the forward and
+ * every gradient within 1e-5 norm-relative of the direct algorithm (docs/PERFORMANCE.md), and not
+ * bitwise equal to it (Winograd really runs), with gradients added into prefilled buffers. */
+static void dnnl_winograd_tests(void) {
+    Conv2dShape shapes[] = {
+        conv2d_shape(2, 64, 20, 20, 64, 3, 3, 1, 1, 1, 1),
+        conv2d_shape(1, 64, 35, 35, 96, 3, 3, 1, 1, 1, 1),
+        conv2d_shape(2, 80, 18, 18, 64, 3, 3, 1, 1, 0, 0),
+        conv2d_shape(1, 128, 32, 32, 128, 3, 3, 1, 1, 1, 1),
+    };
+    int n = (int)(sizeof shapes / sizeof shapes[0]);
+    double worst[4] = {0, 0, 0, 0};
+    conv2d_set_algo(CONV2D_WINOGRAD);
+    if (!conv2d_uses_winograd(&shapes[0])) {
+        test_skip("conv2d Winograd: oneDNN has no Winograd kernel on this CPU (it needs AVX-512)");
+        return;
+    }
+    Conv2dShape small = conv2d_shape(2, 32, 20, 20, 64, 3, 3, 1, 1, 1, 1), tiny = conv2d_shape(2, 64, 4, 4, 64, 3, 3, 1, 1, 1, 1);
+    EXPECT(!conv2d_uses_winograd(&small) && !conv2d_uses_winograd(&tiny), "conv2d Winograd: not below 64 channels or 16x16");
+    conv2d_set_algo(CONV2D_DIRECT);
+    EXPECT(!conv2d_uses_winograd(&shapes[0]), "conv2d Winograd: off with CONV2D_DIRECT");
+    for (int i = 0; i < n; i++) {
+        int64_t n1, n2;
+        conv2d_set_algo(CONV2D_DIRECT);
+        float *ref = run_kernels_opt(&shapes[i], &n1, 7, 1);
+        conv2d_set_algo(CONV2D_WINOGRAD);
+        float *got = run_kernels_opt(&shapes[i], &n2, 7, 1);
+        const Conv2dShape *c = &shapes[i];
+        int64_t ny = (int64_t)c->N * c->O * c->OH * c->OW, nx = (int64_t)c->N * c->C * c->H * c->W;
+        int64_t nw = (int64_t)c->O * c->C * c->KH * c->KW;
+        int64_t off[4] = {0, ny, ny + nx, ny + nx + nw}, len[4] = {ny, nx, nw, c->O};
+        const char *part[4] = {"forward", "input gradient", "weight gradient", "bias gradient"};
+        EXPECT(n1 == n2 && memcmp(ref, got, (size_t)ny * sizeof(float)) != 0,
+               "conv2d Winograd, shape %d: the forward differs from direct in some bit (Winograd ran)", i);
+        for (int k = 0; k < 4; k++) {
+            double mx, r = rel_err(got + off[k], ref + off[k], len[k], &mx);
+            if (r > worst[k]) worst[k] = r;
+            EXPECT(r <= 1e-5, "conv2d Winograd vs direct, shape %d (%d,%d,%d,%d)*(%d,%d,3,3), %s: norm-relative "
+                   "error %.3g (want <= 1e-5)", i, c->N, c->C, c->H, c->W, c->O, c->C, part[k], r);
+        }
+        free(ref);
+        free(got);
+    }
+    printf("conv2d Winograd vs direct, worst norm-relative error over %d shapes: forward %.2e, input gradient %.2e, "
+           "weight gradient %.2e, bias gradient %.2e\n", n, worst[0], worst[1], worst[2], worst[3]);
+}
+
 /* oneDNN: the same bits run to run at a fixed thread count. Whether 1 and 2 threads agree is
  * printed, not required (oneDNN's reductions may split by thread count). */
 static void dnnl_determinism_tests(void) {
@@ -433,6 +480,7 @@ int main(void) {
         } else {
             dnnl_vs_im2col_tests();
             dnnl_bf16_tests();
+            dnnl_winograd_tests();
             dnnl_determinism_tests();
             dnnl_concurrency_tests();
         }

@@ -28,13 +28,13 @@
 static const char BENCH_USAGE[] =
     "usage: attngan bench [--mode sample|gan_step|damsm_step] [--branch 1|2|3] [--batch B] [--iters K]\n"
     "                     [--warmup W] [--threads T] [--profile] [--seed S] [--damsm-size 299]\n"
-    "                     [--cap-lens L1,L2,...] [--correct-mask] [--bf16]\n"
+    "                     [--cap-lens L1,L2,...] [--correct-mask] [--bf16] [--direct]\n"
     "\n"
     "Times W warm-up then K timed iterations of one mode at the PyTorch reference's sizes with random\n"
     "weights and a synthetic batch (../shared/reference/ref_attngan.py; docs/PERFORMANCE.md), and ends\n"
     "with the reference's line:\n"
     "  RESULT mode=.. device=cpu batch=.. branch=.. threads=.. median_ms=.. min_ms=.. img_s=..\n"
-    "         gflop_iter=.. gflops=.. rss_mb=.. cuda_peak_mb=0 precision=fp32|bf16\n"
+    "         gflop_iter=.. gflops=.. rss_mb=.. cuda_peak_mb=0 precision=fp32|bf16 conv_algo=winograd|direct\n"
     "  --mode          sample (text encoder + G, no grad), gan_step (one AttnGAN+ZSL training\n"
     "                  iteration), damsm_step (one DAMSM+ZSL pretraining iteration); default sample\n"
     "  --branch N      G stages and Ds: 1 (64 px), 2 (128), 3 (256); default 3\n"
@@ -47,11 +47,14 @@ static const char BENCH_USAGE[] =
     "  --seed S        weights and batch (default 1234)\n"
     "  --correct-mask  G attention with the per-sample word mask (default: the seed's)\n"
     "  --bf16          convolutions with bf16 operands and fp32 accumulation (as ATTNGAN_CONV_PRECISION=bf16;\n"
-    "                  docs/PERFORMANCE.md gives its tolerance); default fp32\n";
+    "                  docs/PERFORMANCE.md gives its tolerance); default fp32\n"
+    "  --direct        no Winograd: every convolution with oneDNN's direct algorithm, as PyTorch (as\n"
+    "                  ATTNGAN_CONV_ALGO=direct); default Winograd F(4x4,3x3) for the fp32 3x3 stride-1\n"
+    "                  convolutions with 64+ channels and 16x16+ outputs (src/ops/conv2d.h)\n";
 
 typedef struct BenchArgs {
     const char *mode;
-    int branch, batch, iters, warmup, threads, profile, seed, damsm_size, correct_mask, bf16;
+    int branch, batch, iters, warmup, threads, profile, seed, damsm_size, correct_mask, bf16, direct;
     int cap_lens[64], n_cap_lens;
 } BenchArgs;
 
@@ -276,7 +279,7 @@ static void step(Nets *n, int mode) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    BenchArgs a = {"sample", 3, 8, 3, 1, 0, 0, 1234, 299, 0, 0, {0}, 0};
+    BenchArgs a = {"sample", 3, 8, 3, 1, 0, 0, 1234, 299, 0, 0, 0, {0}, 0};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         int more = i + 1 < argc;
@@ -284,6 +287,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(f, "--profile")) a.profile = 1;
         else if (!strcmp(f, "--correct-mask")) a.correct_mask = 1;
         else if (!strcmp(f, "--bf16")) a.bf16 = 1;
+        else if (!strcmp(f, "--direct")) a.direct = 1;
         else if (more && !strcmp(f, "--mode")) a.mode = argv[++i];
         else if (more && !strcmp(f, "--branch")) { if (parse_int(argv[++i], &a.branch, f)) return 2; }
         else if (more && !strcmp(f, "--batch")) { if (parse_int(argv[++i], &a.batch, f)) return 2; }
@@ -314,9 +318,11 @@ int cmd_bench(int argc, char **argv) {
     int threads = threads_get();
     if (a.bf16) conv2d_set_precision(CONV2D_BF16);
     const char *prec = conv2d_get_precision() == CONV2D_BF16 ? "bf16" : "fp32";
+    if (a.direct) conv2d_set_algo(CONV2D_DIRECT);
+    const char *algo = conv2d_get_algo() == CONV2D_WINOGRAD ? "winograd" : "direct";
 
-    printf("# attngan bench  mode=%s batch=%d branch=%d threads=%d warmup=%d iters=%d profile=%d precision=%s\n", a.mode,
-           a.batch, a.branch, threads, a.warmup, a.iters, a.profile, prec);
+    printf("# attngan bench  mode=%s batch=%d branch=%d threads=%d warmup=%d iters=%d profile=%d precision=%s conv_algo=%s\n",
+           a.mode, a.batch, a.branch, threads, a.warmup, a.iters, a.profile, prec, algo);
     double t0 = profile_now_ms();
     Nets *n = xcalloc(1, sizeof *n);
     setup(n, &a, mode);
@@ -409,9 +415,9 @@ int cmd_bench(int argc, char **argv) {
     printf("  peak RSS %.0f MiB   tensor pool: peak live %.0f MiB, peak resident %.0f MiB (%ld allocations)\n", rss_mb,
            (double)ps.peak_live / (1 << 20), (double)ps.peak_top / (1 << 20), ps.n_alloc);
     printf("RESULT mode=%s device=cpu batch=%d branch=%d threads=%d median_ms=%.1f min_ms=%.1f img_s=%.3f gflop_iter=%.1f "
-           "gflops=%.1f rss_mb=%.0f cuda_peak_mb=0 precision=%s\n",
+           "gflops=%.1f rss_mb=%.0f cuda_peak_mb=0 precision=%s conv_algo=%s\n",
            a.mode, a.batch, a.branch, threads, med, mn, a.batch / (med * 1e-3), gflop, gflop / (med * 1e-3), rss_mb,
-           conv2d_get_precision() == CONV2D_BF16 ? "bf16" : "fp32");
+           prec, algo);
     free(times);
     teardown(n, mode);
     free(n);

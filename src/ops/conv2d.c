@@ -3,8 +3,9 @@
  * into the gradients it is given and skips NULL ones).
  *
  * oneDNN (the default; the library PyTorch's CPU convolutions use). Each (shape, bias, direction,
- * layout, OpenMP thread count) gets its primitives once: the convolution (forward_training,
- * backward_data or backward_weights, algorithm "direct", so no Winograd rounding), the reorders
+ * layout, algorithm, OpenMP thread count) gets its primitives once: the convolution (forward_training,
+ * backward_data or backward_weights; algorithm "direct", or Winograd F(4x4, 3x3) for the 3x3
+ * stride-1 shapes use_winograd picks, unless ATTNGAN_CONV_ALGO=direct), the reorders
  * of our NCHW inputs into the layouts it chose, and the reorder of its result back to NCHW. They
  * live in a cache (dnnl_util.h) behind a mutex, and run on the calling thread's stream with its own
  * workspace (scratchpad and converted tensors), so several threads may convolve at once (the
@@ -368,7 +369,7 @@ enum { FMT_ANY = 0, FMT_PLAIN = 1, FMT_AUTO = 2 };
 
 /* Everything a primitive depends on; int32 fields only, so the struct has no padding bytes. */
 typedef struct ConvKey {
-    int32_t dir, bias, fmt, nthr, bf16;
+    int32_t dir, bias, fmt, nthr, bf16, wino;
     int32_t N, C, H, W, O, KH, KW, stride_h, stride_w, pad_h, pad_w;
 } ConvKey;
 
@@ -384,10 +385,11 @@ typedef struct ConvPrims {
     dnnl_memory_desc_t md_in[2], md_out, user_in[2], user_out, md_bias;
     int arg_in[2], arg_out;
     size_t bytes_in[2], bytes_out;
+    int winograd;  /* the convolution runs Winograd */
 } ConvPrims;
 
 static DnnlCache g_conv_cache = DNNL_CACHE_INIT;
-static _Atomic int g_impl = -1, g_fmt = -1, g_prec = -1;
+static _Atomic int g_impl = -1, g_fmt = -1, g_prec = -1, g_algo = -1;
 
 static int env_impl(void) {
     int v = atomic_load(&g_impl);
@@ -439,6 +441,31 @@ static int env_prec(void) {
     return v;
 }
 
+/* ATTNGAN_CONV_ALGO=winograd (default) | direct */
+static int env_algo(void) {
+    int v = atomic_load(&g_algo);
+    if (v < 0) {
+        const char *e = getenv("ATTNGAN_CONV_ALGO");
+        CHECK(!e || !*e || !strcmp(e, "winograd") || !strcmp(e, "direct"),
+              "ATTNGAN_CONV_ALGO=%s: expected winograd or direct", e);
+        v = e && !strcmp(e, "direct") ? CONV2D_DIRECT : CONV2D_WINOGRAD;
+        atomic_store(&g_algo, v);
+    }
+    return v;
+}
+
+void conv2d_set_algo(Conv2dAlgo a) { atomic_store(&g_algo, (int)a); }
+Conv2dAlgo conv2d_get_algo(void) { return (Conv2dAlgo)env_algo(); }
+
+/* Where Winograd F(4x4, 3x3) runs: fp32 3x3 stride-1 convolutions with at least 64 input and 64
+ * output channels and at least 16x16 outputs. There oneDNN's jit_wino_4x3 kernels measured 1.8 to
+ * 2.5x faster than its direct ones in every direction on the model's shapes (docs/PERFORMANCE.md);
+ * with 32 channels the forward, and at 4x4 every direction, is slower. */
+static int use_winograd(const Conv2dShape *s, int bf16) {
+    return !bf16 && env_algo() == CONV2D_WINOGRAD && s->KH == 3 && s->KW == 3 && s->stride_h == 1 &&
+           s->stride_w == 1 && s->C >= 64 && s->O >= 64 && s->OH * s->OW >= 256;
+}
+
 void conv2d_set_precision(Conv2dPrecision p) { atomic_store(&g_prec, (int)p); }
 Conv2dPrecision conv2d_get_precision(void) { return (Conv2dPrecision)env_prec(); }
 
@@ -481,9 +508,10 @@ static void *conv_prims_create(const void *kv, void *arg) {
     if (!attr) return NULL;
     /* every direction needs the forward's descriptor (the backward ones as a hint) */
     dnnl_convolution_desc_t fd, bd_;
+    dnnl_alg_kind_t alg = k->wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
     ConvPrims *cp = xcalloc(1, sizeof *cp);
-    int ok = dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &xa, &wa,
+    int ok = dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, alg, &xa, &wa,
                                                 k->dir == DIR_FWD && k->bias ? &b_md : NULL, &ya, strides, pad_l,
                                                 pad_r) == dnnl_success &&
              dnnl_primitive_desc_create(&fpd, &fd, attr, eng, NULL) == dnnl_success;
@@ -496,7 +524,7 @@ static void *conv_prims_create(const void *kv, void *arg) {
         cp->user_in[0] = x_md, cp->user_in[1] = w_md, cp->user_out = y_md;
         cp->arg_in[0] = DNNL_ARG_SRC, cp->arg_in[1] = DNNL_ARG_WEIGHTS, cp->arg_out = DNNL_ARG_DST;
     } else if (ok && k->dir == DIR_BWD_DATA) {
-        ok = dnnl_convolution_backward_data_desc_init(&bd_, dnnl_convolution_direct, &xa, &wa, &ya, strides, pad_l,
+        ok = dnnl_convolution_backward_data_desc_init(&bd_, alg, &xa, &wa, &ya, strides, pad_l,
                                                       pad_r) == dnnl_success &&
              dnnl_primitive_desc_create(&pd, &bd_, attr, eng, fpd) == dnnl_success;
         if (ok) {
@@ -509,7 +537,7 @@ static void *conv_prims_create(const void *kv, void *arg) {
     } else if (ok) {
         dnnl_memory_desc_t wg = wa;
         if (k->bf16 && dnnl_util_md_dt(&wg, 4, wd, tw, dnnl_f32)) ok = 0;
-        ok = ok && dnnl_convolution_backward_weights_desc_init(&bd_, dnnl_convolution_direct, &xa, &wg, k->bias ? &b_md : NULL,
+        ok = ok && dnnl_convolution_backward_weights_desc_init(&bd_, alg, &xa, &wg, k->bias ? &b_md : NULL,
                                                          &ya, strides, pad_l, pad_r) == dnnl_success &&
              dnnl_primitive_desc_create(&pd, &bd_, attr, eng, fpd) == dnnl_success;
         if (ok) {
@@ -523,6 +551,7 @@ static void *conv_prims_create(const void *kv, void *arg) {
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     dnnl_primitive_attr_destroy(attr);
     cp->md_bias = b_md;
+    cp->winograd = k->wino;
     if (!ok || dnnl_util_prim_from_pd(&cp->conv, pd)) goto fail;
     for (int i = 0; i < 2; i++) {
         cp->bytes_in[i] = dnnl_memory_desc_get_size(&cp->md_in[i]);
@@ -544,9 +573,15 @@ fail:
 static const ConvPrims *conv_prims(const Conv2dShape *s, int dir, int bias) {
     if (env_impl() != CONV2D_DNNL) return NULL;
     int bf16 = env_prec() == CONV2D_BF16;
-    ConvKey k = {dir, bias, bf16 ? FMT_ANY : conv_layout(s, dir), dnnl_util_threads(), bf16, s->N, s->C, s->H, s->W,
+    int wino = use_winograd(s, bf16);
+    ConvKey k = {dir, bias, bf16 || wino ? FMT_ANY : conv_layout(s, dir), dnnl_util_threads(), bf16, wino, s->N, s->C, s->H, s->W,
                  s->O, s->KH, s->KW, s->stride_h, s->stride_w, s->pad_h, s->pad_w};
     const ConvPrims *cp = dnnl_cache_get(&g_conv_cache, &k, sizeof k, conv_prims_create, NULL);
+    if (!cp && wino) { /* no Winograd kernel for this CPU or shape: the direct one */
+        k.wino = 0;
+        k.fmt = conv_layout(s, dir);
+        cp = dnnl_cache_get(&g_conv_cache, &k, sizeof k, conv_prims_create, NULL);
+    }
     if (!cp) {
         static _Atomic int warned = 0;
         if (!atomic_exchange(&warned, 1))
@@ -628,6 +663,13 @@ static int dnnl_threads_for(const Conv2dShape *s) {
 
 static void dnnl_threads_restore(int prev) {
     if (omp_get_max_threads() != prev) omp_set_num_threads(prev);
+}
+
+int conv2d_uses_winograd(const Conv2dShape *s) {
+    int nthr = dnnl_threads_for(s);
+    const ConvPrims *cp = conv_prims(s, DIR_FWD, 0);
+    dnnl_threads_restore(nthr);
+    return cp && cp->winograd;
 }
 
 size_t conv2d_op_scratch_floats(const Conv2dShape *s, int has_bias) {

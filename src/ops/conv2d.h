@@ -27,6 +27,14 @@ typedef enum Conv2dImpl { CONV2D_DNNL = 0, CONV2D_IM2COL = 1 } Conv2dImpl;
 typedef enum Conv2dPrecision { CONV2D_FP32 = 0, CONV2D_BF16 = 1 } Conv2dPrecision;
 Conv2dPrecision conv2d_get_precision(void);
 void conv2d_set_precision(Conv2dPrecision p);
+/* The oneDNN algorithm for fp32 3x3 stride-1 convolutions with at least 64 input and output
+ * channels and 16x16 outputs: Winograd F(4x4, 3x3) (default; 1.8-2.5x faster there, its rounding
+ * differs from direct summation by about 1e-6 norm-relative, tests/test_conv2d.c bounds it) or
+ * direct (ATTNGAN_CONV_ALGO=direct, as PyTorch's oneDNN convolutions). Every other shape, bf16 and
+ * im2col are direct. */
+typedef enum Conv2dAlgo { CONV2D_DIRECT = 0, CONV2D_WINOGRAD = 1 } Conv2dAlgo;
+Conv2dAlgo conv2d_get_algo(void);
+void conv2d_set_algo(Conv2dAlgo a);
 /* The implementation for the whole process: ATTNGAN_CONV=dnnl|im2col (default dnnl) until
  * conv2d_set_impl overrides it. */
 Conv2dImpl conv2d_get_impl(void);
@@ -47,6 +55,9 @@ typedef struct Conv2dShape {
 /* Fills every field, OH/OW and the default max_cols included. */
 Conv2dShape conv2d_shape(int N, int C, int H, int W, int O, int KH, int KW, int stride_h, int stride_w,
                          int pad_h, int pad_w);
+/* 1 when the forward of s (no bias) runs Winograd now: the algorithm, the shape and the
+ * precision allow it and oneDNN has the kernel on this CPU (it needs AVX-512). */
+int conv2d_uses_winograd(const Conv2dShape *s);
 /* Floats of scratch the im2col kernels need for s (0 for a 1x1 stride-1 unpadded conv). */
 size_t conv2d_scratch_floats(const Conv2dShape *s);
 /* The scratch worth passing to the kernels: 0 when the oneDNN path will run the forward of s (it
