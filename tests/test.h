@@ -27,6 +27,10 @@ double rel_err(const float *a, const float *b, int64_t n, double *max_abs);
 /* EXPECT(rel_err(got, want) <= tol) with a message naming `what`. */
 int expect_close(const char *what, const float *got, const float *want, int64_t n, double tol);
 
+/* ---- nChw16c (Tensor.blocked): dst (N, C/16, S, 16) <- src (N, C, S), and back; C % 16 == 0 */
+void to_blocked16(float *dst, const float *src, int N, int C, int S);
+void from_blocked16(float *dst, const float *src, int N, int C, int S);
+
 /* ---- fixtures: tests/fixtures/<family>.safetensors, written by tests/fixtures/gen_<family>.py */
 /* Opens the fixture file; returns NULL (and prints a skip) if it does not exist. */
 SafeTensors *fixture_open(const char *family);

@@ -46,7 +46,7 @@ static void frozen_free(Frozen *f) {
 
 static Tensor *fused(Tape *tp, Tensor *x, const Frozen *f) {
     const Case *c = f->c;
-    return op_conv2d_bn_relu_frozen(tp, x, f->w, c->sh, c->sw, c->ph, c->pw, f->gamma, f->beta, f->rm, f->rv, 1e-3f);
+    return op_conv2d_bn_relu_frozen(tp, x, f->w, c->sh, c->sw, c->ph, c->pw, f->gamma, f->beta, f->rm, f->rv, 1e-3f, 0);
 }
 
 static Tensor *unfused(Tape *tp, Tensor *x, const Frozen *f) {
@@ -94,6 +94,54 @@ static void case_equal(const Case *c, const char *impl) {
            c->H, c->W, (long long)db, (long long)x1->n);
     EXPECT(t1.n_nodes == 1 && t2.n_nodes == 3, "%s: one node instead of three (%d, %d)", impl, t1.n_nodes, t2.n_nodes);
     free(seed);
+    tape_free(&t1);
+    tape_free(&t2);
+    tensor_free(x1);
+    tensor_free(x2);
+    frozen_free(&f);
+}
+
+/* nChw16c: the fused op with a blocked output (from an NCHW or a blocked input) against the
+ * NCHW op, forward and input gradient. The convolution is then oneDNN's with no reorder; 3x3 ones
+ * run the same kernel (same bits expected but not required), 1x1 ones a blocked kernel instead of
+ * the GEMM one: within 1e-5. */
+static void case_blocked(const Case *c) {
+    Frozen f;
+    frozen_init(&f, c, 11);
+    int S = c->H * c->W;
+    Tensor *x1 = tensor_alloc(4, (int[]){c->N, c->C, c->H, c->W}, true);
+    Tensor *x2 = tensor_alloc(4, (int[]){c->N, c->C, c->H, c->W}, true);
+    fill_uniform(x1->data, x1->n, -1, 1, 13);
+    int in_blk = c->C % 16 == 0;
+    if (in_blk) to_blocked16(x2->data, x1->data, c->N, c->C, S);
+    else memcpy(x2->data, x1->data, (size_t)x1->n * sizeof(float));
+    x2->blocked = in_blk;
+    Tape t1, t2;
+    tape_init(&t1);
+    tape_init(&t2);
+    const Case *k = f.c;
+    Tensor *y1 = op_conv2d_bn_relu_frozen(&t1, x1, f.w, k->sh, k->sw, k->ph, k->pw, f.gamma, f.beta, f.rm, f.rv, 1e-3f, 0);
+    Tensor *y2 = op_conv2d_bn_relu_frozen(&t2, x2, f.w, k->sh, k->sw, k->ph, k->pw, f.gamma, f.beta, f.rm, f.rv, 1e-3f, 1);
+    int OS = y1->shape[2] * y1->shape[3];
+    float *y2p = xmalloc((size_t)y1->n * sizeof(float)), *gb = xmalloc((size_t)y1->n * sizeof(float));
+    float *g = xmalloc((size_t)y1->n * sizeof(float)), *dx2 = xmalloc((size_t)x1->n * sizeof(float));
+    from_blocked16(y2p, y2->data, c->N, c->O, OS);
+    char what[128];
+    snprintf(what, sizeof what, "conv2d_bn_relu_frozen nChw16c output, %s input (%d,%d,%d,%d)*(%d,%d,%d,%d): forward",
+             in_blk ? "nChw16c" : "NCHW", c->N, c->C, c->H, c->W, c->O, c->C, c->KH, c->KW);
+    EXPECT(y2->blocked, "%s: the output is marked nChw16c", what);
+    expect_close(what, y2p, y1->data, y1->n, 1e-5);
+    fill_uniform(g, y1->n, -1, 1, 17);
+    to_blocked16(gb, g, c->N, c->O, OS);
+    const float *s1 = g, *s2 = gb;
+    tape_backward_seeded(&t1, 1, &y1, &s1);
+    tape_backward_seeded(&t2, 1, &y2, &s2);
+    if (in_blk) from_blocked16(dx2, x2->grad, c->N, c->C, S);
+    else memcpy(dx2, x2->grad, (size_t)x1->n * sizeof(float));
+    snprintf(what, sizeof what, "conv2d_bn_relu_frozen nChw16c output, %s input (%d,%d,%d,%d): input gradient",
+             in_blk ? "nChw16c" : "NCHW", c->N, c->C, c->H, c->W);
+    expect_close(what, dx2, x1->grad, x1->n, 1e-5);
+    free(y2p), free(gb), free(g), free(dx2);
     tape_free(&t1);
     tape_free(&t2);
     tensor_free(x1);
@@ -193,6 +241,15 @@ int main(void) {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) case_equal(&cases[i], names[k]);
     }
     conv2d_set_impl(CONV2D_DNNL);
+    const Case blk[] = {
+        {2, 3, 19, 19, 32, 3, 3, 2, 2, 0, 0},   /* NCHW input (3 channels), as Conv2d_1a */
+        {2, 32, 12, 12, 64, 3, 3, 1, 1, 1, 1},  /* 3x3 */
+        {2, 64, 20, 20, 64, 3, 3, 1, 1, 1, 1},  /* 3x3 with Winograd */
+        {2, 48, 9, 9, 32, 1, 1, 1, 1, 0, 0},    /* 1x1 */
+        {2, 32, 9, 9, 48, 7, 1, 1, 1, 3, 0},    /* 7x1 */
+        {2, 32, 11, 11, 96, 3, 3, 2, 2, 0, 0},  /* strided */
+    };
+    for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++) case_blocked(&blk[i]);
 
     /* finite differences of the input gradient (inputs away from the relu kink) */
     Frozen f;

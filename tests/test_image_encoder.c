@@ -421,6 +421,64 @@ static void input_gradient_case(void) {
     image_encoder_free(&ie);
 }
 
+/* ---------------------------------------------------------------- layouts */
+
+/* The frozen eval-mode trunk in nChw16c (the default) against NCHW: the codes, the region
+ * features and the image gradient agree within 1e-4 (the 1x1 convolutions run other kernels and
+ * the differences pass through 94 layers), and the blocked run really is blocked. The trunk is
+ * linearised (linearize_trunk): with real weights a last-bit difference can move a max pool's
+ * argmax between two nearly equal values and send that gradient elsewhere, in either layout. */
+static void layout_case(void) {
+    ModelConfig cfg;
+    model_config_default(&cfg);
+    cfg.embedding_dim = 16;
+    ImageEncoder ie;
+    image_encoder_init(&ie, &cfg);
+    linearize_trunk(&ie, 35);
+    fill_uniform(ie.emb_features.weight->data, ie.emb_features.weight->n, -0.1f, 0.1f, 32);
+    fill_uniform(ie.emb_cnn_code.weight->data, ie.emb_cnn_code.weight->n, -0.1f, 0.1f, 33);
+    ie.train = 0;
+    image_encoder_set_trainable(&ie, 0);
+    float *out[2][3];
+    int64_t n[3];
+    for (int blocked = 0; blocked < 2; blocked++) {
+        image_encoder_set_blocked_layout(blocked);
+        Tensor *img = tensor_alloc(4, (int[]){2, 3, 64, 64}, 1);
+        fill_uniform(img->data, img->n, -1, 1, 31);
+        Tape tp;
+        tape_init(&tp);
+        ImageEncoderOut o = image_encoder_forward(&tp, &ie, img);
+        int n_blocked = 0;
+        for (int i = 0; i < tp.n_nodes; i++) n_blocked += tp.nodes[i].out[0]->blocked;
+        EXPECT(blocked ? n_blocked > 90 : n_blocked == 0, "trunk layout %s: %d nChw16c outputs on the tape",
+               blocked ? "blocked" : "nchw", n_blocked);
+        float *g = xmalloc((size_t)o.region->n * sizeof(float));
+        fill_uniform(g, o.region->n, -1, 1, 34);
+        Tensor *outs[2] = {o.code, o.region};
+        const float *seeds[2] = {g, g};
+        tape_backward_seeded(&tp, 2, outs, seeds);
+        Tensor *res[3] = {o.code, o.region, img};
+        for (int k = 0; k < 3; k++) {
+            const float *src = k == 2 ? img->grad : res[k]->data;
+            n[k] = res[k]->n;
+            out[blocked][k] = xmalloc((size_t)n[k] * sizeof(float));
+            memcpy(out[blocked][k], src, (size_t)n[k] * sizeof(float));
+        }
+        free(g);
+        tape_free(&tp);
+        tensor_free(img);
+    }
+    image_encoder_set_blocked_layout(1);
+    const char *what[3] = {"trunk nChw16c vs NCHW: sentence code", "trunk nChw16c vs NCHW: region features",
+                           "trunk nChw16c vs NCHW: image gradient"};
+    for (int k = 0; k < 3; k++) {
+        expect_close(what[k], out[1][k], out[0][k], n[k], 1e-4);
+        free(out[0][k]);
+        free(out[1][k]);
+    }
+    image_encoder_free(&ie);
+}
+
 /* ---------------------------------------------------------------- timing */
 
 static void timing_case(SafeTensors *trunk) {
@@ -476,6 +534,7 @@ int main(void) {
     test_registration();
     input_gradient_case();
     SafeTensors *trunk = open_trunk();
+    layout_case();
     if (trunk) {
         eval_case("gan_b1_small", "out.fake_imgs0", trunk);
         eval_case("gan_b3_small", "out.fake_imgs2", trunk);

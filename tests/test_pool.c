@@ -297,8 +297,50 @@ static void reference_tests(void) {
     EXPECT(bad_avg_bwd == 0, "avgpool backward bitwise as one window at a time: %d of %d differ", bad_avg_bwd, 2 * cases);
 }
 
+/* nChw16c input: the same output and input-gradient bits as NCHW, for max and average pools of
+ * the trunk's kinds and others (padding, clipped windows, strides, a global pool). */
+static void blocked_tests(void) {
+    const struct { const char *name; int is_max; PoolArgs a; int H, W; } cs[] = {
+        {"max 3/2/0", 1, {3, 2, 0, 1}, 11, 13}, {"max 3/2/1", 1, {3, 2, 1, 1}, 9, 8},
+        {"avg 3/1/1 include pad", 0, {3, 1, 1, 1}, 7, 9}, {"avg 3/1/1 exclude pad", 0, {3, 1, 1, 0}, 8, 6},
+        {"avg 8/8/0", 0, {8, 8, 0, 1}, 8, 8}, {"avg 3/2/1 exclude pad", 0, {3, 2, 1, 0}, 9, 10},
+    };
+    const int N = 2, C = 32;
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        int H = cs[k].H, W = cs[k].W, S = H * W;
+        Tensor *x = tensor_alloc(4, (int[]){N, C, H, W}, 1), *xb = tensor_alloc(4, (int[]){N, C, H, W}, 1);
+        fill_distinct(x->data, x->n, 0.01f, 90 + k);
+        x->data[5] = x->data[6]; /* one tie */
+        to_blocked16(xb->data, x->data, N, C, S);
+        xb->blocked = true;
+        Tape tp;
+        tape_init(&tp);
+        GradcheckFn fn = cs[k].is_max ? fwd_max : fwd_avg;
+        Tensor *y = fn(&tp, &x, (void *)&cs[k].a), *yb = fn(&tp, &xb, (void *)&cs[k].a);
+        int OS = y->shape[2] * y->shape[3];
+        float *yb_plain = xmalloc((size_t)y->n * sizeof(float)), *g = xmalloc((size_t)y->n * sizeof(float));
+        float *gb = xmalloc((size_t)y->n * sizeof(float)), *dxb = xmalloc((size_t)x->n * sizeof(float));
+        from_blocked16(yb_plain, yb->data, N, C, OS);
+        EXPECT(yb->blocked && tensor_same_shape(y, yb) && memcmp(yb_plain, y->data, (size_t)y->n * sizeof(float)) == 0,
+               "pool %s: nChw16c output has the NCHW output's bits", cs[k].name);
+        fill_uniform(g, y->n, -1, 1, 95 + k);
+        to_blocked16(gb, g, N, C, OS);
+        const float *seeds[] = {g, gb};
+        Tensor *outs[] = {y, yb};
+        tape_backward_seeded(&tp, 2, outs, seeds);
+        from_blocked16(dxb, xb->grad, N, C, S);
+        EXPECT(memcmp(dxb, x->grad, (size_t)x->n * sizeof(float)) == 0, "pool %s: nChw16c input gradient has the "
+               "NCHW gradient's bits", cs[k].name);
+        free(yb_plain), free(g), free(gb), free(dxb);
+        tape_free(&tp);
+        tensor_free(x);
+        tensor_free(xb);
+    }
+}
+
 int main(void) {
     test_begin("test_pool");
+    blocked_tests();
     value_tests();
     grad_tests();
     tie_tests();

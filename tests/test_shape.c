@@ -369,6 +369,57 @@ static void die_transpose(void) {
     op_transpose(&tp, TNEW(&tp, 2, 3), 0, 2);
 }
 
+static void die_blocked_relu(void) { /* a blocked tensor into an op that does not take it */
+    Tape tp;
+    tape_init(&tp);
+    Tensor *x = TNEW(&tp, 1, 16, 2, 2);
+    x->blocked = true;
+    op_transpose(&tp, x, 2, 3);
+}
+static void die_blocked_mixed(void) {
+    Tape tp;
+    tape_init(&tp);
+    Tensor *xs[2] = {TNEW(&tp, 1, 16, 2, 2), TNEW(&tp, 1, 16, 2, 2)};
+    xs[0]->blocked = true;
+    op_concat(&tp, 2, xs, 1);
+}
+
+/* nChw16c: concat along channels keeps the layout (the same bits as concatenating NCHW and
+ * blocking the result, forward and gradient); unblock16 converts exactly, its gradient too. */
+static void blocked_layout(void) {
+    const int N = 2, H = 3, W = 5, S = H * W, C0 = 16, C1 = 32, C = C0 + C1;
+    Tape tp;
+    tape_init(&tp);
+    Tensor *a = tape_leaf(&tp, 4, (int[]){N, C0, H, W}), *b = tape_leaf(&tp, 4, (int[]){N, C1, H, W});
+    float *pa = xmalloc((size_t)a->n * sizeof(float)), *pb = xmalloc((size_t)b->n * sizeof(float));
+    fill_uniform(pa, a->n, -1, 1, 501);
+    fill_uniform(pb, b->n, -1, 1, 502);
+    to_blocked16(a->data, pa, N, C0, S);
+    to_blocked16(b->data, pb, N, C1, S);
+    a->blocked = b->blocked = true;
+    Tensor *y = op_concat(&tp, 2, (Tensor *[]){a, b}, 1);
+    Tensor *u = op_unblock16(&tp, y);
+    float *want = xmalloc((size_t)u->n * sizeof(float));
+    for (int n = 0; n < N; n++) { /* NCHW concat of the plain inputs */
+        memcpy(want + (size_t)n * C * S, pa + (size_t)n * C0 * S, (size_t)C0 * S * sizeof(float));
+        memcpy(want + ((size_t)n * C + C0) * S, pb + (size_t)n * C1 * S, (size_t)C1 * S * sizeof(float));
+    }
+    EXPECT(y->blocked && !u->blocked && memcmp(u->data, want, (size_t)u->n * sizeof(float)) == 0,
+           "concat of nChw16c tensors, then unblock16: the NCHW concat's values");
+    float *g = xmalloc((size_t)u->n * sizeof(float)), *ga = xmalloc((size_t)a->n * sizeof(float));
+    fill_uniform(g, u->n, -1, 1, 503);
+    const float *seed = g;
+    tape_backward_seeded(&tp, 1, &u, &seed);
+    from_blocked16(ga, a->grad, N, C0, S);
+    int ok = 1;
+    for (int n = 0; n < N; n++) ok &= memcmp(ga + (size_t)n * C0 * S, g + (size_t)n * C * S, (size_t)C0 * S * sizeof(float)) == 0;
+    EXPECT(ok, "unblock16 and concat backward: the gradient reaches the first input in its layout");
+    free(pa), free(pb), free(want), free(g), free(ga);
+    tape_free(&tp);
+    expect_death("blocked input to transpose", die_blocked_relu, "op transpose: input 0 is in the blocked nChw16c layout");
+    expect_death("blocked and plain concat", die_blocked_mixed, "concat: input 1 is NCHW, input 0 nChw16c");
+}
+
 static void check_messages(void) {
     expect_death("concat mismatch", die_concat, "concat along dim 1: input 1 has shape (2, 4, 5), input 0 has shape (2, 3, 4)");
     expect_death("slice range", die_slice, "slice: [1:4] along dim 1 is out of range for shape (2, 3)");
@@ -386,5 +437,6 @@ int main(void) {
     graph_behaviour();
     empty_pieces();
     check_messages();
+    blocked_layout();
     return test_end();
 }

@@ -243,3 +243,17 @@ int gradcheck(const char *name, GradcheckFn fn, int n_in, Tensor **inputs, void 
     tape_free(&tp);
     return ok;
 }
+
+void to_blocked16(float *dst, const float *src, int N, int C, int S) {
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < S; i++)
+                dst[(((int64_t)n * (C / 16) + c / 16) * S + i) * 16 + c % 16] = src[((int64_t)n * C + c) * S + i];
+}
+
+void from_blocked16(float *dst, const float *src, int N, int C, int S) {
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < S; i++)
+                dst[((int64_t)n * C + c) * S + i] = src[(((int64_t)n * (C / 16) + c / 16) * S + i) * 16 + c % 16];
+}

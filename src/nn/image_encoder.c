@@ -13,6 +13,7 @@
 #include "image_encoder.h"
 #include "../ops/fused.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,14 +46,36 @@ static void basic_init(BasicConv *b, ParamSet *ps, const char *part, const char 
     batchnorm_layer_init(&b->bn, ps, pname(n, "%s.bn", prefix), cout, TRUNK_BN_EPS);
 }
 
+static _Atomic int g_blocked = -1;
+
+void image_encoder_set_blocked_layout(int on) { atomic_store(&g_blocked, on ? 1 : 0); }
+
+/* ATTNGAN_TRUNK_LAYOUT=blocked (default) | nchw */
+static int blocked_layout(void) {
+    int v = atomic_load(&g_blocked);
+    if (v < 0) {
+        const char *e = getenv("ATTNGAN_TRUNK_LAYOUT");
+        CHECK(!e || !*e || !strcmp(e, "blocked") || !strcmp(e, "nchw"), "ATTNGAN_TRUNK_LAYOUT=%s: expected blocked or nchw", e);
+        v = !(e && !strcmp(e, "nchw"));
+        atomic_store(&g_blocked, v);
+    }
+    return v && conv2d_get_impl() == CONV2D_DNNL;
+}
+
+/* The fused path: frozen, eval-mode batch norm (the trunk in the GAN step and at evaluation). */
+static int fused_path(const BasicConv *b, int train) {
+    return !train && !b->conv.weight->requires_grad && !b->bn.weight->requires_grad && !b->bn.bias->requires_grad;
+}
+
 /* x (B, C, H, W) -> relu(bn(conv(x))) (B, O, OH, OW) */
 static Tensor *basic_fwd(Tape *tp, BasicConv *b, Tensor *x, int train) {
     const Conv2dLayer *c = &b->conv;
-    if (!train && !c->weight->requires_grad && !b->bn.weight->requires_grad && !b->bn.bias->requires_grad)
-        /* frozen, eval-mode batch norm (the trunk in the GAN step): one fused op, same bits, and
-         * only its output is kept for backward */
+    if (fused_path(b, train))
+        /* one fused op, same bits, and only the relu's pass bits are kept for backward; in nChw16c
+         * (no layout conversion around oneDNN's convolutions) unless ATTNGAN_TRUNK_LAYOUT=nchw */
         return op_conv2d_bn_relu_frozen(tp, x, c->weight, c->stride_h, c->stride_w, c->pad_h, c->pad_w, b->bn.weight,
-                                        b->bn.bias, b->bn.running_mean, b->bn.running_var, b->bn.eps);
+                                        b->bn.bias, b->bn.running_mean, b->bn.running_var, b->bn.eps,
+                                        blocked_layout() && c->weight->shape[0] % 16 == 0);
     int m = tape_mark(tp); /* each step frees the last one's output unless a node saved it (tape.h) */
     Tensor *y = tape_donate(conv2d_layer_forward(tp, &b->conv, x)); /* in place when nothing is recorded */
     y = tape_donate(tape_release1(tp, m, batchnorm_layer_forward(tp, &b->bn, y, train)));
@@ -266,7 +289,8 @@ static Tensor *trunk_forward(Tape *tp, InceptionTrunk *t, Tensor *x, int train, 
     STAGE(inception_e_fwd(tp, &t->m7b, x, train, cip)); /* (B, 2048, 8, 8) */
     STAGE(inception_e_fwd(tp, &t->m7c, x, train, cip)); /* (B, 2048, 8, 8) */
 #undef STAGE
-    return x;
+    if (feat->blocked) *features = op_unblock16(tp, feat); /* back to NCHW for the heads */
+    return x->blocked ? op_unblock16(tp, x) : x;
 }
 
 /* ---------------------------------------------------------------- the encoder */

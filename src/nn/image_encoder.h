@@ -49,4 +49,10 @@ int image_encoder_is_trunk_key(const char *key);
  * INCEPTION_KERAS: the trunk sees (imgs + 1) / 2, resized with align_corners=True. */
 ImageEncoderOut image_encoder_forward(Tape *tp, ImageEncoder *ie, Tensor *imgs);
 
+/* The frozen eval-mode trunk (conv2d_bn_relu_frozen) keeps its activations in oneDNN's nChw16c
+ * layout from the first convolution's output to Mixed_7c, so no convolution reorders its input
+ * or output; the two outputs come back in NCHW. Default on (ATTNGAN_TRUNK_LAYOUT=blocked|nchw);
+ * the values agree with the NCHW path within the convolutions' rounding (tests). */
+void image_encoder_set_blocked_layout(int on);
+
 #endif

@@ -67,7 +67,7 @@ static int imax(int a, int b) { return a > b ? a : b; }
 
 Conv2dShape conv2d_shape(int N, int C, int H, int W, int O, int KH, int KW, int stride_h, int stride_w,
                          int pad_h, int pad_w) {
-    Conv2dShape s = {N, C, H, W, O, KH, KW, stride_h, stride_w, pad_h, pad_w, 0, 0, 0};
+    Conv2dShape s = {N, C, H, W, O, KH, KW, stride_h, stride_w, pad_h, pad_w, 0, 0, 0, 0, 0};
     s.OH = (H + 2 * pad_h - KH) / stride_h + 1;
     s.OW = (W + 2 * pad_w - KW) / stride_w + 1;
     s.max_cols = imax(MIN_COLS, SCRATCH_CAP_FLOATS / (C * KH * KW + O));
@@ -343,6 +343,7 @@ static void backward_all(float *dinp, float *dweight, const float *dout, const f
 /* scratch: conv2d_scratch_floats(s) floats, or NULL to allocate it here */
 static void im2col_forward(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s,
                            float *scratch) {
+    CHECK(!s->in_blocked && !s->out_blocked, "conv2d: nChw16c tensors need oneDNN, which has no primitive here");
     size_t n_scratch = conv2d_scratch_floats(s);
     float *own = !scratch && n_scratch ? xmalloc(n_scratch * sizeof(float)) : NULL;
     int prev = blas_single_thread();
@@ -354,6 +355,7 @@ static void im2col_forward(float *out, const float *inp, const float *weight, co
 static void im2col_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
                             const Conv2dShape *s, float *scratch) {
     if (!dinp && !dweight) return;
+    CHECK(!s->in_blocked && !s->out_blocked, "conv2d: nChw16c tensors need oneDNN, which has no primitive here");
     size_t n_scratch = conv2d_scratch_floats(s);
     float *own = !scratch && n_scratch ? xmalloc(n_scratch * sizeof(float)) : NULL;
     int prev = blas_single_thread();
@@ -369,7 +371,7 @@ enum { FMT_ANY = 0, FMT_PLAIN = 1, FMT_AUTO = 2 };
 
 /* Everything a primitive depends on; int32 fields only, so the struct has no padding bytes. */
 typedef struct ConvKey {
-    int32_t dir, bias, fmt, nthr, bf16, wino;
+    int32_t dir, bias, fmt, nthr, bf16, wino, xblk, yblk;
     int32_t N, C, H, W, O, KH, KW, stride_h, stride_w, pad_h, pad_w;
 } ConvKey;
 
@@ -496,8 +498,8 @@ static void *conv_prims_create(const void *kv, void *arg) {
     dnnl_data_type_t dt = k->bf16 ? dnnl_bf16 : dnnl_f32;
     int64_t xd[4] = {k->N, k->C, k->H, k->W}, wd[4] = {k->O, k->C, k->KH, k->KW}, yd[4] = {k->N, k->O, OH, OW};
     int64_t bd[1] = {k->O};
-    if (dnnl_util_md(&x_md, 4, xd, dnnl_nchw) || dnnl_util_md(&w_md, 4, wd, dnnl_oihw) ||
-        dnnl_util_md(&y_md, 4, yd, dnnl_nchw) || dnnl_util_md(&b_md, 1, bd, dnnl_a) ||
+    if (dnnl_util_md(&x_md, 4, xd, k->xblk ? dnnl_nChw16c : dnnl_nchw) || dnnl_util_md(&w_md, 4, wd, dnnl_oihw) ||
+        dnnl_util_md(&y_md, 4, yd, k->yblk ? dnnl_nChw16c : dnnl_nchw) || dnnl_util_md(&b_md, 1, bd, dnnl_a) ||
         dnnl_util_md_dt(&xa, 4, xd, t4, dt) || dnnl_util_md_dt(&wa, 4, wd, tw, dt) || dnnl_util_md_dt(&ya, 4, yd, t4, dt))
         return NULL;
     /* oneDNN wants the right padding that makes its size formula exact; floor mode drops the rest */
@@ -573,13 +575,15 @@ fail:
 static const ConvPrims *conv_prims(const Conv2dShape *s, int dir, int bias) {
     if (env_impl() != CONV2D_DNNL) return NULL;
     int bf16 = env_prec() == CONV2D_BF16;
-    int wino = use_winograd(s, bf16);
-    ConvKey k = {dir, bias, bf16 || wino ? FMT_ANY : conv_layout(s, dir), dnnl_util_threads(), bf16, wino, s->N, s->C, s->H, s->W,
+    int wino = use_winograd(s, bf16), blk = s->in_blocked || s->out_blocked;
+    /* user tensors in nChw16c: the primitive picks its layouts (any), so none needs a reorder */
+    ConvKey k = {dir, bias, bf16 || wino || blk ? FMT_ANY : conv_layout(s, dir), dnnl_util_threads(), bf16, wino,
+                 s->in_blocked, s->out_blocked, s->N, s->C, s->H, s->W,
                  s->O, s->KH, s->KW, s->stride_h, s->stride_w, s->pad_h, s->pad_w};
     const ConvPrims *cp = dnnl_cache_get(&g_conv_cache, &k, sizeof k, conv_prims_create, NULL);
     if (!cp && wino) { /* no Winograd kernel for this CPU or shape: the direct one */
         k.wino = 0;
-        k.fmt = conv_layout(s, dir);
+        k.fmt = bf16 || blk ? FMT_ANY : conv_layout(s, dir);
         cp = dnnl_cache_get(&g_conv_cache, &k, sizeof k, conv_prims_create, NULL);
     }
     if (!cp) {

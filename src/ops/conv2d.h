@@ -50,6 +50,10 @@ typedef struct Conv2dShape {
     int OH, OW;                             /* output (N, O, OH, OW) */
     int max_cols;                           /* output positions unrolled at once (bounds the scratch);
                                                conv2d_shape sets the default, tests may lower it */
+    int in_blocked, out_blocked;            /* the input / output (and their gradients) in nChw16c
+                                               (Tensor.blocked; C resp. O % 16 == 0; oneDNN only):
+                                               the primitives read and write them with no reorder.
+                                               conv2d_shape sets 0 (NCHW) */
 } Conv2dShape;
 
 /* Fills every field, OH/OW and the default max_cols included. */

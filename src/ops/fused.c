@@ -7,11 +7,31 @@
 #include "conv2d.h"
 #include "resample.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 /* element counts below this run on one thread */
 #define FUSED_PAR_MIN 32768
+#define BLK 16 /* channels per block of an nChw16c tensor */
+
+/* y (N, O/16, S, 16) = relu(y * alpha[c] + shift[c]) in place, c = block * 16 + lane: eval batch
+ * norm and relu over an nChw16c tensor with batchnorm_forward's and relu_forward's arithmetic. */
+static void bn_relu_eval_forward_blk(float *y, const float *alpha, const float *shift, int N, int O, int S) {
+    int64_t rows = (int64_t)N * (O / BLK);
+#pragma omp parallel for schedule(static) if (rows * S * BLK > FUSED_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *a = alpha + (r % (O / BLK)) * BLK, *b = shift + (r % (O / BLK)) * BLK;
+        for (int i = 0; i < S; i++) {
+            float *v = y + (r * S + i) * BLK;
+#pragma omp simd
+            for (int l = 0; l < BLK; l++) {
+                float z = v[l] * a[l] + b[l];
+                v[l] = (z > 0.0f || isnan(z)) ? z : 0.0f;
+            }
+        }
+    }
+}
 
 /* ---------------------------------------------------------------- conv2d + batchnorm (eval) + relu, frozen */
 
@@ -20,26 +40,54 @@ void relu_mask_pack(uint8_t *mask, const float *y, int64_t n) {
     int64_t nb = (n + 7) / 8;
 #pragma omp parallel for schedule(static) if (n > FUSED_PAR_MIN)
     for (int64_t b = 0; b < nb; b++) {
-        uint8_t m = 0;
-        for (int j = 0; j < 8 && b * 8 + j < n; j++) m |= (uint8_t)(!(y[b * 8 + j] <= 0.0f)) << j;
-        mask[b] = m;
+        uint32_t m = 0;
+        if (b * 8 + 8 <= n) {
+#pragma omp simd reduction(| : m)
+            for (int j = 0; j < 8; j++) m |= (uint32_t)(!(y[b * 8 + j] <= 0.0f)) << j;
+        } else {
+            for (int j = 0; b * 8 + j < n; j++) m |= (uint32_t)(!(y[b * 8 + j] <= 0.0f)) << j;
+        }
+        mask[b] = (uint8_t)m;
     }
 }
 
 /* dz (N, O, S) = dout * mask * scale[o] (the relu's, then the eval batch norm's input gradient, in
  * the unfused kernels' arithmetic: relu_backward adds dout into zeros, batchnorm_backward with
  * train = 0 multiplies by gamma * rstd) */
-void bn_relu_eval_backward(float *dz, const float *dout, const uint8_t *mask, const float *scale, int N, int O, int S) {
+void bn_relu_eval_backward(float *dz, const float *dout, const uint8_t *mask, const float *scale, int N, int O, int S,
+                           int blocked) {
+    if (blocked) { /* rows of (S, 16): channel block r % (O / 16); a position's 16 bits are two whole bytes */
+        int64_t rows = (int64_t)N * (O / BLK);
+#pragma omp parallel for schedule(static) if (rows * S * BLK > FUSED_PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            const float *k = scale + (r % (O / BLK)) * BLK;
+            for (int i = 0; i < S; i++) {
+                int64_t e0 = (r * S + i) * BLK;
+                const float *g = dout + e0;
+                float *d = dz + e0;
+                const uint32_t bits = (uint32_t)mask[e0 >> 3] | (uint32_t)mask[(e0 >> 3) + 1] << 8;
+#pragma omp simd
+                for (int l = 0; l < BLK; l++) d[l] = ((bits >> l) & 1u ? g[l] : 0.0f) * k[l];
+            }
+        }
+        return;
+    }
     int64_t rows = (int64_t)N * O;
 #pragma omp parallel for schedule(static) if (rows * S > FUSED_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         float k = scale[r % O];
-        const float *g = dout + r * S;
-        float *d = dz + r * S;
-        for (int i = 0; i < S; i++) {
-            int64_t e = r * S + i;
-            d[i] = ((mask[e >> 3] >> (e & 7)) & 1 ? g[i] : 0.0f) * k;
+        const int64_t e0 = r * S;
+        const float *g = dout + e0;
+        float *d = dz + e0;
+        int i = 0;
+        for (; i < S && ((e0 + i) & 7); i++) /* up to the next whole byte of bits */
+            d[i] = ((mask[(e0 + i) >> 3] >> ((e0 + i) & 7)) & 1 ? g[i] : 0.0f) * k;
+        for (; i + 8 <= S; i += 8) { /* a byte at a time */
+            const uint32_t bits = mask[(e0 + i) >> 3];
+#pragma omp simd
+            for (int l = 0; l < 8; l++) d[i + l] = ((bits >> l) & 1u ? g[i + l] : 0.0f) * k;
         }
+        for (; i < S; i++) d[i] = ((mask[(e0 + i) >> 3] >> ((e0 + i) & 7)) & 1 ? g[i] : 0.0f) * k;
     }
 }
 
@@ -57,7 +105,7 @@ static void conv_bn_relu_bwd(Node *nd) {
     if (!dx) return;
     const Conv2dShape *s = &c->s;
     float *dz = mempool_alloc((size_t)y->n * sizeof(float));
-    bn_relu_eval_backward(dz, y->grad, c->mask, c->scale, s->N, s->O, s->OH * s->OW);
+    bn_relu_eval_backward(dz, y->grad, c->mask, c->scale, s->N, s->O, s->OH * s->OW, s->out_blocked);
     conv2d_backward(dx, NULL, NULL, dz, NULL, w->data, s, c->scratch); /* the input gradient needs no input */
     mempool_free(dz);
     PROFILE_OP_FLOPS(2.0 * (double)y->n * s->C * s->KH * s->KW);
@@ -70,7 +118,8 @@ static void check_vec(const Tensor *t, int O, const char *what) {
 }
 
 Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, int stride_w, int pad_h, int pad_w,
-                                 Tensor *gamma, Tensor *beta, Tensor *running_mean, Tensor *running_var, float eps) {
+                                 Tensor *gamma, Tensor *beta, Tensor *running_mean, Tensor *running_var, float eps,
+                                 int blocked) {
     PROFILE_OP_BEGIN();
     char xs[64], ws[64];
     CHECK(x && w && x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1],
@@ -88,18 +137,34 @@ Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, i
     CHECK(!w->requires_grad && !gamma->requires_grad && !beta->requires_grad,
           "conv2d_bn_relu_frozen: the weight, gamma and beta must not require gradients (use conv2d, batchnorm, relu)");
     CHECK(eps >= 0.0f, "conv2d_bn_relu_frozen: eps %g must be >= 0", (double)eps);
+    CHECK(!blocked || (O % BLK == 0 && conv2d_get_impl() == CONV2D_DNNL),
+          "conv2d_bn_relu_frozen: an nChw16c output needs %d output channels a multiple of 16 and oneDNN", O);
     Conv2dShape s = conv2d_shape(x->shape[0], x->shape[1], x->shape[2], x->shape[3], O, w->shape[2], w->shape[3],
                                  stride_h, stride_w, pad_h, pad_w);
+    s.in_blocked = x->blocked;
+    s.out_blocked = blocked;
     Tensor *y = TNEW(tp, s.N, s.O, s.OH, s.OW);
+    y->blocked = blocked;
     size_t n_scratch = conv2d_op_scratch_floats(&s, 0); /* 0 on the oneDNN path */
     float *scratch = n_scratch ? tape_alloc(tp, n_scratch * sizeof(float)) : NULL;
     conv2d_forward(y->data, x->data, w->data, NULL, &s, scratch);
     float *rstd = tape_alloc(tp, (size_t)O * sizeof(float));
     int S = s.OH * s.OW;
     /* in place over the conv output, as the unfused kernels compute it */
-    batchnorm_forward(y->data, rstd, y->data, running_mean->data, running_var->data, gamma->data, beta->data, s.N, O, S,
-                      eps);
-    relu_forward(y->data, y->data, y->n);
+    if (blocked) {
+        float *alpha = mempool_alloc((size_t)2 * O * sizeof(float)), *shift = alpha + O;
+        for (int o = 0; o < O; o++) { /* batchnorm_forward's per-channel factors */
+            rstd[o] = (float)(1.0 / sqrt((double)running_var->data[o] + (double)eps));
+            alpha[o] = rstd[o] * gamma->data[o];
+            shift[o] = beta->data[o] - running_mean->data[o] * alpha[o];
+        }
+        bn_relu_eval_forward_blk(y->data, alpha, shift, s.N, O, S);
+        mempool_free(alpha);
+    } else {
+        batchnorm_forward(y->data, rstd, y->data, running_mean->data, running_var->data, gamma->data, beta->data, s.N, O,
+                          S, eps);
+        relu_forward(y->data, y->data, y->n);
+    }
     PROFILE_OP_FLOPS(2.0 * (double)y->n * s.C * s.KH * s.KW);
     Tensor *in[] = {x, w, gamma, beta}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "conv2d_bn_relu", conv_bn_relu_bwd, in, out);

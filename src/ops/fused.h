@@ -8,6 +8,9 @@
  * the input gradient of a convolution does not read its input. Backward: dz = dout * bit * gamma *
  * rstd per channel, then the convolution's input gradient. The gradients of w, gamma and beta are not computed, so every one
  * of them must have requires_grad false (CHECKed).
+ * Layouts: x may be NCHW or nChw16c (Tensor.blocked); `blocked` makes the output (and its
+ * gradient) nChw16c (O % 16 == 0, oneDNN), so a chain of these ops, pools and concats runs with no
+ * layout conversion between oneDNN's primitives (the trunk; src/nn/image_encoder.c).
  */
 #ifndef ATTNGAN_OPS_FUSED_H
 #define ATTNGAN_OPS_FUSED_H
@@ -16,14 +19,18 @@
 
 #include <stdint.h>
 
-/* x (N, C, H, W), w (O, C, KH, KW), gamma/beta/running_mean/running_var (O) -> (N, O, OH, OW) */
+/* x (N, C, H, W), w (O, C, KH, KW), gamma/beta/running_mean/running_var (O) -> (N, O, OH, OW),
+ * nChw16c when blocked */
 Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, int stride_w, int pad_h, int pad_w,
-                                 Tensor *gamma, Tensor *beta, Tensor *running_mean, Tensor *running_var, float eps);
+                                 Tensor *gamma, Tensor *beta, Tensor *running_mean, Tensor *running_var, float eps,
+                                 int blocked);
 
 /* Kernels: the relu's pass bits of y (bit i of mask[i / 8] = !(y[i] <= 0)); and
- * dz (N, O, S) = dout * bit * scale[o], scale (O) = gamma * rstd (overwrites dz). */
+ * dz (N, O, S) = dout * bit * scale[o], scale (O) = gamma * rstd (overwrites dz; blocked: dz, dout
+ * and the bits in nChw16c order). */
 void relu_mask_pack(uint8_t *mask, const float *y, int64_t n);
-void bn_relu_eval_backward(float *dz, const float *dout, const uint8_t *mask, const float *scale, int N, int O, int S);
+void bn_relu_eval_backward(float *dz, const float *dout, const uint8_t *mask, const float *scale, int N, int O, int S,
+                           int blocked);
 
 /* op_upsample2x_conv2d: conv2d(upsample_nearest2x(x), w, b), stride 1, the given padding (G's
  * upBlock). The upsampled input exists one batch chunk (at most 16 MB) at a time, in the forward

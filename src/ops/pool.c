@@ -427,6 +427,127 @@ void avgpool2d_backward(float *dinp, const float *dout, int64_t NC, int H, int W
     row_geom_free(&g);
 }
 
+/* ---------------------------------------------------------------- nChw16c (Tensor.blocked)
+ *
+ * The same pools over (NB, H, W, 16) blocks of 16 channels: each output takes its window's taps in
+ * row-major order, 16 channels at a time, with the plane kernels' arithmetic (the first strict
+ * maximum, a NaN takes over; the average sums from 0 and divides by the same count), and each
+ * input gradient receives its contributions in row-major output order: the bits of the NCHW
+ * kernels, in the other layout (tests/test_pool.c). */
+#define BLK 16
+
+/* the outputs [*lo, *hi) whose window (stride, pad, kernel) covers input index i of a side n_out */
+static void covering(int i, int kernel, int stride, int pad, int n_out, int *lo, int *hi) {
+    int a = i + pad - kernel + 1; /* o * stride >= a */
+    *lo = a <= 0 ? 0 : (a + stride - 1) / stride;
+    *hi = (i + pad) / stride + 1;
+    if (*hi > n_out) *hi = n_out;
+}
+
+/* the divisor of output (oy, ox) */
+static float avg_div(int oy, int ox, int H, int W, int kernel, int stride, int pad, int count_include_pad) {
+    Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
+    return count_include_pad ? (float)w.padded_size : (float)((w.y1 - w.y0) * (w.x1 - w.x0));
+}
+
+static void maxpool_blk_forward(float *out, int32_t *idx, const float *inp, int64_t NB, int H, int W, int kernel,
+                                int stride, int pad, int OH, int OW) {
+#pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
+    for (int64_t r = 0; r < NB * OH; r++) {
+        int64_t b = r / OH;
+        int oy = (int)(r % OH);
+        const float *src = inp + b * H * W * BLK;
+        for (int ox = 0; ox < OW; ox++) {
+            Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
+            float m[BLK];
+            int32_t best[BLK];
+            for (int l = 0; l < BLK; l++) m[l] = -INFINITY, best[l] = w.y0 * W + w.x0;
+            for (int y = w.y0; y < w.y1; y++)
+                for (int x = w.x0; x < w.x1; x++) {
+                    const float *v = src + ((int64_t)y * W + x) * BLK;
+                    int32_t at = y * W + x;
+#pragma omp simd
+                    for (int l = 0; l < BLK; l++) {
+                        int take = (v[l] > m[l]) | (v[l] != v[l]);
+                        m[l] = take ? v[l] : m[l];
+                        best[l] = take ? at : best[l];
+                    }
+                }
+            int64_t o = ((b * OH + oy) * OW + ox) * BLK;
+            memcpy(out + o, m, sizeof m);
+            if (idx) memcpy(idx + o, best, sizeof best);
+        }
+    }
+}
+
+static void maxpool_blk_backward(float *dinp, const float *dout, const int32_t *idx, int64_t NB, int H, int W, int OH,
+                                 int OW) {
+    int64_t in_plane = (int64_t)H * W * BLK, out_plane = (int64_t)OH * OW * BLK;
+#pragma omp parallel for schedule(static) if (NB * in_plane > POOL_PAR_MIN)
+    for (int64_t b = 0; b < NB; b++) {
+        float *d = dinp + b * in_plane;
+        const float *g = dout + b * out_plane;
+        const int32_t *ix = idx + b * out_plane;
+        for (int64_t o = 0; o < out_plane; o += BLK)
+            for (int l = 0; l < BLK; l++) d[(int64_t)ix[o + l] * BLK + l] += g[o + l];
+    }
+}
+
+static void avgpool_blk_forward(float *out, const float *inp, int64_t NB, int H, int W, int kernel, int stride, int pad,
+                                int count_include_pad, int OH, int OW) {
+#pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
+    for (int64_t r = 0; r < NB * OH; r++) {
+        int64_t b = r / OH;
+        int oy = (int)(r % OH);
+        const float *src = inp + b * H * W * BLK;
+        for (int ox = 0; ox < OW; ox++) {
+            Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
+            float acc[BLK] = {0};
+            for (int y = w.y0; y < w.y1; y++)
+                for (int x = w.x0; x < w.x1; x++) {
+                    const float *v = src + ((int64_t)y * W + x) * BLK;
+#pragma omp simd
+                    for (int l = 0; l < BLK; l++) acc[l] += v[l];
+                }
+            float div = avg_div(oy, ox, H, W, kernel, stride, pad, count_include_pad);
+            float *o = out + ((b * OH + oy) * OW + ox) * BLK;
+#pragma omp simd
+            for (int l = 0; l < BLK; l++) o[l] = acc[l] / div;
+        }
+    }
+}
+
+/* gathered per input: its covering outputs in row-major order, each adding dout / divisor */
+static void avgpool_blk_backward(float *dinp, const float *dout, int64_t NB, int H, int W, int kernel, int stride,
+                                 int pad, int count_include_pad, int OH, int OW) {
+    float *div = xmalloc((size_t)OH * OW * sizeof(float));
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) div[oy * OW + ox] = avg_div(oy, ox, H, W, kernel, stride, pad, count_include_pad);
+#pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
+    for (int64_t r = 0; r < NB * H; r++) {
+        int64_t b = r / H;
+        int y = (int)(r % H), oy0, oy1;
+        covering(y, kernel, stride, pad, OH, &oy0, &oy1);
+        const float *g = dout + b * OH * OW * BLK;
+        for (int x = 0; x < W; x++) {
+            int ox0, ox1;
+            covering(x, kernel, stride, pad, OW, &ox0, &ox1);
+            float *d = dinp + ((b * H + y) * W + x) * BLK;
+            float acc[BLK];
+            memcpy(acc, d, sizeof acc);
+            for (int oy = oy0; oy < oy1; oy++)
+                for (int ox = ox0; ox < ox1; ox++) {
+                    const float *gv = g + ((int64_t)oy * OW + ox) * BLK;
+                    float dv = div[oy * OW + ox];
+#pragma omp simd
+                    for (int l = 0; l < BLK; l++) acc[l] += gv[l] / dv;
+                }
+            memcpy(d, acc, sizeof acc);
+        }
+    }
+    free(div);
+}
+
 /* ---------------------------------------------------------------- tape-level ops */
 typedef struct PoolCtx {
     int kernel, stride, pad, count_include_pad;
@@ -443,7 +564,10 @@ static Tensor *pool_output(Tape *tp, const char *op, const Tensor *x, int kernel
     int H = x->shape[2], W = x->shape[3];
     CHECK(H + 2 * pad >= kernel && W + 2 * pad >= kernel, "%s: kernel %d larger than input %s padded by %d", op, kernel,
           tensor_shape_str(x, buf, sizeof buf), pad);
-    return TNEW(tp, x->shape[0], x->shape[1], pool_out_size(H, kernel, stride, pad), pool_out_size(W, kernel, stride, pad));
+    CHECK(!x->blocked || x->shape[1] % 16 == 0, "%s: an nChw16c input needs channels %d a multiple of 16", op, x->shape[1]);
+    Tensor *y = TNEW(tp, x->shape[0], x->shape[1], pool_out_size(H, kernel, stride, pad), pool_out_size(W, kernel, stride, pad));
+    y->blocked = x->blocked;
+    return y;
 }
 
 static PoolCtx *pool_ctx(Tape *tp, int kernel, int stride, int pad, int count_include_pad, int32_t *idx) {
@@ -455,6 +579,12 @@ static PoolCtx *pool_ctx(Tape *tp, int kernel, int stride, int pad, int count_in
 static void maxpool2d_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     const PoolCtx *c = nd->ctx;
+    if (x->blocked) {
+        float *dx = tensor_grad_or_null(x);
+        if (dx) maxpool_blk_backward(dx, y->grad, c->idx, (int64_t)x->shape[0] * (x->shape[1] / BLK), x->shape[2],
+                                     x->shape[3], y->shape[2], y->shape[3]);
+        return;
+    }
     maxpool2d_backward(tensor_grad_or_null(x), y->grad, c->idx, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
                        c->kernel, c->stride, c->pad);
 }
@@ -467,7 +597,12 @@ Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad) {
     /* the argmax is kept only when the op will be recorded (same condition as tape_record) */
     int need_idx = tape_grad_enabled(tp) && x->requires_grad;
     int32_t *idx = need_idx ? tape_alloc(tp, (size_t)y->n * sizeof(int32_t)) : NULL;
-    maxpool2d_forward(y->data, idx, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel, stride, pad);
+    if (x->blocked)
+        maxpool_blk_forward(y->data, idx, x->data, (int64_t)x->shape[0] * (x->shape[1] / BLK), x->shape[2], x->shape[3],
+                            kernel, stride, pad, y->shape[2], y->shape[3]);
+    else
+        maxpool2d_forward(y->data, idx, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel,
+                          stride, pad);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "maxpool2d", maxpool2d_bwd, in, out);
     tape_node_data_unused(nd); /* backward reads the saved argmax only */
@@ -479,6 +614,12 @@ Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad) {
 static void avgpool2d_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     const PoolCtx *c = nd->ctx;
+    if (x->blocked) {
+        float *dx = tensor_grad_or_null(x);
+        if (dx) avgpool_blk_backward(dx, y->grad, (int64_t)x->shape[0] * (x->shape[1] / BLK), x->shape[2], x->shape[3],
+                                     c->kernel, c->stride, c->pad, c->count_include_pad, y->shape[2], y->shape[3]);
+        return;
+    }
     avgpool2d_backward(tensor_grad_or_null(x), y->grad, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
                        c->kernel, c->stride, c->pad, c->count_include_pad);
 }
@@ -486,8 +627,12 @@ static void avgpool2d_bwd(Node *nd) {
 Tensor *op_avgpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad, int count_include_pad) {
     PROFILE_OP_BEGIN();
     Tensor *y = pool_output(tp, "avgpool2d", x, kernel, stride, pad);
-    avgpool2d_forward(y->data, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel, stride, pad,
-                      count_include_pad);
+    if (x->blocked)
+        avgpool_blk_forward(y->data, x->data, (int64_t)x->shape[0] * (x->shape[1] / BLK), x->shape[2], x->shape[3], kernel,
+                            stride, pad, count_include_pad, y->shape[2], y->shape[3]);
+    else
+        avgpool2d_forward(y->data, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel, stride,
+                          pad, count_include_pad);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "avgpool2d", avgpool2d_bwd, in, out);
     tape_node_data_unused(nd);

@@ -317,7 +317,14 @@ Tensor *op_concat(Tape *tp, int n, Tensor *const *xs, int dim) {
     }
     memcpy(shape, xs[0]->shape, sizeof shape);
     shape[d] = (int)checked_dim("concat", total);
+    /* nChw16c inputs: with every part's channels a multiple of 16, image n's channels [c0, c0 + C_i)
+     * are one contiguous run at n * C * H * W + c0 * H * W, as in NCHW, so the same copies concatenate them */
+    for (int i = 0; i < n; i++)
+        CHECK(xs[i]->blocked == xs[0]->blocked && (!xs[i]->blocked || (d == 1 && xs[i]->shape[1] % 16 == 0)),
+              "concat: input %d is %s, input 0 %s (nChw16c inputs concatenate along dim 1, with channels a multiple "
+              "of 16)", i, xs[i]->blocked ? "nChw16c" : "NCHW", xs[0]->blocked ? "nChw16c" : "NCHW");
     Tensor *y = tape_new(tp, xs[0]->ndim, shape);
+    y->blocked = xs[0]->blocked;
     concat_forward(y->data, inps, sizes, n, tensor_span(y, 0, d), tensor_span(y, d + 1, y->ndim));
     free(inps);
     free(sizes);
@@ -329,6 +336,51 @@ Tensor *op_concat(Tape *tp, int n, Tensor *const *xs, int dim) {
         c->start = 0;
         nd->ctx = c;
     }
+    return y;
+}
+
+/* ---- unblock16: nChw16c -> NCHW */
+
+/* y (N, C, S) = x (N, C/16, S, 16) */
+static void unblock16_forward(float *y, const float *x, int N, int C, int S) {
+    int64_t rows = (int64_t)N * (C / 16);
+#pragma omp parallel for schedule(static) if (rows * S * 16 > 32768)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xb = x + r * S * 16;
+        float *yb = y + r * 16 * S; /* channels r*16 .. r*16+15 of one image: 16 rows of S */
+        for (int i = 0; i < S; i++)
+            for (int l = 0; l < 16; l++) yb[(int64_t)l * S + i] = xb[(int64_t)i * 16 + l];
+    }
+}
+
+/* dx (N, C/16, S, 16) += dy (N, C, S) */
+static void unblock16_backward(float *dx, const float *dy, int N, int C, int S) {
+    int64_t rows = (int64_t)N * (C / 16);
+#pragma omp parallel for schedule(static) if (rows * S * 16 > 32768)
+    for (int64_t r = 0; r < rows; r++) {
+        float *xb = dx + r * S * 16;
+        const float *yb = dy + r * 16 * S;
+        for (int i = 0; i < S; i++)
+            for (int l = 0; l < 16; l++) xb[(int64_t)i * 16 + l] += yb[(int64_t)l * S + i];
+    }
+}
+
+static void unblock16_bwd(Node *nd) {
+    Tensor *x = nd->in[0], *y = nd->out[0];
+    float *dx = tensor_grad_or_null(x);
+    if (dx) unblock16_backward(dx, y->grad, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
+}
+
+Tensor *op_unblock16(Tape *tp, Tensor *x) {
+    PROFILE_OP_BEGIN();
+    char b[64];
+    CHECK(x && x->blocked && x->ndim == 4 && x->shape[1] % 16 == 0,
+          "unblock16: input %s must be an nChw16c (N, C, H, W) tensor", x ? tensor_shape_str(x, b, sizeof b) : "NULL");
+    Tensor *y = TNEW(tp, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
+    unblock16_forward(y->data, x->data, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
+    Tensor *in[] = {x}, *out[] = {y};
+    Node *nd = TAPE_RECORD(tp, "unblock16", unblock16_bwd, in, out);
+    tape_node_data_unused(nd);
     return y;
 }
 

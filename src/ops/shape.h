@@ -49,4 +49,8 @@ void reshape_forward(float *out, const float *inp, int64_t n);
 /* dinp (n) += dout (n). */
 void reshape_backward(float *dinp, const float *dout, int64_t n);
 
+/* nChw16c (Tensor.blocked, C % 16 == 0) -> the same (N, C, H, W) values in NCHW; the gradient
+ * flows back into the blocked layout. */
+Tensor *op_unblock16(Tape *tp, Tensor *x);
+
 #endif
