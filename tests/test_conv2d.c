@@ -287,12 +287,19 @@ static void dnnl_bf16_tests(void) {
 /* Winograd F(4x4, 3x3) where use_winograd picks it (64+ channels, 16x16+ outputs): the forward and
  * every gradient within 1e-5 norm-relative of the direct algorithm (docs/PERFORMANCE.md), and not
  * bitwise equal to it (Winograd really runs), with gradients added into prefilled buffers. */
+static int c_fwd_wino(const Conv2dShape *s) {
+    conv2d_set_algo(CONV2D_WINOGRAD);
+    int w = conv2d_uses_winograd(s);
+    return w;
+}
+
 static void dnnl_winograd_tests(void) {
     Conv2dShape shapes[] = {
         conv2d_shape(2, 64, 20, 20, 64, 3, 3, 1, 1, 1, 1),
         conv2d_shape(1, 64, 35, 35, 96, 3, 3, 1, 1, 1, 1),
         conv2d_shape(2, 80, 18, 18, 64, 3, 3, 1, 1, 0, 0),
         conv2d_shape(1, 128, 32, 32, 128, 3, 3, 1, 1, 1, 1),
+        conv2d_shape(2, 32, 18, 18, 48, 3, 3, 1, 1, 0, 0), /* the backward directions only */
     };
     int n = (int)(sizeof shapes / sizeof shapes[0]);
     double worst[4] = {0, 0, 0, 0};
@@ -302,7 +309,7 @@ static void dnnl_winograd_tests(void) {
         return;
     }
     Conv2dShape small = conv2d_shape(2, 32, 20, 20, 64, 3, 3, 1, 1, 1, 1), tiny = conv2d_shape(2, 64, 4, 4, 64, 3, 3, 1, 1, 1, 1);
-    EXPECT(!conv2d_uses_winograd(&small) && !conv2d_uses_winograd(&tiny), "conv2d Winograd: not below 64 channels or 16x16");
+    EXPECT(!conv2d_uses_winograd(&small) && !conv2d_uses_winograd(&tiny), "conv2d Winograd: no forward below 64 channels or 16x16");
     conv2d_set_algo(CONV2D_DIRECT);
     EXPECT(!conv2d_uses_winograd(&shapes[0]), "conv2d Winograd: off with CONV2D_DIRECT");
     for (int i = 0; i < n; i++) {
@@ -316,8 +323,11 @@ static void dnnl_winograd_tests(void) {
         int64_t nw = (int64_t)c->O * c->C * c->KH * c->KW;
         int64_t off[4] = {0, ny, ny + nx, ny + nx + nw}, len[4] = {ny, nx, nw, c->O};
         const char *part[4] = {"forward", "input gradient", "weight gradient", "bias gradient"};
-        EXPECT(n1 == n2 && memcmp(ref, got, (size_t)ny * sizeof(float)) != 0,
-               "conv2d Winograd, shape %d: the forward differs from direct in some bit (Winograd ran)", i);
+        int fwd_wino = c_fwd_wino(&shapes[i]);
+        EXPECT(n1 == n2 && (memcmp(ref, got, (size_t)ny * sizeof(float)) != 0) == fwd_wino,
+               "conv2d Winograd, shape %d: the forward differs from direct in some bit exactly when Winograd runs it", i);
+        EXPECT(memcmp(ref + ny, got + ny, (size_t)nx * sizeof(float)) != 0,
+               "conv2d Winograd, shape %d: the input gradient differs from direct in some bit (Winograd ran)", i);
         for (int k = 0; k < 4; k++) {
             double mx, r = rel_err(got + off[k], ref + off[k], len[k], &mx);
             if (r > worst[k]) worst[k] = r;

@@ -459,13 +459,15 @@ static int env_algo(void) {
 void conv2d_set_algo(Conv2dAlgo a) { atomic_store(&g_algo, (int)a); }
 Conv2dAlgo conv2d_get_algo(void) { return (Conv2dAlgo)env_algo(); }
 
-/* Where Winograd F(4x4, 3x3) runs: fp32 3x3 stride-1 convolutions with at least 64 input and 64
- * output channels and at least 16x16 outputs. There oneDNN's jit_wino_4x3 kernels measured 1.8 to
- * 2.5x faster than its direct ones in every direction on the model's shapes (docs/PERFORMANCE.md);
- * with 32 channels the forward, and at 4x4 every direction, is slower. */
-static int use_winograd(const Conv2dShape *s, int bf16) {
+/* Where Winograd F(4x4, 3x3) runs: fp32 3x3 stride-1 convolutions with at least 16x16 outputs,
+ * and at least 64 input and 64 output channels for the forward, 32 for the two backward
+ * directions. There oneDNN's jit_wino_4x3 kernels measured 1.1 to 2.5x faster than its direct
+ * ones on the model's shapes (docs/PERFORMANCE.md); the forward with 32 channels and every
+ * direction at 8x8 or 4x4 measured slower or even. */
+static int use_winograd(const Conv2dShape *s, int dir, int bf16) {
+    int min_ch = dir == DIR_FWD ? 64 : 32;
     return !bf16 && env_algo() == CONV2D_WINOGRAD && s->KH == 3 && s->KW == 3 && s->stride_h == 1 &&
-           s->stride_w == 1 && s->C >= 64 && s->O >= 64 && s->OH * s->OW >= 256;
+           s->stride_w == 1 && s->C >= min_ch && s->O >= min_ch && s->OH * s->OW >= 256;
 }
 
 void conv2d_set_precision(Conv2dPrecision p) { atomic_store(&g_prec, (int)p); }
@@ -575,7 +577,7 @@ fail:
 static const ConvPrims *conv_prims(const Conv2dShape *s, int dir, int bias) {
     if (env_impl() != CONV2D_DNNL) return NULL;
     int bf16 = env_prec() == CONV2D_BF16;
-    int wino = use_winograd(s, bf16), blk = s->in_blocked || s->out_blocked;
+    int wino = use_winograd(s, dir, bf16), blk = s->in_blocked || s->out_blocked;
     /* user tensors in nChw16c: the primitive picks its layouts (any), so none needs a reorder */
     ConvKey k = {dir, bias, bf16 || wino || blk ? FMT_ANY : conv_layout(s, dir), dnnl_util_threads(), bf16, wino,
                  s->in_blocked, s->out_blocked, s->N, s->C, s->H, s->W,

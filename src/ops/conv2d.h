@@ -27,11 +27,11 @@ typedef enum Conv2dImpl { CONV2D_DNNL = 0, CONV2D_IM2COL = 1 } Conv2dImpl;
 typedef enum Conv2dPrecision { CONV2D_FP32 = 0, CONV2D_BF16 = 1 } Conv2dPrecision;
 Conv2dPrecision conv2d_get_precision(void);
 void conv2d_set_precision(Conv2dPrecision p);
-/* The oneDNN algorithm for fp32 3x3 stride-1 convolutions with at least 64 input and output
- * channels and 16x16 outputs: Winograd F(4x4, 3x3) (default; 1.8-2.5x faster there, its rounding
- * differs from direct summation by about 1e-6 norm-relative, tests/test_conv2d.c bounds it) or
- * direct (ATTNGAN_CONV_ALGO=direct, as PyTorch's oneDNN convolutions). Every other shape, bf16 and
- * im2col are direct. */
+/* The oneDNN algorithm for fp32 3x3 stride-1 convolutions with 16x16+ outputs and 64+ input and
+ * output channels (forward) or 32+ (the backward directions): Winograd F(4x4, 3x3) (default;
+ * 1.1-2.5x faster there, its rounding differs from direct summation by about 1e-6 norm-relative,
+ * tests/test_conv2d.c bounds it) or direct (ATTNGAN_CONV_ALGO=direct, as PyTorch's oneDNN
+ * convolutions). Every other shape, bf16 and im2col are direct. */
 typedef enum Conv2dAlgo { CONV2D_DIRECT = 0, CONV2D_WINOGRAD = 1 } Conv2dAlgo;
 Conv2dAlgo conv2d_get_algo(void);
 void conv2d_set_algo(Conv2dAlgo a);
