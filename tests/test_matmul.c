@@ -183,12 +183,21 @@ static void expect_death(const char *what, void (*fn)(void), const char *msg) {
 
 int main(void) {
     test_begin("test_matmul");
-    fixture_cases();
-    gradchecks();
-    reference_case("bmm batch-parallel path", 16, 6, 7, 5, 1, 1);
-    reference_case("bmm batch-parallel path nn", 9, 8, 3, 10, 0, 0);
-    reference_case("bmm BLAS-threaded path", 2, 70, 80, 60, 1, 0);
-    reference_case("bmm BLAS-threaded path nt", 2, 65, 70, 66, 0, 1);
+    /* every check once per implementation */
+    for (int impl = 0; impl < 2; impl++) {
+        bmm_set_impl(impl ? BMM_BLAS : BMM_DNNL);
+        printf("bmm implementation: %s\n", impl ? "OpenBLAS" : "oneDNN");
+        fixture_cases();
+        gradchecks();
+        reference_case("bmm batch-parallel path", 16, 6, 7, 5, 1, 1);
+        reference_case("bmm batch-parallel path nn", 9, 8, 3, 10, 0, 0);
+        reference_case("bmm BLAS-threaded path", 2, 70, 80, 60, 1, 0);
+        reference_case("bmm BLAS-threaded path nt", 2, 65, 70, 66, 0, 1);
+        reference_case("bmm G attention (4096 x 18 x 32, a transposed)", 2, 1024, 18, 32, 1, 0);
+        reference_case("bmm DAMSM context (256 x n x 289, b transposed)", 3, 256, 11, 289, 0, 1);
+        reference_case("bmm 2 x 2 transposes tt", 3, 17, 19, 23, 1, 1);
+    }
+    bmm_set_impl(BMM_DNNL);
     expect_death("bmm inner dims", die_inner, "bmm: inner dims differ: op(a) is 3x4 (a (2, 3, 4), trans_a 0), op(b) is 5x6");
     return test_end();
 }

@@ -1,4 +1,4 @@
-/* matmul.h: batched matrix product through BLAS.
+/* matmul.h: batched matrix product through oneDNN's matmul (or OpenBLAS).
  * Tape-level ops return a new tensor on the tape and record their backward; see src/ops/README.md
  * for the op contract. */
 #ifndef ATTNGAN_OPS_MATMUL_H
@@ -9,6 +9,14 @@
 /* a (B, M, K) (or (B, K, M) if trans_a), b (B, K, N) (or (B, N, K) if trans_b) -> (B, M, N).
  * 2-d a and b are a batch of one and give a 2-d result. */
 Tensor *op_bmm(Tape *tp, Tensor *a, Tensor *b, int trans_a, int trans_b);
+
+/* The implementation for the whole process: oneDNN (default) or OpenBLAS (ATTNGAN_BMM=blas, and
+ * the fallback where oneDNN has no primitive). Both are deterministic at a fixed thread count. */
+typedef enum BmmImpl { BMM_DNNL = 0, BMM_BLAS = 1 } BmmImpl;
+BmmImpl bmm_get_impl(void);
+void bmm_set_impl(BmmImpl impl);
+/* Drops the cached oneDNN primitives (no product may run meanwhile). */
+void bmm_clear_cache(void);
 
 /* Kernels. out (B, M, N) = op(a) . op(b), with a (B, M, K) or (B, K, M) if trans_a and
  * b (B, K, N) or (B, N, K) if trans_b. */
