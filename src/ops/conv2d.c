@@ -687,7 +687,9 @@ size_t conv2d_op_scratch_floats(const Conv2dShape *s, int has_bias) {
 
 /* Batch chunks: one oneDNN call sees at most CONV_CHUNK_BYTES of activations (input and output
  * of one direction), so its reordered copies in the workspace stay small; the chunks are as even as
- * possible, so at most two primitive shapes per convolution. */
+ * possible, so at most two primitive shapes per convolution. A Winograd convolution counts its
+ * activations three times over: its scratchpad holds the transformed input and output tiles
+ * (6x6 per 4x4 outputs, 2.25x each), so its chunks are a third as large. */
 #define CONV_CHUNK_BYTES ((size_t)16 << 20)
 
 typedef struct ConvChunks {
@@ -697,8 +699,9 @@ typedef struct ConvChunks {
 } ConvChunks;
 
 /* Rows per chunk: at most CONV_CHUNK_BYTES of activations, the chunks as even as possible. */
-static int chunk_rows(const Conv2dShape *s) {
+static int chunk_rows(const Conv2dShape *s, int dir) {
     size_t per = ((size_t)s->C * s->H * s->W + (size_t)s->O * s->OH * s->OW) * sizeof(float);
+    if (use_winograd(s, dir, env_prec() == CONV2D_BF16)) per *= 3;
     int nb = per ? (int)(CONV_CHUNK_BYTES / per) : s->N;
     if (nb < 1) nb = 1;
     if (nb > s->N) nb = s->N;
@@ -708,7 +711,7 @@ static int chunk_rows(const Conv2dShape *s) {
 
 /* The primitives for s chunked by batch; 0 if oneDNN lacks one (then the caller uses im2col). */
 static int conv_chunks(ConvChunks *ch, const Conv2dShape *s, int dir, int bias) {
-    ch->nb = chunk_rows(s);
+    ch->nb = chunk_rows(s, dir);
     ch->n_chunks = (s->N + ch->nb - 1) / ch->nb;
     int last = s->N - (ch->n_chunks - 1) * ch->nb;
     ch->sc[0] = *s, ch->sc[1] = *s;
@@ -742,7 +745,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
 
 void conv2d_forward_over(float *buf, const float *weight, const float *bias, const Conv2dShape *s) {
     size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
-    int nb = chunk_rows(s), n_chunks = (s->N + nb - 1) / nb;
+    int nb = chunk_rows(s, DIR_FWD), n_chunks = (s->N + nb - 1) / nb;
     float *tmp = mempool_alloc((size_t)nb * xs * sizeof(float));
     /* a growing output runs from the last chunk down, a shrinking one from the first up: chunk i's
      * output then only covers inputs already copied out (see conv2d.h) */
