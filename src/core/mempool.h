@@ -15,6 +15,8 @@
  *    outlive a stage (saved statistics, node contexts, optimizer scalars) would otherwise sit
  *    between activations, pin the top and split the holes a large tensor needs: damsm_step B48
  *    went from 551 to 442 MiB resident (docs/PERFORMANCE.md).
+ *  - The large-block arena asks for transparent huge pages (madvise; ATTNGAN_POOL_HUGEPAGES=0
+ *    does not): gan_step and damsm_step B8 2-8% faster here, a few MiB more resident.
  *  - ATTNGAN_POOL_TRACE=FILE writes every allocation, free, shrink and grow with its arena,
  *    offset and the top, to study fragmentation offline.
  *  - One mutex: a step makes a few thousand allocations, each far cheaper than the op using it.
