@@ -284,6 +284,37 @@ static void dnnl_bf16_tests(void) {
            "gradient %.2e, bias gradient %.2e\n", n, worst[0], worst[1], worst[2], worst[3]);
 }
 
+/* conv2d_backward_data_set writes every element of the input gradient (the buffer starts as NaN)
+ * with the bits conv2d_backward adds into zeros, on the kernel shapes, blocked ones and a Winograd
+ * one, for the current implementation. */
+static void backward_data_set_tests(const char *impl) {
+    Conv2dShape shapes[MAX_SHAPES + 2];
+    int n = kernel_shapes(shapes);
+    shapes[n++] = conv2d_shape(2, 64, 20, 20, 64, 3, 3, 1, 1, 1, 1);
+    if (conv2d_get_impl() == CONV2D_DNNL) {
+        shapes[n] = conv2d_shape(2, 32, 9, 9, 48, 3, 3, 1, 1, 1, 1);
+        shapes[n].in_blocked = shapes[n].out_blocked = 1;
+        n++;
+    }
+    for (int i = 0; i < n; i++) {
+        const Conv2dShape *c = &shapes[i];
+        int64_t nx = (int64_t)c->N * c->C * c->H * c->W, ny = (int64_t)c->N * c->O * c->OH * c->OW;
+        int64_t nw = (int64_t)c->O * c->C * c->KH * c->KW;
+        float *dy = xmalloc((size_t)ny * sizeof(float)), *w = xmalloc((size_t)nw * sizeof(float));
+        float *want = xcalloc((size_t)nx, sizeof(float)), *got = xmalloc((size_t)nx * sizeof(float));
+        fill_uniform(dy, ny, -1, 1, 600 + i);
+        fill_uniform(w, nw, -0.5f, 0.5f, 700 + i);
+        for (int64_t e = 0; e < nx; e++) got[e] = NAN;
+        size_t ns = conv2d_scratch_floats(c);
+        float *scratch = ns ? xmalloc(ns * sizeof(float)) : NULL;
+        conv2d_backward(want, NULL, NULL, dy, NULL, w, c, scratch);
+        conv2d_backward_data_set(got, dy, w, c, scratch);
+        EXPECT(memcmp(got, want, (size_t)nx * sizeof(float)) == 0, "conv2d_backward_data_set (%s), shape %d%s: the "
+               "bits of conv2d_backward into zeros, every element written", impl, i, c->in_blocked ? " (nChw16c)" : "");
+        free(dy), free(w), free(want), free(got), free(scratch);
+    }
+}
+
 /* Winograd F(4x4, 3x3) where use_winograd picks it (64+ channels, 16x16+ outputs): the forward and
  * every gradient within 1e-5 norm-relative of the direct algorithm (docs/PERFORMANCE.md), and not
  * bitwise equal to it (Winograd really runs), with gradients added into prefilled buffers. */
@@ -484,6 +515,7 @@ int main(void) {
         frozen_tests();
         no_grad_test();
         over_test();
+        backward_data_set_tests(im == CONV2D_DNNL ? "oneDNN" : "im2col");
         if (im == CONV2D_IM2COL) {
             chunk_tests();
             thread_tests();

@@ -300,6 +300,32 @@ static void test_mempool(void) {
     mempool_free(z);
 }
 
+/* Fresh gradients: a non-leaf's buffer is handed out unwritten; tensor_grad_overwrite reports that
+ * once (the caller writes it), tensor_grad_or_null zeroes it first, and a buffer nobody wrote
+ * reaches its producer as zeros. */
+static void test_fresh_grads(void) {
+    Tape tp;
+    tape_init(&tp);
+    Tensor *x = tape_leaf(&tp, 1, (int[]){4});
+    for (int i = 0; i < 4; i++) x->data[i] = (float)i;
+    Tensor *y = op_scale(&tp, x, 2.0f);           /* y: two consumers */
+    Tensor *z = op_add(&tp, op_scale(&tp, y, 3.0f), op_scale(&tp, y, 5.0f));
+    tape_backward(&tp, op_sum_all(&tp, z));
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= x->grad[i] == 16.0f;
+    EXPECT(ok, "fresh gradients: two consumers add up (x->grad = 2 * (3 + 5))");
+    Tensor t = {0};
+    float buf[3] = {NAN, NAN, NAN};
+    t.grad = buf, t.n = 3, t.requires_grad = true, t.grad_fresh = true;
+    int set;
+    EXPECT(tensor_grad_overwrite(&t, &set) == buf && set == 1 && !t.grad_fresh, "tensor_grad_overwrite: fresh once");
+    EXPECT(tensor_grad_overwrite(&t, &set) == buf && set == 0, "tensor_grad_overwrite: then accumulate");
+    t.grad_fresh = true;
+    EXPECT(tensor_grad_or_null(&t) == buf && buf[0] == 0.0f && buf[2] == 0.0f && !t.grad_fresh,
+           "tensor_grad_or_null zeroes a fresh buffer");
+    tape_free(&tp);
+}
+
 /* Lifetimes: tape_release frees what no node uses, lazily allocated gradients are freed, and
  * tape_backward_release frees large saved tensors while giving the same gradients. */
 static void test_lifetimes(void) {
@@ -350,6 +376,7 @@ int main(void) {
     test_frozen();
     test_arena();
     test_mempool();
+    test_fresh_grads();
     test_lifetimes();
     test_params();
     test_rng();

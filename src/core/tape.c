@@ -246,12 +246,23 @@ void tape_node_input_unused(Node *nd, int k) {
 }
 
 /* A zeroed gradient buffer for a non-leaf tensor that has none yet. */
-static void give_grad(Tensor *t) {
+/* A gradient buffer for t: zeroed (zero), or left unwritten and marked fresh, so that its first
+ * writer can overwrite it instead of adding to zeros (tensor_grad_overwrite). */
+static void give_grad(Tensor *t, int zero) {
     if (t->grad) return;
     CHECK(!t->is_leaf, "a leaf tensor%s%s requires grad but has no gradient buffer (a parameter set's gradients "
           "were released: call paramset_zero_grad first)", t->name ? " " : "", t->name ? t->name : "");
-    t->grad = mempool_calloc((size_t)t->n * sizeof(float));
+    t->grad = zero ? mempool_calloc((size_t)t->n * sizeof(float)) : mempool_alloc((size_t)t->n * sizeof(float));
+    t->grad_fresh = !zero;
     t->pool_grad = true;
+}
+
+/* An output's gradient before its node's backward reads it: zeros if no consumer wrote it. */
+static void settle_grad(Tensor *t) {
+    if (t->grad_fresh) {
+        memset(t->grad, 0, (size_t)t->n * sizeof(float));
+        t->grad_fresh = false;
+    }
 }
 
 static void drop_grad(Tensor *t) {
@@ -259,6 +270,7 @@ static void drop_grad(Tensor *t) {
         mempool_free(t->grad);
         t->grad = NULL;
         t->pool_grad = false;
+        t->grad_fresh = false;
     }
 }
 
@@ -289,9 +301,12 @@ static void run_backward(Tape *tp) {
         for (int k = 0; k < nd->n_out; k++) any |= nd->out[k]->grad != NULL;
         if (any) { /* otherwise no gradient reaches this node: its inputs would get += 0 */
             double t0 = profile_on() ? profile_now_ms() : 0.0;
-            for (int k = 0; k < nd->n_out; k++) give_grad(nd->out[k]);
+            for (int k = 0; k < nd->n_out; k++) {
+                give_grad(nd->out[k], 1);
+                settle_grad(nd->out[k]);
+            }
             for (int j = 0; j < nd->n_in; j++)
-                if (nd->in[j] && nd->in[j]->requires_grad) give_grad(nd->in[j]);
+                if (nd->in[j] && nd->in[j]->requires_grad) give_grad(nd->in[j], 0);
             if (profile_on()) profile_add("tape_grad_alloc", PROFILE_BWD, profile_now_ms() - t0, 0.0, 0.0);
             if (profile_on()) {
                 double t1 = profile_now_ms();
@@ -334,7 +349,8 @@ void tape_backward_seeded(Tape *tp, int n, Tensor *const *outs, const float *con
     for (int j = 0; j < n; j++) {
         Tensor *o = outs[j];
         if (!o->requires_grad) continue; /* nothing upstream needs a gradient */
-        if (!o->is_leaf) give_grad(o);
+        if (!o->is_leaf) give_grad(o, 1);
+        settle_grad(o);
         CHECK(o->grad, "seeded tensor has no gradient buffer");
         for (int64_t e = 0; e < o->n; e++) o->grad[e] += seeds[j][e];
     }

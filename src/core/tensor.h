@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #define TENSOR_MAX_DIMS 6
 
@@ -28,6 +29,9 @@ typedef struct Tensor {
     bool is_leaf;                   /* parameter or user input: backward accumulates, never zeroes */
     /* Lifetime on a tape (see tape.h); zero for tensors that are not a tape's. */
     bool pool_data, pool_grad;      /* data / grad came from the pool and are freed by the tape */
+    bool grad_fresh;                /* grad was just allocated and holds no values yet: the first
+                                       writer either overwrites all of it (tensor_grad_overwrite) or
+                                       gets it zeroed (tensor_grad_or_null) */
     bool keep;                      /* never freed before tape_reset (tape_keep, tape_detach) */
     bool donated;                   /* the caller will not read it again: an op may write its output over it */
     int ref_node;                   /* 1 + index of the first node of its owner tape that uses it; 0: none */
@@ -53,9 +57,26 @@ const char *tensor_shape_str(const Tensor *t, char *buf, int len);
 Tensor *tensor_alloc(int ndim, const int *shape, bool with_grad);
 void tensor_free(Tensor *t);
 
-/* The gradient an op's backward should write into for this input, or NULL to skip it. */
+/* The gradient an op's backward should add into for this input, or NULL to skip it. */
 static inline float *tensor_grad_or_null(const Tensor *t) {
-    return (t && t->requires_grad) ? t->grad : 0;
+    if (!t || !t->requires_grad) return 0;
+    if (t->grad_fresh) { /* the first contribution: start from zeros */
+        Tensor *m = (Tensor *)t; /* a tape's tensors are never const objects */
+        memset(m->grad, 0, (size_t)m->n * sizeof(float));
+        m->grad_fresh = false;
+    }
+    return t->grad;
+}
+
+/* For a backward kernel that can write its result instead of adding it: the gradient buffer (NULL
+ * to skip) and *overwrite = 1 when nothing has been written into it yet, in which case the caller
+ * must write every element; otherwise it adds, as with tensor_grad_or_null. */
+static inline float *tensor_grad_overwrite(Tensor *t, int *overwrite) {
+    *overwrite = 0;
+    if (!t || !t->requires_grad) return 0;
+    *overwrite = t->grad_fresh;
+    t->grad_fresh = false;
+    return t->grad;
 }
 
 #endif

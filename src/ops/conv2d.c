@@ -384,6 +384,8 @@ typedef struct ConvKey {
  * only when the layouts differ; gradients: always, with a sum post-op, which adds). */
 typedef struct ConvPrims {
     DnnlPrim conv, re_in[2], re_out;
+    DnnlPrim re_set;   /* DIR_BWD_DATA: re_out without the sum, for a gradient written, not added
+                          (NULL prim when the layouts agree: the result goes straight there) */
     dnnl_memory_desc_t md_in[2], md_out, user_in[2], user_out, md_bias;
     int arg_in[2], arg_out;
     size_t bytes_in[2], bytes_out;
@@ -482,6 +484,7 @@ static void conv_prims_destroy(void *v) {
     dnnl_util_prim_destroy(&cp->re_in[0]);
     dnnl_util_prim_destroy(&cp->re_in[1]);
     dnnl_util_prim_destroy(&cp->re_out);
+    dnnl_util_prim_destroy(&cp->re_set);
     free(cp);
 }
 
@@ -568,6 +571,9 @@ static void *conv_prims_create(const void *kv, void *arg) {
     if ((accumulate || !dnnl_memory_desc_equal(&cp->md_out, &cp->user_out)) &&
         dnnl_util_reorder(&cp->re_out, &cp->md_out, &cp->user_out, accumulate))
         goto fail;
+    if (k->dir == DIR_BWD_DATA && !dnnl_memory_desc_equal(&cp->md_out, &cp->user_out) &&
+        dnnl_util_reorder(&cp->re_set, &cp->md_out, &cp->user_out, 0))
+        goto fail;
     return cp;
 fail:
     conv_prims_destroy(cp);
@@ -600,36 +606,40 @@ static const ConvPrims *conv_prims(const Conv2dShape *s, int dir, int bias) {
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* Runs one direction: in0, in1 user inputs, out the user output (written for DIR_FWD, added into
- * otherwise), bias (DIR_FWD, optional) or dbias_tmp (DIR_BWD_WEIGHTS: O floats written, optional).
- * Returns 0 on success; on failure nothing of `out` has been accumulated into (for the backward
- * directions the final reorder is the only write; if it fails the process aborts). */
-static int conv_run_ws(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
-                       float *dbias_tmp, char *ws, const size_t *off_in, size_t off_out);
+/* Runs one direction: in0, in1 user inputs, out the user output (written for DIR_FWD and, with
+ * set, for DIR_BWD_DATA; added into otherwise), bias (DIR_FWD, optional) or dbias_tmp
+ * (DIR_BWD_WEIGHTS: O floats written, optional). Returns 0 on success; on failure nothing of `out`
+ * has been accumulated into (for the backward directions the final reorder is the only write; if
+ * it fails the process aborts). */
+static int conv_run_ws(const ConvPrims *cp, const DnnlPrim *ro, int dir, const float *in0, const float *in1, float *out,
+                       const float *bias, float *dbias_tmp, char *ws, const size_t *off_in, size_t off_out);
 
 /* The workspace (scratchpad and the blocked copies of the operands) comes from the tensor pool
  * for the duration of the call, so it counts against peak memory only while a convolution runs. */
 static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
-                    float *dbias_tmp) {
+                    float *dbias_tmp, int set) {
+    /* the conversion of the result: none (it lands in out), a plain one (set), or one that adds */
+    const DnnlPrim *ro = set && dir == DIR_BWD_DATA ? (cp->re_set.prim ? &cp->re_set : NULL)
+                                                    : (cp->re_out.prim ? &cp->re_out : NULL);
     size_t scratch = cp->conv.scratch;
     for (int i = 0; i < 2; i++)
         if (cp->re_in[i].prim && cp->re_in[i].scratch > scratch) scratch = cp->re_in[i].scratch;
-    if (cp->re_out.prim && cp->re_out.scratch > scratch) scratch = cp->re_out.scratch;
+    if (ro && ro->scratch > scratch) scratch = ro->scratch;
     size_t off_in[2], off_out, total = align64(scratch);
     for (int i = 0; i < 2; i++) {
         off_in[i] = total;
         if (cp->re_in[i].prim) total += align64(cp->bytes_in[i]);
     }
     off_out = total;
-    if (cp->re_out.prim) total += align64(cp->bytes_out);
+    if (ro) total += align64(cp->bytes_out);
     char *ws = mempool_alloc(total ? total : 64);
-    int rc = conv_run_ws(cp, dir, in0, in1, out, bias, dbias_tmp, ws, off_in, off_out);
+    int rc = conv_run_ws(cp, ro, dir, in0, in1, out, bias, dbias_tmp, ws, off_in, off_out);
     mempool_free(ws);
     return rc;
 }
 
-static int conv_run_ws(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
-                       float *dbias_tmp, char *ws, const size_t *off_in, size_t off_out) {
+static int conv_run_ws(const ConvPrims *cp, const DnnlPrim *ro, int dir, const float *in0, const float *in1, float *out,
+                       const float *bias, float *dbias_tmp, char *ws, const size_t *off_in, size_t off_out) {
     const void *ins[2] = {in0, in1};
     for (int i = 0; i < 2; i++)
         if (cp->re_in[i].prim) {
@@ -637,16 +647,16 @@ static int conv_run_ws(const ConvPrims *cp, int dir, const float *in0, const flo
             if (dnnl_util_exec(&cp->re_in[i], 2, a, ws)) return -1;
             ins[i] = ws + off_in[i];
         }
-    void *res = cp->re_out.prim ? (void *)(ws + off_out) : (void *)out;
+    void *res = ro ? (void *)(ws + off_out) : (void *)out;
     DnnlArg a[4] = {{cp->arg_in[0], &cp->md_in[0], ins[0]}, {cp->arg_in[1], &cp->md_in[1], ins[1]},
                     {cp->arg_out, &cp->md_out, res}};
     int n = 3;
     if (dir == DIR_FWD && bias) a[n++] = (DnnlArg){DNNL_ARG_BIAS, &cp->md_bias, bias};
     if (dir == DIR_BWD_WEIGHTS && dbias_tmp) a[n++] = (DnnlArg){DNNL_ARG_DIFF_BIAS, &cp->md_bias, dbias_tmp};
     if (dnnl_util_exec(&cp->conv, n, a, ws)) return -1;
-    if (cp->re_out.prim) {
+    if (ro) {
         DnnlArg r[2] = {{DNNL_ARG_FROM, &cp->md_out, res}, {DNNL_ARG_TO, &cp->user_out, out}};
-        int rc = dnnl_util_exec(&cp->re_out, 2, r, ws);
+        int rc = dnnl_util_exec(ro, 2, r, ws);
         CHECK(rc == 0 || dir == DIR_FWD, "conv2d: oneDNN failed while adding a gradient");
         if (rc) return -1;
     }
@@ -737,7 +747,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
         int rows;
         const ConvPrims *cp = chunk_prims(&ch, i, &rows);
         size_t n0 = (size_t)i * ch.nb;
-        done = conv_run(cp, DIR_FWD, inp + n0 * xs, weight, out + n0 * ys, bias, NULL) == 0;
+        done = conv_run(cp, DIR_FWD, inp + n0 * xs, weight, out + n0 * ys, bias, NULL, 0) == 0;
     }
     dnnl_threads_restore(nthr);
     if (!done) im2col_forward(out, inp, weight, bias, s, scratch); /* overwrites every chunk */
@@ -761,11 +771,27 @@ void conv2d_forward_over(float *buf, const float *weight, const float *bias, con
     mempool_free(tmp);
 }
 
+/* The input gradient through oneDNN, added into dinp or (set) written there; 0 if oneDNN has no
+ * primitive (nothing was written). */
+static int backward_data_dnnl(float *dinp, const float *dout, const float *weight, const Conv2dShape *s, int set) {
+    ConvChunks cd;
+    if (!conv_chunks(&cd, s, DIR_BWD_DATA, 0)) return 0;
+    size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
+    for (int i = 0; i < cd.n_chunks; i++) {
+        int rows;
+        const ConvPrims *cp = chunk_prims(&cd, i, &rows);
+        size_t n0 = (size_t)i * cd.nb;
+        CHECK(conv_run(cp, DIR_BWD_DATA, dout + n0 * ys, weight, dinp + n0 * xs, NULL, NULL, set) == 0,
+              "conv2d: oneDNN backward-data failed");
+    }
+    return 1;
+}
+
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, const Conv2dShape *s, float *scratch) {
     int nthr = dnnl_threads_for(s);
     size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
-    ConvChunks cw, cd;
+    ConvChunks cw;
     if (dweight && conv_chunks(&cw, s, DIR_BWD_WEIGHTS, dbias != NULL)) {
         float *db = NULL;
         if (dbias) db = xmalloc((size_t)s->O * sizeof(float));
@@ -773,7 +799,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             int rows;
             const ConvPrims *cp = chunk_prims(&cw, i, &rows);
             size_t n0 = (size_t)i * cw.nb;
-            CHECK(conv_run(cp, DIR_BWD_WEIGHTS, inp + n0 * xs, dout + n0 * ys, dweight, NULL, db) == 0,
+            CHECK(conv_run(cp, DIR_BWD_WEIGHTS, inp + n0 * xs, dout + n0 * ys, dweight, NULL, db, 0) == 0,
                   "conv2d: oneDNN backward-weights failed");
             if (db)
                 for (int o = 0; o < s->O; o++) dbias[o] += db[o];
@@ -782,19 +808,20 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
         dweight = NULL;
         dbias = NULL;
     }
-    if (dinp && conv_chunks(&cd, s, DIR_BWD_DATA, 0)) {
-        for (int i = 0; i < cd.n_chunks; i++) {
-            int rows;
-            const ConvPrims *cp = chunk_prims(&cd, i, &rows);
-            size_t n0 = (size_t)i * cd.nb;
-            CHECK(conv_run(cp, DIR_BWD_DATA, dout + n0 * ys, weight, dinp + n0 * xs, NULL, NULL) == 0,
-                  "conv2d: oneDNN backward-data failed");
-        }
-        dinp = NULL;
-    }
+    if (dinp && backward_data_dnnl(dinp, dout, weight, s, 0)) dinp = NULL;
     dnnl_threads_restore(nthr);
     if (dbias) bias_backward(dbias, dout, s);
     im2col_backward(dinp, dweight, dout, inp, weight, s, scratch);
+}
+
+void conv2d_backward_data_set(float *dinp, const float *dout, const float *weight, const Conv2dShape *s,
+                              float *scratch) {
+    int nthr = dnnl_threads_for(s);
+    int done = backward_data_dnnl(dinp, dout, weight, s, 1);
+    dnnl_threads_restore(nthr);
+    if (done) return;
+    memset(dinp, 0, (size_t)s->N * s->C * s->H * s->W * sizeof(float));
+    im2col_backward(dinp, NULL, dout, NULL, weight, s, scratch);
 }
 
 /* ---------------------------------------------------------------- tape op */
@@ -807,8 +834,13 @@ typedef struct Conv2dCtx {
 static void conv2d_bwd(Node *nd) {
     Tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out[0];
     Conv2dCtx *cx = nd->ctx;
-    conv2d_backward(tensor_grad_or_null(x), tensor_grad_or_null(w), tensor_grad_or_null(b), y->grad, x->data,
-                    w->data, &cx->s, cx->scratch);
+    int set;
+    float *dx = tensor_grad_overwrite(x, &set);
+    if (set) { /* the first gradient x receives: written, not added to zeros */
+        conv2d_backward_data_set(dx, y->grad, w->data, &cx->s, cx->scratch);
+        dx = NULL;
+    }
+    conv2d_backward(dx, tensor_grad_or_null(w), tensor_grad_or_null(b), y->grad, x->data, w->data, &cx->s, cx->scratch);
 }
 
 static void check_conv2d_args(const Tensor *x, const Tensor *w, const Tensor *b, int stride_h, int stride_w,

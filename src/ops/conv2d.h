@@ -84,5 +84,9 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
  * scratch: conv2d_scratch_floats(s) floats, or NULL (as above). */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, const Conv2dShape *s, float *scratch);
+/* dinp (N, C, H, W) = the input gradient from dout and weight: written, not added (a gradient
+ * buffer's first contribution, tensor_grad_overwrite), so no zeroing and no adding pass. */
+void conv2d_backward_data_set(float *dinp, const float *dout, const float *weight, const Conv2dShape *s,
+                              float *scratch);
 
 #endif

@@ -101,12 +101,15 @@ typedef struct ConvBnReluCtx {
 static void conv_bn_relu_bwd(Node *nd) {
     Tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out[0];
     const ConvBnReluCtx *c = nd->ctx;
-    float *dx = tensor_grad_or_null(x);
+    int set;
+    float *dx = tensor_grad_overwrite(x, &set);
     if (!dx) return;
     const Conv2dShape *s = &c->s;
     float *dz = mempool_alloc((size_t)y->n * sizeof(float));
     bn_relu_eval_backward(dz, y->grad, c->mask, c->scale, s->N, s->O, s->OH * s->OW, s->out_blocked);
-    conv2d_backward(dx, NULL, NULL, dz, NULL, w->data, s, c->scratch); /* the input gradient needs no input */
+    /* the input gradient needs no input; written when it is the first one x receives */
+    if (set) conv2d_backward_data_set(dx, dz, w->data, s, c->scratch);
+    else conv2d_backward(dx, NULL, NULL, dz, NULL, w->data, s, c->scratch);
     mempool_free(dz);
     PROFILE_OP_FLOPS(2.0 * (double)y->n * s->C * s->KH * s->KW);
 }
@@ -211,8 +214,9 @@ static void upconv_bwd(Node *nd) {
         int rows = s->N - n0 < c->nb ? s->N - n0 : c->nb;
         Conv2dShape cs = rows_shape(s, rows);
         if (dw) upsample_nearest2x_forward(up, x->data + (size_t)n0 * xs, (int64_t)rows * s->C, c->H, c->W);
-        if (dup) memset(dup, 0, (size_t)rows * us * sizeof(float));
-        conv2d_backward(dup, dw, db, y->grad + (size_t)n0 * ys, dw ? up : NULL, w->data, &cs, NULL);
+        const float *gy = y->grad + (size_t)n0 * ys;
+        if (dup) conv2d_backward_data_set(dup, gy, w->data, &cs, NULL); /* written: no zeroing pass */
+        conv2d_backward(NULL, dw, db, gy, dw ? up : NULL, w->data, &cs, NULL);
         if (dup) upsample_nearest2x_backward(dx + (size_t)n0 * xs, dup, (int64_t)rows * s->C, c->H, c->W);
     }
     mempool_free(up);
