@@ -193,6 +193,21 @@ static void vmath_tests(void) {
         if (want >= 1.17549435e-38) worst = fmax(worst, fabs((double)y[i] - want) / want / 5.9604645e-8);
     }
     EXPECT(worst <= 4.0 && isnan(y[3]), "vsigmoid: %.2f ulp at worst (want <= 4), NaN -> %g", worst, (double)y[3]);
+    for (int64_t i = 0; i < n; i++) a[i] = (float)(i - n / 2) * 2.0e-5f; /* -20 .. 20, dense around 0 */
+    a[5] = NAN, a[6] = INFINITY, a[7] = -INFINITY, a[8] = 1e-30f, a[9] = -0.0f;
+    vtanh(y, a, n);
+    worst = 0;
+    for (int64_t i = 10; i < n; i++) {
+        double want = tanh((double)a[i]);
+        if (fabs(want) >= 1.17549435e-38) worst = fmax(worst, fabs((double)y[i] - want) / fabs(want) / 5.9604645e-8);
+    }
+    EXPECT(worst <= 4.0, "vtanh: %.2f half-ulps from tanh at worst (want <= 4)", worst);
+    EXPECT(isnan(y[5]) && y[6] == 1.0f && y[7] == -1.0f && y[8] == 1e-30f && y[9] == 0.0f && signbit(y[9]),
+           "vtanh: NaN %g, +inf %g, -inf %g, 1e-30 %g, -0 %g", (double)y[5], (double)y[6], (double)y[7], (double)y[8],
+           (double)y[9]);
+    printf("vtanh: %.2f half-ulps from tanh at worst\n", worst);
+    for (int64_t i = 0; i < n; i++) a[i] = 0.5f + (float)(i % 7);
+    vsigmoid(y, x, n);
     float *g = malloc((size_t)n * sizeof(float));
     vglu(g, a, x, n);
     int64_t glu_bad = 0;

@@ -47,8 +47,12 @@ void leaky_relu_backward(float *dinp, const float *dout, const float *inp, float
 /* ---------------------------------------------------------------- tanh */
 /* out (n) = tanh(inp) */
 void tanh_forward(float *out, const float *inp, int64_t n) {
+    int64_t nb = (n + ACT_BLOCK - 1) / ACT_BLOCK;
 #pragma omp parallel for schedule(static) if (n > ACT_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t i0 = k * ACT_BLOCK, len = n - i0 < ACT_BLOCK ? n - i0 : ACT_BLOCK;
+        vtanh(out + i0, inp + i0, len);
+    }
 }
 
 /* dinp (n) += dout * (1 - out^2) */
