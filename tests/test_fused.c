@@ -149,6 +149,59 @@ static void case_blocked(const Case *c) {
     frozen_free(&f);
 }
 
+/* conv2d_bn_train_relu_nograd against conv2d -> batchnorm (train) -> relu without gradients: the
+ * output and the updated running statistics, NCHW (the same bits) and nChw16c (within 1e-5), from
+ * a plain and from a donated input. */
+static void case_train(const Case *c, int blocked, int donate) {
+    Frozen f1, f2;
+    frozen_init(&f1, c, 23);
+    frozen_init(&f2, c, 23);
+    int64_t nbt1 = 3, nbt2 = 3;
+    Tensor *x = tensor_alloc(4, (int[]){c->N, c->C, c->H, c->W}, false);
+    fill_uniform(x->data, x->n, -1, 1, 29);
+    Tape t1, t2;
+    tape_init(&t1);
+    tape_init(&t2);
+    Tensor *y1 = op_conv2d(&t1, x, f1.w, NULL, c->sh, c->sw, c->ph, c->pw);
+    y1 = op_relu(&t1, op_batchnorm(&t1, y1, f1.gamma, f1.beta, f1.rm, f1.rv, &nbt1, 1, 0.1f, 1e-3f));
+    Tensor *x2 = x;
+    if (donate) { /* a tape copy the op may overwrite */
+        x2 = TNEW(&t2, c->N, c->C, c->H, c->W);
+        memcpy(x2->data, x->data, (size_t)x->n * sizeof(float));
+        tape_donate(x2);
+    }
+    Tensor *y2 = op_conv2d_bn_train_relu_nograd(&t2, x2, f2.w, c->sh, c->sw, c->ph, c->pw, f2.gamma, f2.beta, f2.rm,
+                                                f2.rv, &nbt2, 0.1f, 1e-3f, blocked);
+    int OS = y1->shape[2] * y1->shape[3];
+    float *y2p = xmalloc((size_t)y1->n * sizeof(float));
+    if (blocked) from_blocked16(y2p, y2->data, c->N, c->O, OS);
+    else memcpy(y2p, y2->data, (size_t)y1->n * sizeof(float));
+    char what[160];
+    snprintf(what, sizeof what, "conv2d_bn_train_relu_nograd %s%s (%d,%d,%d,%d)*(%d,%d,%d,%d)",
+             blocked ? "nChw16c" : "NCHW", donate ? ", donated input" : "", c->N, c->C, c->H, c->W, c->O, c->C, c->KH,
+             c->KW);
+    EXPECT(y2->blocked == blocked && tensor_same_shape(y1, y2) && t2.n_nodes == 0 && nbt2 == 4,
+           "%s: layout, shape, no node, num_batches_tracked 4 (got %lld)", what, (long long)nbt2);
+    if (blocked) {
+        expect_close(what, y2p, y1->data, y1->n, 1e-5);
+        expect_close(what, f2.rm->data, f1.rm->data, c->O, 1e-6);
+        expect_close(what, f2.rv->data, f1.rv->data, c->O, 1e-6);
+    } else {
+        EXPECT(memcmp(y2p, y1->data, (size_t)y1->n * sizeof(float)) == 0 &&
+                   memcmp(f2.rm->data, f1.rm->data, (size_t)c->O * sizeof(float)) == 0 &&
+                   memcmp(f2.rv->data, f1.rv->data, (size_t)c->O * sizeof(float)) == 0,
+               "%s: the output and running statistics have the three ops' bits", what);
+    }
+    if (donate && c->O * OS <= c->C * c->H * c->W && !mempool_stats().malloc_mode)
+        EXPECT(x2->data == NULL, "%s: the output took the donated input's buffer", what);
+    free(y2p);
+    tape_free(&t1);
+    tape_free(&t2);
+    tensor_free(x);
+    frozen_free(&f1);
+    frozen_free(&f2);
+}
+
 /* ---------------------------------------------------------------- upsample2x_conv2d */
 
 typedef struct UpCase {
@@ -250,6 +303,9 @@ int main(void) {
         {2, 32, 11, 11, 96, 3, 3, 2, 2, 0, 0},  /* strided */
     };
     for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++) case_blocked(&blk[i]);
+    for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++)
+        for (int b = 0; b < 2; b++) case_train(&blk[i], b, (int)(i % 2));
+    case_train(&blk[1], 0, 1);
 
     /* finite differences of the input gradient (inputs away from the relu kink) */
     Frozen f;

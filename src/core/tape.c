@@ -177,7 +177,8 @@ Tensor *tape_release1(Tape *tp, int mark, Tensor *y) {
 
 /* The ops that take nChw16c tensors (Tensor.blocked). */
 static int blocked_ok(const char *op) {
-    static const char *const ok[] = {"conv2d_bn_relu", "maxpool2d", "avgpool2d", "concat", "unblock16"};
+    static const char *const ok[] = {"conv2d_bn_relu", "conv2d_bn_train_relu", "maxpool2d", "avgpool2d", "concat",
+                                     "unblock16"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (!strcmp(op, ok[i])) return 1;
     return 0;
@@ -188,7 +189,7 @@ Node *tape_record(Tape *tp, const char *op, BackwardFn fn, int n_in, Tensor *con
     CHECK(n_in >= 0 && n_out >= 1, "op %s: %d inputs, %d outputs", op, n_in, n_out);
     for (int i = 0; i < n_in; i++)
         CHECK(!in[i] || !in[i]->blocked || blocked_ok(op),
-              "op %s: input %d is in the blocked nChw16c layout, which only conv2d_bn_relu, maxpool2d, avgpool2d, "
+              "op %s: input %d is in the blocked nChw16c layout, which only conv2d_bn_relu(_train), maxpool2d, avgpool2d, "
               "concat and unblock16 take (convert it with op_unblock16)", op, i);
     if (profile_on()) profile_fwd_end(op, n_in, in, n_out, out); /* every op calls this once, after its forward */
     if (!tape_grad_enabled(tp)) return NULL;

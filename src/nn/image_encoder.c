@@ -76,6 +76,15 @@ static Tensor *basic_fwd(Tape *tp, BasicConv *b, Tensor *x, int train) {
         return op_conv2d_bn_relu_frozen(tp, x, c->weight, c->stride_h, c->stride_w, c->pad_h, c->pad_w, b->bn.weight,
                                         b->bn.bias, b->bn.running_mean, b->bn.running_var, b->bn.eps,
                                         blocked_layout() && c->weight->shape[0] % 16 == 0);
+    Tensor *in[] = {x, c->weight, b->bn.weight, b->bn.bias};
+    if (train && !tape_would_record(tp, 4, in))
+        /* train-mode batch norm with no gradient through this layer (the DAMSM step's frozen trunk):
+         * one pass for the statistics, one for normalise + relu, over a donated input when given;
+         * nChw16c as above */
+        return op_conv2d_bn_train_relu_nograd(tp, x, c->weight, c->stride_h, c->stride_w, c->pad_h, c->pad_w,
+                                              b->bn.weight, b->bn.bias, b->bn.running_mean, b->bn.running_var,
+                                              b->bn.num_batches_tracked, b->bn.momentum, b->bn.eps,
+                                              blocked_layout() && c->weight->shape[0] % 16 == 0);
     int m = tape_mark(tp); /* each step frees the last one's output unless a node saved it (tape.h) */
     Tensor *y = tape_donate(conv2d_layer_forward(tp, &b->conv, x)); /* in place when nothing is recorded */
     y = tape_donate(tape_release1(tp, m, batchnorm_layer_forward(tp, &b->bn, y, train)));

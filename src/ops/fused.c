@@ -185,6 +185,107 @@ Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, i
     return y;
 }
 
+/* ---------------------------------------------------------------- conv2d + batchnorm (train) + relu, no gradients */
+
+/* mean (C), var (C) <- per-channel batch mean and biased variance of y (N, C/16, S, 16), as
+ * batchnorm_stats: sums in double per channel, the variance from the float mean */
+static void bn_stats_blk(float *mean, float *var, const float *y, int N, int C, int S) {
+    int CB = C / BLK;
+    int64_t M = (int64_t)N * S;
+#pragma omp parallel for schedule(static) if ((int64_t)C * M > FUSED_PAR_MIN)
+    for (int cb = 0; cb < CB; cb++) {
+        double sum[BLK] = {0}, sq[BLK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *v = y + ((int64_t)n * CB + cb) * S * BLK;
+            double part[BLK] = {0};
+            for (int i = 0; i < S; i++)
+#pragma omp simd
+                for (int l = 0; l < BLK; l++) part[l] += v[(int64_t)i * BLK + l];
+            for (int l = 0; l < BLK; l++) sum[l] += part[l];
+        }
+        float m[BLK];
+        for (int l = 0; l < BLK; l++) m[l] = (float)(sum[l] / (double)M);
+        for (int n = 0; n < N; n++) {
+            const float *v = y + ((int64_t)n * CB + cb) * S * BLK;
+            double part[BLK] = {0};
+            for (int i = 0; i < S; i++)
+#pragma omp simd
+                for (int l = 0; l < BLK; l++) {
+                    float d = v[(int64_t)i * BLK + l] - m[l];
+                    part[l] += d * d;
+                }
+            for (int l = 0; l < BLK; l++) sq[l] += part[l];
+        }
+        for (int l = 0; l < BLK; l++) {
+            mean[cb * BLK + l] = m[l];
+            var[cb * BLK + l] = (float)(sq[l] / (double)M);
+        }
+    }
+}
+
+Tensor *op_conv2d_bn_train_relu_nograd(Tape *tp, Tensor *x, Tensor *w, int stride_h, int stride_w, int pad_h,
+                                       int pad_w, Tensor *gamma, Tensor *beta, Tensor *running_mean,
+                                       Tensor *running_var, int64_t *num_batches_tracked, float momentum, float eps,
+                                       int blocked) {
+    PROFILE_OP_BEGIN();
+    char xs[64], ws[64];
+    CHECK(x && w && x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1],
+          "conv2d_bn_train_relu: input %s and weight %s must be (N, C, H, W) and (O, C, KH, KW)",
+          x ? tensor_shape_str(x, xs, sizeof xs) : "NULL", w ? tensor_shape_str(w, ws, sizeof ws) : "NULL");
+    int O = w->shape[0];
+    check_vec(gamma, O, "gamma");
+    check_vec(beta, O, "beta");
+    check_vec(running_mean, O, "running_mean");
+    check_vec(running_var, O, "running_var");
+    Tensor *in[] = {x, w, gamma, beta};
+    CHECK(!tape_would_record(tp, 4, in), "conv2d_bn_train_relu: no gradient may be wanted through it (use conv2d, "
+                                          "batchnorm, relu)");
+    CHECK(!blocked || (O % BLK == 0 && conv2d_get_impl() == CONV2D_DNNL),
+          "conv2d_bn_train_relu: an nChw16c output needs %d output channels a multiple of 16 and oneDNN", O);
+    Conv2dShape s = conv2d_shape(x->shape[0], x->shape[1], x->shape[2], x->shape[3], O, w->shape[2], w->shape[3],
+                                 stride_h, stride_w, pad_h, pad_w);
+    CHECK(stride_h >= 1 && stride_w >= 1 && s.OH >= 1 && s.OW >= 1, "conv2d_bn_train_relu: the kernel does not fit");
+    int S = s.OH * s.OW;
+    int64_t M = (int64_t)s.N * S;
+    CHECK(M > 1, "conv2d_bn_train_relu: train mode needs more than 1 value per channel");
+    s.in_blocked = x->blocked;
+    s.out_blocked = blocked;
+    /* a donated input is overwritten by the output, chunk by chunk */
+    Tensor *y = tape_out_over(tp, x, 0, 4, (int[]){s.N, s.O, s.OH, s.OW});
+    if (y) {
+        conv2d_forward_over(y->data, w->data, NULL, &s);
+        tape_shrink(y);
+    } else {
+        y = TNEW(tp, s.N, s.O, s.OH, s.OW);
+        size_t n_scratch = conv2d_op_scratch_floats(&s, 0);
+        float *scratch = n_scratch ? mempool_alloc(n_scratch * sizeof(float)) : NULL;
+        conv2d_forward(y->data, x->data, w->data, NULL, &s, scratch);
+        mempool_free(scratch);
+    }
+    y->blocked = blocked;
+    float *mean = mempool_alloc((size_t)4 * O * sizeof(float)), *var = mean + O, *alpha = var + O, *shift = alpha + O;
+    if (blocked) bn_stats_blk(mean, var, y->data, s.N, O, S);
+    else batchnorm_stats(mean, var, y->data, s.N, O, S);
+    batchnorm_update_running(running_mean->data, running_var->data, mean, var, O, M, momentum);
+    if (num_batches_tracked) ++*num_batches_tracked;
+    if (blocked) {
+        for (int o = 0; o < O; o++) { /* batchnorm_forward's per-channel factors */
+            float r = (float)(1.0 / sqrt((double)var[o] + (double)eps));
+            alpha[o] = r * gamma->data[o];
+            shift[o] = beta->data[o] - mean[o] * alpha[o];
+        }
+        bn_relu_eval_forward_blk(y->data, alpha, shift, s.N, O, S);
+    } else {
+        batchnorm_forward(y->data, alpha, y->data, mean, var, gamma->data, beta->data, s.N, O, S, eps);
+        relu_forward(y->data, y->data, y->n);
+    }
+    mempool_free(mean);
+    PROFILE_OP_FLOPS(2.0 * (double)y->n * s.C * s.KH * s.KW);
+    Tensor *out[] = {y};
+    TAPE_RECORD(tp, "conv2d_bn_train_relu", NULL, in, out); /* profiles it; records nothing */
+    return y;
+}
+
 /* ---------------------------------------------------------------- nearest 2x upsample + conv2d */
 
 /* Batch rows per chunk: the upsampled chunk stays under UPCONV_CHUNK_BYTES. */

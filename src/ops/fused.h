@@ -25,6 +25,17 @@ Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, i
                                  Tensor *gamma, Tensor *beta, Tensor *running_mean, Tensor *running_var, float eps,
                                  int blocked);
 
+/* relu(batchnorm_train(conv2d(x, w))) with no gradient wanted (CHECKed: nothing may be recorded):
+ * the DAMSM step's frozen trunk, whose batch norms run in train mode. The batch statistics
+ * normalise the output and update running_mean / running_var (unbiased variance, momentum) and
+ * num_batches_tracked (may be NULL), as batchnorm does. A donated x is overwritten chunk by chunk
+ * (conv2d_forward_over). Layouts as op_conv2d_bn_relu_frozen; in NCHW the three ops' bits, in
+ * nChw16c the statistics sum in another order (double sums: equal to rounding). */
+Tensor *op_conv2d_bn_train_relu_nograd(Tape *tp, Tensor *x, Tensor *w, int stride_h, int stride_w, int pad_h,
+                                       int pad_w, Tensor *gamma, Tensor *beta, Tensor *running_mean,
+                                       Tensor *running_var, int64_t *num_batches_tracked, float momentum, float eps,
+                                       int blocked);
+
 /* Kernels: the relu's pass bits of y (bit i of mask[i / 8] = !(y[i] <= 0)); and
  * dz (N, O, S) = dout * bit * scale[o], scale (O) = gamma * rstd (overwrites dz; blocked: dz, dout
  * and the bits in nChw16c order). */
