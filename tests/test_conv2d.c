@@ -207,6 +207,9 @@ static int kernel_shapes(Conv2dShape *shapes) {
     shapes[n++] = conv2d_shape(2, 3, 67, 61, 32, 3, 3, 2, 2, 0, 0);  /* 3 input channels, stride 2 */
     shapes[n++] = conv2d_shape(2, 64, 17, 17, 64, 1, 7, 1, 1, 0, 3);
     shapes[n++] = conv2d_shape(2, 96, 17, 17, 80, 1, 1, 1, 1, 0, 0);
+    shapes[n++] = conv2d_shape(2, 32, 21, 37, 3, 3, 3, 1, 1, 1, 1);  /* 3 outputs: the narrow kernel's forward */
+    shapes[n++] = conv2d_shape(1, 1, 5, 7, 1, 3, 3, 1, 1, 1, 1);     /* narrow, narrower than a vector */
+    shapes[n++] = conv2d_shape(3, 5, 16, 32, 4, 3, 3, 1, 1, 1, 1);   /* narrow, whole vectors */
     return n;
 }
 #define MAX_SHAPES 16
