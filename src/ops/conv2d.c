@@ -23,8 +23,9 @@
  * primitive, its blocking and its reduction order depend only on the key above; no atomics). A
  * different OpenMP thread count changes the last bits of the weight and bias gradients: the
  * backward-weights kernels split their reduction over the batch and the positions across threads.
- * The forward and the input gradient came out identical with 1 and 2 threads, and per image with
- * batch 1 and 8, on every shape checked (the model's), but oneDNN does not promise it.
+ * The forward and the input gradient often come out identical with 1 and 2 threads, but oneDNN
+ * does not promise it (test_conv2d prints how many of its shapes agree; the weight gradients are
+ * the usual exceptions).
  *
  * im2col + GEMM (ATTNGAN_CONV=im2col, conv2d_set_impl, and the fallback for any shape whose
  * primitives oneDNN cannot create, reported once on stderr). The N * OH * OW output positions of
