@@ -8,6 +8,9 @@
 #include "resample.h"
 
 #include <math.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -16,24 +19,46 @@
 #define BLK 16 /* channels per block of an nChw16c tensor */
 
 /* y (N, O/16, S, 16) = relu(y * alpha[c] + shift[c]) in place, c = block * 16 + lane: eval batch
- * norm and relu over an nChw16c tensor with batchnorm_forward's and relu_forward's arithmetic. */
-static void bn_relu_eval_forward_blk(float *y, const float *alpha, const float *shift, int N, int O, int S) {
+ * norm and relu over an nChw16c tensor with batchnorm_forward's and relu_forward's arithmetic;
+ * mask (or NULL) gets relu_mask_pack's bits in the same pass (a position's 16 bits are two bytes). */
+static void bn_relu_eval_forward_blk(float *y, uint8_t *mask, const float *alpha, const float *shift, int N, int O,
+                                     int S) {
     int64_t rows = (int64_t)N * (O / BLK);
 #pragma omp parallel for schedule(static) if (rows * S * BLK > FUSED_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         const float *a = alpha + (r % (O / BLK)) * BLK, *b = shift + (r % (O / BLK)) * BLK;
+#if defined(__AVX512F__)
+        const __m512 va = _mm512_loadu_ps(a), vb = _mm512_loadu_ps(b);
         for (int i = 0; i < S; i++) {
             float *v = y + (r * S + i) * BLK;
-#pragma omp simd
-            for (int l = 0; l < BLK; l++) {
-                float z = v[l] * a[l] + b[l];
-                v[l] = (z > 0.0f || isnan(z)) ? z : 0.0f;
+            __m512 z = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(v), va), vb); /* no FMA: the unfused bits */
+            __mmask16 keep = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NLE_UQ); /* z > 0 or NaN */
+            _mm512_storeu_ps(v, _mm512_maskz_mov_ps(keep, z));
+            if (mask) {
+                int64_t e0 = (r * S + i) * BLK;
+                mask[e0 >> 3] = (uint8_t)keep;
+                mask[(e0 >> 3) + 1] = (uint8_t)(keep >> 8);
             }
         }
+#else
+        for (int i = 0; i < S; i++) {
+            float *v = y + (r * S + i) * BLK;
+            uint32_t bits = 0;
+            for (int l = 0; l < BLK; l++) {
+                float z = v[l] * a[l] + b[l];
+                float o = (z > 0.0f || isnan(z)) ? z : 0.0f;
+                v[l] = o;
+                bits |= (uint32_t)!(o <= 0.0f) << l;
+            }
+            if (mask) {
+                int64_t e0 = (r * S + i) * BLK;
+                mask[e0 >> 3] = (uint8_t)bits;
+                mask[(e0 >> 3) + 1] = (uint8_t)(bits >> 8);
+            }
+        }
+#endif
     }
 }
-
-/* ---------------------------------------------------------------- conv2d + batchnorm (eval) + relu, frozen */
 
 /* mask (ceil(n / 8)) <- bit i = !(y[i] <= 0), relu_backward's condition (NaN passes) */
 void relu_mask_pack(uint8_t *mask, const float *y, int64_t n) {
@@ -148,6 +173,9 @@ Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, i
     s.out_blocked = blocked;
     Tensor *y = TNEW(tp, s.N, s.O, s.OH, s.OW);
     y->blocked = blocked;
+    Tensor *in[] = {x, w, gamma, beta}, *out[] = {y};
+    /* the relu's pass bits, when a node will keep them: in the blocked pass itself */
+    uint8_t *mask = tape_would_record(tp, 4, in) ? tape_alloc(tp, (size_t)(y->n + 7) / 8) : NULL;
     size_t n_scratch = conv2d_op_scratch_floats(&s, 0); /* 0 on the oneDNN path */
     float *scratch = n_scratch ? tape_alloc(tp, n_scratch * sizeof(float)) : NULL;
     conv2d_forward(y->data, x->data, w->data, NULL, &s, scratch);
@@ -161,24 +189,25 @@ Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, i
             alpha[o] = rstd[o] * gamma->data[o];
             shift[o] = beta->data[o] - running_mean->data[o] * alpha[o];
         }
-        bn_relu_eval_forward_blk(y->data, alpha, shift, s.N, O, S);
+        bn_relu_eval_forward_blk(y->data, mask, alpha, shift, s.N, O, S);
         mempool_free(alpha);
     } else {
         batchnorm_forward(y->data, rstd, y->data, running_mean->data, running_var->data, gamma->data, beta->data, s.N, O,
                           S, eps);
         relu_forward(y->data, y->data, y->n);
+        if (mask) relu_mask_pack(mask, y->data, y->n);
     }
     PROFILE_OP_FLOPS(2.0 * (double)y->n * s.C * s.KH * s.KW);
-    Tensor *in[] = {x, w, gamma, beta}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "conv2d_bn_relu", conv_bn_relu_bwd, in, out);
+    CHECK((nd != NULL) == (mask != NULL), "conv2d_bn_relu_frozen: recorded %d but kept the relu bits %d", nd != NULL,
+          mask != NULL);
     if (nd) {
         ConvBnReluCtx *c = tape_alloc(tp, sizeof *c);
         c->s = s;
         c->scratch = scratch;
         c->scale = rstd;
         for (int o = 0; o < O; o++) c->scale[o] = rstd[o] * gamma->data[o]; /* batchnorm_backward's r * w */
-        c->mask = tape_alloc(tp, (size_t)(y->n + 7) / 8);
-        relu_mask_pack(c->mask, y->data, y->n);
+        c->mask = mask;
         nd->ctx = c;
         tape_node_data_unused(nd); /* neither x nor y: the weights are frozen, the mask is saved */
     }
@@ -274,7 +303,7 @@ Tensor *op_conv2d_bn_train_relu_nograd(Tape *tp, Tensor *x, Tensor *w, int strid
             alpha[o] = r * gamma->data[o];
             shift[o] = beta->data[o] - mean[o] * alpha[o];
         }
-        bn_relu_eval_forward_blk(y->data, alpha, shift, s.N, O, S);
+        bn_relu_eval_forward_blk(y->data, NULL, alpha, shift, s.N, O, S);
     } else {
         batchnorm_forward(y->data, alpha, y->data, mean, var, gamma->data, beta->data, s.N, O, S, eps);
         relu_forward(y->data, y->data, y->n);
