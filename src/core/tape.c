@@ -246,9 +246,9 @@ void tape_node_input_unused(Node *nd, int k) {
     if (t && t->owner == nd->tape && t->ref_node == (int)(nd - nd->tape->nodes) + 1) t->ref_node = 0;
 }
 
-/* A zeroed gradient buffer for a non-leaf tensor that has none yet. */
-/* A gradient buffer for t: zeroed (zero), or left unwritten and marked fresh, so that its first
- * writer can overwrite it instead of adding to zeros (tensor_grad_overwrite). */
+/* A gradient buffer for a non-leaf t that has none yet: zeroed (zero), or left unwritten and
+ * marked fresh, so that its first writer can overwrite it instead of adding to zeros
+ * (tensor_grad_overwrite). */
 static void give_grad(Tensor *t, int zero) {
     if (t->grad) return;
     CHECK(!t->is_leaf, "a leaf tensor%s%s requires grad but has no gradient buffer (a parameter set's gradients "

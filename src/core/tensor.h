@@ -23,8 +23,8 @@ typedef struct Tensor {
     /* Layout: false = row-major (N, C, H, W, ...), every tensor's but these; true = oneDNN's
      * nChw16c, a 4-d (N, C, H, W) with C % 16 == 0 stored as (N, C/16, H, W, 16) (data and grad).
      * Only the frozen Inception trunk makes them (src/nn/image_encoder.c): conv2d_bn_relu_frozen,
-     * conv2d_bn_train_relu_nograd, maxpool2d, avgpool2d, concat along dim 1 and unblock16 accept them; every other op refuses
-     * them (tape_record checks). */
+     * conv2d_bn_train_relu_nograd, maxpool2d, avgpool2d, concat along dim 1 and unblock16
+     * accept them; every other op refuses them (tape_record checks). */
     bool blocked;
     bool is_leaf;                   /* parameter or user input: backward accumulates, never zeroes */
     /* Lifetime on a tape (see tape.h); zero for tensors that are not a tape's. */

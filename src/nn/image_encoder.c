@@ -85,6 +85,7 @@ static Tensor *basic_fwd(Tape *tp, BasicConv *b, Tensor *x, int train) {
                                               b->bn.weight, b->bn.bias, b->bn.running_mean, b->bn.running_var,
                                               b->bn.num_batches_tracked, b->bn.momentum, b->bn.eps,
                                               blocked_layout() && c->weight->shape[0] % 16 == 0);
+    if (x->blocked) x = op_unblock16(tp, x); /* the unfused ops take NCHW */
     int m = tape_mark(tp); /* each step frees the last one's output unless a node saved it (tape.h) */
     Tensor *y = tape_donate(conv2d_layer_forward(tp, &b->conv, x)); /* in place when nothing is recorded */
     y = tape_donate(tape_release1(tp, m, batchnorm_layer_forward(tp, &b->bn, y, train)));
