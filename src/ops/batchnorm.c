@@ -58,14 +58,30 @@ void batchnorm_update_running(float *running_mean, float *running_var, const flo
 }
 
 /* out (N, C, S) = inp (N, C, S) * alpha + shift per channel; rstd (C) <- 1 / sqrt(var + eps) */
+/* channel c's rstd = 1 / sqrt(var + eps); the output is x * alpha + shift */
+static inline float channel_factors(float *alpha, float *shift, const float *mean, const float *var,
+                                    const float *gamma, const float *beta, int c, float eps) {
+    float r = (float)(1.0 / sqrt((double)var[c] + (double)eps));
+    *alpha = r * (gamma ? gamma[c] : 1.0f);
+    *shift = (beta ? beta[c] : 0.0f) - mean[c] * *alpha;
+    return r;
+}
+
+void batchnorm_factors(float *alpha, float *shift, float *rstd, const float *mean, const float *var, const float *gamma,
+                       const float *beta, int C, float eps) {
+    for (int c = 0; c < C; c++) {
+        float r = channel_factors(&alpha[c], &shift[c], mean, var, gamma, beta, c, eps);
+        if (rstd) rstd[c] = r;
+    }
+}
+
 void batchnorm_forward(float *out, float *rstd, const float *inp, const float *mean, const float *var,
                        const float *gamma, const float *beta, int N, int C, int S, float eps) {
 #pragma omp parallel for schedule(static) if ((int64_t)N * C * S > BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
-        float r = (float)(1.0 / sqrt((double)var[c] + (double)eps));
+        float alpha, shift;
+        float r = channel_factors(&alpha, &shift, mean, var, gamma, beta, c, eps);
         if (rstd) rstd[c] = r;
-        float alpha = r * (gamma ? gamma[c] : 1.0f);
-        float shift = (beta ? beta[c] : 0.0f) - mean[c] * alpha;
         for (int n = 0; n < N; n++) {
             int64_t off = ((int64_t)n * C + c) * S;
             for (int i = 0; i < S; i++) out[off + i] = inp[off + i] * alpha + shift;

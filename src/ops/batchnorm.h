@@ -24,6 +24,10 @@ void batchnorm_update_running(float *running_mean, float *running_var, const flo
                               int64_t M, float momentum);
 /* out (N, C, S) = (inp - mean) * rstd * gamma + beta; rstd (C) <- 1 / sqrt(var + eps) (saved for backward);
  * inp (N, C, S); mean, var (C): batch or running statistics; gamma, beta (C) or NULL. */
+/* alpha, shift (C) <- batchnorm_forward's per-channel factors (out = x * alpha + shift), rstd (C)
+ * or NULL <- 1 / sqrt(var + eps); gamma / beta NULL mean 1 / 0. */
+void batchnorm_factors(float *alpha, float *shift, float *rstd, const float *mean, const float *var, const float *gamma,
+                       const float *beta, int C, float eps);
 void batchnorm_forward(float *out, float *rstd, const float *inp, const float *mean, const float *var,
                        const float *gamma, const float *beta, int N, int C, int S, float eps);
 /* dinp (N, C, S), dgamma (C), dbeta (C) += gradients (each skipped when NULL); dout (N, C, S);

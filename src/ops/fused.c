@@ -184,11 +184,7 @@ Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, i
     /* in place over the conv output, as the unfused kernels compute it */
     if (blocked) {
         float *alpha = mempool_alloc((size_t)2 * O * sizeof(float)), *shift = alpha + O;
-        for (int o = 0; o < O; o++) { /* batchnorm_forward's per-channel factors */
-            rstd[o] = (float)(1.0 / sqrt((double)running_var->data[o] + (double)eps));
-            alpha[o] = rstd[o] * gamma->data[o];
-            shift[o] = beta->data[o] - running_mean->data[o] * alpha[o];
-        }
+        batchnorm_factors(alpha, shift, rstd, running_mean->data, running_var->data, gamma->data, beta->data, O, eps);
         bn_relu_eval_forward_blk(y->data, mask, alpha, shift, s.N, O, S);
         mempool_free(alpha);
     } else {
@@ -298,11 +294,7 @@ Tensor *op_conv2d_bn_train_relu_nograd(Tape *tp, Tensor *x, Tensor *w, int strid
     batchnorm_update_running(running_mean->data, running_var->data, mean, var, O, M, momentum);
     if (num_batches_tracked) ++*num_batches_tracked;
     if (blocked) {
-        for (int o = 0; o < O; o++) { /* batchnorm_forward's per-channel factors */
-            float r = (float)(1.0 / sqrt((double)var[o] + (double)eps));
-            alpha[o] = r * gamma->data[o];
-            shift[o] = beta->data[o] - mean[o] * alpha[o];
-        }
+        batchnorm_factors(alpha, shift, NULL, mean, var, gamma->data, beta->data, O, eps);
         bn_relu_eval_forward_blk(y->data, NULL, alpha, shift, s.N, O, S);
     } else {
         batchnorm_forward(y->data, alpha, y->data, mean, var, gamma->data, beta->data, s.N, O, S, eps);

@@ -444,10 +444,9 @@ static void covering(int i, int kernel, int stride, int pad, int n_out, int *lo,
     if (*hi > n_out) *hi = n_out;
 }
 
-/* the divisor of output (oy, ox) */
-static float avg_div(int oy, int ox, int H, int W, int kernel, int stride, int pad, int count_include_pad) {
-    Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
-    return count_include_pad ? (float)w.padded_size : (float)((w.y1 - w.y0) * (w.x1 - w.x0));
+/* the divisor of an output's window */
+static float avg_div(const Window *w, int count_include_pad) {
+    return count_include_pad ? (float)w->padded_size : (float)((w->y1 - w->y0) * (w->x1 - w->x0));
 }
 
 static void maxpool_blk_forward(float *out, int32_t *idx, const float *inp, int64_t NB, int H, int W, int kernel,
@@ -509,7 +508,7 @@ static void avgpool_blk_forward(float *out, const float *inp, int64_t NB, int H,
 #pragma omp simd
                     for (int l = 0; l < BLK; l++) acc[l] += v[l];
                 }
-            float div = avg_div(oy, ox, H, W, kernel, stride, pad, count_include_pad);
+            float div = avg_div(&w, count_include_pad);
             float *o = out + ((b * OH + oy) * OW + ox) * BLK;
 #pragma omp simd
             for (int l = 0; l < BLK; l++) o[l] = acc[l] / div;
@@ -522,7 +521,10 @@ static void avgpool_blk_backward(float *dinp, const float *dout, int64_t NB, int
                                  int pad, int count_include_pad, int OH, int OW) {
     float *div = xmalloc((size_t)OH * OW * sizeof(float));
     for (int oy = 0; oy < OH; oy++)
-        for (int ox = 0; ox < OW; ox++) div[oy * OW + ox] = avg_div(oy, ox, H, W, kernel, stride, pad, count_include_pad);
+        for (int ox = 0; ox < OW; ox++) {
+            Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
+            div[oy * OW + ox] = avg_div(&w, count_include_pad);
+        }
 #pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
     for (int64_t r = 0; r < NB * H; r++) {
         int64_t b = r / H;
