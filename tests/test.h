@@ -22,6 +22,10 @@ void test_skip(const char *fmt, ...) ATTR_PRINTF(1, 2);
 
 #define EXPECT(cond, ...) test_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
+/* Runs fn in a child process (stderr captured, 30 s alarm); EXPECTs that it aborts (a CHECK or
+ * FAIL) with `msg` somewhere in its stderr. */
+void expect_death(const char *what, void (*fn)(void), const char *msg);
+
 /* Norm-relative error ||a-b|| / max(||b||, tiny) in double, and the max abs error. */
 double rel_err(const float *a, const float *b, int64_t n, double *max_abs);
 /* EXPECT(rel_err(got, want) <= tol) with a message naming `what`. */

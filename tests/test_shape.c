@@ -315,33 +315,6 @@ static void empty_pieces(void) {
 
 /* ---------------------------------------------------------------- CHECK messages */
 
-typedef void (*DeathFn)(void);
-
-/* Runs fn in a child; expects it to abort with `msg` in its stderr. */
-static void expect_death(const char *what, DeathFn fn, const char *msg) {
-    int fd[2];
-    fflush(stdout);
-    if (pipe(fd) != 0) { EXPECT(0, "%s: pipe failed", what); return; }
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        fn();
-        _exit(0);
-    }
-    close(fd[1]);
-    char buf[2048];
-    size_t len = 0;
-    ssize_t r;
-    while (len < sizeof buf - 1 && (r = read(fd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
-    buf[len] = 0;
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    EXPECT(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(buf, msg), "%s: want an abort with \"%s\", got status %d, stderr \"%s\"",
-           what, msg, st, buf);
-}
-
 static void die_concat(void) {
     Tape tp;
     tape_init(&tp);

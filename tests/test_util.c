@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int g_pass, g_fail, g_skip;
@@ -256,4 +258,38 @@ void from_blocked16(float *dst, const float *src, int N, int C, int S) {
         for (int c = 0; c < C; c++)
             for (int i = 0; i < S; i++)
                 dst[((int64_t)n * C + c) * S + i] = src[(((int64_t)n * (C / 16) + c / 16) * S + i) * 16 + c % 16];
+}
+
+void expect_death(const char *what, void (*fn)(void), const char *msg) {
+    int fd[2];
+    fflush(stdout);
+    fflush(stderr);
+    if (pipe(fd) != 0) {
+        EXPECT(0, "%s: pipe failed", what);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        EXPECT(0, "%s: fork failed", what);
+        close(fd[0]), close(fd[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        dup2(fd[1], 2);
+        alarm(30);
+        fn();
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[4096];
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof buf - 1 && (r = read(fd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
+    buf[len] = 0;
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    EXPECT(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(buf, msg),
+           "%s: want an abort with \"%s\", got status %d, stderr \"%.500s\"", what, msg, st, buf);
 }
