@@ -318,7 +318,7 @@ static void backward_data_set_tests(const char *impl) {
     }
 }
 
-/* Winograd F(4x4, 3x3) where use_winograd picks it (64+ channels, 16x16+ outputs): the forward and
+/* Winograd F(4x4, 3x3) where wino_mode picks it (32+ channels, 16x16+ outputs): the forward and
  * every gradient within 1e-5 norm-relative of the direct algorithm (docs/PERFORMANCE.md), and not
  * bitwise equal to it (Winograd really runs), with gradients added into prefilled buffers. */
 static int c_fwd_wino(const Conv2dShape *s) {
@@ -333,7 +333,7 @@ static void dnnl_winograd_tests(void) {
         conv2d_shape(1, 64, 35, 35, 96, 3, 3, 1, 1, 1, 1),
         conv2d_shape(2, 80, 18, 18, 64, 3, 3, 1, 1, 0, 0),
         conv2d_shape(1, 128, 32, 32, 128, 3, 3, 1, 1, 1, 1),
-        conv2d_shape(2, 32, 18, 18, 48, 3, 3, 1, 1, 0, 0), /* the backward directions only */
+        conv2d_shape(2, 32, 18, 18, 48, 3, 3, 1, 1, 0, 0), /* 32 channels: the forward in one call */
     };
     int n = (int)(sizeof shapes / sizeof shapes[0]);
     double worst[4] = {0, 0, 0, 0};
@@ -342,8 +342,13 @@ static void dnnl_winograd_tests(void) {
         test_skip("conv2d Winograd: oneDNN has no Winograd kernel on this CPU (it needs AVX-512)");
         return;
     }
+    /* the forward with 32-63 channels: only when the whole batch runs in one call (its NCHW copies
+     * and scratchpad within the chunk budget of 16 MB; the large one needs 28 MB for the copies) */
     Conv2dShape small = conv2d_shape(2, 32, 20, 20, 64, 3, 3, 1, 1, 1, 1), tiny = conv2d_shape(2, 64, 4, 4, 64, 3, 3, 1, 1, 1, 1);
-    EXPECT(!conv2d_uses_winograd(&small) && !conv2d_uses_winograd(&tiny), "conv2d Winograd: no forward below 64 channels or 16x16");
+    Conv2dShape large = conv2d_shape(8, 32, 96, 96, 64, 3, 3, 1, 1, 1, 1), narrow = conv2d_shape(2, 16, 20, 20, 64, 3, 3, 1, 1, 1, 1);
+    EXPECT(conv2d_uses_winograd(&small), "conv2d Winograd: the forward of a small 32-channel batch in one call");
+    EXPECT(!conv2d_uses_winograd(&large), "conv2d Winograd: no forward of 32 channels in batch chunks");
+    EXPECT(!conv2d_uses_winograd(&tiny) && !conv2d_uses_winograd(&narrow), "conv2d Winograd: no forward below 32 channels or 16x16");
     conv2d_set_algo(CONV2D_DIRECT);
     EXPECT(!conv2d_uses_winograd(&shapes[0]), "conv2d Winograd: off with CONV2D_DIRECT");
     for (int i = 0; i < n; i++) {
@@ -506,6 +511,80 @@ static void over_test(void) {
     }
 }
 
+/* ---------------------------------------------------------------- pinned weights */
+
+/* forward (with bias) and input gradient (added into zeros) of s with weights w, into res (ny + nx) */
+static void fwd_bwd_data(float *res, const Conv2dShape *s, const float *x, const float *w, const float *b,
+                         const float *gout) {
+    int64_t ny = (int64_t)s->N * s->O * s->OH * s->OW, nx = (int64_t)s->N * s->C * s->H * s->W;
+    memset(res + ny, 0, (size_t)nx * sizeof(float));
+    conv2d_forward(res, x, w, b, s, NULL);
+    conv2d_backward(res + ny, NULL, NULL, gout, x, w, s, NULL);
+}
+
+static float *g_pin_w;
+static Conv2dShape g_pin_s;
+static void die_pinned_write(void) {
+    int64_t nx = (int64_t)g_pin_s.N * g_pin_s.C * g_pin_s.H * g_pin_s.W, ny = (int64_t)g_pin_s.N * g_pin_s.O * g_pin_s.OH * g_pin_s.OW;
+    float *x = xcalloc((size_t)nx, sizeof(float)), *y = xmalloc((size_t)ny * sizeof(float));
+    conv2d_pin_weights(g_pin_w, (size_t)g_pin_s.O * g_pin_s.C * g_pin_s.KH * g_pin_s.KW);
+    conv2d_forward(y, x, g_pin_w, NULL, &g_pin_s, NULL); /* makes the copy */
+    g_pin_w[0] += 1.0f;                                  /* a write while pinned */
+    conv2d_forward(y, x, g_pin_w, NULL, &g_pin_s, NULL);
+}
+
+/* conv2d_pin_weights: the same bits as unpinned (the copy is the reorder every call would make),
+ * in the forward and the input gradient, direct and Winograd; copies made on use and dropped on
+ * unpin; pinning again after a write starts over; a write while pinned dies. */
+static void dnnl_pin_tests(void) {
+    Conv2dShape shapes[] = {
+        conv2d_shape(2, 16, 12, 12, 32, 4, 4, 2, 2, 1, 1), /* direct, blocked weights */
+        conv2d_shape(2, 64, 20, 20, 64, 3, 3, 1, 1, 1, 1), /* Winograd where the CPU has it */
+    };
+    EXPECT(conv2d_pinned_bytes() == 0, "pinned weights: none at start");
+    for (int i = 0; i < 2; i++) {
+        const Conv2dShape *c = &shapes[i];
+        int64_t nx = (int64_t)c->N * c->C * c->H * c->W, ny = (int64_t)c->N * c->O * c->OH * c->OW;
+        int64_t nw = (int64_t)c->O * c->C * c->KH * c->KW;
+        float *x = xmalloc((size_t)nx * sizeof(float)), *w = xmalloc((size_t)nw * sizeof(float));
+        float *b = xmalloc((size_t)c->O * sizeof(float)), *gout = xmalloc((size_t)ny * sizeof(float));
+        float *want = xmalloc((size_t)(ny + nx) * sizeof(float)), *got = xmalloc((size_t)(ny + nx) * sizeof(float));
+        fill_uniform(x, nx, -1, 1, 800 + i);
+        fill_uniform(w, nw, -1, 1, 810 + i);
+        fill_uniform(b, c->O, -1, 1, 820 + i);
+        fill_uniform(gout, ny, -1, 1, 830 + i);
+        fwd_bwd_data(want, c, x, w, b, gout);
+        conv2d_pin_weights(w, (size_t)nw);
+        EXPECT(conv2d_pinned_bytes() == 0, "pinned weights %d: no copy before a convolution uses them", i);
+        for (int rep = 0; rep < 2; rep++) { /* the first call makes the copies, the second uses them */
+            fwd_bwd_data(got, c, x, w, b, gout);
+            EXPECT(memcmp(got, want, (size_t)(ny + nx) * sizeof(float)) == 0,
+                   "pinned weights %d, call %d: the bits of the unpinned forward and input gradient", i, rep);
+        }
+        size_t held = conv2d_pinned_bytes();
+        EXPECT(held >= (size_t)nw * sizeof(float) && held <= (size_t)nw * sizeof(float) * 2 * 8,
+               "pinned weights %d: copies for the forward and input-gradient layouts (%zu bytes for %lld weights)", i,
+               held, (long long)nw);
+        /* a write, then pinned again: the new values are used */
+        for (int64_t e = 0; e < nw; e++) w[e] *= 0.5f;
+        conv2d_pin_weights(w, (size_t)nw);
+        EXPECT(conv2d_pinned_bytes() == 0, "pinned weights %d: pinning again drops the copies", i);
+        fwd_bwd_data(got, c, x, w, b, gout);
+        conv2d_unpin_weights(w);
+        fwd_bwd_data(want, c, x, w, b, gout);
+        EXPECT(memcmp(got, want, (size_t)(ny + nx) * sizeof(float)) == 0,
+               "pinned weights %d: pinned again after a write, the new weights' bits", i);
+        EXPECT(conv2d_pinned_bytes() == 0 && conv2d_unpin_weights(w) == 0,
+               "pinned weights %d: unpinned, no copies are left and a second unpin finds nothing", i);
+        free(x), free(w), free(b), free(gout), free(want), free(got);
+    }
+    g_pin_s = shapes[0];
+    g_pin_w = xmalloc((size_t)g_pin_s.O * g_pin_s.C * g_pin_s.KH * g_pin_s.KW * sizeof(float));
+    fill_uniform(g_pin_w, (int64_t)g_pin_s.O * g_pin_s.C * g_pin_s.KH * g_pin_s.KW, -1, 1, 840);
+    expect_death("pinned weights written", die_pinned_write, "were written while pinned");
+    free(g_pin_w);
+}
+
 int main(void) {
     test_begin("test_conv2d");
     /* every op-level test once per implementation */
@@ -528,6 +607,7 @@ int main(void) {
             dnnl_winograd_tests();
             dnnl_determinism_tests();
             dnnl_concurrency_tests();
+            dnnl_pin_tests();
         }
     }
     conv2d_clear_cache();

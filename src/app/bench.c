@@ -50,7 +50,8 @@ static const char BENCH_USAGE[] =
     "                  docs/PERFORMANCE.md gives its tolerance); default fp32\n"
     "  --direct        no Winograd: every convolution with oneDNN's direct algorithm, as PyTorch (as\n"
     "                  ATTNGAN_CONV_ALGO=direct); default Winograd F(4x4,3x3) for the fp32 3x3 stride-1\n"
-    "                  convolutions with 64+ channels and 16x16+ outputs (src/ops/conv2d.h)\n";
+    "                  convolutions with 16x16+ outputs and 64+ channels (32+ in the backward and in a\n"
+    "                  forward whose whole batch runs in one call; src/ops/conv2d.h)\n";
 
 typedef struct BenchArgs {
     const char *mode;

@@ -11,6 +11,7 @@
  * F.avg_pool2d(x, 3, 1, 1)) or, in the Keras convention, excludes it (AveragePooling2D 'same');
  * `cip` below is that count_include_pad flag. */
 #include "image_encoder.h"
+#include "../ops/conv2d.h"
 #include "../ops/fused.h"
 
 #include <stdatomic.h>
@@ -323,6 +324,17 @@ void image_encoder_set_trainable(ImageEncoder *ie, int heads_trainable) {
     ie->ps.frozen = !heads_trainable;
 }
 
+void image_encoder_pin_trunk(ImageEncoder *ie, int on) {
+    CHECK(ie->ps.finalized, "image_encoder_pin_trunk: encoder not initialised");
+    for (int i = 0; i < ie->ps.n; i++) {
+        ParamEntry *e = ie->ps.entries[i];
+        if (e->kind != PARAM_WEIGHT || e->t.ndim != 4 || !image_encoder_is_trunk_key(e->name)) continue;
+        if (on) conv2d_pin_weights(e->t.data, (size_t)shape_numel(e->t.ndim, e->t.shape));
+        else conv2d_unpin_weights(e->t.data);
+    }
+    ie->trunk_pinned = on != 0;
+}
+
 void image_encoder_init(ImageEncoder *ie, const ModelConfig *cfg) {
     CHECK(cfg->embedding_dim > 0, "image_encoder_init: EMBEDDING_DIM %d must be positive", cfg->embedding_dim);
     memset(ie, 0, sizeof *ie);
@@ -341,6 +353,7 @@ void image_encoder_init(ImageEncoder *ie, const ModelConfig *cfg) {
 
 void image_encoder_free(ImageEncoder *ie) {
     if (!ie) return;
+    if (ie->trunk_pinned) image_encoder_pin_trunk(ie, 0);
     paramset_free(&ie->ps);
     free(ie->trunk);
     ie->trunk = NULL;

@@ -5,7 +5,7 @@
  * oneDNN (the default; the library PyTorch's CPU convolutions use). Each (shape, bias, direction,
  * layout, algorithm, OpenMP thread count) gets its primitives once: the convolution (forward_training,
  * backward_data or backward_weights; algorithm "direct", or Winograd F(4x4, 3x3) for the 3x3
- * stride-1 shapes use_winograd picks, unless ATTNGAN_CONV_ALGO=direct), the reorders
+ * stride-1 shapes wino_mode picks, unless ATTNGAN_CONV_ALGO=direct), the reorders
  * of our NCHW inputs into the layouts it chose, and the reorder of its result back to NCHW. They
  * live in a cache (dnnl_util.h) behind a mutex, and run on the calling thread's stream with its own
  * workspace (scratchpad and converted tensors), so several threads may convolve at once (the
@@ -49,6 +49,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -462,15 +463,19 @@ static int env_algo(void) {
 void conv2d_set_algo(Conv2dAlgo a) { atomic_store(&g_algo, (int)a); }
 Conv2dAlgo conv2d_get_algo(void) { return (Conv2dAlgo)env_algo(); }
 
-/* Where Winograd F(4x4, 3x3) runs: fp32 3x3 stride-1 convolutions with at least 16x16 outputs,
- * and at least 64 input and 64 output channels for the forward, 32 for the two backward
- * directions. There oneDNN's jit_wino_4x3 kernels measured 1.1 to 2.5x faster than its direct
- * ones on the model's shapes (docs/PERFORMANCE.md); the forward with 32 channels and every
- * direction at 8x8 or 4x4 measured slower or even. */
-static int use_winograd(const Conv2dShape *s, int dir, int bf16) {
-    int min_ch = dir == DIR_FWD ? 64 : 32;
-    return !bf16 && env_algo() == CONV2D_WINOGRAD && s->KH == 3 && s->KW == 3 && s->stride_h == 1 &&
-           s->stride_w == 1 && s->C >= min_ch && s->O >= min_ch && s->OH * s->OW >= 256;
+/* Where Winograd F(4x4, 3x3) runs: fp32 3x3 stride-1 convolutions with at least 16x16 outputs
+ * and at least 32 input and 32 output channels. The backward directions, and the forward with 64+
+ * channels, always (WINO_YES); the forward with 32 to 63 channels only when the whole batch runs in
+ * one call within CONV_CHUNK_BYTES of workspace (WINO_IF_WHOLE, see conv_chunks). There oneDNN's
+ * jit_wino_4x3 kernels measured 1.1 to 2.5x faster than its direct ones on the model's shapes
+ * (docs/PERFORMANCE.md); the forward with 32 channels in batch chunks and every direction at 8x8
+ * or 4x4 measured slower or even. */
+enum { WINO_NO = 0, WINO_YES = 1, WINO_IF_WHOLE = 2 };
+static int wino_mode(const Conv2dShape *s, int dir, int bf16) {
+    if (bf16 || env_algo() != CONV2D_WINOGRAD || s->KH != 3 || s->KW != 3 || s->stride_h != 1 || s->stride_w != 1 ||
+        s->C < 32 || s->O < 32 || s->OH * s->OW < 256)
+        return WINO_NO;
+    return dir == DIR_FWD && (s->C < 64 || s->O < 64) ? WINO_IF_WHOLE : WINO_YES;
 }
 
 void conv2d_set_precision(Conv2dPrecision p) { atomic_store(&g_prec, (int)p); }
@@ -581,10 +586,10 @@ fail:
     return NULL;
 }
 
-static const ConvPrims *conv_prims(const Conv2dShape *s, int dir, int bias) {
+/* The primitives of s in one direction, Winograd (wino, where oneDNN has it) or direct. */
+static const ConvPrims *conv_prims_algo(const Conv2dShape *s, int dir, int bias, int wino) {
     if (env_impl() != CONV2D_DNNL) return NULL;
-    int bf16 = env_prec() == CONV2D_BF16;
-    int wino = use_winograd(s, dir, bf16), blk = s->in_blocked || s->out_blocked;
+    int bf16 = env_prec() == CONV2D_BF16, blk = s->in_blocked || s->out_blocked;
     /* user tensors in nChw16c: the primitive picks its layouts (any), so none needs a reorder */
     ConvKey k = {dir, bias, bf16 || wino || blk ? FMT_ANY : conv_layout(s, dir), dnnl_util_threads(), bf16, wino,
                  s->in_blocked, s->out_blocked, s->N, s->C, s->H, s->W,
@@ -605,15 +610,170 @@ static const ConvPrims *conv_prims(const Conv2dShape *s, int dir, int bias) {
     return cp;
 }
 
+/* ... with the algorithm of wino_mode outside batch chunking (WINO_IF_WHOLE: direct) */
+static const ConvPrims *conv_prims(const Conv2dShape *s, int dir, int bias) {
+    return conv_prims_algo(s, dir, bias, wino_mode(s, dir, env_prec() == CONV2D_BF16) == WINO_YES);
+}
+
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* ---------------------------------------------------------------- pinned weights
+ *
+ * conv2d_pin_weights (conv2d.h): the reordered copies of weights their owner promised not to
+ * change. Each pin keeps up to PIN_MAX_COPIES copies, one per weight layout its convolutions asked
+ * for (forward and input gradient, fp32 or bf16, direct or Winograd), made on first use by the
+ * primitive's own weight reorder and then handed to every call instead of a fresh reorder. The
+ * fingerprint (the bits of every PIN_STRIDE-th value and the last) is checked on every use, so a
+ * write to pinned weights that changes any sampled value dies loudly instead of convolving with
+ * stale copies. The registry is a small array behind a mutex (the trunk pins about 100 tensors);
+ * the copies live outside the tensor pool (malloc), as long as the pin. */
+#define PIN_MAX_COPIES 6
+#define PIN_STRIDE 1021
+
+typedef struct PinCopy {
+    dnnl_memory_desc_t md;
+    void *data;
+    size_t bytes;
+} PinCopy;
+
+typedef struct Pinned {
+    const float *w;
+    size_t n;
+    uint64_t fp;
+    int n_copies;
+    PinCopy c[PIN_MAX_COPIES];
+} Pinned;
+
+static pthread_mutex_t g_pin_mu = PTHREAD_MUTEX_INITIALIZER;
+static Pinned *g_pins;
+static int g_n_pins, g_cap_pins;
+static _Atomic int g_any_pins;
+static size_t g_pin_bytes;
+
+static uint64_t pin_fingerprint(const float *w, size_t n) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over 32-bit words */
+    uint32_t b;
+    for (size_t i = 0; i < n; i += PIN_STRIDE) {
+        memcpy(&b, &w[i], sizeof b);
+        h = (h ^ b) * 1099511628211ull;
+    }
+    memcpy(&b, &w[n - 1], sizeof b);
+    return (h ^ b) * 1099511628211ull;
+}
+
+static void pin_drop_copies(Pinned *p) {
+    for (int i = 0; i < p->n_copies; i++) {
+        free(p->c[i].data);
+        g_pin_bytes -= p->c[i].bytes;
+    }
+    p->n_copies = 0;
+}
+
+static Pinned *pin_find(const void *w) {
+    for (int i = 0; i < g_n_pins; i++)
+        if (g_pins[i].w == w) return &g_pins[i];
+    return NULL;
+}
+
+/* ATTNGAN_CONV_PIN=1 (default) | 0: 0 makes conv2d_pin_weights a no-op (a measurement switch) */
+static int env_pin(void) {
+    static _Atomic int v = -1;
+    int r = atomic_load(&v);
+    if (r < 0) {
+        const char *e = getenv("ATTNGAN_CONV_PIN");
+        CHECK(!e || !*e || !strcmp(e, "0") || !strcmp(e, "1"), "ATTNGAN_CONV_PIN=%s: expected 0 or 1", e);
+        r = !(e && !strcmp(e, "0"));
+        atomic_store(&v, r);
+    }
+    return r;
+}
+
+void conv2d_pin_weights(const float *w, size_t n) {
+    CHECK(w != NULL && n > 0, "conv2d_pin_weights: no weights (%p, %zu floats)", (const void *)w, n);
+    if (!env_pin()) return;
+    pthread_mutex_lock(&g_pin_mu);
+    Pinned *p = pin_find(w);
+    if (p) {
+        CHECK(p->n == n, "conv2d_pin_weights: %p is pinned with %zu floats, not %zu", (const void *)w, p->n, n);
+        pin_drop_copies(p); /* pinned again: the values may have changed since */
+    } else {
+        if (g_n_pins == g_cap_pins) {
+            g_cap_pins = g_cap_pins ? 2 * g_cap_pins : 64;
+            g_pins = xrealloc(g_pins, (size_t)g_cap_pins * sizeof *g_pins);
+        }
+        p = &g_pins[g_n_pins++];
+        memset(p, 0, sizeof *p);
+        p->w = w, p->n = n;
+    }
+    p->fp = pin_fingerprint(w, n);
+    atomic_store(&g_any_pins, 1);
+    pthread_mutex_unlock(&g_pin_mu);
+}
+
+int conv2d_unpin_weights(const float *w) {
+    pthread_mutex_lock(&g_pin_mu);
+    Pinned *p = pin_find(w);
+    if (p) {
+        pin_drop_copies(p);
+        *p = g_pins[--g_n_pins];
+        atomic_store(&g_any_pins, g_n_pins > 0);
+    }
+    pthread_mutex_unlock(&g_pin_mu);
+    return p != NULL;
+}
+
+size_t conv2d_pinned_bytes(void) {
+    pthread_mutex_lock(&g_pin_mu);
+    size_t b = g_pin_bytes;
+    pthread_mutex_unlock(&g_pin_mu);
+    return b;
+}
+
+/* The copy of pinned weights w in cp's weight layout (made now if new); NULL when w is not pinned
+ * (or every copy slot is taken, or the reorder failed: then the call reorders as usual). */
+static const void *pin_copy(const ConvPrims *cp, const float *w) {
+    if (!atomic_load_explicit(&g_any_pins, memory_order_relaxed)) return NULL;
+    pthread_mutex_lock(&g_pin_mu);
+    const void *res = NULL;
+    Pinned *p = pin_find(w);
+    if (p) {
+        CHECK(pin_fingerprint(w, p->n) == p->fp,
+              "conv2d: the pinned weights at %p (%zu floats) were written while pinned (conv2d_pin_weights: pin them "
+              "again, or unpin them, after every write)", (const void *)w, p->n);
+        CHECK(dnnl_memory_desc_get_size(&cp->user_in[1]) == p->n * sizeof(float),
+              "conv2d: the pinned weights at %p hold %zu floats, the convolution reads %zu", (const void *)w, p->n,
+              (size_t)dnnl_memory_desc_get_size(&cp->user_in[1]) / sizeof(float));
+        for (int i = 0; i < p->n_copies && !res; i++)
+            if (dnnl_memory_desc_equal(&p->c[i].md, &cp->md_in[1])) res = p->c[i].data;
+        if (!res && p->n_copies < PIN_MAX_COPIES) {
+            size_t bytes = dnnl_memory_desc_get_size(&cp->md_in[1]);
+            void *data = NULL;
+            CHECK(posix_memalign(&data, 64, bytes ? bytes : 64) == 0, "conv2d: out of memory (%zu bytes)", bytes);
+            void *scratch = cp->re_in[1].scratch ? mempool_alloc(cp->re_in[1].scratch) : NULL;
+            DnnlArg a[2] = {{DNNL_ARG_FROM, &cp->user_in[1], w}, {DNNL_ARG_TO, &cp->md_in[1], data}};
+            if (dnnl_util_exec(&cp->re_in[1], 2, a, scratch) == 0) {
+                p->c[p->n_copies++] = (PinCopy){cp->md_in[1], data, bytes};
+                g_pin_bytes += bytes;
+                res = data;
+            } else {
+                free(data);
+            }
+            mempool_free(scratch);
+        }
+    }
+    pthread_mutex_unlock(&g_pin_mu);
+    return res;
+}
 
 /* Runs one direction: in0, in1 user inputs, out the user output (written for DIR_FWD and, with
  * set, for DIR_BWD_DATA; added into otherwise), bias (DIR_FWD, optional) or dbias_tmp
- * (DIR_BWD_WEIGHTS: O floats written, optional). Returns 0 on success; on failure nothing of `out`
- * has been accumulated into (for the backward directions the final reorder is the only write; if
- * it fails the process aborts). */
-static int conv_run_ws(const ConvPrims *cp, const DnnlPrim *ro, int dir, const float *in0, const float *in1, float *out,
-                       const float *bias, float *dbias_tmp, char *ws, const size_t *off_in, size_t off_out);
+ * (DIR_BWD_WEIGHTS: O floats written, optional). w_ready: in1 already in the primitive's layout
+ * (a pinned copy), or NULL. Returns 0 on success; on failure nothing of `out` has been accumulated
+ * into (for the backward directions the final reorder is the only write; if it fails the process
+ * aborts). */
+static int conv_run_ws(const ConvPrims *cp, const DnnlPrim *ro, int dir, const float *in0, const float *in1,
+                       const void *w_ready, float *out, const float *bias, float *dbias_tmp, char *ws,
+                       const size_t *off_in, size_t off_out);
 
 /* The workspace (scratchpad and the blocked copies of the operands) comes from the tensor pool
  * for the duration of the call, so it counts against peak memory only while a convolution runs. */
@@ -622,28 +782,32 @@ static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float 
     /* the conversion of the result: none (it lands in out), a plain one (set), or one that adds */
     const DnnlPrim *ro = set && dir == DIR_BWD_DATA ? (cp->re_set.prim ? &cp->re_set : NULL)
                                                     : (cp->re_out.prim ? &cp->re_out : NULL);
+    /* in1 is the weight in the forward and the input gradient */
+    const void *w_ready = dir != DIR_BWD_WEIGHTS && cp->re_in[1].prim ? pin_copy(cp, in1) : NULL;
+    int reorder[2] = {cp->re_in[0].prim != NULL, cp->re_in[1].prim != NULL && !w_ready};
     size_t scratch = cp->conv.scratch;
     for (int i = 0; i < 2; i++)
-        if (cp->re_in[i].prim && cp->re_in[i].scratch > scratch) scratch = cp->re_in[i].scratch;
+        if (reorder[i] && cp->re_in[i].scratch > scratch) scratch = cp->re_in[i].scratch;
     if (ro && ro->scratch > scratch) scratch = ro->scratch;
     size_t off_in[2], off_out, total = align64(scratch);
     for (int i = 0; i < 2; i++) {
         off_in[i] = total;
-        if (cp->re_in[i].prim) total += align64(cp->bytes_in[i]);
+        if (reorder[i]) total += align64(cp->bytes_in[i]);
     }
     off_out = total;
     if (ro) total += align64(cp->bytes_out);
     char *ws = mempool_alloc(total ? total : 64);
-    int rc = conv_run_ws(cp, ro, dir, in0, in1, out, bias, dbias_tmp, ws, off_in, off_out);
+    int rc = conv_run_ws(cp, ro, dir, in0, in1, w_ready, out, bias, dbias_tmp, ws, off_in, off_out);
     mempool_free(ws);
     return rc;
 }
 
-static int conv_run_ws(const ConvPrims *cp, const DnnlPrim *ro, int dir, const float *in0, const float *in1, float *out,
-                       const float *bias, float *dbias_tmp, char *ws, const size_t *off_in, size_t off_out) {
-    const void *ins[2] = {in0, in1};
+static int conv_run_ws(const ConvPrims *cp, const DnnlPrim *ro, int dir, const float *in0, const float *in1,
+                       const void *w_ready, float *out, const float *bias, float *dbias_tmp, char *ws,
+                       const size_t *off_in, size_t off_out) {
+    const void *ins[2] = {in0, w_ready ? w_ready : in1};
     for (int i = 0; i < 2; i++)
-        if (cp->re_in[i].prim) {
+        if (cp->re_in[i].prim && !(i == 1 && w_ready)) {
             DnnlArg a[2] = {{DNNL_ARG_FROM, &cp->user_in[i], ins[i]}, {DNNL_ARG_TO, &cp->md_in[i], ws + off_in[i]}};
             if (dnnl_util_exec(&cp->re_in[i], 2, a, ws)) return -1;
             ins[i] = ws + off_in[i];
@@ -682,13 +846,6 @@ static void dnnl_threads_restore(int prev) {
     if (omp_get_max_threads() != prev) omp_set_num_threads(prev);
 }
 
-int conv2d_uses_winograd(const Conv2dShape *s) {
-    int nthr = dnnl_threads_for(s);
-    const ConvPrims *cp = conv_prims(s, DIR_FWD, 0);
-    dnnl_threads_restore(nthr);
-    return cp && cp->winograd;
-}
-
 size_t conv2d_op_scratch_floats(const Conv2dShape *s, int has_bias) {
     int nthr = dnnl_threads_for(s);
     const ConvPrims *cp = conv_prims(s, DIR_FWD, has_bias);
@@ -700,7 +857,12 @@ size_t conv2d_op_scratch_floats(const Conv2dShape *s, int has_bias) {
  * of one direction), so its reordered copies in the workspace stay small; the chunks are as even as
  * possible, so at most two primitive shapes per convolution. A Winograd convolution counts its
  * activations three times over: its scratchpad holds the transformed input and output tiles
- * (6x6 per 4x4 outputs, 2.25x each), so its chunks are a third as large. */
+ * (6x6 per 4x4 outputs, 2.25x each), so its chunks are a third as large. Except: a Winograd
+ * convolution whose whole batch needs at most CONV_CHUNK_BYTES of workspace runs in one call.
+ * oneDNN then often picks its schedule that transforms tiles per thread as it goes (a few MB of
+ * scratchpad whatever the batch) over the one that transforms whole tensors first (a scratchpad
+ * that grows with the batch): for the Inception stem's 32-channel 147x147 layers at batch 8, 1.4 to
+ * 1.9x faster than batch chunks of 1 or 2, in every direction. */
 #define CONV_CHUNK_BYTES ((size_t)16 << 20)
 
 typedef struct ConvChunks {
@@ -709,10 +871,11 @@ typedef struct ConvChunks {
     Conv2dShape sc[2];
 } ConvChunks;
 
-/* Rows per chunk: at most CONV_CHUNK_BYTES of activations, the chunks as even as possible. */
-static int chunk_rows(const Conv2dShape *s, int dir) {
+/* Rows per chunk: at most CONV_CHUNK_BYTES of activations (a third of it for Winograd), the chunks
+ * as even as possible. */
+static int chunk_rows(const Conv2dShape *s, int wino) {
     size_t per = ((size_t)s->C * s->H * s->W + (size_t)s->O * s->OH * s->OW) * sizeof(float);
-    if (use_winograd(s, dir, env_prec() == CONV2D_BF16)) per *= 3;
+    if (wino) per *= 3;
     int nb = per ? (int)(CONV_CHUNK_BYTES / per) : s->N;
     if (nb < 1) nb = 1;
     if (nb > s->N) nb = s->N;
@@ -720,16 +883,54 @@ static int chunk_rows(const Conv2dShape *s, int dir) {
     return (s->N + n_chunks - 1) / n_chunks;
 }
 
-/* The primitives for s chunked by batch; 0 if oneDNN lacks one (then the caller uses im2col). */
-static int conv_chunks(ConvChunks *ch, const Conv2dShape *s, int dir, int bias) {
-    ch->nb = chunk_rows(s, dir);
+/* The most workspace one call of cp in direction dir takes (conv_run: scratchpad, converted
+ * operands, the result when it is converted or added; set as conv_run's) */
+static size_t conv_ws_bytes(const ConvPrims *cp, int dir, int set) {
+    const DnnlPrim *ro = set && dir == DIR_BWD_DATA ? (cp->re_set.prim ? &cp->re_set : NULL)
+                                                    : (cp->re_out.prim ? &cp->re_out : NULL);
+    size_t scratch = cp->conv.scratch, total = 0;
+    for (int i = 0; i < 2; i++)
+        if (cp->re_in[i].prim) {
+            if (cp->re_in[i].scratch > scratch) scratch = cp->re_in[i].scratch;
+            total += align64(cp->bytes_in[i]);
+        }
+    if (ro) {
+        if (ro->scratch > scratch) scratch = ro->scratch;
+        total += align64(cp->bytes_out);
+    }
+    return total + align64(scratch);
+}
+
+/* The primitives for s chunked by batch (set: the input gradient is written, not added; see
+ * conv_run); 0 if oneDNN lacks one (then the caller uses im2col). */
+static int conv_chunks(ConvChunks *ch, const Conv2dShape *s, int dir, int bias, int set) {
+    int mode = wino_mode(s, dir, env_prec() == CONV2D_BF16);
+    if (mode != WINO_NO) {
+        const ConvPrims *whole = conv_prims_algo(s, dir, bias, 1);
+        if (whole && whole->winograd && conv_ws_bytes(whole, dir, set) <= CONV_CHUNK_BYTES) {
+            ch->nb = s->N, ch->n_chunks = 1;
+            ch->sc[0] = ch->sc[1] = *s;
+            ch->cp[0] = ch->cp[1] = whole;
+            return 1;
+        }
+    }
+    int wino = mode == WINO_YES;
+    ch->nb = chunk_rows(s, wino);
     ch->n_chunks = (s->N + ch->nb - 1) / ch->nb;
     int last = s->N - (ch->n_chunks - 1) * ch->nb;
     ch->sc[0] = *s, ch->sc[1] = *s;
     ch->sc[0].N = ch->nb, ch->sc[1].N = last;
-    ch->cp[0] = conv_prims(&ch->sc[0], dir, bias);
-    ch->cp[1] = last == ch->nb ? ch->cp[0] : conv_prims(&ch->sc[1], dir, bias);
+    ch->cp[0] = conv_prims_algo(&ch->sc[0], dir, bias, wino);
+    ch->cp[1] = last == ch->nb ? ch->cp[0] : conv_prims_algo(&ch->sc[1], dir, bias, wino);
     return ch->cp[0] && ch->cp[1];
+}
+
+int conv2d_uses_winograd(const Conv2dShape *s) {
+    int nthr = dnnl_threads_for(s);
+    ConvChunks ch;
+    int ok = conv_chunks(&ch, s, DIR_FWD, 0, 0);
+    dnnl_threads_restore(nthr);
+    return ok && ch.cp[0]->winograd;
 }
 
 static const ConvPrims *chunk_prims(const ConvChunks *ch, int i, int *rows) {
@@ -843,7 +1044,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     }
     int nthr = dnnl_threads_for(s);
     ConvChunks ch;
-    int done = conv_chunks(&ch, s, DIR_FWD, bias != NULL);
+    int done = conv_chunks(&ch, s, DIR_FWD, bias != NULL, 0);
     size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
     for (int i = 0; done && i < ch.n_chunks; i++) {
         int rows;
@@ -857,7 +1058,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
 
 void conv2d_forward_over(float *buf, const float *weight, const float *bias, const Conv2dShape *s) {
     size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
-    int nb = chunk_rows(s, DIR_FWD), n_chunks = (s->N + nb - 1) / nb;
+    int nb = chunk_rows(s, wino_mode(s, DIR_FWD, env_prec() == CONV2D_BF16) == WINO_YES), n_chunks = (s->N + nb - 1) / nb;
     float *tmp = mempool_alloc((size_t)nb * xs * sizeof(float));
     /* a growing output runs from the last chunk down, a shrinking one from the first up: chunk i's
      * output then only covers inputs already copied out (see conv2d.h) */
@@ -877,7 +1078,7 @@ void conv2d_forward_over(float *buf, const float *weight, const float *bias, con
  * primitive (nothing was written). */
 static int backward_data_dnnl(float *dinp, const float *dout, const float *weight, const Conv2dShape *s, int set) {
     ConvChunks cd;
-    if (!conv_chunks(&cd, s, DIR_BWD_DATA, 0)) return 0;
+    if (!conv_chunks(&cd, s, DIR_BWD_DATA, 0, set)) return 0;
     size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
     for (int i = 0; i < cd.n_chunks; i++) {
         int rows;
@@ -894,7 +1095,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
     int nthr = dnnl_threads_for(s);
     size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
     ConvChunks cw;
-    if (dweight && conv_chunks(&cw, s, DIR_BWD_WEIGHTS, dbias != NULL)) {
+    if (dweight && conv_chunks(&cw, s, DIR_BWD_WEIGHTS, dbias != NULL, 0)) {
         float *db = NULL;
         if (dbias) db = xmalloc((size_t)s->O * sizeof(float));
         for (int i = 0; i < cw.n_chunks; i++) {

@@ -28,7 +28,8 @@ typedef enum Conv2dPrecision { CONV2D_FP32 = 0, CONV2D_BF16 = 1 } Conv2dPrecisio
 Conv2dPrecision conv2d_get_precision(void);
 void conv2d_set_precision(Conv2dPrecision p);
 /* The oneDNN algorithm for fp32 3x3 stride-1 convolutions with 16x16+ outputs and 64+ input and
- * output channels (forward) or 32+ (the backward directions): Winograd F(4x4, 3x3) (default;
+ * output channels, or 32+ (the backward directions, and a forward whose whole batch runs in one
+ * call within the 16 MB workspace budget of a batch chunk): Winograd F(4x4, 3x3) (default;
  * 1.1-2.5x faster there, its rounding differs from direct summation by about 1e-6 norm-relative,
  * tests/test_conv2d.c bounds it) or direct (ATTNGAN_CONV_ALGO=direct, as PyTorch's oneDNN
  * convolutions). Every other shape, bf16 and im2col are direct. */
@@ -41,6 +42,19 @@ Conv2dImpl conv2d_get_impl(void);
 void conv2d_set_impl(Conv2dImpl impl);
 /* Drops every cached oneDNN primitive (no convolution may run meanwhile). */
 void conv2d_clear_cache(void);
+/* Pinned weights: the caller promises that the n floats at w (an (O, C, KH, KW) weight) keep their
+ * values until conv2d_unpin_weights(w) (or until it pins them again, which starts over). The
+ * oneDNN convolutions that read w then reorder it into their weight layout once, keep that copy
+ * (one per layout: forward and input gradient, fp32 or bf16, direct or Winograd) and skip the
+ * reorder on every later call. Copies cost memory (about the weights' size per layout, outside the
+ * tensor pool) and are made on first use. A sample of the values is fingerprinted at pin time and
+ * checked on every use: a convolution that finds pinned weights written dies with a message.
+ * Thread-safe; the GAN trainer pins the frozen Inception trunk (image_encoder_pin_trunk). */
+void conv2d_pin_weights(const float *w, size_t n);
+/* Drops the copies of w; returns 1 if w was pinned, 0 if not. */
+int conv2d_unpin_weights(const float *w);
+/* Bytes held by the copies of all pinned weights. */
+size_t conv2d_pinned_bytes(void);
 
 /* The sizes of one convolution. */
 typedef struct Conv2dShape {

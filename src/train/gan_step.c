@@ -19,6 +19,7 @@ void gan_trainer_init(GanTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd
     ie->train = 0;
     paramset_set_frozen(&te->ps, 1);
     image_encoder_set_trainable(ie, 0);
+    image_encoder_pin_trunk(ie, 1); /* frozen for the trainer's life: keep its reordered weights */
     paramset_set_frozen(&zd->ps, 1);
     g->train = 1;
     adam_init(&t->opt_g, &g->ps, cfg->g_lr, cfg->beta1, cfg->beta2, 1e-8f);
@@ -47,6 +48,7 @@ void gan_trainer_free(GanTrainer *t) {
     }
     paramset_free(&t->ema_g);
     tape_free(&t->tp_g);
+    image_encoder_pin_trunk(t->ie, 0);
 }
 
 uint8_t *gan_word_mask(Tape *tp, const int64_t *captions, int B, int T, int L) {
