@@ -130,12 +130,12 @@ static void conv_bn_relu_bwd(Node *nd) {
     float *dx = tensor_grad_overwrite(x, &set);
     if (!dx) return;
     const Conv2dShape *s = &c->s;
-    float *dz = mempool_alloc((size_t)y->n * sizeof(float));
+    /* in place: the tape drops y's gradient right after this node (tape.c run_backward) */
+    float *dz = y->grad;
     bn_relu_eval_backward(dz, y->grad, c->mask, c->scale, s->N, s->O, s->OH * s->OW, s->out_blocked);
     /* the input gradient needs no input; written when it is the first one x receives */
     if (set) conv2d_backward_data_set(dx, dz, w->data, s, c->scratch);
     else conv2d_backward(dx, NULL, NULL, dz, NULL, w->data, s, c->scratch);
-    mempool_free(dz);
     PROFILE_OP_FLOPS(2.0 * (double)y->n * s->C * s->KH * s->KW);
 }
 

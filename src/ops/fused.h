@@ -37,8 +37,8 @@ Tensor *op_conv2d_bn_train_relu_nograd(Tape *tp, Tensor *x, Tensor *w, int strid
                                        int blocked);
 
 /* Kernels: the relu's pass bits of y (bit i of mask[i / 8] = !(y[i] <= 0)); and
- * dz (N, O, S) = dout * bit * scale[o], scale (O) = gamma * rstd (overwrites dz; blocked: dz, dout
- * and the bits in nChw16c order). */
+ * dz (N, O, S) = dout * bit * scale[o], scale (O) = gamma * rstd (overwrites dz, which may be dout
+ * itself; blocked: dz, dout and the bits in nChw16c order). */
 void relu_mask_pack(uint8_t *mask, const float *y, int64_t n);
 void bn_relu_eval_backward(float *dz, const float *dout, const uint8_t *mask, const float *scale, int N, int O, int S,
                            int blocked);
