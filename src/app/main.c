@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int parse_int(const char *s, int *out, const char *flag) {
     char *end;
@@ -56,19 +55,7 @@ static void usage(FILE *f) {
             "--model names another.\n");
 }
 
-/* OpenMP threads that spin while waiting cost far more than they save on this program's many small
- * parallel loops (measured: 2.6x slower DAMSM steps with spinning threads); libgomp reads the policy
- * once at start-up, before main, so when the user has not chosen one we set it and re-execute. */
-static void ensure_passive_wait(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("ATTNGAN_NO_REEXEC")) return;
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    setenv("ATTNGAN_NO_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed (no /proc): go on with the default policy */
-}
-
 int main(int argc, char **argv) {
-    ensure_passive_wait(argv);
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);
         return argc < 2 ? 1 : 0;
