@@ -4,6 +4,7 @@
  * geometries with ties, NaN and -inf. */
 #include "test.h"
 #include "../src/ops/pool.h"
+#include "../src/ops/shape.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -338,9 +339,69 @@ static void blocked_tests(void) {
     }
 }
 
+/* A pool over a non-leaf: its input gradient is fresh, so the blocked backward writes it (set)
+ * when it runs first and adds when a second consumer (an average pool, whose backward runs first
+ * when it was recorded last) wrote before it. Both orders against NCHW, bitwise. */
+static Tensor *pooled_pair(Tape *tp, Tensor *a, Tensor *b, const PoolArgs *pa, int is_max, int second_first, Tensor **z) {
+    Tensor *cat = op_concat(tp, 2, (Tensor *[]){a, b}, 1); /* a non-leaf: a fresh gradient */
+    Tensor *y = NULL;
+    if (!second_first) y = is_max ? op_maxpool2d(tp, cat, pa->kernel, pa->stride, pa->pad)
+                                  : op_avgpool2d(tp, cat, pa->kernel, pa->stride, pa->pad, pa->count_include_pad);
+    *z = op_avgpool2d(tp, cat, 3, 1, 1, 1);
+    if (second_first) y = is_max ? op_maxpool2d(tp, cat, pa->kernel, pa->stride, pa->pad)
+                                 : op_avgpool2d(tp, cat, pa->kernel, pa->stride, pa->pad, pa->count_include_pad);
+    return y;
+}
+
+static void blocked_fresh_tests(void) {
+    const struct { const char *name; int is_max; PoolArgs a; int H, W; } cs[] = {
+        {"max 3/2/0", 1, {3, 2, 0, 1}, 11, 13}, {"max 3/2/1", 1, {3, 2, 1, 1}, 9, 8},
+        {"avg 3/1/1 include pad", 0, {3, 1, 1, 1}, 7, 9}, {"avg 3/2/1 exclude pad", 0, {3, 2, 1, 0}, 9, 10},
+    };
+    const int N = 2, C = 16;
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++)
+        for (int order = 0; order < 2; order++) {
+            int H = cs[k].H, W = cs[k].W, S = H * W;
+            Tensor *x[2], *xb[2];
+            for (int i = 0; i < 2; i++) {
+                x[i] = tensor_alloc(4, (int[]){N, C, H, W}, 1), xb[i] = tensor_alloc(4, (int[]){N, C, H, W}, 1);
+                fill_distinct(x[i]->data, x[i]->n, 0.01f, 300 + 10 * k + i);
+                to_blocked16(xb[i]->data, x[i]->data, N, C, S);
+                xb[i]->blocked = true;
+            }
+            Tape tp;
+            tape_init(&tp);
+            Tensor *z, *zb;
+            Tensor *y = pooled_pair(&tp, x[0], x[1], &cs[k].a, cs[k].is_max, order, &z);
+            Tensor *yb = pooled_pair(&tp, xb[0], xb[1], &cs[k].a, cs[k].is_max, order, &zb);
+            int OS = y->shape[2] * y->shape[3];
+            float *g = xmalloc((size_t)y->n * sizeof(float)), *gb = xmalloc((size_t)y->n * sizeof(float));
+            float *h = xmalloc((size_t)z->n * sizeof(float)), *hb = xmalloc((size_t)z->n * sizeof(float));
+            fill_uniform(g, y->n, -1, 1, 400 + k);
+            fill_uniform(h, z->n, -1, 1, 500 + k);
+            to_blocked16(gb, g, N, 2 * C, OS);
+            to_blocked16(hb, h, N, 2 * C, S);
+            const float *seeds[] = {g, h, gb, hb};
+            Tensor *outs[] = {y, z, yb, zb};
+            tape_backward_seeded(&tp, 4, outs, seeds);
+            int same = 1;
+            float *d = xmalloc((size_t)x[0]->n * sizeof(float));
+            for (int i = 0; i < 2; i++) {
+                from_blocked16(d, xb[i]->grad, N, C, S);
+                same &= memcmp(d, x[i]->grad, (size_t)x[i]->n * sizeof(float)) == 0;
+            }
+            EXPECT(same, "pool %s over a non-leaf nChw16c input (%s): the NCHW gradient's bits", cs[k].name,
+                   order ? "added after the second consumer's" : "written first");
+            free(g), free(gb), free(h), free(hb), free(d);
+            tape_free(&tp);
+            for (int i = 0; i < 2; i++) tensor_free(x[i]), tensor_free(xb[i]);
+        }
+}
+
 int main(void) {
     test_begin("test_pool");
     blocked_tests();
+    blocked_fresh_tests();
     value_tests();
     grad_tests();
     tie_tests();

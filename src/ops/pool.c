@@ -433,7 +433,10 @@ void avgpool2d_backward(float *dinp, const float *dout, int64_t NC, int H, int W
  * row-major order, 16 channels at a time, with the plane kernels' arithmetic (the first strict
  * maximum, a NaN takes over; the average sums from 0 and divides by the same count), and each
  * input gradient receives its contributions in row-major output order: the bits of the NCHW
- * kernels, in the other layout (tests/test_pool.c). */
+ * kernels, in the other layout (tests/test_pool.c). Inception's shapes have their own loops (the
+ * 3x3/2 max in AVX-512 registers, the interior of the 3x3/1/1 average unrolled). Both backward
+ * passes gather per input (the max compares the saved argmax, the average adds quotients divided
+ * once per output), so a fresh input gradient is written instead of zeroed and added to. */
 #define BLK 16
 
 /* the outputs [*lo, *hi) whose window (stride, pad, kernel) covers input index i of a side n_out */
@@ -449,8 +452,45 @@ static float avg_div(const Window *w, int count_include_pad) {
     return count_include_pad ? (float)w->padded_size : (float)((w->y1 - w->y0) * (w->x1 - w->x0));
 }
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+/* 3x3 stride 2 unpadded (Inception's): every window lies inside the image, its nine taps in
+ * registers; the same choice as below (a strictly greater value or a NaN takes over) */
+static void maxpool_blk_forward_k3s2(float *out, int32_t *idx, const float *inp, int64_t NB, int H, int W, int OH,
+                                     int OW) {
+#pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
+    for (int64_t r = 0; r < NB * OH; r++) {
+        int64_t b = r / OH;
+        int oy = (int)(r % OH), y0 = 2 * oy;
+        const float *src = inp + b * H * W * BLK;
+        for (int ox = 0; ox < OW; ox++) {
+            int x0 = 2 * ox;
+            __m512 m = _mm512_set1_ps(-INFINITY);
+            __m512i best = _mm512_set1_epi32(y0 * W + x0);
+            for (int y = y0; y < y0 + 3; y++)
+                for (int x = x0; x < x0 + 3; x++) {
+                    __m512 v = _mm512_loadu_ps(src + ((int64_t)y * W + x) * BLK);
+                    __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    m = _mm512_mask_mov_ps(m, take, v);
+                    best = _mm512_mask_mov_epi32(best, take, _mm512_set1_epi32(y * W + x));
+                }
+            int64_t o = ((b * OH + oy) * OW + ox) * BLK;
+            _mm512_storeu_ps(out + o, m);
+            if (idx) _mm512_storeu_si512((void *)(idx + o), best);
+        }
+    }
+}
+#endif
+
 static void maxpool_blk_forward(float *out, int32_t *idx, const float *inp, int64_t NB, int H, int W, int kernel,
                                 int stride, int pad, int OH, int OW) {
+#if defined(__AVX512F__)
+    if (kernel == 3 && stride == 2 && pad == 0) {
+        maxpool_blk_forward_k3s2(out, idx, inp, NB, H, W, OH, OW);
+        return;
+    }
+#endif
 #pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
     for (int64_t r = 0; r < NB * OH; r++) {
         int64_t b = r / OH;
@@ -479,27 +519,63 @@ static void maxpool_blk_forward(float *out, int32_t *idx, const float *inp, int6
     }
 }
 
-static void maxpool_blk_backward(float *dinp, const float *dout, const int32_t *idx, int64_t NB, int H, int W, int OH,
-                                 int OW) {
-    int64_t in_plane = (int64_t)H * W * BLK, out_plane = (int64_t)OH * OW * BLK;
-#pragma omp parallel for schedule(static) if (NB * in_plane > POOL_PAR_MIN)
-    for (int64_t b = 0; b < NB; b++) {
-        float *d = dinp + b * in_plane;
-        const float *g = dout + b * out_plane;
-        const int32_t *ix = idx + b * out_plane;
-        for (int64_t o = 0; o < out_plane; o += BLK)
-            for (int l = 0; l < BLK; l++) d[(int64_t)ix[o + l] * BLK + l] += g[o + l];
+/* gathered per input: the outputs whose window covers it, in row-major order, add their gradient
+ * where their argmax is this input (the scatter's order, so its bits); set: dinp is written (it
+ * starts from zero), not added to */
+static void maxpool_blk_backward(float *dinp, const float *dout, const int32_t *idx, int64_t NB, int H, int W, int kernel,
+                                 int stride, int pad, int OH, int OW, int set) {
+#pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
+    for (int64_t r = 0; r < NB * H; r++) {
+        int64_t b = r / H;
+        int y = (int)(r % H), oy0, oy1;
+        covering(y, kernel, stride, pad, OH, &oy0, &oy1);
+        const float *g = dout + b * OH * OW * BLK;
+        const int32_t *ix = idx + b * OH * OW * BLK;
+        for (int x = 0; x < W; x++) {
+            int ox0, ox1;
+            covering(x, kernel, stride, pad, OW, &ox0, &ox1);
+            float *d = dinp + ((b * H + y) * W + x) * BLK;
+            const int32_t at = y * W + x;
+            float acc[BLK];
+            if (set) memset(acc, 0, sizeof acc);
+            else memcpy(acc, d, sizeof acc);
+            for (int oy = oy0; oy < oy1; oy++)
+                for (int ox = ox0; ox < ox1; ox++) {
+                    const int64_t o = ((int64_t)oy * OW + ox) * BLK;
+#pragma omp simd
+                    for (int l = 0; l < BLK; l++) acc[l] = ix[o + l] == at ? acc[l] + g[o + l] : acc[l];
+                }
+            memcpy(d, acc, sizeof acc);
+        }
     }
 }
 
 static void avgpool_blk_forward(float *out, const float *inp, int64_t NB, int H, int W, int kernel, int stride, int pad,
                                 int count_include_pad, int OH, int OW) {
+    /* 3x3 stride 1 "same" (Inception's): the interior windows are whole, their nine taps unrolled
+     * in the same row-major order and divided by 9 either way */
+    const int k3s1 = kernel == 3 && stride == 1 && pad == 1;
 #pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
     for (int64_t r = 0; r < NB * OH; r++) {
         int64_t b = r / OH;
         int oy = (int)(r % OH);
         const float *src = inp + b * H * W * BLK;
+        const int inner_row = k3s1 && oy >= 1 && oy < H - 1;
         for (int ox = 0; ox < OW; ox++) {
+            if (inner_row && ox >= 1 && ox < W - 1) {
+                const float *c = src + ((int64_t)oy * W + ox) * BLK;
+                const float *t = c - (int64_t)W * BLK, *u = c + (int64_t)W * BLK;
+                float *o = out + ((b * OH + oy) * OW + ox) * BLK;
+#pragma omp simd
+                for (int l = 0; l < BLK; l++) {
+                    float a = 0.0f;
+                    a += t[l - BLK], a += t[l], a += t[l + BLK];
+                    a += c[l - BLK], a += c[l], a += c[l + BLK];
+                    a += u[l - BLK], a += u[l], a += u[l + BLK];
+                    o[l] = a / 9.0f;
+                }
+                continue;
+            }
             Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
             float acc[BLK] = {0};
             for (int y = w.y0; y < w.y1; y++)
@@ -516,15 +592,27 @@ static void avgpool_blk_forward(float *out, const float *inp, int64_t NB, int H,
     }
 }
 
-/* gathered per input: its covering outputs in row-major order, each adding dout / divisor */
-static void avgpool_blk_backward(float *dinp, const float *dout, int64_t NB, int H, int W, int kernel, int stride,
-                                 int pad, int count_include_pad, int OH, int OW) {
+/* Two passes: each output's gradient divided by its window's divisor, in place in dout (one
+ * division per output, as PyTorch's kernel: grad_delta = gout / divisor), then gathered per
+ * input: its covering outputs in row-major order, each adding its quotient (set: from zero,
+ * dinp written). dout is consumed. */
+static void avgpool_blk_backward(float *dinp, float *dout, int64_t NB, int H, int W, int kernel, int stride, int pad,
+                                 int count_include_pad, int OH, int OW, int set) {
     float *div = xmalloc((size_t)OH * OW * sizeof(float));
     for (int oy = 0; oy < OH; oy++)
         for (int ox = 0; ox < OW; ox++) {
             Window w = pool_window(oy, ox, H, W, kernel, stride, pad);
             div[oy * OW + ox] = avg_div(&w, count_include_pad);
         }
+#pragma omp parallel for schedule(static) if (NB * OH * OW * BLK > POOL_PAR_MIN)
+    for (int64_t r = 0; r < NB * OH; r++) {
+        float *g = dout + r * OW * BLK;
+        const float *dv = div + (r % OH) * OW;
+        for (int ox = 0; ox < OW; ox++) {
+#pragma omp simd
+            for (int l = 0; l < BLK; l++) g[ox * BLK + l] = g[ox * BLK + l] / dv[ox];
+        }
+    }
 #pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
     for (int64_t r = 0; r < NB * H; r++) {
         int64_t b = r / H;
@@ -536,13 +624,13 @@ static void avgpool_blk_backward(float *dinp, const float *dout, int64_t NB, int
             covering(x, kernel, stride, pad, OW, &ox0, &ox1);
             float *d = dinp + ((b * H + y) * W + x) * BLK;
             float acc[BLK];
-            memcpy(acc, d, sizeof acc);
+            if (set) memset(acc, 0, sizeof acc);
+            else memcpy(acc, d, sizeof acc);
             for (int oy = oy0; oy < oy1; oy++)
                 for (int ox = ox0; ox < ox1; ox++) {
                     const float *gv = g + ((int64_t)oy * OW + ox) * BLK;
-                    float dv = div[oy * OW + ox];
 #pragma omp simd
-                    for (int l = 0; l < BLK; l++) acc[l] += gv[l] / dv;
+                    for (int l = 0; l < BLK; l++) acc[l] += gv[l];
                 }
             memcpy(d, acc, sizeof acc);
         }
@@ -581,10 +669,11 @@ static PoolCtx *pool_ctx(Tape *tp, int kernel, int stride, int pad, int count_in
 static void maxpool2d_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     const PoolCtx *c = nd->ctx;
-    if (x->blocked) {
-        float *dx = tensor_grad_or_null(x);
+    if (x->blocked) { /* written when it is the first gradient x receives */
+        int set;
+        float *dx = tensor_grad_overwrite(x, &set);
         if (dx) maxpool_blk_backward(dx, y->grad, c->idx, (int64_t)x->shape[0] * (x->shape[1] / BLK), x->shape[2],
-                                     x->shape[3], y->shape[2], y->shape[3]);
+                                     x->shape[3], c->kernel, c->stride, c->pad, y->shape[2], y->shape[3], set);
         return;
     }
     maxpool2d_backward(tensor_grad_or_null(x), y->grad, c->idx, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
@@ -616,10 +705,12 @@ Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad) {
 static void avgpool2d_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     const PoolCtx *c = nd->ctx;
-    if (x->blocked) {
-        float *dx = tensor_grad_or_null(x);
+    if (x->blocked) { /* written when it is the first gradient x receives */
+        int set;
+        float *dx = tensor_grad_overwrite(x, &set);
+        /* y's gradient is consumed in place (the tape drops it after this node) */
         if (dx) avgpool_blk_backward(dx, y->grad, (int64_t)x->shape[0] * (x->shape[1] / BLK), x->shape[2], x->shape[3],
-                                     c->kernel, c->stride, c->pad, c->count_include_pad, y->shape[2], y->shape[3]);
+                                     c->kernel, c->stride, c->pad, c->count_include_pad, y->shape[2], y->shape[3], set);
         return;
     }
     avgpool2d_backward(tensor_grad_or_null(x), y->grad, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
