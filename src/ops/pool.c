@@ -519,35 +519,46 @@ static void maxpool_blk_forward(float *out, int32_t *idx, const float *inp, int6
     }
 }
 
-/* gathered per input: the outputs whose window covers it, in row-major order, add their gradient
- * where their argmax is this input (the scatter's order, so its bits); set: dinp is written (it
- * starts from zero), not added to */
+/* The backward passes, gathered per input: the outputs whose window covers it, in row-major order
+ * (the scatter's order, so its bits), add their gradient: all of them (the average, whose dout
+ * holds the quotients), or those whose argmax idx is this input (the max). set: dinp is written
+ * (the sum starts from zero), not added to. One input row r (of NB * H) per call; inlined into each
+ * pass's own parallel loop with max a constant, so each gets its own vector loop. */
+static inline __attribute__((always_inline)) void blk_gather_row(float *dinp, const float *dout, const int32_t *idx,
+                                                                 int64_t r, int H, int W, int kernel, int stride,
+                                                                 int pad, int OH, int OW, int set, const int max) {
+    int64_t b = r / H;
+    int y = (int)(r % H), oy0, oy1;
+    covering(y, kernel, stride, pad, OH, &oy0, &oy1);
+    const float *g = dout + b * OH * OW * BLK;
+    const int32_t *ix = max ? idx + b * OH * OW * BLK : NULL;
+    for (int x = 0; x < W; x++) {
+        int ox0, ox1;
+        covering(x, kernel, stride, pad, OW, &ox0, &ox1);
+        float *d = dinp + ((b * H + y) * W + x) * BLK;
+        const int32_t at = y * W + x;
+        float acc[BLK];
+        if (set) memset(acc, 0, sizeof acc);
+        else memcpy(acc, d, sizeof acc);
+        for (int oy = oy0; oy < oy1; oy++)
+            for (int ox = ox0; ox < ox1; ox++) {
+                const int64_t o = ((int64_t)oy * OW + ox) * BLK;
+                if (max) {
+#pragma omp simd
+                    for (int l = 0; l < BLK; l++) acc[l] = ix[o + l] == at ? acc[l] + g[o + l] : acc[l];
+                } else {
+#pragma omp simd
+                    for (int l = 0; l < BLK; l++) acc[l] += g[o + l];
+                }
+            }
+        memcpy(d, acc, sizeof acc);
+    }
+}
+
 static void maxpool_blk_backward(float *dinp, const float *dout, const int32_t *idx, int64_t NB, int H, int W, int kernel,
                                  int stride, int pad, int OH, int OW, int set) {
 #pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
-    for (int64_t r = 0; r < NB * H; r++) {
-        int64_t b = r / H;
-        int y = (int)(r % H), oy0, oy1;
-        covering(y, kernel, stride, pad, OH, &oy0, &oy1);
-        const float *g = dout + b * OH * OW * BLK;
-        const int32_t *ix = idx + b * OH * OW * BLK;
-        for (int x = 0; x < W; x++) {
-            int ox0, ox1;
-            covering(x, kernel, stride, pad, OW, &ox0, &ox1);
-            float *d = dinp + ((b * H + y) * W + x) * BLK;
-            const int32_t at = y * W + x;
-            float acc[BLK];
-            if (set) memset(acc, 0, sizeof acc);
-            else memcpy(acc, d, sizeof acc);
-            for (int oy = oy0; oy < oy1; oy++)
-                for (int ox = ox0; ox < ox1; ox++) {
-                    const int64_t o = ((int64_t)oy * OW + ox) * BLK;
-#pragma omp simd
-                    for (int l = 0; l < BLK; l++) acc[l] = ix[o + l] == at ? acc[l] + g[o + l] : acc[l];
-                }
-            memcpy(d, acc, sizeof acc);
-        }
-    }
+    for (int64_t r = 0; r < NB * H; r++) blk_gather_row(dinp, dout, idx, r, H, W, kernel, stride, pad, OH, OW, set, 1);
 }
 
 static void avgpool_blk_forward(float *out, const float *inp, int64_t NB, int H, int W, int kernel, int stride, int pad,
@@ -592,10 +603,9 @@ static void avgpool_blk_forward(float *out, const float *inp, int64_t NB, int H,
     }
 }
 
-/* Two passes: each output's gradient divided by its window's divisor, in place in dout (one
- * division per output, as PyTorch's kernel: grad_delta = gout / divisor), then gathered per
- * input: its covering outputs in row-major order, each adding its quotient (set: from zero,
- * dinp written). dout is consumed. */
+/* Each output's gradient divided by its window's divisor, in place in dout (one division per
+ * output, as PyTorch's kernel: grad_delta = gout / divisor), then gathered (set: dinp written).
+ * dout is consumed. */
 static void avgpool_blk_backward(float *dinp, float *dout, int64_t NB, int H, int W, int kernel, int stride, int pad,
                                  int count_include_pad, int OH, int OW, int set) {
     float *div = xmalloc((size_t)OH * OW * sizeof(float));
@@ -613,29 +623,9 @@ static void avgpool_blk_backward(float *dinp, float *dout, int64_t NB, int H, in
             for (int l = 0; l < BLK; l++) g[ox * BLK + l] = g[ox * BLK + l] / dv[ox];
         }
     }
-#pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
-    for (int64_t r = 0; r < NB * H; r++) {
-        int64_t b = r / H;
-        int y = (int)(r % H), oy0, oy1;
-        covering(y, kernel, stride, pad, OH, &oy0, &oy1);
-        const float *g = dout + b * OH * OW * BLK;
-        for (int x = 0; x < W; x++) {
-            int ox0, ox1;
-            covering(x, kernel, stride, pad, OW, &ox0, &ox1);
-            float *d = dinp + ((b * H + y) * W + x) * BLK;
-            float acc[BLK];
-            if (set) memset(acc, 0, sizeof acc);
-            else memcpy(acc, d, sizeof acc);
-            for (int oy = oy0; oy < oy1; oy++)
-                for (int ox = ox0; ox < ox1; ox++) {
-                    const float *gv = g + ((int64_t)oy * OW + ox) * BLK;
-#pragma omp simd
-                    for (int l = 0; l < BLK; l++) acc[l] += gv[l];
-                }
-            memcpy(d, acc, sizeof acc);
-        }
-    }
     free(div);
+#pragma omp parallel for schedule(static) if (NB * H * W * BLK > POOL_PAR_MIN)
+    for (int64_t r = 0; r < NB * H; r++) blk_gather_row(dinp, dout, NULL, r, H, W, kernel, stride, pad, OH, OW, set, 0);
 }
 
 /* ---------------------------------------------------------------- tape-level ops */
