@@ -369,8 +369,36 @@ static void test_lifetimes(void) {
     tape_free(&tp);
 }
 
+/* env_switch: the index of the value, the default when unset or empty, the cache (a setter's
+ * value wins), and an abort naming the variable and the values allowed. */
+static const char *const k_env_values[] = {"red", "green", "blue"};
+static void die_env_bad(void) {
+    _Atomic int c = ENV_SWITCH_INIT;
+    setenv("ATTNGAN_TEST_SWITCH", "purple", 1);
+    env_switch(&c, "ATTNGAN_TEST_SWITCH", k_env_values, 3, 0);
+}
+
+static void test_env_switch(void) {
+    _Atomic int c = ENV_SWITCH_INIT;
+    unsetenv("ATTNGAN_TEST_SWITCH");
+    EXPECT(env_switch(&c, "ATTNGAN_TEST_SWITCH", k_env_values, 3, 1) == 1, "env_switch: unset gives the default");
+    setenv("ATTNGAN_TEST_SWITCH", "blue", 1);
+    EXPECT(env_switch(&c, "ATTNGAN_TEST_SWITCH", k_env_values, 3, 1) == 1, "env_switch: the first answer is kept");
+    c = ENV_SWITCH_INIT;
+    EXPECT(env_switch(&c, "ATTNGAN_TEST_SWITCH", k_env_values, 3, 1) == 2 && c == 2, "env_switch: blue is value 2");
+    c = 0; /* a setter */
+    EXPECT(env_switch(&c, "ATTNGAN_TEST_SWITCH", k_env_values, 3, 1) == 0, "env_switch: a setter's value wins");
+    c = ENV_SWITCH_INIT;
+    setenv("ATTNGAN_TEST_SWITCH", "", 1);
+    EXPECT(env_switch(&c, "ATTNGAN_TEST_SWITCH", k_env_values, 3, 2) == 2, "env_switch: empty gives the default");
+    unsetenv("ATTNGAN_TEST_SWITCH");
+    expect_death("env_switch with a bad value", die_env_bad,
+                 "ATTNGAN_TEST_SWITCH=purple: expected red, green or blue");
+}
+
 int main(void) {
     test_begin("test_core");
+    test_env_switch();
     test_accumulate();
     test_detach_and_no_grad();
     test_frozen();

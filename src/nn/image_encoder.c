@@ -53,13 +53,7 @@ void image_encoder_set_blocked_layout(int on) { atomic_store(&g_blocked, on ? 1 
 
 /* ATTNGAN_TRUNK_LAYOUT=blocked (default) | nchw */
 static int blocked_layout(void) {
-    int v = atomic_load(&g_blocked);
-    if (v < 0) {
-        const char *e = getenv("ATTNGAN_TRUNK_LAYOUT");
-        CHECK(!e || !*e || !strcmp(e, "blocked") || !strcmp(e, "nchw"), "ATTNGAN_TRUNK_LAYOUT=%s: expected blocked or nchw", e);
-        v = !(e && !strcmp(e, "nchw"));
-        atomic_store(&g_blocked, v);
-    }
+    int v = env_switch(&g_blocked, "ATTNGAN_TRUNK_LAYOUT", (const char *[]){"nchw", "blocked"}, 2, 1);
     return v && conv2d_get_impl() == CONV2D_DNNL;
 }
 

@@ -397,28 +397,14 @@ typedef struct ConvPrims {
 static DnnlCache g_conv_cache = DNNL_CACHE_INIT;
 static _Atomic int g_impl = -1, g_fmt = -1, g_prec = -1, g_algo = -1;
 
-static int env_impl(void) {
-    int v = atomic_load(&g_impl);
-    if (v < 0) {
-        const char *e = getenv("ATTNGAN_CONV");
-        v = e && strcmp(e, "im2col") == 0 ? CONV2D_IM2COL : CONV2D_DNNL;
-        CHECK(!e || !*e || !strcmp(e, "im2col") || !strcmp(e, "dnnl"), "ATTNGAN_CONV=%s: expected dnnl or im2col", e);
-        atomic_store(&g_impl, v);
-    }
-    return v;
-}
+/* ATTNGAN_CONV=dnnl (default) | im2col (the values in Conv2dImpl order) */
+static int env_impl(void) { return env_switch(&g_impl, "ATTNGAN_CONV", (const char *[]){"dnnl", "im2col"}, 2, CONV2D_DNNL); }
 
 /* ATTNGAN_DNNL_LAYOUT=auto (default) | any | nchw: which layouts the primitives may choose (a
  * measurement switch; see conv_layout). */
 static int env_fmt(void) {
-    int v = atomic_load(&g_fmt);
-    if (v < 0) {
-        const char *e = getenv("ATTNGAN_DNNL_LAYOUT");
-        v = !e || !*e || !strcmp(e, "auto") ? FMT_AUTO : !strcmp(e, "nchw") ? FMT_PLAIN : FMT_ANY;
-        CHECK(v != FMT_ANY || !strcmp(e, "any"), "ATTNGAN_DNNL_LAYOUT=%s: expected auto, any or nchw", e);
-        atomic_store(&g_fmt, v);
-    }
-    return v;
+    static const char *const names[] = {[FMT_AUTO] = "auto", [FMT_ANY] = "any", [FMT_PLAIN] = "nchw"};
+    return env_switch(&g_fmt, "ATTNGAN_DNNL_LAYOUT", names, 3, FMT_AUTO);
 }
 
 /* The layouts of one primitive. Blocked layouts (format_tag any: oneDNN picks nChw16c and blocked
@@ -437,27 +423,12 @@ static int conv_layout(const Conv2dShape *s, int dir) {
 
 /* ATTNGAN_CONV_PRECISION=fp32 (default) | bf16 */
 static int env_prec(void) {
-    int v = atomic_load(&g_prec);
-    if (v < 0) {
-        const char *e = getenv("ATTNGAN_CONV_PRECISION");
-        v = e && !strcmp(e, "bf16") ? CONV2D_BF16 : CONV2D_FP32;
-        CHECK(!e || !*e || !strcmp(e, "bf16") || !strcmp(e, "fp32"), "ATTNGAN_CONV_PRECISION=%s: expected fp32 or bf16", e);
-        atomic_store(&g_prec, v);
-    }
-    return v;
+    return env_switch(&g_prec, "ATTNGAN_CONV_PRECISION", (const char *[]){"fp32", "bf16"}, 2, CONV2D_FP32);
 }
 
 /* ATTNGAN_CONV_ALGO=winograd (default) | direct */
 static int env_algo(void) {
-    int v = atomic_load(&g_algo);
-    if (v < 0) {
-        const char *e = getenv("ATTNGAN_CONV_ALGO");
-        CHECK(!e || !*e || !strcmp(e, "winograd") || !strcmp(e, "direct"),
-              "ATTNGAN_CONV_ALGO=%s: expected winograd or direct", e);
-        v = e && !strcmp(e, "direct") ? CONV2D_DIRECT : CONV2D_WINOGRAD;
-        atomic_store(&g_algo, v);
-    }
-    return v;
+    return env_switch(&g_algo, "ATTNGAN_CONV_ALGO", (const char *[]){"direct", "winograd"}, 2, CONV2D_WINOGRAD);
 }
 
 void conv2d_set_algo(Conv2dAlgo a) { atomic_store(&g_algo, (int)a); }
@@ -677,15 +648,8 @@ static Pinned *pin_find(const void *w) {
 
 /* ATTNGAN_CONV_PIN=1 (default) | 0: 0 makes conv2d_pin_weights a no-op (a measurement switch) */
 static int env_pin(void) {
-    static _Atomic int v = -1;
-    int r = atomic_load(&v);
-    if (r < 0) {
-        const char *e = getenv("ATTNGAN_CONV_PIN");
-        CHECK(!e || !*e || !strcmp(e, "0") || !strcmp(e, "1"), "ATTNGAN_CONV_PIN=%s: expected 0 or 1", e);
-        r = !(e && !strcmp(e, "0"));
-        atomic_store(&v, r);
-    }
-    return r;
+    static _Atomic int v = ENV_SWITCH_INIT;
+    return env_switch(&v, "ATTNGAN_CONV_PIN", (const char *[]){"0", "1"}, 2, 1);
 }
 
 void conv2d_pin_weights(const float *w, size_t n) {

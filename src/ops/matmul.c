@@ -44,15 +44,10 @@ static int batch_parallel(int B, int M, int N, int K) {
 
 static _Atomic int g_bmm_impl = -1; /* 0 oneDNN, 1 OpenBLAS */
 
+/* ATTNGAN_BMM=dnnl (default) | blas */
 static int bmm_impl(void) {
-    int v = atomic_load(&g_bmm_impl);
-    if (v < 0) {
-        const char *e = getenv("ATTNGAN_BMM");
-        CHECK(!e || !*e || !strcmp(e, "dnnl") || !strcmp(e, "blas"), "ATTNGAN_BMM=%s: expected dnnl or blas", e);
-        v = e && !strcmp(e, "blas") ? BMM_BLAS : BMM_DNNL;
-        atomic_store(&g_bmm_impl, v);
-    }
-    return v;
+    static const char *const names[] = {[BMM_DNNL] = "dnnl", [BMM_BLAS] = "blas"};
+    return env_switch(&g_bmm_impl, "ATTNGAN_BMM", names, 2, BMM_DNNL);
 }
 
 void bmm_set_impl(BmmImpl impl) { atomic_store(&g_bmm_impl, (int)impl); }
