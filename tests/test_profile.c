@@ -255,8 +255,57 @@ static void test_threads(void) {
     tensor_free(x);
 }
 
+/* The detail table: each oneDNN convolution call booked by direction and shape, with its FLOPs;
+ * reset forgets it; the printer prints nothing without rows and the keys with them. */
+static const ProfileDetail *find_detail(const ProfileDetail *rows, int n, const char *prefix) {
+    for (int i = 0; i < n; i++)
+        if (!strncmp(rows[i].key, prefix, strlen(prefix))) return &rows[i];
+    return NULL;
+}
+
+static void test_details(void) {
+    Conv2dImpl impl = conv2d_get_impl();
+    conv2d_set_impl(CONV2D_DNNL);
+    profile_reset();
+    FILE *f = tmpfile();
+    profile_print_details(f, "none", 1.0, 1, 10);
+    EXPECT(ftell(f) == 0, "details: nothing printed without rows");
+    profile_enable(1);
+    Tensor *x = LEAF(1, 21, 2, 16, 8, 8), *w = LEAF(1, 22, 32, 16, 3, 3);
+    Tape tp;
+    tape_init(&tp);
+    Tensor *y = op_conv2d(&tp, x, w, NULL, 1, 1, 1, 1);
+    tape_backward(&tp, op_sum_all(&tp, y));
+    profile_enable(0);
+    ProfileDetail rows[16];
+    int n = profile_details(rows, 16);
+    double flops = 2.0 * (2 * 32 * 8 * 8) * (16 * 3 * 3);
+    const ProfileDetail *fw = find_detail(rows, n, "fwd 2x16x8x8 3x3/1 ->32");
+    const ProfileDetail *bd = find_detail(rows, n, "bwd_data 2x16x8x8 3x3/1 ->32");
+    const ProfileDetail *bw = find_detail(rows, n, "bwd_weights 2x16x8x8 3x3/1 ->32");
+    EXPECT(n == 3 && fw && bd && bw, "details: one row per direction (%d rows)", n);
+    EXPECT(fw && fw->calls == 1 && near(fw->flops, flops) && fw->ms > 0, "details: the forward's call, %.0f FLOPs",
+           fw ? fw->flops : 0.0);
+    EXPECT(bd && bw && bd->calls == 1 && bw->calls == 1 && near(bd->flops, flops), "details: one call per gradient");
+    profile_print_details(f, "convs", 10.0, 1, 2);
+    long len = ftell(f);
+    char *buf = xcalloc((size_t)len + 1, 1);
+    rewind(f);
+    EXPECT(fread(buf, 1, (size_t)len, f) == (size_t)len && strstr(buf, "the 2 slowest of 3") && strstr(buf, "->32"),
+           "details: the printed table names its rows");
+    free(buf);
+    fclose(f);
+    profile_reset();
+    EXPECT(profile_details(rows, 16) == 0, "details: reset forgets them");
+    tape_free(&tp);
+    tensor_free(x);
+    tensor_free(w);
+    conv2d_set_impl(impl);
+}
+
 int main(void) {
     test_begin("test_profile");
+    test_details();
     test_off();
     test_conv2d();
     test_linear_bmm();

@@ -40,7 +40,8 @@ static const char BENCH_USAGE[] =
     "  --branch N      G stages and Ds: 1 (64 px), 2 (128), 3 (256); default 3\n"
     "  --batch B       default 8;  --iters K default 3;  --warmup W default 1\n"
     "  --threads T     OpenMP/OpenBLAS threads (default: all cores)\n"
-    "  --profile       per-op tables (forward and backward apart) over the timed iterations\n"
+    "  --profile       per-op tables (forward and backward apart) over the timed iterations, then the\n"
+    "                  slowest oneDNN convolution calls by direction and shape\n"
     "  --cap-lens ...  the B caption lengths (e.g. the '# cap_lens [...]' line the reference prints),\n"
     "                  instead of drawing them uniform in 5..18\n"
     "  --damsm-size S  damsm_step's image size (the encoder resizes to 299; default 299)\n"
@@ -397,7 +398,11 @@ int cmd_bench(int argc, char **argv) {
     for (int d = 0; d < 2; d++) flops[d] = profile_total(d).flops / flop_iters;
     double total_ms = 0;
     for (int i = 0; i < a.iters; i++) total_ms += times[i];
-    if (a.profile) profile_print(stdout, total_ms, a.iters);
+    if (a.profile) {
+        profile_print(stdout, total_ms, a.iters);
+        profile_print_details(stdout, "oneDNN convolutions by direction and shape (inside the rows above; +x: "
+                              "activations converted, +w: weights reordered)", total_ms, a.iters, 25);
+    }
 
     qsort(times, (size_t)a.iters, sizeof(double), cmp_double);
     /* statistics.median: the mean of the two middle values for an even count */

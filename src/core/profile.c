@@ -1,5 +1,6 @@
 /* profile.c: the per-op profiler; see profile.h. */
 #include "profile.h"
+#include "error.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,10 +28,16 @@ double profile_now_ms(void) {
 
 void profile_enable(int on) { atomic_store(&profile_on_flag, on ? 1 : 0); }
 
+#define PROFILE_MAX_DETAILS 256
+static ProfileDetail g_details[PROFILE_MAX_DETAILS];
+static int g_n_details;
+
 void profile_reset(void) {
     pthread_mutex_lock(&g_lock);
     memset(g_rows, 0, sizeof g_rows);
     g_n_rows = 0;
+    memset(g_details, 0, sizeof g_details);
+    g_n_details = 0;
     g_missing_begin = 0;
     pthread_mutex_unlock(&g_lock);
 }
@@ -195,4 +202,59 @@ void profile_print(FILE *f, double step_ms, int iters) {
     int64_t miss = profile_missing_begin();
     if (miss)
         fprintf(f, "## profile: %lld op calls had no PROFILE_OP_BEGIN (their time is in 'not in ops')\n", (long long)miss);
+}
+
+/* ---------------------------------------------------------------- details */
+
+void profile_detail_add(const char *key, double ms, double flops) {
+    pthread_mutex_lock(&g_lock);
+    ProfileDetail *d = NULL;
+    for (int i = 0; i < g_n_details && !d; i++)
+        if (!strcmp(g_details[i].key, key)) d = &g_details[i];
+    if (!d) { /* beyond the table's size: one "(other calls)" row */
+        d = &g_details[g_n_details < PROFILE_MAX_DETAILS - 1 ? g_n_details++ : PROFILE_MAX_DETAILS - 1];
+        if (!d->key[0]) snprintf(d->key, sizeof d->key, "%s", d == &g_details[PROFILE_MAX_DETAILS - 1] ? "(other calls)" : key);
+    }
+    d->calls++;
+    d->ms += ms;
+    d->flops += flops;
+    pthread_mutex_unlock(&g_lock);
+}
+
+int profile_details(ProfileDetail *rows, int max) {
+    pthread_mutex_lock(&g_lock);
+    int n = 0;
+    for (int i = 0; i < PROFILE_MAX_DETAILS && n < max; i++)
+        if (g_details[i].key[0]) rows[n++] = g_details[i];
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}
+
+static int detail_by_time(const void *a, const void *b) {
+    double x = ((const ProfileDetail *)a)->ms, y = ((const ProfileDetail *)b)->ms;
+    return (x < y) - (x > y);
+}
+
+void profile_print_details(FILE *f, const char *title, double step_ms, int iters, int top) {
+    ProfileDetail *rows = xmalloc(PROFILE_MAX_DETAILS * sizeof *rows);
+    int n = profile_details(rows, PROFILE_MAX_DETAILS);
+    if (n) {
+        qsort(rows, (size_t)n, sizeof rows[0], detail_by_time);
+        double k = iters > 0 ? 1.0 / iters : 1.0, shown = 0, all = 0;
+        fprintf(f, "\n## profile: %s, per iteration (mean of %d; the %d slowest of %d)\n", title, iters,
+                top < n ? top : n, n);
+        fprintf(f, "  %-*s %7s %9s %7s %9s %8s\n", PROFILE_DETAIL_LEN - 14, "call", "calls", "ms", "% step", "GFLOP",
+                "GFLOP/s");
+        for (int i = 0; i < n; i++) {
+            all += rows[i].ms;
+            if (i >= top) continue;
+            shown += rows[i].ms;
+            fprintf(f, "  %-*s %7.1f %9.2f %6.1f%% %9.3f %8.1f\n", PROFILE_DETAIL_LEN - 14, rows[i].key,
+                    (double)rows[i].calls * k, rows[i].ms * k, step_ms > 0 ? 100.0 * rows[i].ms / step_ms : 0.0,
+                    rows[i].flops * k * 1e-9, rows[i].ms > 0 ? rows[i].flops / (rows[i].ms * 1e6) : 0.0);
+        }
+        fprintf(f, "  these %.2f ms of %.2f ms in all such calls (%.1f%% of the step)\n", shown * k, all * k,
+                step_ms > 0 ? 100.0 * all / step_ms : 0.0);
+    }
+    free(rows);
 }

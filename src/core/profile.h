@@ -50,7 +50,7 @@ typedef struct ProfileRow {
 } ProfileRow;
 
 void profile_enable(int on);
-/* Forgets every row (the on/off state is kept). */
+/* Forgets every row, details too (the on/off state is kept). */
 void profile_reset(void);
 /* Copies up to max rows (in first-seen order); returns the number of rows. */
 int profile_rows(ProfileRow *rows, int max);
@@ -66,6 +66,22 @@ int64_t profile_missing_begin(void);
  * ("not in ops": optimizers, EMA, glue). step_ms is the measured time of the profiled
  * iterations together, iters their number. */
 void profile_print(FILE *f, double step_ms, int iters);
+
+/* ---- details: a second table, of kernel calls inside the ops (oneDNN convolutions by direction,
+ * shape and algorithm: conv2d.c books every call while profiling is on). Its time is also inside
+ * the op rows above, so it is printed apart, never added to the step. */
+#define PROFILE_DETAIL_LEN 72
+typedef struct ProfileDetail {
+    char key[PROFILE_DETAIL_LEN];
+    int64_t calls;
+    double ms, flops;
+} ProfileDetail;
+void profile_detail_add(const char *key, double ms, double flops);
+/* Copies up to max rows (first-seen order); returns the number of rows. */
+int profile_details(ProfileDetail *rows, int max);
+/* The `top` rows by time, per iteration: calls, ms, % of the step, GFLOP, GFLOP/s; then how much
+ * of the step they and the rest of the rows take. Nothing when there are no rows. */
+void profile_print_details(FILE *f, const char *title, double step_ms, int iters, int top);
 
 /* ---- hooks (tape.c and src/ops) */
 double profile_now_ms(void);

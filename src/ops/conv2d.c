@@ -392,6 +392,7 @@ typedef struct ConvPrims {
     int arg_in[2], arg_out;
     size_t bytes_in[2], bytes_out;
     int winograd;  /* the convolution runs Winograd */
+    Conv2dShape s; /* the shape (this chunk's batch), for the profiler's rows */
 } ConvPrims;
 
 static DnnlCache g_conv_cache = DNNL_CACHE_INIT;
@@ -536,6 +537,7 @@ static void *conv_prims_create(const void *kv, void *arg) {
     dnnl_primitive_attr_destroy(attr);
     cp->md_bias = b_md;
     cp->winograd = k->wino;
+    cp->s = conv2d_shape(k->N, k->C, k->H, k->W, k->O, k->KH, k->KW, k->stride_h, k->stride_w, k->pad_h, k->pad_w);
     if (!ok || dnnl_util_prim_from_pd(&cp->conv, pd)) goto fail;
     for (int i = 0; i < 2; i++) {
         cp->bytes_in[i] = dnnl_memory_desc_get_size(&cp->md_in[i]);
@@ -739,6 +741,17 @@ static int conv_run_ws(const ConvPrims *cp, const DnnlPrim *ro, int dir, const f
                        const void *w_ready, float *out, const float *bias, float *dbias_tmp, char *ws,
                        const size_t *off_in, size_t off_out);
 
+/* One profiler detail row per direction, shape, algorithm and reorders (profile.h): e.g.
+ * "bwd_data 8x32x147x147 3x3/1 ->64 wino +x" (+x: activations converted, +w: weights). */
+static void conv_profile(const ConvPrims *cp, int dir, double ms, int act_reorder, int w_reorder) {
+    static const char *const dirs[3] = {"fwd", "bwd_data", "bwd_weights"};
+    const Conv2dShape *s = &cp->s;
+    char key[PROFILE_DETAIL_LEN];
+    snprintf(key, sizeof key, "%s %dx%dx%dx%d %dx%d/%d ->%d%s%s%s", dirs[dir], s->N, s->C, s->H, s->W, s->KH, s->KW,
+             s->stride_h, s->O, cp->winograd ? " wino" : "", act_reorder ? " +x" : "", w_reorder ? " +w" : "");
+    profile_detail_add(key, ms, 2.0 * s->N * s->O * s->OH * s->OW * (double)s->C * s->KH * s->KW);
+}
+
 /* The workspace (scratchpad and the blocked copies of the operands) comes from the tensor pool
  * for the duration of the call, so it counts against peak memory only while a convolution runs. */
 static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
@@ -761,7 +774,9 @@ static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float 
     off_out = total;
     if (ro) total += align64(cp->bytes_out);
     char *ws = mempool_alloc(total ? total : 64);
+    double t0 = profile_on() ? profile_now_ms() : 0.0;
     int rc = conv_run_ws(cp, ro, dir, in0, in1, w_ready, out, bias, dbias_tmp, ws, off_in, off_out);
+    if (profile_on()) conv_profile(cp, dir, profile_now_ms() - t0, reorder[0] || ro, reorder[1]);
     mempool_free(ws);
     return rc;
 }
