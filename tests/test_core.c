@@ -1,6 +1,7 @@
 /* test_core.c: the engine core: tape semantics (accumulation, detach, no_grad, frozen
  * parameters), the tensor pool and tensor lifetimes on a tape, arena, parameter sets and the RNG. */
 #include "test.h"
+#include "../src/core/env.h"
 #include "../src/core/mempool.h"
 #include "../src/ops/activation.h"
 #include "../src/ops/arith.h"

@@ -11,6 +11,7 @@
  * F.avg_pool2d(x, 3, 1, 1)) or, in the Keras convention, excludes it (AveragePooling2D 'same');
  * `cip` below is that count_include_pad flag. */
 #include "image_encoder.h"
+#include "../core/env.h"
 #include "../ops/conv2d.h"
 #include "../ops/fused.h"
 

@@ -43,6 +43,7 @@
  * are bitwise the same with 1 or 16 threads.
  */
 #include "../core/mempool.h"
+#include "../core/env.h"
 #include "conv2d.h"
 #include "../core/profile.h"
 #include "dnnl_util.h"

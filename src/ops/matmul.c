@@ -13,6 +13,7 @@
  * Either way each entry is computed by one deterministic call.
  */
 #include "matmul.h"
+#include "../core/env.h"
 #include "../core/profile.h"
 #include "dnnl_util.h"
 
