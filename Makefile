@@ -94,8 +94,8 @@ test: $(TEST_BIN) $(BUILD)/attngan
 # speed: `attngan bench` against the PyTorch reference on the rows of ../shared/reference/RESULTS-cpu.md,
 # a markdown table on stdout and in build/bench/results.md (docs/PERFORMANCE.md). BENCH_QUICK=1: a short
 # run; BENCH_ROWS, BENCH_ITERS, BENCH_THREADS, BENCH_REF=0, BENCH_PROFILE=1, BENCH_BF16=1: see scripts/bench.sh
-bench: $(BUILD)/attngan
-	@ATTNGAN=$(BUILD)/attngan OPENBLAS_DIR=$(OPENBLAS_DIR) CC=$(CC) scripts/bench.sh
+bench: $(BUILD)/attngan $(BUILD)/tools/fma_peak
+	@ATTNGAN=$(BUILD)/attngan FMA_PEAK=$(BUILD)/tools/fma_peak OPENBLAS_DIR=$(OPENBLAS_DIR) CC=$(CC) scripts/bench.sh
 
 $(BUILD)/src/ops/cuda/%.o: src/ops/cuda/%.cu $(wildcard src/ops/cuda/*.h src/ops/cuda/*.cuh) src/ops/conv2d.h
 	@mkdir -p $(dir $@)

@@ -2,7 +2,8 @@
 # scripts/bench.sh: `attngan bench` against the PyTorch reference (../shared/reference/ref_attngan.py)
 # on the rows of ../shared/reference/RESULTS-cpu.md, in the same run, with a markdown table:
 # row, ours ms, reference ms, speed ratio (reference / ours), our GFLOP/s, % of the SGEMM ceiling
-# (../shared/reference/gemm_peak.c built against our OpenBLAS, measured here), peak RSS of both and
+# (../shared/reference/gemm_peak.c built against our OpenBLAS, measured here) and of the FMA ceiling
+# (tools/fma_peak.c: the widest FMA units, all threads busy; OpenBLAS may not use them), peak RSS of both and
 # the memory ratio. The table goes to stdout and to $BENCH_OUT/results.md, each run's full output to
 # $BENCH_OUT/<row>.ours.txt / <row>.ref.txt. docs/PERFORMANCE.md explains the numbers.
 #
@@ -18,6 +19,7 @@
 #   BENCH_PROFILE=1      add --profile to our runs (tables in the .ours.txt logs)
 #   BENCH_BF16=1         also run ours with --bf16 (bf16 convolutions) on each row: three more columns
 #   BENCH_PEAK_GFLOPS=N  skip the SGEMM measurement and use N
+#   FMA_PEAK=build/release/tools/fma_peak  the FMA ceiling's program (`make bench` builds it; none: "-")
 #   BENCH_OUT=build/bench, ATTNGAN=build/release/attngan, REF_DIR=../shared/reference,
 #   PYTHON=/usr/bin/python3, OPENBLAS_DIR, CC
 set -u
@@ -72,6 +74,15 @@ if [ -z "$PEAK" ] && [ -f "$REF_DIR/gemm_peak.c" ]; then
     fi
 fi
 PEAK=${PEAK:--}
+# ---- the FMA ceiling (tools/fma_peak.c)
+FMA_PEAK=${FMA_PEAK:-build/release/tools/fma_peak}
+FMA=-
+if [ -x "$FMA_PEAK" ]; then
+    OMP_NUM_THREADS=$THREADS "$FMA_PEAK" "$THREADS" >"$OUT/fma_peak.txt" 2>&1
+    FMA=$(sed -n 's/^fma_peak: .*: \([0-9.]*\) GFLOP\/s.*/\1/p' "$OUT/fma_peak.txt")
+    FMA=${FMA:--}
+fi
+FMA_BITS=$(sed -n 's/^fma_peak: [0-9]* threads, \([0-9]*\)-bit.*/\1/p' "$OUT/fma_peak.txt" 2>/dev/null)
 CORE=$(sed -n 's/^core: //p' "$OUT/gemm_peak.txt" 2>/dev/null | head -1)
 CPU=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo 2>/dev/null | head -1)
 
@@ -81,14 +92,15 @@ load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), ${CPU:-unknown CPU}, $(nproc) CPUs, threads $THREADS, load average before the run: $load."
     echo "SGEMM ceiling (gemm_peak.c with our OpenBLAS, $THREADS threads, 4096^3 best): $PEAK GFLOP/s (OpenBLAS core: ${CORE:-?}${OPENBLAS_CORETYPE:+, OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE})."
+    echo "FMA ceiling (tools/fma_peak.c, $THREADS threads, ${FMA_BITS:-?}-bit FMAs): $FMA GFLOP/s."
     [ "$QUICK" = 1 ] && echo "BENCH_QUICK: few iterations, indicative only."
     echo
     if [ "$BF16" = 1 ]; then
-        echo "| row | args | ours ms (median) | reference ms (median) | speed ratio (ref/ours) | ours GFLOP/iter | ref GFLOP/iter | ours GFLOP/s | % of SGEMM ceiling | ours peak RSS MiB | ref peak RSS MiB | memory ratio (ours/ref) | iters ours / ref | ours bf16 ms | bf16 speed ratio | bf16 memory ratio |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        echo "| row | args | ours ms (median) | reference ms (median) | speed ratio (ref/ours) | ours GFLOP/iter | ref GFLOP/iter | ours GFLOP/s | % of SGEMM ceiling | % of FMA ceiling | ours peak RSS MiB | ref peak RSS MiB | memory ratio (ours/ref) | iters ours / ref | ours bf16 ms | bf16 speed ratio | bf16 memory ratio |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     else
-        echo "| row | args | ours ms (median) | reference ms (median) | speed ratio (ref/ours) | ours GFLOP/iter | ref GFLOP/iter | ours GFLOP/s | % of SGEMM ceiling | ours peak RSS MiB | ref peak RSS MiB | memory ratio (ours/ref) | iters ours / ref |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        echo "| row | args | ours ms (median) | reference ms (median) | speed ratio (ref/ours) | ours GFLOP/iter | ref GFLOP/iter | ours GFLOP/s | % of SGEMM ceiling | % of FMA ceiling | ours peak RSS MiB | ref peak RSS MiB | memory ratio (ours/ref) | iters ours / ref |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     fi
 } >"$OUT/results.md.tmp"
 
@@ -127,6 +139,7 @@ EOF
     o_rss=$(val "$ours_line" rss_mb); r_rss=$(val "$ref_line" rss_mb)
     speed=$(ratio "$r_ms" "$o_ms" '%.2f')
     pct=$(ratio "$o_gf" "$PEAK" '%.3f' | awk '{ if ($1 == "-") print "-"; else printf "%.0f%%", $1 * 100 }')
+    fpct=$(ratio "$o_gf" "$FMA" '%.3f' | awk '{ if ($1 == "-") print "-"; else printf "%.0f%%", $1 * 100 }')
     mem=$(ratio "$o_rss" "$r_rss" '%.2f')
     rcol="$rw+$rk"
     [ $run_ref = 1 ] || rcol="-"
@@ -139,7 +152,7 @@ EOF
         b_ms=$(val "$bf_line" median_ms); b_rss=$(val "$bf_line" rss_mb)
         extra=" ${b_ms:--} | $(ratio "$r_ms" "$b_ms" '%.2f') | $(ratio "$b_rss" "$r_rss" '%.2f') |"
     fi
-    echo "| $id | \`$args\` | ${o_ms:--} | ${r_ms:--} | $speed | ${o_fl:--} | ${r_fl:--} | ${o_gf:--} | $pct | ${o_rss:--} | ${r_rss:--} | $mem | $w+$k / $rcol |$extra" >>"$OUT/results.md.tmp"
+    echo "| $id | \`$args\` | ${o_ms:--} | ${r_ms:--} | $speed | ${o_fl:--} | ${r_fl:--} | ${o_gf:--} | $pct | $fpct | ${o_rss:--} | ${r_rss:--} | $mem | $w+$k / $rcol |$extra" >>"$OUT/results.md.tmp"
 done
 {
     echo
