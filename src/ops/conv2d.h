@@ -99,7 +99,10 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, const Conv2dShape *s, float *scratch);
 /* dinp (N, C, H, W) = the input gradient from dout and weight: written, not added (a gradient
- * buffer's first contribution, tensor_grad_overwrite), so no zeroing and no adding pass. */
+ * buffer's first contribution, tensor_grad_overwrite), so no zeroing and no adding pass. The bits
+ * of conv2d_backward into zeros when both run the same primitives; a Winograd convolution may run
+ * its whole batch in one call here and in batch chunks there (adding needs a result buffer in the
+ * workspace, see conv_chunks), which rounds differently within the Winograd bound. */
 void conv2d_backward_data_set(float *dinp, const float *dout, const float *weight, const Conv2dShape *s,
                               float *scratch);
 
