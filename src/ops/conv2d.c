@@ -755,25 +755,36 @@ static void conv_profile(const ConvPrims *cp, int dir, double ms, int act_reorde
 
 /* The workspace (scratchpad and the blocked copies of the operands) comes from the tensor pool
  * for the duration of the call, so it counts against peak memory only while a convolution runs. */
-static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
-                    float *dbias_tmp, int set) {
-    /* the conversion of the result: none (it lands in out), a plain one (set), or one that adds */
-    const DnnlPrim *ro = set && dir == DIR_BWD_DATA ? (cp->re_set.prim ? &cp->re_set : NULL)
-                                                    : (cp->re_out.prim ? &cp->re_out : NULL);
-    /* in1 is the weight in the forward and the input gradient */
-    const void *w_ready = dir != DIR_BWD_WEIGHTS && cp->re_in[1].prim ? pin_copy(cp, in1) : NULL;
-    int reorder[2] = {cp->re_in[0].prim != NULL, cp->re_in[1].prim != NULL && !w_ready};
+/* The conversion of cp's result in direction dir: none (it lands in the user's buffer), a plain
+ * one (set: an input gradient written), or one that adds. */
+static const DnnlPrim *result_reorder(const ConvPrims *cp, int dir, int set) {
+    return set && dir == DIR_BWD_DATA ? (cp->re_set.prim ? &cp->re_set : NULL) : (cp->re_out.prim ? &cp->re_out : NULL);
+}
+
+/* The workspace of one call: the largest scratchpad of the primitives that run, then the
+ * converted inputs that reorder[i] asks for, then the result when ro converts it. Fills the
+ * offsets (when given) and returns the total bytes. */
+static size_t ws_layout(const ConvPrims *cp, const DnnlPrim *ro, const int reorder[2], size_t *off_in, size_t *off_out) {
     size_t scratch = cp->conv.scratch;
     for (int i = 0; i < 2; i++)
         if (reorder[i] && cp->re_in[i].scratch > scratch) scratch = cp->re_in[i].scratch;
     if (ro && ro->scratch > scratch) scratch = ro->scratch;
-    size_t off_in[2], off_out, total = align64(scratch);
+    size_t total = align64(scratch);
     for (int i = 0; i < 2; i++) {
-        off_in[i] = total;
+        if (off_in) off_in[i] = total;
         if (reorder[i]) total += align64(cp->bytes_in[i]);
     }
-    off_out = total;
-    if (ro) total += align64(cp->bytes_out);
+    if (off_out) *off_out = total;
+    return ro ? total + align64(cp->bytes_out) : total;
+}
+
+static int conv_run(const ConvPrims *cp, int dir, const float *in0, const float *in1, float *out, const float *bias,
+                    float *dbias_tmp, int set) {
+    const DnnlPrim *ro = result_reorder(cp, dir, set);
+    /* in1 is the weight in the forward and the input gradient */
+    const void *w_ready = dir != DIR_BWD_WEIGHTS && cp->re_in[1].prim ? pin_copy(cp, in1) : NULL;
+    int reorder[2] = {cp->re_in[0].prim != NULL, cp->re_in[1].prim != NULL && !w_ready};
+    size_t off_in[2], off_out, total = ws_layout(cp, ro, reorder, off_in, &off_out);
     char *ws = mempool_alloc(total ? total : 64);
     double t0 = profile_on() ? profile_now_ms() : 0.0;
     int rc = conv_run_ws(cp, ro, dir, in0, in1, w_ready, out, bias, dbias_tmp, ws, off_in, off_out);
@@ -866,19 +877,8 @@ static int chunk_rows(const Conv2dShape *s, int wino) {
 /* The most workspace one call of cp in direction dir takes (conv_run: scratchpad, converted
  * operands, the result when it is converted or added; set as conv_run's) */
 static size_t conv_ws_bytes(const ConvPrims *cp, int dir, int set) {
-    const DnnlPrim *ro = set && dir == DIR_BWD_DATA ? (cp->re_set.prim ? &cp->re_set : NULL)
-                                                    : (cp->re_out.prim ? &cp->re_out : NULL);
-    size_t scratch = cp->conv.scratch, total = 0;
-    for (int i = 0; i < 2; i++)
-        if (cp->re_in[i].prim) {
-            if (cp->re_in[i].scratch > scratch) scratch = cp->re_in[i].scratch;
-            total += align64(cp->bytes_in[i]);
-        }
-    if (ro) {
-        if (ro->scratch > scratch) scratch = ro->scratch;
-        total += align64(cp->bytes_out);
-    }
-    return total + align64(scratch);
+    const int reorder[2] = {cp->re_in[0].prim != NULL, cp->re_in[1].prim != NULL};
+    return ws_layout(cp, result_reorder(cp, dir, set), reorder, NULL, NULL);
 }
 
 /* The primitives for s chunked by batch (set: the input gradient is written, not added; see
