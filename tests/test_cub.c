@@ -62,8 +62,18 @@ static void test_real(void) {
     EXPECT(cub.train.n == 8855 && cub.test.n == 2933, "images %d / %d", cub.train.n, cub.test.n);
     EXPECT(cub.train.n_classes == 150 && cub.test.n_classes == 50, "classes %d / %d", cub.train.n_classes, cub.test.n_classes);
     EXPECT(cub.vocab.n == 5450 && !cub.vocab_from_pickle, "vocabulary %d words (from pickle: %d)", cub.vocab.n, cub.vocab_from_pickle);
-    EXPECT(cub.train.n_present == 1906 && cub.test.n_present == 983, "present %d / %d", cub.train.n_present, cub.test.n_present);
-    EXPECT(cub.train.n_present + cub.test.n_present == 2889, "2,889 photos present");
+    /* classes 001-050 in full (1,906 train, 983 test) and 3,508 tight crops of 59 more train classes */
+    EXPECT(cub.train.n_present == 5414 && cub.test.n_present == 983, "present %d / %d", cub.train.n_present, cub.test.n_present);
+    EXPECT(cub.train.n_tight == 3508 && cub.test.n_tight == 0, "tight crops %d / %d", cub.train.n_tight, cub.test.n_tight);
+    int tight_ok = 1, tight_classes = 0, present_classes = 0, last_tc = 0, last_pc = 0;
+    for (int i = 0; i < cub.train.n; i++) {
+        const CubImage *ti = &cub.train.images[i];
+        if (ti->tight) tight_ok &= ti->present && ti->class_id > 50 && ti->bbox[0] == 0 && ti->bbox[1] == 0;
+        if (ti->tight && ti->class_id != last_tc) { tight_classes++; last_tc = ti->class_id; }
+        if (ti->present && ti->class_id != last_pc) { present_classes++; last_pc = ti->class_id; }
+    }
+    EXPECT(tight_ok && tight_classes == 59 && present_classes == 92, "tight crops: present, classes > 050, box at 0,0 (%d); %d classes, %d with photos",
+           tight_ok, tight_classes, present_classes);
     EXPECT(cub.n_class_names == 200 && !strcmp(cub.class_names[0], "001.Black_footed_Albatross") &&
                !strcmp(cub.class_names[199], "200.Common_Yellowthroat"),
            "class names");
@@ -201,8 +211,13 @@ static void test_good_layout(void) {
     EXPECT(a1->cap_len[9] == 4 && a1->caps[9][3] == 14, "tenth caption 'red bird number 9'");
     EXPECT(a1->bbox[0] == 1.0f && a1->bbox[2] == 30.5f && cub.test.images[0].bbox[3] == 2.0f, "boxes");
     EXPECT(!strcmp(cub.test.images[0].key, "003.C/c_1") && cub.test.images[0].class_id == 3, "test image");
+    EXPECT(cub.train.n_tight == 0 && !a1->tight, "no tight_crops.txt: no tight crops");
     cub_close(&cub);
     cub_close(&cub); /* idempotent */
+    put(dir, "CUB_200_2011/tight_crops.txt", "3 002.B/b_1.jpg\n");
+    if (!EXPECT(cub_open(&cub, dir) == 0, "layout with tight_crops.txt: %s", err_msg())) return;
+    EXPECT(cub.train.n_tight == 1 && cub.train.images[2].tight && !cub.train.images[0].tight, "tight_crops.txt marks image 3");
+    cub_close(&cub);
 }
 
 static void test_captions_pickle(void) {
@@ -257,6 +272,12 @@ static void test_bad_layouts(void) {
     expect_bad_layout("image id out of range", "CUB_200_2011/images.txt", "1 001.A/a_1.jpg\n9 001.A/a_2.jpg\n", "images.txt line 2",
                       "out of range");
     expect_bad_layout("image path escaping", "CUB_200_2011/images.txt", "1 ../../etc/passwd.jpg\n", "images.txt line 1", "relative");
+    expect_bad_layout("tight crop of another path", "CUB_200_2011/tight_crops.txt", "3 002.B/b_1.jpg\n2 001.A/a_1.jpg\n",
+                      "tight_crops.txt line 2", "is '001.A/a_2.jpg' in images.txt");
+    expect_bad_layout("tight crop listed twice", "CUB_200_2011/tight_crops.txt", "3 002.B/b_1.jpg\n3 002.B/b_1.jpg\n",
+                      "tight_crops.txt line 2", "listed twice");
+    expect_bad_layout("tight crop of an unknown image", "CUB_200_2011/tight_crops.txt", "5 002.B/b_1.jpg\n", "tight_crops.txt line 1",
+                      "not an image id");
     expect_bad_layout("missing classes.txt", "CUB_200_2011/classes.txt", NULL, "classes.txt", "cannot open");
     expect_bad_layout("truncated filenames.pickle", "train/filenames.pickle", "(lp0\nV001.A/a_1\np1\naV001.A/a_",
                       "train/filenames.pickle", "truncated");

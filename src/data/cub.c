@@ -168,6 +168,8 @@ typedef struct Meta {
     int *key_line;
     int *class_of;        /* image_class_labels.txt */
     float (*bbox)[4];     /* bounding_boxes.txt */
+    unsigned char *tight; /* tight_crops.txt (optional): the photo is its bounding box's crop */
+    int n_tight;
     KeyIndex index;
 } Meta;
 
@@ -178,6 +180,7 @@ static void meta_free(Meta *m) {
     free(m->key_line);
     free(m->class_of);
     free(m->bbox);
+    free(m->tight);
     free(m->index.slots);
     free(m->dir);
     memset(m, 0, sizeof *m);
@@ -304,6 +307,34 @@ static int read_bboxes(Meta *m) {
     return rc;
 }
 
+/* tight_crops.txt (optional): "image_id relative/path.jpg" for photos that hold only their
+ * bounding box's crop (their box is the whole photo); the path must be images.txt's for that id. */
+static int read_tight(Meta *m) {
+    m->tight = xcalloc((size_t)m->n + 1, 1);
+    char *path = path_join(m->dir, "tight_crops.txt");
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    free(path);
+    if (!exists) return 0;
+    Table t;
+    char *f[MAX_FIELDS + 1];
+    int nf, id, rc = table_open(&t, m->dir, "tight_crops.txt");
+    while (!rc && table_next(&t, f, &nf)) {
+        size_t n = strlen(f[1 < nf ? 1 : 0]);
+        if (nf != 2) rc = line_err(t.path, t.line, "expected 2 fields 'image_id path', got %d", nf);
+        else if (parse_id(f[0], &id) || id > m->n) rc = line_err(t.path, t.line, "'%s' is not an image id of images.txt (1..%d)", f[0], m->n);
+        else if (n < 5 || strncmp(f[1], m->keys[id - 1], n - 4) || m->keys[id - 1][n - 4] || strcmp(f[1] + n - 4, ".jpg"))
+            rc = line_err(t.path, t.line, "image %d is '%s.jpg' in images.txt, not '%s'", id, m->keys[id - 1], f[1]);
+        else if (m->tight[id - 1]) rc = line_err(t.path, t.line, "image %d is listed twice", id);
+        else {
+            m->tight[id - 1] = 1;
+            m->n_tight++;
+        }
+    }
+    table_close(&t);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- the split pickles */
 static int load_pickle_list(const char *root, const char *split, const char *file, int want_str, char ***strs, int64_t **ints,
                             size_t *n) {
@@ -349,6 +380,8 @@ static int read_split(Cub *cub, const Meta *m, const char *split, CubSplit *s) {
         names[i] = NULL;
         im->class_id = m->class_of[idx];
         memcpy(im->bbox, m->bbox[idx], sizeof im->bbox);
+        im->tight = m->tight[idx];
+        s->n_tight += im->tight;
         char *jpg = xmalloc(strlen(img_dir) + strlen(im->key) + 8);
         sprintf(jpg, "%s/%s.jpg", img_dir, im->key);
         struct stat st;
@@ -528,6 +561,7 @@ int cub_open(Cub *cub, const char *root) {
     if (!rc) rc = read_images(&m);
     if (!rc) rc = read_labels(&m, cub->n_class_names);
     if (!rc) rc = read_bboxes(&m);
+    if (!rc) rc = read_tight(&m);
     if (!rc) rc = read_split(cub, &m, "train", &cub->train);
     if (!rc) rc = read_split(cub, &m, "test", &cub->test);
     meta_free(&m);

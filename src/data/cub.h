@@ -18,6 +18,8 @@ typedef struct CubImage {
     int class_id;         /* 1-based CUB class */
     float bbox[4];        /* x, y, w, h (bounding_boxes.txt) */
     int present;          /* the photo exists under CUB_200_2011/images */
+    int tight;            /* listed in CUB_200_2011/tight_crops.txt: the photo is its bird's
+                             bounding-box crop, with no background around it */
     int64_t *caps[CUB_CAPTIONS_PER_IMAGE];  /* token ids of each caption */
     int cap_len[CUB_CAPTIONS_PER_IMAGE];
 } CubImage;
@@ -26,6 +28,7 @@ typedef struct CubSplit {
     CubImage *images;
     int n;
     int n_present;
+    int n_tight;          /* images listed in tight_crops.txt */
     int *classes;         /* distinct class ids of the split, ascending */
     int n_classes;
 } CubSplit;

@@ -21,6 +21,7 @@ void loader_config_default(LoaderConfig *c) {
     c->shuffle = 1;
     c->drop_last = 1;
     c->augment = 1;
+    c->tight_pad = 0;
 }
 
 /* ------------------------------------------------------------------ one sample */
@@ -54,8 +55,17 @@ static int make_images(const Cub *cub, const CubImage *im, const LoaderConfig *c
     cub_image_path(cub, im, path, sizeof path);
     Image img = {0}, crop = {0}, big = {0}, sq = {0};
     if (image_load(path, &img)) return -1;
-    int box[4] = {0, 0, 0, 0};
-    if (bbox_square(im, img.w, img.h, box, path) || image_crop(&img, box[0], box[1], box[2], box[3], &crop)) {
+    int box[4] = {0, 0, 0, 0}, fail;
+    if (im->tight && cfg->tight_pad) {
+        /* the photo is the box's crop: AttnGAN's square around the box, unclipped and padded, frames
+         * the bird as in the other photos (the box 1/1.5 of the square's side) */
+        float w = (float)img.w, h = (float)img.h;
+        int r = (int)((w > h ? w : h) * 0.75f), cx = img.w / 2, cy = img.h / 2;
+        fail = image_crop_padded(&img, cx - r, cy - r, cx + r, cy + r, cfg->tight_pad, &crop);
+        if (fail) err_prefix("%s", path);
+    } else
+        fail = bbox_square(im, img.w, img.h, box, path) || image_crop(&img, box[0], box[1], box[2], box[3], &crop);
+    if (fail) {
         image_free(&img);
         return -1;
     }

@@ -8,6 +8,8 @@
  *   its centre, clipped to the image), the shorter side resized to int(S * 76 / 64) (S = the
  *   largest output size), a random S x S crop, a random horizontal flip (augment = 1; else the
  *   centre crop, no flip), the lower scales resized from that crop (PIL BILINEAR), in [-1, 1].
+ *   Photos that are their box's crop (tight_crops.txt) can be padded to AttnGAN's framing first
+ *   (tight_pad).
  * A batch is sorted by caption length, longest first (prepare_data).
  *
  * Determinism: the epoch's order comes from (seed, epoch), each sample's randomness from (seed,
@@ -29,6 +31,11 @@ typedef struct LoaderConfig {
     int drop_last;        /* drop the last incomplete batch (AttnGAN: yes) */
     int augment;          /* random crop and flip (else centre crop, no flip) */
     int only_available;   /* use the images that exist (else a missing image is an error) */
+    int tight_pad;        /* photos listed in tight_crops.txt (their bird's box only): 0 crops them
+                             as AttnGAN crops any photo (the whole photo, stretched to a square);
+                             IMAGE_PAD_EDGE / IMAGE_PAD_MEAN takes AttnGAN's square around the box
+                             unclipped, padded with the edge pixels / their mean colour, so the bird
+                             is framed as in the other photos (image.h) */
     int64_t start_batch;  /* resume: the first batch returned is global batch number start_batch
                              (epoch = start_batch / batches_per_epoch) */
 } LoaderConfig;

@@ -419,6 +419,34 @@ int image_crop(const Image *src, int x1, int y1, int x2, int y2, Image *out) {
     return 0;
 }
 
+int image_crop_padded(const Image *src, int x1, int y1, int x2, int y2, int mode, Image *out) {
+    memset(out, 0, sizeof *out);
+    if (x1 >= x2 || y1 >= y2 || x2 <= 0 || y2 <= 0 || x1 >= src->w || y1 >= src->h || x2 - x1 > 8 * src->w + 16 || y2 - y1 > 8 * src->h + 16)
+        return err_set("padded crop box (%d, %d, %d, %d) is empty, misses the %dx%d image or is too large", x1, y1, x2, y2, src->w, src->h);
+    uint8_t fill[3] = {0, 0, 0};
+    if (mode == IMAGE_PAD_MEAN) { /* the mean colour of the photo's outermost ring of pixels */
+        double sum[3] = {0, 0, 0};
+        int64_t n = 0;
+        for (int y = 0; y < src->h; y++)
+            for (int x = 0; x < src->w; x += (y == 0 || y == src->h - 1) ? 1 : (src->w > 1 ? src->w - 1 : 1), n++)
+                for (int c = 0; c < 3; c++) sum[c] += src->data[((size_t)y * src->w + x) * 3 + c];
+        for (int c = 0; c < 3; c++) fill[c] = (uint8_t)(sum[c] / (double)n + 0.5);
+    }
+    int w = x2 - x1, h = y2 - y1;
+    image_alloc(out, w, h);
+    for (int y = 0; y < h; y++) {
+        int sy = y + y1, iny = sy >= 0 && sy < src->h;
+        sy = sy < 0 ? 0 : sy >= src->h ? src->h - 1 : sy;
+        for (int x = 0; x < w; x++) {
+            int sx = x + x1, inx = sx >= 0 && sx < src->w;
+            sx = sx < 0 ? 0 : sx >= src->w ? src->w - 1 : sx;
+            const uint8_t *p = (mode == IMAGE_PAD_EDGE || (inx && iny)) ? src->data + ((size_t)sy * src->w + sx) * 3 : fill;
+            memcpy(out->data + ((size_t)y * w + x) * 3, p, 3);
+        }
+    }
+    return 0;
+}
+
 void image_flip_horizontal(Image *img) {
     for (int y = 0; y < img->h; y++) {
         uint8_t *row = img->data + (size_t)y * img->w * 3;

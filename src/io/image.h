@@ -26,6 +26,11 @@ int image_crop(const Image *src, int x1, int y1, int x2, int y2, Image *out);
 /* PIL Image.resize((w, h), Image.BILINEAR): separable triangle filter whose support widens when
  * downscaling (antialias), with PIL's fixed-point rounding, so the bytes match PIL's. */
 void image_resize_bilinear(const Image *src, int w, int h, Image *out);
+/* A crop that may reach outside the image: the pixels outside are padded, IMAGE_PAD_EDGE with the
+ * nearest edge pixel, IMAGE_PAD_MEAN with the mean colour of the image's outermost ring of pixels.
+ * The box must overlap the image and be at most 8x its size; else -1 with err_msg(). */
+enum { IMAGE_PAD_EDGE = 1, IMAGE_PAD_MEAN = 2 };
+int image_crop_padded(const Image *src, int x1, int y1, int x2, int y2, int mode, Image *out);
 void image_flip_horizontal(Image *img);
 /* (3, h, w) floats, x / 127.5 - 1 (ToTensor then Normalize(0.5, 0.5)), computed as torchvision
  * does, ((x / 255) - 0.5) / 0.5 with float32 rounding at each step, so the bits match. */

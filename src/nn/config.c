@@ -20,6 +20,8 @@ void model_config_default(ModelConfig *c) {
     c->zsl_rdc = 1000;
     c->zsl_z = 100;
     c->zsl_h = 4096;
+    c->zsl_z_std = 1.0f;
+    c->zsl_g_lr_scale = 1.0f;
     c->num_classes = 200;
     c->zsl_lambda = 1.0f;
     c->lambda_zsl = 1.0f;
@@ -78,6 +80,7 @@ int model_config_from_json(ModelConfig *c, const char *json) {
     rc |= get_int(root, "ZSL_RDC", &c->zsl_rdc);
     rc |= get_int(root, "ZSL_Z", &c->zsl_z);
     rc |= get_int(root, "ZSL_H", &c->zsl_h);
+    rc |= get_float(root, "ZSL_Z_STD", &c->zsl_z_std);
     rc |= get_int(root, "NUM_CLASSES", &c->num_classes);
     rc |= get_float(root, "ZSL_LAMBDA", &c->zsl_lambda);
     rc |= get_float(root, "LAMBDA_ZSL", &c->lambda_zsl);

@@ -69,7 +69,7 @@ static Tensor *zsl_noise(Tape *tp, const TextEncoder *te, const Tensor *z, int B
     }
     CHECK(rng != NULL, "text_encoder: z = NULL needs an Rng to draw ZSL G's noise");
     Tensor *zz = TNEW(tp, B, Z);
-    rng_normal(rng, zz->data, zz->n, 0.0f, 1.0f);
+    rng_normal(rng, zz->data, zz->n, 0.0f, te->cfg.zsl_z_std); /* std 0: no noise (a deterministic code) */
     return zz;
 }
 

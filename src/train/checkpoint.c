@@ -58,6 +58,36 @@ int write_file_atomic(const char *path, const void *data, size_t len) {
     return 0;
 }
 
+int copy_file_atomic(const char *src, const char *dst) {
+    int in = open(src, O_RDONLY);
+    if (in < 0) return err_set("cannot open %s: %s", src, strerror(errno));
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", dst, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) { close(in); return err_set("cannot create %s: %s", tmp, strerror(errno)); }
+    char buf[1 << 16];
+    int rc = 0;
+    for (;;) {
+        ssize_t k = read(in, buf, sizeof buf);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) { rc = err_set("read %s: %s", src, strerror(errno)); break; }
+        if (k == 0) break;
+        for (ssize_t off = 0; off < k && !rc;) {
+            ssize_t w = write(fd, buf + off, (size_t)(k - off));
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) rc = err_set("write %s: %s", tmp, strerror(errno));
+            else off += w;
+        }
+        if (rc) break;
+    }
+    close(in);
+    if (!rc && fsync(fd)) rc = err_set("fsync %s: %s", tmp, strerror(errno));
+    close(fd);
+    if (!rc && rename(tmp, dst)) rc = err_set("rename %s -> %s: %s", tmp, dst, strerror(errno));
+    if (rc) unlink(tmp);
+    return rc;
+}
+
 static int save_net(const char *dir, const CkptNet *n) {
     StWriter *w = st_writer_new();
     char key[512], path[4200];

@@ -46,6 +46,8 @@ int ckpt_get_rng(const cJSON *obj, const char *key, Rng *r);
 int mkdir_p(const char *path);
 /* Writes a whole file atomically (temp, fsync, rename). */
 int write_file_atomic(const char *path, const void *data, size_t len);
+/* Copies a file to dst atomically (temp, fsync, rename); 0 or -1 with err_msg() naming the file. */
+int copy_file_atomic(const char *src, const char *dst);
 /* The whole of a file ("-": stdin) as a NUL-terminated string (malloc'ed); NULL with err_msg()
  * naming the file when it cannot be read or holds more than max_bytes. */
 char *read_file_all(const char *path, size_t max_bytes);

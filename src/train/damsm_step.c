@@ -14,6 +14,7 @@ void damsm_trainer_init(DamsmTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD
     image_encoder_set_trainable(ie, 1);
     paramset_set_frozen(&te->ps, 0);
     adam_init(&t->opt_te, &te->ps, cfg->encoder_lr, cfg->beta1, cfg->beta2, 1e-8f);
+    if (cfg->zsl_g_lr_scale != 1.0f) adam_set_prefix_scale(&t->opt_te, "zsl_g.", cfg->zsl_g_lr_scale);
     adam_init(&t->opt_ie, &ie->ps, cfg->encoder_lr, cfg->beta1, cfg->beta2, 1e-8f);
     adam_init(&t->opt_zd, &zd->ps, cfg->encoder_lr, cfg->beta1, cfg->beta2, 1e-8f);
     tape_init(&t->tape[0]);

@@ -2,6 +2,7 @@
 #include "optim.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,12 @@ void adam_init(Adam *a, ParamSet *ps, float lr, float beta1, float beta2, float 
     a->eps = eps;
     a->m = xcalloc((size_t)ps->n_values, sizeof(float));
     a->v = xcalloc((size_t)ps->n_values, sizeof(float));
+}
+
+void adam_set_prefix_scale(Adam *a, const char *prefix, float scale) {
+    CHECK(strlen(prefix) < sizeof a->scale_prefix, "adam_set_prefix_scale: prefix '%s' is too long", prefix);
+    snprintf(a->scale_prefix, sizeof a->scale_prefix, "%s", prefix);
+    a->prefix_scale = scale;
 }
 
 void adam_free(Adam *a) {
@@ -44,6 +51,8 @@ void adam_step(Adam *a) {
     double bc1 = 1.0 - pow((double)a->beta1, (double)a->step);
     double bc2 = 1.0 - pow((double)a->beta2, (double)a->step);
     float step_size = (float)((double)a->lr / bc1);
+    float scaled_step = (float)((double)a->lr * (double)a->prefix_scale / bc1);
+    size_t pl = strlen(a->scale_prefix);
     float bc2_sqrt = (float)sqrt(bc2);
     float one_m_b1 = (float)(1.0 - (double)a->beta1), one_m_b2 = (float)(1.0 - (double)a->beta2);
     for (int i = 0; i < ps->n; i++) {
@@ -51,7 +60,7 @@ void adam_step(Adam *a) {
         if (e->kind != PARAM_WEIGHT || !e->t.requires_grad) continue;
         int64_t o = e->offset;
         adam_kernel(ps->values + o, a->m + o, a->v + o, ps->grads + o, e->t.n, a->beta1, one_m_b1, a->beta2, one_m_b2,
-                    step_size, bc2_sqrt, a->eps, a->weight_decay);
+                    pl && !strncmp(e->name, a->scale_prefix, pl) ? scaled_step : step_size, bc2_sqrt, a->eps, a->weight_decay);
     }
 }
 

@@ -11,10 +11,15 @@ typedef struct Adam {
     float lr, beta1, beta2, eps, weight_decay;
     int64_t step;          /* steps taken (PyTorch's state["step"]) */
     float *m, *v;          /* exp_avg, exp_avg_sq: ps->n_values floats each, zero at start */
+    char scale_prefix[64]; /* weights whose names start with this learn at lr * prefix_scale */
+    float prefix_scale;
 } Adam;
 
 void adam_init(Adam *a, ParamSet *ps, float lr, float beta1, float beta2, float eps);
 void adam_free(Adam *a);
+/* Weights whose names start with prefix (e.g. "zsl_g.") learn at lr * scale (a parameter group
+ * with its own learning rate, as PyTorch's param_groups). */
+void adam_set_prefix_scale(Adam *a, const char *prefix, float scale);
 /* One step over every weight of the set that requires grad (frozen weights are skipped, as
  * PyTorch skips parameters without a gradient):
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;

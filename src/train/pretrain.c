@@ -79,7 +79,9 @@ static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEnc
     char dir[2300], path[2400], tag[1400];
     snprintf(dir, sizeof dir, "%s/cache", r->out);
     snprintf(path, sizeof path, "%s/%s_trunk.safetensors", dir, name);
-    snprintf(tag, sizeof tag, "%s:%s:centre299", r->tc.extra.inception, r->tc.extra.inception_weights);
+    int pad = train_config_tight_pad(&r->tc);
+    if (pad) snprintf(tag, sizeof tag, "%s:%s:centre299:tight-%s", r->tc.extra.inception, r->tc.extra.inception_weights, r->tc.extra.tight_crop_pad);
+    else snprintf(tag, sizeof tag, "%s:%s:centre299", r->tc.extra.inception, r->tc.extra.inception_weights);
     int rc = cache_load(c, path, tag, s);
     if (rc <= 0) {
         if (rc == 0) printf("trunk features of %d %s photos read from %s\n", c->n, name, path);
@@ -96,6 +98,7 @@ static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEnc
     lc.base_size = 299;
     lc.branch_num = 1;
     lc.augment = 0;
+    lc.tight_pad = pad;
     lc.words_num = r->tc.text.words_num;
     enum { CB = 8 };
     float *imgs = xmalloc((size_t)CB * 3 * 299 * 299 * sizeof(float));
@@ -431,6 +434,7 @@ int pretrain_main(const RunArgs *a) {
         lc.threads = tc->workers > 0 ? tc->workers : 1;
         lc.seed = (uint64_t)tc->extra.seed;
         lc.only_available = tc->extra.only_available;
+    lc.tight_pad = train_config_tight_pad(tc);
         per_epoch = 0;
         lc.start_batch = 0;
         if (loader_open(&loader, &cub, &cub.train, &lc)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }

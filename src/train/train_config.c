@@ -2,6 +2,7 @@
  * default, allowed values), and the readers (YAML through libyaml's document API, "KEY=VALUE"
  * overrides, JSON) and writers (YAML dump, JSON) built on it; see train_config.h. */
 #include "train_config.h"
+#include "../io/image.h"
 #include "../core/error.h"
 
 #include <cjson/cJSON.h>
@@ -82,6 +83,8 @@ static const Key KEYS[] = {
     KI("ZSL.Z_DIM", zsl.z_dim, "100", 1),
     KI("ZSL.H_DIM", zsl.h_dim, "4096", 1),
     KI("ZSL.NUM_CLASSES", zsl.num_classes, "200", 1),
+    KF("ZSL.Z_STD", zsl.z_std, "1.0", 0, FMAX),
+    KF("ZSL.G_LR_SCALE", zsl.g_lr_scale, "1.0", 0, FMAX),
     KB("EXTRA.CORRECT_MASK", extra.correct_mask, "False"),
     KB("EXTRA.ZSL_FIX_LABELS", extra.zsl_fix_labels, "False"),
     KB("EXTRA.ZSL_TRAIN_CLASSES_ONLY", extra.zsl_train_classes_only, "False"),
@@ -91,6 +94,7 @@ static const Key KEYS[] = {
     KS("EXTRA.INCEPTION", extra.inception, "", "torchvision|keras_nsfwjs|"),
     KS("EXTRA.INCEPTION_WEIGHTS", extra.inception_weights, "", NULL),
     KB("EXTRA.ONLY_AVAILABLE", extra.only_available, "False"),
+    KS("EXTRA.TIGHT_CROP_PAD", extra.tight_crop_pad, "none", "none|edge|mean"),
     KI("EXTRA.SEED", extra.seed, "100", 0),
     KI("EXTRA.LOG_INTERVAL", extra.log_interval, "50", 1),
 };
@@ -273,6 +277,8 @@ void train_config_to_model(const TrainConfig *c, ModelConfig *m) {
     m->g_lr = (float)c->train.generator_lr;
     m->d_lr = (float)c->train.discriminator_lr;
     m->encoder_lr = (float)c->train.encoder_lr;
+    m->zsl_z_std = (float)c->zsl.z_std;
+    m->zsl_g_lr_scale = (float)c->zsl.g_lr_scale;
     m->rnn_grad_clip = (float)c->train.rnn_grad_clip;
     m->branch_num = c->tree.branch_num;
     m->correct_mask = c->extra.correct_mask;
@@ -615,4 +621,10 @@ void train_config_print(const TrainConfig *c, FILE *f) {
         fputc('\n', f);
         prev = k->name;
     }
+}
+
+int train_config_tight_pad(const TrainConfig *c) {
+    if (!strcmp(c->extra.tight_crop_pad, "edge")) return IMAGE_PAD_EDGE;
+    if (!strcmp(c->extra.tight_crop_pad, "mean")) return IMAGE_PAD_MEAN;
+    return 0;
 }

@@ -69,6 +69,9 @@ typedef struct TrainConfig {
         int z_dim;       /* ZSL.Z_DIM 100 (seed) */
         int h_dim;       /* ZSL.H_DIM 4096 (seed) */
         int num_classes; /* ZSL.NUM_CLASSES 200 (seed) */
+        double z_std;    /* ZSL.Z_STD 1.0 (seed): ZSL G's noise is N(0, Z_STD^2); ours */
+        double g_lr_scale; /* ZSL.G_LR_SCALE 1.0 (seed): in pretraining, ZSL G (inside the text
+                              encoder) learns at ENCODER_LR * this; ours */
     } zsl;
     struct { /* ours: not in AttnGAN's or the seed's config */
         int correct_mask;           /* EXTRA.CORRECT_MASK False: seed's mask.repeat (DESIGN 6.1) */
@@ -83,10 +86,16 @@ typedef struct TrainConfig {
                                              '' (random trunk) */
         char inception_weights[TRAIN_CONFIG_STR]; /* EXTRA.INCEPTION_WEIGHTS '' */
         int only_available;         /* EXTRA.ONLY_AVAILABLE False: use only images present on disk */
+        char tight_crop_pad[TRAIN_CONFIG_STR]; /* EXTRA.TIGHT_CROP_PAD 'none': photos listed in
+                                       tight_crops.txt cropped as AttnGAN crops any photo; 'edge' /
+                                       'mean': framed as the others, padded (loader.h) */
         int seed;                   /* EXTRA.SEED 100 (AttnGAN's manualSeed) */
         int log_interval;           /* EXTRA.LOG_INTERVAL 50: iterations between log lines */
     } extra;
 } TrainConfig;
+
+/* EXTRA.TIGHT_CROP_PAD as LoaderConfig.tight_pad (0, IMAGE_PAD_EDGE or IMAGE_PAD_MEAN). */
+int train_config_tight_pad(const TrainConfig *c);
 
 /* AttnGAN's config.py defaults plus the seed's and our additions (see the field comments). */
 void train_config_default(TrainConfig *c);

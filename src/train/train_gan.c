@@ -19,6 +19,7 @@
 #include "gan_step.h"
 
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,38 @@ static int check_vocab(const char *dir, const Vocab *data_vocab) {
             rc = err_set("%s: word %d is '%s', the data's is '%s': the text encoder was trained with another vocabulary", path, i,
                          v.words[i], data_vocab->words[i]);
     vocab_free(&v);
+    return rc;
+}
+
+/* A new run keeps its own copy of the pretrained encoders (RUN/encoders/: the TRAIN.NET_E file,
+ * image_encoder.safetensors, zsl_d.safetensors, vocab.txt and the pretraining's config.json where
+ * present) and names the copy in TRAIN.NET_E, so that a pretraining run that goes on rewriting
+ * its encoders cannot change what this run, its resumes or its export read. */
+static int snapshot_encoders(Run *r) {
+    TrainConfig *tc = &r->tc;
+    if (!tc->train.net_e[0]) return 0; /* build_models says what is missing */
+    char srcdir[TRAIN_CONFIG_STR], base[TRAIN_CONFIG_STR], dir[2300], src[4700], dst[4700];
+    snprintf(srcdir, sizeof srcdir, "%s", tc->train.net_e);
+    snprintf(base, sizeof base, "%s", tc->train.net_e);
+    const char *sd = dirname(srcdir), *bn = basename(base);
+    snprintf(dir, sizeof dir, "%s/encoders", r->out);
+    if (mkdir_p(dir)) return -1;
+    const char *files[5] = {bn, "image_encoder.safetensors", "zsl_d.safetensors", "vocab.txt", "config.json"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(src, sizeof src, "%s/%s", sd, files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, i == 4 ? "pretrain_config.json" : files[i]);
+        if (i >= 3 && access(src, R_OK)) continue; /* optional: checked (vocab) or informative */
+        if (copy_file_atomic(src, dst)) return err_prefix("TRAIN.NET_E: keeping the run's copy of the encoders");
+    }
+    char abs[PATH_MAX];
+    snprintf(dst, sizeof dst, "%s/%s", dir, bn);
+    const char *keep = realpath(dst, abs) ? abs : dst;
+    if (strlen(keep) >= sizeof tc->train.net_e) return err_set("TRAIN.NET_E: the path %s is too long", keep);
+    printf("encoders: copied from %s into %s (TRAIN.NET_E now names the copy)\n", sd, dir);
+    snprintf(tc->train.net_e, sizeof tc->train.net_e, "%s", keep);
+    char *js = train_config_to_json(tc);
+    int rc = run_write_text(r, "config.json", js);
+    free(js);
     return rc;
 }
 
@@ -290,6 +323,7 @@ int train_gan_main(const RunArgs *a) {
     if (!a->quiet) train_config_print(tc, stdout);
     Cub cub;
     if (cub_open(&cub, tc->data_dir)) { fprintf(stderr, "attngan train: %s\n", err_msg()); run_close(&r); return 2; }
+    if (!r.resume_state && snapshot_encoders(&r)) { fprintf(stderr, "attngan train: %s\n", err_msg()); run_close(&r); return 2; }
     Models m;
     if (build_models(&m, &r, &cub)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
     DNet *dp[3] = {&m.d[0], &m.d[1], &m.d[2]};
@@ -320,6 +354,7 @@ int train_gan_main(const RunArgs *a) {
     lc.threads = tc->workers > 0 ? tc->workers : 1;
     lc.seed = (uint64_t)tc->extra.seed;
     lc.only_available = tc->extra.only_available;
+    lc.tight_pad = train_config_tight_pad(tc);
     lc.start_batch = r.step;
     Loader *loader;
     if (loader_open(&loader, &cub, &cub.train, &lc)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
