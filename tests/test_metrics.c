@@ -1,6 +1,9 @@
-/* test_metrics.c: FID, R-precision and zero-shot accuracy (src/eval/metrics.h) against closed
- * forms, independent computations in double and constructed cases with known answers. */
+/* test_metrics.c: FID, KID, R-precision, Inception Score, confidence intervals and zero-shot
+ * accuracy (src/eval/metrics.h) against closed forms, hand-computed cases, independent
+ * computations in double and constructed cases with known answers; FID, KID and R-precision give
+ * the same bits at 1 and 2 threads. */
 #include "test.h"
+#include "../src/core/threads.h"
 #include "../src/eval/metrics.h"
 
 #include <omp.h>
@@ -257,7 +260,7 @@ static void negate(float *dst, const float *src, int64_t n) {
 
 static int rp(const float *img, const float *txt, int n, int d, int nc, int folds, uint64_t seed, const int *group,
               RPrecision *out) {
-    int rc = r_precision(img, txt, n, d, nc, folds, seed, group, out);
+    int rc = r_precision(img, txt, n, d, nc, folds, seed, group, NULL, out);
     EXPECT(rc == 0, "r_precision n %d: %s", n, rc ? err_msg() : "");
     return rc;
 }
@@ -309,25 +312,76 @@ static void test_rp_folds(void) {
         sum += size;
     }
     EXPECT(ok && sum == n, "fold sizes differ by at most one and add up to n (%d)", sum);
+    int *fold = xmalloc(n * sizeof(int)), *fold2 = xmalloc(n * sizeof(int)), size[10] = {0}, first_block = 0;
+    r_precision_folds(n, folds, 3, fold);
+    r_precision_folds(n, folds, 3, fold2);
+    ok = 1;
+    for (int i = 0; i < n; i++) {
+        ok &= fold[i] >= 0 && fold[i] < folds && fold[i] == fold2[i];
+        if (ok) size[fold[i]]++;
+        first_block += i < 100 && fold[i] == fold[0];
+    }
+    for (int f = 0; f < folds; f++) ok &= size[f] == r_precision_fold_begin(n, folds, f + 1) - r_precision_fold_begin(n, folds, f);
+    EXPECT(ok, "r_precision_folds: every item in one fold, the fold sizes of fold_begin, the same for the same seed");
+    EXPECT(first_block < 40, "the folds are shuffled: %d of the first 100 items share item 0's fold", first_block);
 
-    /* exactly images 0, 1, 2 and the last one are right: the last fold must count its last image */
+    /* exactly images 0, 1, 2 and the last one are right: the folds that hold them count them */
     int d = 32;
     float *txt = normal_rows(n, d, 0.0f, 1.0f, 23), *img = xmalloc((size_t)n * d * sizeof(float));
     negate(img, txt, (int64_t)n * d);
     const int right[4] = {0, 1, 2, 1002};
     for (int k = 0; k < 4; k++) memcpy(img + (size_t)right[k] * d, txt + (size_t)right[k] * d, d * sizeof(float));
-    double rf[10] = {0}, mean = 0, var = 0;
-    int b0 = r_precision_fold_begin(n, folds, 1), b9 = r_precision_fold_begin(n, folds, 9);
-    rf[0] = 3.0 / b0;
-    rf[9] = 1.0 / (n - b9);
+    double rf[10] = {0}, mean = 0, var = 0, var1 = 0, got[10];
+    for (int k = 0; k < 4; k++) rf[fold[right[k]]] += 1.0;
+    for (int f = 0; f < folds; f++) rf[f] /= size[f];
     for (int f = 0; f < folds; f++) mean += rf[f] / folds;
-    for (int f = 0; f < folds; f++) var += (rf[f] - mean) * (rf[f] - mean) / folds;
+    for (int f = 0; f < folds; f++) var += (rf[f] - mean) * (rf[f] - mean) / folds, var1 += (rf[f] - mean) * (rf[f] - mean) / (folds - 1);
     RPrecision r;
-    if (rp(img, txt, n, d, 100, folds, 3, NULL, &r) == 0) {
-        EXPECT(fabs(r.mean - mean) < 1e-15, "fold means: R %.9f, want %.9f (3/100 and 1/101 of 10 folds)", r.mean, mean);
+    int rc = r_precision(img, txt, n, d, 100, folds, 3, NULL, got, &r);
+    EXPECT(rc == 0, "r_precision: %s", rc ? err_msg() : "");
+    if (rc == 0) {
+        EXPECT(fabs(r.mean - mean) < 1e-15, "fold means: R %.9f, want %.9f", r.mean, mean);
         EXPECT(fabs(r.std - sqrt(var)) < 1e-15, "population std over folds: %.9f, want %.9f", r.std, sqrt(var));
+        EXPECT(fabs(r.ci95 - 2.262157163 * sqrt(var1 / folds)) < 1e-12, "95%% CI of the mean, t(9): %.9f, want %.9f", r.ci95,
+               2.262157163 * sqrt(var1 / folds));
+        ok = 1;
+        for (int f = 0; f < folds; f++) ok &= fabs(got[f] - rf[f]) < 1e-15;
+        EXPECT(ok, "fold_r gets each fold's R");
     }
+    free(fold);
+    free(fold2);
     free(txt);
+    free(img);
+}
+
+/* Class-sorted images (DM-GAN's mismatches come from other classes): texts of a class share one
+ * code, so a same-class mismatch ties; with the class ids as groups none is drawn. */
+static void test_rp_classes(void) {
+    int n = 300, d = 16, nc = 10;
+    float *proto = normal_rows(nc, d, 0.0f, 1.0f, 27), *txt = xmalloc((size_t)n * d * sizeof(float));
+    int *cls = xmalloc(n * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        cls[i] = i / (n / nc);   /* sorted by class */
+        memcpy(txt + (size_t)i * d, proto + (size_t)cls[i] * d, d * sizeof(float));
+    }
+    RPrecision with, without;
+    if (rp(txt, txt, n, d, 100, 10, 5, cls, &with) == 0)
+        EXPECT(with.mean == 1.0, "mismatches from other classes only: R %.4f", with.mean);
+    if (rp(txt, txt, n, d, 100, 10, 5, NULL, &without) == 0)
+        EXPECT(without.mean < 0.05, "mismatches from any image: same-class ties count as wrong: R %.4f", without.mean);
+    /* class 0 right, the others wrong: contiguous folds would give one fold of 1 and nine of 0 */
+    float *img = xmalloc((size_t)n * d * sizeof(float));
+    negate(img, txt, (int64_t)n * d);
+    memcpy(img, txt, (size_t)(n / nc) * d * sizeof(float));
+    double fr[10], maxf = 0;
+    RPrecision r;
+    if (r_precision(img, txt, n, d, 100, 10, 5, cls, fr, &r) == 0) {
+        for (int f = 0; f < 10; f++) maxf = fmax(maxf, fr[f]);
+        EXPECT(fabs(r.mean - 0.1) < 1e-15 && maxf < 0.5, "shuffled folds mix the classes: mean %.4f, largest fold %.3f", r.mean, maxf);
+    }
+    free(proto);
+    free(txt);
+    free(cls);
     free(img);
 }
 
@@ -405,17 +459,153 @@ static void test_rp_errors(void) {
     int group[50];
     RPrecision r;
     for (int i = 0; i < 50; i++) group[i] = i < 40;
-    EXPECT(r_precision(x, x, 50, 4, 1, 2, 0, NULL, &r) == -1, "1 candidate is an error: %s", err_msg());
-    EXPECT(r_precision(x, x, 50, 4, 10, 0, 0, NULL, &r) == -1, "0 folds is an error: %s", err_msg());
-    EXPECT(r_precision(x, x, 50, 4, 10, 51, 0, NULL, &r) == -1, "more folds than images is an error: %s", err_msg());
-    EXPECT(r_precision(x, x, 50, 4, 100, 5, 0, NULL, &r) == -1 && strstr(err_msg(), "eligible"),
+    EXPECT(r_precision(x, x, 50, 4, 1, 2, 0, NULL, NULL, &r) == -1, "1 candidate is an error: %s", err_msg());
+    EXPECT(r_precision(x, x, 50, 4, 10, 0, 0, NULL, NULL, &r) == -1, "0 folds is an error: %s", err_msg());
+    EXPECT(r_precision(x, x, 50, 4, 10, 51, 0, NULL, NULL, &r) == -1, "more folds than images is an error: %s", err_msg());
+    EXPECT(r_precision(x, x, 50, 4, 100, 5, 0, NULL, NULL, &r) == -1 && strstr(err_msg(), "eligible"),
            "too few mismatches: %s", err_msg());
-    EXPECT(r_precision(x, x, 50, 4, 20, 5, 0, group, &r) == -1 && strstr(err_msg(), "image 0 has 10"),
+    EXPECT(r_precision(x, x, 50, 4, 20, 5, 0, group, NULL, &r) == -1 && strstr(err_msg(), "image 0 has 10"),
            "too few mismatches outside the group: %s", err_msg());
-    EXPECT(r_precision(x, x, 50, 4, 11, 5, 0, group, &r) == 0, "exactly enough outside the group: %s", err_msg());
+    EXPECT(r_precision(x, x, 50, 4, 11, 5, 0, group, NULL, &r) == 0, "exactly enough outside the group: %s", err_msg());
     x[7] = NAN;
-    EXPECT(r_precision(x, x, 50, 4, 10, 5, 0, NULL, &r) == -1 && strstr(err_msg(), "code 1"), "NaN code named: %s",
+    EXPECT(r_precision(x, x, 50, 4, 10, 5, 0, NULL, NULL, &r) == -1 && strstr(err_msg(), "code 1"), "NaN code named: %s",
            err_msg());
+}
+
+/* ------------------------------------------------------------------ KID */
+
+/* Unbiased MMD^2 with the cubic kernel over all rows, in the test's own words. */
+static double naive_mmd(const float *a, const float *b, int m, int d) {
+    double saa = 0, sbb = 0, sab = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < m; j++) {
+            double xa = 0, xb = 0, xab = 0;
+            for (int k = 0; k < d; k++) {
+                xa += (double)a[i * d + k] * a[j * d + k];
+                xb += (double)b[i * d + k] * b[j * d + k];
+                xab += (double)a[i * d + k] * b[j * d + k];
+            }
+            if (i != j) saa += pow(xa / d + 1, 3), sbb += pow(xb / d + 1, 3);
+            sab += pow(xab / d + 1, 3);
+        }
+    return (saa + sbb) / (m * (m - 1.0)) - 2 * sab / ((double)m * m);
+}
+
+static void test_kid(void) {
+    /* by hand: a = {(1,0), (0,1)}, b = {(1,1), (0,0)}, d = 2:
+     * k(a1, a2) = (0/2 + 1)^3 = 1, k(b1, b2) = 1; k(a1, b1) = k(a2, b1) = 1.5^3 = 3.375, k(ai, b2) = 1;
+     * MMD^2 = 2/2 + 2/2 - 2 (3.375 + 1 + 3.375 + 1) / 4 = 2 - 4.375 = -2.375 */
+    const float a[4] = {1, 0, 0, 1}, b[4] = {1, 1, 0, 0};
+    Kid k;
+    double v[3];
+    int rc = kid(a, 2, b, 2, 2, 3, 1000, 1, v, &k);
+    EXPECT(rc == 0 && fabs(k.mean + 2.375) < 1e-15 && k.std == 0 && v[0] == v[2] && k.subsets == 3 && k.subset_size == 2,
+           "hand case: KID %.15g (want -2.375), std %g, subset size %d", k.mean, k.std, k.subset_size);
+    /* a 3-by-2 case: a = {(2,0), (0,0), (1,1)}, b = {(0,2), (1,0), (1,1)}: dots/2 + 1 for aa pairs
+     * (1,2): 1, (1,3): 2, (2,3): 1 -> kernel 1 + 8 + 1 = 10, both orders: 20 / 6;
+     * bb pairs (1,2): 1, (1,3): 2, (2,3): 1.5 -> 1 + 8 + 3.375 = 12.375, both orders: 24.75 / 6;
+     * ab: a1.b = 0, 2, 2 -> 1 + 8 + 8; a2.b = 0 -> 1 + 1 + 1; a3.b = 2, 1, 2 -> 8 + 3.375 + 8: 39.375, times 2 / 9 */
+    const float a3[6] = {2, 0, 0, 0, 1, 1}, b3[6] = {0, 2, 1, 0, 1, 1};
+    double want = (20.0 + 24.75) / 6.0 - 2.0 * 39.375 / 9.0;
+    rc = kid(a3, 3, b3, 3, 2, 1, 3, 9, NULL, &k);
+    EXPECT(rc == 0 && fabs(k.mean - want) < 1e-14, "3 rows by hand: KID %.15g, want %.15g", k.mean, want);
+
+    /* all rows as one subset: the naive sum; subsets of the same rows are all equal */
+    int n = 40, d = 24;
+    float *x = normal_rows(n, d, 0.0f, 1.0f, 40), *y = normal_rows(n, d, 0.3f, 1.2f, 41);
+    double naive = naive_mmd(x, y, n, d);
+    rc = kid(x, n, y, n, d, 5, 1000, 2, NULL, &k);
+    EXPECT(rc == 0 && fabs(k.mean - naive) < 1e-12 * fabs(naive) && k.std == 0 && k.subset_size == n,
+           "whole sets: KID %.12g, naive %.12g, std %g", k.mean, naive, k.std);
+    free(x);
+    free(y);
+
+    /* same distribution ~ 0, a shifted one clearly above; subsets smaller than the sets vary */
+    n = 600, d = 64;
+    x = normal_rows(n, d, 0.0f, 1.0f, 42), y = normal_rows(n, d, 0.0f, 1.0f, 43);
+    float *z = normal_rows(n, d, 0.5f, 1.0f, 44);
+    Kid same, shifted, t1, t2;
+    double vs[50];
+    if (kid(x, n, y, n, d, 50, 200, 3, vs, &same) == 0 && kid(x, n, z, n, d, 50, 200, 3, NULL, &shifted) == 0) {
+        EXPECT(fabs(same.mean) < 4 * same.std / sqrt(50.0) + 1e-3 && shifted.mean > 0.05 && same.std > 0 && same.subset_size == 200,
+               "same distribution %.5f +- %.5f, shifted %.5f", same.mean, same.std, shifted.mean);
+        double m = 0;
+        for (int s = 0; s < 50; s++) m += vs[s] / 50;
+        EXPECT(fabs(m - same.mean) < 1e-15, "values are the subsets' MMD^2 (mean %.6g vs %.6g)", m, same.mean);
+    }
+    int threads = threads_get();
+    threads_set(1);
+    int rc1 = kid(x, n, z, n, d, 20, 300, 4, NULL, &t1);
+    threads_set(2);
+    int rc2 = kid(x, n, z, n, d, 20, 300, 4, NULL, &t2);
+    threads_set(threads);
+    EXPECT(rc1 == 0 && rc2 == 0 && !memcmp(&t1.mean, &t2.mean, sizeof(double)) && !memcmp(&t1.std, &t2.std, sizeof(double)),
+           "KID at 1 and 2 threads: the same bits (%.17g, %.17g)", t1.mean, t2.mean);
+    x[5] = NAN;
+    EXPECT(kid(x, n, z, n, d, 2, 10, 1, NULL, &k) == -1 && strstr(err_msg(), "row 0 column 5"), "NaN named: %s", err_msg());
+    EXPECT(kid(x, 1, z, n, d, 2, 10, 1, NULL, &k) == -1, "one row is an error: %s", err_msg());
+    EXPECT(kid(z, n, z, n, d, 0, 10, 1, NULL, &k) == -1, "0 subsets is an error: %s", err_msg());
+    free(x);
+    free(y);
+    free(z);
+}
+
+/* FID's BLAS and LAPACK calls run on one thread: the same bits at 1 and 2 threads. */
+static void test_fid_threads(void) {
+    int n = 400, d = 384;
+    float *a = normal_rows(n, d, 0.0f, 1.0f, 50), *b = normal_rows(n, d, 0.2f, 1.3f, 51);
+    for (int i = 0; i < n * d; i++) a[i] = a[i] * a[i], b[i] = fabsf(b[i]);   /* skewed, like pool features */
+    double f[2] = {-1, -1};
+    int threads = threads_get(), rc = 0;
+    for (int t = 0; t < 2; t++) {
+        threads_set(t + 1);
+        rc |= fid(a, n, b, n, d, &f[t]);
+    }
+    threads_set(threads);
+    EXPECT(rc == 0 && !memcmp(&f[0], &f[1], sizeof(double)), "FID at 1 and 2 threads: %.17g and %.17g", f[0], f[1]);
+    EXPECT(threads_get() == threads, "the caller's thread count is restored (%d)", threads_get());
+    free(a);
+    free(b);
+}
+
+/* ------------------------------------------------------------------ Inception Score, CIs */
+
+static void test_inception_score(void) {
+    double p[8 * 4] = {0}, v[2], mean = 0, std = 0;
+    for (int i = 0; i < 4; i++) p[i * 4 + i] = 1;   /* 4 confident rows on 4 classes: IS 4 */
+    EXPECT(inception_score(p, 4, 4, 1, v, &mean, &std) == 0 && fabs(mean - 4) < 1e-14 && std == 0 && v[0] == mean,
+           "one-hot on distinct classes: IS %.15g, want 4", mean);
+    for (int i = 0; i < 4; i++) for (int k = 0; k < 4; k++) p[i * 4 + k] = 0.25;
+    EXPECT(inception_score(p, 4, 4, 1, NULL, &mean, &std) == 0 && fabs(mean - 1) < 1e-15, "uniform rows: IS %.15g, want 1", mean);
+    /* two splits: rows 0-1 one-hot on classes 0 and 1 (IS 2), rows 2-3 both (0.5, 0.5, 0, 0) (IS 1) */
+    double q[4 * 4] = {1, 0, 0, 0, 0, 1, 0, 0, 0.5, 0.5, 0, 0, 0.5, 0.5, 0, 0};
+    EXPECT(inception_score(q, 4, 4, 2, v, &mean, &std) == 0 && fabs(v[0] - 2) < 1e-14 && fabs(v[1] - 1) < 1e-15 &&
+               fabs(mean - 1.5) < 1e-14 && fabs(std - 0.5) < 1e-14,
+           "two splits: %.6f and %.6f, mean %.6f std %.6f", v[0], v[1], mean, std);
+    /* by hand: rows (0.8, 0.2), (0.2, 0.8): p(y) = (0.5, 0.5), KL = 0.8 ln 1.6 + 0.2 ln 0.4 each */
+    double h[4] = {0.8, 0.2, 0.2, 0.8}, want = exp(0.8 * log(1.6) + 0.2 * log(0.4));
+    EXPECT(inception_score(h, 2, 2, 1, NULL, &mean, &std) == 0 && fabs(mean - want) < 1e-14, "soft rows: IS %.15g, want %.15g", mean, want);
+    h[1] = 0.3;
+    EXPECT(inception_score(h, 2, 2, 1, NULL, &mean, &std) == -1 && strstr(err_msg(), "row 0"), "a row not summing to 1: %s", err_msg());
+    EXPECT(inception_score(h, 2, 2, 3, NULL, &mean, &std) == -1, "more splits than rows: %s", err_msg());
+}
+
+static void test_ci(void) {
+    EXPECT(fabs(t_quantile_975(1) - 12.706204736) < 1e-9 && fabs(t_quantile_975(9) - 2.262157163) < 1e-9 &&
+               fabs(t_quantile_975(30) - 2.042272456) < 1e-9,
+           "t table: %.9f %.9f %.9f", t_quantile_975(1), t_quantile_975(9), t_quantile_975(30));
+    /* scipy.stats.t.ppf(0.975, df) for df 31, 40, 60, 120, 1e6 */
+    const int df[5] = {31, 40, 60, 120, 1000000};
+    const double want[5] = {2.039513446, 2.021075390, 2.000297822, 1.979930405, 1.959966};
+    int ok = 1;
+    for (int i = 0; i < 5; i++) ok &= fabs(t_quantile_975(df[i]) - want[i]) < 2e-4;
+    EXPECT(ok, "t beyond the table within 2e-4: %.6f %.6f %.6f %.6f %.6f", t_quantile_975(31), t_quantile_975(40), t_quantile_975(60),
+           t_quantile_975(120), t_quantile_975(1000000));
+    double v[3] = {1, 2, 3}, m, h;
+    mean_ci95(v, 3, &m, &h);
+    EXPECT(m == 2 && fabs(h - 4.302652730 / sqrt(3.0)) < 1e-9, "mean_ci95 of 1, 2, 3: %g +- %.9f", m, h);
+    mean_ci95(v, 1, &m, &h);
+    EXPECT(m == 1 && isnan(h), "one value: no interval (%g)", h);
 }
 
 /* ------------------------------------------------------------------ zero-shot accuracy */
@@ -482,9 +672,14 @@ int main(void) {
     test_rp_random();
     test_rp_folds();
     test_rp_groups();
+    test_rp_classes();
     test_rp_exhaustive();
     test_rp_errors();
     test_zsl();
+    test_kid();
+    test_fid_threads();
+    test_inception_score();
+    test_ci();
     test_fid_timing();
     return test_end();
 }

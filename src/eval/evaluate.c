@@ -498,7 +498,7 @@ int eval_main(const EvalArgs *a) {
         snprintf(r->name, sizeof r->name, "real test-class photos (their own captions; FID: even vs odd)");
         snprintf(r->handling, sizeof r->handling, "-");
         r->n = real.n;
-        if (r_precision(real.code, tc, real.n, E, a->candidates, a->folds, a->seed, rs.group, &r->rp)) {
+        if (r_precision(real.code, tc, real.n, E, a->candidates, a->folds, a->seed, rs.group, NULL, &r->rp)) {
             fprintf(stderr, "attngan eval: real row: %s\n", err_msg());
             rc = 1;
         }
@@ -537,7 +537,7 @@ int eval_main(const EvalArgs *a) {
                 Feats f;
                 feats_init(&f, E, es.n);
                 generate_row(g, &m.ie, &es, &cub, &wiki, a, a->ks[j], mode ? GEN_LONG_SUBSET : GEN_LONG_SELECT, &f, pr, &done);
-                if (r_precision(f.code, tcodes, es.n, E, a->candidates, a->folds, a->seed, es.group, &r->rp)) rc = 1;
+                if (r_precision(f.code, tcodes, es.n, E, a->candidates, a->folds, a->seed, es.group, NULL, &r->rp)) rc = 1;
                 if (!rc && !fid_stats(f.pool, f.n, POOL_D, mu_g, cov_g) && !fid_from_stats(mu_g, cov_g, mu_r, cov_r, POOL_D, &r->fid))
                     r->has_fid = 1;
                 else if (!rc) rc = 1;

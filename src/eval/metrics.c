@@ -1,4 +1,5 @@
-/* metrics.c: FID, R-precision and zero-shot accuracy on precomputed codes; see metrics.h. */
+/* metrics.c: FID, KID, R-precision, Inception Score and zero-shot accuracy on precomputed codes;
+ * see metrics.h. */
 #include "metrics.h"
 
 #include "../core/core.h"
@@ -15,6 +16,16 @@ extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a,
                     const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
 
 #define FID_BLOCK_ROWS 1024    /* centred rows per dsyrk call in fid_stats */
+
+/* BLAS and LAPACK on one thread (metrics.h: OpenBLAS splits its sums by the thread count). */
+static int blas_serial_begin(void) {
+    int t = threads_get();
+    if (t != 1) threads_set(1);
+    return t;
+}
+static void blas_serial_end(int t) {
+    if (t != 1) threads_set(t);
+}
 
 static double dot_f(const float *a, const float *b, int d) {
     double s = 0;
@@ -41,6 +52,7 @@ int fid_stats(const float *feats, int n, int d, double *mu, double *cov) {
     int rows_max = n < FID_BLOCK_ROWS ? n : FID_BLOCK_ROWS;
     double *xc = xmalloc((size_t)rows_max * d * sizeof(double));   /* (rows_max, d) */
     memset(cov, 0, (size_t)d * d * sizeof(double));
+    int threads = threads_get();
     for (int r0 = 0; r0 < n; r0 += rows_max) {
         int rows = n - r0 < rows_max ? n - r0 : rows_max;
 #pragma omp parallel for schedule(static) if ((int64_t)rows * d > 65536)
@@ -49,7 +61,9 @@ int fid_stats(const float *feats, int n, int d, double *mu, double *cov) {
             double *y = xc + (size_t)r * d;
             for (int j = 0; j < d; j++) y[j] = (double)x[j] - mu[j];
         }
+        blas_serial_begin();
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, rows, 1.0, xc, d, 1.0, cov, d);
+        blas_serial_end(threads);
     }
     free(xc);
     double scale = 1.0 / (n - 1);
@@ -108,6 +122,7 @@ int fid_from_stats(const double *mu1, const double *cov1, const double *mu2, con
     double *m = xmalloc(dd * sizeof(double));    /* (d, d) */
     double *w = xmalloc((size_t)d * sizeof(double));
     memcpy(gt, cov1, dd * sizeof(double));
+    int threads = blas_serial_begin();
     int rc = sym_eig(gt, d, w, 1, "fid_from_stats (eigenvectors of cov1)");
     if (rc == 0) {
         for (int k = 0; k < d; k++) {
@@ -119,6 +134,7 @@ int fid_from_stats(const double *mu1, const double *cov1, const double *mu2, con
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, d, 1.0, t, d, gt, d, 0.0, m, d);
         rc = sym_eig(m, d, w, 0, "fid_from_stats (eigenvalues of sqrt(C1) C2 sqrt(C1))");
     }
+    blas_serial_end(threads);
     if (rc == 0) {
         double tr_sqrt = 0;
         for (int k = 0; k < d; k++) tr_sqrt += sqrt(w[k] > 0 ? w[k] : 0);
@@ -169,7 +185,15 @@ static int unit_rows(float *u, const float *x, int n, int d) {
     return bad;
 }
 
-/* ------------------------------------------------------------------ R-precision */
+/* Floyd's sampling of m distinct indices of [0, n) into out (m draws of rng_below). */
+static void floyd(Rng *r, int n, int m, int *out) {
+    int c = 0;
+    for (int j = n - m; j < n; j++) {
+        int t = (int)rng_below(r, (uint32_t)j + 1), seen = 0;
+        for (int q = 0; q < c && !seen; q++) seen = out[q] == t;
+        out[c++] = seen ? j : t;
+    }
+}
 
 typedef struct GroupIndex {
     int g, i;
@@ -183,8 +207,53 @@ static int cmp_group_index(const void *pa, const void *pb) {
 
 int r_precision_fold_begin(int n, int folds, int f) { return (int)((int64_t)f * n / folds); }
 
+void r_precision_folds(int n, int folds, uint64_t seed, int *fold) {
+    int *perm = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    for (int i = 0; i < n; i++) perm[i] = i;
+    Rng r;
+    rng_init(&r, seed * 0x9E3779B97F4A7C15ull + 0xF01D5ull);
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint32_t)i + 1), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (int f = 0; f < folds; f++)
+        for (int p = r_precision_fold_begin(n, folds, f); p < r_precision_fold_begin(n, folds, f + 1); p++) fold[perm[p]] = f;
+    free(perm);
+}
+
+/* ------------------------------------------------------------------ confidence intervals */
+
+double t_quantile_975(int df) {
+    static const double table[31] = {0,           12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836,
+                                     2.446911851, 2.364624252,  2.306004135, 2.262157163, 2.228138852, 2.200985160,
+                                     2.178812830, 2.160368656,  2.144786688, 2.131449546, 2.119905299, 2.109815578,
+                                     2.100922040, 2.093024054,  2.085963447, 2.079613845, 2.073873068, 2.068657610,
+                                     2.063898562, 2.059538553,  2.055529439, 2.051830516, 2.048407142, 2.045229642,
+                                     2.042272456};
+    if (df < 1) return NAN;
+    if (df <= 30) return table[df];
+    /* Cornish-Fisher expansion of t in powers of 1/df around the normal quantile */
+    const double z = 1.959963984540054, z3 = z * z * z, z5 = z3 * z * z, z7 = z5 * z * z, z9 = z7 * z * z;
+    double v = df;
+    double g1 = (z3 + z) / 4, g2 = (5 * z5 + 16 * z3 + 3 * z) / 96, g3 = (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / 384,
+           g4 = (79 * z9 + 776 * z7 + 1482 * z5 - 1920 * z3 - 945 * z) / 92160;
+    return z + g1 / v + g2 / (v * v) + g3 / (v * v * v) + g4 / (v * v * v * v);
+}
+
+void mean_ci95(const double *v, int n, double *mean, double *half) {
+    double s = 0, s2 = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    double m = n > 0 ? s / n : NAN;
+    for (int i = 0; i < n; i++) s2 += (v[i] - m) * (v[i] - m);
+    *mean = m;
+    *half = n >= 2 ? t_quantile_975(n - 1) * sqrt(s2 / (n - 1)) / sqrt((double)n) : NAN;
+}
+
+/* ------------------------------------------------------------------ R-precision */
+
 int r_precision(const float *img, const float *txt, int n, int d, int n_candidates, int folds, uint64_t seed,
-                const int *group, RPrecision *out) {
+                const int *group, double *fold_r, RPrecision *out) {
     if (n < 1 || d < 1) return err_set("r_precision: %d codes of dimension %d", n, d);
     if (n_candidates < 2) return err_set("r_precision: %d candidates; at least 2 (the own text and a mismatch)", n_candidates);
     if (folds < 1 || folds > n) return err_set("r_precision: %d folds for %d images (1 to %d)", folds, n, n);
@@ -223,12 +292,7 @@ int r_precision(const float *img, const float *txt, int n, int d, int n_candidat
         Rng rng;
         rng_init(&rng, seed);
         for (int i = 0; i < n; i++) {
-            int eligible = n - (gend[i] - gbeg[i]), c = 0;
-            for (int j = eligible - k; j < eligible; j++) {
-                int t = (int)rng_below(&rng, (uint32_t)j + 1), seen = 0;
-                for (int q = 0; q < c && !seen; q++) seen = pos[q] == t;
-                pos[c++] = seen ? j : t;
-            }
+            floyd(&rng, n - (gend[i] - gbeg[i]), k, pos);
             int *ci = cand + (size_t)i * k;
             for (int q = 0; q < k; q++) {
                 int p = pos[q] < gbeg[i] ? pos[q] : pos[q] + (gend[i] - gbeg[i]);
@@ -257,24 +321,131 @@ int r_precision(const float *img, const float *txt, int n, int d, int n_candidat
             for (int q = 0; q < k && ok; q++) ok = dot_f(u, ut + (size_t)ci[q] * d, d) < own;
             correct[i] = (unsigned char)ok;
         }
-        double sum = 0, sum2 = 0;
-        double *r = xmalloc((size_t)folds * sizeof(double));
-        for (int f = 0; f < folds; f++) {
-            int b = r_precision_fold_begin(n, folds, f), e = r_precision_fold_begin(n, folds, f + 1), c = 0;
-            for (int i = b; i < e; i++) c += correct[i];
-            r[f] = (double)c / (e - b);
-            sum += r[f];
+        double sum2 = 0, mean, ci;
+        double *r = xcalloc((size_t)folds, sizeof(double));
+        int *fold = xmalloc((size_t)n * sizeof(int)), *size = xcalloc((size_t)folds, sizeof(int));
+        r_precision_folds(n, folds, seed, fold);
+        for (int i = 0; i < n; i++) {
+            r[fold[i]] += correct[i];
+            size[fold[i]]++;
         }
-        double mean = sum / folds;
+        for (int f = 0; f < folds; f++) r[f] /= size[f];
+        mean_ci95(r, folds, &mean, &ci);
         for (int f = 0; f < folds; f++) sum2 += (r[f] - mean) * (r[f] - mean);
+        if (fold_r) memcpy(fold_r, r, (size_t)folds * sizeof(double));
         free(r);
-        *out = (RPrecision){.mean = mean, .std = sqrt(sum2 / folds), .folds = folds, .n = n, .n_candidates = n_candidates};
+        free(fold);
+        free(size);
+        *out = (RPrecision){.mean = mean, .std = sqrt(sum2 / folds), .ci95 = ci, .folds = folds, .n = n, .n_candidates = n_candidates};
     }
     free(ui);
     free(ut);
     free(correct);
     free(cand);
     return rc;
+}
+
+/* ------------------------------------------------------------------ KID */
+
+/* k(x_i, y_j) = (x_i . y_j / d + 1)^3 for all i < nx, j < ny into g (nx, ny); each dot product
+ * one serial double sum. sym: x == y, only j >= i computed and mirrored. */
+static void poly_gram(const float *x, int nx, const float *y, int ny, int d, int sym, double *g) {
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int i = 0; i < nx; i++)
+        for (int j = sym ? i : 0; j < ny; j++) {
+            double t = dot_f(x + (size_t)i * d, y + (size_t)j * d, d) / d + 1.0;
+            g[(size_t)i * ny + j] = t * t * t;
+            if (sym) g[(size_t)j * ny + i] = t * t * t;
+        }
+}
+
+int kid(const float *a, int na, const float *b, int nb, int d, int subsets, int subset_size, uint64_t seed, double *values,
+        Kid *out) {
+    int m = na < nb ? na : nb;
+    if (subset_size < m) m = subset_size;
+    if (m < 2 || d < 1) return err_set("kid: %d and %d rows of dimension %d, subsets of %d: need 2 rows or more in each", na, nb, d, subset_size);
+    if (subsets < 1) return err_set("kid: %d subsets", subsets);
+    for (int s = 0; s < 2; s++) {
+        const float *x = s ? b : a;
+        int64_t nx = (int64_t)(s ? nb : na) * d;
+        for (int64_t k = 0; k < nx; k++)
+            if (!isfinite(x[k])) return err_set("kid: %s set: feature row %lld column %lld is %g", s ? "second" : "first", (long long)(k / d), (long long)(k % d), (double)x[k]);
+    }
+    double *gaa = xmalloc((size_t)na * na * sizeof(double)), *gbb = xmalloc((size_t)nb * nb * sizeof(double));
+    double *gab = xmalloc((size_t)na * nb * sizeof(double)), *v = xmalloc((size_t)subsets * sizeof(double));
+    poly_gram(a, na, a, na, d, 1, gaa);
+    poly_gram(b, nb, b, nb, d, 1, gbb);
+    poly_gram(a, na, b, nb, d, 0, gab);
+    int *ia = xmalloc((size_t)m * sizeof(int)), *ib = xmalloc((size_t)m * sizeof(int));
+    Rng r;
+    rng_init(&r, seed);
+    for (int s = 0; s < subsets; s++) {
+        floyd(&r, na, m, ia);
+        floyd(&r, nb, m, ib);
+        double saa = 0, sbb = 0, sab = 0;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++) {
+                if (i != j) {
+                    saa += gaa[(size_t)ia[i] * na + ia[j]];
+                    sbb += gbb[(size_t)ib[i] * nb + ib[j]];
+                }
+                sab += gab[(size_t)ia[i] * nb + ib[j]];
+            }
+        v[s] = (saa + sbb) / ((double)m * (m - 1)) - 2.0 * sab / ((double)m * m);
+    }
+    double mean = 0, var = 0;
+    for (int s = 0; s < subsets; s++) mean += v[s];
+    mean /= subsets;
+    for (int s = 0; s < subsets; s++) var += (v[s] - mean) * (v[s] - mean);
+    *out = (Kid){.mean = mean, .std = sqrt(var / subsets), .subsets = subsets, .subset_size = m};
+    if (values) memcpy(values, v, (size_t)subsets * sizeof(double));
+    free(gaa);
+    free(gbb);
+    free(gab);
+    free(v);
+    free(ia);
+    free(ib);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ Inception Score */
+
+int inception_score(const double *p, int n, int c, int splits, double *values, double *mean, double *std) {
+    if (splits < 1 || splits > n || c < 1) return err_set("inception_score: %d rows of %d classes in %d splits", n, c, splits);
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int k = 0; k < c; k++) {
+            double x = p[(size_t)i * c + k];
+            if (!isfinite(x) || x < 0) return err_set("inception_score: row %d class %d is %g, not a probability", i, k, x);
+            s += x;
+        }
+        if (fabs(s - 1.0) > 1e-6) return err_set("inception_score: row %d sums to %.9g, not 1", i, s);
+    }
+    double *py = xmalloc((size_t)c * sizeof(double)), *v = xmalloc((size_t)splits * sizeof(double));
+    for (int s = 0; s < splits; s++) {
+        int b = r_precision_fold_begin(n, splits, s), e = r_precision_fold_begin(n, splits, s + 1);
+        for (int k = 0; k < c; k++) py[k] = 0;
+        for (int i = b; i < e; i++)
+            for (int k = 0; k < c; k++) py[k] += p[(size_t)i * c + k];
+        for (int k = 0; k < c; k++) py[k] /= e - b;
+        double kl = 0;
+        for (int i = b; i < e; i++)
+            for (int k = 0; k < c; k++) {
+                double x = p[(size_t)i * c + k];
+                if (x > 0) kl += x * (log(x) - log(py[k]));
+            }
+        v[s] = exp(kl / (e - b));
+    }
+    double m = 0, var = 0;
+    for (int s = 0; s < splits; s++) m += v[s];
+    m /= splits;
+    for (int s = 0; s < splits; s++) var += (v[s] - m) * (v[s] - m);
+    *mean = m;
+    *std = sqrt(var / splits);
+    if (values) memcpy(values, v, (size_t)splits * sizeof(double));
+    free(py);
+    free(v);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ zero-shot accuracy */
