@@ -2,6 +2,7 @@
 #include "test.h"
 #include "../src/train/optim.h"
 
+#include <math.h>
 #include <string.h>
 
 #define NP 3
@@ -63,6 +64,42 @@ int main(void) {
     adam_step(&adam);
     EXPECT(ps.entries[1]->t.data[0] == before, "adam moved a frozen weight");
     adam_free(&adam);
+
+    /* a parameter group: weights named with the prefix learn at lr * scale. Two Adams from the same
+     * state and gradients: with scale s the prefixed weight's update is s times the plain one's
+     * (Adam's update is linear in lr), the others' the same bits */
+    {
+        ParamSet a1, a2;
+        build(&a1, "g1");
+        build(&a2, "g2");
+        load(fx, "adam.p%d.init", -1, &a1, 0);
+        load(fx, "adam.p%d.init", -1, &a2, 0);
+        Adam o1, o2;
+        adam_init(&o1, &a1, 2e-3f, 0.5f, 0.999f, 1e-8f);
+        adam_init(&o2, &a2, 2e-3f, 0.5f, 0.999f, 1e-8f);
+        adam_set_prefix_scale(&o2, "p1", 0.25f);
+        float p0[5];
+        memcpy(p0, a1.entries[1]->t.data, sizeof p0);
+        load(fx, "adam.step%d.g%d", 0, &a1, 1);
+        load(fx, "adam.step%d.g%d", 0, &a2, 1);
+        adam_step(&o1);
+        adam_step(&o2);
+        int same = 1;
+        for (int i = 0; i < NP; i++)
+            if (i != 1) same &= !memcmp(a1.entries[i]->t.data, a2.entries[i]->t.data, (size_t)a1.entries[i]->t.n * sizeof(float));
+        double worst = 0;
+        for (int j = 0; j < 5; j++) {
+            double d1 = a1.entries[1]->t.data[j] - p0[j], d2 = a2.entries[1]->t.data[j] - p0[j];
+            double e = fabs(d2 - 0.25 * d1) / (fabs(d1) + 1e-12);
+            worst = e > worst ? e : worst;
+        }
+        EXPECT(same, "adam prefix scale: the weights without the prefix move as without a group");
+        EXPECT(worst < 1e-3, "adam prefix scale 0.25: the prefixed weight's update / the plain one's is off by %.3g relative", worst);
+        adam_free(&o1);
+        adam_free(&o2);
+        paramset_free(&a1);
+        paramset_free(&a2);
+    }
 
     const char *cases[2] = {"clip", "noclip"};
     for (int c = 0; c < 2; c++) {

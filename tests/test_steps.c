@@ -189,6 +189,36 @@ static void test_gan(const char *name) {
     rng_init(&rng, 9);
     gan_step(&t, &b, NULL, &rng, &o);
     EXPECT(isfinite(o.g.total->data[0]), "%s: second step finite (%g)", name, o.g.total->data[0]);
+    /* EXTRA.DIFFAUGMENT: the step draws three sets per D after G's noise and every D input goes
+     * through them; the same D and G losses without the draws differ */
+    t.cfg.diffaug = DIFFAUG_COLOR | DIFFAUG_TRANSLATION | DIFFAUG_CUTOUT;
+    Rng ra, rb;
+    rng_init(&ra, 11);
+    rng_init(&rb, 11);
+    gan_step(&t, &b, NULL, &ra, &o);
+    t.cfg.diffaug = 0;
+    gan_step(&t, &b, NULL, &rb, &o);
+    EXPECT(ra.offset > rb.offset, "%s: DiffAugment draws from the step's Rng (offset %llu vs %llu)", name, (unsigned long long)ra.offset,
+           (unsigned long long)rb.offset);
+    t.cfg.diffaug = DIFFAUG_COLOR | DIFFAUG_TRANSLATION | DIFFAUG_CUTOUT;
+    rng_init(&ra, 12);
+    gan_step(&t, &b, NULL, &ra, &o);
+    int all_set = 1;
+    for (int i = 0; i < branch; i++)
+        for (int q = 0; q < 3; q++) all_set &= t.aug[i][q] != NULL;
+    EXPECT(all_set && isfinite(o.g.total->data[0]), "%s: DiffAugment step: draws for every D, finite (%g)", name, o.g.total->data[0]);
+    DLossOut d_aug, d_plain;
+    Tensor *fake0 = o.gen.imgs[0];
+    gan_d_backward(&t, 0, b.imgs[0], fake0, o.txt.sent_emb, &d_aug);
+    float la = d_aug.loss->data[0];
+    const DiffAugSample *saved[3] = {t.aug[0][0], t.aug[0][1], t.aug[0][2]};
+    t.aug[0][0] = t.aug[0][1] = NULL;
+    gan_d_backward(&t, 0, b.imgs[0], fake0, o.txt.sent_emb, &d_plain);
+    EXPECT(fabsf(la - d_plain.loss->data[0]) > 1e-6f, "%s: D0 sees augmented images (loss %.7g, without %.7g)", name, la,
+           d_plain.loss->data[0]);
+    t.aug[0][0] = saved[0];
+    t.aug[0][1] = saved[1];
+    t.cfg.diffaug = 0;
     gan_trainer_free(&t);
     tape_free(&io);
     text_encoder_free(&te);

@@ -503,6 +503,25 @@ static void test_rng_dropout(void) {
     EXPECT(e.drop_mask == NULL && r.offset == q.offset, "eval: no mask, z only drawn");
     TextEncoderOut ez = text_encoder_forward(&tp, &te, captions, lens, B, z, mask, NULL);
     expect_close("eval: drawn z = given z, given mask ignored", e.sent_emb->data, ez.sent_emb->data, ez.sent_emb->n, 0);
+    /* ZSL.Z_STD: the noise is std * N(0, 1) from the same stream; 0 is no noise */
+    const float stds[2] = {0.0f, 2.5f};
+    for (int si = 0; si < 2; si++) {
+        te.cfg.zsl_z_std = stds[si];
+        rng_init(&r, 5);
+        TextEncoderOut es = text_encoder_forward(&tp, &te, captions, lens, B, NULL, NULL, &r);
+        Tensor *zs = tensor_alloc(2, (int[]){B, Z}, 0);
+        for (int64_t i = 0; i < zs->n; i++) zs->data[i] = stds[si] * z->data[i];
+        TextEncoderOut gs = text_encoder_forward(&tp, &te, captions, lens, B, zs, NULL, NULL);
+        char what[64];
+        snprintf(what, sizeof what, "ZSL.Z_STD %g: drawn noise = std * N(0, 1)", (double)stds[si]);
+        expect_close(what, es.sent_emb->data, gs.sent_emb->data, gs.sent_emb->n, 1e-6);
+        EXPECT(r.offset == q.offset, "ZSL.Z_STD %g draws as many numbers", (double)stds[si]);
+        double diff = 0;
+        for (int64_t i = 0; i < es.sent_emb->n; i++) diff += fabs(es.sent_emb->data[i] - e.sent_emb->data[i]);
+        EXPECT(diff > 1e-4, "ZSL.Z_STD %g changes the sentence code (|diff| %.3g)", (double)stds[si], diff);
+        tensor_free(zs);
+    }
+    te.cfg.zsl_z_std = 1.0f;
     tape_no_grad_end(&tp);
     tape_free(&tp);
     tensor_free(mask);

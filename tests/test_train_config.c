@@ -2,6 +2,8 @@
  * defaults, the shipped cfg/ files, KEY=VALUE overrides, YAML syntax and error messages (from
  * generated temporary files), the JSON and YAML-dump round trips and the ModelConfig mapping. */
 #include "test.h"
+#include "../src/ops/diffaug.h"
+#include "../src/io/image.h"
 #include "../src/train/train_config.h"
 
 #include <string.h>
@@ -406,6 +408,23 @@ static void test_model(void) {
     EXPECT(train_config_check_gan(&c) == -1 && strstr(err_msg(), "TREE.BASE_SIZE"), "check_gan: %s", err_msg());
     CHECK(train_config_set(&c, "TREE.BASE_SIZE=64") == 0, "set");
     EXPECT(train_config_check_gan(&c) == 0, "check_gan with CA_NET: %s", err_msg());
+    /* our options: DiffAugment's policy, the tight-crop padding, ZSL G's noise scale and learning rate */
+    train_config_to_model(&c, &m);
+    EXPECT(m.diffaug == 0 && train_config_tight_pad(&c) == 0 && m.zsl_z_std == 1.0f && m.zsl_g_lr_scale == 1.0f,
+           "defaults: no DiffAugment, no padding, noise N(0, 1), ZSL G at ENCODER_LR (the seed)");
+    CHECK(train_config_set(&c, "EXTRA.DIFFAUGMENT=color,cutout") == 0 && train_config_set(&c, "EXTRA.TIGHT_CROP_PAD=edge") == 0 &&
+              train_config_set(&c, "ZSL.Z_STD=0.25") == 0 && train_config_set(&c, "ZSL.G_LR_SCALE=0.05") == 0,
+          "set our options");
+    train_config_to_model(&c, &m);
+    EXPECT(m.diffaug == (DIFFAUG_COLOR | DIFFAUG_CUTOUT) && train_config_tight_pad(&c) == IMAGE_PAD_EDGE && m.zsl_z_std == 0.25f &&
+               m.zsl_g_lr_scale == 0.05f,
+           "our options reach the model config");
+    EXPECT(train_config_check_gan(&c) == 0, "check_gan with DiffAugment: %s", err_msg());
+    CHECK(train_config_set(&c, "EXTRA.DIFFAUGMENT=color,zoom") == 0, "set");
+    EXPECT(train_config_check_gan(&c) == -1 && strstr(err_msg(), "EXTRA.DIFFAUGMENT") && strstr(err_msg(), "'zoom'"),
+           "check_gan names a bad DiffAugment policy: %s", err_msg());
+    EXPECT(train_config_set(&c, "EXTRA.TIGHT_CROP_PAD=mirror") == -1 && strstr(err_msg(), "TIGHT_CROP_PAD"), "bad padding: %s", err_msg());
+    EXPECT(train_config_set(&c, "ZSL.Z_STD=-1") == -1 && strstr(err_msg(), "Z_STD"), "negative noise scale: %s", err_msg());
 }
 
 int main(void) {

@@ -17,6 +17,8 @@ typedef struct ModelConfig {
     int zsl_rdc, zsl_z, zsl_h;   /* ZSL G/D sizes 1000, 100, 4096 */
     float zsl_z_std;             /* ZSL G's noise: N(0, zsl_z_std^2) (1: the seed) */
     float zsl_g_lr_scale;        /* pretraining: ZSL G's learning rate = encoder_lr * this (1) */
+    int diffaug;                 /* GAN: DiffAugment policy bits (ops/diffaug.h) for every image a
+                                    discriminator sees; 0 (the seed): none */
     int num_classes;             /* ZSL D classes 200 */
     float zsl_lambda;            /* pretraining: loss += g_loss * ZSL.LAMBDA (1) */
     float lambda_zsl;            /* GAN: TRAIN.SMOOTH.LAMBDA_ZSL_ADV_AND_CLS (1) */

@@ -6,6 +6,7 @@
 #include "arith.h"
 #include "batchnorm.h"
 #include "conv2d.h"
+#include "diffaug.h"
 #include "dropout.h"
 #include "embedding.h"
 #include "fused.h"

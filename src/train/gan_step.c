@@ -1,5 +1,6 @@
 /* gan_step.c: the AttnGAN + ZSL training iteration; see gan_step.h. */
 #include "gan_step.h"
+#include "../ops/diffaug.h"
 
 #include <string.h>
 
@@ -81,7 +82,10 @@ void gan_d_backward(GanTrainer *t, int i, Tensor *real, Tensor *fake, Tensor *se
     DNet *d = t->d[i];
     paramset_set_frozen(&d->ps, 0);
     paramset_zero_grad(&d->ps);
-    *out = discriminator_loss(tp, d, real, tape_detach(tp, fake), tape_detach(tp, sent_emb));
+    Tensor *f = tape_detach(tp, fake);
+    if (t->aug[i][0]) real = op_diffaug(tp, real, t->aug[i][0]);
+    if (t->aug[i][1]) f = tape_detach(tp, op_diffaug(tp, f, t->aug[i][1]));
+    *out = discriminator_loss(tp, d, real, f, tape_detach(tp, sent_emb));
     tape_backward_release(tp, out->loss);
 }
 
@@ -102,7 +106,7 @@ void gan_g_loss(GanTrainer *t, Tape *tp, Tensor *const *fakes, Tensor *words_emb
     for (int i = 0; i < t->n_d; i++) {
         DNet *d = t->d[i];
         paramset_set_frozen(&d->ps, 1); /* no D weight gradients from the G loss */
-        Tensor *feat = dnet_forward(tp, d, fakes[i]);
+        Tensor *feat = dnet_forward(tp, d, t->aug[i][2] ? op_diffaug(tp, fakes[i], t->aug[i][2]) : fakes[i]);
         o->g_cond[i] = dnet_cond(tp, d, feat, sent_emb);
         o->g_uncond[i] = dnet_uncond(tp, d, feat);
         o->g_loss[i] = op_add(tp, op_bce(tp, o->g_cond[i], ones), op_bce(tp, o->g_uncond[i], ones));
@@ -145,6 +149,14 @@ void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanSt
     memset(o, 0, sizeof *o);
     gan_text(t, b, z, rng, o);
     gan_generate(t, o->txt.sent_emb, o->txt.words_emb, o->mask, rng, o);
+    memset(t->aug, 0, sizeof t->aug);
+    if (t->cfg.diffaug) /* drawn after G's noise, only when on: the seed's random stream is unchanged */
+        for (int i = 0; i < t->n_d; i++)
+            for (int k = 0; k < 3; k++) {
+                DiffAugSample *p = tape_alloc(&t->tp_g, (size_t)b->B * sizeof *p);
+                diffaug_draw(p, b->B, b->imgs[i]->shape[2], b->imgs[i]->shape[3], t->cfg.diffaug, rng);
+                t->aug[i][k] = p;
+            }
     for (int i = 0; i < t->n_d; i++) {
         gan_d_backward(t, i, b->imgs[i], o->gen.imgs[i], o->txt.sent_emb, &o->d[i]);
         gan_d_update(t, i);

@@ -15,12 +15,17 @@
  *     With cfg.ca_net: errG_total += KL_loss(mu, logvar) (weight 1, added last, as AttnGAN's
  *     trainer does); without it the KL term is absent and the sum is the seed's.
  *  5. backward, Adam on G, then EMA of G's weights.
+ * With cfg.diffaug (EXTRA.DIFFAUGMENT, not the seed's), every image a D_i sees in 3. and 4. goes
+ * through DiffAugment first, with fresh draws for the real batch, the generated batch and G's
+ * loss (drawn from the step's Rng after G's noise); the DAMSM and ZSL terms see G's images as
+ * they are.
  * Each stage is a function so that parity can feed each one with the reference's upstream
  * tensors; gan_step() runs them all. */
 #ifndef ATTNGAN_GAN_STEP_H
 #define ATTNGAN_GAN_STEP_H
 
 #include "../nn/damsm.h"
+#include "../ops/diffaug.h"
 #include "../nn/discriminator.h"
 #include "../nn/generator.h"
 #include "../nn/image_encoder.h"
@@ -43,6 +48,9 @@ typedef struct GanTrainer {
     Tensor *mu, *logvar;          /* CA_NET outputs of the last gan_generate (on tp_g), used by
                                      gan_g_loss's KL term; NULL without ca_net. A caller running
                                      gan_g_loss on another tape sets them to tensors of that tape. */
+    const DiffAugSample *aug[3][3]; /* DiffAugment (cfg.diffaug): per D_i the draws for its real
+                                     images, its generated images and G's loss through it, set by
+                                     gan_step (on tp_g) for the step; NULL: not augmented */
     int keep_grads;               /* 0 (default): gan_step releases G's and the Ds' gradients after
                                      their updates (paramset_release_grads); 1: they stay readable */
 } GanTrainer;

@@ -3,6 +3,7 @@
  * overrides, JSON) and writers (YAML dump, JSON) built on it; see train_config.h. */
 #include "train_config.h"
 #include "../io/image.h"
+#include "../ops/diffaug.h"
 #include "../core/error.h"
 
 #include <cjson/cJSON.h>
@@ -94,6 +95,7 @@ static const Key KEYS[] = {
     KS("EXTRA.INCEPTION", extra.inception, "", "torchvision|keras_nsfwjs|"),
     KS("EXTRA.INCEPTION_WEIGHTS", extra.inception_weights, "", NULL),
     KB("EXTRA.ONLY_AVAILABLE", extra.only_available, "False"),
+    KS("EXTRA.DIFFAUGMENT", extra.diffaugment, "", NULL),
     KS("EXTRA.TIGHT_CROP_PAD", extra.tight_crop_pad, "none", "none|edge|mean"),
     KI("EXTRA.SEED", extra.seed, "100", 0),
     KI("EXTRA.LOG_INTERVAL", extra.log_interval, "50", 1),
@@ -279,6 +281,7 @@ void train_config_to_model(const TrainConfig *c, ModelConfig *m) {
     m->encoder_lr = (float)c->train.encoder_lr;
     m->zsl_z_std = (float)c->zsl.z_std;
     m->zsl_g_lr_scale = (float)c->zsl.g_lr_scale;
+    if (diffaug_parse_policy(c->extra.diffaugment, &m->diffaug)) m->diffaug = 0; /* train_config_check_gan reports it */
     m->rnn_grad_clip = (float)c->train.rnn_grad_clip;
     m->branch_num = c->tree.branch_num;
     m->correct_mask = c->extra.correct_mask;
@@ -288,6 +291,8 @@ void train_config_to_model(const TrainConfig *c, ModelConfig *m) {
 }
 
 int train_config_check_gan(const TrainConfig *c) {
+    int pol;
+    if (diffaug_parse_policy(c->extra.diffaugment, &pol)) return err_prefix("EXTRA.DIFFAUGMENT");
     if (!c->extra.ca_net && c->gan.condition_dim != c->text.embedding_dim)
         return err_set("GAN.CONDITION_DIM (%d) must equal TEXT.EMBEDDING_DIM (%d) when EXTRA.CA_NET is False: "
                        "the seed's generator reads the sentence code itself",

@@ -86,6 +86,10 @@ typedef struct TrainConfig {
                                              '' (random trunk) */
         char inception_weights[TRAIN_CONFIG_STR]; /* EXTRA.INCEPTION_WEIGHTS '' */
         int only_available;         /* EXTRA.ONLY_AVAILABLE False: use only images present on disk */
+        char diffaugment[TRAIN_CONFIG_STR]; /* EXTRA.DIFFAUGMENT '': the GAN's discriminators see
+                                       the images as they are (the seed); 'color,translation,cutout'
+                                       or a part of it: DiffAugment (Zhao et al. 2020) on every real
+                                       and generated image they see, G's loss included */
         char tight_crop_pad[TRAIN_CONFIG_STR]; /* EXTRA.TIGHT_CROP_PAD 'none': photos listed in
                                        tight_crops.txt cropped as AttnGAN crops any photo; 'edge' /
                                        'mean': framed as the others, padded (loader.h) */
