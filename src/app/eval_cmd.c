@@ -7,30 +7,49 @@
 #include <string.h>
 
 static const char *EVAL_USAGE =
-    "usage: attngan eval [--model DIR] [--data DIR] [--n N] [--out DIR] [--noise-k LIST]\n"
-    "                    [--noise wiki|captions] [--baseline DIR] [--inception PATH] [--fid-inception F]\n"
-    "                    [--wikipedia DIR]\n"
+    "usage: attngan eval [--model DIR] [--evaluator DIR] [--data DIR] [--n N] [--out DIR]\n"
+    "                    [--noise-k LIST] [--noise wiki|captions] [--baseline DIR] [--gen-seeds N]\n"
+    "                    [--photos N] [--inception PATH] [--fid-inception F] [--wikipedia DIR]\n"
     "                    [--seed N] [--folds N] [--candidates N] [--threads N] [--quiet]\n"
+    "       attngan eval --train-classifier [--evaluator DIR] [--data DIR] [--size S] [--photos N]\n"
+    "                    [--seed N] [--inception PATH] [--threads N] [--quiet]\n"
     "\n"
-    "Evaluates a model (default models/bird64) on the test split: R-precision (DM-GAN's protocol,\n"
-    "without its off-by-one defects), FID against the real test-class photos, zero-shot top-1 per\n"
-    "class (GAZSL's protocol), and R-precision and FID against k irrelevant sentences added to each\n"
-    "caption. Writes OUT/report.md and OUT/report.json (every number with its settings and counts).\n"
-    "  --model DIR      the model directory (attngan export), with image_encoder.safetensors\n"
-    "  --data DIR       AttnGAN's data/birds (default: the model config's DATA_DIR)\n"
-    "  --n N            evaluation captions: caption (i mod 10) of test image i (default all 2933;\n"
-    "                   fewer: a seeded subset)\n"
+    "Evaluates a model (default models/bird64) on the unseen test classes with a fixed evaluator, so\n"
+    "that two models' reports can be compared: R-precision (DM-GAN's protocol: 99 mismatched\n"
+    "captions of other classes, without its off-by-one defects), FID and KID against a reference\n"
+    "half of the real test-class photos, class accuracy and Inception Score of a linear classifier\n"
+    "on the Inception trunk's features (when the evaluator has one), zero-shot top-1 per class\n"
+    "(GAZSL's protocol), and the same against k irrelevant sentences added to each caption. Writes\n"
+    "OUT/report.md and OUT/report.json (every number with its settings and counts).\n"
+    "  --model DIR      the model directory (attngan export) or a training run\n"
+    "  --evaluator DIR  the evaluator (default models/eval): a DAMSM directory as `attngan pretrain\n"
+    "                   --out DIR` or `attngan export --damsm RUN --out DIR` writes it (config.json,\n"
+    "                   vocab.txt, text_encoder.safetensors, image_encoder.safetensors; optional\n"
+    "                   classifier.safetensors). Its text codes use no ZSL noise (z = 0)\n"
+    "  --data DIR       AttnGAN's data/birds (default: the evaluator config's DATA_DIR)\n"
+    "  --n N            evaluation captions: one per real photo of the other half (not the FID\n"
+    "                   reference half), caption (i mod 10) of test image i (default and at most\n"
+    "                   all of them; fewer: a seeded subset)\n"
+    "  --photos N       use N real photos (a seeded subset balanced over the classes; default all)\n"
+    "  --gen-seeds N    draws of every generated row, each a fresh draw of every image (default 3)\n"
     "  --out DIR        report directory (default out/eval)\n"
     "  --noise-k LIST   noise levels, comma-separated (default 0,1,3,10)\n"
     "  --noise KIND     wiki (default): the class's Wikipedia sentences judged not visual;\n"
     "                   captions: captions of other classes\n"
     "  --baseline DIR   another model drawn and scored the same way (e.g. a plain AttnGAN)\n"
-    "  --inception PATH the Inception trunk's weights (default: the model config's)\n"
-    "  --fid-inception F  FID on torchvision's inception_v3 (inception_v3_google weights as safetensors,\n"
-    "                   e.g. from tools/pth2safetensors.py) instead of the DAMSM trunk's pool features\n"
+    "  --inception PATH the evaluator trunk's weights (default: its config's EXTRA.INCEPTION_WEIGHTS)\n"
+    "  --fid-inception F  FID and KID on torchvision's inception_v3 (inception_v3_google weights as\n"
+    "                   safetensors, e.g. from tools/pth2safetensors.py) instead of the evaluator\n"
+    "                   trunk's pool features\n"
     "  --wikipedia DIR  the Wikipedia articles (default DATA/../wikipedia)\n"
     "  --seed N         default 1234;  --folds N  default 10;  --candidates N  default 100\n"
-    "  --threads N      threads for the math (default: all cores)\n";
+    "  --threads N      threads for the math (default: all cores)\n"
+    "  --train-classifier  instead of evaluating: train the evaluator's linear classifier (softmax\n"
+    "                   regression on the trunk's pool and mean Mixed_6e features of the real photos of\n"
+    "                   the test classes, a seeded 70/30 split per class) and write\n"
+    "                   EVALUATOR/classifier.safetensors\n"
+    "  --size S         --train-classifier: the photos' size, the generator's resolution (64, 128 or\n"
+    "                   256; default 64)\n";
 
 int cmd_eval(int argc, char **argv) {
     EvalArgs a;
@@ -42,6 +61,11 @@ int cmd_eval(int argc, char **argv) {
         int more = i + 1 < argc;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { fputs(EVAL_USAGE, stdout); return 0; }
         else if (!strcmp(s, "--quiet")) a.quiet = 1;
+        else if (!strcmp(s, "--train-classifier")) a.train_classifier = 1;
+        else if (!strcmp(s, "--evaluator") && more) a.evaluator = argv[++i];
+        else if (!strcmp(s, "--gen-seeds") && more) { if (parse_int(argv[++i], &a.gen_seeds, "--gen-seeds")) return 2; }
+        else if (!strcmp(s, "--photos") && more) { if (parse_int(argv[++i], &a.photos, "--photos")) return 2; }
+        else if (!strcmp(s, "--size") && more) { if (parse_int(argv[++i], &a.size, "--size")) return 2; }
         else if (!strcmp(s, "--model") && more) a.model = argv[++i];
         else if (!strcmp(s, "--baseline") && more) a.baseline = argv[++i];
         else if (!strcmp(s, "--data") && more) a.data = argv[++i];
@@ -75,6 +99,9 @@ int cmd_eval(int argc, char **argv) {
         } else { fprintf(stderr, "attngan eval: unknown argument: %s\n%s", s, EVAL_USAGE); return 2; }
     }
     if (a.n < 0) { fprintf(stderr, "attngan eval: --n must be positive\n"); return 2; }
+    if (a.photos < 0) { fprintf(stderr, "attngan eval: --photos must be positive\n"); return 2; }
+    if (a.gen_seeds < 1 || a.gen_seeds > 20) { fprintf(stderr, "attngan eval: --gen-seeds must be 1 to 20, not %d\n", a.gen_seeds); return 2; }
+    if (a.size != 64 && a.size != 128 && a.size != 256) { fprintf(stderr, "attngan eval: --size must be 64, 128 or 256, not %d\n", a.size); return 2; }
     if (a.folds < 1 || a.candidates < 2) { fprintf(stderr, "attngan eval: --folds must be >= 1 and --candidates >= 2\n"); return 2; }
     if (threads < 0) { fprintf(stderr, "attngan eval: --threads must be positive\n"); return 2; }
     if (threads) threads_set(threads);

@@ -1,11 +1,12 @@
-/* evaluate.c: `attngan eval`; see evaluate.h. */
+/* evaluate.c: `attngan eval` and `attngan eval --train-classifier`; see evaluate.h. */
 #include "evaluate.h"
+#include "classifier.h"
+#include "evaluator.h"
 #include "metrics.h"
 #include "../data/cub.h"
 #include "../data/loader.h"
 #include "../data/wikipedia.h"
 #include "../gen/gen.h"
-#include "../nn/keras_inception.h"
 #include "../nn/load.h"
 #include "../train/checkpoint.h"
 #include "../train/log.h"
@@ -17,19 +18,24 @@
 #include <string.h>
 #include <time.h>
 
-#define POOL_D 2048
+#define POOL_D EVAL_POOL_D
 #define IE_BATCH 16
-#define ZSL_DRAWS 64
+#define KID_SUBSETS 100
+#define KID_SUBSET_SIZE 1000
+#define IS_SPLITS 10
+#define EVAL_MAX_GEN_SEEDS 20
 
 void eval_args_default(EvalArgs *a) {
     memset(a, 0, sizeof *a);
+    a->evaluator = EVAL_DEFAULT_EVALUATOR;
     a->out = "out/eval";
-    a->n = 0;
     a->ks[0] = 0, a->ks[1] = 1, a->ks[2] = 3, a->ks[3] = 10;
     a->n_ks = 4;
     a->seed = 1234;
+    a->gen_seeds = 3;
     a->folds = 10;
     a->candidates = 100;
+    a->size = 64;
 }
 
 static double now_s(void) {
@@ -38,119 +44,183 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Fisher-Yates of v (n) from rng_init(seed). */
+static void shuffle_ints(int *v, int n, uint64_t seed) {
+    Rng r;
+    rng_init(&r, seed);
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint32_t)i + 1), t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
 /* ------------------------------------------------------------------ image features */
 typedef struct Feats {
-    float *code, *pool;       /* (n, E) DAMSM image codes, (n, 2048) trunk pool features */
     int n, cap, E;
+    float *code;              /* (n, E) the evaluator's image codes */
+    float *pool;              /* (n, 2048) FID/KID features (the evaluator trunk's, or --fid-inception's) */
+    float *clf;               /* (n, CLF_FEATURES) the evaluator trunk's pool and mean Mixed_6e */
 } Feats;
 
 static void feats_init(Feats *f, int E, int cap) {
     f->E = E;
     f->n = 0;
     f->cap = cap;
-    f->code = xmalloc((size_t)cap * E * sizeof(float));
-    f->pool = xmalloc((size_t)cap * POOL_D * sizeof(float));
+    f->code = xmalloc((size_t)(cap ? cap : 1) * E * sizeof(float));
+    f->pool = xmalloc((size_t)(cap ? cap : 1) * POOL_D * sizeof(float));
+    f->clf = xmalloc((size_t)(cap ? cap : 1) * CLF_FEATURES * sizeof(float));
 }
-static void feats_free(Feats *f) { free(f->code); free(f->pool); memset(f, 0, sizeof *f); }
+static void feats_free(Feats *f) {
+    free(f->code);
+    free(f->pool);
+    free(f->clf);
+    memset(f, 0, sizeof *f);
+}
 
-/* The network of the FID features when it is not the DAMSM trunk (--fid-inception), else NULL. */
-static ImageEncoder *g_fid_net;
+typedef struct Ctx {
+    const EvalArgs *a;
+    Evaluator ev;
+    ImageEncoder fid_net;
+    int has_fid_net;
+} Ctx;
 
-/* B images (B, 3, S, S) in [-1, 1] through the frozen encoder (eval mode); the pool features from
- * g_fid_net when set. */
-static void feats_add(ImageEncoder *ie, const float *imgs, int B, int S, Feats *f) {
+/* B images (B, 3, S, S) in [-1, 1] through the evaluator (and the FID network). */
+static void feats_add(Ctx *x, const float *imgs, int B, int S, Feats *f) {
     CHECK(f->n + B <= f->cap, "feats_add: capacity");
-    Tape tp;
-    tape_init(&tp);
-    tape_no_grad_begin(&tp);
-    Tensor *x = TNEW(&tp, B, 3, S, S);
-    memcpy(x->data, imgs, (size_t)x->n * sizeof(float));
-    ImageEncoderOut o = image_encoder_forward(&tp, ie, x);
-    memcpy(f->code + (size_t)f->n * f->E, o.code->data, (size_t)B * f->E * sizeof(float));
-    if (g_fid_net) o = image_encoder_forward(&tp, g_fid_net, x);
-    memcpy(f->pool + (size_t)f->n * POOL_D, o.trunk_pool->data, (size_t)B * POOL_D * sizeof(float));
+    float *tpool = xmalloc((size_t)B * POOL_D * sizeof(float)), *mixed = xmalloc((size_t)B * EVAL_MIXED_D * sizeof(float));
+    evaluator_images(&x->ev, imgs, B, S, f->code + (size_t)f->n * f->E, tpool, mixed);
+    for (int b = 0; b < B; b++) {
+        float *c = f->clf + (size_t)(f->n + b) * CLF_FEATURES;
+        memcpy(c, tpool + (size_t)b * POOL_D, POOL_D * sizeof(float));
+        memcpy(c + POOL_D, mixed + (size_t)b * EVAL_MIXED_D, EVAL_MIXED_D * sizeof(float));
+    }
+    if (x->has_fid_net) {
+        Tape tp;
+        tape_init(&tp);
+        tape_no_grad_begin(&tp);
+        Tensor *t = TNEW(&tp, B, 3, S, S);
+        memcpy(t->data, imgs, (size_t)t->n * sizeof(float));
+        ImageEncoderOut o = image_encoder_forward(&tp, &x->fid_net, t);
+        memcpy(f->pool + (size_t)f->n * POOL_D, o.trunk_pool->data, (size_t)B * POOL_D * sizeof(float));
+        tape_free(&tp);
+    } else memcpy(f->pool + (size_t)f->n * POOL_D, tpool, (size_t)B * POOL_D * sizeof(float));
     f->n += B;
-    tape_free(&tp);
+    free(tpool);
+    free(mixed);
+}
+
+/* ------------------------------------------------------------------ real photos */
+/* The present test photos of the classes that have photos, in split order; max > 0: a seeded
+ * subset of max balanced over the classes (each class's photos in a seeded order, taken round by
+ * round over the classes). */
+static int *select_photos(const Cub *cub, int max, uint64_t seed, int *n_out) {
+    const CubSplit *sp = &cub->test;
+    int *all = xmalloc((size_t)(sp->n ? sp->n : 1) * sizeof(int)), n = 0;
+    for (int i = 0; i < sp->n; i++)
+        if (sp->images[i].present) all[n++] = i;
+    if (max > 0 && max < n) {
+        /* per class, shuffled */
+        int *cls = xmalloc((size_t)n * sizeof(int)), nc = 0;
+        for (int i = 0; i < n; i++) {
+            int c = sp->images[all[i]].class_id, seen = 0;
+            for (int k = 0; k < nc && !seen; k++) seen = cls[k] == c;
+            if (!seen) cls[nc++] = c;
+        }
+        int **lists = xcalloc((size_t)nc, sizeof(int *)), *len = xcalloc((size_t)nc, sizeof(int));
+        for (int k = 0; k < nc; k++) {
+            lists[k] = xmalloc((size_t)n * sizeof(int));
+            for (int i = 0; i < n; i++)
+                if (sp->images[all[i]].class_id == cls[k]) lists[k][len[k]++] = all[i];
+            shuffle_ints(lists[k], len[k], seed * 31u + (uint64_t)cls[k]);
+        }
+        int m = 0;
+        for (int round = 0; m < max; round++)
+            for (int k = 0; k < nc && m < max; k++)
+                if (round < len[k]) all[m++] = lists[k][round];
+        n = m;
+        qsort(all, (size_t)n, sizeof(int), cmp_int);
+        for (int k = 0; k < nc; k++) free(lists[k]);
+        free(lists);
+        free(len);
+        free(cls);
+    }
+    *n_out = n;
+    return all;
+}
+
+/* The photos image[0..n) (test split indices) at S px (centre crop, no flip; tight crops framed
+ * with tight_pad) through the evaluator, IE_BATCH at a time. */
+static int encode_photos(Ctx *x, const Cub *cub, const int *image, int n, int S, int tight_pad, Feats *f, Progress *pr, int64_t *done) {
+    LoaderConfig lc;
+    loader_config_default(&lc);
+    lc.base_size = S;
+    lc.branch_num = 1;
+    lc.augment = 0;
+    lc.tight_pad = tight_pad;
+    lc.words_num = 64;
+    float *imgs = xmalloc((size_t)IE_BATCH * 3 * S * S * sizeof(float));
+    int64_t caps[IE_BATCH * 64], cls[IE_BATCH];
+    int lens[IE_BATCH], ii[IE_BATCH], ci[IE_BATCH], rc = 0;
+    for (int i0 = 0; i0 < n && !rc; i0 += IE_BATCH) {
+        int nb = n - i0 < IE_BATCH ? n - i0 : IE_BATCH;
+        Batch b;
+        memset(&b, 0, sizeof b);
+        b.B = nb, b.T = lc.words_num, b.n_scales = 1, b.sizes[0] = S, b.imgs[0] = imgs;
+        b.captions = caps, b.cap_lens = lens, b.class_ids = cls, b.image_index = ii, b.caption_index = ci;
+        for (int k = 0; k < nb && !rc; k++) rc = loader_make_sample(cub, &cub->test.images[image[i0 + k]], &lc, 1, &b, k);
+        if (rc) break;
+        feats_add(x, imgs, nb, S, f);
+        *done += nb;
+        if (pr) progress_update(pr, *done, 0, NULL, NULL);
+    }
+    free(imgs);
+    return rc;
+}
+
+/* Reference (1) or other (0) half of n photos of classes cls: per class in a seeded order, the
+ * classes one after the other (ascending ids), positions alternately R, O, R, ... */
+static void split_halves(const int *cls, int n, uint64_t seed, unsigned char *is_ref) {
+    int *ids = xmalloc((size_t)(n ? n : 1) * sizeof(int)), nc = 0;
+    for (int i = 0; i < n; i++) ids[i] = cls[i];
+    qsort(ids, (size_t)n, sizeof(int), cmp_int);
+    for (int i = 0; i < n; i++)
+        if (!nc || ids[nc - 1] != ids[i]) ids[nc++] = ids[i];
+    int *members = xmalloc((size_t)(n ? n : 1) * sizeof(int)), pos = 0;
+    for (int k = 0; k < nc; k++) {
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (cls[i] == ids[k]) members[m++] = i;
+        shuffle_ints(members, m, seed * 0x9E3779B97F4A7C15ull + 0x4A1Full + (uint64_t)ids[k]);
+        for (int j = 0; j < m; j++, pos++) is_ref[members[j]] = pos % 2 == 0;
+    }
+    free(ids);
+    free(members);
 }
 
 /* ------------------------------------------------------------------ the evaluation set */
 typedef struct EvalSet {
     int n;
+    int *photo;               /* row in the real photos' features */
     int *image;               /* index into cub->test.images */
-    int *caption;             /* which of its 10 captions */
     int *cls;                 /* 1-based class */
-    int *group;               /* same caption text -> same group (never a mismatch) */
     char **text;              /* the clean caption */
 } EvalSet;
 
 static char *caption_text(const Cub *cub, const CubImage *im, int k) { return vocab_decode(&cub->vocab, im->caps[k], im->cap_len[k]); }
 
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-/* group ids: equal texts share one (a quadratic-free pass over sorted hashes) */
-typedef struct HashIdx { uint64_t h; int i; } HashIdx;
-static int cmp_hash(const void *a, const void *b) {
-    uint64_t x = ((const HashIdx *)a)->h, y = ((const HashIdx *)b)->h;
-    return (x > y) - (x < y);
-}
-static void make_groups(char **text, int n, int *group) {
-    HashIdx *h = xmalloc((size_t)n * sizeof(HashIdx));
-    for (int i = 0; i < n; i++) h[i] = (HashIdx){hash_str(text[i]), i};
-    qsort(h, (size_t)n, sizeof(HashIdx), cmp_hash);
-    int g = -1;
-    for (int i = 0; i < n; i++) {
-        if (i == 0 || h[i].h != h[i - 1].h) g++;
-        group[h[i].i] = g;
-    }
-    free(h);
-}
-
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
-static void eval_set_build(EvalSet *es, const Cub *cub, int n, uint64_t seed) {
-    const CubSplit *sp = &cub->test;
-    int total = sp->n;
-    if (n <= 0 || n > total) n = total;
-    int *order = xmalloc((size_t)total * sizeof(int));
-    for (int i = 0; i < total; i++) order[i] = i;
-    if (n < total) { /* a seeded subset, in image order */
-        loader_shuffle(order, total, seed, 0);
-        qsort(order, (size_t)n, sizeof(int), cmp_int);
-    }
-    es->n = n;
-    es->image = xmalloc((size_t)n * sizeof(int));
-    es->caption = xmalloc((size_t)n * sizeof(int));
-    es->cls = xmalloc((size_t)n * sizeof(int));
-    es->group = xmalloc((size_t)n * sizeof(int));
-    es->text = xcalloc((size_t)n, sizeof(char *));
-    for (int j = 0; j < n; j++) {
-        int i = order[j];
-        const CubImage *im = &sp->images[i];
-        int k = i % CUB_CAPTIONS_PER_IMAGE;
-        while (im->cap_len[k] <= 0) k = (k + 1) % CUB_CAPTIONS_PER_IMAGE;
-        es->image[j] = i;
-        es->caption[j] = k;
-        es->cls[j] = im->class_id;
-        es->text[j] = caption_text(cub, im, k);
-    }
-    make_groups(es->text, n, es->group);
-    free(order);
-}
-
 static void eval_set_free(EvalSet *es) {
     for (int i = 0; i < es->n; i++) free(es->text[i]);
     free(es->text);
+    free(es->photo);
     free(es->image);
-    free(es->caption);
     free(es->cls);
-    free(es->group);
+    memset(es, 0, sizeof *es);
 }
 
 /* ------------------------------------------------------------------ noisy text */
@@ -162,14 +232,12 @@ static char *noisy_text(const char *caption, int k, int cls, const Wiki *w, cons
     rng_init(&r, seed);
     const char **pool = NULL;
     int np = 0;
-    char **owned = NULL;
     if (!noise_captions) {
         np = wiki_non_visual(w, cls, &pool);
         if (np < 0) np = 0;
     }
     size_t len = strlen(caption) + 4;
-    char **pick = xcalloc((size_t)k, sizeof(char *));
-    owned = xcalloc((size_t)k, sizeof(char *));
+    char **pick = xcalloc((size_t)k, sizeof(char *)), **owned = xcalloc((size_t)k, sizeof(char *));
     int *used = np ? xcalloc((size_t)np, sizeof(int)) : NULL;
     int n_used = 0;
     for (int j = 0; j < k; j++) {
@@ -211,47 +279,171 @@ static char *noisy_text(const char *caption, int k, int cls, const Wiki *w, cons
 
 /* ------------------------------------------------------------------ rows */
 typedef struct Row {
-    char name[128];
+    char name[1200];
     char handling[32];
-    int k;
-    int n;
-    RPrecision rp;
-    double fid;
-    int has_fid;
+    int k, n, seeds;
+    int has_rp, has_fid, has_kid, has_acc, has_is;
+    double rp, rp_ci;
+    double fid, fid_ci, fid_min, fid_max;
+    double kid, kid_std;
+    int kid_subsets, kid_m;
+    double acc, acc_ci;
+    int acc_folds;
+    double is, is_std;
+    int is_splits;
     double seconds;
 } Row;
 
-/* DAMSM sentence codes (n, E) of the clean captions: ZSL G of the LSTM code with image i's noise. */
-static void text_codes(const GenModel *m, const EvalSet *es, uint64_t seed, float *out) {
-    int E = m->mc.embedding_dim, Z = m->mc.zsl_z;
-    Tape tp;
-    tape_init(&tp);
-    tape_no_grad_begin(&tp);
-    Tensor *code = TNEW(&tp, es->n, E), *z = TNEW(&tp, es->n, Z);
-    GenOptions o;
-    gen_options_default(&o);
-    for (int i = 0; i < es->n; i++) {
-        if (gen_text_code(m, es->text[i], &o, code->data + (size_t)i * E, NULL))
-            memset(code->data + (size_t)i * E, 0, (size_t)E * sizeof(float)); /* no known word: never matches */
-        gen_noise(seed + (uint64_t)i, 0, Z, z->data + (size_t)i * Z);
-    }
-    Tensor *s = zsl_g_forward(&tp, &m->te.zsl_g, code, z);
-    memcpy(out, s->data, (size_t)es->n * E * sizeof(float));
-    tape_free(&tp);
+/* Sums over the generation seeds of one row. */
+typedef struct RowAcc {
+    int seeds, folds;
+    double *rp_fold, *acc_fold;   /* (folds) */
+    double fid[EVAL_MAX_GEN_SEEDS];
+    double *kid;                  /* (seeds * KID_SUBSETS) */
+    int n_kid, kid_m;
+    double *is;                   /* (seeds * IS_SPLITS) */
+    int n_is;
+} RowAcc;
+
+static void row_acc_init(RowAcc *r, int folds, int seeds) {
+    memset(r, 0, sizeof *r);
+    r->folds = folds;
+    r->rp_fold = xcalloc((size_t)folds, sizeof(double));
+    r->acc_fold = xcalloc((size_t)folds, sizeof(double));
+    r->kid = xmalloc((size_t)seeds * KID_SUBSETS * sizeof(double));
+    r->is = xmalloc((size_t)seeds * IS_SPLITS * sizeof(double));
+}
+static void row_acc_free(RowAcc *r) {
+    free(r->rp_fold);
+    free(r->acc_fold);
+    free(r->kid);
+    free(r->is);
 }
 
-/* Draws one image per evaluation caption (with k noise sentences) and encodes it. */
-static int generate_row(const GenModel *g, ImageEncoder *ie, const EvalSet *es, const Cub *cub, const Wiki *w, const EvalArgs *a, int k,
-                        GenLongText mode, Feats *f, Progress *pr, int64_t *done) {
+static void mean_std(const double *v, int n, double *mean, double *std) {
+    double s = 0, s2 = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = n ? s / n : NAN;
+    for (int i = 0; i < n; i++) s2 += (v[i] - *mean) * (v[i] - *mean);
+    *std = n ? sqrt(s2 / n) : NAN;
+}
+
+/* The row's numbers from its sums. */
+static void row_finish(Row *row, const RowAcc *r, int with_rp, int with_acc) {
+    row->seeds = r->seeds;
+    double *v = xmalloc((size_t)r->folds * sizeof(double));
+    if (with_rp) {
+        for (int f = 0; f < r->folds; f++) v[f] = r->rp_fold[f] / r->seeds;
+        mean_ci95(v, r->folds, &row->rp, &row->rp_ci);
+        row->has_rp = 1;
+    }
+    if (with_acc) {
+        for (int f = 0; f < r->folds; f++) v[f] = r->acc_fold[f] / r->seeds;
+        mean_ci95(v, r->folds, &row->acc, &row->acc_ci);
+        row->acc_folds = r->folds;
+        row->has_acc = 1;
+    }
+    free(v);
+    if (r->n_kid) {
+        mean_std(r->kid, r->n_kid, &row->kid, &row->kid_std);
+        row->kid_subsets = r->n_kid;
+        row->kid_m = r->kid_m;
+        row->has_kid = 1;
+    }
+    if (r->n_is) {
+        mean_std(r->is, r->n_is, &row->is, &row->is_std);
+        row->is_splits = r->n_is;
+        row->has_is = 1;
+    }
+}
+
+/* What every row is scored against. */
+typedef struct Refs {
+    int E, folds, candidates;
+    uint64_t seed;
+    const float *tcodes;      /* (N, E) the evaluation captions' codes */
+    const int *cls;           /* (N) their classes */
+    double *mu_r, *cov_r;     /* FID statistics of R */
+    const float *pool_r;      /* (nR, 2048) */
+    int n_r;
+    const Classifier *clf;    /* or NULL */
+} Refs;
+
+/* Class accuracy by fold and the Inception Score's splits of n images of classes cls. */
+static int score_classifier(const Refs *R, const Feats *f, const int *cls, int folds, uint64_t seed, RowAcc *acc) {
+    const Classifier *c = R->clf;
+    int n = f->n;
+    double *p = xmalloc((size_t)n * c->C * sizeof(double));
+    classifier_probs(c, f->clf, n, p);
+    int *fold = xmalloc((size_t)n * sizeof(int)), *size = xcalloc((size_t)folds, sizeof(int));
+    double *right = xcalloc((size_t)folds, sizeof(double));
+    r_precision_folds(n, folds, R->seed, fold);
+    for (int i = 0; i < n; i++) {
+        right[fold[i]] += classifier_top1(c, p + (size_t)i * c->C) == cls[i];
+        size[fold[i]]++;
+    }
+    for (int k = 0; k < folds; k++) acc->acc_fold[k] += right[k] / size[k];
+    int rc = 0;
+    if (n >= IS_SPLITS) { /* rows in a seeded order: the set is sorted by class */
+        int *perm = xmalloc((size_t)n * sizeof(int));
+        double *q = xmalloc((size_t)n * c->C * sizeof(double)), m, s;
+        for (int i = 0; i < n; i++) perm[i] = i;
+        shuffle_ints(perm, n, seed ^ 0x15C0DEull);
+        for (int i = 0; i < n; i++) memcpy(q + (size_t)i * c->C, p + (size_t)perm[i] * c->C, (size_t)c->C * sizeof(double));
+        rc = inception_score(q, n, c->C, IS_SPLITS, acc->is + acc->n_is, &m, &s);
+        if (!rc) acc->n_is += IS_SPLITS;
+        free(perm);
+        free(q);
+    }
+    free(p);
+    free(fold);
+    free(size);
+    free(right);
+    return rc;
+}
+
+/* R-precision, FID and KID against R, and the classifier's numbers, of one draw (seed_index) of a
+ * row: added to acc. */
+static int score_draw(const Refs *R, const Feats *f, int seed_index, int with_clf, RowAcc *acc) {
+    int n = f->n;
+    double *fr = xmalloc((size_t)R->folds * sizeof(double));
+    RPrecision rp;
+    int rc = r_precision(f->code, R->tcodes, n, R->E, R->candidates, R->folds, R->seed, R->cls, fr, &rp);
+    for (int k = 0; !rc && k < R->folds; k++) acc->rp_fold[k] += fr[k];
+    free(fr);
+    if (!rc) {
+        double *mu = xmalloc((size_t)POOL_D * sizeof(double)), *cov = xmalloc((size_t)POOL_D * POOL_D * sizeof(double));
+        rc = fid_stats(f->pool, n, POOL_D, mu, cov) || fid_from_stats(mu, cov, R->mu_r, R->cov_r, POOL_D, &acc->fid[seed_index]);
+        free(mu);
+        free(cov);
+    }
+    Kid k;
+    uint64_t s = R->seed * 1000003ull + (uint64_t)seed_index * 7919u + 17u;
+    if (!rc) rc = kid(f->pool, n, R->pool_r, R->n_r, POOL_D, KID_SUBSETS, KID_SUBSET_SIZE, s, acc->kid + acc->n_kid, &k);
+    if (!rc) {
+        acc->n_kid += KID_SUBSETS;
+        acc->kid_m = k.subset_size;
+    }
+    if (!rc && with_clf) rc = score_classifier(R, f, R->cls, R->folds, s, acc);
+    acc->seeds++;
+    return rc;
+}
+
+/* Draws one image per evaluation caption (with k noise sentences) with generation seed index s
+ * and encodes it. */
+static void generate_draw(Ctx *x, const GenModel *g, const EvalSet *es, const Cub *cub, const Wiki *w, int k, GenLongText mode, int s,
+                          Feats *f, Progress *pr, int64_t *done) {
+    const EvalArgs *a = x->a;
     int S = 64 << (gen_model_stages(g) - 1);
     float *buf = xmalloc((size_t)IE_BATCH * 3 * S * S * sizeof(float));
-    int nb = 0, rc = 0;
+    int nb = 0;
     GenOptions o;
     gen_options_default(&o);
     o.long_text = mode;
-    for (int i = 0; i < es->n && !rc; i++) {
-        char *text = noisy_text(es->text[i], k, es->cls[i], w, cub, a->noise_captions, a->seed * 7919u + (uint64_t)i * 131u + (uint64_t)k);
-        o.seed = a->seed + (uint64_t)i;
+    uint64_t gseed = a->seed + (uint64_t)s * 1000003u;
+    for (int i = 0; i < es->n; i++) {
+        char *text = noisy_text(es->text[i], k, es->cls[i], w, cub, a->noise_captions, gseed * 7919u + (uint64_t)i * 131u + (uint64_t)k);
+        o.seed = gseed + (uint64_t)i;
         GenResult r;
         if (gen_run(g, text, &o, &r)) {
             /* a caption without known words (none in CUB's test captions): a blank image */
@@ -262,43 +454,38 @@ static int generate_row(const GenModel *g, ImageEncoder *ie, const EvalSet *es, 
         }
         free(text);
         if (++nb == IE_BATCH || i == es->n - 1) {
-            feats_add(ie, buf, nb, S, f);
+            feats_add(x, buf, nb, S, f);
             nb = 0;
         }
         (*done)++;
         if (pr) progress_update(pr, *done, 0, NULL, NULL);
     }
     free(buf);
-    return rc;
 }
 
-/* ------------------------------------------------------------------ the program */
+/* ------------------------------------------------------------------ zero-shot */
 typedef struct Zsl {
     char text[64];
     int classes;
     double acc;
 } Zsl;
 
-static int zsl_rows(const GenModel *m, const Cub *cub, const Wiki *w, const Feats *real, const int *real_cls, uint64_t seed, Zsl *out) {
-    /* the classes with photos */
-    int E = m->mc.embedding_dim, Z = m->mc.zsl_z, nc = 0;
-    int classes[256];
-    for (int i = 0; i < real->n; i++) {
-        int seen = 0;
-        for (int c = 0; c < nc && !seen; c++) seen = classes[c] == real_cls[i];
-        if (!seen && nc < 256) classes[nc++] = real_cls[i];
-    }
-    float *proto = xmalloc((size_t)nc * E * sizeof(float));
-    int *pcls = xmalloc((size_t)nc * sizeof(int));
-    for (int variant = 0; variant < 2; variant++) {
+static int zsl_rows(const Evaluator *ev, const Cub *cub, const Wiki *w, const Feats *real, const int *real_cls, Zsl *out) {
+    int E = ev->mc.embedding_dim, nc = 0;
+    int *classes = xmalloc((size_t)(real->n ? real->n : 1) * sizeof(int));
+    for (int i = 0; i < real->n; i++) classes[i] = real_cls[i];
+    qsort(classes, (size_t)real->n, sizeof(int), cmp_int);
+    for (int i = 0; i < real->n; i++)
+        if (!nc || classes[nc - 1] != classes[i]) classes[nc++] = classes[i];
+    float *proto = xcalloc((size_t)nc * E, sizeof(float));
+    int rc = 0;
+    for (int variant = 0; variant < 2 && !rc; variant++) {
         for (int c = 0; c < nc; c++) {
-            float *code = xcalloc((size_t)E, sizeof(float));
-            GenOptions o;
-            gen_options_default(&o);
-            if (variant == 0) { /* the Wikipedia article through the long-text handling */
-                char *doc = wiki_document(w, classes[c]);
-                if (!doc || gen_text_code(m, doc, &o, code, NULL)) memset(code, 0, (size_t)E * sizeof(float));
-                free(doc);
+            float *code = proto + (size_t)c * E;
+            if (variant == 0) { /* the Wikipedia article: the mean LSTM code of its sentences */
+                char *const *sents;
+                int ns = wiki_sentences(w, classes[c], &sents);
+                if (ns < 0 || !evaluator_document_lstm(ev, (const char *const *)sents, ns, code)) memset(code, 0, (size_t)E * sizeof(float));
             } else { /* the mean LSTM code of the class's test captions */
                 int cnt = 0, cap = 0;
                 char **texts = NULL;
@@ -307,68 +494,38 @@ static int zsl_rows(const GenModel *m, const Cub *cub, const Wiki *w, const Feat
                     if (im->class_id != classes[c]) continue;
                     for (int k = 0; k < CUB_CAPTIONS_PER_IMAGE; k++) {
                         if (im->cap_len[k] <= 0) continue;
-                        if (cnt == cap) texts = xrealloc(texts, (size_t)(cap = cap ? 2 * cap : 256) * sizeof(char *));
+                        if (cnt == cap) texts = xrealloc(texts, (size_t)(cap = cap ? 2 * cap : 64) * sizeof(char *));
                         texts[cnt++] = caption_text(cub, im, k);
                     }
                 }
                 float *codes = xmalloc((size_t)(cnt ? cnt : 1) * E * sizeof(float));
                 int *known = xmalloc((size_t)(cnt ? cnt : 1) * sizeof(int));
-                gen_lstm_codes(&m->te, &m->vocab, (const char *const *)texts, cnt, codes, known);
+                gen_lstm_codes(&ev->te, &ev->vocab, (const char *const *)texts, cnt, codes, known);
+                double *acc = xcalloc((size_t)E, sizeof(double));
                 int used = 0;
                 for (int i = 0; i < cnt; i++) {
-                    if (known[i]) {
-                        for (int e = 0; e < E; e++) code[e] += codes[(size_t)i * E + e];
-                        used++;
-                    }
-                    free(texts[i]);
+                    if (!known[i]) continue;
+                    used++;
+                    for (int e = 0; e < E; e++) acc[e] += codes[(size_t)i * E + e];
                 }
-                for (int e = 0; e < E && used; e++) code[e] /= (float)used;
+                for (int e = 0; e < E; e++) code[e] = used ? (float)(acc[e] / used) : 0.0f;
+                for (int i = 0; i < cnt; i++) free(texts[i]);
                 free(texts);
                 free(codes);
                 free(known);
+                free(acc);
             }
-            /* the prototype: the mean of ZSL G's outputs over ZSL_DRAWS noise draws */
-            Tape tp;
-            tape_init(&tp);
-            tape_no_grad_begin(&tp);
-            Tensor *cc = TNEW(&tp, ZSL_DRAWS, E), *z = TNEW(&tp, ZSL_DRAWS, Z);
-            for (int j = 0; j < ZSL_DRAWS; j++) {
-                memcpy(cc->data + (size_t)j * E, code, (size_t)E * sizeof(float));
-                gen_noise(seed + (uint64_t)classes[c], j, Z, z->data + (size_t)j * Z);
-            }
-            Tensor *s = zsl_g_forward(&tp, &m->te.zsl_g, cc, z);
-            for (int e = 0; e < E; e++) {
-                double acc = 0;
-                for (int j = 0; j < ZSL_DRAWS; j++) acc += s->data[(size_t)j * E + e];
-                proto[(size_t)c * E + e] = (float)(acc / ZSL_DRAWS);
-            }
-            pcls[c] = classes[c];
-            tape_free(&tp);
-            free(code);
         }
-        snprintf(out[variant].text, sizeof out[variant].text, "%s", variant == 0 ? "Wikipedia article" : "the class's captions");
-        if (zsl_accuracy(real->code, real_cls, real->n, proto, pcls, nc, E, &out[variant].acc, &out[variant].classes)) {
-            free(proto);
-            free(pcls);
-            return -1;
-        }
+        evaluator_zsl(ev, proto, nc, proto);
+        snprintf(out[variant].text, sizeof out[variant].text, "%s", variant ? "the class's test captions" : "Wikipedia article");
+        rc = zsl_accuracy(real->code, real_cls, real->n, proto, classes, nc, E, &out[variant].acc, &out[variant].classes);
     }
     free(proto);
-    free(pcls);
-    return 0;
+    free(classes);
+    return rc;
 }
 
-static const char *trunk_name(const GenModel *m, const char *path) {
-    static char buf[1200];
-    if (!strcmp(m->tc.extra.inception, "torchvision"))
-        snprintf(buf, sizeof buf, "torchvision inception_v3 weights (%s)", path);
-    else
-        snprintf(buf, sizeof buf, "Keras Inception-v3 of nsfwjs 4.4.0 (uint8-quantised, fine-tuned for NSFW classification; %s): "
-                                  "not the network of published FIDs", path);
-    return buf;
-}
-
-/* torchvision inception_v3 weights (safetensors with torchvision's keys) as the FID network. */
+/* ------------------------------------------------------------------ setup shared by both programs */
 static int load_fid_net(ImageEncoder *ie, const ModelConfig *mc, const char *path) {
     image_encoder_init(ie, mc);
     int rc = nn_load_file(&ie->ps, path, LOAD_PARTIAL | LOAD_IGNORE_UNEXPECTED | LOAD_NBT_OPTIONAL);
@@ -380,151 +537,380 @@ static int load_fid_net(ImageEncoder *ie, const ModelConfig *mc, const char *pat
     return 0;
 }
 
-static int load_trunk(GenModel *m, const char *path) {
-    if (!m->has_ie) return err_set("%s has no image_encoder.safetensors: R-precision and zero-shot accuracy need the DAMSM image heads", m->dir);
-    if (!strcmp(m->tc.extra.inception, "torchvision")) {
-        if (nn_load_file(&m->ie.ps, path, LOAD_PARTIAL | LOAD_IGNORE_UNEXPECTED | LOAD_NBT_OPTIONAL)) return -1;
-    } else if (keras_inception_load(&m->ie, path)) return -1;
-    m->ie.train = 0;
-    return 0;
+/* "k1 k2 ... " one a line of the photos image[i] with flag[i] == want */
+static char *photo_keys(const Cub *cub, const int *image, const unsigned char *flag, int n, int want) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        if (flag[i] == want) len += strlen(cub->test.images[image[i]].key) + 1;
+    char *s = xcalloc(len, 1), *p = s;
+    for (int i = 0; i < n; i++)
+        if (flag[i] == want) p += sprintf(p, "%s\n", cub->test.images[image[i]].key);
+    return s;
+}
+
+int eval_train_classifier(const EvalArgs *a) {
+    Ctx x;
+    memset(&x, 0, sizeof x);
+    x.a = a;
+    double t0 = now_s();
+    if (evaluator_load(&x.ev, a->evaluator, a->inception)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); return 2; }
+    const char *data = a->data ? a->data : x.ev.tc.data_dir;
+    Cub cub;
+    if (cub_open(&cub, data)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); evaluator_free(&x.ev); return 2; }
+    int n, rc = 0;
+    int *image = select_photos(&cub, a->photos, a->seed, &n);
+    int *cls = xmalloc((size_t)(n ? n : 1) * sizeof(int));
+    for (int i = 0; i < n; i++) cls[i] = cub.test.images[image[i]].class_id;
+    Feats f;
+    feats_init(&f, x.ev.mc.embedding_dim, n);
+    if (!a->quiet) printf("classifier: %d real test-class photos at %d px through the evaluator %s (%s)\n", n, a->size, a->evaluator, x.ev.trunk);
+    Progress *pr = a->quiet ? NULL : progress_new("photos", n, stdout);
+    int64_t done = 0;
+    if (n < 4) rc = err_set("%d real photos: too few for a classifier", n);
+    if (!rc) rc = encode_photos(&x, &cub, image, n, a->size, x.ev.tight_pad, &f, pr, &done);
+    if (pr) progress_done(pr);
+    unsigned char *held = xmalloc((size_t)(n ? n : 1));
+    Classifier c;
+    memset(&c, 0, sizeof c);
+    if (!rc) {
+        classifier_split(cls, n, a->seed, held);
+        int *ids = xmalloc((size_t)n * sizeof(int)), nc = 0;
+        memcpy(ids, cls, (size_t)n * sizeof(int));
+        qsort(ids, (size_t)n, sizeof(int), cmp_int);
+        for (int i = 0; i < n; i++)
+            if (!nc || ids[nc - 1] != ids[i]) ids[nc++] = ids[i];
+        if (nc < 2) rc = err_set("the photos span %d class: a classifier needs 2 or more", nc);
+        if (!rc) {
+            classifier_init(&c, ids, nc, CLF_FEATURES);
+            c.image_size = a->size;
+            c.seed = a->seed;
+            snprintf(c.tight_pad, sizeof c.tight_pad, "%s", x.ev.tc.extra.tight_crop_pad);
+            snprintf(c.trunk, sizeof c.trunk, "%s", x.ev.trunk);
+            snprintf(c.trunk_hash, sizeof c.trunk_hash, "%s", x.ev.trunk_hash);
+        }
+        free(ids);
+    }
+    double loss = 0, is_m = 0, is_s = 0;
+    if (!rc) {
+        int nt = 0, nh = 0;
+        float *xt = xmalloc((size_t)n * CLF_FEATURES * sizeof(float)), *xh = xmalloc((size_t)n * CLF_FEATURES * sizeof(float));
+        int *yt = xmalloc((size_t)n * sizeof(int)), *yh = xmalloc((size_t)n * sizeof(int));
+        for (int i = 0; i < n; i++) {
+            float *dst = held[i] ? xh + (size_t)nh * CLF_FEATURES : xt + (size_t)nt * CLF_FEATURES;
+            memcpy(dst, f.clf + (size_t)i * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+            if (held[i]) yh[nh++] = cls[i];
+            else yt[nt++] = cls[i];
+        }
+        c.train_photos = photo_keys(&cub, image, held, n, 0);
+        c.heldout_photos = photo_keys(&cub, image, held, n, 1);
+        c.n_train = nt;
+        c.n_heldout = nh;
+        if (!a->quiet) printf("training: %d photos of %d classes, %d held out; softmax regression, L2 %g, Adam lr %g, %d iterations\n", nt, c.C, nh, c.l2, c.lr, c.iterations);
+        double t1 = now_s();
+        rc = classifier_train(&c, xt, yt, nt, &loss);
+        for (int pass = 0; pass < 2 && !rc; pass++) {
+            int m = pass ? nh : nt;
+            const float *xs = pass ? xh : xt;
+            const int *ys = pass ? yh : yt;
+            double *p = xmalloc((size_t)(m ? m : 1) * c.C * sizeof(double)), right = 0;
+            classifier_probs(&c, xs, m, p);
+            for (int i = 0; i < m; i++) right += classifier_top1(&c, p + (size_t)i * c.C) == ys[i];
+            if (pass) c.heldout_acc = m ? right / m : 0;
+            else c.train_acc = m ? right / m : 0;
+            if (pass && m >= IS_SPLITS) {
+                int *perm = xmalloc((size_t)m * sizeof(int));
+                double *q = xmalloc((size_t)m * c.C * sizeof(double));
+                for (int i = 0; i < m; i++) perm[i] = i;
+                shuffle_ints(perm, m, a->seed ^ 0x15C0DEull);
+                for (int i = 0; i < m; i++) memcpy(q + (size_t)i * c.C, p + (size_t)perm[i] * c.C, (size_t)c.C * sizeof(double));
+                rc = inception_score(q, m, c.C, IS_SPLITS, NULL, &is_m, &is_s);
+                free(perm);
+                free(q);
+            }
+            free(p);
+        }
+        if (!a->quiet && !rc) printf("trained in %.1f s: loss %.4f\n", now_s() - t1, loss);
+        free(xt);
+        free(xh);
+        free(yt);
+        free(yh);
+    }
+    char path[2300];
+    snprintf(path, sizeof path, "%s/%s", a->evaluator, CLF_FILE);
+    if (!rc) rc = classifier_save(&c, path);
+    if (rc) fprintf(stderr, "attngan eval --train-classifier: %s\n", err_msg());
+    else
+        printf("classifier: %s: %d classes (chance %.4f); top-1 on its %d training photos %.4f, on the %d held-out photos %.4f; "
+               "Inception Score of the held-out photos %.3f ± %.3f (%d splits); %.0f s\n",
+               path, c.C, 1.0 / c.C, c.n_train, c.train_acc, c.n_heldout, c.heldout_acc, is_m, is_s, IS_SPLITS, now_s() - t0);
+    classifier_free(&c);
+    free(held);
+    feats_free(&f);
+    free(image);
+    free(cls);
+    cub_close(&cub);
+    evaluator_free(&x.ev);
+    return rc ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ the program */
+static void md_pm(char *buf, size_t len, int has, double m, double pm, const char *fmt) {
+    if (!has) { snprintf(buf, len, "-"); return; }
+    char a[64], b[64];
+    snprintf(a, sizeof a, fmt, m);
+    if (isnan(pm)) snprintf(buf, len, "%s", a);
+    else {
+        snprintf(b, sizeof b, fmt, pm);
+        snprintf(buf, len, "%s ± %s", a, b);
+    }
+}
+
+static void json_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
 }
 
 int eval_main(const EvalArgs *a) {
+    if (a->train_classifier) return eval_train_classifier(a);
     double t_start = now_s();
     int rc = 0;
+    Ctx x;
+    memset(&x, 0, sizeof x);
+    x.a = a;
     GenModel m, base;
     int has_base = 0;
     memset(&base, 0, sizeof base);
-    if (gen_model_load(&m, a->model)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); return 2; }
-    const char *inc = a->inception ? a->inception : m.tc.extra.inception_weights;
-    if (!inc[0]) { fprintf(stderr, "attngan eval: the model's config names no Inception weights: give --inception DIR\n"); gen_model_free(&m); return 2; }
-    if (load_trunk(&m, inc)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); gen_model_free(&m); return 2; }
-    ImageEncoder fid_net;
-    g_fid_net = NULL;
-    if (a->fid_inception) {
-        if (load_fid_net(&fid_net, &m.mc, a->fid_inception)) { fprintf(stderr, "attngan eval: --fid-inception: %s\n", err_msg()); gen_model_free(&m); return 2; }
-        g_fid_net = &fid_net;
+    if (a->gen_seeds < 1 || a->gen_seeds > EVAL_MAX_GEN_SEEDS) {
+        fprintf(stderr, "attngan eval: --gen-seeds %d: 1 to %d\n", a->gen_seeds, EVAL_MAX_GEN_SEEDS);
+        return 2;
     }
-    char fid_name[1300];
+    if (evaluator_load(&x.ev, a->evaluator, a->inception)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); return 2; }
+    if (gen_model_load(&m, a->model)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); evaluator_free(&x.ev); return 2; }
+    if (a->fid_inception) {
+        if (load_fid_net(&x.fid_net, &x.ev.mc, a->fid_inception)) {
+            fprintf(stderr, "attngan eval: --fid-inception: %s\n", err_msg());
+            gen_model_free(&m);
+            evaluator_free(&x.ev);
+            return 2;
+        }
+        x.has_fid_net = 1;
+    }
+    char fid_name[1500];
     if (a->fid_inception) snprintf(fid_name, sizeof fid_name, "torchvision inception_v3 weights (%s)", a->fid_inception);
-    else snprintf(fid_name, sizeof fid_name, "%s", trunk_name(&m, inc));
+    else snprintf(fid_name, sizeof fid_name, "the evaluator's trunk: %s", x.ev.trunk);
+    int S = 64 << (gen_model_stages(&m) - 1), E = x.ev.mc.embedding_dim;
     if (a->baseline) {
-        if (gen_model_load(&base, a->baseline)) { fprintf(stderr, "attngan eval: --baseline: %s\n", err_msg()); gen_model_free(&m); return 2; }
+        if (gen_model_load(&base, a->baseline)) { fprintf(stderr, "attngan eval: --baseline: %s\n", err_msg()); rc = 2; goto done_models; }
         has_base = 1;
         if (gen_model_stages(&base) != gen_model_stages(&m))
-            fprintf(stderr, "attngan eval: warning: the baseline draws %d px images, the model %d px\n", 64 << (gen_model_stages(&base) - 1),
-                    64 << (gen_model_stages(&m) - 1));
+            fprintf(stderr, "attngan eval: warning: the baseline draws %d px images, the model %d px (the real photos are at %d px)\n",
+                    64 << (gen_model_stages(&base) - 1), S, S);
     }
-    const char *data = a->data ? a->data : m.tc.data_dir;
+    const char *data = a->data ? a->data : x.ev.tc.data_dir;
     Cub cub;
-    if (cub_open(&cub, data)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); gen_model_free(&m); return 2; }
+    if (cub_open(&cub, data)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 2; goto done_models; }
     char wbuf[2300];
     const char *wdir = a->wiki;
     if (!wdir) { snprintf(wbuf, sizeof wbuf, "%s/../wikipedia", data); wdir = wbuf; }
     Wiki wiki;
-    if (wiki_open(&wiki, wdir)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); cub_close(&cub); gen_model_free(&m); return 2; }
-    if (mkdir_p(a->out)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 1; goto done0; }
+    if (wiki_open(&wiki, wdir)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); cub_close(&cub); rc = 2; goto done_models; }
 
-    int E = m.mc.embedding_dim, S = 64 << (gen_model_stages(&m) - 1);
-    EvalSet es;
-    eval_set_build(&es, &cub, a->n, a->seed);
-    if (es.n < 2 * a->candidates) {
-        fprintf(stderr, "attngan eval: %d evaluation captions: R-precision with %d candidates needs at least %d (--n)\n", es.n,
-                a->candidates, 2 * a->candidates);
-        eval_set_free(&es);
-        rc = 2;
-        goto done0;
-    }
-    /* real photos: every present test photo once, centre crop at the model's size */
-    LoaderConfig lc;
-    loader_config_default(&lc);
-    lc.batch_size = 1; /* the loader has no partial last batch: one photo at a time, encoded IE_BATCH at a time */
-    lc.base_size = 64;
-    lc.branch_num = gen_model_stages(&m);
-    lc.words_num = m.mc.words_num;
-    lc.threads = 1;
-    lc.seed = a->seed;
-    lc.shuffle = 0;
-    lc.augment = 0;
-    lc.only_available = 1;
-    Loader *ld;
-    if (loader_open(&ld, &cub, &cub.test, &lc)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 2; eval_set_free(&es); goto done0; }
-    int n_real = loader_samples(ld), real_batches = loader_batches_per_epoch(ld);
-    /* rows to draw */
-    int n_rows = 1 + a->n_ks + (a->n_ks - (a->ks[0] == 0 ? 1 : 0));
-    if (has_base) n_rows += a->n_ks;
-    Row *rows = xcalloc((size_t)n_rows + 1, sizeof(Row));
-    int64_t total = n_real, done = 0;
-    for (int j = 0; j < a->n_ks; j++) total += (int64_t)es.n * ((a->ks[j] > 0 ? 2 : 1) + has_base);
-    Progress *pr = a->quiet ? NULL : progress_new("eval", total, stdout);
-    if (!a->quiet)
-        printf("eval: %d captions of %d test images, %d real photos, noise k =", es.n, cub.test.n, n_real);
-    for (int j = 0; j < a->n_ks && !a->quiet; j++) printf(" %d", a->ks[j]);
-    if (!a->quiet) printf(" (%s)\n", a->noise_captions ? "other classes' captions" : "non-visual Wikipedia sentences");
-
-    /* real row */
-    Feats real;
-    feats_init(&real, E, n_real);
-    int *real_cls = xmalloc((size_t)n_real * sizeof(int));
-    char **real_text = xcalloc((size_t)n_real, sizeof(char *));
-    double t0 = now_s();
+    /* the classifier, when the evaluator has one that fits */
+    Classifier clf;
+    int has_clf = 0;
+    char clf_note[1600] = "";
+    char clf_path[2300];
+    snprintf(clf_path, sizeof clf_path, "%s/%s", a->evaluator, CLF_FILE);
     {
-        float *rbuf = xmalloc((size_t)IE_BATCH * 3 * S * S * sizeof(float));
-        int nb = 0;
-        for (int b = 0; b < real_batches; b++) {
-            const Batch *bt;
-            if (loader_next(ld, &bt)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 1; break; }
-            const CubImage *im = &cub.test.images[bt->image_index[0]];
-            real_cls[real.n + nb] = im->class_id;
-            real_text[real.n + nb] = caption_text(&cub, im, bt->caption_index[0]);
-            memcpy(rbuf + (size_t)nb * 3 * S * S, bt->imgs[bt->n_scales - 1], (size_t)3 * S * S * sizeof(float));
-            if (++nb == IE_BATCH || b == real_batches - 1) {
-                feats_add(&m.ie, rbuf, nb, S, &real);
-                nb = 0;
-            }
-            done++;
-            if (pr) progress_update(pr, done, 0, NULL, NULL);
+        FILE *fp = fopen(clf_path, "rb");
+        if (!fp) snprintf(clf_note, sizeof clf_note, "no %s (attngan eval --train-classifier --evaluator %s makes one)", clf_path, a->evaluator);
+        else {
+            fclose(fp);
+            if (classifier_load(&clf, clf_path)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 2; goto done_data; }
+            has_clf = 1;
+            if (clf.image_size != S)
+                snprintf(clf_note, sizeof clf_note, "%s was trained on %d px photos; the model draws %d px (train one with --size %d)", clf_path,
+                         clf.image_size, S, S);
+            else if (strcmp(clf.trunk_hash, x.ev.trunk_hash))
+                snprintf(clf_note, sizeof clf_note, "%s was trained on the features of another trunk (hash %s, this evaluator's %s)", clf_path,
+                         clf.trunk_hash, x.ev.trunk_hash);
+            else if (strcmp(clf.tight_pad, x.ev.tc.extra.tight_crop_pad))
+                snprintf(clf_note, sizeof clf_note, "%s was trained on photos framed with TIGHT_CROP_PAD %s, this evaluator's is %s", clf_path,
+                         clf.tight_pad, x.ev.tc.extra.tight_crop_pad);
+            if (clf_note[0]) { classifier_free(&clf); has_clf = 0; }
         }
-        free(rbuf);
+        if (clf_note[0]) fprintf(stderr, "attngan eval: warning: no class accuracy or Inception Score: %s\n", clf_note);
     }
-    loader_close(ld);
-    if (rc) goto done1;
-    {
-        EvalSet rs = {real.n, NULL, NULL, real_cls, xmalloc((size_t)real.n * sizeof(int)), real_text};
-        make_groups(real_text, real.n, rs.group);
-        float *tc = xmalloc((size_t)real.n * E * sizeof(float));
-        text_codes(&m, &rs, a->seed + 1000000, tc);
-        Row *r = &rows[0];
-        snprintf(r->name, sizeof r->name, "real test-class photos (their own captions; FID: even vs odd)");
+    if (mkdir_p(a->out)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 1; goto done_clf; }
+
+    /* the real photos: the selected ones, and the classifier's held-out ones */
+    int n_sel;
+    int *sel = select_photos(&cub, a->photos, a->seed, &n_sel);
+    int *row_of = xmalloc((size_t)cub.test.n * sizeof(int));
+    for (int i = 0; i < cub.test.n; i++) row_of[i] = -1;
+    int n_enc = 0, *enc = xmalloc((size_t)cub.test.n * sizeof(int));
+    for (int i = 0; i < n_sel; i++) row_of[sel[i]] = 1;
+    int n_held = 0, *held = NULL;
+    if (has_clf) {
+        held = xmalloc((size_t)(clf.n_heldout ? clf.n_heldout : 1) * sizeof(int));
+        for (char *p = clf.heldout_photos; *p && !rc;) {
+            char *e = strchr(p, '\n');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            int found = -1;
+            for (int i = 0; i < cub.test.n && found < 0; i++)
+                if (strlen(cub.test.images[i].key) == l && !strncmp(cub.test.images[i].key, p, l)) found = i;
+            if (found < 0 || !cub.test.images[found].present) {
+                fprintf(stderr, "attngan eval: %s: held-out photo %.*s is not a test photo present under %s\n", clf_path, (int)l, p, data);
+                rc = 2;
+            } else {
+                held[n_held++] = found;
+                row_of[found] = 1;
+            }
+            p += l + (e ? 1 : 0);
+        }
+    }
+    for (int i = 0; i < cub.test.n; i++)
+        if (row_of[i] > 0) row_of[i] = n_enc, enc[n_enc++] = i;
+    unsigned char *is_ref = xmalloc((size_t)(n_sel ? n_sel : 1));
+    int *sel_cls = xmalloc((size_t)(n_sel ? n_sel : 1) * sizeof(int));
+    for (int i = 0; i < n_sel; i++) sel_cls[i] = cub.test.images[sel[i]].class_id;
+    split_halves(sel_cls, n_sel, a->seed, is_ref);
+    int n_r = 0, n_o = 0;
+    for (int i = 0; i < n_sel; i++) is_ref[i] ? n_r++ : n_o++;
+    /* the evaluation set: N photos of the other half */
+    EvalSet es;
+    memset(&es, 0, sizeof es);
+    int N = a->n > 0 ? a->n : n_o;
+    if (N > n_o) {
+        fprintf(stderr, "attngan eval: --n %d: the other half holds %d photos (the reference half %d of the %d real photos): using %d\n", N, n_o,
+                n_r, n_sel, n_o);
+        N = n_o;
+    }
+    if (!rc && N < 2 * a->candidates) {
+        fprintf(stderr, "attngan eval: %d evaluation captions: R-precision with %d candidates needs at least %d (--n, --photos, --candidates)\n",
+                N, a->candidates, 2 * a->candidates);
+        rc = 2;
+    }
+    if (!rc && N < a->folds) { fprintf(stderr, "attngan eval: %d evaluation captions for %d folds\n", N, a->folds); rc = 2; }
+    if (!rc) {
+        int *o = xmalloc((size_t)n_o * sizeof(int)), k = 0;
+        for (int i = 0; i < n_sel; i++)
+            if (!is_ref[i]) o[k++] = i;
+        if (N < n_o) {
+            shuffle_ints(o, n_o, a->seed * 0x9E3779B97F4A7C15ull + 0xE5E7ull);
+            qsort(o, (size_t)N, sizeof(int), cmp_int);
+        }
+        es.n = N;
+        es.photo = xmalloc((size_t)N * sizeof(int));
+        es.image = xmalloc((size_t)N * sizeof(int));
+        es.cls = xmalloc((size_t)N * sizeof(int));
+        es.text = xcalloc((size_t)N, sizeof(char *));
+        for (int j = 0; j < N; j++) {
+            int i = sel[o[j]];
+            const CubImage *im = &cub.test.images[i];
+            int c = i % CUB_CAPTIONS_PER_IMAGE;
+            while (im->cap_len[c] <= 0) c = (c + 1) % CUB_CAPTIONS_PER_IMAGE;
+            es.image[j] = i;
+            es.photo[j] = row_of[i];
+            es.cls[j] = im->class_id;
+            es.text[j] = caption_text(&cub, im, c);
+        }
+        free(o);
+    }
+    if (rc) goto done_sets;
+
+    int n_rows = 2 + 2 * a->n_ks + (has_base ? a->n_ks : 0);
+    Row *rows = xcalloc((size_t)n_rows, sizeof(Row));
+    int64_t total = n_enc, done = 0;
+    for (int j = 0; j < a->n_ks; j++) total += (int64_t)N * a->gen_seeds * ((a->ks[j] > 0 ? 2 : 1) + has_base);
+    Progress *pr = a->quiet ? NULL : progress_new("eval", total, stdout);
+    if (!a->quiet) {
+        printf("eval: evaluator %s (weights %s); %d real photos (reference half %d, other half %d), %d evaluation captions, %d generation seeds, noise k =",
+               a->evaluator, x.ev.hash_hex, n_sel, n_r, n_o, N, a->gen_seeds);
+        for (int j = 0; j < a->n_ks; j++) printf(" %d", a->ks[j]);
+        printf(" (%s)\n", a->noise_captions ? "other classes' captions" : "non-visual Wikipedia sentences");
+    }
+    /* real photos through the evaluator */
+    Feats real;
+    feats_init(&real, E, n_enc);
+    double t0 = now_s();
+    if (encode_photos(&x, &cub, enc, n_enc, S, x.ev.tight_pad, &real, pr, &done)) {
+        fprintf(stderr, "attngan eval: %s\n", err_msg());
+        rc = 1;
+        goto done_real;
+    }
+    double photo_s = now_s() - t0;
+    /* R and its statistics; the evaluation captions' codes */
+    float *pool_r = xmalloc((size_t)n_r * POOL_D * sizeof(float));
+    for (int i = 0, k = 0; i < n_sel; i++)
+        if (is_ref[i]) memcpy(pool_r + (size_t)k++ * POOL_D, real.pool + (size_t)row_of[sel[i]] * POOL_D, POOL_D * sizeof(float));
+    double *mu_r = xmalloc((size_t)POOL_D * sizeof(double)), *cov_r = xmalloc((size_t)POOL_D * POOL_D * sizeof(double));
+    float *tcodes = xmalloc((size_t)N * E * sizeof(float));
+    int *n_known = xmalloc((size_t)N * sizeof(int)), no_known = 0;
+    evaluator_text_codes(&x.ev, (const char *const *)es.text, N, tcodes, n_known);
+    for (int i = 0; i < N; i++) no_known += !n_known[i];
+    if (fid_stats(pool_r, n_r, POOL_D, mu_r, cov_r)) { fprintf(stderr, "attngan eval: reference half: %s\n", err_msg()); rc = 1; }
+    Refs R = {E, a->folds, a->candidates, a->seed, tcodes, es.cls, mu_r, cov_r, pool_r, n_r, has_clf ? &clf : NULL};
+    int nr = 0;
+    /* row: the real photos of the evaluation set */
+    if (!rc) {
+        Row *r = &rows[nr++];
+        double t1 = now_s();
+        snprintf(r->name, sizeof r->name, "real photos (the other half, their own captions)");
         snprintf(r->handling, sizeof r->handling, "-");
-        r->n = real.n;
-        if (r_precision(real.code, tc, real.n, E, a->candidates, a->folds, a->seed, rs.group, NULL, &r->rp)) {
-            fprintf(stderr, "attngan eval: real row: %s\n", err_msg());
+        r->n = N;
+        Feats f;
+        feats_init(&f, E, N);
+        for (int i = 0; i < N; i++) {
+            int p = es.photo[i];
+            memcpy(f.code + (size_t)i * E, real.code + (size_t)p * E, (size_t)E * sizeof(float));
+            memcpy(f.pool + (size_t)i * POOL_D, real.pool + (size_t)p * POOL_D, POOL_D * sizeof(float));
+            memcpy(f.clf + (size_t)i * CLF_FEATURES, real.clf + (size_t)p * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+        }
+        f.n = N;
+        RowAcc acc;
+        row_acc_init(&acc, a->folds, 1);
+        if (score_draw(&R, &f, 0, 0, &acc)) { fprintf(stderr, "attngan eval: real row: %s\n", err_msg()); rc = 1; }
+        else {
+            row_finish(r, &acc, 1, 0);
+            r->fid = acc.fid[0], r->fid_ci = NAN, r->fid_min = r->fid_max = r->fid;
+            r->has_fid = 1;
+        }
+        row_acc_free(&acc);
+        feats_free(&f);
+        r->seconds = now_s() - t1 + photo_s;
+    }
+    /* row: the classifier's held-out photos */
+    if (!rc && has_clf) {
+        Row *r = &rows[nr++];
+        snprintf(r->name, sizeof r->name, "real photos held out from the classifier (its ceiling)");
+        snprintf(r->handling, sizeof r->handling, "-");
+        r->n = n_held;
+        Feats f;
+        feats_init(&f, E, n_held);
+        int *hc = xmalloc((size_t)(n_held ? n_held : 1) * sizeof(int));
+        for (int i = 0; i < n_held; i++) {
+            memcpy(f.clf + (size_t)i * CLF_FEATURES, real.clf + (size_t)row_of[held[i]] * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+            hc[i] = cub.test.images[held[i]].class_id;
+        }
+        f.n = n_held;
+        int folds = n_held < a->folds ? n_held : a->folds;
+        RowAcc acc;
+        row_acc_init(&acc, folds > 0 ? folds : 1, 1);
+        if (folds > 0 && score_classifier(&R, &f, hc, folds, a->seed * 1000003ull + 17u, &acc)) {
+            fprintf(stderr, "attngan eval: held-out row: %s\n", err_msg());
             rc = 1;
         }
-        r->seconds = now_s() - t0;
-        free(tc);
-        free(rs.group);
+        acc.seeds = 1;
+        if (!rc && folds > 0) row_finish(r, &acc, 0, 1);
+        row_acc_free(&acc);
+        feats_free(&f);
+        free(hc);
     }
-    if (rc) goto done1;
-    double *mu_r = xmalloc((size_t)POOL_D * sizeof(double)), *cov_r = xmalloc((size_t)POOL_D * POOL_D * sizeof(double));
-    double *mu_g = xmalloc((size_t)POOL_D * sizeof(double)), *cov_g = xmalloc((size_t)POOL_D * POOL_D * sizeof(double));
-    if (fid_stats(real.pool, real.n, POOL_D, mu_r, cov_r)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 1; }
-    if (!rc) { /* the floor at this sample size: the even against the odd real photos (both halves span every class) */
-        int ne = (real.n + 1) / 2, no = real.n / 2;
-        float *ev = xmalloc((size_t)ne * POOL_D * sizeof(float)), *od = xmalloc((size_t)(no ? no : 1) * POOL_D * sizeof(float));
-        for (int i = 0; i < real.n; i++)
-            memcpy((i % 2 ? od : ev) + (size_t)(i / 2) * POOL_D, real.pool + (size_t)i * POOL_D, POOL_D * sizeof(float));
-        if (fid(ev, ne, od, no, POOL_D, &rows[0].fid)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 1; }
-        else rows[0].has_fid = 1;
-        free(ev);
-        free(od);
-    }
-    float *tcodes = xmalloc((size_t)es.n * E * sizeof(float));
-    text_codes(&m, &es, a->seed, tcodes);
-    int nr = 1;
+    /* generated rows */
     for (int model_i = 0; model_i < 1 + has_base && !rc; model_i++) {
         const GenModel *g = model_i ? &base : &m;
+        int with_clf = has_clf && 64 << (gen_model_stages(g) - 1) == clf.image_size;
         for (int j = 0; j < a->n_ks && !rc; j++) {
             for (int mode = 0; mode < 2 && !rc; mode++) {
                 if (mode == 1 && (a->ks[j] == 0 || model_i)) continue;
@@ -532,25 +918,40 @@ int eval_main(const EvalArgs *a) {
                 snprintf(r->name, sizeof r->name, "%s%s", model_i ? "baseline " : "", model_i ? a->baseline : a->model);
                 snprintf(r->handling, sizeof r->handling, "%s", mode ? "subset (AttnGAN)" : "select");
                 r->k = a->ks[j];
-                r->n = es.n;
+                r->n = N;
                 double t1 = now_s();
-                Feats f;
-                feats_init(&f, E, es.n);
-                generate_row(g, &m.ie, &es, &cub, &wiki, a, a->ks[j], mode ? GEN_LONG_SUBSET : GEN_LONG_SELECT, &f, pr, &done);
-                if (r_precision(f.code, tcodes, es.n, E, a->candidates, a->folds, a->seed, es.group, NULL, &r->rp)) rc = 1;
-                if (!rc && !fid_stats(f.pool, f.n, POOL_D, mu_g, cov_g) && !fid_from_stats(mu_g, cov_g, mu_r, cov_r, POOL_D, &r->fid))
+                RowAcc acc;
+                row_acc_init(&acc, a->folds, a->gen_seeds);
+                for (int s = 0; s < a->gen_seeds && !rc; s++) {
+                    Feats f;
+                    feats_init(&f, E, N);
+                    generate_draw(&x, g, &es, &cub, &wiki, a->ks[j], mode ? GEN_LONG_SUBSET : GEN_LONG_SELECT, s, &f, pr, &done);
+                    if (score_draw(&R, &f, s, with_clf, &acc)) { fprintf(stderr, "attngan eval: %s: %s\n", r->name, err_msg()); rc = 1; }
+                    feats_free(&f);
+                }
+                if (!rc) {
+                    row_finish(r, &acc, 1, with_clf);
+                    mean_ci95(acc.fid, acc.seeds, &r->fid, &r->fid_ci);
+                    r->fid_min = r->fid_max = acc.fid[0];
+                    for (int s = 1; s < acc.seeds; s++) r->fid_min = fmin(r->fid_min, acc.fid[s]), r->fid_max = fmax(r->fid_max, acc.fid[s]);
                     r->has_fid = 1;
-                else if (!rc) rc = 1;
-                if (rc) fprintf(stderr, "attngan eval: %s\n", err_msg());
+                }
+                row_acc_free(&acc);
                 r->seconds = now_s() - t1;
-                feats_free(&f);
             }
         }
     }
     if (pr) progress_done(pr);
     Zsl zr[2];
     memset(zr, 0, sizeof zr);
-    if (!rc && zsl_rows(&m, &cub, &wiki, &real, real_cls, a->seed, zr)) { fprintf(stderr, "attngan eval: zero-shot: %s\n", err_msg()); rc = 1; }
+    if (!rc) {
+        Feats zf;
+        feats_init(&zf, E, n_sel);
+        for (int i = 0; i < n_sel; i++) memcpy(zf.code + (size_t)i * E, real.code + (size_t)row_of[sel[i]] * E, (size_t)E * sizeof(float));
+        zf.n = n_sel;
+        if (zsl_rows(&x.ev, &cub, &wiki, &zf, sel_cls, zr)) { fprintf(stderr, "attngan eval: zero-shot: %s\n", err_msg()); rc = 1; }
+        feats_free(&zf);
+    }
     if (!rc) {
         /* the report */
         double elapsed = now_s() - t_start;
@@ -562,28 +963,83 @@ int eval_main(const EvalArgs *a) {
         cJSON_AddNumberToObject(st, "image_size", S);
         if (has_base) cJSON_AddStringToObject(st, "baseline", a->baseline);
         cJSON_AddStringToObject(st, "data", data);
-        cJSON_AddStringToObject(st, "feature_network", fid_name);
-        cJSON_AddStringToObject(st, "damsm_trunk", trunk_name(&m, inc));
-        cJSON_AddStringToObject(st, "evaluator", "the model's own DAMSM text encoder and image heads");
-        cJSON_AddNumberToObject(st, "captions", es.n);
-        cJSON_AddNumberToObject(st, "real_photos", real.n);
+        cJSON *ej = cJSON_AddObjectToObject(st, "evaluator");
+        cJSON_AddStringToObject(ej, "dir", a->evaluator);
+        cJSON_AddStringToObject(ej, "weights_hash", x.ev.hash_hex);
+        cJSON_AddStringToObject(ej, "hash", "FNV-1a 64 of the loaded f32 values of its text encoder and image encoder (trunk included)");
+        cJSON_AddStringToObject(ej, "trunk", x.ev.trunk);
+        cJSON_AddStringToObject(ej, "trunk_hash", x.ev.trunk_hash);
+        cJSON_AddStringToObject(ej, "text_code", "ZSL G(LSTM code of the first TEXT.WORDS_NUM known words, z = 0)");
+        cJSON_AddStringToObject(ej, "tight_crop_pad", x.ev.tc.extra.tight_crop_pad);
+        cJSON_AddStringToObject(st, "fid_kid_features", fid_name);
+        cJSON *cj = cJSON_AddObjectToObject(st, "classifier");
+        if (has_clf) {
+            cJSON_AddStringToObject(cj, "file", clf_path);
+            cJSON_AddNumberToObject(cj, "classes", clf.C);
+            cJSON_AddNumberToObject(cj, "image_size", clf.image_size);
+            cJSON_AddNumberToObject(cj, "train_photos", clf.n_train);
+            cJSON_AddNumberToObject(cj, "heldout_photos", clf.n_heldout);
+            cJSON_AddNumberToObject(cj, "l2", clf.l2);
+            cJSON_AddNumberToObject(cj, "iterations", clf.iterations);
+            cJSON_AddNumberToObject(cj, "inception_score_splits", IS_SPLITS);
+        } else cJSON_AddStringToObject(cj, "none", clf_note);
+        cJSON_AddNumberToObject(st, "real_photos", n_sel);
+        cJSON_AddNumberToObject(st, "reference_photos", n_r);
+        cJSON_AddNumberToObject(st, "other_photos", n_o);
+        cJSON_AddNumberToObject(st, "captions", N);
+        cJSON_AddNumberToObject(st, "captions_without_known_words", no_known);
+        cJSON_AddNumberToObject(st, "gen_seeds", a->gen_seeds);
         cJSON_AddNumberToObject(st, "seed", (double)a->seed);
         cJSON_AddNumberToObject(st, "folds", a->folds);
         cJSON_AddNumberToObject(st, "candidates", a->candidates);
+        cJSON_AddNumberToObject(st, "kid_subsets_per_seed", KID_SUBSETS);
+        cJSON_AddNumberToObject(st, "kid_subset_size", KID_SUBSET_SIZE);
         cJSON_AddStringToObject(st, "noise", a->noise_captions ? "captions of other classes" : "Wikipedia sentences judged not visual (label 0) of the caption's class");
         cJSON_AddNumberToObject(st, "seconds", elapsed);
         cJSON *ra = cJSON_AddArrayToObject(j, "rows");
         for (int i = 0; i < nr; i++) {
+            const Row *r = &rows[i];
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "images", rows[i].name);
-            cJSON_AddStringToObject(o, "long_text", rows[i].handling);
-            cJSON_AddNumberToObject(o, "noise_k", rows[i].k);
-            cJSON_AddNumberToObject(o, "n", rows[i].n);
-            cJSON_AddNumberToObject(o, "r_precision", rows[i].rp.mean);
-            cJSON_AddNumberToObject(o, "r_precision_std", rows[i].rp.std);
-            if (rows[i].has_fid) cJSON_AddNumberToObject(o, "fid", rows[i].fid);
-            else cJSON_AddNullToObject(o, "fid");
-            cJSON_AddNumberToObject(o, "seconds", rows[i].seconds);
+            cJSON_AddStringToObject(o, "images", r->name);
+            cJSON_AddStringToObject(o, "long_text", r->handling);
+            cJSON_AddNumberToObject(o, "noise_k", r->k);
+            cJSON_AddNumberToObject(o, "n", r->n);
+            cJSON_AddNumberToObject(o, "seeds", r->seeds);
+            if (r->has_rp) {
+                cJSON *q = cJSON_AddObjectToObject(o, "r_precision");
+                json_num(q, "mean", r->rp);
+                json_num(q, "ci95", r->rp_ci);
+                cJSON_AddNumberToObject(q, "folds", a->folds);
+            } else cJSON_AddNullToObject(o, "r_precision");
+            if (r->has_fid) {
+                cJSON *q = cJSON_AddObjectToObject(o, "fid");
+                json_num(q, "mean", r->fid);
+                json_num(q, "ci95", r->fid_ci);
+                json_num(q, "min", r->fid_min);
+                json_num(q, "max", r->fid_max);
+                cJSON_AddNumberToObject(q, "reference", n_r);
+            } else cJSON_AddNullToObject(o, "fid");
+            if (r->has_kid) {
+                cJSON *q = cJSON_AddObjectToObject(o, "kid");
+                json_num(q, "mean", r->kid);
+                json_num(q, "std", r->kid_std);
+                cJSON_AddNumberToObject(q, "subsets", r->kid_subsets);
+                cJSON_AddNumberToObject(q, "subset_size", r->kid_m);
+            } else cJSON_AddNullToObject(o, "kid");
+            if (r->has_acc) {
+                cJSON *q = cJSON_AddObjectToObject(o, "class_accuracy");
+                json_num(q, "mean", r->acc);
+                json_num(q, "ci95", r->acc_ci);
+                cJSON_AddNumberToObject(q, "folds", r->acc_folds);
+                cJSON_AddNumberToObject(q, "chance", 1.0 / clf.C);
+            } else cJSON_AddNullToObject(o, "class_accuracy");
+            if (r->has_is) {
+                cJSON *q = cJSON_AddObjectToObject(o, "inception_score");
+                json_num(q, "mean", r->is);
+                json_num(q, "std", r->is_std);
+                cJSON_AddNumberToObject(q, "splits", r->is_splits);
+            } else cJSON_AddNullToObject(o, "inception_score");
+            cJSON_AddNumberToObject(o, "seconds", r->seconds);
             cJSON_AddItemToArray(ra, o);
         }
         cJSON *za = cJSON_AddArrayToObject(j, "zero_shot");
@@ -591,6 +1047,7 @@ int eval_main(const EvalArgs *a) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "class_text", zr[i].text);
             cJSON_AddNumberToObject(o, "classes", zr[i].classes);
+            cJSON_AddNumberToObject(o, "photos", n_sel);
             cJSON_AddNumberToObject(o, "top1_per_class", zr[i].acc);
             cJSON_AddNumberToObject(o, "chance", zr[i].classes ? 1.0 / zr[i].classes : 0);
             cJSON_AddItemToArray(za, o);
@@ -605,39 +1062,59 @@ int eval_main(const EvalArgs *a) {
         size_t cap = 16384;
         char *md = xcalloc(cap, 1);
         size_t l = 0;
-#define MD(...) do { l += (size_t)snprintf(md + l, cap - l, __VA_ARGS__); if (l >= cap - 1024) { cap *= 2; md = xrealloc(md, cap); } } while (0)
+#define MD(...) do { l += (size_t)snprintf(md + l, cap - l, __VA_ARGS__); if (l >= cap - 2048) { cap *= 2; md = xrealloc(md, cap); } } while (0)
         MD("# Evaluation of %s\n\n", a->model);
         MD("- model: %s%s%s, %lld GAN steps, %d px\n", a->model, m.trained_on[0] ? ", trained on " : "", m.trained_on, m.steps, S);
         if (has_base) MD("- baseline: %s\n", a->baseline);
-        MD("- data: %s; %d evaluation captions (caption i mod 10 of test image i%s), %d real test-class photos\n", data, es.n,
-           es.n < cub.test.n ? ", a seeded subset" : "", real.n);
-        MD("- evaluator: the model's own DAMSM (text encoder, image heads) on the DAMSM trunk below\n");
-        MD("- FID feature network (2048-d pool features): %s\n", fid_name);
-        MD("- DAMSM trunk: %s\n", trunk_name(&m, inc));
-        MD("- R-precision: each image against its clean caption and %d mismatched ones (never the same text), cosine, "
-           "top-1 (ties count as wrong), %d folds covering every image: mean and std over folds; chance %.3f\n",
-           a->candidates - 1, a->folds, 1.0 / a->candidates);
+        MD("- evaluator: %s (weights hash %s: FNV-1a 64 of its loaded text encoder and image encoder, trunk included); text codes "
+           "ZSL G(LSTM code, z = 0) with its vocabulary; trunk: %s\n", a->evaluator, x.ev.hash_hex, x.ev.trunk);
+        MD("- FID and KID features (2048-d pool): %s\n", fid_name);
+        if (has_clf)
+            MD("- classifier: %s: softmax regression over %d classes (chance %.4f) on the trunk's pool and mean Mixed_6e features of %d "
+               "real photos at %d px (%d held out; L2 %g, %d iterations)\n", clf_path, clf.C, 1.0 / clf.C, clf.n_train, clf.image_size,
+               clf.n_heldout, clf.l2, clf.iterations);
+        else MD("- classifier: none (%s)\n", clf_note);
+        MD("- data: %s; %d real test-class photos%s, split (seeded, within each class) into a reference half of %d and another of %d; "
+           "%d evaluation captions: one per photo of the other half%s (caption i mod 10 of test image i)%s\n", data, n_sel,
+           a->photos > 0 && n_sel < cub.test.n_present ? " (a seeded subset, --photos)" : "", n_r, n_o, N, N < n_o ? ", a seeded subset" : "",
+           no_known ? " (some without a word the evaluator knows: their code is zero)" : "");
+        MD("- every row: the same %d captions; generated rows drawn %d times (--gen-seeds), each a fresh draw of every image\n", N, a->gen_seeds);
+        MD("- R-precision: each image against its clean caption and %d mismatched captions of other classes, cosine, top-1 (ties count "
+           "as wrong), %d folds of a seeded shuffle; per fold the mean over the seeds; mean ± 95%% confidence interval of the mean over "
+           "folds (t, %d df); chance %.3f\n", a->candidates - 1, a->folds, a->folds - 1, 1.0 / a->candidates);
+        MD("- FID: each draw's %d images against the %d reference photos; mean ± 95%% CI over the seeds (t, %d df); the real row is the "
+           "floor at this sample size\n", N, n_r, a->gen_seeds - 1);
+        MD("- KID: unbiased MMD² with the kernel (x.y/2048 + 1)³ against the reference photos, %d subsets of min(N, %d, %d) per draw; "
+           "mean ± std over all subsets, in thousandths (report.json: as is)\n", KID_SUBSETS, n_r, KID_SUBSET_SIZE);
+        if (has_clf)
+            MD("- class accuracy: top-1 of the classifier against the class of the image's caption, folds as R-precision, mean ± 95%% CI; "
+               "Inception Score: exp(E KL(p(y|x) || p(y))) over the classifier's %d classes, %d splits of a seeded shuffle per draw, mean ± "
+               "std over all splits\n", clf.C, IS_SPLITS);
         MD("- noise: k %s added around the caption (it takes a random place)\n",
            a->noise_captions ? "captions of other classes" : "sentences of the class's Wikipedia article judged not visual");
         MD("- long text: *select* = relevance-scored sentences (attngan generate --help), *subset (AttnGAN)* = a random order-preserving "
            "18-word subset of the whole text, as AttnGAN's get_caption\n");
         MD("- seed %llu; %.0f s in all\n\n", (unsigned long long)a->seed, elapsed);
-        MD("| images | long text | noise k | n | R-precision | FID |\n|---|---|---:|---:|---|---:|\n");
+        MD("| images | long text | noise k | N | seeds | R-precision | FID | KID ×10³ | class accuracy | Inception Score |\n"
+           "|---|---|---:|---:|---:|---|---|---|---|---|\n");
         for (int i = 0; i < nr; i++) {
-            MD("| %s | %s | %d | %d | %.4f ± %.4f | ", rows[i].name, rows[i].handling, rows[i].k, rows[i].n, rows[i].rp.mean, rows[i].rp.std);
-            if (rows[i].has_fid) MD("%.2f |\n", rows[i].fid);
-            else MD("- |\n");
+            const Row *r = &rows[i];
+            char c1[96], c2[96], c3[96], c4[96], c5[96];
+            md_pm(c1, sizeof c1, r->has_rp, r->rp, r->rp_ci, "%.4f");
+            md_pm(c2, sizeof c2, r->has_fid, r->fid, r->fid_ci, "%.2f");
+            md_pm(c3, sizeof c3, r->has_kid, 1e3 * r->kid, 1e3 * r->kid_std, "%.3f");
+            md_pm(c4, sizeof c4, r->has_acc, r->acc, r->acc_ci, "%.4f");
+            md_pm(c5, sizeof c5, r->has_is, r->is, r->is_std, "%.3f");
+            MD("| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s |\n", r->name, r->handling, r->k, r->n, r->seeds, c1, c2, c3, c4, c5);
         }
-        MD("\nFID is against the %d real photos; the real row's FID is that of its even against its odd photos, the floor at "
-           "this sample size (FID is biased upwards with few images; compare rows, not papers).\n", real.n);
-        MD("The evaluator is the model's own DAMSM, which the GAN was trained to satisfy (its DAMSM loss): generated images can "
-           "score above the real photos, whose R-precision shows how well that DAMSM matches real photos to their captions.\n\n");
+        MD("\nThe evaluator is one fixed DAMSM for every model (not the model's own, which its GAN was trained to satisfy): rows of "
+           "reports with the same evaluator hash are comparable. FID and KID are biased by the sample size: compare rows, not papers.\n\n");
         MD("## Zero-shot classification (GAZSL's protocol)\n\n");
-        MD("Real photos of the test classes (unseen in training) assigned to the nearest class prototype (cosine of DAMSM codes); "
-           "a prototype is the mean of ZSL G's outputs for %d noise draws from the class text. Top-1 per class, averaged over classes.\n\n",
-           ZSL_DRAWS);
-        MD("| class text | classes | top-1 per class | chance |\n|---|---:|---:|---:|\n");
-        for (int i = 0; i < 2; i++) MD("| %s | %d | %.4f | %.4f |\n", zr[i].text, zr[i].classes, zr[i].acc, zr[i].classes ? 1.0 / zr[i].classes : 0);
+        MD("The %d real photos of the test classes (unseen in training) assigned to the nearest class prototype (cosine of the evaluator's "
+           "codes); a prototype is ZSL G (z = 0) of the mean LSTM code of the class text. Top-1 per class, averaged over classes.\n\n", n_sel);
+        MD("| class text | classes | photos | top-1 per class | chance |\n|---|---:|---:|---:|---:|\n");
+        for (int i = 0; i < 2; i++)
+            MD("| %s | %d | %d | %.4f | %.4f |\n", zr[i].text, zr[i].classes, n_sel, zr[i].acc, zr[i].classes ? 1.0 / zr[i].classes : 0);
 #undef MD
         snprintf(path, sizeof path, "%s/report.md", a->out);
         if (!rc && write_file_atomic(path, md, strlen(md))) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 1; }
@@ -648,23 +1125,30 @@ int eval_main(const EvalArgs *a) {
         free(md);
     }
     free(tcodes);
+    free(n_known);
     free(mu_r);
     free(cov_r);
-    free(mu_g);
-    free(cov_g);
-done1:
-    for (int i = 0; i < n_real; i++) free(real_text[i]);
-    free(real_text);
-    free(real_cls);
+    free(pool_r);
+done_real:
     feats_free(&real);
     free(rows);
+done_sets:
     eval_set_free(&es);
-done0:
-    if (g_fid_net) image_encoder_free(g_fid_net);
-    g_fid_net = NULL;
+    free(is_ref);
+    free(sel_cls);
+    free(sel);
+    free(row_of);
+    free(enc);
+    free(held);
+done_clf:
+    if (has_clf) classifier_free(&clf);
+done_data:
     wiki_close(&wiki);
     cub_close(&cub);
+done_models:
+    if (x.has_fid_net) image_encoder_free(&x.fid_net);
     if (has_base) gen_model_free(&base);
     gen_model_free(&m);
+    evaluator_free(&x.ev);
     return rc;
 }

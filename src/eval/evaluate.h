@@ -1,33 +1,40 @@
-/* evaluate.h: `attngan eval`: one report with every number that says how good a model is.
+/* evaluate.h: `attngan eval`: one report with every number that says how good a model is, scored
+ * by a fixed evaluator (evaluator.h) so that the reports of two models can be compared.
  *
- * The evaluator is the model's own DAMSM (its text encoder, and its image encoder heads on the
- * Inception trunk it was pretrained with): every row of a report uses it, baselines included, so
- * rows are comparable within a report. Generated images are drawn at the model's last stage.
+ * The evaluator (--evaluator DIR, default models/eval) is one DAMSM: its text encoder (text
+ * tokenised with its vocabulary, ZSL G with z = 0: no noise) and its image heads on its Inception
+ * trunk. Generated images are drawn at the model's last stage.
  *
- * Rows (each with its image count):
- *  - real: the test-class photos with their own captions (R-precision ceiling).
- *  - generated, noise k = 0, 1, 3, 10 (--noise-k): each evaluation caption with k irrelevant
- *    sentences added around it (--noise wiki: sentences of its class's Wikipedia article that
- *    people judged not visual; --noise captions: captions of other classes), drawn with the
- *    model's long-text handling ("select") and, for k > 0, with AttnGAN's own handling of long
- *    captions (a random 18-word subset, "subset") as the baseline of the same weights; with
- *    --baseline DIR, the same for another model.
- * Metrics:
- *  - R-precision (DM-GAN's protocol without its off-by-one defects, src/eval/metrics.h): each
- *    image against its clean caption and 99 mismatched ones, cosine of DAMSM codes, top-1, 10
- *    folds, mean and std. The text code is the DAMSM sentence code (ZSL G of the LSTM code with
- *    the image's noise), as the DAMSM loss trains it.
- *  - FID against the real test-class photos at the model's resolution, on 2048-d pool features of
- *    the DAMSM trunk, or of torchvision's inception_v3 (inception_v3_google weights converted to
- *    safetensors) with --fid-inception. The network is named in the report: scores from different
- *    networks are not comparable (the Keras nsfwjs Inception-v3 is not the network of published
- *    FIDs).
- *  - Zero-shot top-1 per class (GAZSL's protocol) over the test classes that have photos: class
- *    prototypes are the mean of ZSL G's outputs for 64 noise draws from the class's text (its
- *    Wikipedia article through the long-text handling, or the mean of its captions' codes);
- *    each real photo's DAMSM image code is assigned the nearest prototype (cosine).
- * Evaluation captions: caption (i mod 10) of test image i, --n of them (a seeded subset when
- * fewer than all 2,933). */
+ * The real photos (the test-class photos present, in the classes that have photos; --photos N: a
+ * seeded subset balanced over the classes) are split once (seeded; within each class alternately,
+ * so both halves span every class) into a reference half R and the other half O.
+ * Evaluation captions: N of the photos of O (--n; default and at most |O|: a seeded subset when
+ * fewer), each with its caption (image index mod 10). Every row uses these N captions:
+ *  - real photos (other half): the N photos themselves (the ceiling of R-precision; the floor of
+ *    FID and KID at this sample size: the same N images against the same R as every row).
+ *  - generated, noise k = 0, 1, 3, 10 (--noise-k): each caption with k irrelevant sentences added
+ *    around it (--noise wiki: sentences of its class's Wikipedia article that people judged not
+ *    visual; --noise captions: captions of other classes), drawn with the model's long-text
+ *    handling ("select") and, for k > 0, with AttnGAN's own handling of long captions (a random
+ *    18-word subset, "subset") as the baseline of the same weights; with --baseline DIR, the same
+ *    for another model. Each row is drawn --gen-seeds times (default 3), each seed a fresh draw of
+ *    every image (ZSL noise and noise sentences).
+ *  - real held-out photos (with a classifier): the classifier's held-out photos (its ceiling).
+ * Metrics (src/eval/metrics.h):
+ *  - R-precision: each image against its clean caption and 99 mismatched captions of other classes
+ *    (DM-GAN), cosine of the evaluator's codes, top-1, 10 folds of a seeded shuffle; per fold the
+ *    mean over generation seeds; the mean and the 95% confidence interval of the mean over folds.
+ *  - FID and KID against R on 2048-d pool features of the evaluator's trunk (or of torchvision's
+ *    inception_v3 with --fid-inception): FID per seed, mean and 95% CI over seeds; KID (100
+ *    subsets of min(N, |R|, 1000) per seed) mean and std over all subsets.
+ *  - With DIR/classifier.safetensors (classifier.h, trained at the model's image size): class
+ *    accuracy (top-1 among its classes) of each image for its caption's class, by fold as
+ *    R-precision; the Inception Score over its classes (10 splits of a seeded shuffle per seed,
+ *    mean and std over all splits).
+ *  - Zero-shot top-1 per class (GAZSL's protocol) over the real photos: class prototypes are the
+ *    evaluator's text codes of the class's Wikipedia article (the mean LSTM code of its sentences)
+ *    or of its test captions (their mean LSTM code), ZSL G with z = 0; each photo's image code is
+ *    assigned the nearest prototype (cosine). */
 #ifndef ATTNGAN_EVALUATE_H
 #define ATTNGAN_EVALUATE_H
 
@@ -38,23 +45,31 @@
 typedef struct EvalArgs {
     const char *model;        /* model directory */
     const char *baseline;     /* another model directory, or NULL */
-    const char *data;         /* data/birds */
+    const char *evaluator;    /* the evaluator's directory (default models/eval) */
+    const char *data;         /* data/birds (default: the evaluator config's DATA_DIR) */
     const char *wiki;         /* wikipedia (default DATA/../wikipedia) */
-    const char *inception;    /* the trunk's weights (default: the model config's) */
-    const char *fid_inception; /* torchvision inception_v3 safetensors for the FID features, or NULL
-                                  (then the DAMSM trunk's pool features) */
+    const char *inception;    /* the trunk's weights (default: the evaluator config's) */
+    const char *fid_inception; /* torchvision inception_v3 safetensors for the FID/KID features, or
+                                  NULL (then the evaluator trunk's pool features) */
     const char *out;          /* report directory */
-    int n;                    /* evaluation captions (default all) */
+    int n;                    /* evaluation captions (0: all of the other half) */
+    int photos;               /* real photos used (0: all) */
     int ks[EVAL_MAX_K], n_ks; /* noise levels */
     int noise_captions;       /* 1: noise = other classes' captions; 0: Wikipedia label-0 sentences */
     uint64_t seed;
+    int gen_seeds;            /* generation seeds per row (3) */
     int folds, candidates;    /* 10, 100 */
+    int train_classifier;     /* 1: train the evaluator's classifier (eval_train_classifier) */
+    int size;                 /* --train-classifier: the image size (64) */
     int quiet;
 } EvalArgs;
 
 void eval_args_default(EvalArgs *a);
 /* Runs the evaluation and writes OUT/report.md and OUT/report.json. 0, or nonzero with a message
- * on stderr. */
+ * on stderr (2: bad input, such as a missing evaluator directory). */
 int eval_main(const EvalArgs *a);
+/* Trains the evaluator's linear classifier on its trunk's features of the real photos (a->photos,
+ * a->seed, a->size) and writes EVALUATOR/classifier.safetensors (classifier.h). */
+int eval_train_classifier(const EvalArgs *a);
 
 #endif

@@ -1,0 +1,208 @@
+/* evaluator.c: the fixed evaluator of `attngan eval`; see evaluator.h. */
+#include "evaluator.h"
+#include "../gen/gen.h"
+#include "../nn/keras_inception.h"
+#include "../nn/load.h"
+#include "../train/checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t hash_params(uint64_t h, const ParamSet *ps) {
+    h = fnv1a(h, ps->values, (size_t)ps->n_values * sizeof(float));
+    if (ps->n_buffers) h = fnv1a(h, ps->buffers, (size_t)ps->n_buffers * sizeof(float));
+    return h;
+}
+
+static int need_file(const char *dir, const char *name, char *path, size_t len) {
+    struct stat sb;
+    snprintf(path, len, "%s/%s", dir, name);
+    if (stat(path, &sb) || !S_ISREG(sb.st_mode))
+        return err_set("evaluator %s: no %s (an evaluator directory holds config.json, vocab.txt, text_encoder.safetensors and "
+                       "image_encoder.safetensors, as `attngan pretrain --out DIR` or `attngan export --damsm RUN --out DIR` writes)",
+                       dir, name);
+    return 0;
+}
+
+int evaluator_load(Evaluator *ev, const char *dir, const char *inception) {
+    memset(ev, 0, sizeof *ev);
+    snprintf(ev->dir, sizeof ev->dir, "%s", dir);
+    struct stat sb;
+    if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
+        return err_set("evaluator directory %s does not exist: give --evaluator DIR, a DAMSM directory as `attngan pretrain --out DIR` "
+                       "writes it (or `attngan export --damsm RUN --out DIR`)", dir);
+    char path[2300];
+    if (need_file(dir, "config.json", path, sizeof path)) return -1;
+    char *js = read_file_all(path, 64u << 20);
+    if (!js) return -1;
+    train_config_default(&ev->tc);
+    int rc = train_config_from_json(&ev->tc, js);
+    free(js);
+    if (rc) return err_prefix("%s", path);
+    const char *kind = ev->tc.extra.inception;
+    if (strcmp(kind, "keras_nsfwjs") && strcmp(kind, "torchvision"))
+        return err_set("%s: EXTRA.INCEPTION is '%s': this DAMSM was trained on a randomly initialised trunk, which is not saved; an "
+                       "evaluator needs a pretrained one (EXTRA.INCEPTION keras_nsfwjs or torchvision, with EXTRA.INCEPTION_WEIGHTS)",
+                       path, kind);
+    const char *inc = inception ? inception : ev->tc.extra.inception_weights;
+    if (!inc[0]) return err_set("%s: EXTRA.INCEPTION_WEIGHTS is empty: give --inception PATH", path);
+    snprintf(ev->inception, sizeof ev->inception, "%s", inc);
+    if (!strcmp(kind, "torchvision")) snprintf(ev->trunk, sizeof ev->trunk, "torchvision inception_v3 weights (%s)", inc);
+    else
+        snprintf(ev->trunk, sizeof ev->trunk,
+                 "Keras Inception-v3 of nsfwjs 4.4.0 (uint8-quantised, fine-tuned for NSFW classification; %s): not the network of "
+                 "published FIDs",
+                 inc);
+    ev->tight_pad = train_config_tight_pad(&ev->tc);
+    if (need_file(dir, "vocab.txt", path, sizeof path) || vocab_load(&ev->vocab, path)) return -1;
+    train_config_to_model(&ev->tc, &ev->mc);
+    ev->mc.n_words = ev->vocab.n;
+    text_encoder_init(&ev->te, &ev->mc);
+    image_encoder_init(&ev->ie, &ev->mc);
+    ev->te.train = 0;
+    ev->ie.train = 0;
+    rc = need_file(dir, "text_encoder.safetensors", path, sizeof path) || nn_load_file(&ev->te.ps, path, 0);
+    if (!rc) {
+        if (!strcmp(kind, "torchvision")) {
+            rc = nn_load_file(&ev->ie.ps, inc, LOAD_PARTIAL | LOAD_IGNORE_UNEXPECTED | LOAD_NBT_OPTIONAL);
+            for (int i = 0; !rc && i < ev->ie.ps.n; i++)
+                if (image_encoder_is_trunk_key(ev->ie.ps.entries[i]->name) && !ev->ie.ps.entries[i]->loaded)
+                    rc = err_set("%s: trunk tensor %s missing (torchvision inception_v3 names expected)", inc, ev->ie.ps.entries[i]->name);
+        } else rc = keras_inception_load(&ev->ie, inc);
+        if (rc) err_prefix("evaluator %s: the trunk", dir);
+    }
+    if (!rc) rc = need_file(dir, "image_encoder.safetensors", path, sizeof path) || nn_load_file(&ev->ie.ps, path, LOAD_PARTIAL);
+    for (int i = 0; !rc && i < ev->ie.ps.n; i++) {
+        const ParamEntry *e = ev->ie.ps.entries[i];
+        if (!image_encoder_is_trunk_key(e->name) && !e->loaded) rc = err_set("%s: no %s (the DAMSM image heads)", path, e->name);
+    }
+    ev->ie.train = 0;
+    if (rc) {
+        evaluator_free(ev);
+        return -1;
+    }
+    uint64_t h = 1469598103934665603ull;
+    h = hash_params(h, &ev->te.ps);
+    h = hash_params(h, &ev->ie.ps);
+    ev->hash = h;
+    snprintf(ev->hash_hex, sizeof ev->hash_hex, "%016llx", (unsigned long long)h);
+    h = 1469598103934665603ull;
+    for (int i = 0; i < ev->ie.ps.n; i++) {
+        const ParamEntry *e = ev->ie.ps.entries[i];
+        if (!image_encoder_is_trunk_key(e->name) || e->kind == PARAM_BUFFER_I64) continue;
+        h = fnv1a(h, e->name, strlen(e->name));
+        h = fnv1a(h, e->t.data, (size_t)e->t.n * sizeof(float));
+    }
+    snprintf(ev->trunk_hash, sizeof ev->trunk_hash, "%016llx", (unsigned long long)h);
+    return 0;
+}
+
+void evaluator_free(Evaluator *ev) {
+    if (ev->vocab.words) vocab_free(&ev->vocab);
+    if (ev->te.ps.n) text_encoder_free(&ev->te);
+    if (ev->ie.ps.n) image_encoder_free(&ev->ie);
+    memset(ev, 0, sizeof *ev);
+}
+
+void evaluator_zsl(const Evaluator *ev, const float *c, int n, float *out) {
+    const int E = ev->mc.embedding_dim, Z = ev->mc.zsl_z, CH = 256;
+    for (int s = 0; s < n; s += CH) {
+        int b = n - s < CH ? n - s : CH;
+        Tape tp;
+        tape_init(&tp);
+        tape_no_grad_begin(&tp);
+        Tensor *x = TNEW(&tp, b, E), *z = TZEROS(&tp, b, Z);
+        memcpy(x->data, c + (size_t)s * E, (size_t)b * E * sizeof(float));
+        Tensor *y = zsl_g_forward(&tp, &ev->te.zsl_g, x, z);
+        memcpy(out + (size_t)s * E, y->data, (size_t)b * E * sizeof(float));
+        tape_free(&tp);
+    }
+}
+
+void evaluator_text_codes(const Evaluator *ev, const char *const *texts, int n, float *codes, int *n_known) {
+    const int E = ev->mc.embedding_dim;
+    int *known = xmalloc((size_t)(n ? n : 1) * sizeof(int));
+    gen_lstm_codes(&ev->te, &ev->vocab, texts, n, codes, known);
+    evaluator_zsl(ev, codes, n, codes);
+    for (int i = 0; i < n; i++) {
+        if (!known[i]) memset(codes + (size_t)i * E, 0, (size_t)E * sizeof(float));
+        if (n_known) n_known[i] = known[i];
+    }
+    free(known);
+}
+
+int evaluator_document_lstm(const Evaluator *ev, const char *const *sentences, int n, float *code) {
+    const int E = ev->mc.embedding_dim, T = ev->mc.words_num;
+    int nw = 0, capw = 16;
+    char **win = xmalloc((size_t)capw * sizeof(char *));
+    for (int s = 0; s < n; s++) {
+        char **tok;
+        int nt = text_tokenize(sentences[s], &tok), k = 0;
+        size_t len = 1;
+        for (int t = 0; t < nt; t++) len += strlen(tok[t]) + 1;
+        char *buf = xcalloc(len, 1);
+        for (int t = 0; t < nt; t++) {
+            if (vocab_find(&ev->vocab, tok[t]) <= 0) continue;
+            if (k) strcat(buf, " ");
+            strcat(buf, tok[t]);
+            if (++k == T) {
+                if (nw == capw) win = xrealloc(win, (size_t)(capw *= 2) * sizeof(char *));
+                win[nw++] = xstrdup(buf);
+                buf[0] = 0;
+                k = 0;
+            }
+        }
+        if (k) {
+            if (nw == capw) win = xrealloc(win, (size_t)(capw *= 2) * sizeof(char *));
+            win[nw++] = xstrdup(buf);
+        }
+        free(buf);
+        text_free_tokens(tok, nt);
+    }
+    memset(code, 0, (size_t)E * sizeof(float));
+    if (nw) {
+        float *c = xmalloc((size_t)nw * E * sizeof(float));
+        gen_lstm_codes(&ev->te, &ev->vocab, (const char *const *)win, nw, c, NULL);
+        double *acc = xcalloc((size_t)E, sizeof(double));
+        for (int w = 0; w < nw; w++)
+            for (int e = 0; e < E; e++) acc[e] += c[(size_t)w * E + e];
+        for (int e = 0; e < E; e++) code[e] = (float)(acc[e] / nw);
+        free(acc);
+        free(c);
+    }
+    for (int w = 0; w < nw; w++) free(win[w]);
+    free(win);
+    return nw;
+}
+
+void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *code, float *pool, float *mixed) {
+    const int E = ev->mc.embedding_dim;
+    Tape tp;
+    tape_init(&tp);
+    tape_no_grad_begin(&tp);
+    Tensor *x = TNEW(&tp, B, 3, S, S);
+    memcpy(x->data, imgs, (size_t)x->n * sizeof(float));
+    ImageEncoderOut o = image_encoder_forward(&tp, &ev->ie, x);
+    if (code) memcpy(code, o.code->data, (size_t)B * E * sizeof(float));
+    if (pool) memcpy(pool, o.trunk_pool->data, (size_t)B * EVAL_POOL_D * sizeof(float));
+    if (mixed) {
+        CHECK(!o.mixed_6e->blocked && o.mixed_6e->shape[1] == EVAL_MIXED_D, "evaluator_images: Mixed_6e must come back as NCHW (B, 768, H, W)");
+        int hw = o.mixed_6e->shape[2] * o.mixed_6e->shape[3];
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < EVAL_MIXED_D; c++) {
+                const float *p = o.mixed_6e->data + ((size_t)b * EVAL_MIXED_D + c) * hw;
+                double s = 0;
+                for (int k = 0; k < hw; k++) s += p[k];
+                mixed[(size_t)b * EVAL_MIXED_D + c] = (float)(s / hw);
+            }
+    }
+    tape_free(&tp);
+}

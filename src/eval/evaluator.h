@@ -1,0 +1,70 @@
+/* evaluator.h: the fixed evaluator of `attngan eval` (issue 16). One DAMSM scores every model, so
+ * the numbers of two models (and of a baseline) can be compared; a model's own DAMSM, which its
+ * GAN was trained to satisfy, is never used.
+ *
+ * An evaluator directory (default models/eval) holds what `attngan pretrain --out RUN` writes into
+ * RUN, or the same written compactly by `attngan export --damsm RUN --out DIR`:
+ *   config.json                the pretraining config (TrainConfig JSON): the network sizes,
+ *                              EXTRA.INCEPTION and EXTRA.INCEPTION_WEIGHTS (the Inception trunk,
+ *                              which is not stored here) and EXTRA.TIGHT_CROP_PAD (how real photos
+ *                              that are their bird's box only are framed, as the DAMSM saw them)
+ *   vocab.txt                  its vocabulary: text is tokenised with it
+ *   text_encoder.safetensors   the bi-LSTM with its ZSL G
+ *   image_encoder.safetensors  the image heads (emb_features, emb_cnn_code), and the trunk's
+ *                              BatchNorm statistics where pretraining saved them
+ *   classifier.safetensors     optional: the linear classifier of classifier.h, made by
+ *                              `attngan eval --train-classifier --evaluator DIR`
+ * Text codes are deterministic: ZSL G of the LSTM sentence code with z = 0 (no noise). The LSTM
+ * reads the text's first TEXT.WORDS_NUM words that are in the evaluator's vocabulary (unknown words
+ * are skipped; gen_lstm_codes). */
+#ifndef ATTNGAN_EVALUATOR_H
+#define ATTNGAN_EVALUATOR_H
+
+#include "../data/text.h"
+#include "../nn/image_encoder.h"
+#include "../nn/text_encoder.h"
+#include "../train/train_config.h"
+
+#include <stdint.h>
+
+#define EVAL_DEFAULT_EVALUATOR "models/eval"
+#define EVAL_POOL_D 2048          /* trunk_pool */
+#define EVAL_MIXED_D 768          /* Mixed_6e channels */
+
+typedef struct Evaluator {
+    char dir[1024];
+    TrainConfig tc;
+    ModelConfig mc;
+    Vocab vocab;
+    TextEncoder te;
+    ImageEncoder ie;              /* the trunk (Inception weights) with the heads, eval mode */
+    char trunk[1400];             /* the trunk in words, with its weights' path */
+    char inception[1024];         /* the path of the trunk's weights */
+    uint64_t hash;                /* FNV-1a 64 of every loaded value (text encoder; image encoder,
+                                     trunk included), in ParamSet order */
+    char hash_hex[17];
+    char trunk_hash[17];          /* FNV-1a 64 of the trunk's loaded values alone (what the
+                                     classifier's features depend on) */
+    int tight_pad;                /* EXTRA.TIGHT_CROP_PAD as an IMAGE_PAD_* value (0: none) */
+} Evaluator;
+
+/* Loads dir. inception (or NULL: the config's EXTRA.INCEPTION_WEIGHTS) overrides the trunk's
+ * weights. 0, or -1 with err_msg() naming the directory or file and what is wrong (a missing
+ * directory: "evaluator directory DIR does not exist ..."; a config whose EXTRA.INCEPTION names no
+ * pretrained trunk). */
+int evaluator_load(Evaluator *ev, const char *dir, const char *inception);
+void evaluator_free(Evaluator *ev);
+
+/* Sentence codes (n, E) of n texts: ZSL G(LSTM code, z = 0). n_known (n, or NULL) gets each text's
+ * count of known words; a text without one gets a zero code. */
+void evaluator_text_codes(const Evaluator *ev, const char *const *texts, int n, float *codes, int *n_known);
+/* ZSL G(c, z = 0) of n LSTM codes c (n, E) into out (n, E) (out may be c). */
+void evaluator_zsl(const Evaluator *ev, const float *c, int n, float *out);
+/* The LSTM code (E) of a document: the mean of the LSTM codes of its sentences cut into windows of
+ * TEXT.WORDS_NUM known words. Returns the number of windows (0: no known word, a zero code). */
+int evaluator_document_lstm(const Evaluator *ev, const char *const *sentences, int n, float *code);
+/* B images (B, 3, S, S) in [-1, 1] through the trunk and heads: code (B, E), pool (B, 2048) the
+ * trunk's pool features, mixed (B, 768) the spatial mean of Mixed_6e; each may be NULL. */
+void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *code, float *pool, float *mixed);
+
+#endif
