@@ -19,6 +19,7 @@
 static const char *EXPORT_USAGE =
     "usage: attngan export --run DIR --out DIR [--data DIR] [--note TEXT] [--fp32] [--int8-min N]\n"
     "                      [--bn-batches N] [--wikipedia DIR]\n"
+    "       attngan export --damsm RUN --out DIR [--fp32] [--int8-min N]\n"
     "\n"
     "Writes a model directory for `attngan generate/examples/sample/serve` from a GAN training run\n"
     "(attngan train --out DIR): the EMA generator of its newest checkpoint with BatchNorm statistics\n"
@@ -36,38 +37,65 @@ static const char *EXPORT_USAGE =
     "                 (default 1000000; 0 = all f16)\n"
     "  --bn-batches N the EMA G's BatchNorm statistics are measured in train mode over N batches of\n"
     "                 16 random training captions (default 100); 0 keeps the live G's statistics,\n"
-    "                 as AttnGAN saves its average G (they belong to other weights)\n";
+    "                 as AttnGAN saves its average G (they belong to other weights)\n"
+    "  --damsm RUN    instead: write an evaluator directory for `attngan eval --evaluator DIR` from a\n"
+    "                 DAMSM pretraining run (attngan pretrain --out RUN): its config.json and\n"
+    "                 vocab.txt, text_encoder.safetensors and the image heads of\n"
+    "                 image_encoder.safetensors stored compactly (--fp32, --int8-min as above; the\n"
+    "                 trunk's BatchNorm statistics stay f32; the trunk's weights are not included:\n"
+    "                 config.json names them), and classifier.safetensors when RUN has one\n";
 
 static int skip_none(const char *k) { (void)k; return 0; }
 
-static int write_net(const ParamSet *ps, const char *path, const char *what, int fp32, int64_t int8_min,
-                     int (*skip)(const char *)) {
-    /* a copy of the entries that are kept */
-    ParamSet keep;
-    paramset_init(&keep, ps->name);
+enum { KEEP_SKIP = 0, KEEP_COMPACT = 1, KEEP_F32 = 2 };
+
+/* A copy of the entries of ps for which keep() gives `want`. */
+static void copy_entries(ParamSet *dst, const ParamSet *ps, int (*keep)(const ParamEntry *), int want) {
+    paramset_init(dst, ps->name);
     for (int i = 0; i < ps->n; i++) {
         const ParamEntry *e = ps->entries[i];
-        if (skip(e->name)) continue;
-        if (e->kind == PARAM_BUFFER_I64) paramset_add_i64(&keep, e->name);
-        else paramset_add(&keep, e->name, e->kind, e->t.ndim, e->t.shape);
+        if (keep(e) != want) continue;
+        if (e->kind == PARAM_BUFFER_I64) paramset_add_i64(dst, e->name);
+        else paramset_add(dst, e->name, e->kind, e->t.ndim, e->t.shape);
     }
-    paramset_finalize(&keep);
-    for (int i = 0; i < keep.n; i++) {
-        ParamEntry *d = keep.entries[i];
+    paramset_finalize(dst);
+    for (int i = 0; i < dst->n; i++) {
+        ParamEntry *d = dst->entries[i];
         const ParamEntry *s = paramset_find(ps, d->name);
         if (d->kind == PARAM_BUFFER_I64) d->ival = s->ival;
         else memcpy(d->t.data, s->t.data, (size_t)s->t.n * sizeof(float));
     }
+}
+
+/* Writes the entries of ps that keep() selects: KEEP_COMPACT ones as f16/int8 (f32 with fp32),
+ * KEEP_F32 ones as f32. */
+static int write_set(const ParamSet *ps, const char *path, const char *what, int fp32, int64_t int8_min, int (*keep)(const ParamEntry *),
+                     const char *const *meta, int n_meta) {
+    ParamSet a, b;
+    copy_entries(&a, ps, keep, KEEP_COMPACT);
+    copy_entries(&b, ps, keep, KEEP_F32);
     StWriter *w = st_writer_new();
-    if (fp32) nn_save(&keep, w, "");
-    else nn_save_compact(&keep, w, "", int8_min);
+    if (fp32) nn_save(&a, w, "");
+    else nn_save_compact(&a, w, "", int8_min);
+    nn_save(&b, w, "");
     st_writer_meta(w, "format", GEN_MODEL_FORMAT);
     st_writer_meta(w, "network", what);
     st_writer_meta(w, "storage", fp32 ? "f32" : "f16; int8 with per-row scales (<key>.q_scale) for the largest weights");
+    for (int i = 0; i + 1 < 2 * n_meta; i += 2) st_writer_meta(w, meta[i], meta[i + 1]);
     int rc = st_writer_write(w, path);
     st_writer_free(w);
-    paramset_free(&keep);
+    paramset_free(&a);
+    paramset_free(&b);
     return rc;
+}
+
+static int (*g_skip)(const char *);
+static int keep_unless_skipped(const ParamEntry *e) { return g_skip(e->name) ? KEEP_SKIP : KEEP_COMPACT; }
+
+static int write_net(const ParamSet *ps, const char *path, const char *what, int fp32, int64_t int8_min,
+                     int (*skip)(const char *)) {
+    g_skip = skip;
+    return write_set(ps, path, what, fp32, int8_min, keep_unless_skipped, NULL, 0);
 }
 
 /* The normalised mean of the unit LSTM codes of n texts (those with a known word); the count. */
@@ -174,8 +202,88 @@ static void standing_stats(GNet *g, TextEncoder *te, const Cub *cub, const Vocab
     free(lens);
 }
 
+/* --damsm: the heads compact; the trunk's BatchNorm statistics that the run saved, f32 (they set
+ * the trunk's features exactly); the trunk's weights not at all. */
+static int keep_damsm_image(const ParamEntry *e) {
+    if (!image_encoder_is_trunk_key(e->name)) return KEEP_COMPACT;
+    return e->loaded && (e->kind != PARAM_WEIGHT) ? KEEP_F32 : KEEP_SKIP;
+}
+static int keep_all(const ParamEntry *e) { (void)e; return KEEP_COMPACT; }
+
+static long file_size(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static int export_damsm(const char *run, const char *out, int fp32, int int8_min) {
+    char path[2300], dst[2300];
+    TrainConfig tc;
+    ModelConfig mc;
+    Vocab vocab = {0};
+    TextEncoder te = {0};
+    ImageEncoder ie = {0};
+    int rc = 0;
+    train_config_default(&tc);
+    snprintf(path, sizeof path, "%s/config.json", run);
+    char *js = read_file_all(path, 64u << 20);
+    if (!js) return -1;
+    rc = train_config_from_json(&tc, js);
+    free(js);
+    if (rc) return err_prefix("%s", path);
+    if (strcmp(tc.extra.inception, "keras_nsfwjs") && strcmp(tc.extra.inception, "torchvision"))
+        return err_set("%s: EXTRA.INCEPTION is '%s': the DAMSM was trained on a randomly initialised trunk, which is not saved, so it "
+                       "cannot be an evaluator", path, tc.extra.inception);
+    snprintf(path, sizeof path, "%s/vocab.txt", run);
+    if (vocab_load(&vocab, path)) return -1;
+    train_config_to_model(&tc, &mc);
+    mc.n_words = vocab.n;
+    text_encoder_init(&te, &mc);
+    image_encoder_init(&ie, &mc);
+    snprintf(path, sizeof path, "%s/text_encoder.safetensors", run);
+    rc = nn_load_file(&te.ps, path, 0);
+    snprintf(path, sizeof path, "%s/image_encoder.safetensors", run);
+    if (!rc) rc = nn_load_file(&ie.ps, path, LOAD_PARTIAL);
+    for (int i = 0; !rc && i < ie.ps.n; i++)
+        if (!image_encoder_is_trunk_key(ie.ps.entries[i]->name) && !ie.ps.entries[i]->loaded)
+            rc = err_set("%s: no %s (the DAMSM image heads)", path, ie.ps.entries[i]->name);
+    if (!rc) rc = mkdir_p(out);
+    const char *meta[4] = {"inception", tc.extra.inception, "inception_weights", tc.extra.inception_weights};
+    snprintf(path, sizeof path, "%s/text_encoder.safetensors", out);
+    if (!rc) rc = write_set(&te.ps, path, "text_encoder (bi-LSTM + ZSL G) of a DAMSM evaluator", fp32, int8_min, keep_all, meta, 2);
+    snprintf(path, sizeof path, "%s/image_encoder.safetensors", out);
+    if (!rc)
+        rc = write_set(&ie.ps, path, "image_encoder heads of a DAMSM evaluator (and the trunk's BatchNorm statistics, f32; the trunk's weights are "
+                       "EXTRA.INCEPTION_WEIGHTS)", fp32, int8_min, keep_damsm_image, meta, 2);
+    const char *copies[3] = {"config.json", "vocab.txt", "classifier.safetensors"};
+    for (int i = 0; i < 3 && !rc; i++) {
+        snprintf(path, sizeof path, "%s/%s", run, copies[i]);
+        snprintf(dst, sizeof dst, "%s/%s", out, copies[i]);
+        if (i == 2 && file_size(path) < 0) continue;
+        rc = copy_file_atomic(path, dst);
+    }
+    if (!rc) {
+        long total = 0;
+        for (int i = 0; i < 5; i++) {
+            const char *f[5] = {"config.json", "vocab.txt", "text_encoder.safetensors", "image_encoder.safetensors", "classifier.safetensors"};
+            snprintf(dst, sizeof dst, "%s/%s", out, f[i]);
+            long n = file_size(dst);
+            if (n > 0) total += n;
+        }
+        printf("exported the DAMSM of %s to %s as an evaluator (%s): %.1f MB; its trunk: %s %s\n", run, out,
+               fp32 ? "f32" : "f16, int8 for the largest weights", total / 1e6, tc.extra.inception, tc.extra.inception_weights);
+    }
+    text_encoder_free(&te);
+    image_encoder_free(&ie);
+    vocab_free(&vocab);
+    return rc;
+}
+
 int cmd_export(int argc, char **argv) {
-    const char *run = NULL, *out = NULL, *data = NULL, *note = "", *wiki_dir = NULL;
+    const char *run = NULL, *out = NULL, *data = NULL, *note = "", *wiki_dir = NULL, *damsm = NULL;
     int fp32 = 0, int8_min = 1000000, bn_batches = 100;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -183,6 +291,7 @@ int cmd_export(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(EXPORT_USAGE, stdout); return 0; }
         else if (!strcmp(a, "--fp32")) fp32 = 1;
         else if (!strcmp(a, "--run") && more) run = argv[++i];
+        else if (!strcmp(a, "--damsm") && more) damsm = argv[++i];
         else if (!strcmp(a, "--out") && more) out = argv[++i];
         else if (!strcmp(a, "--data") && more) data = argv[++i];
         else if (!strcmp(a, "--wikipedia") && more) wiki_dir = argv[++i];
@@ -190,6 +299,11 @@ int cmd_export(int argc, char **argv) {
         else if (!strcmp(a, "--bn-batches") && more) { if (parse_int(argv[++i], &bn_batches, "--bn-batches")) return 2; }
         else if (!strcmp(a, "--int8-min") && more) { if (parse_int(argv[++i], &int8_min, "--int8-min")) return 2; }
         else { fprintf(stderr, "attngan export: unknown argument: %s\n%s", a, EXPORT_USAGE); return 2; }
+    }
+    if (damsm) {
+        if (run || !out) { fprintf(stderr, "attngan export: --damsm RUN takes --out DIR and no --run\n%s", EXPORT_USAGE); return 2; }
+        if (export_damsm(damsm, out, fp32, int8_min)) { fprintf(stderr, "attngan export: %s\n", err_msg()); return 2; }
+        return 0;
     }
     if (!run || !out) { fprintf(stderr, "attngan export: --run and --out are required\n%s", EXPORT_USAGE); return 2; }
 #define FAILX(code) do { fprintf(stderr, "attngan export: %s\n", err_msg()); rc = code; goto done; } while (0)
