@@ -529,9 +529,49 @@ static void timing_case(SafeTensors *trunk) {
     image_encoder_free(&ie);
 }
 
+/* EXTRA.IMAGE_CODE 'mixed_6e': the global code is emb_cnn_code (768 -> E) of Mixed_6e's 17x17
+ * mean; 'pool' (the seed) reads the 2048-d pool */
+static void image_code_case(void) {
+    ModelConfig cfg;
+    model_config_default(&cfg);
+    cfg.embedding_dim = 16;
+    cfg.image_code_mixed = 1;
+    ImageEncoder ie;
+    image_encoder_init(&ie, &cfg);
+    EXPECT(ie.emb_cnn_code.weight->shape[1] == 768, "mixed_6e code: emb_cnn_code reads 768 features (%d)", ie.emb_cnn_code.weight->shape[1]);
+    fill_uniform(ie.emb_cnn_code.weight->data, ie.emb_cnn_code.weight->n, -0.1f, 0.1f, 4);
+    fill_uniform(ie.emb_cnn_code.bias->data, 16, -0.1f, 0.1f, 5);
+    Tape tp;
+    tape_init(&tp);
+    Tensor *mixed = TNEW(&tp, 2, 768, 17, 17), *pool = TNEW(&tp, 2, 2048);
+    fill_uniform(mixed->data, mixed->n, 0.0f, 2.0f, 6);
+    fill_uniform(pool->data, pool->n, 0.0f, 2.0f, 7);
+    Tensor *code = image_encoder_code(&tp, &ie, mixed, pool);
+    double worst = 0;
+    for (int b = 0; b < 2; b++)
+        for (int e = 0; e < 16; e++) {
+            double acc = ie.emb_cnn_code.bias->data[e];
+            for (int c = 0; c < 768; c++) {
+                double m = 0;
+                for (int q = 0; q < 289; q++) m += mixed->data[((size_t)b * 768 + c) * 289 + q];
+                acc += ie.emb_cnn_code.weight->data[(size_t)e * 768 + c] * (m / 289);
+            }
+            double d = fabs(acc - code->data[b * 16 + e]);
+            worst = d > worst ? d : worst;
+        }
+    EXPECT(worst < 1e-4, "mixed_6e code = Linear(mean over 17x17): worst error %.3g", worst);
+    tape_free(&tp);
+    image_encoder_free(&ie);
+    cfg.image_code_mixed = 0;
+    image_encoder_init(&ie, &cfg);
+    EXPECT(ie.emb_cnn_code.weight->shape[1] == 2048, "pool code: emb_cnn_code reads 2048 features");
+    image_encoder_free(&ie);
+}
+
 int main(void) {
     test_begin("test_image_encoder");
     test_registration();
+    image_code_case();
     input_gradient_case();
     SafeTensors *trunk = open_trunk();
     layout_case();

@@ -522,6 +522,16 @@ static void test_rng_dropout(void) {
         tensor_free(zs);
     }
     te.cfg.zsl_z_std = 1.0f;
+    /* EXTRA.SENT_CODE 'lstm': the sentence code is the LSTM's, no noise drawn */
+    te.cfg.sent_lstm = 1;
+    rng_init(&r, 5);
+    TextEncoderOut el = text_encoder_forward(&tp, &te, captions, lens, B, NULL, NULL, &r);
+    EXPECT(r.offset == 0 && el.sent_emb == el.sent_lstm, "SENT_CODE lstm: sent_emb is the LSTM code, no noise drawn (offset %llu)",
+           (unsigned long long)r.offset);
+    EXPECT(text_encoder_sent_code(&tp, &te, el.sent_lstm, z) == el.sent_lstm, "text_encoder_sent_code follows SENT_CODE lstm");
+    te.cfg.sent_lstm = 0;
+    Tensor *viaf = text_encoder_sent_code(&tp, &te, el.sent_lstm, z);
+    expect_close("text_encoder_sent_code = ZSL G of the LSTM code (the seed)", viaf->data, e.sent_emb->data, viaf->n, 0);
     tape_no_grad_end(&tp);
     tape_free(&tp);
     tensor_free(mask);

@@ -413,7 +413,7 @@ int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResul
     /* ZSL G's noise: image i from its own Philox stream, so image i does not depend on n */
     Tensor *z = TNEW(&tp, o.n, Z);
     for (int i = 0; i < o.n; i++) gen_noise(o.seed, i, Z, z->data + (size_t)i * Z);
-    Tensor *sent = zsl_g_forward(&tp, &m->te.zsl_g, code, z);
+    Tensor *sent = text_encoder_sent_code(&tp, (TextEncoder *)&m->te, code, z);
     uint8_t *mask = tape_calloc(&tp, (size_t)o.n * L);
     Rng rg;
     rng_init(&rg, o.seed ^ 0xC2B2AE3D27D4EB4Full);

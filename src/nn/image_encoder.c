@@ -339,7 +339,7 @@ void image_encoder_init(ImageEncoder *ie, const ModelConfig *cfg) {
     trunk_init(ie->trunk, &ie->ps);
     int E = cfg->embedding_dim;
     conv2d_layer_init(&ie->emb_features, &ie->ps, "emb_features", FEATURES_CH, E, 1, 1, 1, 0, 0, 0);
-    linear_layer_init(&ie->emb_cnn_code, &ie->ps, "emb_cnn_code", POOL_CH, E, 1);
+    linear_layer_init(&ie->emb_cnn_code, &ie->ps, "emb_cnn_code", cfg->image_code_mixed ? FEATURES_CH : POOL_CH, E, 1);
     paramset_finalize(&ie->ps);
     image_encoder_set_trainable(ie, 1);
     ie->train = 0;
@@ -384,6 +384,13 @@ ImageEncoderOut image_encoder_forward(Tape *tp, ImageEncoder *ie, Tensor *imgs) 
     out.trunk_pool = OP_RESHAPE(tp, pool, B, POOL_CH);                        /* (B, 2048) */
     out.mixed_6e = features;                                                  /* (B, 768, 17, 17) */
     out.region = conv2d_layer_forward(tp, &ie->emb_features, features);       /* (B, E, 17, 17) */
-    out.code = linear_layer_forward(tp, &ie->emb_cnn_code, out.trunk_pool);   /* (B, E) */
+    out.code = image_encoder_code(tp, ie, features, out.trunk_pool);          /* (B, E) */
     return out;
+}
+
+Tensor *image_encoder_code(Tape *tp, ImageEncoder *ie, Tensor *mixed_6e, Tensor *pool) {
+    if (!ie->cfg.image_code_mixed) return linear_layer_forward(tp, &ie->emb_cnn_code, pool);
+    int B = mixed_6e->shape[0];
+    Tensor *m = op_avgpool2d(tp, mixed_6e, mixed_6e->shape[2], mixed_6e->shape[2], 0, 1); /* (B, 768, 1, 1) */
+    return linear_layer_forward(tp, &ie->emb_cnn_code, OP_RESHAPE(tp, m, B, FEATURES_CH));
 }

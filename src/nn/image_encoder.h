@@ -56,6 +56,10 @@ int image_encoder_is_trunk_key(const char *key);
 /* imgs (B, 3, S, S) in [-1, 1], any S (resized to 299 bilinearly; 299 is an exact copy).
  * INCEPTION_KERAS: the trunk sees (imgs + 1) / 2, resized with align_corners=True. */
 ImageEncoderOut image_encoder_forward(Tape *tp, ImageEncoder *ie, Tensor *imgs);
+/* The global code from the trunk's outputs: emb_cnn_code(pool (B, 2048)), or with
+ * cfg.image_code_mixed (EXTRA.IMAGE_CODE 'mixed_6e') emb_cnn_code(the 17x17 mean of mixed_6e
+ * (B, 768, 17, 17)). */
+Tensor *image_encoder_code(Tape *tp, ImageEncoder *ie, Tensor *mixed_6e, Tensor *pool);
 
 /* The frozen eval-mode trunk (conv2d_bn_relu_frozen) keeps its activations in oneDNN's nChw16c
  * layout from the first convolution's output to Mixed_7c, so no convolution reorders its input

@@ -87,7 +87,15 @@ TextEncoderOut text_encoder_forward(Tape *tp, TextEncoder *te, const int64_t *ca
     Tensor *seq = op_bilstm(tp, emb, cap_lens, &te->fwd, &te->rev, &h_n); /* (B, L, E) */
     o.words_emb = op_transpose(tp, seq, 1, 2);                      /* (B, E, L) */
     o.sent_lstm = h_n;
+    if (te->cfg.sent_lstm) { /* EXTRA.SENT_CODE 'lstm': no noise drawn */
+        o.sent_emb = h_n;
+        return o;
+    }
     Tensor *zz = zsl_noise(tp, te, z, B, rng);                      /* (B, Z), drawn after the dropout mask */
     o.sent_emb = zsl_g_forward(tp, &te->zsl_g, h_n, zz);            /* (B, E) */
     return o;
+}
+
+Tensor *text_encoder_sent_code(Tape *tp, TextEncoder *te, Tensor *sent_lstm, Tensor *z) {
+    return te->cfg.sent_lstm ? sent_lstm : zsl_g_forward(tp, &te->zsl_g, sent_lstm, z);
 }

@@ -265,7 +265,7 @@ static EvalOut evaluate_cached(DamsmTrainer *t, const FeatCache *c, const CubSpl
         CBatch cb;
         cached_batch(&tp, c, s, order, p0, B, mc->words_num, seed, 0, 0, &cb);
         Tensor *region = conv2d_layer_forward(&tp, &t->ie->emb_features, cb.mixed);
-        Tensor *code = linear_layer_forward(&tp, &t->ie->emb_cnn_code, cb.pool);
+        Tensor *code = image_encoder_code(&tp, t->ie, cb.mixed, cb.pool);
         TextEncoderOut txt = text_encoder_forward(&tp, t->te, cb.captions, cb.cap_lens, B, NULL, NULL, &rz);
         for (int i = 0; i < B; i++) {
             memcpy(codes + (int64_t)(p0 + i) * E, code->data + (int64_t)i * E, (size_t)E * sizeof(float));
@@ -476,7 +476,7 @@ int pretrain_main(const RunArgs *a) {
                 paramset_zero_grad(&te.ps);
                 paramset_zero_grad(&ie.ps);
                 p1.img.region = conv2d_layer_forward(tp, &ie.emb_features, cb.mixed);
-                p1.img.code = linear_layer_forward(tp, &ie.emb_cnn_code, cb.pool);
+                p1.img.code = image_encoder_code(tp, &ie, cb.mixed, cb.pool);
                 p1.txt = text_encoder_forward(tp, &te, cb.captions, cb.cap_lens, B, NULL, NULL, &rng);
                 damsm_losses(&t, tp, p1.img.region, p1.img.code, p1.txt.words_emb, p1.txt.sent_emb, &db, &p1);
                 tape_backward(tp, p1.loss);
@@ -485,7 +485,7 @@ int pretrain_main(const RunArgs *a) {
                 memset(&p2, 0, sizeof p2);
                 tape_no_grad_begin(tp2);
                 p2.txt = text_encoder_forward(tp2, &te, cb.captions, cb.cap_lens, B, NULL, NULL, &rng);
-                p2.img.code = linear_layer_forward(tp2, &ie.emb_cnn_code, cb.pool);
+                p2.img.code = image_encoder_code(tp2, &ie, cb.mixed, cb.pool);
                 tape_no_grad_end(tp2);
                 damsm_zsl_d_backward(&t, tp2, p2.img.code, p2.txt.sent_emb, &db, &p2);
                 damsm_zsl_d_update(&t);

@@ -95,6 +95,8 @@ static const Key KEYS[] = {
     KS("EXTRA.INCEPTION", extra.inception, "", "torchvision|keras_nsfwjs|"),
     KS("EXTRA.INCEPTION_WEIGHTS", extra.inception_weights, "", NULL),
     KB("EXTRA.ONLY_AVAILABLE", extra.only_available, "False"),
+    KS("EXTRA.SENT_CODE", extra.sent_code, "zsl_g", "zsl_g|lstm"),
+    KS("EXTRA.IMAGE_CODE", extra.image_code, "pool", "pool|mixed_6e"),
     KS("EXTRA.DIFFAUGMENT", extra.diffaugment, "", NULL),
     KS("EXTRA.TIGHT_CROP_PAD", extra.tight_crop_pad, "none", "none|edge|mean"),
     KI("EXTRA.SEED", extra.seed, "100", 0),
@@ -281,6 +283,8 @@ void train_config_to_model(const TrainConfig *c, ModelConfig *m) {
     m->encoder_lr = (float)c->train.encoder_lr;
     m->zsl_z_std = (float)c->zsl.z_std;
     m->zsl_g_lr_scale = (float)c->zsl.g_lr_scale;
+    m->image_code_mixed = !strcmp(c->extra.image_code, "mixed_6e");
+    m->sent_lstm = !strcmp(c->extra.sent_code, "lstm");
     if (diffaug_parse_policy(c->extra.diffaugment, &m->diffaug)) m->diffaug = 0; /* train_config_check_gan reports it */
     m->rnn_grad_clip = (float)c->train.rnn_grad_clip;
     m->branch_num = c->tree.branch_num;

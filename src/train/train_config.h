@@ -86,6 +86,12 @@ typedef struct TrainConfig {
                                              '' (random trunk) */
         char inception_weights[TRAIN_CONFIG_STR]; /* EXTRA.INCEPTION_WEIGHTS '' */
         int only_available;         /* EXTRA.ONLY_AVAILABLE False: use only images present on disk */
+        char sent_code[TRAIN_CONFIG_STR]; /* EXTRA.SENT_CODE 'zsl_g': the sentence code is ZSL G's
+                                       output on the LSTM code and noise (the seed); 'lstm': the
+                                       LSTM's code itself (AttnGAN's DAMSM; ZSL G unused) */
+        char image_code[TRAIN_CONFIG_STR]; /* EXTRA.IMAGE_CODE 'pool': the image's global code is
+                                       emb_cnn_code(avg_pool(Mixed_7c)) (AttnGAN, the seed);
+                                       'mixed_6e': emb_cnn_code(mean over 17x17 of Mixed_6e) */
         char diffaugment[TRAIN_CONFIG_STR]; /* EXTRA.DIFFAUGMENT '': the GAN's discriminators see
                                        the images as they are (the seed); 'color,translation,cutout'
                                        or a part of it: DiffAugment (Zhao et al. 2020) on every real
