@@ -3,7 +3,10 @@
 # N/2 + --resume + N/2 must give bit-identical weights (pretrain and train), a bad config key is a
 # clear error, and the run writes its logs, samples and checkpoints. Then the run's way to users:
 # attngan export, and generate / examples / sample on the exported model (two stages, so with
-# attention figures) and on the run's directory. Skips without ../shared/data.
+# attention figures) and on the run's directory. Then the evaluator: a tiny DAMSM on the pretrained
+# Keras Inception as `attngan eval --evaluator`, export --damsm, eval --train-classifier and
+# attngan eval on the exported model (skipped without ../shared/models/inception_v3_nsfwjs).
+# Skips without ../shared/data.
 BIN=${ATTNGAN:-build/release/attngan}
 DATA=${ATTNGAN_DATA:-../shared/data}/birds
 pass=0; fail=0; skip=0
@@ -56,6 +59,44 @@ elif grep -q "not a model directory" "$T/genm.log"; then ok "missing model: clea
     png "$T/exs/examples.png" && png "$T/exs/001_att.png" && png "$T/exs/011_stages.png" && ok "examples: grid, attention and stages" || ko "examples: $(cat "$T/exs.log")"
 "$BIN" sample --model "$T/m" --data "$DATA" --limit 12 --out "$T/smp" --threads 2 >"$T/smp.log" 2>&1 &&
     [ "$(find "$T/smp/test/single" -name '*_s*.png' | wc -l)" -eq 12 ] && ok "sample: 12 images in AttnGAN's folders" || ko "sample: $(cat "$T/smp.log")"
+# the evaluator and attngan eval
+INC=${ATTNGAN_MODELS:-${ATTNGAN_DATA:-../shared/data}/../models}/inception_v3_nsfwjs
+if [ ! -f "$INC/model.json" ]; then
+    echo "SKIP eval: no $INC (the evaluator's Inception trunk)"; skip=$((skip + 1))
+else
+    ABS=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+    if (cd "$T" && "$ABS" eval --model "$T/m" --threads 2 --quiet) >"$T/evn.log" 2>&1; then ko "eval without models/eval accepted"
+    elif grep -q "evaluator directory models/eval does not exist" "$T/evn.log"; then ok "eval: a missing default evaluator is named"
+    else ko "eval: missing evaluator message: $(cat "$T/evn.log")"; fi
+    "$BIN" pretrain $P --out "$T/ev" --max-steps 2 --set EXTRA.INCEPTION=keras_nsfwjs --set "EXTRA.INCEPTION_WEIGHTS=$INC" >"$T/ev.log" 2>&1 ||
+        { ko "pretrain an evaluator"; cat "$T/ev.log"; }
+    "$BIN" export --damsm "$T/ev" --out "$T/evx" >"$T/evx.log" 2>&1 && [ -s "$T/evx/text_encoder.safetensors" ] &&
+        [ -s "$T/evx/image_encoder.safetensors" ] && [ -s "$T/evx/config.json" ] && [ -s "$T/evx/vocab.txt" ] &&
+        ok "export --damsm: an evaluator directory" || ko "export --damsm: $(cat "$T/evx.log")"
+    # the tiny GAN draws 128 px: a classifier at 128 px for the exported evaluator, one at 64 px for the run
+    "$BIN" eval --train-classifier --evaluator "$T/evx" --data "$DATA" --photos 60 --size 128 --threads 2 --quiet >"$T/clf.log" 2>&1 &&
+        [ -s "$T/evx/classifier.safetensors" ] && grep -q "17 classes" "$T/clf.log" && ok "eval --train-classifier --size 128 --photos 60" ||
+        ko "eval --train-classifier: $(cat "$T/clf.log")"
+    "$BIN" eval --train-classifier --evaluator "$T/ev" --data "$DATA" --photos 40 --threads 2 --quiet >"$T/clf64.log" 2>&1 ||
+        ko "eval --train-classifier (64 px): $(cat "$T/clf64.log")"
+    E="--model $T/m --data $DATA --photos 60 --candidates 5 --folds 5 --threads 2 --quiet"
+    if "$BIN" eval $E --evaluator "$T/evx" --n 1000 --noise-k 0,1 --gen-seeds 2 --baseline "$T/m" --out "$T/rep" >"$T/rep.log" 2>&1; then
+        J="$T/rep/report.json"
+        [ "$(grep -c '"images":' "$J")" -eq 7 ] && ok "eval: 7 rows (real, held-out, k 0, k 1 select and subset, baseline k 0 and 1)" ||
+            ko "eval rows: $(grep '"images":' "$J")"
+        grep -q "using 30" "$T/rep.log" && grep -q '"captions":[[:space:]]*30' "$J" && grep -q '"reference_photos":[[:space:]]*30' "$J" &&
+            grep -q '"real_photos":[[:space:]]*60' "$J" && ok "eval --photos 60: halves of 30, --n clamped to the other half" ||
+            ko "eval counts: $(cat "$T/rep.log")"
+        [ "$(grep -c '"seeds":[[:space:]]*2' "$J")" -eq 5 ] && ok "eval --gen-seeds 2: every generated row" || ko "eval seeds"
+        grep -q '"weights_hash":' "$J" && grep -q "\"dir\":[[:space:]]*\"$T/evx\"" "$J" && [ "$(grep -c '"class_accuracy":[[:space:]]*{' "$J")" -eq 6 ] &&
+            [ "$(grep -c '"kid":[[:space:]]*{' "$J")" -eq 6 ] && grep -q "KID" "$T/rep/report.md" &&
+            ok "eval: evaluator named and hashed, class accuracy and KID" || ko "eval report: $(head -c 3000 "$J")"
+    else ko "eval: $(cat "$T/rep.log")"; fi
+    if "$BIN" eval $E --evaluator "$T/ev" --noise-k 0 --gen-seeds 1 --out "$T/rep64" >"$T/rep64.log" 2>&1; then
+        grep -q "trained on 64 px photos; the model draws 128 px" "$T/rep64.log" && [ "$(grep -c '"class_accuracy":[[:space:]]*null' "$T/rep64/report.json")" -eq 2 ] &&
+            ok "eval: a classifier of another size is not used, and said so" || ko "eval classifier size: $(cat "$T/rep64.log")"
+    else ko "eval on the run's DAMSM: $(cat "$T/rep64.log")"; fi
+fi
 echo "test_resume: $pass passed, $fail failed, $skip skipped"
 echo "RESULT test_resume passed=$pass failed=$fail skipped=$skip"
 [ $fail -eq 0 ]

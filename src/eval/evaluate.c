@@ -500,7 +500,7 @@ static int zsl_rows(const Evaluator *ev, const Cub *cub, const Wiki *w, const Fe
                 }
                 float *codes = xmalloc((size_t)(cnt ? cnt : 1) * E * sizeof(float));
                 int *known = xmalloc((size_t)(cnt ? cnt : 1) * sizeof(int));
-                gen_lstm_codes(&ev->te, &ev->vocab, (const char *const *)texts, cnt, codes, known);
+                evaluator_lstm_codes(ev, (const char *const *)texts, cnt, codes, known);
                 double *acc = xcalloc((size_t)E, sizeof(double));
                 int used = 0;
                 for (int i = 0; i < cnt; i++) {

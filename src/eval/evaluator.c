@@ -22,6 +22,17 @@ static uint64_t hash_params(uint64_t h, const ParamSet *ps) {
     return h;
 }
 
+/* The text side runs on one thread: the LSTM's and ZSL G's matrix products split their sums by
+ * the thread count (the cost is small: a few thousand short texts). */
+static int serial_begin(void) {
+    int t = threads_get();
+    if (t != 1) threads_set(1);
+    return t;
+}
+static void serial_end(int t) {
+    if (t != 1) threads_set(t);
+}
+
 static int need_file(const char *dir, const char *name, char *path, size_t len) {
     struct stat sb;
     snprintf(path, len, "%s/%s", dir, name);
@@ -114,6 +125,7 @@ void evaluator_free(Evaluator *ev) {
 
 void evaluator_zsl(const Evaluator *ev, const float *c, int n, float *out) {
     const int E = ev->mc.embedding_dim, Z = ev->mc.zsl_z, CH = 256;
+    int threads = serial_begin();
     for (int s = 0; s < n; s += CH) {
         int b = n - s < CH ? n - s : CH;
         Tape tp;
@@ -125,12 +137,19 @@ void evaluator_zsl(const Evaluator *ev, const float *c, int n, float *out) {
         memcpy(out + (size_t)s * E, y->data, (size_t)b * E * sizeof(float));
         tape_free(&tp);
     }
+    serial_end(threads);
+}
+
+void evaluator_lstm_codes(const Evaluator *ev, const char *const *texts, int n, float *codes, int *n_known) {
+    int threads = serial_begin();
+    gen_lstm_codes(&ev->te, &ev->vocab, texts, n, codes, n_known);
+    serial_end(threads);
 }
 
 void evaluator_text_codes(const Evaluator *ev, const char *const *texts, int n, float *codes, int *n_known) {
     const int E = ev->mc.embedding_dim;
     int *known = xmalloc((size_t)(n ? n : 1) * sizeof(int));
-    gen_lstm_codes(&ev->te, &ev->vocab, texts, n, codes, known);
+    evaluator_lstm_codes(ev, texts, n, codes, known);
     evaluator_zsl(ev, codes, n, codes);
     for (int i = 0; i < n; i++) {
         if (!known[i]) memset(codes + (size_t)i * E, 0, (size_t)E * sizeof(float));
@@ -170,7 +189,7 @@ int evaluator_document_lstm(const Evaluator *ev, const char *const *sentences, i
     memset(code, 0, (size_t)E * sizeof(float));
     if (nw) {
         float *c = xmalloc((size_t)nw * E * sizeof(float));
-        gen_lstm_codes(&ev->te, &ev->vocab, (const char *const *)win, nw, c, NULL);
+        evaluator_lstm_codes(ev, (const char *const *)win, nw, c, NULL);
         double *acc = xcalloc((size_t)E, sizeof(double));
         for (int w = 0; w < nw; w++)
             for (int e = 0; e < E; e++) acc[e] += c[(size_t)w * E + e];
@@ -191,7 +210,18 @@ void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *cod
     Tensor *x = TNEW(&tp, B, 3, S, S);
     memcpy(x->data, imgs, (size_t)x->n * sizeof(float));
     ImageEncoderOut o = image_encoder_forward(&tp, &ev->ie, x);
-    if (code) memcpy(code, o.code->data, (size_t)B * E * sizeof(float));
+    if (code) { /* emb_cnn_code of the pool features in a fixed order (the trunk's values do not
+                   depend on the thread count; the linear op's matrix product does) */
+        const LinearLayer *l = &ev->ie.emb_cnn_code;
+        const float *w = l->weight->data, *bias = l->bias ? l->bias->data : NULL, *tpool = o.trunk_pool->data;
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int e = 0; e < E; e++) {
+                double s = bias ? bias[e] : 0.0;
+                for (int k = 0; k < EVAL_POOL_D; k++) s += (double)w[(size_t)e * EVAL_POOL_D + k] * tpool[(size_t)b * EVAL_POOL_D + k];
+                code[(size_t)b * E + e] = (float)s;
+            }
+    }
     if (pool) memcpy(pool, o.trunk_pool->data, (size_t)B * EVAL_POOL_D * sizeof(float));
     if (mixed) {
         CHECK(!o.mixed_6e->blocked && o.mixed_6e->shape[1] == EVAL_MIXED_D, "evaluator_images: Mixed_6e must come back as NCHW (B, 768, H, W)");

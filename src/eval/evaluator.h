@@ -16,7 +16,10 @@
  *                              `attngan eval --train-classifier --evaluator DIR`
  * Text codes are deterministic: ZSL G of the LSTM sentence code with z = 0 (no noise). The LSTM
  * reads the text's first TEXT.WORDS_NUM words that are in the evaluator's vocabulary (unknown words
- * are skipped; gen_lstm_codes). */
+ * are skipped; gen_lstm_codes).
+ * Every code is the same bits for any thread count: the text side runs on one thread (threads_set
+ * around it), and the image code is computed from the trunk's pool features (whose values do not
+ * depend on the thread count) with one serial sum per element. */
 #ifndef ATTNGAN_EVALUATOR_H
 #define ATTNGAN_EVALUATOR_H
 
@@ -58,6 +61,8 @@ void evaluator_free(Evaluator *ev);
 /* Sentence codes (n, E) of n texts: ZSL G(LSTM code, z = 0). n_known (n, or NULL) gets each text's
  * count of known words; a text without one gets a zero code. */
 void evaluator_text_codes(const Evaluator *ev, const char *const *texts, int n, float *codes, int *n_known);
+/* The LSTM codes (n, E) of n texts (gen_lstm_codes, on one thread). */
+void evaluator_lstm_codes(const Evaluator *ev, const char *const *texts, int n, float *codes, int *n_known);
 /* ZSL G(c, z = 0) of n LSTM codes c (n, E) into out (n, E) (out may be c). */
 void evaluator_zsl(const Evaluator *ev, const float *c, int n, float *out);
 /* The LSTM code (E) of a document: the mean of the LSTM codes of its sentences cut into windows of
