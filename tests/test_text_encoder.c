@@ -532,6 +532,16 @@ static void test_rng_dropout(void) {
     te.cfg.sent_lstm = 0;
     Tensor *viaf = text_encoder_sent_code(&tp, &te, el.sent_lstm, z);
     expect_close("text_encoder_sent_code = ZSL G of the LSTM code (the seed)", viaf->data, e.sent_emb->data, viaf->n, 0);
+    /* ZSL.RESIDUAL: the LSTM code plus ZSL G's output, in the forward and in text_encoder_sent_code */
+    te.cfg.zsl_residual = 1;
+    TextEncoderOut er = text_encoder_forward(&tp, &te, captions, lens, B, z, NULL, NULL);
+    Tensor *viar = text_encoder_sent_code(&tp, &te, er.sent_lstm, z);
+    float *sum = xmalloc((size_t)viaf->n * sizeof(float));
+    for (int64_t i = 0; i < viaf->n; i++) sum[i] = el.sent_lstm->data[i] + e.sent_emb->data[i];
+    expect_close("ZSL.RESIDUAL: sent_emb = LSTM code + ZSL G", er.sent_emb->data, sum, viaf->n, 1e-6);
+    expect_close("ZSL.RESIDUAL: text_encoder_sent_code agrees", viar->data, sum, viaf->n, 1e-6);
+    free(sum);
+    te.cfg.zsl_residual = 0;
     tape_no_grad_end(&tp);
     tape_free(&tp);
     tensor_free(mask);

@@ -17,6 +17,7 @@ typedef struct ModelConfig {
     int zsl_rdc, zsl_z, zsl_h;   /* ZSL G/D sizes 1000, 100, 4096 */
     float zsl_z_std;             /* ZSL G's noise: N(0, zsl_z_std^2) (1: the seed) */
     float zsl_g_lr_scale;        /* pretraining: ZSL G's learning rate = encoder_lr * this (1) */
+    int zsl_residual;            /* sentence code = LSTM code + ZSL G's output (the seed: ZSL G's output) */
     int sent_lstm;               /* the sentence code is the LSTM's (AttnGAN's DAMSM) instead of ZSL
                                     G's output (the seed's); ZSL G then goes unused */
     int image_code_mixed;        /* the image's global code from the spatial mean of Mixed_6e (768)

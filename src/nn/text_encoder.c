@@ -93,9 +93,12 @@ TextEncoderOut text_encoder_forward(Tape *tp, TextEncoder *te, const int64_t *ca
     }
     Tensor *zz = zsl_noise(tp, te, z, B, rng);                      /* (B, Z), drawn after the dropout mask */
     o.sent_emb = zsl_g_forward(tp, &te->zsl_g, h_n, zz);            /* (B, E) */
+    if (te->cfg.zsl_residual) o.sent_emb = op_add(tp, h_n, o.sent_emb); /* ZSL.RESIDUAL */
     return o;
 }
 
 Tensor *text_encoder_sent_code(Tape *tp, TextEncoder *te, Tensor *sent_lstm, Tensor *z) {
-    return te->cfg.sent_lstm ? sent_lstm : zsl_g_forward(tp, &te->zsl_g, sent_lstm, z);
+    if (te->cfg.sent_lstm) return sent_lstm;
+    Tensor *s = zsl_g_forward(tp, &te->zsl_g, sent_lstm, z);
+    return te->cfg.zsl_residual ? op_add(tp, sent_lstm, s) : s;
 }

@@ -30,7 +30,8 @@ typedef struct TextEncoderOut {
 void text_encoder_init(TextEncoder *te, const ModelConfig *cfg);
 void text_encoder_free(TextEncoder *te);
 /* The sentence code from the LSTM's code (B, E) and ZSL G's noise (B, Z): ZSL G's output, or the
- * LSTM's code itself with cfg.sent_lstm (EXTRA.SENT_CODE 'lstm'). */
+ * LSTM's code itself with cfg.sent_lstm (EXTRA.SENT_CODE 'lstm'), or their sum with
+ * cfg.zsl_residual (ZSL.RESIDUAL). */
 Tensor *text_encoder_sent_code(Tape *tp, TextEncoder *te, Tensor *sent_lstm, Tensor *z);
 /* captions (B, T) int64 token ids (T = WORDS_NUM, 0-padded), cap_lens[B] in 1..T.
  * z (B, ZSL_Z): ZSL G's noise, or NULL to draw it from rng (standard normal).

@@ -86,6 +86,7 @@ static const Key KEYS[] = {
     KI("ZSL.NUM_CLASSES", zsl.num_classes, "200", 1),
     KF("ZSL.Z_STD", zsl.z_std, "1.0", 0, FMAX),
     KF("ZSL.G_LR_SCALE", zsl.g_lr_scale, "1.0", 0, FMAX),
+    KB("ZSL.RESIDUAL", zsl.residual, "False"),
     KB("EXTRA.CORRECT_MASK", extra.correct_mask, "False"),
     KB("EXTRA.ZSL_FIX_LABELS", extra.zsl_fix_labels, "False"),
     KB("EXTRA.ZSL_TRAIN_CLASSES_ONLY", extra.zsl_train_classes_only, "False"),
@@ -285,6 +286,7 @@ void train_config_to_model(const TrainConfig *c, ModelConfig *m) {
     m->zsl_g_lr_scale = (float)c->zsl.g_lr_scale;
     m->image_code_mixed = !strcmp(c->extra.image_code, "mixed_6e");
     m->sent_lstm = !strcmp(c->extra.sent_code, "lstm");
+    m->zsl_residual = c->zsl.residual;
     if (diffaug_parse_policy(c->extra.diffaugment, &m->diffaug)) m->diffaug = 0; /* train_config_check_gan reports it */
     m->rnn_grad_clip = (float)c->train.rnn_grad_clip;
     m->branch_num = c->tree.branch_num;

@@ -70,6 +70,8 @@ typedef struct TrainConfig {
         int h_dim;       /* ZSL.H_DIM 4096 (seed) */
         int num_classes; /* ZSL.NUM_CLASSES 200 (seed) */
         double z_std;    /* ZSL.Z_STD 1.0 (seed): ZSL G's noise is N(0, Z_STD^2); ours */
+        int residual;    /* ZSL.RESIDUAL False (seed): the sentence code is ZSL G's output; True:
+                            the LSTM code plus ZSL G's output (ZSL G learns a noisy residual); ours */
         double g_lr_scale; /* ZSL.G_LR_SCALE 1.0 (seed): in pretraining, ZSL G (inside the text
                               encoder) learns at ENCODER_LR * this; ours */
     } zsl;
