@@ -321,6 +321,33 @@ const char *train_config_diff(const TrainConfig *a, const TrainConfig *b) {
     return NULL;
 }
 
+const char *train_config_encoder_diff(const TrainConfig *a, const TrainConfig *b) {
+    static const char *const names[] = {"TEXT.EMBEDDING_DIM", "TEXT.WORD_DIM", "ZSL.RDC_DIM", "ZSL.Z_DIM", "ZSL.H_DIM",
+                                        "ZSL.NUM_CLASSES", "ZSL.Z_STD", "ZSL.RESIDUAL", "EXTRA.SENT_CODE", "EXTRA.IMAGE_CODE",
+                                        "EXTRA.INCEPTION", "EXTRA.ZSL_TRAIN_CLASSES_ONLY"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const Key *k = find_key(names[i]);
+        CHECK(k, "train_config_encoder_diff: no key %s", names[i]);
+        const void *x = cfield(a, k), *y = cfield(b, k);
+        int same = k->type == KT_STR     ? strcmp(x, y) == 0
+                   : k->type == KT_FLOAT ? *(const double *)x == *(const double *)y
+                                         : *(const int *)x == *(const int *)y;
+        if (!same) return k->name;
+    }
+    return NULL;
+}
+
+int train_config_value_str(const TrainConfig *c, const char *name, char *buf, size_t len) {
+    const Key *k = find_key(name);
+    if (!k) return -1;
+    const void *x = cfield(c, k);
+    if (k->type == KT_STR) snprintf(buf, len, "'%s'", (const char *)x);
+    else if (k->type == KT_FLOAT) snprintf(buf, len, "%.17g", *(const double *)x);
+    else if (k->type == KT_BOOL) snprintf(buf, len, "%s", *(const int *)x ? "True" : "False");
+    else snprintf(buf, len, "%d", *(const int *)x);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ YAML files */
 
 typedef struct Loader {

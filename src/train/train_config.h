@@ -141,5 +141,11 @@ void train_config_print(const TrainConfig *c, FILE *f);
 
 /* The dotted name of the first key whose values differ, or NULL if all are equal. */
 const char *train_config_diff(const TrainConfig *a, const TrainConfig *b);
+/* The first key that shapes the text or image encoder (sizes, ZSL G's noise and residual, the
+ * sentence and image codes, the trunk, the ZSL class head) and differs, or NULL: a GAN must
+ * be configured as the pretraining that made its TRAIN.NET_E. */
+const char *train_config_encoder_diff(const TrainConfig *a, const TrainConfig *b);
+/* A key's value as the YAML would write it; -1 for an unknown key. */
+int train_config_value_str(const TrainConfig *c, const char *name, char *buf, size_t len);
 
 #endif

@@ -100,6 +100,25 @@ static int build_models(Models *m, const Run *r, const Cub *cub) {
     snprintf(dirbuf, sizeof dirbuf, "%s", tc->train.net_e);
     dir = dirname(dirbuf);
     if (check_vocab(dir, &cub->vocab)) return -1;
+    /* the pretraining's config (config.json beside the encoders, pretrain_config.json in a run's
+     * copy) must agree on everything that shapes the encoders: no silent mismatch */
+    char cpath[2400];
+    snprintf(cpath, sizeof cpath, "%s/pretrain_config.json", dir);
+    if (access(cpath, R_OK)) snprintf(cpath, sizeof cpath, "%s/config.json", dir);
+    if (!access(cpath, R_OK)) {
+        char *js = read_file_all(cpath, 1 << 20);
+        TrainConfig pc;
+        train_config_default(&pc);
+        if (!js || train_config_from_json(&pc, js)) { free(js); return err_prefix("%s", cpath); }
+        free(js);
+        const char *k = train_config_encoder_diff(tc, &pc);
+        if (k) {
+            char a[300], b[300];
+            train_config_value_str(tc, k, a, sizeof a);
+            train_config_value_str(&pc, k, b, sizeof b);
+            return err_set("TRAIN.NET_E was pretrained with %s %s (%s), this run has %s: set --set %s=%s", k, b, cpath, a, k, b);
+        }
+    }
     text_encoder_init(&m->te, &m->mc);
     image_encoder_init(&m->ie, &m->mc);
     zsl_d_init(&m->zd, &m->mc);
