@@ -322,15 +322,20 @@ static void test_evaluator_codes(void) {
         for (int e = 0; e < 256; e++) want[e] = (float)(((double)wc[e] + wc[256 + e] + wc[512 + e]) / 3);
         EXPECT(nw == 3 && expect_close("document = mean LSTM code of its windows", dcode, want, 256, 1e-6), "windows %d", nw);
         /* images: the same bits at 1 and 2 threads, and the head's code as the encoder computes it */
-        int B = 2, S = 64;
-        float *img = xmalloc((size_t)B * 3 * S * S * sizeof(float)), i1[2 * 256], i2[2 * 256], p1[2 * 2048], p2[2 * 2048];
+        int B = 16, S = 64; /* eval's batch */
+        float *img = xmalloc((size_t)B * 3 * S * S * sizeof(float)), i1[16 * 256], i2[16 * 256], p1[16 * 2048], p2[16 * 2048];
+        float m1[16 * 768], m2[16 * 768];
         rng_uniform_range(&rng, img, (int64_t)B * 3 * S * S, -1, 1);
         threads_set(1);
-        evaluator_images(&ev, img, B, S, i1, p1, NULL);
+        evaluator_images(&ev, img, B, S, i1, p1, m1);
         threads_set(2);
-        evaluator_images(&ev, img, B, S, i2, p2, NULL);
+        evaluator_images(&ev, img, B, S, i2, p2, m2);
         threads_set(threads);
-        EXPECT(!memcmp(i1, i2, sizeof i1) && !memcmp(p1, p2, sizeof p1), "image codes and pool features at 1 and 2 threads: the same bits");
+        EXPECT(!memcmp(i1, i2, sizeof i1) && !memcmp(p1, p2, sizeof p1) && !memcmp(m1, m2, sizeof m1),
+               "image codes, pool and mean Mixed_6e features of 16 images at 1 and 2 threads: the same bits");
+        double mm = 0;
+        for (int c = 0; c < 768; c++) mm += m1[c] / 768.0;
+        EXPECT(isfinite(mm) && mm != 0, "mean Mixed_6e features are filled (%g)", mm);
         tape_init(&tp);
         tape_no_grad_begin(&tp);
         Tensor *x = TNEW(&tp, B, 3, S, S);

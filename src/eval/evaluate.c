@@ -445,7 +445,14 @@ static void generate_draw(Ctx *x, const GenModel *g, const EvalSet *es, const Cu
         char *text = noisy_text(es->text[i], k, es->cls[i], w, cub, a->noise_captions, gseed * 7919u + (uint64_t)i * 131u + (uint64_t)k);
         o.seed = gseed + (uint64_t)i;
         GenResult r;
-        if (gen_run(g, text, &o, &r)) {
+        /* one image at a time on one thread: G's matrix products split their sums by the thread
+         * count (the images moved in their 6th digit between 1 and 2 threads); the trunk, which
+         * costs more, keeps the threads */
+        int threads = threads_get(), fail;
+        if (threads != 1) threads_set(1);
+        fail = gen_run(g, text, &o, &r);
+        if (threads != 1) threads_set(threads);
+        if (fail) {
             /* a caption without known words (none in CUB's test captions): a blank image */
             memset(buf + (size_t)nb * 3 * S * S, 0, (size_t)3 * S * S * sizeof(float));
         } else {

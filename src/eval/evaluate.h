@@ -34,7 +34,10 @@
  *  - Zero-shot top-1 per class (GAZSL's protocol) over the real photos: class prototypes are the
  *    evaluator's text codes of the class's Wikipedia article (the mean LSTM code of its sentences)
  *    or of its test captions (their mean LSTM code), ZSL G with z = 0; each photo's image code is
- *    assigned the nearest prototype (cosine). */
+ *    assigned the nearest prototype (cosine).
+ * Thread count: the numbers are the same bits for any --threads: the metrics' sums and the
+ * evaluator's codes are fixed-order (metrics.h, evaluator.h) and each image is generated on one
+ * thread (G's matrix products split their sums by the thread count); the trunk keeps the threads. */
 #ifndef ATTNGAN_EVALUATE_H
 #define ATTNGAN_EVALUATE_H
 
