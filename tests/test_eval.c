@@ -223,10 +223,10 @@ static void test_evaluator_errors(void) {
 /* A random tiny DAMSM on the real Keras trunk (skipped without ../shared/models): the codes are the
  * text encoder's with z = 0, documents are cut into windows of WORDS_NUM known words, and every
  * code is the same bits at 1 and 2 threads. */
-static void test_evaluator_codes(void) {
+static void test_evaluator_codes(const char *variant, const char *const *extra, int n_extra, int B) {
     const char *inc = "../shared/models/inception_v3_nsfwjs";
     if (access("../shared/models/inception_v3_nsfwjs/model.json", R_OK)) {
-        test_skip("evaluator codes: no %s", inc);
+        test_skip("evaluator codes (%s): no %s", variant, inc);
         return;
     }
     char dir[] = "/tmp/test_evaluator_XXXXXX", path[200], set[300];
@@ -236,6 +236,7 @@ static void test_evaluator_codes(void) {
     /* the default sizes (E 256, ZSL G 4096 wide): large enough for the matrix products to split */
     const char *sets[] = {"TEXT.WORDS_NUM=5", "EXTRA.INCEPTION=keras_nsfwjs"};
     for (int i = 0; i < 2; i++) EXPECT(train_config_set(&tc, sets[i]) == 0, "set %s", sets[i]);
+    for (int i = 0; i < n_extra; i++) EXPECT(train_config_set(&tc, extra[i]) == 0, "set %s", extra[i]);
     snprintf(set, sizeof set, "EXTRA.INCEPTION_WEIGHTS=%s", inc);
     train_config_set(&tc, set);
     char *js = train_config_to_json(&tc);
@@ -281,7 +282,8 @@ static void test_evaluator_codes(void) {
 
     Evaluator ev;
     int rc = evaluator_load(&ev, dir, NULL);
-    EXPECT(rc == 0 && strlen(ev.hash_hex) == 16 && strlen(ev.trunk_hash) == 16 && strstr(ev.trunk, "Keras"), "load: %s", rc ? err_msg() : ev.trunk);
+    EXPECT(rc == 0 && strlen(ev.hash_hex) == 16 && strlen(ev.trunk_hash) == 16 && strstr(ev.trunk, "Keras"), "%s: load: %s", variant,
+           rc ? err_msg() : ev.trunk);
     if (rc == 0) {
         const char *texts[3] = {"this bird is red with black wings", "a zorblax", "white belly and a short beak"};
         float c1[3 * 256], c2[3 * 256];
@@ -305,7 +307,8 @@ static void test_evaluator_codes(void) {
         int len = 5;
         Tensor *z = TZEROS(&tp, 1, 100);
         TextEncoderOut o = text_encoder_forward(&tp, &ev.te, caps, &len, 1, z, NULL, NULL);
-        EXPECT(expect_close("evaluator code = ZSL G(LSTM, z = 0) of the first WORDS_NUM known words", c1, o.sent_emb->data, 256, 1e-6), "z = 0");
+        EXPECT(expect_close("evaluator code = the text encoder's sentence code (z = 0) of the first WORDS_NUM known words", c1, o.sent_emb->data,
+                            256, 1e-6), "%s: z = 0", variant);
         tape_free(&tp);
         const char *unknown_only[1] = {"zorblax quux"};
         float cz[256];
@@ -322,7 +325,7 @@ static void test_evaluator_codes(void) {
         for (int e = 0; e < 256; e++) want[e] = (float)(((double)wc[e] + wc[256 + e] + wc[512 + e]) / 3);
         EXPECT(nw == 3 && expect_close("document = mean LSTM code of its windows", dcode, want, 256, 1e-6), "windows %d", nw);
         /* images: the same bits at 1 and 2 threads, and the head's code as the encoder computes it */
-        int B = 16, S = 64; /* eval's batch */
+        int S = 64;
         float *img = xmalloc((size_t)B * 3 * S * S * sizeof(float)), i1[16 * 256], i2[16 * 256], p1[16 * 2048], p2[16 * 2048];
         float m1[16 * 768], m2[16 * 768];
         rng_uniform_range(&rng, img, (int64_t)B * 3 * S * S, -1, 1);
@@ -341,7 +344,7 @@ static void test_evaluator_codes(void) {
         Tensor *x = TNEW(&tp, B, 3, S, S);
         memcpy(x->data, img, (size_t)x->n * sizeof(float));
         ImageEncoderOut io = image_encoder_forward(&tp, &ev.ie, x);
-        EXPECT(expect_close("image code = emb_cnn_code(pool)", i1, io.code->data, B * 256, 1e-5), "image code");
+        EXPECT(expect_close("image code = the image encoder's", i1, io.code->data, B * 256, 1e-5), "%s: image code", variant);
         tape_free(&tp);
         free(img);
         evaluator_free(&ev);
@@ -363,6 +366,9 @@ int main(void) {
     test_train();
     test_file();
     test_evaluator_errors();
-    test_evaluator_codes();
+    test_evaluator_codes("the seed's codes", NULL, 0, 16); /* eval's batch of 16 */
+    const char *lstm_mixed[2] = {"EXTRA.SENT_CODE=lstm", "EXTRA.IMAGE_CODE=mixed_6e"}, *residual[1] = {"ZSL.RESIDUAL=True"};
+    test_evaluator_codes("LSTM sentence code, Mixed_6e image code", lstm_mixed, 2, 2);
+    test_evaluator_codes("ZSL.RESIDUAL", residual, 1, 2);
     return test_end();
 }

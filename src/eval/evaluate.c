@@ -523,7 +523,7 @@ static int zsl_rows(const Evaluator *ev, const Cub *cub, const Wiki *w, const Fe
                 free(acc);
             }
         }
-        evaluator_zsl(ev, proto, nc, proto);
+        evaluator_sent_codes(ev, proto, nc, proto);
         snprintf(out[variant].text, sizeof out[variant].text, "%s", variant ? "the class's test captions" : "Wikipedia article");
         rc = zsl_accuracy(real->code, real_cls, real->n, proto, classes, nc, E, &out[variant].acc, &out[variant].classes);
     }
@@ -976,7 +976,10 @@ int eval_main(const EvalArgs *a) {
         cJSON_AddStringToObject(ej, "hash", "FNV-1a 64 of the loaded f32 values of its text encoder and image encoder (trunk included)");
         cJSON_AddStringToObject(ej, "trunk", x.ev.trunk);
         cJSON_AddStringToObject(ej, "trunk_hash", x.ev.trunk_hash);
-        cJSON_AddStringToObject(ej, "text_code", "ZSL G(LSTM code of the first TEXT.WORDS_NUM known words, z = 0)");
+        cJSON_AddStringToObject(ej, "text_code", x.ev.mc.sent_lstm ? "the LSTM code of the first TEXT.WORDS_NUM known words (EXTRA.SENT_CODE lstm)"
+                                                 : x.ev.mc.zsl_residual ? "LSTM code + ZSL G(LSTM code, z = 0) (ZSL.RESIDUAL), first TEXT.WORDS_NUM known words"
+                                                                        : "ZSL G(LSTM code of the first TEXT.WORDS_NUM known words, z = 0)");
+        cJSON_AddStringToObject(ej, "image_code", x.ev.mc.image_code_mixed ? "emb_cnn_code(mean of Mixed_6e)" : "emb_cnn_code(trunk pool)");
         cJSON_AddStringToObject(ej, "tight_crop_pad", x.ev.tc.extra.tight_crop_pad);
         cJSON_AddStringToObject(st, "fid_kid_features", fid_name);
         cJSON *cj = cJSON_AddObjectToObject(st, "classifier");
@@ -1073,8 +1076,10 @@ int eval_main(const EvalArgs *a) {
         MD("# Evaluation of %s\n\n", a->model);
         MD("- model: %s%s%s, %lld GAN steps, %d px\n", a->model, m.trained_on[0] ? ", trained on " : "", m.trained_on, m.steps, S);
         if (has_base) MD("- baseline: %s\n", a->baseline);
-        MD("- evaluator: %s (weights hash %s: FNV-1a 64 of its loaded text encoder and image encoder, trunk included); text codes "
-           "ZSL G(LSTM code, z = 0) with its vocabulary; trunk: %s\n", a->evaluator, x.ev.hash_hex, x.ev.trunk);
+        MD("- evaluator: %s (weights hash %s: FNV-1a 64 of its loaded text encoder and image encoder, trunk included); text codes: "
+           "%s, with its vocabulary; image codes from the %s; trunk: %s\n", a->evaluator, x.ev.hash_hex,
+           x.ev.mc.sent_lstm ? "the LSTM code" : x.ev.mc.zsl_residual ? "LSTM code + ZSL G(LSTM code, z = 0)" : "ZSL G(LSTM code, z = 0)",
+           x.ev.mc.image_code_mixed ? "mean of Mixed_6e" : "trunk's pool", x.ev.trunk);
         MD("- FID and KID features (2048-d pool): %s\n", fid_name);
         if (has_clf)
             MD("- classifier: %s: softmax regression over %d classes (chance %.4f) on the trunk's pool and mean Mixed_6e features of %d "
@@ -1118,7 +1123,7 @@ int eval_main(const EvalArgs *a) {
            "reports with the same evaluator hash are comparable. FID and KID are biased by the sample size: compare rows, not papers.\n\n");
         MD("## Zero-shot classification (GAZSL's protocol)\n\n");
         MD("The %d real photos of the test classes (unseen in training) assigned to the nearest class prototype (cosine of the evaluator's "
-           "codes); a prototype is ZSL G (z = 0) of the mean LSTM code of the class text. Top-1 per class, averaged over classes.\n\n", n_sel);
+           "codes); a prototype is the evaluator's sentence code (z = 0) of the mean LSTM code of the class text. Top-1 per class, averaged over classes.\n\n", n_sel);
         MD("| class text | classes | photos | top-1 per class | chance |\n|---|---:|---:|---:|---:|\n");
         for (int i = 0; i < 2; i++)
             MD("| %s | %d | %d | %.4f | %.4f |\n", zr[i].text, zr[i].classes, n_sel, zr[i].acc, zr[i].classes ? 1.0 / zr[i].classes : 0);

@@ -2,8 +2,8 @@
  * by a fixed evaluator (evaluator.h) so that the reports of two models can be compared.
  *
  * The evaluator (--evaluator DIR, default models/eval) is one DAMSM: its text encoder (text
- * tokenised with its vocabulary, ZSL G with z = 0: no noise) and its image heads on its Inception
- * trunk. Generated images are drawn at the model's last stage.
+ * tokenised with its vocabulary, its sentence code with ZSL G's noise z = 0: deterministic) and its
+ * image heads on its Inception trunk. Generated images are drawn at the model's last stage.
  *
  * The real photos (the test-class photos present, in the classes that have photos; --photos N: a
  * seeded subset balanced over the classes) are split once (seeded; within each class alternately,
@@ -33,7 +33,7 @@
  *    mean and std over all splits).
  *  - Zero-shot top-1 per class (GAZSL's protocol) over the real photos: class prototypes are the
  *    evaluator's text codes of the class's Wikipedia article (the mean LSTM code of its sentences)
- *    or of its test captions (their mean LSTM code), ZSL G with z = 0; each photo's image code is
+ *    or of its test captions (their mean LSTM code), as sentence codes with z = 0; each photo's image code is
  *    assigned the nearest prototype (cosine).
  * Thread count: the numbers are the same bits for any --threads: the metrics' sums and the
  * evaluator's codes are fixed-order (metrics.h, evaluator.h) and each image is generated on one

@@ -123,7 +123,7 @@ void evaluator_free(Evaluator *ev) {
     memset(ev, 0, sizeof *ev);
 }
 
-void evaluator_zsl(const Evaluator *ev, const float *c, int n, float *out) {
+void evaluator_sent_codes(const Evaluator *ev, const float *c, int n, float *out) {
     const int E = ev->mc.embedding_dim, Z = ev->mc.zsl_z, CH = 256;
     int threads = serial_begin();
     for (int s = 0; s < n; s += CH) {
@@ -133,8 +133,8 @@ void evaluator_zsl(const Evaluator *ev, const float *c, int n, float *out) {
         tape_no_grad_begin(&tp);
         Tensor *x = TNEW(&tp, b, E), *z = TZEROS(&tp, b, Z);
         memcpy(x->data, c + (size_t)s * E, (size_t)b * E * sizeof(float));
-        Tensor *y = zsl_g_forward(&tp, &ev->te.zsl_g, x, z);
-        memcpy(out + (size_t)s * E, y->data, (size_t)b * E * sizeof(float));
+        Tensor *y = text_encoder_sent_code(&tp, (TextEncoder *)&ev->te, x, z);
+        memmove(out + (size_t)s * E, y->data, (size_t)b * E * sizeof(float));
         tape_free(&tp);
     }
     serial_end(threads);
@@ -150,7 +150,7 @@ void evaluator_text_codes(const Evaluator *ev, const char *const *texts, int n, 
     const int E = ev->mc.embedding_dim;
     int *known = xmalloc((size_t)(n ? n : 1) * sizeof(int));
     evaluator_lstm_codes(ev, texts, n, codes, known);
-    evaluator_zsl(ev, codes, n, codes);
+    evaluator_sent_codes(ev, codes, n, codes);
     for (int i = 0; i < n; i++) {
         if (!known[i]) memset(codes + (size_t)i * E, 0, (size_t)E * sizeof(float));
         if (n_known) n_known[i] = known[i];
@@ -210,29 +210,34 @@ void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *cod
     Tensor *x = TNEW(&tp, B, 3, S, S);
     memcpy(x->data, imgs, (size_t)x->n * sizeof(float));
     ImageEncoderOut o = image_encoder_forward(&tp, &ev->ie, x);
-    if (code) { /* emb_cnn_code of the pool features in a fixed order (the trunk's values do not
-                   depend on the thread count; the linear op's matrix product does) */
+    CHECK(!o.mixed_6e->blocked && o.mixed_6e->shape[1] == EVAL_MIXED_D, "evaluator_images: Mixed_6e must come back as NCHW (B, 768, H, W)");
+    int hw = o.mixed_6e->shape[2] * o.mixed_6e->shape[3];
+    float *mean = xmalloc((size_t)B * EVAL_MIXED_D * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < EVAL_MIXED_D; c++) {
+            const float *p = o.mixed_6e->data + ((size_t)b * EVAL_MIXED_D + c) * hw;
+            double s = 0;
+            for (int k = 0; k < hw; k++) s += p[k];
+            mean[(size_t)b * EVAL_MIXED_D + c] = (float)(s / hw);
+        }
+    if (code) { /* emb_cnn_code in a fixed order (the trunk's values do not depend on the thread
+                   count; the linear op's matrix product does), of the pool features or, with
+                   EXTRA.IMAGE_CODE 'mixed_6e', of the mean of Mixed_6e (image_encoder_code) */
         const LinearLayer *l = &ev->ie.emb_cnn_code;
-        const float *w = l->weight->data, *bias = l->bias ? l->bias->data : NULL, *tpool = o.trunk_pool->data;
+        const int D = ev->mc.image_code_mixed ? EVAL_MIXED_D : EVAL_POOL_D;
+        CHECK(l->weight->shape[1] == D, "evaluator_images: emb_cnn_code takes %d features, not %d", l->weight->shape[1], D);
+        const float *w = l->weight->data, *bias = l->bias ? l->bias->data : NULL;
+        const float *in = ev->mc.image_code_mixed ? mean : o.trunk_pool->data;
 #pragma omp parallel for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int e = 0; e < E; e++) {
                 double s = bias ? bias[e] : 0.0;
-                for (int k = 0; k < EVAL_POOL_D; k++) s += (double)w[(size_t)e * EVAL_POOL_D + k] * tpool[(size_t)b * EVAL_POOL_D + k];
+                for (int k = 0; k < D; k++) s += (double)w[(size_t)e * D + k] * in[(size_t)b * D + k];
                 code[(size_t)b * E + e] = (float)s;
             }
     }
     if (pool) memcpy(pool, o.trunk_pool->data, (size_t)B * EVAL_POOL_D * sizeof(float));
-    if (mixed) {
-        CHECK(!o.mixed_6e->blocked && o.mixed_6e->shape[1] == EVAL_MIXED_D, "evaluator_images: Mixed_6e must come back as NCHW (B, 768, H, W)");
-        int hw = o.mixed_6e->shape[2] * o.mixed_6e->shape[3];
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < EVAL_MIXED_D; c++) {
-                const float *p = o.mixed_6e->data + ((size_t)b * EVAL_MIXED_D + c) * hw;
-                double s = 0;
-                for (int k = 0; k < hw; k++) s += p[k];
-                mixed[(size_t)b * EVAL_MIXED_D + c] = (float)(s / hw);
-            }
-    }
+    if (mixed) memcpy(mixed, mean, (size_t)B * EVAL_MIXED_D * sizeof(float));
+    free(mean);
     tape_free(&tp);
 }

@@ -14,9 +14,11 @@
  *                              BatchNorm statistics where pretraining saved them
  *   classifier.safetensors     optional: the linear classifier of classifier.h, made by
  *                              `attngan eval --train-classifier --evaluator DIR`
- * Text codes are deterministic: ZSL G of the LSTM sentence code with z = 0 (no noise). The LSTM
- * reads the text's first TEXT.WORDS_NUM words that are in the evaluator's vocabulary (unknown words
- * are skipped; gen_lstm_codes).
+ * Text codes are deterministic: the DAMSM's sentence code (text_encoder_sent_code: ZSL G of the LSTM
+ * code, or the LSTM code with EXTRA.SENT_CODE 'lstm', or their sum with ZSL.RESIDUAL) with ZSL G's
+ * noise z = 0. The LSTM reads the text's first TEXT.WORDS_NUM words that are in the evaluator's
+ * vocabulary (unknown words are skipped; gen_lstm_codes). Image codes are the DAMSM's global code
+ * (emb_cnn_code of the trunk's pool, or of the mean of Mixed_6e with EXTRA.IMAGE_CODE 'mixed_6e').
  * Every code is the same bits for any thread count: the text side runs on one thread (threads_set
  * around it), and the image code is computed from the trunk's pool features (whose values do not
  * depend on the thread count) with one serial sum per element. */
@@ -58,13 +60,13 @@ typedef struct Evaluator {
 int evaluator_load(Evaluator *ev, const char *dir, const char *inception);
 void evaluator_free(Evaluator *ev);
 
-/* Sentence codes (n, E) of n texts: ZSL G(LSTM code, z = 0). n_known (n, or NULL) gets each text's
+/* Sentence codes (n, E) of n texts: the sentence code of their LSTM codes with z = 0. n_known (n, or NULL) gets each text's
  * count of known words; a text without one gets a zero code. */
 void evaluator_text_codes(const Evaluator *ev, const char *const *texts, int n, float *codes, int *n_known);
 /* The LSTM codes (n, E) of n texts (gen_lstm_codes, on one thread). */
 void evaluator_lstm_codes(const Evaluator *ev, const char *const *texts, int n, float *codes, int *n_known);
-/* ZSL G(c, z = 0) of n LSTM codes c (n, E) into out (n, E) (out may be c). */
-void evaluator_zsl(const Evaluator *ev, const float *c, int n, float *out);
+/* The sentence codes (n, E) of n LSTM codes c (n, E), z = 0, into out (out may be c). */
+void evaluator_sent_codes(const Evaluator *ev, const float *c, int n, float *out);
 /* The LSTM code (E) of a document: the mean of the LSTM codes of its sentences cut into windows of
  * TEXT.WORDS_NUM known words. Returns the number of windows (0: no known word, a zero code). */
 int evaluator_document_lstm(const Evaluator *ev, const char *const *sentences, int n, float *code);
