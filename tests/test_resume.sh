@@ -34,6 +34,14 @@ for f in netG netG_ema netD0 netD1 optG.adam; do
     if cmp -s "$T/ga/checkpoints/step_4/$f.safetensors" "$T/gb/checkpoints/step_4/$f.safetensors"; then ok "train resume: $f bit-identical"
     else ko "train resume: $f differs"; fi
 done
+# the run keeps its own copy of the encoders and names it in TRAIN.NET_E
+if [ -s "$T/ga/encoders/text_encoder.safetensors" ] && cmp -s "$T/ga/encoders/text_encoder.safetensors" "$T/pa/text_encoder.safetensors" &&
+   [ -s "$T/ga/encoders/image_encoder.safetensors" ] && [ -s "$T/ga/encoders/zsl_d.safetensors" ] &&
+   grep -q "$T/ga/encoders/text_encoder.safetensors" "$T/ga/config.json"; then ok "train: encoders copied into the run and named in TRAIN.NET_E"
+else ko "train: no encoder copy in $T/ga/encoders or config.json does not name it"; fi
+# a configuration that disagrees with the pretraining's on the encoders is an error naming the key
+if "$BIN" train $G --out "$T/gd" --set ZSL.RESIDUAL=True --max-steps 1 >"$T/gd.log" 2>&1; then ko "encoder mismatch accepted"
+elif grep -q "ZSL.RESIDUAL False" "$T/gd.log"; then ok "encoder mismatch named"; else ko "encoder mismatch message: $(cat "$T/gd.log")"; fi
 [ -s "$T/ga/samples/step_4.png" ] && [ -s "$T/ga/samples/step_4_att.png" ] && [ -s "$T/ga/losses.csv" ] && ok "samples and logs written" || ko "samples/logs missing"
 ls "$T/ga/tensorboard/"events.out.tfevents.* >/dev/null 2>&1 && ok "tensorboard file" || ko "no tensorboard file"
 if "$BIN" train $G --out "$T/gc" --set TRAIN.BATCH_SZE=3 >"$T/gc.log" 2>&1; then ko "unknown key accepted"

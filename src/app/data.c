@@ -24,8 +24,10 @@ static void split_info(const char *name, const CubSplit *s, int words_num) {
             over += l > words_num;
         }
     qsort(lens, (size_t)n, sizeof(int), cmp_int);
-    printf("%-5s  %6d images  %3d classes  %7d captions  photos present %5d, missing %5d\n", name, s->n, s->n_classes, n, s->n_present,
+    printf("%-5s  %6d images  %3d classes  %7d captions  photos present %5d, missing %5d", name, s->n, s->n_classes, n, s->n_present,
            s->n - s->n_present);
+    if (s->n_tight) printf(" (%d tight crops)", s->n_tight);
+    printf("\n");
     if (n)
         printf("       caption words: mean %.2f, min %d, median %d, p90 %d, p99 %d, max %d; %d (%.1f%%) longer than WORDS_NUM %d\n",
                (double)sum / n, lens[0], lens[n / 2], lens[(int)(n * 0.9)], lens[(int)(n * 0.99)], lens[n - 1], over, 100.0 * over / n,
