@@ -425,6 +425,9 @@ static void test_model(void) {
            "check_gan names a bad DiffAugment policy: %s", err_msg());
     EXPECT(train_config_set(&c, "EXTRA.TIGHT_CROP_PAD=mirror") == -1 && strstr(err_msg(), "TIGHT_CROP_PAD"), "bad padding: %s", err_msg());
     EXPECT(train_config_set(&c, "ZSL.Z_STD=-1") == -1 && strstr(err_msg(), "Z_STD"), "negative noise scale: %s", err_msg());
+    EXPECT(c.extra.cache_image_size == 299, "EXTRA.CACHE_IMAGE_SIZE defaults to the trunk's 299");
+    EXPECT(train_config_set(&c, "EXTRA.CACHE_IMAGE_SIZE=64") == 0 && c.extra.cache_image_size == 64, "EXTRA.CACHE_IMAGE_SIZE 64");
+    EXPECT(train_config_set(&c, "EXTRA.CACHE_IMAGE_SIZE=8") == -1 && strstr(err_msg(), "CACHE_IMAGE_SIZE"), "a 8 px cache: %s", err_msg());
 }
 
 int main(void) {

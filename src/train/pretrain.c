@@ -79,9 +79,10 @@ static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEnc
     char dir[2300], path[2400], tag[1400];
     snprintf(dir, sizeof dir, "%s/cache", r->out);
     snprintf(path, sizeof path, "%s/%s_trunk.safetensors", dir, name);
-    int pad = train_config_tight_pad(&r->tc);
-    if (pad) snprintf(tag, sizeof tag, "%s:%s:centre299:tight-%s", r->tc.extra.inception, r->tc.extra.inception_weights, r->tc.extra.tight_crop_pad);
-    else snprintf(tag, sizeof tag, "%s:%s:centre299", r->tc.extra.inception, r->tc.extra.inception_weights);
+    int pad = train_config_tight_pad(&r->tc), S = r->tc.extra.cache_image_size;
+    /* the tag names what the features are of: a file made otherwise is rebuilt, not reused */
+    if (pad) snprintf(tag, sizeof tag, "%s:%s:centre%d:tight-%s", r->tc.extra.inception, r->tc.extra.inception_weights, S, r->tc.extra.tight_crop_pad);
+    else snprintf(tag, sizeof tag, "%s:%s:centre%d", r->tc.extra.inception, r->tc.extra.inception_weights, S);
     int rc = cache_load(c, path, tag, s);
     if (rc <= 0) {
         if (rc == 0) printf("trunk features of %d %s photos read from %s\n", c->n, name, path);
@@ -95,13 +96,13 @@ static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEnc
     c->pool = xmalloc((size_t)c->n * POOL_N * 2);
     LoaderConfig lc;
     loader_config_default(&lc);
-    lc.base_size = 299;
+    lc.base_size = S; /* the trunk resizes other sizes to 299, as it does a generator's images */
     lc.branch_num = 1;
     lc.augment = 0;
     lc.tight_pad = pad;
     lc.words_num = r->tc.text.words_num;
     enum { CB = 8 };
-    float *imgs = xmalloc((size_t)CB * 3 * 299 * 299 * sizeof(float));
+    float *imgs = xmalloc((size_t)CB * 3 * S * S * sizeof(float));
     int64_t caps[CB * 64];
     int lens[CB], ii[CB], ci[CB];
     int64_t cls[CB];
@@ -115,13 +116,13 @@ static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEnc
         int nb = c->n - i0 < CB ? c->n - i0 : CB;
         Batch b;
         memset(&b, 0, sizeof b);
-        b.B = nb; b.T = lc.words_num; b.n_scales = 1; b.sizes[0] = 299; b.imgs[0] = imgs;
+        b.B = nb; b.T = lc.words_num; b.n_scales = 1; b.sizes[0] = S; b.imgs[0] = imgs;
         b.captions = caps; b.cap_lens = lens; b.class_ids = cls; b.image_index = ii; b.caption_index = ci;
         for (int k = 0; k < nb; k++)
             if (loader_make_sample(cub, &s->images[c->img[i0 + k]], &lc, 1, &b, k)) { free(imgs); tape_free(&tp); return -1; }
         tape_reset(&tp);
         tape_no_grad_begin(&tp);
-        Tensor *x = TNEW(&tp, nb, 3, 299, 299);
+        Tensor *x = TNEW(&tp, nb, 3, S, S);
         memcpy(x->data, imgs, (size_t)x->n * sizeof(float));
         ImageEncoderOut o = image_encoder_forward(&tp, ie, x);
         tape_no_grad_end(&tp);

@@ -88,6 +88,10 @@ typedef struct TrainConfig {
                                              '' (random trunk) */
         char inception_weights[TRAIN_CONFIG_STR]; /* EXTRA.INCEPTION_WEIGHTS '' */
         int only_available;         /* EXTRA.ONLY_AVAILABLE False: use only images present on disk */
+        int cache_image_size;       /* EXTRA.CACHE_IMAGE_SIZE 299: with CACHE_TRUNK_FEATURES, the
+                                       photos' size before the trunk (which resizes them to 299);
+                                       64 trains a DAMSM on photos as a 64 px generator's images
+                                       look (an evaluator for 64 px models) */
         char sent_code[TRAIN_CONFIG_STR]; /* EXTRA.SENT_CODE 'zsl_g': the sentence code is ZSL G's
                                        output on the LSTM code and noise (the seed); 'lstm': the
                                        LSTM's code itself (AttnGAN's DAMSM; ZSL G unused) */
