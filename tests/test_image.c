@@ -349,8 +349,49 @@ static void real_photo(SafeTensors *st, const char *key, const char *rel) {
     image_free(&img);
 }
 
+/* image_crop_padded: inside pixels copied; outside, the nearest edge pixel (EDGE) or the mean
+ * colour of the outermost ring (MEAN); a box that misses the image is an error */
+static void test_crop_padded(void) {
+    Image src = {4, 3, NULL};
+    uint8_t px[4 * 3 * 3];
+    for (int i = 0; i < 36; i++) px[i] = (uint8_t)(i * 7);
+    src.data = px;
+    Image e, m;
+    EXPECT(image_crop_padded(&src, -2, -1, 6, 5, IMAGE_PAD_EDGE, &e) == 0 && e.w == 8 && e.h == 6, "edge crop 8x6");
+    EXPECT(image_crop_padded(&src, -2, -1, 6, 5, IMAGE_PAD_MEAN, &m) == 0 && m.w == 8 && m.h == 6, "mean crop 8x6");
+    int ok_in = 1, ok_edge = 1, ok_mean = 1;
+    /* the ring of a 4x3 image is every pixel but (1,1) and (2,1) */
+    double ring[3] = {0, 0, 0};
+    for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 4; x++)
+            if (!(y == 1 && (x == 1 || x == 2)))
+                for (int c = 0; c < 3; c++) ring[c] += px[(y * 4 + x) * 3 + c] / 10.0;
+    for (int y = 0; y < 6; y++)
+        for (int x = 0; x < 8; x++) {
+            int sx = x - 2, sy = y - 1, in = sx >= 0 && sx < 4 && sy >= 0 && sy < 3;
+            int cx = sx < 0 ? 0 : sx > 3 ? 3 : sx, cy = sy < 0 ? 0 : sy > 2 ? 2 : sy;
+            for (int c = 0; c < 3; c++) {
+                uint8_t ev = e.data[(y * 8 + x) * 3 + c], mv = m.data[(y * 8 + x) * 3 + c], want = px[(cy * 4 + cx) * 3 + c];
+                if (in) ok_in &= ev == want && mv == want;
+                else {
+                    ok_edge &= ev == want;
+                    ok_mean &= mv == (uint8_t)(ring[c] + 0.5);
+                }
+            }
+        }
+    EXPECT(ok_in, "padded crops copy the pixels inside the image");
+    EXPECT(ok_edge, "IMAGE_PAD_EDGE repeats the nearest edge pixel");
+    EXPECT(ok_mean, "IMAGE_PAD_MEAN fills with the ring's mean colour");
+    image_free(&e);
+    image_free(&m);
+    EXPECT(image_crop_padded(&src, 4, 0, 8, 3, IMAGE_PAD_EDGE, &e) == -1 && strstr(err_msg(), "misses"), "a box beside the image: %s",
+           err_msg());
+    EXPECT(image_crop_padded(&src, -100, -100, 100, 100, IMAGE_PAD_EDGE, &e) == -1, "a box 50x the image is refused");
+}
+
 int main(void) {
     test_begin("test_image");
+    test_crop_padded();
     snprintf(g_dir, sizeof g_dir, "%s/attngan_img_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     CHECK(mkdtemp(g_dir), "mkdtemp");
     SafeTensors *st = fixture_open("image_ref");

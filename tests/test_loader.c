@@ -7,6 +7,7 @@
 #include "../src/io/image.h"
 
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -119,6 +120,40 @@ static void test_real_data(void) {
             EXPECT(cls_ok, "class ids do not follow the images");
         }
         loader_close(l);
+    }
+    /* EXTRA.TIGHT_CROP_PAD: a tight crop padded to AttnGAN's framing differs from the stretched
+     * photo and has the padding's edge pixels in its corner; other photos are unchanged */
+    int ti = -1, ni = -1;
+    for (int i = 0; i < cub.train.n && (ti < 0 || ni < 0); i++) {
+        if (cub.train.images[i].tight && ti < 0) ti = i;
+        if (cub.train.images[i].present && !cub.train.images[i].tight && ni < 0) ni = i;
+    }
+    if (EXPECT(ti >= 0 && ni >= 0, "a tight crop and a framed photo in the data")) {
+        enum { S = 64 };
+        static float img[4][3 * S * S];
+        int64_t caps[64];
+        int lens[1], ii[1], ci[1];
+        int64_t cls[1];
+        LoaderConfig pc;
+        loader_config_default(&pc);
+        pc.base_size = S;
+        pc.branch_num = 1;
+        pc.augment = 0;
+        for (int k = 0; k < 4; k++) {
+            Batch b;
+            memset(&b, 0, sizeof b);
+            b.B = 1; b.T = 18; b.n_scales = 1; b.sizes[0] = S; b.imgs[0] = img[k];
+            b.captions = caps; b.cap_lens = lens; b.class_ids = cls; b.image_index = ii; b.caption_index = ci;
+            pc.tight_pad = k % 2 ? IMAGE_PAD_EDGE : 0;
+            EXPECT(loader_make_sample(&cub, &cub.train.images[k < 2 ? ti : ni], &pc, 1, &b, 0) == 0, "padded sample: %s", err_msg());
+        }
+        EXPECT(memcmp(img[0], img[1], sizeof img[0]) != 0, "a tight crop padded differs from the stretched photo");
+        /* padded: the top-left corner lies outside the photo, so its row 0 repeats one colour */
+        int flat = 1;
+        for (int c = 0; c < 3; c++)
+            for (int x = 1; x < 4; x++) flat &= fabsf(img[1][c * S * S + x] - img[1][c * S * S]) < 1e-6f;
+        EXPECT(flat, "the padded corner repeats the edge pixel");
+        EXPECT(memcmp(img[2], img[3], sizeof img[2]) == 0, "a photo with background is cropped the same with or without padding");
     }
     cub_close(&cub);
 }
