@@ -63,6 +63,7 @@ void gan_text(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanSt
     Tape *tp = &t->tp_g;
     tape_reset(tp);
     t->mu = t->logvar = NULL; /* they lived on tp_g */
+    memset(t->aug, 0, sizeof t->aug); /* so did the DiffAugment draws */
     tape_no_grad_begin(tp);
     o->txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, z, NULL, rng);
     tape_no_grad_end(tp);
