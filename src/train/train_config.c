@@ -310,15 +310,17 @@ int train_config_check_gan(const TrainConfig *c) {
     return 0;
 }
 
+/* Whether key k has the same value in a and b. */
+static int key_same(const TrainConfig *a, const TrainConfig *b, const Key *k) {
+    const void *x = cfield(a, k), *y = cfield(b, k);
+    return k->type == KT_STR     ? strcmp(x, y) == 0
+           : k->type == KT_FLOAT ? *(const double *)x == *(const double *)y
+                                 : *(const int *)x == *(const int *)y;
+}
+
 const char *train_config_diff(const TrainConfig *a, const TrainConfig *b) {
-    for (int i = 0; i < N_KEYS; i++) {
-        const Key *k = &KEYS[i];
-        const void *x = cfield(a, k), *y = cfield(b, k);
-        int same = k->type == KT_STR     ? strcmp(x, y) == 0
-                   : k->type == KT_FLOAT ? *(const double *)x == *(const double *)y
-                                         : *(const int *)x == *(const int *)y;
-        if (!same) return k->name;
-    }
+    for (int i = 0; i < N_KEYS; i++)
+        if (!key_same(a, b, &KEYS[i])) return KEYS[i].name;
     return NULL;
 }
 
@@ -329,11 +331,7 @@ const char *train_config_encoder_diff(const TrainConfig *a, const TrainConfig *b
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const Key *k = find_key(names[i]);
         CHECK(k, "train_config_encoder_diff: no key %s", names[i]);
-        const void *x = cfield(a, k), *y = cfield(b, k);
-        int same = k->type == KT_STR     ? strcmp(x, y) == 0
-                   : k->type == KT_FLOAT ? *(const double *)x == *(const double *)y
-                                         : *(const int *)x == *(const int *)y;
-        if (!same) return k->name;
+        if (!key_same(a, b, k)) return k->name;
     }
     return NULL;
 }
