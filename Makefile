@@ -53,7 +53,7 @@ CUDA_ARCH   ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code
 CUDA_SRC    := $(sort $(wildcard src/ops/cuda/*.cu))
 CUDA_OBJ    := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CUDA_LIB    := $(BUILD)/libattngan_cuda.a
-CUDA_TEST   := $(BUILD)/tests/cuda/test_cuda_ops
+CUDA_TEST   := $(patsubst tests/cuda/%.c,$(BUILD)/tests/cuda/%,$(sort $(wildcard tests/cuda/test_cuda_*.c)))
 CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 
 .SECONDARY:
@@ -104,7 +104,7 @@ $(BUILD)/src/ops/cuda/%.o: src/ops/cuda/%.cu $(wildcard src/ops/cuda/*.h src/ops
 $(CUDA_LIB): $(CUDA_OBJ)
 	ar rcs $@ $^
 
-$(CUDA_TEST): tests/cuda/test_cuda_ops.c $(BUILD)/tests/test_util.o $(CUDA_LIB) $(LIB)
+$(BUILD)/tests/cuda/%: tests/cuda/%.c tests/cuda/cuda_test.h $(BUILD)/tests/test_util.o $(CUDA_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $(LDFLAGS) -o $@ $< $(BUILD)/tests/test_util.o $(CUDA_LIB) $(LIB) $(LDLIBS) $(CUDA_LDLIBS)
 

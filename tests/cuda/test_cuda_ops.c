@@ -2,7 +2,7 @@
  * test-cuda; built only with CUDA=1). Each case prints the norm-relative error it saw; the bound is
  * 1e-5 for element-wise kernels (the same formulas in fp32) and 1e-4 for the reductions, matrix
  * products and convolutions (other summation orders). Without a CUDA device it skips visibly. */
-#include "../test.h"
+#include "cuda_test.h"
 #include "../../src/ops/activation.h"
 #include "../../src/ops/arith.h"
 #include "../../src/ops/batchnorm.h"
@@ -10,37 +10,6 @@
 #include "../../src/ops/linear.h"
 #include "../../src/ops/softmax.h"
 #include "../../src/ops/cuda/cuda_ops.h"
-#include "../../src/ops/cuda/cuda_rt.h"
-
-#include <stdlib.h>
-#include <string.h>
-
-#define TOL_EW 1e-5
-#define TOL_RED 1e-4
-
-/* a device copy of n host floats */
-static float *up(const float *h, int64_t n) {
-    float *d = cu_alloc((size_t)n * sizeof(float));
-    cu_upload(d, h, (size_t)n * sizeof(float));
-    return d;
-}
-
-static float *rnd(int64_t n, float lo, float hi, uint64_t seed) {
-    float *h = xmalloc((size_t)n * sizeof(float));
-    fill_uniform(h, n, lo, hi, seed);
-    return h;
-}
-
-/* compares device d (n) with host want; frees d */
-static void check(const char *what, float *d, const float *want, int64_t n, double tol) {
-    float *got = xmalloc((size_t)n * sizeof(float));
-    cu_download(got, d, (size_t)n * sizeof(float));
-    double mx, r = rel_err(got, want, n, &mx);
-    printf("  %-40s rel err %.2e (max abs %.2e) over %lld\n", what, r, mx, (long long)n);
-    EXPECT(r <= tol, "%s: rel err %.3g > %.1g", what, r, tol);
-    free(got);
-    cu_free(d);
-}
 
 typedef void (*Unary)(float *, const float *, int64_t);
 typedef void (*UnaryBwd)(float *, const float *, const float *, int64_t);
@@ -193,12 +162,7 @@ static void conv_case(int N, int C, int H, int W, int O, int K, int stride, int 
 }
 
 int main(void) {
-    test_begin("test_cuda_ops");
-    const char *why;
-    if (!cu_available(&why)) {
-        test_skip("no CUDA device here (%s): every CUDA op check skipped", why);
-        return test_end();
-    }
+    if (!cuda_test_begin("test_cuda_ops")) return test_end();
     unary_case("relu", relu_forward, relu_forward_cuda, relu_backward, relu_backward_cuda, 1);
     unary_case("leaky_relu", lrelu_f, lrelu_fg, lrelu_b, lrelu_bg, 0);
     unary_case("tanh", tanh_forward, tanh_forward_cuda, tanh_backward, tanh_backward_cuda, 1);
