@@ -97,7 +97,7 @@ test: $(TEST_BIN) $(BUILD)/attngan
 bench: $(BUILD)/attngan $(BUILD)/tools/fma_peak
 	@ATTNGAN=$(BUILD)/attngan FMA_PEAK=$(BUILD)/tools/fma_peak OPENBLAS_DIR=$(OPENBLAS_DIR) CC=$(CC) scripts/bench.sh
 
-$(BUILD)/src/ops/cuda/%.o: src/ops/cuda/%.cu $(wildcard src/ops/cuda/*.h src/ops/cuda/*.cuh) src/ops/conv2d.h
+$(BUILD)/src/ops/cuda/%.o: src/ops/cuda/%.cu $(wildcard src/ops/cuda/*.h src/ops/cuda/*.cuh src/ops/*.h src/core/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-fopenmp -c $< -o $@
 

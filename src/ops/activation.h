@@ -30,4 +30,18 @@ void glu_forward(float *out, const float *inp, int64_t outer, int C, int64_t inn
 /* dinp (outer, 2C, inner) += d/dinp; dout (outer, C, inner), inp (outer, 2C, inner) */
 void glu_backward(float *dinp, const float *dout, const float *inp, int64_t outer, int C, int64_t inner);
 
+
+/* ---- CUDA twins (src/ops/cuda/activation.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising. */
+void relu_forward_cuda(float *out, const float *inp, int64_t n);
+void relu_backward_cuda(float *dinp, const float *dout, const float *out, int64_t n);
+void leaky_relu_forward_cuda(float *out, const float *inp, float slope, int64_t n);
+void leaky_relu_backward_cuda(float *dinp, const float *dout, const float *inp, float slope, int64_t n);
+void tanh_forward_cuda(float *out, const float *inp, int64_t n);
+void tanh_backward_cuda(float *dinp, const float *dout, const float *out, int64_t n);
+void sigmoid_forward_cuda(float *out, const float *inp, int64_t n);
+void sigmoid_backward_cuda(float *dinp, const float *dout, const float *out, int64_t n);
+void glu_forward_cuda(float *out, const float *inp, int64_t outer, int C, int64_t inner);
+void glu_backward_cuda(float *dinp, const float *dout, const float *inp, int64_t outer, int C, int64_t inner);
+
 #endif

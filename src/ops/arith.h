@@ -80,4 +80,12 @@ void sum_all_backward(float *dinp, const float *dout, int64_t n);
 void mean_all_forward(float *out, const float *inp, int64_t n);
 void mean_all_backward(float *dinp, const float *dout, int64_t n);
 
+
+/* ---- CUDA twins (src/ops/cuda/arith.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising. */
+void scale_forward_cuda(float *out, const float *inp, float s, int64_t n);
+void scale_backward_cuda(float *dinp, const float *dout, float s, int64_t n);
+void exp_forward_cuda(float *out, const float *inp, int64_t n);
+void exp_backward_cuda(float *dinp, const float *dout, const float *out, int64_t n);
+
 #endif

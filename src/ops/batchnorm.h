@@ -36,4 +36,13 @@ void batchnorm_forward(float *out, float *rstd, const float *inp, const float *m
 void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *mean,
                         const float *rstd, const float *inp, const float *gamma, int N, int C, int S, int train);
 
+
+/* ---- CUDA twins (src/ops/cuda/batchnorm.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising. */
+void batchnorm_stats_cuda(float *mean, float *var, const float *inp, int N, int C, int S);
+void batchnorm_forward_cuda(float *out, float *rstd, const float *inp, const float *mean, const float *var,
+                            const float *gamma, const float *beta, int N, int C, int S, float eps);
+void batchnorm_backward_cuda(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *mean,
+                             const float *rstd, const float *inp, const float *gamma, int N, int C, int S, int train);
+
 #endif

@@ -106,4 +106,11 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
 void conv2d_backward_data_set(float *dinp, const float *dout, const float *weight, const Conv2dShape *s,
                               float *scratch);
 
+
+/* ---- CUDA twins (src/ops/cuda/conv2d.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising. */
+void conv2d_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s);
+void conv2d_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, const Conv2dShape *s);
+
 #endif

@@ -14,4 +14,11 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, int N, int IN, int OUT);
 
+
+/* ---- CUDA twins (src/ops/cuda/linear.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising. */
+void linear_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, int N, int I, int O);
+void linear_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int N, int I, int O);
+
 #endif
