@@ -82,10 +82,30 @@ void mean_all_backward(float *dinp, const float *dout, int64_t n);
 
 
 /* ---- CUDA twins (src/ops/cuda/arith.cu, built by `make CUDA=1`): the contracts above over device
- * pointers, on the backend's stream (cu_stream), without synchronising. */
+ * pointers, on the backend's stream (cu_stream), without synchronising. The broadcast plan p is
+ * host memory (read on the host, passed to the kernels by value); sum_all / mean_all write their
+ * result to a device float and read dout[0] on the device. Sums run in double, one block (fixed
+ * tree) or one thread per output: bitwise the same run to run. */
+void binary_forward_cuda(float *out, const float *a, const float *b, const BroadcastPlan *p /* host */, BinaryOp op);
+void binary_backward_cuda(float *da, float *db, const float *dout, const float *a, const float *b,
+                          const BroadcastPlan *p /* host */, BinaryOp op);
 void scale_forward_cuda(float *out, const float *inp, float s, int64_t n);
 void scale_backward_cuda(float *dinp, const float *dout, float s, int64_t n);
+void add_scalar_forward_cuda(float *out, const float *inp, float s, int64_t n);
+void add_scalar_backward_cuda(float *dinp, const float *dout, int64_t n);
 void exp_forward_cuda(float *out, const float *inp, int64_t n);
 void exp_backward_cuda(float *dinp, const float *dout, const float *out, int64_t n);
+void log_forward_cuda(float *out, const float *inp, int64_t n);
+void log_backward_cuda(float *dinp, const float *dout, const float *inp, int64_t n);
+void clamp_forward_cuda(float *out, const float *inp, float lo, float hi, int64_t n);
+void clamp_backward_cuda(float *dinp, const float *dout, const float *inp, float lo, float hi, int64_t n);
+void sum_forward_cuda(float *out, const float *inp, int64_t OUTER, int64_t D, int64_t INNER);
+void sum_backward_cuda(float *dinp, const float *dout, int64_t OUTER, int64_t D, int64_t INNER);
+void mean_forward_cuda(float *out, const float *inp, int64_t OUTER, int64_t D, int64_t INNER);
+void mean_backward_cuda(float *dinp, const float *dout, int64_t OUTER, int64_t D, int64_t INNER);
+void sum_all_forward_cuda(float *out, const float *inp, int64_t n);
+void sum_all_backward_cuda(float *dinp, const float *dout, int64_t n);
+void mean_all_forward_cuda(float *out, const float *inp, int64_t n);
+void mean_all_backward_cuda(float *dinp, const float *dout, int64_t n);
 
 #endif

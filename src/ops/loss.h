@@ -32,4 +32,16 @@ void cross_entropy_forward(float *out, double *lse, const float *inp, const int6
 void cross_entropy_backward(float *dinp, const float *dout, const double *lse, const float *inp,
                             const int64_t *targets, int N, int C);
 
+
+/* ---- CUDA twins (src/ops/cuda/loss.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising: out () and dout () are
+ * one device float, lse (N) device doubles, targets (N) device int64. */
+void bce_forward_cuda(float *out, const float *p, const float *y, int64_t n);
+void bce_backward_cuda(float *dp, const float *dout, const float *p, const float *y, int64_t n);
+void bce_logits_forward_cuda(float *out, const float *x, const float *y, int64_t n);
+void bce_logits_backward_cuda(float *dx, const float *dout, const float *x, const float *y, int64_t n);
+void cross_entropy_forward_cuda(float *out, double *lse, const float *inp, const int64_t *targets, int N, int C);
+void cross_entropy_backward_cuda(float *dinp, const float *dout, const double *lse, const float *inp,
+                                 const int64_t *targets, int N, int C);
+
 #endif

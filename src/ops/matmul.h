@@ -26,4 +26,12 @@ void bmm_forward(float *out, const float *a, const float *b, int B, int M, int N
 void bmm_backward(float *da, float *db, const float *dout, const float *a, const float *b, int B, int M, int N, int K,
                   int trans_a, int trans_b);
 
+
+/* ---- CUDA twins (src/ops/cuda/matmul.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising; one cuBLAS strided-batched
+ * SGEMM per product (fp32, no TF32). bmm_set_impl / bmm_clear_cache have no twin. */
+void bmm_forward_cuda(float *out, const float *a, const float *b, int B, int M, int N, int K, int trans_a, int trans_b);
+void bmm_backward_cuda(float *da, float *db, const float *dout, const float *a, const float *b, int B, int M, int N,
+                       int K, int trans_a, int trans_b);
+
 #endif

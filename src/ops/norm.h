@@ -31,4 +31,15 @@ void cosine_forward(float *out, float *w12, float *w1, float *w2, const float *a
 void cosine_backward(float *da, float *db, const float *dout, const float *w12, const float *w1, const float *w2,
                      const float *a, const float *b, int64_t OUTER, int64_t D, int64_t INNER, float eps);
 
+
+/* ---- CUDA twins (src/ops/cuda/norm.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising. */
+void l2norm_forward_cuda(float *out, const float *inp, int64_t OUTER, int64_t D, int64_t INNER);
+void l2norm_backward_cuda(float *dinp, const float *dout, const float *out, const float *inp, int64_t OUTER, int64_t D,
+                          int64_t INNER);
+void cosine_forward_cuda(float *out, float *w12, float *w1, float *w2, const float *a, const float *b, int64_t OUTER,
+                         int64_t D, int64_t INNER, float eps);
+void cosine_backward_cuda(float *da, float *db, const float *dout, const float *w12, const float *w1, const float *w2,
+                          const float *a, const float *b, int64_t OUTER, int64_t D, int64_t INNER, float eps);
+
 #endif

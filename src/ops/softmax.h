@@ -24,8 +24,10 @@ void masked_fill_backward(float *dinp, const float *dout, const uint8_t *mask, i
 
 
 /* ---- CUDA twins (src/ops/cuda/softmax.cu, built by `make CUDA=1`): the contracts above over device
- * pointers, on the backend's stream (cu_stream), without synchronising. */
-void softmax_forward_cuda(float *out, const float *inp, int64_t N, int C);
+ * pointers, on the backend's stream (cu_stream), without synchronising; the masks are device bytes. */
+void softmax_forward_cuda(float *out, const float *inp, const uint8_t *mask, int64_t N, int C);
 void softmax_backward_cuda(float *dinp, const float *dout, const float *out, int64_t N, int C);
+void masked_fill_forward_cuda(float *out, const float *inp, const uint8_t *mask, float value, int64_t n);
+void masked_fill_backward_cuda(float *dinp, const float *dout, const uint8_t *mask, int64_t n);
 
 #endif
