@@ -19,4 +19,12 @@ void dropout_forward(float *out, const float *inp, const float *mask, int64_t n)
 /* dinp (n) += dout (n) * mask (n) */
 void dropout_backward(float *dinp, const float *dout, const float *mask, int64_t n);
 
+
+/* ---- CUDA twins (src/ops/cuda/dropout.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising. The uniforms are the
+ * caller's (device memory; mask may be uniform itself). */
+void dropout_make_mask_cuda(float *mask, const float *uniform, float p, int64_t n);
+void dropout_forward_cuda(float *out, const float *inp, const float *mask, int64_t n);
+void dropout_backward_cuda(float *dinp, const float *dout, const float *mask, int64_t n);
+
 #endif

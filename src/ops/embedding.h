@@ -14,4 +14,11 @@ void embedding_forward(float *out, const int64_t *ids, const float *weight, int6
 /* dweight (V, D) += scatter-add of dout (N, D) by ids (N); repeated ids accumulate in id order. */
 void embedding_backward(float *dweight, const float *dout, const int64_t *ids, int64_t N, int D);
 
+
+/* ---- CUDA twins (src/ops/cuda/embedding.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers (ids too: device int64), on the backend's stream (cu_stream), without synchronising.
+ * Backward: one thread per column, ids in order (no atomics, bitwise deterministic, the CPU's bits). */
+void embedding_forward_cuda(float *out, const int64_t *ids, const float *weight, int64_t N, int D);
+void embedding_backward_cuda(float *dweight, const float *dout, const int64_t *ids, int64_t N, int D);
+
 #endif

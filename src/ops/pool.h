@@ -28,4 +28,17 @@ void avgpool2d_forward(float *out, const float *inp, int64_t NC, int H, int W, i
 void avgpool2d_backward(float *dinp, const float *dout, int64_t NC, int H, int W, int kernel, int stride, int pad,
                         int count_include_pad);
 
+
+/* ---- CUDA twins (src/ops/cuda/pool.cu, built by `make CUDA=1`): the NCHW kernels above over device
+ * pointers (idx too), on the backend's stream (cu_stream), without synchronising; backward gathers
+ * per input element (bitwise deterministic, the CPU's bits). The nChw16c (blocked) kernels are CPU only. */
+void maxpool2d_forward_cuda(float *out, int32_t *idx, const float *inp, int64_t NC, int H, int W, int kernel, int stride,
+                            int pad);
+void maxpool2d_backward_cuda(float *dinp, const float *dout, const int32_t *idx, int64_t NC, int H, int W, int kernel,
+                             int stride, int pad);
+void avgpool2d_forward_cuda(float *out, const float *inp, int64_t NC, int H, int W, int kernel, int stride, int pad,
+                            int count_include_pad);
+void avgpool2d_backward_cuda(float *dinp, const float *dout, int64_t NC, int H, int W, int kernel, int stride, int pad,
+                             int count_include_pad);
+
 #endif

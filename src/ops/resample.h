@@ -32,4 +32,17 @@ void resize_bilinear_ac_forward(float *out, const float *inp, int64_t NC, int H,
 void resize_bilinear_ac_backward(float *dinp, const float *dout, int64_t NC, int H, int W, int OH, int OW,
                                  int align_corners);
 
+
+/* ---- CUDA twins (src/ops/cuda/resample.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising; backward gathers per input
+ * element (bitwise deterministic, the CPU's order of additions). */
+void upsample_nearest2x_forward_cuda(float *out, const float *inp, int64_t NC, int H, int W);
+void upsample_nearest2x_backward_cuda(float *dinp, const float *dout, int64_t NC, int H, int W);
+void resize_bilinear_forward_cuda(float *out, const float *inp, int64_t NC, int H, int W, int OH, int OW);
+void resize_bilinear_backward_cuda(float *dinp, const float *dout, int64_t NC, int H, int W, int OH, int OW);
+void resize_bilinear_ac_forward_cuda(float *out, const float *inp, int64_t NC, int H, int W, int OH, int OW,
+                                     int align_corners);
+void resize_bilinear_ac_backward_cuda(float *dinp, const float *dout, int64_t NC, int H, int W, int OH, int OW,
+                                      int align_corners);
+
 #endif

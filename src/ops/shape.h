@@ -53,4 +53,27 @@ void reshape_backward(float *dinp, const float *dout, int64_t n);
  * flows back into the blocked layout. */
 Tensor *op_unblock16(Tape *tp, Tensor *x);
 
+
+/* ---- CUDA twins (src/ops/cuda/shape.cu, built by `make CUDA=1`): the kernels above over device
+ * float pointers, on the backend's stream (cu_stream), without synchronising; bitwise deterministic.
+ * Host memory: concat's inps / dinps (host arrays of device pointers) and sizes, repeat's in_shape
+ * and reps, broadcast's out_shape and in_shape. A NULL gradient is skipped. No unblock16 twin. */
+void concat_forward_cuda(float *out, const float *const *inps /* host */, const int *sizes /* host */, int n,
+                         int64_t outer, int64_t inner);
+void concat_backward_cuda(float *const *dinps /* host */, const float *dout, const int *sizes /* host */, int n,
+                          int64_t outer, int64_t inner);
+void slice_forward_cuda(float *out, const float *inp, int64_t outer, int size, int start, int len, int64_t inner);
+void slice_backward_cuda(float *dinp, const float *dout, int64_t outer, int size, int start, int len, int64_t inner);
+void repeat_forward_cuda(float *out, const float *inp, int ndim, const int *in_shape /* host */, const int *reps /* host */);
+void repeat_backward_cuda(float *dinp, const float *dout, int ndim, const int *in_shape /* host */,
+                          const int *reps /* host */);
+void broadcast_forward_cuda(float *out, const float *inp, int ndim, const int *out_shape /* host */,
+                            const int *in_shape /* host */);
+void broadcast_backward_cuda(float *dinp, const float *dout, int ndim, const int *out_shape /* host */,
+                             const int *in_shape /* host */);
+void transpose_forward_cuda(float *out, const float *inp, int64_t A, int P, int64_t M, int Q, int64_t C);
+void transpose_backward_cuda(float *dinp, const float *dout, int64_t A, int P, int64_t M, int Q, int64_t C);
+void reshape_forward_cuda(float *out, const float *inp, int64_t n);
+void reshape_backward_cuda(float *dinp, const float *dout, int64_t n);
+
 #endif
