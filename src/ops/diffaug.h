@@ -37,4 +37,11 @@ void diffaug_backward(float *dinp, const float *dout, const DiffAugSample *p, in
 /* y = aug(x) for x (B, C, H, W) with the given per-sample parameters (copied). */
 Tensor *op_diffaug(Tape *tp, Tensor *x, const DiffAugSample *p);
 
+/* ---- CUDA twins (src/ops/cuda/diffaug.cu, built by `make CUDA=1`): the contracts above over device
+ * images and gradients, on the backend's stream (cu_stream), without synchronising. p (B) is HOST
+ * memory (diffaug_draw's output): each call copies it to the device with cudaMemcpyAsync, which has
+ * read it when it returns. */
+void diffaug_forward_cuda(float *out, const float *inp, const DiffAugSample *p, int B, int C, int H, int W);
+void diffaug_backward_cuda(float *dinp, const float *dout, const DiffAugSample *p, int B, int C, int H, int W);
+
 #endif

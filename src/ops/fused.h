@@ -11,6 +11,10 @@
  * Layouts: x may be NCHW or nChw16c (Tensor.blocked); `blocked` makes the output (and its
  * gradient) nChw16c (O % 16 == 0, oneDNN), so a chain of these ops, pools and concats runs with no
  * layout conversion between oneDNN's primitives (the trunk; src/nn/image_encoder.c).
+ *
+ * On a device (device.h) each op here runs the ops it fuses (conv2d, batchnorm, relu, nearest
+ * upsampling) in NCHW: the same values to rounding, the unfused ops' memory. The fusions save
+ * host memory bandwidth that a GPU does not lack as much.
  */
 #ifndef ATTNGAN_OPS_FUSED_H
 #define ATTNGAN_OPS_FUSED_H
@@ -49,5 +53,19 @@ void bn_relu_eval_backward(float *dz, const float *dout, const uint8_t *mask, co
  * larger tensor: the node saves x only. The same bits as the two ops in the forward; the weight
  * gradient sums over the chunks. */
 Tensor *op_upsample2x_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int pad_h, int pad_w);
+
+/* ---- CUDA twins (src/ops/cuda/fused.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers (mask too), on the backend's stream (cu_stream), without synchronising. NCHW only: the
+ * nChw16c layout is CPU-only (oneDNN), and bn_relu_eval_backward_cuda FAILs for blocked != 0. */
+void relu_mask_pack_cuda(uint8_t *mask, const float *y, int64_t n);
+void bn_relu_eval_backward_cuda(float *dz, const float *dout, const uint8_t *mask, const float *scale, int N, int O, int S,
+                                int blocked);
+/* scale (O) = rstd (O) * gamma (O): the loop of op_conv2d_bn_relu_frozen that fills its node's scale
+ * (no CPU kernel function: the op runs it inline; a device op calls this). */
+void conv2d_bn_relu_scale_cuda(float *scale, const float *rstd, const float *gamma, int O);
+/* The twin of batchnorm.c's batchnorm_update_running (batchnorm.h), which op_conv2d_bn_train_relu_nograd
+ * needs on the device; kept here until the batchnorm family's twins take it. */
+void batchnorm_update_running_cuda(float *running_mean, float *running_var, const float *mean, const float *var, int C,
+                                   int64_t M, float momentum);
 
 #endif

@@ -59,4 +59,19 @@ void bilstm_backward(float *dx, const LstmDirGrads g[2], const float *dout, cons
                      const float *c, const float *h, const float *x, const LstmDirParams p[2], const int *lens, int B,
                      int T, int IN, int H);
 
+/* ---- CUDA twins (src/ops/cuda/lstm.cu, built by `make CUDA=1`): the contracts above over device
+ * pointers, on the backend's stream (cu_stream), without synchronising. Every float pointer, and
+ * every pointer inside LstmDirParams / LstmDirGrads, is device memory; `lens` (B) is HOST memory
+ * (any order, as above: the twins sort the samples by length on the host to size each step's
+ * launches and upload the order with cudaMemcpyAsync); the structs p[2] / g[2] themselves are host
+ * structs. lstm_pack_offsets and lstm_max_len are host functions of lens and need no twin. */
+void lstm_dir_forward_cuda(float *h, float *c, float *gates, const float *w_hh, const int *lens, int B, int H, int reverse);
+void lstm_dir_backward_cuda(float *dgates, const float *dout, const float *dh_n, const float *gates, const float *c,
+                            const float *w_hh, const int *lens, int B, int H, int reverse);
+void bilstm_forward_cuda(float *out, float *h_n, float *gates, float *c, float *h, const float *x, const LstmDirParams p[2],
+                         const int *lens, int B, int T, int IN, int H);
+void bilstm_backward_cuda(float *dx, const LstmDirGrads g[2], const float *dout, const float *dh_n, const float *gates,
+                          const float *c, const float *h, const float *x, const LstmDirParams p[2], const int *lens, int B,
+                          int T, int IN, int H);
+
 #endif
