@@ -66,11 +66,17 @@ typedef struct GradcheckOpts {
     double tol;          /* max norm-relative error per input (default 1e-2) */
     int max_elems;       /* elements checked per input, chosen at random (0: default 256; -1: all) */
     uint64_t seed;       /* weights of the random loss */
+    /* For an fn whose ctx holds networks or heap tensors: they move to the host device for its run
+     * and back (paramset_to_device, tensor_to_device). Inputs that move with them (a network's
+     * weights) are used as they are there; the other inputs are copied. NULL-terminated. */
+    ParamSet *move_sets[4];
+    Tensor *move_tensors[4];
 } GradcheckOpts;
 
 /* For each input with requires_grad: compares the tape gradient of loss = sum(out * W), W a
  * fixed random normal tensor, with central differences of the same loss accumulated in double.
- * Also checks that a second backward over the same tape exactly doubles every input gradient.
+ * Also checks that a second backward over the same tape exactly doubles every input gradient, and
+ * that the op on the host device (src/core/device.h) gives the CPU's output and gradient bits.
  * Inputs must be heap leaves (tensor_alloc). Returns 1 if all pass; records EXPECTs. */
 int gradcheck(const char *name, GradcheckFn fn, int n_in, Tensor **inputs, void *ctx, const GradcheckOpts *opts);
 

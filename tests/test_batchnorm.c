@@ -110,13 +110,14 @@ static void no_grad_case(SafeTensors *fx) {
 typedef struct BnCfg {
     int train;
     float eps;
-    Tensor *rm, *rv;  // (C) or NULL; left unchanged in train mode because they are not passed
 } BnCfg;
 
+/* in: x, gamma, beta, running_mean, running_var (the last two inputs without gradients, left
+ * unchanged in train mode because they are not passed) */
 static Tensor *fwd_bn(Tape *tp, Tensor **in, void *ctx) {
     const BnCfg *cfg = ctx;
     if (cfg->train) return op_batchnorm(tp, in[0], in[1], in[2], NULL, NULL, NULL, 1, 0.1f, cfg->eps);
-    return op_batchnorm(tp, in[0], in[1], in[2], cfg->rm, cfg->rv, NULL, 0, 0.1f, cfg->eps);
+    return op_batchnorm(tp, in[0], in[1], in[2], in[3], in[4], NULL, 0, 0.1f, cfg->eps);
 }
 
 static void gradcheck_shape(const char *name, int ndim, const int *shape, int train, float eps, uint64_t seed) {
@@ -128,13 +129,13 @@ static void gradcheck_shape(const char *name, int ndim, const int *shape, int tr
     fill_uniform(b->data, b->n, -1, 1, seed + 2);
     fill_uniform(rm->data, rm->n, -0.3f, 0.3f, seed + 3);
     fill_uniform(rv->data, rv->n, 0.5f, 1.5f, seed + 4);
-    BnCfg cfg = {train, eps, rm, rv};
-    Tensor *in[3] = {x, g, b};
+    BnCfg cfg = {train, eps};
+    Tensor *in[5] = {x, g, b, rm, rv};
     char k[128];
-    gradcheck(name, fwd_bn, 3, in, &cfg, NULL);
+    gradcheck(name, fwd_bn, 5, in, &cfg, NULL);
     snprintf(k, sizeof k, "%s affine=False", name);
     in[1] = in[2] = NULL;
-    gradcheck(k, fwd_bn, 3, in, &cfg, NULL);
+    gradcheck(k, fwd_bn, 5, in, &cfg, NULL);
     /* frozen gamma/beta: dx still checked, their gradients untouched */
     in[1] = g;
     in[2] = b;
@@ -142,7 +143,7 @@ static void gradcheck_shape(const char *name, int ndim, const int *shape, int tr
     memset(g->grad, 0, (size_t)C * sizeof(float));
     memset(b->grad, 0, (size_t)C * sizeof(float));
     snprintf(k, sizeof k, "%s frozen gamma/beta", name);
-    gradcheck(k, fwd_bn, 3, in, &cfg, NULL);
+    gradcheck(k, fwd_bn, 5, in, &cfg, NULL);
     int64_t touched = 0;
     for (int c = 0; c < C; c++) touched += (g->grad[c] != 0.0f) + (b->grad[c] != 0.0f);
     EXPECT(touched == 0, "%s: %lld frozen gradient elements written", k, (long long)touched);

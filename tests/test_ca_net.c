@@ -327,7 +327,8 @@ static void ca_gradcheck_case(void) {
     rng_normal(&r, eps->data, eps->n, 0, 1);
     CaCtx c = {&g, z, eps};
     Tensor *in[4] = {sent, param(&g, "ca_net.fc.weight"), param(&g, "ca_net.fc.bias"), param(&g, "h_net1.fc.0.weight")};
-    GradcheckOpts opts = {.h = 1e-2, .tol = 1e-2, .max_elems = 12, .seed = 53};
+    GradcheckOpts opts = {.h = 1e-2, .tol = 1e-2, .max_elems = 12, .seed = 53, .move_sets = {&c.g->ps},
+                          .move_tensors = {(Tensor *)c.z, (Tensor *)c.eps}};
     gradcheck("CA_NET through a 1-stage G (eval) + KL", fwd_ca, 4, in, &c, &opts);
     tensor_free(sent);
     tensor_free(z);

@@ -110,7 +110,7 @@ static void gradcheck_tests(void) {
         make_inputs(&cases[i], in, 100 + 10 * i);
         char name[96];
         snprintf(name, sizeof name, "conv2d %s", cases[i].name);
-        GradcheckOpts o = {0, 0, -1, 0}; /* every element */
+        GradcheckOpts o = {.max_elems = -1}; /* every element */
         gradcheck(name, fwd_conv, 3, in, (void *)&cases[i].cfg, &o);
         free_inputs(in);
     }

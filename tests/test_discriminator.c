@@ -332,7 +332,8 @@ static void check_gradcheck(void) {
     TinyCtx ctx = {&d, fake};
     /* the images and the condition with a larger step (their per-element gradients are small,
      * so a small step drowns in fp32 rounding), then the weights */
-    GradcheckOpts o_in = {3e-2, 1e-2, 24, 99}, o_w = {1e-2, 1e-2, 24, 99};
+    GradcheckOpts o_in = {3e-2, 1e-2, 24, 99, .move_sets = {&d.ps}, .move_tensors = {fake}},
+                  o_w = {1e-2, 1e-2, 24, 99, .move_sets = {&d.ps}, .move_tensors = {fake}};
     gradcheck("tiny D_NET64 discriminator_loss (inputs)", fwd_tiny, 2, in, &ctx, &o_in);
     real->requires_grad = cond->requires_grad = false;
     gradcheck("tiny D_NET64 discriminator_loss (weights)", fwd_tiny, 2 + NK, in, &ctx, &o_w);

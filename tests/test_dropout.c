@@ -11,11 +11,13 @@ typedef struct Ctx {
     float p;
     uint64_t seed;
     const Tensor *mask; /* op_dropout_mask when not NULL */
+    int mask_in1;       /* op_dropout_mask with the second input as the mask (it moves to a device with it) */
 } Ctx;
 
 /* a fresh Rng per call, so that the forward is a pure function of the input */
 static Tensor *fwd(Tape *tp, Tensor **in, void *vctx) {
     const Ctx *c = vctx;
+    if (c->mask_in1) return op_dropout_mask(tp, in[0], in[1]);
     if (c->mask) return op_dropout_mask(tp, in[0], c->mask);
     Rng r;
     rng_init(&r, c->seed);
@@ -119,9 +121,9 @@ static void given_mask(void) {
     memcpy(mask->data, saved, (size_t)mask->n * sizeof(float));
     free(saved);
     tape_free(&tp);
-    Ctx c = {0, 0, mask};
-    gradcheck("dropout_mask", fwd, 1, &x, &c, NULL);
-    Ctx d = {0.4f, 77, NULL};
+    Ctx c = {0, 0, NULL, 1};
+    gradcheck("dropout_mask", fwd, 2, (Tensor *[]){x, mask}, &c, NULL);
+    Ctx d = {0.4f, 77, NULL, 0};
     gradcheck("dropout", fwd, 1, &x, &d, NULL);
     tensor_free(x);
     tensor_free(mask);

@@ -56,7 +56,12 @@ static Tensor *unfused(Tape *tp, Tensor *x, const Frozen *f) {
     return op_relu(tp, y);
 }
 
-static Tensor *gc_fused(Tape *tp, Tensor **in, void *ctx) { return fused(tp, in[0], ctx); }
+/* in: x, then the frozen w, gamma, beta, running mean and variance (inputs, so that they move to a
+ * device with x) */
+static Tensor *gc_fused(Tape *tp, Tensor **in, void *ctx) {
+    const Case *c = ((const Frozen *)ctx)->c;
+    return op_conv2d_bn_relu_frozen(tp, in[0], in[1], c->sh, c->sw, c->ph, c->pw, in[2], in[3], in[4], in[5], 1e-3f, 0);
+}
 
 static int64_t count_diff(const float *a, const float *b, int64_t n) {
     int64_t d = 0;
@@ -312,9 +317,9 @@ int main(void) {
     frozen_init(&f, &cases[0], 21);
     Tensor *x = tensor_alloc(4, (int[]){2, 3, 9, 9}, true);
     fill_away_from_zero(x->data, x->n, -1, 1, 0.05f, 5);
-    Tensor *in[1] = {x};
+    Tensor *in[6] = {x, f.w, f.gamma, f.beta, f.rm, f.rv};
     GradcheckOpts o = {.h = 1e-3, .tol = 2e-2, .max_elems = -1, .seed = 3};
-    gradcheck("conv2d_bn_relu_frozen", gc_fused, 1, in, &f, &o);
+    gradcheck("conv2d_bn_relu_frozen", gc_fused, 6, in, &f, &o);
     tensor_free(x);
     frozen_free(&f);
 

@@ -408,7 +408,7 @@ static void dcgan_case(void) {
     tape_free(&tp);
     TinyCtx c = {&g, mask};
     Tensor *in[4] = {sent, words, param(&g, "h_net2.att.conv_context.weight"), param(&g, "img_net.img.0.weight")};
-    GradcheckOpts opts = {.h = 1e-2, .tol = 1e-2, .max_elems = 6, .seed = 7};
+    GradcheckOpts opts = {.h = 1e-2, .tol = 1e-2, .max_elems = 6, .seed = 7, .move_sets = {&c.g->ps}};
     gradcheck("G_DCGAN 2 stages (eval)", fwd_gnet, 4, in, &c, &opts);
     tensor_free(sent);
     tensor_free(words);
@@ -431,7 +431,7 @@ static void gnet_gradcheck_case(void) {
     tiny_inputs(&sent, &words, mask);
     TinyCtx c = {&g, mask};
     Tensor *in[4] = {sent, words, param(&g, "h_net2.att.conv_context.weight"), param(&g, "h_net1.fc.0.weight")};
-    GradcheckOpts opts = {.h = 1e-2, .tol = 1e-2, .max_elems = 6, .seed = 8};
+    GradcheckOpts opts = {.h = 1e-2, .tol = 1e-2, .max_elems = 6, .seed = 8, .move_sets = {&c.g->ps}};
     gradcheck("G_NET 2 stages (train, seed mask)", fwd_gnet, 4, in, &c, &opts);
     tensor_free(sent);
     tensor_free(words);

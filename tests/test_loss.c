@@ -12,7 +12,7 @@ typedef enum { L_BCE, L_BCE_LOGITS, L_CE, L_CE_MASKED } Kind;
 
 typedef struct Ctx {
     Kind kind;
-    const Tensor *y;        /* BCE targets */
+    const Tensor *y;        /* BCE targets; NULL: the second input (so that it moves to a device with it) */
     const int64_t *targets; /* cross-entropy targets */
     const uint8_t *mask;    /* L_CE_MASKED: masked_fill(-inf) before the loss */
 } Ctx;
@@ -20,8 +20,8 @@ typedef struct Ctx {
 static Tensor *fwd(Tape *tp, Tensor **in, void *vctx) {
     const Ctx *c = vctx;
     switch (c->kind) {
-    case L_BCE: return op_bce(tp, in[0], c->y);
-    case L_BCE_LOGITS: return op_bce_logits(tp, in[0], c->y);
+    case L_BCE: return op_bce(tp, in[0], c->y ? c->y : in[1]);
+    case L_BCE_LOGITS: return op_bce_logits(tp, in[0], c->y ? c->y : in[1]);
     case L_CE: return op_cross_entropy(tp, in[0], c->targets);
     case L_CE_MASKED: return op_cross_entropy(tp, op_masked_fill(tp, in[0], c->mask, -INFINITY), c->targets);
     }
@@ -92,12 +92,12 @@ static void gradchecks(void) {
     fill_uniform(p->data, p->n, 0.1f, 0.9f, 1);
     fill_uniform(y->data, y->n, 0, 1, 2);
     for (int i = 0; i < 12; i++) y->data[i] = y->data[i] < 0.5f ? 0.0f : 1.0f; /* hard and soft targets */
-    Ctx bce = {L_BCE, y, NULL, NULL}, bcel = {L_BCE_LOGITS, y, NULL, NULL};
-    GradcheckOpts small_h = {1e-3, 0, 0, 0};
-    gradcheck("bce", fwd, 1, &p, &bce, &small_h);
+    Ctx bce = {L_BCE, NULL, NULL, NULL}, bcel = {L_BCE_LOGITS, NULL, NULL, NULL};
+    GradcheckOpts small_h = {.h = 1e-3};
+    gradcheck("bce", fwd, 2, (Tensor *[]){p, y}, &bce, &small_h);
     Tensor *x = tensor_alloc(2, (int[]){4, 6}, 1);
     fill_uniform(x->data, x->n, -4, 4, 3);
-    gradcheck("bce_logits", fwd, 1, &x, &bcel, NULL);
+    gradcheck("bce_logits", fwd, 2, (Tensor *[]){x, y}, &bcel, NULL);
     /* cross entropy: plain, and with off-diagonal entries masked to -inf (DAMSM) */
     enum { B = 6 };
     Tensor *s = tensor_alloc(2, (int[]){B, B}, 1);

@@ -349,7 +349,7 @@ static void test_zsl_gradcheck(void) {
     Tensor *c = tensor_alloc(2, (int[]){B, E}, 1), *z = tensor_alloc(2, (int[]){B, cfg.zsl_z}, 1);
     fill_uniform(c->data, c->n, -1, 1, 12);
     fill_uniform(z->data, z->n, -1, 1, 13);
-    GradcheckOpts opts = {1e-3, 1e-2, -1, 0};
+    GradcheckOpts opts = {1e-3, 1e-2, -1, 0, .move_sets = {&ps}};
     Tensor *gin[] = {c, z, g.rdc_text.weight, g.rdc_text.bias, g.main0.weight, g.main0.bias, g.main2.weight, g.main2.bias};
     gradcheck("zsl_g", fwd_zsl_g, 8, gin, &g, &opts);
     paramset_free(&ps);
@@ -358,6 +358,7 @@ static void test_zsl_gradcheck(void) {
     zsl_d_init(&d, &cfg);
     fill_uniform(d.ps.values, d.ps.n_values, -0.5f, 0.5f, 14);
     Tensor *din[] = {c, d.shared0.weight, d.shared0.bias, d.gan.weight, d.gan.bias, d.aux.weight, d.aux.bias};
+    opts.move_sets[0] = &d.ps;
     gradcheck("zsl_d", fwd_zsl_d, 7, din, &d, &opts);
     zsl_d_free(&d);
     tensor_free(c);
@@ -445,7 +446,7 @@ static void test_lengths(void) {
     TeCase k = {&te, captions, unsorted, B, z};
     Tensor **in = xmalloc((size_t)te.ps.n * sizeof *in);
     for (int i = 0; i < te.ps.n; i++) in[i] = &te.ps.entries[i]->t;
-    GradcheckOpts opts = {1e-3, 1e-2, 64, 0};
+    GradcheckOpts opts = {1e-3, 1e-2, 64, 0, .move_sets = {&te.ps}, .move_tensors = {z}};
     gradcheck("text_encoder unsorted lengths", fwd_text_encoder, te.ps.n, in, &k, &opts);
     free(in);
     tensor_free(z);

@@ -168,9 +168,73 @@ static double weighted_loss(const Tensor *out, const float *w) {
     return s;
 }
 
+/* The op again on the host device (src/core/device.h), from copies of the inputs: its output and
+ * the gradients of the inputs for the same seed must be the CPU's bits (the same kernels run, so
+ * nothing may differ), and no host code may touch the device tensors (the guard aborts). Inputs in
+ * the CPU-only nChw16c layout skip it. */
+static int hostdev_parity(const char *name, GradcheckFn fn, int n_in, Tensor **inputs, void *ctx, const float *w,
+                          const float *y_cpu, int64_t ny, float *const *g_cpu, const GradcheckOpts *o) {
+    for (int i = 0; i < n_in; i++)
+        if (inputs[i] && inputs[i]->blocked) return 1;
+    for (int k = 0; k < 4 && o->move_sets[k]; k++) paramset_to_device(o->move_sets[k], DEVICE_HOSTDEV);
+    for (int k = 0; k < 4 && o->move_tensors[k]; k++) tensor_to_device(o->move_tensors[k], DEVICE_HOSTDEV);
+    Tape dt;
+    tape_init_on(&dt, DEVICE_HOSTDEV);
+    Tensor **din = xcalloc((size_t)(n_in ? n_in : 1), sizeof(Tensor *));
+    for (int i = 0; i < n_in; i++) {
+        Tensor *x = inputs[i];
+        if (!x) continue;
+        int same = -1; /* the same tensor given twice (concat(x, x), bmm(x, x^T)) stays one tensor */
+        for (int j = 0; j < i && same < 0; j++)
+            if (inputs[j] == x) same = j;
+        if (same >= 0) {
+            din[i] = din[same];
+            continue;
+        }
+        if (x->device == DEVICE_HOSTDEV) { /* moved there with its network or by itself */
+            din[i] = x;
+            if (x->grad) device_memset0(DEVICE_HOSTDEV, x->grad, (size_t)x->n * sizeof(float));
+            continue;
+        }
+        din[i] = x->requires_grad ? tape_leaf(&dt, x->ndim, x->shape) : tape_new(&dt, x->ndim, x->shape);
+        if (!x->requires_grad) din[i]->is_leaf = true;
+        din[i]->name = x->name;
+        tensor_upload(din[i], x->data);
+    }
+    Tensor *out = fn(&dt, din, ctx);
+    int ok = EXPECT(out->device == DEVICE_HOSTDEV, "hostdev %s: the output lives on the host device", name);
+    ok &= EXPECT(out->n == ny, "hostdev %s: output has %lld elements, the CPU's %lld", name, (long long)out->n, (long long)ny);
+    if (ok) {
+        float *y = xmalloc((size_t)(ny ? ny : 1) * sizeof(float));
+        tensor_download(out, y);
+        ok &= EXPECT(!memcmp(y, y_cpu, (size_t)ny * sizeof(float)), "hostdev %s: the output differs from the CPU's bits", name);
+        free(y);
+        const float *seed = w;
+        tape_backward_seeded(&dt, 1, &out, &seed);
+        for (int i = 0; i < n_in; i++) {
+            if (!g_cpu[i]) continue;
+            int64_t n = inputs[i]->n;
+            float *g = xmalloc((size_t)(n ? n : 1) * sizeof(float));
+            device_download(DEVICE_HOSTDEV, g, din[i]->grad, (size_t)n * sizeof(float));
+            ok &= EXPECT(!memcmp(g, g_cpu[i], (size_t)n * sizeof(float)), "hostdev %s input %d: the gradient differs from the CPU's bits",
+                         name, i);
+            free(g);
+        }
+    }
+    tape_free(&dt);
+    free(din);
+    for (int k = 0; k < 4 && o->move_sets[k]; k++) paramset_to_device(o->move_sets[k], DEVICE_CPU);
+    for (int k = 0; k < 4 && o->move_tensors[k]; k++) tensor_to_device(o->move_tensors[k], DEVICE_CPU);
+    DevPoolStats st = device_pool_stats(DEVICE_HOSTDEV);
+    ok &= EXPECT(st.live == 0, "hostdev %s: every device block was freed (%zu bytes live)", name, st.live);
+    return ok;
+}
+
 int gradcheck(const char *name, GradcheckFn fn, int n_in, Tensor **inputs, void *ctx, const GradcheckOpts *opts) {
-    GradcheckOpts o = {1e-2, 1e-2, 256, 1234};
+    GradcheckOpts o = {1e-2, 1e-2, 256, 1234, {NULL}, {NULL}};
     if (opts) {
+        memcpy(o.move_sets, opts->move_sets, sizeof o.move_sets);
+        memcpy(o.move_tensors, opts->move_tensors, sizeof o.move_tensors);
         if (opts->h > 0) o.h = opts->h;
         if (opts->tol > 0) o.tol = opts->tol;
         if (opts->max_elems) o.max_elems = opts->max_elems < 0 ? 0 : opts->max_elems;
@@ -184,12 +248,15 @@ int gradcheck(const char *name, GradcheckFn fn, int n_in, Tensor **inputs, void 
             memset(inputs[i]->grad, 0, (size_t)inputs[i]->n * sizeof(float));
         }
     Tensor *out = fn(&tp, inputs, ctx);
+    int64_t ny = out->n;
+    float *y1 = xmalloc((size_t)(ny ? ny : 1) * sizeof(float));
+    memcpy(y1, out->data, (size_t)ny * sizeof(float));
     float *w = xmalloc((size_t)out->n * sizeof(float));
     Rng r;
     rng_init(&r, o.seed);
     rng_normal(&r, w, out->n, 0.0f, 1.0f);
     int ok = EXPECT(out->requires_grad, "gradcheck %s: the output requires grad (op recorded on the tape)", name);
-    if (!ok) { free(w); tape_free(&tp); return 0; }
+    if (!ok) { free(w); free(y1); tape_free(&tp); return 0; }
     const float *seed = w;
     tape_backward_seeded(&tp, 1, &out, &seed);
     /* analytic gradients; then a second pass must double them */
@@ -238,9 +305,12 @@ int gradcheck(const char *name, GradcheckFn fn, int n_in, Tensor **inputs, void 
         double rel = sqrt(num2) / fmax(sqrt(den2), 1e-10);
         ok &= EXPECT(rel <= o.tol, "gradcheck %s input %d%s%s: rel err %.3g over %lld elements (worst abs %.3g at %lld), tol %.1g", name, i,
                      x->name ? " " : "", x->name ? x->name : "", rel, (long long)m, worst, (long long)worst_j, o.tol);
-        free(g1[i]);
     }
+    tape_reset(&tp);
+    ok &= hostdev_parity(name, fn, n_in, inputs, ctx, w, y1, ny, g1, &o);
+    for (int i = 0; i < n_in; i++) free(g1[i]);
     free(g1);
+    free(y1);
     free(w);
     tape_free(&tp);
     return ok;

@@ -17,10 +17,16 @@ void paramset_free(ParamSet *ps) {
         free(ps->entries[i]);
     }
     free(ps->entries);
-    free(ps->values);
-    if (ps->grads_pooled) mempool_free(ps->grads);
-    else free(ps->grads);
-    free(ps->buffers);
+    if (ps->device != DEVICE_CPU) {
+        device_free(ps->device, ps->values);
+        device_free(ps->device, ps->grads);
+        device_free(ps->device, ps->buffers);
+    } else {
+        free(ps->values);
+        if (ps->grads_pooled) mempool_free(ps->grads);
+        else free(ps->grads);
+        free(ps->buffers);
+    }
     free(ps->name);
     memset(ps, 0, sizeof *ps);
 }
@@ -97,31 +103,84 @@ void paramset_set_frozen(ParamSet *ps, int frozen) {
  * it alone keeps its pages (a frozen Inception trunk: 96 MB) out of memory. */
 void paramset_zero_grad(ParamSet *ps) {
     if (!ps->grads && ps->n_values) { /* released after the last step: a fresh, zeroed block from the pool */
-        ps->grads = mempool_calloc((size_t)ps->n_values * sizeof(float));
-        ps->grads_pooled = 1;
+        if (ps->device != DEVICE_CPU) {
+            ps->grads = device_alloc(ps->device, (size_t)ps->n_values * sizeof(float));
+            device_memset0(ps->device, ps->grads, (size_t)ps->n_values * sizeof(float));
+        } else {
+            ps->grads = mempool_calloc((size_t)ps->n_values * sizeof(float));
+            ps->grads_pooled = 1;
+        }
         for (int i = 0; i < ps->n; i++)
             if (ps->entries[i]->kind == PARAM_WEIGHT) ps->entries[i]->t.grad = ps->grads + ps->entries[i]->offset;
         return;
     }
     for (int i = 0; i < ps->n; i++) {
         ParamEntry *e = ps->entries[i];
-        if (e->kind == PARAM_WEIGHT && e->t.requires_grad) memset(e->t.grad, 0, (size_t)e->t.n * sizeof(float));
+        if (e->kind == PARAM_WEIGHT && e->t.requires_grad) device_memset0(ps->device, e->t.grad, (size_t)e->t.n * sizeof(float));
     }
 }
 
 void paramset_release_grads(ParamSet *ps) {
     if (!ps->grads) return;
-    if (ps->grads_pooled) mempool_free(ps->grads);
+    if (ps->device != DEVICE_CPU) device_free(ps->device, ps->grads);
+    else if (ps->grads_pooled) mempool_free(ps->grads);
     else free(ps->grads);
     ps->grads = NULL;
+    ps->grads_pooled = 0;
     for (int i = 0; i < ps->n; i++)
         if (ps->entries[i]->kind == PARAM_WEIGHT) ps->entries[i]->t.grad = NULL;
 }
 
+static void copy_floats(int dd, float *dst, int sd, const float *src, int64_t n);
+
 void paramset_copy(ParamSet *dst, const ParamSet *src) {
     CHECK(dst->n_values == src->n_values && dst->n_buffers == src->n_buffers && dst->n == src->n,
           "paramset_copy %s <- %s: layouts differ", dst->name, src->name);
-    memcpy(dst->values, src->values, (size_t)src->n_values * sizeof(float));
-    if (src->n_buffers) memcpy(dst->buffers, src->buffers, (size_t)src->n_buffers * sizeof(float));
+    copy_floats(dst->device, dst->values, src->device, src->values, src->n_values);
+    copy_floats(dst->device, dst->buffers, src->device, src->buffers, src->n_buffers);
     for (int i = 0; i < src->n; i++) dst->entries[i]->ival = src->entries[i]->ival;
+}
+
+/* n floats from src on device sd to dst on device dd */
+static void copy_floats(int dd, float *dst, int sd, const float *src, int64_t n) {
+    size_t bytes = (size_t)n * sizeof(float);
+    if (!bytes) return;
+    if (dd == sd) device_copy(dd, dst, src, bytes);
+    else if (sd == DEVICE_CPU) device_upload(dd, dst, src, bytes);
+    else if (dd == DEVICE_CPU) device_download(sd, dst, src, bytes);
+    else FAIL("paramset_copy: from %s to %s directly", device_name(sd), device_name(dd));
+}
+
+/* n floats at p (on device from, owned as paramset_finalize / zero_grad allocate them) moved to
+ * device to; frees p */
+static float *move_floats(float *p, int64_t n, int from, int to, int pooled) {
+    if (!p) return NULL;
+    size_t bytes = (size_t)n * sizeof(float);
+    float *q = to == DEVICE_CPU ? xcalloc((size_t)(n ? n : 1), sizeof(float)) : device_alloc(to, bytes ? bytes : 1);
+    copy_floats(to, q, from, p, n);
+    if (from != DEVICE_CPU) device_free(from, p);
+    else if (pooled) mempool_free(p);
+    else free(p);
+    return q;
+}
+
+void paramset_to_device(ParamSet *ps, int dev) {
+    CHECK(ps->finalized, "paramset_to_device: paramset %s not finalized", ps->name);
+    if (ps->device == dev) return;
+    if (ps->device != DEVICE_CPU && dev != DEVICE_CPU) paramset_to_device(ps, DEVICE_CPU); /* through the host */
+    ps->values = move_floats(ps->values, ps->n_values, ps->device, dev, 0);
+    ps->grads = move_floats(ps->grads, ps->n_values, ps->device, dev, ps->grads_pooled);
+    ps->grads_pooled = 0;
+    ps->buffers = move_floats(ps->buffers, ps->n_buffers, ps->device, dev, 0);
+    ps->device = dev;
+    for (int i = 0; i < ps->n; i++) {
+        ParamEntry *e = ps->entries[i];
+        e->t.device = (uint8_t)dev;
+        if (e->kind == PARAM_WEIGHT) {
+            e->t.data = ps->values + e->offset;
+            e->t.grad = ps->grads ? ps->grads + e->offset : NULL;
+        } else if (e->kind == PARAM_BUFFER) {
+            e->t.data = ps->buffers + e->offset;
+        }
+    }
 }

@@ -34,6 +34,7 @@ typedef struct ParamSet {
     int64_t n_buffers;
     int finalized;
     int frozen;
+    int device;               /* DeviceKind: where values, grads and buffers live (paramset_to_device) */
 } ParamSet;
 
 void paramset_init(ParamSet *ps, const char *name);
@@ -56,7 +57,11 @@ void paramset_zero_grad(ParamSet *ps);
  * gradients of a network exist only between its zero_grad and its update, and activations reuse
  * the memory in between). A backward into a released set fails loudly until paramset_zero_grad. */
 void paramset_release_grads(ParamSet *ps);
-/* Copies values and buffers (same layout required). */
+/* Copies values and buffers (same layout required), across devices too. */
 void paramset_copy(ParamSet *dst, const ParamSet *src);
+/* Moves values, gradients (if any) and buffers to device dev (DeviceKind; the CPU included), and
+ * every entry's tensor with them. Loading, saving and initialising run on the CPU: a trainer moves
+ * its sets to the device after they are built and back before a checkpoint is written. */
+void paramset_to_device(ParamSet *ps, int dev);
 
 #endif

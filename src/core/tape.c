@@ -7,16 +7,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tape_init(Tape *tp) {
+void tape_init_on(Tape *tp, int device) {
     memset(tp, 0, sizeof *tp);
     arena_init(&tp->arena, 4u << 20);
+    tp->device = device;
 }
+
+void tape_init(Tape *tp) { tape_init_on(tp, device_current()); }
+
+/* a tensor's memory: the CPU's pool, or its device's */
+static float *buf_alloc(int dev, int64_t n, int zero) {
+    size_t bytes = (size_t)n * sizeof(float);
+    if (dev == DEVICE_CPU) return zero ? mempool_calloc(bytes) : mempool_alloc(bytes);
+    float *p = device_alloc(dev, bytes);
+    if (zero) device_memset0(dev, p, bytes);
+    return p;
+}
+static void buf_free(int dev, float *p) {
+    if (dev == DEVICE_CPU) mempool_free(p);
+    else device_free(dev, p);
+}
+
+static void free_dev_scratch(Tape *tp);
 
 static void free_owned(Tape *tp) {
     for (int i = 0; i < tp->n_owned; i++) {
         Tensor *t = tp->owned[i];
-        if (t->pool_data) mempool_free(t->data);
-        if (t->pool_grad) mempool_free(t->grad);
+        if (t->pool_data) buf_free(t->device, t->data);
+        if (t->pool_grad) buf_free(t->device, t->grad);
         t->data = t->grad = NULL;
         t->pool_data = t->pool_grad = false;
     }
@@ -25,6 +43,8 @@ static void free_owned(Tape *tp) {
 
 void tape_free(Tape *tp) {
     free_owned(tp);
+    free_dev_scratch(tp);
+    free(tp->dev_scratch);
     arena_free(&tp->arena);
     free(tp->nodes);
     free(tp->owned);
@@ -33,6 +53,7 @@ void tape_free(Tape *tp) {
 
 void tape_reset(Tape *tp) {
     free_owned(tp);
+    free_dev_scratch(tp);
     tp->n_nodes = 0;
     tp->release_saved = 0;
     arena_reset(&tp->arena);
@@ -45,6 +66,29 @@ void tape_no_grad_end(Tape *tp) {
 }
 
 void *tape_alloc(Tape *tp, size_t bytes) { return arena_alloc(&tp->arena, bytes); }
+
+void *tape_dev_alloc(Tape *tp, size_t bytes) {
+    if (tp->device == DEVICE_CPU) return arena_alloc(&tp->arena, bytes);
+    if (tp->n_dev_scratch == tp->cap_dev_scratch) {
+        tp->cap_dev_scratch = tp->cap_dev_scratch ? 2 * tp->cap_dev_scratch : 64;
+        tp->dev_scratch = xrealloc(tp->dev_scratch, (size_t)tp->cap_dev_scratch * sizeof(void *));
+    }
+    void *p = device_alloc(tp->device, bytes ? bytes : 1);
+    tp->dev_scratch[tp->n_dev_scratch++] = p;
+    return p;
+}
+
+const void *tape_dev_copy(Tape *tp, const void *host, size_t bytes) {
+    if (tp->device == DEVICE_CPU || !host) return host;
+    void *p = tape_dev_alloc(tp, bytes);
+    device_upload(tp->device, p, host, bytes);
+    return p;
+}
+
+static void free_dev_scratch(Tape *tp) {
+    for (int i = 0; i < tp->n_dev_scratch; i++) device_free(tp->device, tp->dev_scratch[i]);
+    tp->n_dev_scratch = 0;
+}
 void *tape_calloc(Tape *tp, size_t bytes) { return arena_calloc(&tp->arena, bytes); }
 
 static void own(Tape *tp, Tensor *t) {
@@ -59,7 +103,8 @@ static void own(Tape *tp, Tensor *t) {
 Tensor *tape_new(Tape *tp, int ndim, const int *shape) {
     Tensor *t = arena_calloc(&tp->arena, sizeof *t);
     tensor_set_shape(t, ndim, shape);
-    t->data = mempool_alloc((size_t)t->n * sizeof(float));
+    t->device = (uint8_t)tp->device;
+    t->data = buf_alloc(tp->device, t->n, 0);
     t->pool_data = true;
     own(tp, t);
     return t;
@@ -67,13 +112,14 @@ Tensor *tape_new(Tape *tp, int ndim, const int *shape) {
 
 Tensor *tape_zeros(Tape *tp, int ndim, const int *shape) {
     Tensor *t = tape_new(tp, ndim, shape);
-    memset(t->data, 0, (size_t)t->n * sizeof(float));
+    if (t->device) device_memset0(t->device, t->data, (size_t)t->n * sizeof(float));
+    else memset(t->data, 0, (size_t)t->n * sizeof(float));
     return t;
 }
 
 Tensor *tape_leaf(Tape *tp, int ndim, const int *shape) {
     Tensor *t = tape_zeros(tp, ndim, shape);
-    t->grad = mempool_calloc((size_t)t->n * sizeof(float));
+    t->grad = buf_alloc(t->device, t->n, 1);
     t->pool_grad = true;
     t->requires_grad = true;
     t->is_leaf = true;
@@ -113,7 +159,7 @@ int tape_would_record(const Tape *tp, int n_in, Tensor *const *in) {
 Tensor *tape_out_like(Tape *tp, Tensor *x, int recorded) { return tape_out_shaped(tp, x, recorded, x->ndim, x->shape); }
 
 void tape_shrink(Tensor *y) {
-    if (y->pool_data) mempool_shrink(y->data, (size_t)y->n * sizeof(float));
+    if (y->pool_data && y->device == DEVICE_CPU) mempool_shrink(y->data, (size_t)y->n * sizeof(float));
 }
 
 /* x's buffer may become an op's output: x was donated, is this tape's pool memory, and nothing
@@ -126,6 +172,7 @@ static int donatable(const Tape *tp, const Tensor *x, int recorded) {
 static Tensor *take_buffer(Tape *tp, Tensor *x, float *buf, int ndim, const int *shape) {
     Tensor *y = arena_calloc(&tp->arena, sizeof *y);
     tensor_set_shape(y, ndim, shape);
+    y->device = x->device;
     y->data = buf;
     y->pool_data = true;
     x->data = NULL;
@@ -142,6 +189,7 @@ Tensor *tape_out_shaped(Tape *tp, Tensor *x, int recorded, int ndim, const int *
 Tensor *tape_out_over(Tape *tp, Tensor *x, int recorded, int ndim, const int *shape) {
     if (!donatable(tp, x, recorded)) return NULL;
     int64_t n = shape_numel(ndim, shape);
+    if (x->device != DEVICE_CPU) return NULL; /* the streaming kernels that use it are the CPU's */
     /* a larger result goes to a fresh block when a hole can hold it (growing in place would raise
      * the top while the hole stays unused), else grows x's block in place when the space after it is free */
     if (n > x->n && (mempool_has_hole((size_t)n * sizeof(float)) || !mempool_grow(x->data, (size_t)n * sizeof(float))))
@@ -162,8 +210,8 @@ void tape_release(Tape *tp, int mark, int n_keep, Tensor *const *keep) {
             tp->owned[w++] = t;
             continue;
         }
-        if (t->pool_data) mempool_free(t->data);
-        if (t->pool_grad) mempool_free(t->grad);
+        if (t->pool_data) buf_free(t->device, t->data);
+        if (t->pool_grad) buf_free(t->device, t->grad);
         t->data = t->grad = NULL; /* a later use fails loudly */
         t->pool_data = t->pool_grad = false;
     }
@@ -253,7 +301,7 @@ static void give_grad(Tensor *t, int zero) {
     if (t->grad) return;
     CHECK(!t->is_leaf, "a leaf tensor%s%s requires grad but has no gradient buffer (a parameter set's gradients "
           "were released: call paramset_zero_grad first)", t->name ? " " : "", t->name ? t->name : "");
-    t->grad = zero ? mempool_calloc((size_t)t->n * sizeof(float)) : mempool_alloc((size_t)t->n * sizeof(float));
+    t->grad = buf_alloc(t->device, t->n, zero);
     t->grad_fresh = !zero;
     t->pool_grad = true;
 }
@@ -261,14 +309,15 @@ static void give_grad(Tensor *t, int zero) {
 /* An output's gradient before its node's backward reads it: zeros if no consumer wrote it. */
 static void settle_grad(Tensor *t) {
     if (t->grad_fresh) {
-        memset(t->grad, 0, (size_t)t->n * sizeof(float));
+        if (t->device) device_memset0(t->device, t->grad, (size_t)t->n * sizeof(float));
+        else memset(t->grad, 0, (size_t)t->n * sizeof(float));
         t->grad_fresh = false;
     }
 }
 
 static void drop_grad(Tensor *t) {
     if (t && t->pool_grad && !t->is_leaf) {
-        mempool_free(t->grad);
+        buf_free(t->device, t->grad);
         t->grad = NULL;
         t->pool_grad = false;
         t->grad_fresh = false;
@@ -285,7 +334,7 @@ static int releasable(const Tape *tp, const Tensor *t) {
 }
 
 static void free_data(Tensor *t) {
-    mempool_free(t->data);
+    buf_free(t->device, t->data);
     t->data = NULL; /* a later use fails loudly */
     t->pool_data = false;
 }
@@ -353,7 +402,15 @@ void tape_backward_seeded(Tape *tp, int n, Tensor *const *outs, const float *con
         if (!o->is_leaf) give_grad(o, 1);
         settle_grad(o);
         CHECK(o->grad, "seeded tensor has no gradient buffer");
-        for (int64_t e = 0; e < o->n; e++) o->grad[e] += seeds[j][e];
+        if (o->device == DEVICE_CPU) {
+            for (int64_t e = 0; e < o->n; e++) o->grad[e] += seeds[j][e];
+        } else { /* the same sum on the host: the seeds are host arrays */
+            float *g = xmalloc((size_t)o->n * sizeof(float));
+            device_download(o->device, g, o->grad, (size_t)o->n * sizeof(float));
+            for (int64_t e = 0; e < o->n; e++) g[e] += seeds[j][e];
+            device_upload(o->device, o->grad, g, (size_t)o->n * sizeof(float));
+            free(g);
+        }
     }
     run_backward(tp);
 }

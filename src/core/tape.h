@@ -56,9 +56,14 @@ typedef struct Tape {
     Tensor **owned;                 /* tensors whose pool memory this tape frees, in allocation order */
     int n_owned, cap_owned;
     int release_saved;              /* set while tape_backward_release runs */
+    int device;                     /* DeviceKind: where its tensors' data and gradients live */
+    void **dev_scratch;             /* device blocks of tape_dev_alloc, freed by tape_reset */
+    int n_dev_scratch, cap_dev_scratch;
 } Tape;
 
+/* A tape on the current device (device_current), or on the given one. */
 void tape_init(Tape *tp);
+void tape_init_on(Tape *tp, int device);
 void tape_free(Tape *tp);
 /* Forget all nodes and free every arena tensor (end of a step). Leaf gradients are untouched. */
 void tape_reset(Tape *tp);
@@ -76,9 +81,15 @@ Tensor *tape_zeros(Tape *tp, int ndim, const int *shape);
 Tensor *tape_leaf(Tape *tp, int ndim, const int *shape);
 /* Same data, no graph, no gradient. */
 Tensor *tape_detach(Tape *tp, Tensor *x);
-/* Arena scratch for ops (saved values). */
+/* Arena scratch for ops (saved values). Host memory: for what kernels read, see tape_dev_alloc. */
 void *tape_alloc(Tape *tp, size_t bytes);
 void *tape_calloc(Tape *tp, size_t bytes);
+/* Scratch that kernels read or write (saved statistics, an op's index or mask arrays), on the
+ * tape's device, alive until tape_reset: the arena on the CPU, the device's pool elsewhere.
+ * tape_dev_copy returns a copy of `bytes` of host memory there; on the CPU it returns `host`
+ * itself (no copy: the caller keeps it alive while the tape needs it, as before). */
+void *tape_dev_alloc(Tape *tp, size_t bytes);
+const void *tape_dev_copy(Tape *tp, const void *host, size_t bytes);
 
 /* Lifetime scopes: everything allocated after tape_mark() that no node uses dies at
  * tape_release(), except the listed tensors (and kept ones). Returns nothing; the kept tensors

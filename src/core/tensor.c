@@ -1,6 +1,7 @@
 /* tensor.c: tensor shape helpers and heap tensors. */
 #include "tensor.h"
 #include "error.h"
+#include "rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,9 +62,79 @@ Tensor *tensor_alloc(int ndim, const int *shape, bool with_grad) {
     return t;
 }
 
+static float *move_buf(float *p, int64_t n, int from, int to) {
+    if (!p) return NULL;
+    size_t bytes = (size_t)n * sizeof(float);
+    float *q = to == DEVICE_CPU ? xcalloc((size_t)(n ? n : 1), sizeof(float)) : device_alloc(to, bytes ? bytes : 1);
+    if (to == DEVICE_CPU) device_download(from, q, p, bytes);
+    else device_upload(to, q, p, bytes);
+    if (from == DEVICE_CPU) free(p);
+    else device_free(from, p);
+    return q;
+}
+
+void tensor_to_device(Tensor *t, int dev) {
+    CHECK(!t->owner && !t->pool_data, "tensor_to_device: %s is a tape's tensor", t->name ? t->name : "a tensor");
+    if (t->device == dev) return;
+    if (t->device != DEVICE_CPU && dev != DEVICE_CPU) tensor_to_device(t, DEVICE_CPU);
+    t->data = move_buf(t->data, t->n, t->device, dev);
+    t->grad = move_buf(t->grad, t->n, t->device, dev);
+    t->device = (uint8_t)dev;
+}
+
 void tensor_free(Tensor *t) {
     if (!t) return;
-    free(t->data);
-    free(t->grad);
+    if (t->device != DEVICE_CPU) {
+        device_free(t->device, t->data);
+        device_free(t->device, t->grad);
+    } else {
+        free(t->data);
+        free(t->grad);
+    }
     free(t);
+}
+
+void tensor_upload(Tensor *t, const float *host) { device_upload(t->device, t->data, host, (size_t)t->n * sizeof(float)); }
+
+void tensor_download(const Tensor *t, float *host) {
+    device_download(t->device, host, t->data, (size_t)t->n * sizeof(float));
+}
+
+float tensor_item(const Tensor *t) {
+    CHECK(t->n == 1, "tensor_item: %lld elements, expected one", (long long)t->n);
+    float v;
+    tensor_download(t, &v);
+    return v;
+}
+
+void tensor_fill(Tensor *t, float v) {
+    if (t->device == DEVICE_CPU) {
+        for (int64_t i = 0; i < t->n; i++) t->data[i] = v;
+        return;
+    }
+    float *h = xmalloc((size_t)(t->n ? t->n : 1) * sizeof(float));
+    for (int64_t i = 0; i < t->n; i++) h[i] = v;
+    tensor_upload(t, h);
+    free(h);
+}
+
+void tensor_copy(Tensor *dst, const Tensor *src) {
+    CHECK(dst->n == src->n, "tensor_copy: %lld elements into %lld", (long long)src->n, (long long)dst->n);
+    size_t bytes = (size_t)src->n * sizeof(float);
+    if (!bytes || dst->data == src->data) return;
+    if (dst->device == src->device) device_copy(dst->device, dst->data, src->data, bytes);
+    else if (src->device == DEVICE_CPU) device_upload(dst->device, dst->data, src->data, bytes);
+    else if (dst->device == DEVICE_CPU) device_download(src->device, dst->data, src->data, bytes);
+    else FAIL("tensor_copy: from %s to %s directly", device_name(src->device), device_name(dst->device));
+}
+
+void tensor_fill_normal(Tensor *t, Rng *rng, float mean, float std) {
+    if (t->device == DEVICE_CPU) {
+        rng_normal(rng, t->data, t->n, mean, std);
+        return;
+    }
+    float *h = xmalloc((size_t)(t->n ? t->n : 1) * sizeof(float));
+    rng_normal(rng, h, t->n, mean, std);
+    tensor_upload(t, h);
+    free(h);
 }

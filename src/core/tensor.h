@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "device.h"
+
 #define TENSOR_MAX_DIMS 6
 
 typedef struct Tensor {
@@ -27,6 +29,7 @@ typedef struct Tensor {
      * accept them; every other op refuses them (tape_record checks). */
     bool blocked;
     bool is_leaf;                   /* parameter or user input: backward accumulates, never zeroes */
+    uint8_t device;                 /* DeviceKind (device.h): where data and grad live; 0 = the CPU */
     /* Lifetime on a tape (see tape.h); zero for tensors that are not a tape's. */
     bool pool_data, pool_grad;      /* data / grad came from the pool and are freed by the tape */
     bool grad_fresh;                /* grad was just allocated and holds no values yet: the first
@@ -57,12 +60,30 @@ const char *tensor_shape_str(const Tensor *t, char *buf, int len);
 Tensor *tensor_alloc(int ndim, const int *shape, bool with_grad);
 void tensor_free(Tensor *t);
 
+/* Moves a heap tensor (tensor_alloc), data and gradient, to device dev (the CPU included). */
+void tensor_to_device(Tensor *t, int dev);
+
+/* Host <-> device: t's data from / into a host array of t->n floats (a plain copy on the CPU). */
+void tensor_upload(Tensor *t, const float *host);
+void tensor_download(const Tensor *t, float *host);
+/* Sets every element to v, wherever t lives. */
+void tensor_fill(Tensor *t, float v);
+/* dst = src (same number of elements), between any two devices. */
+void tensor_copy(Tensor *dst, const Tensor *src);
+/* Fills t with normal (mean, std) numbers from rng: the same stream on every device (drawn on the
+ * host, then copied). */
+struct Rng;
+void tensor_fill_normal(Tensor *t, struct Rng *rng, float mean, float std);
+/* The value of a one-element tensor (a loss), wherever it lives. */
+float tensor_item(const Tensor *t);
+
 /* The gradient an op's backward should add into for this input, or NULL to skip it. */
 static inline float *tensor_grad_or_null(const Tensor *t) {
     if (!t || !t->requires_grad) return 0;
     if (t->grad_fresh) { /* the first contribution: start from zeros */
         Tensor *m = (Tensor *)t; /* a tape's tensors are never const objects */
-        memset(m->grad, 0, (size_t)m->n * sizeof(float));
+        if (m->device) device_memset0(m->device, m->grad, (size_t)m->n * sizeof(float));
+        else memset(m->grad, 0, (size_t)m->n * sizeof(float));
         m->grad_fresh = false;
     }
     return t->grad;

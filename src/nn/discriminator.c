@@ -159,7 +159,7 @@ Tensor *dnet_uncond(Tape *tp, DNet *d, Tensor *h) {
 /* A constant (n) tensor of `value` on the tape: BCE labels. */
 static Tensor *labels(Tape *tp, int n, float value) {
     Tensor *y = TNEW(tp, n);
-    for (int i = 0; i < n; i++) y->data[i] = value;
+    tensor_fill(y, value);
     return y;
 }
 
@@ -168,7 +168,7 @@ static Tensor *bce_const(Tape *tp, Tensor *p, float label) { return op_bce(tp, p
 /* x / s with PyTorch's rounding (a true division, not a multiplication by 1/s) */
 static Tensor *div_scalar(Tape *tp, Tensor *x, float s) {
     Tensor *c = tape_new(tp, 0, NULL);                                      /* () */
-    c->data[0] = s;
+    tensor_fill(c, s);
     return op_div(tp, x, c);
 }
 

@@ -238,11 +238,11 @@ static Tensor *noise_input(Tape *tp, const Tensor *src, Rng *rng, int B, int n, 
     if (src) {
         CHECK(src->ndim == 2 && src->shape[0] == B && src->shape[1] == n, "gnet_forward_noise: %s %s, expected (%d, %d)",
               what, tensor_shape_str(src, s1, sizeof s1), B, n);
-        memcpy(t->data, src->data, (size_t)t->n * sizeof(float));
+        tensor_copy(t, src);
     } else {
         CHECK(rng, "gnet_forward_noise: CA_NET is on and %s is NULL: it needs an Rng (gnet_forward is only for the "
                    "seed's model; call gnet_forward_noise with z, eps or an Rng)", what);
-        rng_normal(rng, t->data, t->n, 0.0f, 1.0f);
+        tensor_fill_normal(t, rng, 0.0f, 1.0f);
     }
     return t;
 }

@@ -39,7 +39,7 @@ void text_encoder_free(TextEncoder *te) { paramset_free(&te->ps); }
 /* A no-gradient copy of x on the tape (so that the caller's const tensor is never written). */
 static Tensor *tape_copy(Tape *tp, const Tensor *x) {
     Tensor *y = tape_new(tp, x->ndim, x->shape);
-    if (x->n) memcpy(y->data, x->data, (size_t)x->n * sizeof(float));
+    tensor_copy(y, x); /* (x may be a host tensor: a caller's noise or mask) */
     return y;
 }
 
@@ -69,7 +69,7 @@ static Tensor *zsl_noise(Tape *tp, const TextEncoder *te, const Tensor *z, int B
     }
     CHECK(rng != NULL, "text_encoder: z = NULL needs an Rng to draw ZSL G's noise");
     Tensor *zz = TNEW(tp, B, Z);
-    rng_normal(rng, zz->data, zz->n, 0.0f, te->cfg.zsl_z_std); /* std 0: no noise (a deterministic code) */
+    tensor_fill_normal(zz, rng, 0.0f, te->cfg.zsl_z_std); /* std 0: no noise (a deterministic code) */
     return zz;
 }
 

@@ -133,7 +133,7 @@ static Tensor *new_like(Tape *tp, const Tensor *x) { return tape_new(tp, x->ndim
 
 static void relu_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
-    relu_backward(tensor_grad_or_null(x), y->grad, y->data, y->n);
+    KERNEL(nd->tape->device, relu_backward, tensor_grad_or_null(x), y->grad, y->data, y->n);
 }
 
 Tensor *op_relu(Tape *tp, Tensor *x) {
@@ -141,7 +141,7 @@ Tensor *op_relu(Tape *tp, Tensor *x) {
     CHECK(x != NULL, "relu: NULL input");
     const float *xd = x->data;
     Tensor *y = tape_out_like(tp, x, tape_would_record(tp, 1, &x)); /* may be x's buffer */
-    relu_forward(y->data, xd, y->n);
+    KERNEL(tp->device, relu_forward, y->data, xd, y->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "relu", relu_bwd, in, out);
     return y;
@@ -150,7 +150,7 @@ Tensor *op_relu(Tape *tp, Tensor *x) {
 static void leaky_relu_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     float slope = *(const float *)nd->ctx;
-    leaky_relu_backward(tensor_grad_or_null(x), y->grad, x->data, slope, x->n);
+    KERNEL(nd->tape->device, leaky_relu_backward, tensor_grad_or_null(x), y->grad, x->data, slope, x->n);
 }
 
 Tensor *op_leaky_relu(Tape *tp, Tensor *x, float slope) {
@@ -159,7 +159,7 @@ Tensor *op_leaky_relu(Tape *tp, Tensor *x, float slope) {
     CHECK(isfinite(slope), "leaky_relu: slope %g is not finite", slope);
     const float *xd = x->data;
     Tensor *y = tape_out_like(tp, x, tape_would_record(tp, 1, &x)); /* may be x's buffer */
-    leaky_relu_forward(y->data, xd, slope, y->n);
+    KERNEL(tp->device, leaky_relu_forward, y->data, xd, slope, y->n);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "leaky_relu", leaky_relu_bwd, in, out);
     if (nd) {
@@ -172,14 +172,14 @@ Tensor *op_leaky_relu(Tape *tp, Tensor *x, float slope) {
 
 static void tanh_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
-    tanh_backward(tensor_grad_or_null(x), y->grad, y->data, y->n);
+    KERNEL(nd->tape->device, tanh_backward, tensor_grad_or_null(x), y->grad, y->data, y->n);
 }
 
 Tensor *op_tanh(Tape *tp, Tensor *x) {
     PROFILE_OP_BEGIN();
     CHECK(x != NULL, "tanh: NULL input");
     Tensor *y = new_like(tp, x);
-    tanh_forward(y->data, x->data, x->n);
+    KERNEL(tp->device, tanh_forward, y->data, x->data, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "tanh", tanh_bwd, in, out);
     return y;
@@ -187,14 +187,14 @@ Tensor *op_tanh(Tape *tp, Tensor *x) {
 
 static void sigmoid_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
-    sigmoid_backward(tensor_grad_or_null(x), y->grad, y->data, y->n);
+    KERNEL(nd->tape->device, sigmoid_backward, tensor_grad_or_null(x), y->grad, y->data, y->n);
 }
 
 Tensor *op_sigmoid(Tape *tp, Tensor *x) {
     PROFILE_OP_BEGIN();
     CHECK(x != NULL, "sigmoid: NULL input");
     Tensor *y = new_like(tp, x);
-    sigmoid_forward(y->data, x->data, x->n);
+    KERNEL(tp->device, sigmoid_forward, y->data, x->data, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "sigmoid", sigmoid_bwd, in, out);
     return y;
@@ -214,7 +214,7 @@ static GluView glu_view(const Tensor *x, int d) {
 static void glu_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     GluView v = glu_view(x, *(const int *)nd->ctx);
-    glu_backward(tensor_grad_or_null(x), y->grad, x->data, v.outer, v.C, v.inner);
+    KERNEL(nd->tape->device, glu_backward, tensor_grad_or_null(x), y->grad, x->data, v.outer, v.C, v.inner);
 }
 
 Tensor *op_glu(Tape *tp, Tensor *x, int dim) {
@@ -229,12 +229,14 @@ Tensor *op_glu(Tape *tp, Tensor *x, int dim) {
     shape[d] /= 2;
     GluView v = glu_view(x, d);
     const float *xd = x->data;
-    Tensor *y = tape_out_shaped(tp, x, tape_would_record(tp, 1, &x), x->ndim, shape); /* may be x's buffer */
+    /* may be x's buffer on the CPU (the in-place kernel has no device twin) */
+    Tensor *y = tp->device == DEVICE_CPU ? tape_out_shaped(tp, x, tape_would_record(tp, 1, &x), x->ndim, shape)
+                                         : tape_new(tp, x->ndim, shape);
     if (y->data == xd) {
         glu_forward_inplace(y->data, v.outer, v.C, v.inner);
         tape_shrink(y);
     } else {
-        glu_forward(y->data, xd, v.outer, v.C, v.inner);
+        KERNEL(tp->device, glu_forward, y->data, xd, v.outer, v.C, v.inner);
     }
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "glu", glu_bwd, in, out);

@@ -375,7 +375,7 @@ typedef struct BinaryCtx {
 static void binary_bwd(Node *nd) {
     const BinaryCtx *c = nd->ctx;
     Tensor *a = nd->in[0], *b = nd->in[1];
-    binary_backward(tensor_grad_or_null(a), tensor_grad_or_null(b), nd->out[0]->grad, a->data, b->data, &c->plan,
+    KERNEL(nd->tape->device, binary_backward, tensor_grad_or_null(a), tensor_grad_or_null(b), nd->out[0]->grad, a->data, b->data, &c->plan,
                     c->op);
 }
 
@@ -390,7 +390,7 @@ static Tensor *binary_op(Tape *tp, Tensor *a, Tensor *b, BinaryOp op) {
           "%s: shapes %s and %s do not broadcast", names[op], tensor_shape_str(a, sa, sizeof sa),
           tensor_shape_str(b, sb, sizeof sb));
     Tensor *y = tape_new(tp, ndim, shape);
-    binary_forward(y->data, a->data, b->data, &plan, op);
+    KERNEL(tp->device, binary_forward, y->data, a->data, b->data, &plan, op);
     Tensor *in[] = {a, b}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, names[op], binary_bwd, in, out);
     if (nd) {
@@ -418,14 +418,14 @@ static void save_params(Tape *tp, Node *nd, float p0, float p1) {
 
 static void scale_bwd(Node *nd) {
     const float *c = nd->ctx;
-    scale_backward(tensor_grad_or_null(nd->in[0]), nd->out[0]->grad, c[0], nd->in[0]->n);
+    KERNEL(nd->tape->device, scale_backward, tensor_grad_or_null(nd->in[0]), nd->out[0]->grad, c[0], nd->in[0]->n);
 }
 
 Tensor *op_scale(Tape *tp, Tensor *x, float s) {
     PROFILE_OP_BEGIN();
     CHECK(x, "scale: NULL input");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
-    scale_forward(y->data, x->data, s, x->n);
+    KERNEL(tp->device, scale_forward, y->data, x->data, s, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "scale", scale_bwd, in, out);
     save_params(tp, nd, s, 0.0f);
@@ -434,14 +434,14 @@ Tensor *op_scale(Tape *tp, Tensor *x, float s) {
 }
 
 static void add_scalar_bwd(Node *nd) {
-    add_scalar_backward(tensor_grad_or_null(nd->in[0]), nd->out[0]->grad, nd->in[0]->n);
+    KERNEL(nd->tape->device, add_scalar_backward, tensor_grad_or_null(nd->in[0]), nd->out[0]->grad, nd->in[0]->n);
 }
 
 Tensor *op_add_scalar(Tape *tp, Tensor *x, float s) {
     PROFILE_OP_BEGIN();
     CHECK(x, "add_scalar: NULL input");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
-    add_scalar_forward(y->data, x->data, s, x->n);
+    KERNEL(tp->device, add_scalar_forward, y->data, x->data, s, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "add_scalar", add_scalar_bwd, in, out);
     return y;
@@ -449,14 +449,14 @@ Tensor *op_add_scalar(Tape *tp, Tensor *x, float s) {
 
 static void exp_bwd(Node *nd) {
     Tensor *y = nd->out[0];
-    exp_backward(tensor_grad_or_null(nd->in[0]), y->grad, y->data, y->n);
+    KERNEL(nd->tape->device, exp_backward, tensor_grad_or_null(nd->in[0]), y->grad, y->data, y->n);
 }
 
 Tensor *op_exp(Tape *tp, Tensor *x) {
     PROFILE_OP_BEGIN();
     CHECK(x, "exp: NULL input");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
-    exp_forward(y->data, x->data, x->n);
+    KERNEL(tp->device, exp_forward, y->data, x->data, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "exp", exp_bwd, in, out);
     return y;
@@ -464,14 +464,14 @@ Tensor *op_exp(Tape *tp, Tensor *x) {
 
 static void log_bwd(Node *nd) {
     Tensor *x = nd->in[0];
-    log_backward(tensor_grad_or_null(x), nd->out[0]->grad, x->data, x->n);
+    KERNEL(nd->tape->device, log_backward, tensor_grad_or_null(x), nd->out[0]->grad, x->data, x->n);
 }
 
 Tensor *op_log(Tape *tp, Tensor *x) {
     PROFILE_OP_BEGIN();
     CHECK(x, "log: NULL input");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
-    log_forward(y->data, x->data, x->n);
+    KERNEL(tp->device, log_forward, y->data, x->data, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "log", log_bwd, in, out);
     return y;
@@ -480,7 +480,7 @@ Tensor *op_log(Tape *tp, Tensor *x) {
 static void clamp_bwd(Node *nd) {
     const float *c = nd->ctx;
     Tensor *x = nd->in[0];
-    clamp_backward(tensor_grad_or_null(x), nd->out[0]->grad, x->data, c[0], c[1], x->n);
+    KERNEL(nd->tape->device, clamp_backward, tensor_grad_or_null(x), nd->out[0]->grad, x->data, c[0], c[1], x->n);
 }
 
 Tensor *op_clamp(Tape *tp, Tensor *x, float lo, float hi) {
@@ -488,7 +488,7 @@ Tensor *op_clamp(Tape *tp, Tensor *x, float lo, float hi) {
     CHECK(x, "clamp: NULL input");
     CHECK(!(lo > hi), "clamp: lower bound %g above upper bound %g", lo, hi);
     Tensor *y = tape_new(tp, x->ndim, x->shape);
-    clamp_forward(y->data, x->data, lo, hi, x->n);
+    KERNEL(tp->device, clamp_forward, y->data, x->data, lo, hi, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     save_params(tp, TAPE_RECORD(tp, "clamp", clamp_bwd, in, out), lo, hi);
     return y;
@@ -504,8 +504,8 @@ typedef struct ReduceCtx {
 static void reduce_dim_bwd(Node *nd) {
     const ReduceCtx *c = nd->ctx;
     float *dx = tensor_grad_or_null(nd->in[0]);
-    if (c->mean) mean_backward(dx, nd->out[0]->grad, c->outer, c->d, c->inner);
-    else sum_backward(dx, nd->out[0]->grad, c->outer, c->d, c->inner);
+    if (c->mean) KERNEL(nd->tape->device, mean_backward, dx, nd->out[0]->grad, c->outer, c->d, c->inner);
+    else KERNEL(nd->tape->device, sum_backward, dx, nd->out[0]->grad, c->outer, c->d, c->inner);
 }
 
 static Tensor *reduce_dim_op(Tape *tp, Tensor *x, int dim, int keepdim, int mean) {
@@ -520,8 +520,8 @@ static Tensor *reduce_dim_op(Tape *tp, Tensor *x, int dim, int keepdim, int mean
         else if (keepdim) shape[ndim++] = 1;
     ReduceCtx c = {tensor_span(x, 0, d), x->shape[d], tensor_span(x, d + 1, x->ndim), mean};
     Tensor *y = tape_new(tp, ndim, shape);
-    if (mean) mean_forward(y->data, x->data, c.outer, c.d, c.inner);
-    else sum_forward(y->data, x->data, c.outer, c.d, c.inner);
+    if (mean) KERNEL(tp->device, mean_forward, y->data, x->data, c.outer, c.d, c.inner);
+    else KERNEL(tp->device, sum_forward, y->data, x->data, c.outer, c.d, c.inner);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, name, reduce_dim_bwd, in, out);
     if (nd) {
@@ -536,18 +536,18 @@ Tensor *op_sum(Tape *tp, Tensor *x, int dim, int keepdim) { return reduce_dim_op
 Tensor *op_mean(Tape *tp, Tensor *x, int dim, int keepdim) { return reduce_dim_op(tp, x, dim, keepdim, 1); }
 
 static void sum_all_bwd(Node *nd) {
-    sum_all_backward(tensor_grad_or_null(nd->in[0]), nd->out[0]->grad, nd->in[0]->n);
+    KERNEL(nd->tape->device, sum_all_backward, tensor_grad_or_null(nd->in[0]), nd->out[0]->grad, nd->in[0]->n);
 }
 
 static void mean_all_bwd(Node *nd) {
-    mean_all_backward(tensor_grad_or_null(nd->in[0]), nd->out[0]->grad, nd->in[0]->n);
+    KERNEL(nd->tape->device, mean_all_backward, tensor_grad_or_null(nd->in[0]), nd->out[0]->grad, nd->in[0]->n);
 }
 
 Tensor *op_sum_all(Tape *tp, Tensor *x) {
     PROFILE_OP_BEGIN();
     CHECK(x, "sum_all: NULL input");
     Tensor *y = tape_new(tp, 0, (int[]){1});
-    sum_all_forward(y->data, x->data, x->n);
+    KERNEL(tp->device, sum_all_forward, y->data, x->data, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "sum_all", sum_all_bwd, in, out);
     return y;
@@ -557,7 +557,7 @@ Tensor *op_mean_all(Tape *tp, Tensor *x) {
     PROFILE_OP_BEGIN();
     CHECK(x, "mean_all: NULL input");
     Tensor *y = tape_new(tp, 0, (int[]){1});
-    mean_all_forward(y->data, x->data, x->n);
+    KERNEL(tp->device, mean_all_forward, y->data, x->data, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "mean_all", mean_all_bwd, in, out);
     return y;

@@ -142,7 +142,7 @@ typedef struct BatchnormCtx {
 static void batchnorm_bwd(Node *nd) {
     Tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2], *y = nd->out[0];
     const BatchnormCtx *cx = nd->ctx;
-    batchnorm_backward(tensor_grad_or_null(x), tensor_grad_or_null(gamma), tensor_grad_or_null(beta), y->grad,
+    KERNEL(nd->tape->device, batchnorm_backward, tensor_grad_or_null(x), tensor_grad_or_null(gamma), tensor_grad_or_null(beta), y->grad,
                        cx->mean, cx->rstd, x->data, gamma ? gamma->data : NULL, cx->N, cx->C, cx->S, cx->train);
 }
 
@@ -167,24 +167,24 @@ Tensor *op_batchnorm(Tape *tp, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *r
     check_channel_vec(running_mean, C, "running_mean", x);
     check_channel_vec(running_var, C, "running_var", x);
     CHECK(eps >= 0.0f, "batchnorm: eps %g must be >= 0", (double)eps);
-    BatchnormCtx cx = {tape_alloc(tp, (size_t)C * sizeof(float)), tape_alloc(tp, (size_t)C * sizeof(float)), N, C, S,
+    BatchnormCtx cx = {tape_dev_alloc(tp, (size_t)C * sizeof(float)), tape_dev_alloc(tp, (size_t)C * sizeof(float)), N, C, S,
                        train != 0};
-    float *var = tape_alloc(tp, (size_t)C * sizeof(float)); // (C)
+    float *var = tape_dev_alloc(tp, (size_t)C * sizeof(float)); // (C)
     if (train) {
         CHECK(M > 1, "batchnorm: train mode needs more than 1 value per channel, input %s",
               tensor_shape_str(x, buf, sizeof buf));
-        batchnorm_stats(cx.mean, var, x->data, N, C, S);
-        batchnorm_update_running(running_mean ? running_mean->data : NULL, running_var ? running_var->data : NULL,
+        KERNEL(tp->device, batchnorm_stats, cx.mean, var, x->data, N, C, S);
+        KERNEL(tp->device, batchnorm_update_running, running_mean ? running_mean->data : NULL, running_var ? running_var->data : NULL,
                                  cx.mean, var, C, M, momentum);
         if (num_batches_tracked) ++*num_batches_tracked;
     } else {
         CHECK(running_mean && running_var, "batchnorm: eval mode needs running_mean and running_var");
-        for (int c = 0; c < C; c++) cx.mean[c] = running_mean->data[c];
-        for (int c = 0; c < C; c++) var[c] = running_var->data[c];
+        device_copy(tp->device, cx.mean, running_mean->data, (size_t)C * sizeof(float));
+        device_copy(tp->device, var, running_var->data, (size_t)C * sizeof(float));
     }
     const float *xd = x->data;
     Tensor *y = tape_out_like(tp, x, tape_would_record(tp, 3, (Tensor *[]){x, gamma, beta})); /* may be x's buffer */
-    batchnorm_forward(y->data, cx.rstd, xd, cx.mean, var, gamma ? gamma->data : NULL,
+    KERNEL(tp->device, batchnorm_forward, y->data, cx.rstd, xd, cx.mean, var, gamma ? gamma->data : NULL,
                       beta ? beta->data : NULL, N, C, S, eps);
     Tensor *in[] = {x, gamma, beta}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "batchnorm", batchnorm_bwd, in, out);

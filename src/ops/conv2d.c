@@ -1120,10 +1120,10 @@ static void conv2d_bwd(Node *nd) {
     int set;
     float *dx = tensor_grad_overwrite(x, &set);
     if (set) { /* the first gradient x receives: written, not added to zeros */
-        conv2d_backward_data_set(dx, y->grad, w->data, &cx->s, cx->scratch);
+        KERNEL(nd->tape->device, conv2d_backward_data_set, dx, y->grad, w->data, &cx->s, cx->scratch);
         dx = NULL;
     }
-    conv2d_backward(dx, tensor_grad_or_null(w), tensor_grad_or_null(b), y->grad, x->data, w->data, &cx->s, cx->scratch);
+    KERNEL(nd->tape->device, conv2d_backward, dx, tensor_grad_or_null(w), tensor_grad_or_null(b), y->grad, x->data, w->data, &cx->s, cx->scratch);
 }
 
 static void check_conv2d_args(const Tensor *x, const Tensor *w, const Tensor *b, int stride_h, int stride_w,
@@ -1150,7 +1150,7 @@ Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int s
     Tensor *in[] = {x, w, b}, *out[1];
     /* without gradients a donated input is overwritten by the output, chunk by chunk */
     Tensor *y = tape_out_over(tp, x, tape_would_record(tp, 3, in), 4, (int[]){s.N, s.O, s.OH, s.OW});
-    if (y) {
+    if (y) { /* (never on a device: tape_out_over gives device tensors no buffer) */
         conv2d_forward_over(y->data, w->data, b ? b->data : NULL, &s);
         tape_shrink(y);
         out[0] = y;
@@ -1158,9 +1158,10 @@ Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int s
         return y;
     }
     y = TNEW(tp, s.N, s.O, s.OH, s.OW);
-    size_t n_scratch = conv2d_op_scratch_floats(&s, b != NULL); /* 0 on the oneDNN path */
+    /* 0 on the oneDNN path, and on a device (cuDNN's workspace comes from its pool) */
+    size_t n_scratch = tp->device == DEVICE_CPU ? conv2d_op_scratch_floats(&s, b != NULL) : 0;
     float *scratch = n_scratch ? tape_alloc(tp, n_scratch * sizeof(float)) : NULL;
-    conv2d_forward(y->data, x->data, w->data, b ? b->data : NULL, &s, scratch);
+    KERNEL(tp->device, conv2d_forward, y->data, x->data, w->data, b ? b->data : NULL, &s, scratch);
     out[0] = y;
     Node *nd = TAPE_RECORD(tp, "conv2d", conv2d_bwd, in, out);
     if (nd) {

@@ -109,8 +109,13 @@ void conv2d_backward_data_set(float *dinp, const float *dout, const float *weigh
 
 /* ---- CUDA twins (src/ops/cuda/conv2d.cu, built by `make CUDA=1`): the contracts above over device
  * pointers, on the backend's stream (cu_stream), without synchronising. */
-void conv2d_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s);
+void conv2d_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s,
+                         float *scratch);
 void conv2d_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                          const float *weight, const Conv2dShape *s);
+                          const float *weight, const Conv2dShape *s, float *scratch);
+void conv2d_backward_data_set_cuda(float *dinp, const float *dout, const float *weight, const Conv2dShape *s,
+                                   float *scratch);
+/* (conv2d_forward_over, which streams the output over its input, has no twin: op_conv2d does not
+ * donate on a device) */
 
 #endif

@@ -142,7 +142,7 @@ void diffaug_backward(float *dinp, const float *dout, const DiffAugSample *p, in
 /* ---------------------------------------------------------------- tape op */
 static void diffaug_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
-    diffaug_backward(tensor_grad_or_null(x), y->grad, (const DiffAugSample *)nd->ctx, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
+    KERNEL(nd->tape->device, diffaug_backward, tensor_grad_or_null(x), y->grad, (const DiffAugSample *)nd->ctx, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
 }
 
 Tensor *op_diffaug(Tape *tp, Tensor *x, const DiffAugSample *p) {
@@ -151,7 +151,7 @@ Tensor *op_diffaug(Tape *tp, Tensor *x, const DiffAugSample *p) {
     CHECK(x->ndim == 4 && p, "diffaug: x %s must be (B, C, H, W), with parameters", tensor_shape_str(x, s, sizeof s));
     int B = x->shape[0];
     Tensor *y = tape_new(tp, 4, x->shape);
-    diffaug_forward(y->data, x->data, p, B, x->shape[1], x->shape[2], x->shape[3]);
+    KERNEL(tp->device, diffaug_forward, y->data, x->data, p, B, x->shape[1], x->shape[2], x->shape[3]);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "diffaug", diffaug_bwd, in, out);
     if (nd) {

@@ -5,6 +5,8 @@
  * given multiplier tensor, e.g. one stored in a PyTorch dump (PyTorch computes x * mask too).
  */
 #include "dropout.h"
+
+#include <stdlib.h>
 #include "../core/profile.h"
 
 #include <string.h>
@@ -32,21 +34,21 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, int64_t
 /* ---------------------------------------------------------------- tape ops */
 static void dropout_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
-    dropout_backward(tensor_grad_or_null(x), y->grad, (const float *)nd->ctx, x->n);
+    KERNEL(nd->tape->device, dropout_backward, tensor_grad_or_null(x), y->grad, (const float *)nd->ctx, x->n);
 }
 
 /* y = x * mask; backward reads the mask from ctx: the arena mask itself (owned), or a copy of
  * a caller's mask that might be freed or reused before backward. */
 static Tensor *dropout_apply(Tape *tp, Tensor *x, const float *mask, int mask_on_tape, const char *name) {
     Tensor *y = tape_new(tp, x->ndim, x->shape);
-    dropout_forward(y->data, x->data, mask, x->n);
+    KERNEL(tp->device, dropout_forward, y->data, x->data, mask, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, name, dropout_bwd, in, out);
     if (nd && mask_on_tape) {
         nd->ctx = (void *)mask;
     } else if (nd) {
-        float *m = tape_alloc(tp, (size_t)(x->n ? x->n : 1) * sizeof(float));
-        if (x->n) memcpy(m, mask, (size_t)x->n * sizeof(float));
+        float *m = tape_dev_alloc(tp, (size_t)(x->n ? x->n : 1) * sizeof(float));
+        device_copy(tp->device, m, mask, (size_t)x->n * sizeof(float));
         nd->ctx = m;
     }
     return y;
@@ -57,7 +59,7 @@ Tensor *op_dropout(Tape *tp, Tensor *x, float p, Rng *rng, Tensor **mask_out) {
     if (p == 0.0f) { /* identity: no random numbers drawn */
         if (mask_out) {
             Tensor *ones = tape_new(tp, x->ndim, x->shape);
-            for (int64_t i = 0; i < ones->n; i++) ones->data[i] = 1.0f;
+            tensor_fill(ones, 1.0f);
             *mask_out = ones;
         }
         return x;
@@ -65,8 +67,15 @@ Tensor *op_dropout(Tape *tp, Tensor *x, float p, Rng *rng, Tensor **mask_out) {
     CHECK(rng != NULL, "dropout: p = %g needs an Rng", (double)p);
     PROFILE_OP_BEGIN();
     Tensor *mask = tape_new(tp, x->ndim, x->shape);
-    rng_uniform(rng, mask->data, mask->n);
-    dropout_make_mask(mask->data, mask->data, p, mask->n);
+    if (tp->device == DEVICE_CPU) {
+        rng_uniform(rng, mask->data, mask->n);
+    } else { /* the same stream of numbers, drawn on the host */
+        float *u = xmalloc((size_t)(mask->n ? mask->n : 1) * sizeof(float));
+        rng_uniform(rng, u, mask->n);
+        tensor_upload(mask, u);
+        free(u);
+    }
+    KERNEL(tp->device, dropout_make_mask, mask->data, mask->data, p, mask->n);
     if (mask_out) *mask_out = mask;
     return dropout_apply(tp, x, mask->data, 1, "dropout");
 }

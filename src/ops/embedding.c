@@ -42,7 +42,7 @@ typedef struct EmbCtx {
 static void embedding_bwd(Node *nd) {
     Tensor *w = nd->in[0], *y = nd->out[0];
     const EmbCtx *c = nd->ctx;
-    embedding_backward(tensor_grad_or_null(w), y->grad, c->ids, c->N, w->shape[1]);
+    KERNEL(nd->tape->device, embedding_backward, tensor_grad_or_null(w), y->grad, c->ids, c->N, w->shape[1]);
 }
 
 Tensor *op_embedding(Tape *tp, const int64_t *ids, int B, int T, Tensor *w) {
@@ -56,13 +56,18 @@ Tensor *op_embedding(Tape *tp, const int64_t *ids, int B, int T, Tensor *w) {
         CHECK(ids[n] >= 0 && ids[n] < V, "embedding: id %lld at position %lld (b %lld, t %lld) out of range for a vocabulary of V = %d",
               (long long)ids[n], (long long)n, (long long)(n / (T ? T : 1)), (long long)(n % (T ? T : 1)), V);
     Tensor *y = TNEW(tp, B, T, D);
-    embedding_forward(y->data, ids, w->data, N, D);
+    const int64_t *dids = tape_dev_copy(tp, ids, (size_t)N * sizeof(int64_t)); /* ids itself on the CPU */
+    KERNEL(tp->device, embedding_forward, y->data, dids, w->data, N, D);
     Tensor *in[] = {w}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "embedding", embedding_bwd, in, out);
     if (nd) { /* the caller's ids may be gone by backward: keep a copy */
         EmbCtx *c = tape_alloc(tp, sizeof *c);
-        c->ids = tape_alloc(tp, (size_t)(N ? N : 1) * sizeof(int64_t));
-        if (N) memcpy(c->ids, ids, (size_t)N * sizeof(int64_t));
+        if (tp->device == DEVICE_CPU) {
+            c->ids = tape_alloc(tp, (size_t)(N ? N : 1) * sizeof(int64_t));
+            if (N) memcpy(c->ids, ids, (size_t)N * sizeof(int64_t));
+        } else {
+            c->ids = (int64_t *)dids; /* the tape's own copy already */
+        }
         c->N = N;
         nd->ctx = c;
     }

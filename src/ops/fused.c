@@ -148,6 +148,15 @@ static void check_vec(const Tensor *t, int O, const char *what) {
 Tensor *op_conv2d_bn_relu_frozen(Tape *tp, Tensor *x, Tensor *w, int stride_h, int stride_w, int pad_h, int pad_w,
                                  Tensor *gamma, Tensor *beta, Tensor *running_mean, Tensor *running_var, float eps,
                                  int blocked) {
+    if (tp->device != DEVICE_CPU) { /* on a device: the ops it fuses (see the head of fused.h) */
+        CHECK(!blocked && !x->blocked, "conv2d_bn_relu_frozen: the nChw16c layout is the CPU's (oneDNN)");
+        Tensor *frozen[] = {w, gamma, beta};
+        for (int k = 0; k < 3; k++)
+            CHECK(!frozen[k]->requires_grad, "conv2d_bn_relu_frozen: the weights must not require gradients");
+        Tensor *z = op_conv2d(tp, x, w, NULL, stride_h, stride_w, pad_h, pad_w);
+        z = op_batchnorm(tp, z, gamma, beta, running_mean, running_var, NULL, 0, 0.1f, eps);
+        return op_relu(tp, z);
+    }
     PROFILE_OP_BEGIN();
     char xs[64], ws[64];
     CHECK(x && w && x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1],
@@ -252,6 +261,15 @@ Tensor *op_conv2d_bn_train_relu_nograd(Tape *tp, Tensor *x, Tensor *w, int strid
                                        int pad_w, Tensor *gamma, Tensor *beta, Tensor *running_mean,
                                        Tensor *running_var, int64_t *num_batches_tracked, float momentum, float eps,
                                        int blocked) {
+    if (tp->device != DEVICE_CPU) { /* on a device: the ops it fuses */
+        CHECK(!blocked && !x->blocked, "conv2d_bn_train_relu: the nChw16c layout is the CPU's (oneDNN)");
+        Tensor *ins[] = {x, w, gamma, beta};
+        CHECK(!tape_would_record(tp, 4, ins), "conv2d_bn_train_relu: no gradient may be wanted through it (use conv2d, "
+                                              "batchnorm, relu)");
+        Tensor *z = op_conv2d(tp, x, w, NULL, stride_h, stride_w, pad_h, pad_w);
+        z = op_batchnorm(tp, z, gamma, beta, running_mean, running_var, num_batches_tracked, 1, momentum, eps);
+        return op_relu(tp, tape_donate(z));
+    }
     PROFILE_OP_BEGIN();
     char xs[64], ws[64];
     CHECK(x && w && x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1],
@@ -347,6 +365,8 @@ static void upconv_bwd(Node *nd) {
 }
 
 Tensor *op_upsample2x_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int pad_h, int pad_w) {
+    if (tp->device != DEVICE_CPU) /* on a device: the two ops (the chunking saves host memory) */
+        return op_conv2d(tp, op_upsample_nearest2x(tp, x), w, b, 1, 1, pad_h, pad_w);
     PROFILE_OP_BEGIN();
     char xs_[64], ws_[64];
     CHECK(x && w && x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1],

@@ -34,7 +34,7 @@ static void linear_bwd(Node *nd) {
     Tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out[0];
     int IN = w->shape[1], OUT = w->shape[0];
     int N = (int)(x->n / IN);
-    linear_backward(tensor_grad_or_null(x), tensor_grad_or_null(w), tensor_grad_or_null(b), y->grad, x->data,
+    KERNEL(nd->tape->device, linear_backward, tensor_grad_or_null(x), tensor_grad_or_null(w), tensor_grad_or_null(b), y->grad, x->data,
                     w->data, N, IN, OUT);
 }
 
@@ -49,7 +49,7 @@ Tensor *op_linear(Tape *tp, Tensor *x, Tensor *w, Tensor *b) {
     shape[x->ndim - 1] = OUT;
     Tensor *y = tape_new(tp, x->ndim, shape);
     int N = (int)(x->n / IN);
-    linear_forward(y->data, x->data, w->data, b ? b->data : NULL, N, IN, OUT);
+    KERNEL(tp->device, linear_forward, y->data, x->data, w->data, b ? b->data : NULL, N, IN, OUT);
     Tensor *in[] = {x, w, b}, *out[] = {y};
     TAPE_RECORD(tp, "linear", linear_bwd, in, out);
     return y;

@@ -101,18 +101,27 @@ static void check_pair(const char *op, const Tensor *a, const Tensor *b) {
 /* the target tensor is not an input of the node (it gets no gradient); ctx keeps its data */
 static void bce_bwd(Node *nd) {
     Tensor *p = nd->in[0], *l = nd->out[0];
-    bce_backward(tensor_grad_or_null(p), l->grad, p->data, (const float *)nd->ctx, p->n);
+    KERNEL(nd->tape->device, bce_backward, tensor_grad_or_null(p), l->grad, p->data, (const float *)nd->ctx, p->n);
 }
 
 static void bce_logits_bwd(Node *nd) {
     Tensor *x = nd->in[0], *l = nd->out[0];
-    bce_logits_backward(tensor_grad_or_null(x), l->grad, x->data, (const float *)nd->ctx, x->n);
+    KERNEL(nd->tape->device, bce_logits_backward, tensor_grad_or_null(x), l->grad, x->data, (const float *)nd->ctx, x->n);
 }
 
-/* copy of the target for backward: the caller may reuse its buffer before backward */
+/* copy of a target tensor's data for backward, on the tape's device: the caller may reuse its
+ * buffer before backward */
 static void *save_copy(Tape *tp, const void *src, size_t bytes) {
+    void *m = tape_dev_alloc(tp, bytes ? bytes : 1);
+    device_copy(tp->device, m, src, bytes);
+    return m;
+}
+
+/* the same for an array in host memory (class targets) */
+static const void *save_host_copy(Tape *tp, const void *host, size_t bytes) {
+    if (tp->device != DEVICE_CPU) return tape_dev_copy(tp, host, bytes);
     void *m = tape_alloc(tp, bytes ? bytes : 1);
-    if (bytes) memcpy(m, src, bytes);
+    if (bytes) memcpy(m, host, bytes);
     return m;
 }
 
@@ -121,12 +130,12 @@ Tensor *op_bce(Tape *tp, Tensor *p, const Tensor *y) {
     check_pair("bce", p, y);
     /* Out of [0, 1] is a bug upstream (p comes from a sigmoid). NaN is let through, unlike
      * PyTorch, so that a diverging run yields a NaN loss the training loop reports by name. */
-    for (int64_t i = 0; i < p->n; i++)
+    for (int64_t i = 0; i < (tp->device == DEVICE_CPU ? p->n : 0); i++) /* (read on the host: the CPU's check) */
         CHECK(!(p->data[i] < 0.0f || p->data[i] > 1.0f || y->data[i] < 0.0f || y->data[i] > 1.0f),
               "bce: element %lld has input %g and target %g; both must be in [0, 1]", (long long)i, (double)p->data[i],
               (double)y->data[i]);
     Tensor *l = loss_scalar(tp);
-    bce_forward(l->data, p->data, y->data, p->n);
+    KERNEL(tp->device, bce_forward, l->data, p->data, y->data, p->n);
     Tensor *in[] = {p}, *out[] = {l};
     Node *nd = TAPE_RECORD(tp, "bce", bce_bwd, in, out);
     if (nd) nd->ctx = save_copy(tp, y->data, (size_t)y->n * sizeof(float));
@@ -137,7 +146,7 @@ Tensor *op_bce_logits(Tape *tp, Tensor *x, const Tensor *y) {
     PROFILE_OP_BEGIN();
     check_pair("bce_logits", x, y);
     Tensor *l = loss_scalar(tp);
-    bce_logits_forward(l->data, x->data, y->data, x->n);
+    KERNEL(tp->device, bce_logits_forward, l->data, x->data, y->data, x->n);
     Tensor *in[] = {x}, *out[] = {l};
     Node *nd = TAPE_RECORD(tp, "bce_logits", bce_logits_bwd, in, out);
     if (nd) nd->ctx = save_copy(tp, y->data, (size_t)y->n * sizeof(float));
@@ -152,7 +161,7 @@ typedef struct CeCtx {
 static void cross_entropy_bwd(Node *nd) {
     Tensor *x = nd->in[0], *l = nd->out[0];
     const CeCtx *c = nd->ctx;
-    cross_entropy_backward(tensor_grad_or_null(x), l->grad, c->lse, x->data, c->targets, x->shape[0], x->shape[1]);
+    KERNEL(nd->tape->device, cross_entropy_backward, tensor_grad_or_null(x), l->grad, c->lse, x->data, c->targets, x->shape[0], x->shape[1]);
 }
 
 Tensor *op_cross_entropy(Tape *tp, Tensor *x, const int64_t *targets) {
@@ -164,18 +173,19 @@ Tensor *op_cross_entropy(Tape *tp, Tensor *x, const int64_t *targets) {
     for (int i = 0; i < N; i++) {
         CHECK(targets[i] >= 0 && targets[i] < C, "cross_entropy: target %lld of row %d out of range for C = %d",
               (long long)targets[i], i, C);
-        CHECK(x->data[(int64_t)i * C + targets[i]] != -INFINITY, "cross_entropy: row %d has a -inf logit at its target %lld",
+        CHECK(tp->device != DEVICE_CPU || x->data[(int64_t)i * C + targets[i]] != -INFINITY, /* (the CPU's check) */ "cross_entropy: row %d has a -inf logit at its target %lld",
               i, (long long)targets[i]);
     }
     Tensor *l = loss_scalar(tp);
-    double *lse = tape_alloc(tp, (size_t)N * sizeof(double));
-    cross_entropy_forward(l->data, lse, x->data, targets, N, C);
+    double *lse = tape_dev_alloc(tp, (size_t)N * sizeof(double));
+    const int64_t *tg = save_host_copy(tp, targets, (size_t)N * sizeof(int64_t)); /* backward reads it too */
+    KERNEL(tp->device, cross_entropy_forward, l->data, lse, x->data, tg, N, C);
     Tensor *in[] = {x}, *out[] = {l};
     Node *nd = TAPE_RECORD(tp, "cross_entropy", cross_entropy_bwd, in, out);
     if (nd) {
         CeCtx *c = tape_alloc(tp, sizeof *c);
         c->lse = lse;
-        c->targets = save_copy(tp, targets, (size_t)N * sizeof(int64_t));
+        c->targets = (int64_t *)tg;
         nd->ctx = c;
     }
     return l;

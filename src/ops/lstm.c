@@ -328,7 +328,7 @@ static void bilstm_bwd(Node *nd) {
         dir_params(&p[d], nd->in + 1 + 4 * d);
         dir_grads(&g[d], nd->in + 1 + 4 * d);
     }
-    bilstm_backward(tensor_grad_or_null(nd->in[0]), g, nd->out[0]->grad, nd->out[1]->grad, cx->gates, cx->c, cx->h,
+    KERNEL(nd->tape->device, bilstm_backward, tensor_grad_or_null(nd->in[0]), g, nd->out[0]->grad, nd->out[1]->grad, cx->gates, cx->c, cx->h,
                     nd->in[0]->data, p, cx->lens, cx->B, cx->T, cx->IN, cx->H);
     /* per step and direction 4H x: H (recurrent dh, always), IN + H (dW, if trained), IN (dx, if needed) */
     PROFILE_OP_FLOPS(2.0 * 2 * cx->N * 4.0 * cx->H *
@@ -376,14 +376,15 @@ Tensor *op_bilstm(Tape *tp, Tensor *x, const int *lens, const LstmWeights *fwd, 
     BilstmCtx cx = {B, T, IN, H, 0, NULL, NULL, NULL, NULL};
     for (int b = 0; b < B; b++) cx.N += lens[b];
     size_t nsave = (size_t)2 * cx.N * 6 * H;
-    float *save = keep ? tape_alloc(tp, nsave * sizeof(float)) : xmalloc(nsave * sizeof(float));
+    float *save = keep ? tape_dev_alloc(tp, nsave * sizeof(float))
+                       : tp->device ? device_alloc(tp->device, nsave * sizeof(float)) : xmalloc(nsave * sizeof(float));
     cx.gates = save, cx.c = save + (size_t)2 * cx.N * 4 * H, cx.h = cx.c + (size_t)2 * cx.N * H;
 
     Tensor *y = TNEW(tp, B, lstm_max_len(lens, B), 2 * H), *hn = TNEW(tp, B, 2 * H);
     LstmDirParams p[2];
     dir_params(&p[0], in + 1);
     dir_params(&p[1], in + 5);
-    bilstm_forward(y->data, hn->data, cx.gates, cx.c, cx.h, x->data, p, lens, B, T, IN, H);
+    KERNEL(tp->device, bilstm_forward, y->data, hn->data, cx.gates, cx.c, cx.h, x->data, p, lens, B, T, IN, H);
     PROFILE_OP_FLOPS(2.0 * 2 * cx.N * 4.0 * H * (IN + H)); /* 2 directions, 4H(IN+H) MACs per step */
     Tensor *outs[] = {y, hn};
     Node *nd = TAPE_RECORD(tp, "bilstm", bilstm_bwd, in, outs);
@@ -394,6 +395,8 @@ Tensor *op_bilstm(Tape *tp, Tensor *x, const int *lens, const LstmWeights *fwd, 
         BilstmCtx *c = tape_alloc(tp, sizeof *c);
         *c = cx;
         nd->ctx = c;
+    } else if (tp->device) {
+        device_free(tp->device, save);
     } else {
         free(save);
     }

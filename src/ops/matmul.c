@@ -176,7 +176,7 @@ static void bmm_bwd(Node *nd) {
     int B, M, K, Kb, N;
     bmm_dims(a, c->trans_a, &B, &M, &K);
     bmm_dims(b, c->trans_b, &B, &Kb, &N);
-    bmm_backward(tensor_grad_or_null(a), tensor_grad_or_null(b), y->grad, a->data, b->data, B, M, N, K, c->trans_a,
+    KERNEL(nd->tape->device, bmm_backward, tensor_grad_or_null(a), tensor_grad_or_null(b), y->grad, a->data, b->data, B, M, N, K, c->trans_a,
                  c->trans_b);
 }
 
@@ -194,7 +194,7 @@ Tensor *op_bmm(Tape *tp, Tensor *a, Tensor *b, int trans_a, int trans_b) {
     CHECK(K == Kb, "bmm: inner dims differ: op(a) is %dx%d (a %s, trans_a %d), op(b) is %dx%d (b %s, trans_b %d)", M, K,
           tensor_shape_str(a, sa, sizeof sa), ta, Kb, N, tensor_shape_str(b, sb, sizeof sb), tb);
     Tensor *y = a->ndim == 3 ? TNEW(tp, B, M, N) : TNEW(tp, M, N);
-    bmm_forward(y->data, a->data, b->data, B, M, N, K, ta, tb);
+    KERNEL(tp->device, bmm_forward, y->data, a->data, b->data, B, M, N, K, ta, tb);
     Tensor *in[] = {a, b}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "bmm", bmm_bwd, in, out);
     if (nd) {

@@ -145,7 +145,7 @@ typedef struct NormCtx {
 static void l2norm_bwd(Node *nd) {
     const NormCtx *c = nd->ctx;
     Tensor *x = nd->in[0], *y = nd->out[0];
-    l2norm_backward(tensor_grad_or_null(x), y->grad, y->data, x->data, c->v[0], c->v[1], c->v[2]);
+    KERNEL(nd->tape->device, l2norm_backward, tensor_grad_or_null(x), y->grad, y->data, x->data, c->v[0], c->v[1], c->v[2]);
 }
 
 Tensor *op_l2norm(Tape *tp, Tensor *x, int dim, int keepdim) {
@@ -154,7 +154,7 @@ Tensor *op_l2norm(Tape *tp, Tensor *x, int dim, int keepdim) {
     int shape[TENSOR_MAX_DIMS], ndim;
     reduce_view(x, dim, keepdim, "l2norm", c.v, shape, &ndim);
     Tensor *y = tape_new(tp, ndim, shape);
-    l2norm_forward(y->data, x->data, c.v[0], c.v[1], c.v[2]);
+    KERNEL(tp->device, l2norm_forward, y->data, x->data, c.v[0], c.v[1], c.v[2]);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "l2norm", l2norm_bwd, in, out);
     if (nd) {
@@ -168,7 +168,7 @@ Tensor *op_l2norm(Tape *tp, Tensor *x, int dim, int keepdim) {
 static void cosine_bwd(Node *nd) {
     const NormCtx *c = nd->ctx;
     Tensor *a = nd->in[0], *b = nd->in[1];
-    cosine_backward(tensor_grad_or_null(a), tensor_grad_or_null(b), nd->out[0]->grad, c->w12, c->w1, c->w2, a->data,
+    KERNEL(nd->tape->device, cosine_backward, tensor_grad_or_null(a), tensor_grad_or_null(b), nd->out[0]->grad, c->w12, c->w1, c->w2, a->data,
                     b->data, c->v[0], c->v[1], c->v[2], c->eps);
 }
 
@@ -184,10 +184,10 @@ Tensor *op_cosine_similarity(Tape *tp, Tensor *a, Tensor *b, int dim, float eps)
     reduce_view(a, dim, 0, "cosine_similarity", c.v, shape, &ndim);
     Tensor *y = tape_new(tp, ndim, shape);
     size_t bytes = (size_t)y->n * sizeof(float);
-    c.w12 = tape_alloc(tp, bytes);
-    c.w1 = tape_alloc(tp, bytes);
-    c.w2 = tape_alloc(tp, bytes);
-    cosine_forward(y->data, c.w12, c.w1, c.w2, a->data, b->data, c.v[0], c.v[1], c.v[2], eps);
+    c.w12 = tape_dev_alloc(tp, bytes);
+    c.w1 = tape_dev_alloc(tp, bytes);
+    c.w2 = tape_dev_alloc(tp, bytes);
+    KERNEL(tp->device, cosine_forward, y->data, c.w12, c.w1, c.w2, a->data, b->data, c.v[0], c.v[1], c.v[2], eps);
     Tensor *in[] = {a, b}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "cosine_similarity", cosine_bwd, in, out);
     if (nd) {

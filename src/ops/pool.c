@@ -666,7 +666,7 @@ static void maxpool2d_bwd(Node *nd) {
                                      x->shape[3], c->kernel, c->stride, c->pad, y->shape[2], y->shape[3], set);
         return;
     }
-    maxpool2d_backward(tensor_grad_or_null(x), y->grad, c->idx, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
+    KERNEL(nd->tape->device, maxpool2d_backward, tensor_grad_or_null(x), y->grad, c->idx, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
                        c->kernel, c->stride, c->pad);
 }
 
@@ -677,12 +677,12 @@ Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad) {
           x->shape[2], x->shape[3]);
     /* the argmax is kept only when the op will be recorded (same condition as tape_record) */
     int need_idx = tape_grad_enabled(tp) && x->requires_grad;
-    int32_t *idx = need_idx ? tape_alloc(tp, (size_t)y->n * sizeof(int32_t)) : NULL;
+    int32_t *idx = need_idx ? tape_dev_alloc(tp, (size_t)y->n * sizeof(int32_t)) : NULL;
     if (x->blocked)
         maxpool_blk_forward(y->data, idx, x->data, (int64_t)x->shape[0] * (x->shape[1] / BLK), x->shape[2], x->shape[3],
                             kernel, stride, pad, y->shape[2], y->shape[3]);
     else
-        maxpool2d_forward(y->data, idx, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel,
+        KERNEL(tp->device, maxpool2d_forward, y->data, idx, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel,
                           stride, pad);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "maxpool2d", maxpool2d_bwd, in, out);
@@ -703,7 +703,7 @@ static void avgpool2d_bwd(Node *nd) {
                                      c->kernel, c->stride, c->pad, c->count_include_pad, y->shape[2], y->shape[3], set);
         return;
     }
-    avgpool2d_backward(tensor_grad_or_null(x), y->grad, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
+    KERNEL(nd->tape->device, avgpool2d_backward, tensor_grad_or_null(x), y->grad, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
                        c->kernel, c->stride, c->pad, c->count_include_pad);
 }
 
@@ -714,7 +714,7 @@ Tensor *op_avgpool2d(Tape *tp, Tensor *x, int kernel, int stride, int pad, int c
         avgpool_blk_forward(y->data, x->data, (int64_t)x->shape[0] * (x->shape[1] / BLK), x->shape[2], x->shape[3], kernel,
                             stride, pad, count_include_pad, y->shape[2], y->shape[3]);
     else
-        avgpool2d_forward(y->data, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel, stride,
+        KERNEL(tp->device, avgpool2d_forward, y->data, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel, stride,
                           pad, count_include_pad);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "avgpool2d", avgpool2d_bwd, in, out);

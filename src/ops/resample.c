@@ -201,7 +201,7 @@ static void check_image(const char *op, const Tensor *x) {
 
 static void upsample_nearest2x_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
-    upsample_nearest2x_backward(tensor_grad_or_null(x), y->grad, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3]);
+    KERNEL(nd->tape->device, upsample_nearest2x_backward, tensor_grad_or_null(x), y->grad, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3]);
 }
 
 Tensor *op_upsample_nearest2x(Tape *tp, Tensor *x) {
@@ -209,7 +209,7 @@ Tensor *op_upsample_nearest2x(Tape *tp, Tensor *x) {
     check_image("upsample_nearest2x", x);
     int H = x->shape[2], W = x->shape[3];
     Tensor *y = TNEW(tp, x->shape[0], x->shape[1], 2 * H, 2 * W);
-    upsample_nearest2x_forward(y->data, x->data, (int64_t)x->shape[0] * x->shape[1], H, W);
+    KERNEL(tp->device, upsample_nearest2x_forward, y->data, x->data, (int64_t)x->shape[0] * x->shape[1], H, W);
     Tensor *in[] = {x}, *out[] = {y};
     tape_node_data_unused(TAPE_RECORD(tp, "upsample_nearest2x", upsample_nearest2x_bwd, in, out));
     return y;
@@ -219,7 +219,7 @@ Tensor *op_upsample_nearest2x(Tape *tp, Tensor *x) {
 static void resize_bilinear_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     int align_corners = nd->ctx ? *(const int *)nd->ctx : 0;
-    resize_bilinear_ac_backward(tensor_grad_or_null(x), y->grad, (int64_t)x->shape[0] * x->shape[1], x->shape[2],
+    KERNEL(nd->tape->device, resize_bilinear_ac_backward, tensor_grad_or_null(x), y->grad, (int64_t)x->shape[0] * x->shape[1], x->shape[2],
                                 x->shape[3], y->shape[2], y->shape[3], align_corners);
 }
 
@@ -228,7 +228,7 @@ static Tensor *resize_op(Tape *tp, Tensor *x, int out_h, int out_w, int align_co
     check_image("resize_bilinear", x);
     CHECK(out_h > 0 && out_w > 0, "resize_bilinear: output size (%d, %d) must be positive", out_h, out_w);
     Tensor *y = TNEW(tp, x->shape[0], x->shape[1], out_h, out_w);
-    resize_bilinear_ac_forward(y->data, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], out_h,
+    KERNEL(tp->device, resize_bilinear_ac_forward, y->data, x->data, (int64_t)x->shape[0] * x->shape[1], x->shape[2], x->shape[3], out_h,
                                out_w, align_corners);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "resize_bilinear", resize_bilinear_bwd, in, out);

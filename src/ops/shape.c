@@ -285,7 +285,7 @@ static void concat_bwd(Node *nd) {
         sizes[i] = nd->in[i]->shape[c->dim];
         dinps[i] = tensor_grad_or_null(nd->in[i]);
     }
-    concat_backward(dinps, y->grad, sizes, n, tensor_span(y, 0, c->dim), tensor_span(y, c->dim + 1, y->ndim));
+    KERNEL(nd->tape->device, concat_backward, dinps, y->grad, sizes, n, tensor_span(y, 0, c->dim), tensor_span(y, c->dim + 1, y->ndim));
     free(dinps);
     free(sizes);
 }
@@ -325,7 +325,7 @@ Tensor *op_concat(Tape *tp, int n, Tensor *const *xs, int dim) {
               "of 16)", i, xs[i]->blocked ? "nChw16c" : "NCHW", xs[0]->blocked ? "nChw16c" : "NCHW");
     Tensor *y = tape_new(tp, xs[0]->ndim, shape);
     y->blocked = xs[0]->blocked;
-    concat_forward(y->data, inps, sizes, n, tensor_span(y, 0, d), tensor_span(y, d + 1, y->ndim));
+    KERNEL(tp->device, concat_forward, y->data, inps, sizes, n, tensor_span(y, 0, d), tensor_span(y, d + 1, y->ndim));
     free(inps);
     free(sizes);
     Node *nd = tape_record(tp, "concat", concat_bwd, n, xs, 1, &y);
@@ -391,7 +391,7 @@ static void slice_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     float *dx = tensor_grad_or_null(x);
     if (!dx) return;
-    slice_backward(dx, y->grad, tensor_span(x, 0, c->dim), x->shape[c->dim], c->start, y->shape[c->dim],
+    KERNEL(nd->tape->device, slice_backward, dx, y->grad, tensor_span(x, 0, c->dim), x->shape[c->dim], c->start, y->shape[c->dim],
                    tensor_span(x, c->dim + 1, x->ndim));
 }
 
@@ -407,7 +407,7 @@ Tensor *op_slice(Tape *tp, Tensor *x, int dim, int start, int end) {
     memcpy(shape, x->shape, sizeof shape);
     shape[d] = e - s;
     Tensor *y = tape_new(tp, x->ndim, shape);
-    slice_forward(y->data, x->data, tensor_span(x, 0, d), size, s, e - s, tensor_span(x, d + 1, x->ndim));
+    KERNEL(tp->device, slice_forward, y->data, x->data, tensor_span(x, 0, d), size, s, e - s, tensor_span(x, d + 1, x->ndim));
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "slice", slice_bwd, in, out);
     tape_node_data_unused(nd);
@@ -425,7 +425,7 @@ Tensor *op_slice(Tape *tp, Tensor *x, int dim, int start, int end) {
 static void repeat_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     float *dx = tensor_grad_or_null(x);
-    if (dx) repeat_backward(dx, y->grad, x->ndim, x->shape, (const int *)nd->ctx);
+    if (dx) KERNEL(nd->tape->device, repeat_backward, dx, y->grad, x->ndim, x->shape, (const int *)nd->ctx);
 }
 
 Tensor *op_repeat(Tape *tp, Tensor *x, const int *reps) {
@@ -437,7 +437,7 @@ Tensor *op_repeat(Tape *tp, Tensor *x, const int *reps) {
         shape[d] = (int)checked_dim("repeat", (int64_t)x->shape[d] * reps[d]);
     }
     Tensor *y = tape_new(tp, x->ndim, shape);
-    repeat_forward(y->data, x->data, x->ndim, x->shape, reps);
+    KERNEL(tp->device, repeat_forward, y->data, x->data, x->ndim, x->shape, reps);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "repeat", repeat_bwd, in, out);
     tape_node_data_unused(nd);
@@ -463,7 +463,7 @@ static void broadcast_bwd(Node *nd) {
     if (!dx) return;
     int in_shape[TENSOR_MAX_DIMS];
     padded_shape(x, y->ndim, in_shape);
-    broadcast_backward(dx, y->grad, y->ndim, y->shape, in_shape);
+    KERNEL(nd->tape->device, broadcast_backward, dx, y->grad, y->ndim, y->shape, in_shape);
 }
 
 Tensor *op_broadcast_to(Tape *tp, Tensor *x, int ndim, const int *shape) {
@@ -480,7 +480,7 @@ Tensor *op_broadcast_to(Tape *tp, Tensor *x, int ndim, const int *shape) {
               k, ndim);
     }
     Tensor *y = tape_new(tp, ndim, out_shape);
-    broadcast_forward(y->data, x->data, ndim, out_shape, in_shape);
+    KERNEL(tp->device, broadcast_forward, y->data, x->data, ndim, out_shape, in_shape);
     Tensor *in[] = {x}, *out[] = {y};
     tape_node_data_unused(TAPE_RECORD(tp, "broadcast_to", broadcast_bwd, in, out));
     return y;
@@ -510,7 +510,7 @@ static void transpose_bwd(Node *nd) {
     int64_t A, M, C;
     int P, Q;
     transpose_dims(x, c->dim, c->start, &A, &P, &M, &Q, &C);
-    transpose_backward(dx, y->grad, A, P, M, Q, C);
+    KERNEL(nd->tape->device, transpose_backward, dx, y->grad, A, P, M, Q, C);
 }
 
 Tensor *op_transpose(Tape *tp, Tensor *x, int d0, int d1) {
@@ -526,7 +526,7 @@ Tensor *op_transpose(Tape *tp, Tensor *x, int d0, int d1) {
     int64_t A, M, C;
     int P, Q;
     transpose_dims(x, lo, hi, &A, &P, &M, &Q, &C);
-    transpose_forward(y->data, x->data, A, P, M, Q, C);
+    KERNEL(tp->device, transpose_forward, y->data, x->data, A, P, M, Q, C);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "transpose", transpose_bwd, in, out);
     tape_node_data_unused(nd);
@@ -544,7 +544,7 @@ Tensor *op_transpose(Tape *tp, Tensor *x, int d0, int d1) {
 static void reshape_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     float *dx = tensor_grad_or_null(x);
-    if (dx) reshape_backward(dx, y->grad, x->n);
+    if (dx) KERNEL(nd->tape->device, reshape_backward, dx, y->grad, x->n);
 }
 
 Tensor *op_reshape(Tape *tp, Tensor *x, int ndim, const int *shape) {
@@ -573,7 +573,7 @@ Tensor *op_reshape(Tape *tp, Tensor *x, int ndim, const int *shape) {
     CHECK(known == x->n, "reshape: %s has %lld elements, the target shape %lld", tensor_shape_str(x, sx, sizeof sx),
           (long long)x->n, (long long)known);
     Tensor *y = tape_new(tp, ndim, out_shape);
-    reshape_forward(y->data, x->data, x->n);
+    KERNEL(tp->device, reshape_forward, y->data, x->data, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     tape_node_data_unused(TAPE_RECORD(tp, "reshape", reshape_bwd, in, out));
     return y;

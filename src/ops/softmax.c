@@ -78,7 +78,7 @@ void masked_fill_backward(float *dinp, const float *dout, const uint8_t *mask, i
 static void softmax_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
     int C = x->ndim ? x->shape[x->ndim - 1] : 1;
-    softmax_backward(tensor_grad_or_null(x), y->grad, y->data, x->n / C, C);
+    KERNEL(nd->tape->device, softmax_backward, tensor_grad_or_null(x), y->grad, y->data, x->n / C, C);
 }
 
 Tensor *op_softmax(Tape *tp, Tensor *x, const uint8_t *mask) {
@@ -87,7 +87,8 @@ Tensor *op_softmax(Tape *tp, Tensor *x, const uint8_t *mask) {
     int C = x->shape[x->ndim - 1];
     CHECK(C > 0 || x->n == 0, "softmax: empty last dimension");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
-    if (x->n) softmax_forward(y->data, x->data, mask, x->n / C, C);
+    const uint8_t *dmask = tape_dev_copy(tp, mask, (size_t)x->n); /* mask itself on the CPU */
+    if (x->n) KERNEL(tp->device, softmax_forward, y->data, x->data, dmask, x->n / C, C);
     /* backward needs only the output: masked entries are 0 there */
     Tensor *in[] = {x}, *out[] = {y};
     tape_node_input_unused(TAPE_RECORD(tp, "softmax", softmax_bwd, in, out), 0);
@@ -96,20 +97,25 @@ Tensor *op_softmax(Tape *tp, Tensor *x, const uint8_t *mask) {
 
 static void masked_fill_bwd(Node *nd) {
     Tensor *x = nd->in[0], *y = nd->out[0];
-    masked_fill_backward(tensor_grad_or_null(x), y->grad, (const uint8_t *)nd->ctx, x->n);
+    KERNEL(nd->tape->device, masked_fill_backward, tensor_grad_or_null(x), y->grad, (const uint8_t *)nd->ctx, x->n);
 }
 
 Tensor *op_masked_fill(Tape *tp, Tensor *x, const uint8_t *mask, float value) {
     PROFILE_OP_BEGIN();
     CHECK(mask != NULL, "masked_fill: mask is NULL");
     Tensor *y = tape_new(tp, x->ndim, x->shape);
-    masked_fill_forward(y->data, x->data, mask, value, x->n);
+    const uint8_t *dmask = tape_dev_copy(tp, mask, (size_t)x->n); /* mask itself on the CPU */
+    KERNEL(tp->device, masked_fill_forward, y->data, x->data, dmask, value, x->n);
     Tensor *in[] = {x}, *out[] = {y};
     Node *nd = TAPE_RECORD(tp, "masked_fill", masked_fill_bwd, in, out);
     if (nd) { /* the caller's mask may be gone by backward: keep a copy */
-        uint8_t *m = tape_alloc(tp, (size_t)(x->n ? x->n : 1));
-        if (x->n) memcpy(m, mask, (size_t)x->n);
-        nd->ctx = m;
+        if (tp->device == DEVICE_CPU) {
+            uint8_t *m = tape_alloc(tp, (size_t)(x->n ? x->n : 1));
+            if (x->n) memcpy(m, mask, (size_t)x->n);
+            nd->ctx = m;
+        } else {
+            nd->ctx = (void *)dmask; /* the tape's own copy already */
+        }
         tape_node_data_unused(nd);
     }
     return y;

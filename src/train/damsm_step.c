@@ -32,7 +32,7 @@ void damsm_trainer_free(DamsmTrainer *t) {
 /* A (B, 1) tensor of one label value. */
 static Tensor *labels(Tape *tp, int B, float v) {
     Tensor *y = TNEW(tp, B, 1);
-    for (int i = 0; i < B; i++) y->data[i] = v;
+    tensor_fill(y, v);
     return y;
 }
 

@@ -94,7 +94,7 @@ void gan_d_update(GanTrainer *t, int i) { adam_step(&t->opt_d[i]); }
 
 static Tensor *fill(Tape *tp, int B, float v) {
     Tensor *y = TNEW(tp, B);
-    for (int i = 0; i < B; i++) y->data[i] = v;
+    tensor_fill(y, v);
     return y;
 }
 
@@ -122,7 +122,7 @@ void gan_g_loss(GanTrainer *t, Tape *tp, Tensor *const *fakes, Tensor *words_emb
     o->s_loss = op_scale(tp, op_add(tp, o->s.loss0, o->s.loss1), c->lambda);
     zsl_d_forward(tp, t->zd, o->img.code, &o->zsl_pred, &o->zsl_cls);
     Tensor *target = TNEW(tp, B, 1);
-    for (int i = 0; i < B; i++) target->data[i] = c->zsl_fix_labels ? 1.0f : 0.0f; /* "look like a real image code" */
+    tensor_fill(target, c->zsl_fix_labels ? 1.0f : 0.0f); /* "look like a real image code" */
     o->adv = op_bce_logits(tp, o->zsl_pred, target);
     int64_t *y = tape_alloc(tp, (size_t)B * sizeof(int64_t));
     for (int i = 0; i < B; i++) {

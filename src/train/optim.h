@@ -13,10 +13,14 @@ typedef struct Adam {
     float *m, *v;          /* exp_avg, exp_avg_sq: ps->n_values floats each, zero at start */
     char scale_prefix[64]; /* weights whose names start with this learn at lr * prefix_scale */
     float prefix_scale;
+    int device;            /* DeviceKind of m and v: their set's (adam_to_device) */
 } Adam;
 
 void adam_init(Adam *a, ParamSet *ps, float lr, float beta1, float beta2, float eps);
 void adam_free(Adam *a);
+/* Moves m and v to device dev (the CPU included), beside the set's parameters (paramset_to_device);
+ * checkpoints read and write them on the CPU. */
+void adam_to_device(Adam *a, int dev);
 /* Weights whose names start with prefix (e.g. "zsl_g.") learn at lr * scale (a parameter group
  * with its own learning rate, as PyTorch's param_groups). */
 void adam_set_prefix_scale(Adam *a, const char *prefix, float scale);
@@ -36,5 +40,19 @@ float clip_grad_norm_sets(ParamSet *const *sets, int n_sets, float max_norm);
 
 /* ema = decay * ema + (1 - decay) * p for every weight (buffers are not averaged). */
 void ema_update(ParamSet *ema, const ParamSet *ps, float decay);
+
+/* ---- kernels (KERNEL dispatch, device.h; the CUDA twins in optim_cuda.h) */
+/* p, m, v, g (n): one Adam update with adam_step's scalars */
+void adam_kernel(float *p, float *m, float *v, const float *g, int64_t n, float b1, float one_m_b1, float b2,
+                 float one_m_b2, float step_size, float bc2_sqrt, float eps, float wd);
+/* out[0] = sum of x^2 (n) in double; total_coef (2) = the total norm and the clipping factor from
+ * n per-tensor sums; g (n) *= coef[0] */
+void sumsq(double *out, const float *x, int64_t n);
+void clip_grad_coef(float *total_coef, const double *sq, int n, float max_norm);
+void clip_grad_scale(float *g, const float *coef, int64_t n);
+/* ema (n) = ema * decay + (1 - decay) * p */
+void ema_kernel(float *ema, const float *p, int64_t n, float decay);
+
+#include "optim_cuda.h"
 
 #endif

@@ -1,15 +1,15 @@
-/* optim_cuda.h: the CUDA twins of the kernel-level loops of src/train/optim.c (Adam, gradient-norm
- * clipping, EMA), over device pointers, on the backend's stream (cu_stream), without
- * synchronising; built by `make CUDA=1` (src/ops/cuda/optim.cu), checked by
- * tests/cuda/test_cuda_optim.c against adam_step, clip_grad_norm_sets and ema_update.
+/* optim_cuda.h: the CUDA twins of the kernels of src/train/optim.c (adam_kernel, sumsq,
+ * clip_grad_coef, clip_grad_scale, ema_kernel; declared in optim.h, which includes this), over
+ * device pointers, on the backend's stream (cu_stream), without synchronising; built by `make
+ * CUDA=1` (src/ops/cuda/optim.cu), checked by tests/cuda/test_cuda_optim.c against adam_step,
+ * clip_grad_norm_sets and ema_update. adam_step, clip_grad_norm and ema_update call them through
+ * KERNEL (src/core/device.h) when their sets live on the GPU.
  *
- * optim.c keeps its loops inside adam_step / clip_grad_norm / ema_update (adam_kernel is static),
- * so these are declared here instead of beside a CPU kernel. Each reproduces the CPU loop's exact
- * arithmetic: the same scalars, the same operation order, every product and sum rounded on its own
- * (__fmul_rn / __fadd_rn: the CPU build, -std=c11, contracts no FMA), IEEE sqrt and division; so
- * given the same inputs, Adam, the clipping scale and the EMA give the CPU's bits, and the
- * gradient norm differs only by the order of its double sum. A device adam_step computes its
- * scalars on the host exactly as adam_step does and calls adam_kernel_cuda per weight entry. */
+ * Each reproduces the CPU loop's exact arithmetic: the same scalars, the same operation order,
+ * every product and sum rounded on its own (__fmul_rn / __fadd_rn: the CPU build, -std=c11,
+ * contracts no FMA), IEEE sqrt and division; so given the same inputs, Adam, the clipping scale
+ * and the EMA give the CPU's bits, and the gradient norm differs only by the order of its double
+ * sum. */
 #ifndef ATTNGAN_OPTIM_CUDA_H
 #define ATTNGAN_OPTIM_CUDA_H
 
@@ -48,7 +48,7 @@ void clip_grad_scale_cuda(float *g, const float *coef, int64_t n);
 
 /* optim.c:ema_update: ema[i] = ema[i] * keep + take * p[i] over n, device, with keep = decay and
  * take = (float)(1.0 - (double)decay) computed on the host as the CPU does. */
-void ema_update_cuda(float *ema, const float *p, int64_t n, float decay);
+void ema_kernel_cuda(float *ema, const float *p, int64_t n, float decay);
 
 #ifdef __cplusplus
 }

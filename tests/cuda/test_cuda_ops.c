@@ -124,8 +124,8 @@ static void conv_case(int N, int C, int H, int W, int O, int K, int stride, int 
     float *dDx = up(dx, nx), *dDw = up(dw, nw), *dDb = up(db, O), *dY = cu_alloc((size_t)ny * sizeof(float));
     conv2d_forward(y, x, w, b, &s, NULL);
     conv2d_backward(dx, dw, bias ? db : NULL, dy, x, w, &s, NULL);
-    conv2d_forward_cuda(dY, dX, dW, dB, &s);
-    conv2d_backward_cuda(dDx, dDw, bias ? dDb : NULL, dDy, dX, dW, &s);
+    conv2d_forward_cuda(dY, dX, dW, dB, &s, NULL);
+    conv2d_backward_cuda(dDx, dDw, bias ? dDb : NULL, dDy, dX, dW, &s, NULL);
     char w_[96];
     snprintf(w_, sizeof w_, "conv2d %dx%d s%d p%d (%d,%d,%d,%d)->%d fwd", K, K, stride, pad, N, C, H, W, O);
     check(w_, dY, y, ny, TOL_RED);
@@ -133,6 +133,12 @@ static void conv_case(int N, int C, int H, int W, int O, int K, int stride, int 
     snprintf(w_, sizeof w_, "conv2d %dx%d s%d p%d dweight (added)", K, K, stride, pad), check(w_, dDw, dw, nw, TOL_RED);
     if (bias) snprintf(w_, sizeof w_, "conv2d %dx%d s%d p%d dbias (added)", K, K, stride, pad), check(w_, dDb, db, O, TOL_RED);
     else cu_free(dDb);
+    /* the input gradient written, not added (a gradient buffer's first contribution) */
+    float *dxs = xmalloc((size_t)nx * sizeof(float)), *dDxs = up(dx, nx);
+    conv2d_backward_data_set(dxs, dy, w, &s, NULL);
+    conv2d_backward_data_set_cuda(dDxs, dDy, dW, &s, NULL);
+    snprintf(w_, sizeof w_, "conv2d %dx%d s%d p%d dx (written)", K, K, stride, pad), check(w_, dDxs, dxs, nx, TOL_RED);
+    free(dxs);
     cu_free(dX), cu_free(dW), cu_free(dB), cu_free(dDy);
     free(x), free(w), free(b), free(dy), free(dx), free(dw), free(db), free(y);
 }

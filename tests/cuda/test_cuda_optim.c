@@ -114,7 +114,7 @@ static void ema_case(float decay) {
     int64_t n = ps.n_values;
     float *dE = up(ema.values, n), *dP = up(ps.values, n);
     ema_update(&ema, &ps, decay);
-    ema_update_cuda(dE, dP, n, decay);
+    ema_kernel_cuda(dE, dP, n, decay);
     char w[64];
     snprintf(w, sizeof w, "ema_update decay=%g", (double)decay), check(w, dE, ema.values, n, TOL_EW);
     cu_free(dP);

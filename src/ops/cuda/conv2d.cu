@@ -67,7 +67,9 @@ static void descs_free(Descs *d) {
 }
 
 extern "C" {
-void conv2d_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s) {
+void conv2d_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, const Conv2dShape *s,
+                         float *scratch) {
+    (void)scratch; /* the CPU's im2col scratch: cuDNN's workspace comes from the pool */
     cudnnHandle_t h = (cudnnHandle_t)cu_cudnn();
     Descs d;
     descs_make(&d, s);
@@ -83,21 +85,36 @@ void conv2d_forward_cuda(float *out, const float *inp, const float *weight, cons
     descs_free(&d);
 }
 
+/* dinp = (beta) dinp + the input gradient: beta 1 adds (conv2d_backward), 0 writes (conv2d_backward_data_set) */
+static void backward_data(cudnnHandle_t h, Descs *dd, float *dinp, const float *dout, const float *weight, float beta) {
+    Descs &d = *dd;
+    const float one = 1.0f;
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    int n = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
+    int k = FIRST_ALGO(perf, n, "backward-data");
+    void *ws = perf[k].memory ? cu_alloc(perf[k].memory) : NULL;
+    CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, d.w, weight, d.y, dout, d.conv, perf[k].algo, ws, perf[k].memory, &beta, d.x, dinp));
+    cu_free(ws);
+}
+
+void conv2d_backward_data_set_cuda(float *dinp, const float *dout, const float *weight, const Conv2dShape *s, float *scratch) {
+    (void)scratch;
+    cudnnHandle_t h = (cudnnHandle_t)cu_cudnn();
+    Descs d;
+    descs_make(&d, s);
+    backward_data(h, &d, dinp, dout, weight, 0.0f);
+    descs_free(&d);
+}
+
 void conv2d_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                          const float *weight, const Conv2dShape *s) {
+                          const float *weight, const Conv2dShape *s, float *scratch) {
+    (void)scratch;
     cudnnHandle_t h = (cudnnHandle_t)cu_cudnn();
     Descs d;
     descs_make(&d, s);
     const float one = 1.0f;
-    if (dinp) {
-        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        int n = 0;
-        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
-        int k = FIRST_ALGO(perf, n, "backward-data");
-        void *ws = perf[k].memory ? cu_alloc(perf[k].memory) : NULL;
-        CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, d.w, weight, d.y, dout, d.conv, perf[k].algo, ws, perf[k].memory, &one, d.x, dinp));
-        cu_free(ws);
-    }
+    if (dinp) backward_data(h, &d, dinp, dout, weight, 1.0f);
     if (dweight) {
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         int n = 0;

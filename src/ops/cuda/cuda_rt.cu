@@ -66,102 +66,43 @@ extern "C" void *cu_cudnn(void) { need_device(); return (void *)g_cudnn; }
 
 /* ---------------------------------------------------------------- the caching allocator */
 
-/* Sizes round up to 512 bytes below 1 MiB and to 2 MiB above; a free block is reused for a
- * request of exactly its rounded size (training steps repeat their shapes exactly). */
-typedef struct Block {
-    void *p;
-    size_t size;
-    int used;
-} Block;
+static void *raw_cuda_alloc(size_t bytes) {
+    void *p = NULL;
+    return cudaMalloc(&p, bytes) == cudaSuccess ? p : NULL;
+}
+static void raw_cuda_free(void *p, size_t bytes) {
+    (void)bytes;
+    CU_CHECK(cudaFree(p));
+}
 
-static Block *g_blocks;
-static int g_n, g_cap;
-static CuStats g_st;
-
-static size_t round_size(size_t b) {
-    if (b < (1u << 20)) return (b + 511) & ~(size_t)511;
-    return (b + (2u << 20) - 1) & ~(((size_t)2 << 20) - 1);
+static DevPool *pool(void) {
+    static DevPool g_pool;
+    if (!g_pool.raw_alloc) {
+        g_pool.name = "cuda";
+        g_pool.raw_alloc = raw_cuda_alloc;
+        g_pool.raw_free = raw_cuda_free;
+    }
+    return &g_pool;
 }
 
 extern "C" void *cu_alloc(size_t bytes) {
     need_device();
-    size_t size = round_size(bytes ? bytes : 1);
-    pthread_mutex_lock(&g_mu);
-    for (int i = 0; i < g_n; i++)
-        if (!g_blocks[i].used && g_blocks[i].size == size) {
-            g_blocks[i].used = 1;
-            g_st.cached -= size;
-            g_st.live += size;
-            if (g_st.live > g_st.peak_live) g_st.peak_live = g_st.live;
-            pthread_mutex_unlock(&g_mu);
-            return g_blocks[i].p;
-        }
-    void *p = NULL;
-    cudaError_t e = cudaMalloc(&p, size);
-    if (e != cudaSuccess) { /* give the cache back and try once more */
-        for (int i = 0; i < g_n; i++)
-            if (!g_blocks[i].used) {
-                cudaFree(g_blocks[i].p);
-                g_st.cached -= g_blocks[i].size;
-                g_blocks[i--] = g_blocks[--g_n];
-            }
-        e = cudaMalloc(&p, size);
-    }
-    if (e != cudaSuccess) {
-        pthread_mutex_unlock(&g_mu);
-        fprintf(stderr, "attngan: CUDA out of memory: %zu bytes (%zu live)\n", size, g_st.live);
-        abort();
-    }
-    if (g_n == g_cap) {
-        g_cap = g_cap ? 2 * g_cap : 256;
-        g_blocks = (Block *)realloc(g_blocks, (size_t)g_cap * sizeof(Block));
-        if (!g_blocks) abort();
-    }
-    g_blocks[g_n++] = (Block){p, size, 1};
-    g_st.live += size;
-    g_st.n_malloc++;
-    if (g_st.live > g_st.peak_live) g_st.peak_live = g_st.live;
-    pthread_mutex_unlock(&g_mu);
-    return p;
+    return devpool_alloc(pool(), bytes);
 }
 
-extern "C" void cu_free(void *p) {
-    if (!p) return;
-    pthread_mutex_lock(&g_mu);
-    for (int i = 0; i < g_n; i++)
-        if (g_blocks[i].p == p) {
-            if (!g_blocks[i].used) {
-                pthread_mutex_unlock(&g_mu);
-                fprintf(stderr, "attngan: cu_free(%p): double free\n", p);
-                abort();
-            }
-            g_blocks[i].used = 0;
-            g_st.live -= g_blocks[i].size;
-            g_st.cached += g_blocks[i].size;
-            pthread_mutex_unlock(&g_mu);
-            return;
-        }
-    pthread_mutex_unlock(&g_mu);
-    fprintf(stderr, "attngan: cu_free(%p): not a device block of this allocator\n", p);
-    abort();
-}
-
-extern "C" void cu_release_cache(void) {
-    pthread_mutex_lock(&g_mu);
-    for (int i = 0; i < g_n; i++)
-        if (!g_blocks[i].used) {
-            cudaFree(g_blocks[i].p);
-            g_st.cached -= g_blocks[i].size;
-            g_blocks[i--] = g_blocks[--g_n];
-        }
-    pthread_mutex_unlock(&g_mu);
-}
+extern "C" void cu_free(void *p) { devpool_free(pool(), p); }
+extern "C" void cu_release_cache(void) { devpool_release_cache(pool()); }
+extern "C" DevPoolStats cu_pool_stats(void) { return devpool_stats(pool()); }
+extern "C" void cu_pool_reset_peak(void) { devpool_reset_peak(pool()); }
 
 extern "C" CuStats cu_stats(void) {
-    pthread_mutex_lock(&g_mu);
-    CuStats s = g_st;
-    pthread_mutex_unlock(&g_mu);
-    return s;
+    DevPoolStats s = devpool_stats(pool());
+    CuStats c;
+    c.live = s.live;
+    c.peak_live = s.peak_live;
+    c.cached = s.cached;
+    c.n_malloc = s.n_raw;
+    return c;
 }
 
 extern "C" void cu_upload(void *dst, const void *src, size_t bytes) {
@@ -172,6 +113,10 @@ extern "C" void cu_upload(void *dst, const void *src, size_t bytes) {
 extern "C" void cu_download(void *dst, const void *src, size_t bytes) {
     CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_stream));
     CU_CHECK(cudaStreamSynchronize(g_stream));
+}
+
+extern "C" void cu_copy(void *dst, const void *src, size_t bytes) {
+    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_stream));
 }
 
 extern "C" void cu_memset0(void *dst, size_t bytes) { CU_CHECK(cudaMemsetAsync(dst, 0, bytes, g_stream)); }

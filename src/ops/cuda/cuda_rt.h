@@ -2,15 +2,18 @@
  * cuDNN handles, a caching device allocator, copies, and the error checks. C-callable; built only
  * with `make CUDA=1` (nvcc, CUDA's cuBLAS and cuDNN under /usr/local/cuda).
  *
- * The allocator is the device twin of src/core/mempool.h: blocks are cached by rounded size after
- * a free (cudaMalloc and cudaFree synchronise the device, so a training loop must not call them
- * per tensor), and the peak of live bytes is tracked for the benchmarks' memory column.
+ * The allocator is src/core/devpool.h's caching pool over cudaMalloc (the host-memory device of
+ * device.h runs the same pool code in `make test`): blocks are cached by rounded size after a free
+ * (cudaMalloc and cudaFree synchronise the device, so a training loop must not call them per
+ * tensor), and the peak of live bytes is tracked for the benchmarks' memory column.
  */
 #ifndef ATTNGAN_CUDA_RT_H
 #define ATTNGAN_CUDA_RT_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../../core/devpool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,9 +30,13 @@ typedef struct CuStats {
     size_t live, peak_live, cached, n_malloc;
 } CuStats;
 CuStats cu_stats(void);
+/* the same counters as the pool's (devpool.h), for device.h */
+struct DevPoolStats cu_pool_stats(void);
+void cu_pool_reset_peak(void);
 
 void cu_upload(void *dst, const void *src, size_t bytes);   /* host -> device, on the stream, then synchronised */
 void cu_download(void *dst, const void *src, size_t bytes); /* device -> host, synchronised */
+void cu_copy(void *dst, const void *src, size_t bytes);     /* device -> device, async on the stream */
 void cu_memset0(void *dst, size_t bytes);                   /* async on the stream */
 void cu_sync(void);
 

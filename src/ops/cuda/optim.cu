@@ -90,7 +90,7 @@ void clip_grad_coef_cuda(float *total_coef, const double *sumsq, int n, float ma
 
 void clip_grad_scale_cuda(float *g, const float *coef, int64_t n) { LAUNCH(k_clip_scale, n, g, coef, n); }
 
-void ema_update_cuda(float *ema, const float *p, int64_t n, float decay) {
+void ema_kernel_cuda(float *ema, const float *p, int64_t n, float decay) {
     float keep = decay, take = (float)(1.0 - (double)decay);
     LAUNCH(k_ema, n, ema, p, n, keep, take);
 }
