@@ -12,7 +12,7 @@ PYTHON  ?= /usr/bin/python3
 
 # -fno-math-errno: nothing reads errno after libm calls; it lets sqrtf compile to the (IEEE-exact)
 # vector instruction, so loops such as the Adam update vectorise with the same bits.
-CFLAGS_BASE := -I/usr/include/freetype2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-format-truncation -fno-math-errno -fopenmp -MMD -MP
+CFLAGS_BASE := -I/usr/include/freetype2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Werror=implicit-function-declaration -Wno-format-truncation -fno-math-errno -fopenmp -MMD -MP
 # OpenBLAS built for OpenMP (Debian libopenblas-openmp-dev), linked by path: it shares the OpenMP
 # thread pool with our own parallel loops (the pthreads build busy-waits against it).
 OPENBLAS_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp
@@ -29,6 +29,19 @@ else
   BUILD  := build/release
   OPT    := -O3 -march=native -g
 endif
+# The CUDA backend (docs/CUDA.md): `make CUDA=1` builds everything in its own directory with
+# -DATTNGAN_CUDA, the CUDA kernels (src/ops/cuda, nvcc with cuBLAS and cuDNN from $(CUDA_HOME)) and
+# their tests, and links them into attngan (`--device cuda`); `make test-cuda` runs the kernel tests
+# (each skips visibly without a GPU). CUDA_ARCH defaults to Hopper (sm_90: H100, H200).
+CUDA_HOME   ?= /usr/local/cuda
+NVCC        ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH   ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
+ifeq ($(CUDA),1)
+  BUILD  := $(BUILD)-cuda
+  OPT    += -DATTNGAN_CUDA -I$(CUDA_HOME)/include
+  LDLIBS += $(CUDA_LDLIBS)
+endif
 CFLAGS  := $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
 LDFLAGS := $(LDOPT)
 
@@ -44,22 +57,23 @@ APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(filter-out $(TEST_LIB),$(TEST_SRC)))
 LIB      := $(BUILD)/libattngan.a
 
-# The CUDA backend (issue 9, first part; docs/CUDA.md): `make CUDA=1` also builds the CUDA kernels
-# (src/ops/cuda, nvcc with cuBLAS and cuDNN from $(CUDA_HOME)) and their test; `make test-cuda` runs
-# it (it skips visibly without a GPU). CUDA_ARCH defaults to Hopper (sm_90: H100, H200).
-CUDA_HOME   ?= /usr/local/cuda
-NVCC        ?= $(CUDA_HOME)/bin/nvcc
-CUDA_ARCH   ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 CUDA_SRC    := $(sort $(wildcard src/ops/cuda/*.cu))
 CUDA_OBJ    := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CUDA_LIB    := $(BUILD)/libattngan_cuda.a
 CUDA_TEST   := $(patsubst tests/cuda/%.c,$(BUILD)/tests/cuda/%,$(sort $(wildcard tests/cuda/test_cuda_*.c)))
-CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
+# what a program links: the library, and in a CUDA build the kernels too (they call each other)
+ifeq ($(CUDA),1)
+  LINK_LIBS := -Wl,--start-group $(LIB) $(CUDA_LIB) -Wl,--end-group
+  LINK_DEPS := $(LIB) $(CUDA_LIB)
+else
+  LINK_LIBS := $(LIB)
+  LINK_DEPS := $(LIB)
+endif
 
 .SECONDARY:
 .PHONY: all test check deps dumps fixtures tools clean demo bench cuda test-cuda
 all: $(BUILD)/attngan $(if $(filter 1,$(CUDA)),cuda)
-	@ln -sf $(BUILD)/attngan build/attngan 2>/dev/null || true
+	@ln -sfn $(notdir $(BUILD))/attngan build/attngan
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -72,17 +86,17 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/attngan: $(APP_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(LIB) $(LDLIBS)
+$(BUILD)/attngan: $(APP_OBJ) $(LINK_DEPS)
+	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(LINK_LIBS) $(LDLIBS)
 
 # measurement tools (tools/*.c), e.g. build/release/tools/colour_check
 TOOL_BIN := $(patsubst tools/%.c,$(BUILD)/tools/%,$(wildcard tools/*.c))
 tools: $(TOOL_BIN)
-$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LINK_DEPS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/test_util.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/test_util.o $(LIB) $(LDLIBS)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/test_util.o $(LINK_DEPS)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/test_util.o $(LINK_LIBS) $(LDLIBS)
 
 tests: $(TEST_BIN)
 
@@ -106,7 +120,7 @@ $(CUDA_LIB): $(CUDA_OBJ)
 
 $(BUILD)/tests/cuda/%: tests/cuda/%.c tests/cuda/cuda_test.h $(BUILD)/tests/test_util.o $(CUDA_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $(LDFLAGS) -o $@ $< $(BUILD)/tests/test_util.o $(CUDA_LIB) $(LIB) $(LDLIBS) $(CUDA_LDLIBS)
+	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $(LDFLAGS) -o $@ $< $(BUILD)/tests/test_util.o -Wl,--start-group $(LIB) $(CUDA_LIB) -Wl,--end-group $(LDLIBS) $(CUDA_LDLIBS)
 
 cuda: $(CUDA_LIB) $(CUDA_TEST)
 

@@ -13,7 +13,7 @@
 static Tensor *dump_t(SafeTensors *st, Tape *tp, const char *key) {
     Tensor *h = fixture_tensor(st, key, 0);
     Tensor *t = tape_new(tp, h->ndim, h->shape);
-    memcpy(t->data, h->data, (size_t)h->n * sizeof(float));
+    tensor_copy(t, h); /* onto the tape's device */
     tensor_free(h);
     return t;
 }
@@ -230,10 +230,204 @@ static void test_gan(const char *name) {
     fixture_close(st);
 }
 
+/* ---------------------------------------------------------------- the steps on the host device
+ * Two identical trainers from the dump's weights, one on the CPU and one moved to the host device
+ * (src/core/device.h), run two steps (the dump's noise, then an Rng's): the losses and every
+ * weight, optimizer moment and EMA value after them must be the same bits. The convolutions run
+ * im2col on both sides, where the trunk's fused ops and the unfused ops a device composes agree
+ * bit for bit (oneDNN's nChw16c trunk is the CPU's only). The guard stops any host access to a
+ * device tensor in the step. */
+
+static int same_set(const char *what, const ParamSet *a, const ParamSet *b) {
+    ParamSet *d = (ParamSet *)b;
+    paramset_to_device(d, DEVICE_CPU);
+    int same = !memcmp(a->values, d->values, (size_t)a->n_values * sizeof(float)) &&
+               (!a->n_buffers || !memcmp(a->buffers, d->buffers, (size_t)a->n_buffers * sizeof(float)));
+    int64_t diff = 0;
+    for (int64_t i = 0; i < a->n_values; i++) diff += memcmp(a->values + i, d->values + i, sizeof(float)) != 0;
+    return EXPECT(same, "%s: the host device's weights and buffers are the CPU's bits (%lld of %lld values differ)", what,
+                  (long long)diff, (long long)a->n_values);
+}
+
+static void bits_equal(const char *what, float cpu, const Tensor *dev) {
+    float v = tensor_item(dev);
+    EXPECT(!memcmp(&cpu, &v, sizeof v), "%s: %.9g on the host device, %.9g on the CPU", what, v, cpu);
+}
+
+typedef struct DamsmNets {
+    TextEncoder te;
+    ImageEncoder ie;
+    ZslD zd;
+    DamsmTrainer t;
+} DamsmNets;
+
+static void damsm_nets(DamsmNets *n, SafeTensors *st, const ModelConfig *cfg) {
+    text_encoder_init(&n->te, cfg);
+    image_encoder_init(&n->ie, cfg);
+    zsl_d_init(&n->zd, cfg);
+    load(&n->te.ps, st, "text_encoder");
+    load_trunk(&n->ie, st);
+    load(&n->zd.ps, st, "zsl_d");
+    damsm_trainer_init(&n->t, &n->te, &n->ie, &n->zd, cfg);
+}
+
+static void damsm_nets_free(DamsmNets *n) {
+    damsm_trainer_free(&n->t);
+    text_encoder_free(&n->te);
+    image_encoder_free(&n->ie);
+    zsl_d_free(&n->zd);
+}
+
+static void test_damsm_device(const char *name) {
+    SafeTensors *st = dump_open(name);
+    if (!st || !dump_file("trunk.safetensors")) { fixture_close(st); if (st) test_skip("no trunk file"); return; }
+    conv2d_set_impl(CONV2D_IM2COL);
+    ModelConfig cfg;
+    dump_config(st, &cfg);
+    DamsmNets nc, nd;
+    damsm_nets(&nc, st, &cfg);
+    damsm_nets(&nd, st, &cfg);
+    damsm_trainer_to_device(&nd.t, DEVICE_HOSTDEV);
+    Caps c;
+    read_caps(st, &c);
+    Tape ioc, iod;
+    tape_init_on(&ioc, DEVICE_CPU);
+    tape_init_on(&iod, DEVICE_HOSTDEV);
+    DamsmBatch bc = {dump_t(st, &ioc, "batch.imgs0"), c.captions, c.lens, c.class_ids, c.B}, bd = bc;
+    bd.imgs = dump_t(st, &iod, "batch.imgs0");
+    DamsmNoise zc = {{dump_t(st, &ioc, "noise.zsl_z.0"), dump_t(st, &ioc, "noise.zsl_z.1")}, {NULL, NULL}};
+    DamsmNoise zd = {{dump_t(st, &iod, "noise.zsl_z.0"), dump_t(st, &iod, "noise.zsl_z.1")}, {NULL, NULL}};
+    if (st_find(st, "noise.dropout_mask.0")) {
+        zc.drop_mask[0] = dump_t(st, &ioc, "noise.dropout_mask.0"), zc.drop_mask[1] = dump_t(st, &ioc, "noise.dropout_mask.1");
+        zd.drop_mask[0] = dump_t(st, &iod, "noise.dropout_mask.0"), zd.drop_mask[1] = dump_t(st, &iod, "noise.dropout_mask.1");
+    }
+    DamsmPass1 p1c, p1d;
+    DamsmPass2 p2c, p2d;
+    char w[96];
+    for (int step = 0; step < 2; step++) {
+        Rng rc, rd;
+        rng_init(&rc, 5), rng_init(&rd, 5);
+        damsm_step(&nc.t, &bc, step ? NULL : &zc, step ? &rc : NULL, &p1c, &p2c);
+        damsm_step(&nd.t, &bd, step ? NULL : &zd, step ? &rd : NULL, &p1d, &p2d);
+        snprintf(w, sizeof w, "%s on the host device, step %d: loss", name, step + 1);
+        bits_equal(w, p1c.loss->data[0], p1d.loss);
+        snprintf(w, sizeof w, "%s on the host device, step %d: ZSL D loss", name, step + 1);
+        bits_equal(w, p2c.d_loss->data[0], p2d.d_loss);
+        EXPECT(p1c.clip_total_norm == p1d.clip_total_norm, "%s: clip norm %.9g, CPU %.9g", w, p1d.clip_total_norm, p1c.clip_total_norm);
+    }
+    damsm_trainer_to_device(&nd.t, DEVICE_CPU);
+    same_set("damsm text encoder", &nc.te.ps, &nd.te.ps);
+    same_set("damsm image encoder", &nc.ie.ps, &nd.ie.ps);
+    same_set("damsm ZSL D", &nc.zd.ps, &nd.zd.ps);
+    EXPECT(!memcmp(nc.t.opt_te.m, nd.t.opt_te.m, (size_t)nc.te.ps.n_values * sizeof(float)) &&
+               !memcmp(nc.t.opt_te.v, nd.t.opt_te.v, (size_t)nc.te.ps.n_values * sizeof(float)),
+           "%s: the text encoder's Adam moments are the CPU's bits", name);
+    tape_free(&ioc), tape_free(&iod);
+    damsm_nets_free(&nc), damsm_nets_free(&nd);
+    free_caps(&c);
+    fixture_close(st);
+    conv2d_set_impl(CONV2D_DNNL);
+}
+
+typedef struct GanNets {
+    TextEncoder te;
+    ImageEncoder ie;
+    ZslD zd;
+    GNet g;
+    DNet d[3];
+    GanTrainer t;
+} GanNets;
+
+static void gan_nets(GanNets *n, SafeTensors *st, const ModelConfig *cfg) {
+    text_encoder_init(&n->te, cfg);
+    image_encoder_init(&n->ie, cfg);
+    zsl_d_init(&n->zd, cfg);
+    gnet_init(&n->g, cfg, cfg->branch_num);
+    load(&n->te.ps, st, "text_encoder");
+    load_trunk(&n->ie, st);
+    load(&n->zd.ps, st, "zsl_d");
+    load(&n->g.ps, st, "netG");
+    DNet *dp[3];
+    char k[32];
+    for (int i = 0; i < cfg->branch_num; i++) {
+        snprintf(k, sizeof k, "netD%d", i);
+        dnet_init(&n->d[i], cfg, 64 << i, k);
+        load(&n->d[i].ps, st, k);
+        dp[i] = &n->d[i];
+    }
+    gan_trainer_init(&n->t, &n->te, &n->ie, &n->zd, &n->g, dp, cfg);
+}
+
+static void gan_nets_free(GanNets *n, int branch) {
+    gan_trainer_free(&n->t);
+    text_encoder_free(&n->te);
+    image_encoder_free(&n->ie);
+    zsl_d_free(&n->zd);
+    gnet_free(&n->g);
+    for (int i = 0; i < branch; i++) dnet_free(&n->d[i]);
+}
+
+static void test_gan_device(const char *name, int diffaug) {
+    SafeTensors *st = dump_open(name);
+    if (!st || !dump_file("trunk.safetensors")) { fixture_close(st); if (st) test_skip("no trunk file"); return; }
+    conv2d_set_impl(CONV2D_IM2COL);
+    ModelConfig cfg;
+    dump_config(st, &cfg);
+    if (diffaug) cfg.diffaug = DIFFAUG_COLOR | DIFFAUG_TRANSLATION | DIFFAUG_CUTOUT;
+    int branch = cfg.branch_num;
+    GanNets *nc = xcalloc(1, sizeof *nc), *nd = xcalloc(1, sizeof *nd);
+    gan_nets(nc, st, &cfg);
+    gan_nets(nd, st, &cfg);
+    gan_trainer_to_device(&nd->t, DEVICE_HOSTDEV);
+    Caps c;
+    read_caps(st, &c);
+    Tape ioc, iod;
+    tape_init_on(&ioc, DEVICE_CPU);
+    tape_init_on(&iod, DEVICE_HOSTDEV);
+    GanBatch bc = {{NULL, NULL, NULL}, c.captions, c.lens, c.class_ids, c.B}, bd = bc;
+    char k[96];
+    for (int i = 0; i < branch; i++) {
+        snprintf(k, sizeof k, "batch.imgs%d", i);
+        bc.imgs[i] = dump_t(st, &ioc, k);
+        bd.imgs[i] = dump_t(st, &iod, k);
+    }
+    Tensor *zc = dump_t(st, &ioc, "noise.zsl_z.0"), *zdv = dump_t(st, &iod, "noise.zsl_z.0");
+    GanStepOut oc, od;
+    for (int step = 0; step < 2; step++) {
+        Rng rc, rd;
+        rng_init(&rc, 9), rng_init(&rd, 9);
+        gan_step(&nc->t, &bc, step ? NULL : zc, step || diffaug ? &rc : NULL, &oc);
+        gan_step(&nd->t, &bd, step ? NULL : zdv, step || diffaug ? &rd : NULL, &od);
+        for (int i = 0; i < branch; i++) {
+            snprintf(k, sizeof k, "%s%s on the host device, step %d: errD%d", name, diffaug ? " (DiffAugment)" : "", step + 1, i);
+            bits_equal(k, oc.d[i].loss->data[0], od.d[i].loss);
+        }
+        snprintf(k, sizeof k, "%s%s on the host device, step %d: errG_total", name, diffaug ? " (DiffAugment)" : "", step + 1);
+        bits_equal(k, oc.g.total->data[0], od.g.total);
+    }
+    gan_trainer_to_device(&nd->t, DEVICE_CPU);
+    same_set("gan G", &nc->g.ps, &nd->g.ps);
+    same_set("gan G's EMA", &nc->t.ema_g, &nd->t.ema_g);
+    for (int i = 0; i < branch; i++) same_set("gan D", &nc->d[i].ps, &nd->d[i].ps);
+    EXPECT(!memcmp(nc->t.opt_g.m, nd->t.opt_g.m, (size_t)nc->g.ps.n_values * sizeof(float)), "%s: G's Adam moments are the CPU's bits",
+           name);
+    tape_free(&ioc), tape_free(&iod);
+    gan_nets_free(nc, branch), gan_nets_free(nd, branch);
+    free(nc), free(nd);
+    free_caps(&c);
+    fixture_close(st);
+    conv2d_set_impl(CONV2D_DNNL);
+}
+
 int main(void) {
     test_begin("test_steps");
     test_damsm("damsm_small_drop");
     test_gan("gan_b1_small");
     test_gan("gan_b3_small");
+    test_damsm_device("damsm_small_drop");
+    test_gan_device("gan_b1_small", 0);
+    test_gan_device("gan_b3_small", 1);
+    DevPoolStats dst = device_pool_stats(DEVICE_HOSTDEV);
+    EXPECT(dst.live == 0, "every host-device block was freed (%zu bytes live)", dst.live);
     return test_end();
 }

@@ -52,8 +52,9 @@ static _Atomic int g_blocked = -1;
 
 void image_encoder_set_blocked_layout(int on) { atomic_store(&g_blocked, on ? 1 : 0); }
 
-/* ATTNGAN_TRUNK_LAYOUT=blocked (default) | nchw */
-static int blocked_layout(void) {
+/* ATTNGAN_TRUNK_LAYOUT=blocked (default) | nchw; NCHW on a device (oneDNN's layout is the CPU's) */
+static int blocked_layout(const Tape *tp) {
+    if (tp->device != DEVICE_CPU) return 0;
     int v = env_switch(&g_blocked, "ATTNGAN_TRUNK_LAYOUT", (const char *[]){"nchw", "blocked"}, 2, 1);
     return v && conv2d_get_impl() == CONV2D_DNNL;
 }
@@ -71,7 +72,7 @@ static Tensor *basic_fwd(Tape *tp, BasicConv *b, Tensor *x, int train) {
          * (no layout conversion around oneDNN's convolutions) unless ATTNGAN_TRUNK_LAYOUT=nchw */
         return op_conv2d_bn_relu_frozen(tp, x, c->weight, c->stride_h, c->stride_w, c->pad_h, c->pad_w, b->bn.weight,
                                         b->bn.bias, b->bn.running_mean, b->bn.running_var, b->bn.eps,
-                                        blocked_layout() && c->weight->shape[0] % 16 == 0);
+                                        blocked_layout(tp) && c->weight->shape[0] % 16 == 0);
     Tensor *in[] = {x, c->weight, b->bn.weight, b->bn.bias};
     if (train && !tape_would_record(tp, 4, in))
         /* train-mode batch norm with no gradient through this layer (the DAMSM step's frozen trunk):
@@ -80,7 +81,7 @@ static Tensor *basic_fwd(Tape *tp, BasicConv *b, Tensor *x, int train) {
         return op_conv2d_bn_train_relu_nograd(tp, x, c->weight, c->stride_h, c->stride_w, c->pad_h, c->pad_w,
                                               b->bn.weight, b->bn.bias, b->bn.running_mean, b->bn.running_var,
                                               b->bn.num_batches_tracked, b->bn.momentum, b->bn.eps,
-                                              blocked_layout() && c->weight->shape[0] % 16 == 0);
+                                              blocked_layout(tp) && c->weight->shape[0] % 16 == 0);
     if (x->blocked) x = op_unblock16(tp, x); /* the unfused ops take NCHW */
     int m = tape_mark(tp); /* each step frees the last one's output unless a node saved it (tape.h) */
     Tensor *y = tape_donate(conv2d_layer_forward(tp, &b->conv, x)); /* in place when nothing is recorded */
@@ -321,6 +322,10 @@ void image_encoder_set_trainable(ImageEncoder *ie, int heads_trainable) {
 
 void image_encoder_pin_trunk(ImageEncoder *ie, int on) {
     CHECK(ie->ps.finalized, "image_encoder_pin_trunk: encoder not initialised");
+    if (ie->ps.device != DEVICE_CPU) { /* oneDNN's reordered copies are a CPU matter: remembered only */
+        ie->trunk_pinned = on != 0;
+        return;
+    }
     for (int i = 0; i < ie->ps.n; i++) {
         ParamEntry *e = ie->ps.entries[i];
         if (e->kind != PARAM_WEIGHT || e->t.ndim != 4 || !image_encoder_is_trunk_key(e->name)) continue;

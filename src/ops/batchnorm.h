@@ -44,5 +44,7 @@ void batchnorm_forward_cuda(float *out, float *rstd, const float *inp, const flo
                             const float *gamma, const float *beta, int N, int C, int S, float eps);
 void batchnorm_backward_cuda(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *mean,
                              const float *rstd, const float *inp, const float *gamma, int N, int C, int S, int train);
+void batchnorm_update_running_cuda(float *running_mean, float *running_var, const float *mean, const float *var, int C,
+                                   int64_t M, float momentum);
 
 #endif

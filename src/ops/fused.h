@@ -63,9 +63,5 @@ void bn_relu_eval_backward_cuda(float *dz, const float *dout, const uint8_t *mas
 /* scale (O) = rstd (O) * gamma (O): the loop of op_conv2d_bn_relu_frozen that fills its node's scale
  * (no CPU kernel function: the op runs it inline; a device op calls this). */
 void conv2d_bn_relu_scale_cuda(float *scale, const float *rstd, const float *gamma, int O);
-/* The twin of batchnorm.c's batchnorm_update_running (batchnorm.h), which op_conv2d_bn_train_relu_nograd
- * needs on the device; kept here until the batchnorm family's twins take it. */
-void batchnorm_update_running_cuda(float *running_mean, float *running_var, const float *mean, const float *var, int C,
-                                   int64_t M, float momentum);
 
 #endif

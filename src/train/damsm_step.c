@@ -21,6 +21,19 @@ void damsm_trainer_init(DamsmTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD
     tape_init(&t->tape[1]);
 }
 
+void damsm_trainer_to_device(DamsmTrainer *t, int dev) {
+    paramset_to_device(&t->te->ps, dev);
+    paramset_to_device(&t->ie->ps, dev);
+    paramset_to_device(&t->zd->ps, dev);
+    adam_to_device(&t->opt_te, dev);
+    adam_to_device(&t->opt_ie, dev);
+    adam_to_device(&t->opt_zd, dev);
+    for (int i = 0; i < 2; i++) {
+        tape_reset(&t->tape[i]);
+        t->tape[i].device = dev;
+    }
+}
+
 void damsm_trainer_free(DamsmTrainer *t) {
     adam_free(&t->opt_te);
     adam_free(&t->opt_ie);

@@ -67,6 +67,9 @@ typedef struct DamsmPass2 {
 /* Takes the networks (not owned); sets their modes and trainable parts for pretraining. */
 void damsm_trainer_init(DamsmTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, const ModelConfig *cfg);
 void damsm_trainer_free(DamsmTrainer *t);
+/* Moves the encoders, ZSL D, their optimizer states and the tapes to device dev (the CPU
+ * included); as gan_trainer_to_device. */
+void damsm_trainer_to_device(DamsmTrainer *t, int dev);
 
 /* The stages (parity replays them one by one, feeding each with the reference's tensors): */
 /* The encoders of pass 1 on tp: fills out->img and out->txt. */

@@ -41,6 +41,28 @@ void gan_trainer_init(GanTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd
     tape_init(&t->tp_g);
 }
 
+void gan_trainer_to_device(GanTrainer *t, int dev) {
+    int pinned = t->ie->trunk_pinned;
+    if (pinned) image_encoder_pin_trunk(t->ie, 0); /* the copies are keyed by the host weights */
+    paramset_to_device(&t->te->ps, dev);
+    paramset_to_device(&t->ie->ps, dev);
+    paramset_to_device(&t->zd->ps, dev);
+    paramset_to_device(&t->g->ps, dev);
+    paramset_to_device(&t->ema_g, dev);
+    adam_to_device(&t->opt_g, dev);
+    tape_reset(&t->tp_g);
+    t->tp_g.device = dev;
+    for (int i = 0; i < t->n_d; i++) {
+        paramset_to_device(&t->d[i]->ps, dev);
+        adam_to_device(&t->opt_d[i], dev);
+        tape_reset(&t->tp_d[i]);
+        t->tp_d[i].device = dev;
+    }
+    if (pinned) image_encoder_pin_trunk(t->ie, 1); /* (a no-op on a device; the CPU keeps it) */
+    t->mu = t->logvar = NULL;
+    memset(t->aug, 0, sizeof t->aug);
+}
+
 void gan_trainer_free(GanTrainer *t) {
     adam_free(&t->opt_g);
     for (int i = 0; i < t->n_d; i++) {

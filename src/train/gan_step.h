@@ -86,6 +86,10 @@ typedef struct GanStepOut {
 void gan_trainer_init(GanTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, GNet *g, DNet *const *d,
                       const ModelConfig *cfg);
 void gan_trainer_free(GanTrainer *t);
+/* Moves every network, optimizer state, the EMA and the tapes to device dev (DeviceKind, the CPU
+ * included): a trainer is built, loaded and resumed on the CPU, moved to its device for the steps,
+ * and moved back for a checkpoint. The tapes are reset. The batch's images must be on dev. */
+void gan_trainer_to_device(GanTrainer *t, int dev);
 
 /* Stage 1 (on tp_g, reset first): frozen text encoder; z NULL draws from rng. Fills txt, mask. */
 void gan_text(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o);

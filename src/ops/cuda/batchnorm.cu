@@ -74,6 +74,19 @@ __global__ static void k_bn_bwd_dx(float *dinp, const float *dout, const double 
     }
 }
 
+/* batchnorm_update_running's arithmetic: the mean in float, the variance in double with the
+ * float product (1 - momentum) * running_var added, then rounded to float */
+__global__ static void k_bn_update_running(float *running_mean, float *running_var, const float *mean, const float *var,
+                                           int C, double unbias, float momentum) {
+    GRID_STRIDE(c, (int64_t)C) {
+        float keep = 1.0f - momentum;
+        if (running_mean) running_mean[c] = __fadd_rn(__fmul_rn(momentum, mean[c]), __fmul_rn(keep, running_mean[c]));
+        if (running_var)
+            running_var[c] = (float)__dadd_rn(__dmul_rn((double)momentum, __dmul_rn((double)var[c], unbias)),
+                                              (double)__fmul_rn(keep, running_var[c]));
+    }
+}
+
 extern "C" {
 void batchnorm_stats_cuda(float *mean, float *var, const float *inp, int N, int C, int S) {
     if (C > 0) k_bn_stats<<<(unsigned)C, THREADS, 0, (cudaStream_t)cu_stream()>>>(mean, var, inp, N, C, S);
@@ -94,5 +107,12 @@ void batchnorm_backward_cuda(float *dinp, float *dgamma, float *dbeta, const flo
     CU_CHECK(cudaGetLastError());
     if (dinp) LAUNCH(k_bn_bwd_dx, (int64_t)N * C * S, dinp, dout, sums, mean, rstd, inp, gamma, N, C, S, train);
     cu_free(sums); /* one stream: a later user of the block runs after these kernels */
+}
+
+void batchnorm_update_running_cuda(float *running_mean, float *running_var, const float *mean, const float *var, int C,
+                                   int64_t M, float momentum) {
+    double unbias = M > 1 ? (double)M / (double)(M - 1) : 1.0;
+    if (running_mean || running_var)
+        LAUNCH(k_bn_update_running, (int64_t)C, running_mean, running_var, mean, var, C, unbias, momentum);
 }
 }

@@ -13,8 +13,7 @@
  *    conv2d_backward_cuda (into a zeroed buffer where the CPU op writes with
  *    conv2d_backward_data_set);
  *  - conv + train batch norm + relu without gradient: conv2d_forward_cuda, batchnorm_stats_cuda,
- *    batchnorm_update_running_cuda (here: the twin of batchnorm.c's kernel, which had none; it
- *    belongs with batchnorm.cu / batchnorm.h), batchnorm_forward_cuda, relu_forward_cuda;
+ *    batchnorm_update_running_cuda (batchnorm.cu), batchnorm_forward_cuda, relu_forward_cuda;
  *  - upsample + conv: upsample_nearest2x_forward_cuda / _backward_cuda (the resample family's
  *    twins, not here) and conv2d_forward_cuda / conv2d_backward_cuda. fused.c has no kernel of its
  *    own for it (the batch chunks are the op's).
@@ -45,19 +44,6 @@ __global__ static void k_scale(float *scale, const float *rstd, const float *gam
     GRID_STRIDE(o, (int64_t)O) scale[o] = rstd[o] * gamma[o];
 }
 
-/* batchnorm_update_running's arithmetic: the mean in float, the variance in double with the
- * float product (1 - momentum) * running_var added, then rounded to float */
-__global__ static void k_bn_update_running(float *running_mean, float *running_var, const float *mean, const float *var,
-                                           int C, double unbias, float momentum) {
-    GRID_STRIDE(c, (int64_t)C) {
-        float keep = 1.0f - momentum;
-        if (running_mean) running_mean[c] = __fadd_rn(__fmul_rn(momentum, mean[c]), __fmul_rn(keep, running_mean[c]));
-        if (running_var)
-            running_var[c] = (float)__dadd_rn(__dmul_rn((double)momentum, __dmul_rn((double)var[c], unbias)),
-                                              (double)__fmul_rn(keep, running_var[c]));
-    }
-}
-
 extern "C" {
 void relu_mask_pack_cuda(uint8_t *mask, const float *y, int64_t n) { LAUNCH(k_relu_mask_pack, (n + 7) / 8, mask, y, n); }
 
@@ -72,10 +58,4 @@ void conv2d_bn_relu_scale_cuda(float *scale, const float *rstd, const float *gam
     LAUNCH(k_scale, (int64_t)O, scale, rstd, gamma, O);
 }
 
-void batchnorm_update_running_cuda(float *running_mean, float *running_var, const float *mean, const float *var, int C,
-                                   int64_t M, float momentum) {
-    double unbias = M > 1 ? (double)M / (double)(M - 1) : 1.0;
-    if (running_mean || running_var)
-        LAUNCH(k_bn_update_running, (int64_t)C, running_mean, running_var, mean, var, C, unbias, momentum);
-}
 }
