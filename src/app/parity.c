@@ -13,6 +13,19 @@
  *             dump's updated D weights on the dump's fakes -> dfake; 5 G's backward fed the dump's
  *             dfake -> grad.netG; 6 Adam and EMA fed grad.netG. The end-to-end G gradient (our
  *             own dfake through G) is reported, not gated.
+ *
+ * On a device (`--device cuda|hostdev`, or ATTNGAN_DEVICE; src/core/device.h) the networks are
+ * loaded from the dump on the CPU and moved to the device (the trainers' *_to_device,
+ * paramset_to_device) before the replay; the dump's tensors fed to them are uploaded onto the
+ * device's tapes, and every comparison downloads what it compares (compare_ex reads host memory).
+ * The tolerances are the CPU's on every device. On hostdev they have to be: it runs the CPU's
+ * kernels (the convolutions in NCHW, as a device composes them, where the CPU's default is
+ * oneDNN's blocked trunk: no tensor's error to the reference moves by more than 0.1 of its
+ * tolerance, and with ATTNGAN_CONV=im2col both print the same errors; tests/parity/run_parity.sh
+ * replays every dump there). On CUDA the kernels are fp32 throughout (cuBLAS and cuDNN without
+ * TF32: src/ops/cuda): only their summation orders differ from the CPU's, as the CPU's differ from
+ * PyTorch's, so the same tolerances are expected to hold; not yet measured on a GPU (a run there
+ * that needs a wider one should widen it here and in the help text, with the numbers).
  */
 #include "app.h"
 #include "../io/safetensors.h"
@@ -50,6 +63,7 @@ typedef struct Parity {
     ModelConfig cfg;
     const char *mode;
     int B;
+    int dev;                 /* DeviceKind of the replay (device_current()) */
 } Parity;
 
 /* ------------------------------------------------------------------ comparisons */
@@ -66,7 +80,17 @@ static int is_grad_key(const char *key) {
            !strcmp(key, "out.clip_total_norm");
 }
 
-/* Compares `data` (n floats) with dump tensor `key`. gated = 0 reports without counting. */
+/* n floats of `data`, which lives on device dev, readable on the host: `data` itself on the CPU,
+ * else a downloaded copy that *owned holds (free it). */
+static const float *host_floats(const float *data, int64_t n, int dev, float **owned) {
+    *owned = NULL;
+    if (dev == DEVICE_CPU || !data) return data;
+    *owned = xmalloc((size_t)(n ? n : 1) * sizeof(float));
+    device_download(dev, *owned, data, (size_t)n * sizeof(float));
+    return *owned;
+}
+
+/* Compares `data` (n floats of host memory) with dump tensor `key`. gated = 0 reports without counting. */
 static void compare_ex(Parity *p, const char *key, const float *data, int64_t n, int gated, const char *label) {
     int idx = st_index(p, key);
     if (idx < 0) {
@@ -111,9 +135,17 @@ static void compare_ex(Parity *p, const char *key, const float *data, int64_t n,
                !gated ? "  (reported, not gated)" : bad ? "  OVER" : "", label ? label : "");
 }
 
+/* compare_ex of `data` (n floats on device dev: downloaded first when it is not the CPU). */
+static void compare_on(Parity *p, const char *key, const float *data, int64_t n, int dev, int gated, const char *label) {
+    float *owned;
+    const float *h = host_floats(data, n, dev, &owned);
+    compare_ex(p, key, h, n, gated, label);
+    free(owned);
+}
+
 static void compare(Parity *p, const char *key, const Tensor *t) {
     CHECK(t, "parity: no tensor for %s", key);
-    compare_ex(p, key, t->data, t->n, 1, NULL);
+    compare_on(p, key, t->data, t->n, t->device, 1, NULL);
 }
 
 static void comparef(Parity *p, const char *key, const char *fmt_arg, const Tensor *t) {
@@ -126,7 +158,7 @@ static void compare_scalar(Parity *p, const char *key, float v) { compare_ex(p, 
 
 static void compare_grad(Parity *p, const char *key, const Tensor *t) {
     CHECK(t->grad, "parity: %s has no gradient", key);
-    compare_ex(p, key, t->grad, t->n, 1, NULL);
+    compare_on(p, key, t->grad, t->n, t->device, 1, NULL);
 }
 
 /* after.<net>.<key> / grad.<net>.<key> / ema.<net>.<key> for every entry of ps present in the dump. */
@@ -142,20 +174,45 @@ static void compare_params(Parity *p, const char *prefix, const ParamSet *ps, in
             float v = (float)e->ival;
             compare_ex(p, key, &v, 1, 1, NULL);
         } else {
-            compare_ex(p, key, grads ? e->t.grad : e->t.data, e->t.n, 1, NULL);
+            compare_on(p, key, grads ? e->t.grad : e->t.data, e->t.n, e->t.device, 1, NULL);
         }
     }
 }
 
 /* ------------------------------------------------------------------ dump access */
+/* Reads dump tensor `key` (n floats) into dst, which lives on device dev (through a host copy
+ * when that is not the CPU). */
+static void read_f32_on(Parity *p, const char *key, float *dst, int64_t n, int dev) {
+    if (dev == DEVICE_CPU) {
+        if (st_read_f32(&p->st, key, dst, n)) die("%s", err_msg());
+        return;
+    }
+    float *h = xmalloc((size_t)(n ? n : 1) * sizeof(float));
+    if (st_read_f32(&p->st, key, h, n)) die("%s", err_msg());
+    device_upload(dev, dst, h, (size_t)n * sizeof(float));
+    free(h);
+}
+
+/* A tensor of tp (on tp's device) holding dump tensor `key`. */
 static Tensor *dump_tensor(Parity *p, Tape *tp, const char *key) {
     const StTensor *t = st_find(&p->st, key);
     if (!t) die("%s: the dump has no tensor '%s'", p->st.path, key);
     int shape[TENSOR_MAX_DIMS];
     for (int i = 0; i < t->ndim; i++) shape[i] = (int)t->shape[i];
     Tensor *x = tape_new(tp, t->ndim, shape);
-    if (st_read_f32(&p->st, key, x->data, x->n)) die("%s", err_msg());
+    read_f32_on(p, key, x->data, x->n, x->device);
     return x;
+}
+
+/* Dump tensor `key` as a host array of `n` floats (the caller frees it): the seeds of
+ * tape_backward_seeded are host memory on every device. */
+static float *dump_host(Parity *p, const char *key, int64_t n) {
+    const StTensor *t = st_find(&p->st, key);
+    if (!t) die("%s: the dump has no tensor '%s'", p->st.path, key);
+    if (t->numel != n) die("%s: '%s' has %lld elements, expected %lld", p->st.path, key, (long long)t->numel, (long long)n);
+    float *h = xmalloc((size_t)(n ? n : 1) * sizeof(float));
+    if (st_read_f32(&p->st, key, h, n)) die("%s", err_msg());
+    return h;
 }
 
 static Tensor *dump_tensor_opt(Parity *p, Tape *tp, const char *key) {
@@ -166,7 +223,7 @@ static Tensor *dump_tensor_opt(Parity *p, Tape *tp, const char *key) {
 static Tensor *dump_leaf(Parity *p, Tape *tp, const char *key) {
     Tensor *x = dump_tensor(p, tp, key);
     Tensor *l = tape_leaf(tp, x->ndim, x->shape);
-    memcpy(l->data, x->data, (size_t)x->n * sizeof(float));
+    tensor_copy(l, x); /* on the tape's device */
     return l;
 }
 
@@ -189,8 +246,8 @@ static void load_from_dump(Parity *p, ParamSet *ps, const char *prefix, int grad
         if (!st_find(&p->st, key)) continue;
         if (e->kind == PARAM_BUFFER_I64) {
             if (st_read_i64(&p->st, key, &e->ival, 1)) die("%s", err_msg());
-        } else if (st_read_f32(&p->st, key, grads ? e->t.grad : e->t.data, e->t.n)) {
-            die("%s", err_msg());
+        } else {
+            read_f32_on(p, key, grads ? e->t.grad : e->t.data, e->t.n, e->t.device);
         }
     }
 }
@@ -284,8 +341,10 @@ static void run_sample(Parity *p, int branch) {
     load_net(p, &g.ps, "netG", 0);
     te.train = 0;
     g.train = 0;
+    paramset_to_device(&te.ps, p->dev); /* loaded on the CPU, replayed on the device */
+    paramset_to_device(&g.ps, p->dev);
     Tape tp;
-    tape_init(&tp);
+    tape_init_on(&tp, p->dev);
     tape_no_grad_begin(&tp);
     Tensor *z = dump_tensor(p, &tp, "noise.zsl_z.0");
     TextEncoderOut to = text_encoder_forward(&tp, &te, b.captions, b.cap_lens, b.B, z, NULL, NULL);
@@ -315,8 +374,9 @@ static void run_damsm(Parity *p, const char *trunk) {
     load_net(p, &zd.ps, "zsl_d", 0);
     DamsmTrainer t;
     damsm_trainer_init(&t, &te, &ie, &zd, &p->cfg);
+    if (p->dev != DEVICE_CPU) damsm_trainer_to_device(&t, p->dev); /* loaded on the CPU, replayed on the device */
     Tape io;
-    tape_init(&io);
+    tape_init_on(&io, p->dev);
     DamsmBatch db = {dump_tensor(p, &io, "batch.imgs0"), b.captions, b.cap_lens, b.class_ids, b.B};
     DamsmNoise nz = {{dump_tensor(p, &io, "noise.zsl_z.0"), dump_tensor(p, &io, "noise.zsl_z.1")},
                      {dump_tensor_opt(p, &io, "noise.dropout_mask.0"), dump_tensor_opt(p, &io, "noise.dropout_mask.1")}};
@@ -336,7 +396,7 @@ static void run_damsm(Parity *p, const char *trunk) {
     compare_text(p, &o.txt, "");
     /* stage b: the losses from the dump's encoder outputs (leaves: their gradients are d loss / d out) */
     Tape lt;
-    tape_init(&lt);
+    tape_init_on(&lt, p->dev);
     Tensor *region = dump_leaf(p, &lt, "out.region_features"), *code = dump_leaf(p, &lt, "out.cnn_code");
     Tensor *words = dump_leaf(p, &lt, "out.words_emb"), *sent = dump_leaf(p, &lt, "out.sent_emb");
     DamsmPass1 l;
@@ -363,9 +423,11 @@ static void run_damsm(Parity *p, const char *trunk) {
     compare_grad(p, "out.dsent_emb", sent);
     /* stage c: the encoders' backward fed with the dump's d loss / d outputs, then the clip */
     Tensor *outs[4] = {o.img.region, o.img.code, o.txt.words_emb, o.txt.sent_emb};
-    const float *seeds[4] = {dump_tensor(p, &lt, "out.dregion_features")->data, dump_tensor(p, &lt, "out.dcnn_code")->data,
-                             dump_tensor(p, &lt, "out.dwords_emb")->data, dump_tensor(p, &lt, "out.dsent_emb")->data};
-    tape_backward_seeded(te_tp, 4, outs, seeds);
+    const char *dkeys[4] = {"out.dregion_features", "out.dcnn_code", "out.dwords_emb", "out.dsent_emb"};
+    float *seeds[4];
+    for (int i = 0; i < 4; i++) seeds[i] = dump_host(p, dkeys[i], outs[i]->n);
+    tape_backward_seeded(te_tp, 4, outs, (const float *const *)seeds);
+    for (int i = 0; i < 4; i++) free(seeds[i]);
     compare_scalar(p, "out.clip_total_norm", damsm_clip(&t));
     compare_params(p, "grad.text_encoder.", &te.ps, 1, 1, 0);
     compare_params(p, "grad.image_encoder.", &ie.ps, 1, 1, 0);
@@ -404,6 +466,7 @@ static void run_damsm(Parity *p, const char *trunk) {
     /* end to end (reported, not gated): our own pass 1 from the original weights is not replayed
      * here, since the weights have moved; the gated stages above cover every tensor. */
     tape_free(&lt);
+    if (p->dev != DEVICE_CPU) damsm_trainer_to_device(&t, DEVICE_CPU);
     damsm_trainer_free(&t);
     tape_free(&io);
     text_encoder_free(&te);
@@ -437,9 +500,11 @@ static void run_gan(Parity *p, int branch, const char *trunk) {
     }
     GanTrainer t;
     gan_trainer_init(&t, &te, &ie, &zd, &g, dp, &p->cfg);
+    /* loaded on the CPU, replayed on the device (the CPU keeps its pinned trunk untouched) */
+    if (p->dev != DEVICE_CPU) gan_trainer_to_device(&t, p->dev);
     Tape io, tl;
-    tape_init(&io);
-    tape_init(&tl);
+    tape_init_on(&io, p->dev);
+    tape_init_on(&tl, p->dev);
     GanBatch gb = {{NULL, NULL, NULL}, b.captions, b.cap_lens, b.class_ids, b.B};
     for (int i = 0; i < branch; i++) {
         snprintf(name, sizeof name, "batch.imgs%d", i);
@@ -517,23 +582,25 @@ static void run_gan(Parity *p, int branch, const char *trunk) {
         compare_params(p, pre, &d[i].ps, 0, 0, 1); /* BN running stats after all D calls */
     }
     /* 5. G's backward: first our own dfake (end to end, reported), then the dump's (gated) */
-    const float *seeds[3];
-    for (int i = 0; i < branch; i++) seeds[i] = leaves[i]->grad;
+    float *seeds[3], *seed_own[3]; /* host arrays on every device */
+    for (int i = 0; i < branch; i++) seeds[i] = (float *)host_floats(leaves[i]->grad, leaves[i]->n, leaves[i]->device, &seed_own[i]);
     paramset_zero_grad(&g.ps);
-    tape_backward_seeded(&t.tp_g, branch, o.gen.imgs, seeds);
+    tape_backward_seeded(&t.tp_g, branch, o.gen.imgs, (const float *const *)seeds);
+    for (int i = 0; i < branch; i++) free(seed_own[i]);
     char key[512];
     for (int i = 0; i < g.ps.n; i++) {
         const ParamEntry *e = g.ps.entries[i];
         if (e->kind != PARAM_WEIGHT) continue;
         snprintf(key, sizeof key, "grad.netG.%s", e->name);
-        compare_ex(p, key, e->t.grad, e->t.n, 0, "  [end to end]");
+        compare_on(p, key, e->t.grad, e->t.n, e->t.device, 0, "  [end to end]");
     }
     paramset_zero_grad(&g.ps);
     for (int i = 0; i < branch; i++) {
         snprintf(name, sizeof name, "out.dfake_imgs%d", i);
-        seeds[i] = dump_tensor(p, &io, name)->data;
+        seeds[i] = dump_host(p, name, o.gen.imgs[i]->n);
     }
-    tape_backward_seeded(&t.tp_g, branch, o.gen.imgs, seeds);
+    tape_backward_seeded(&t.tp_g, branch, o.gen.imgs, (const float *const *)seeds);
+    for (int i = 0; i < branch; i++) free(seeds[i]);
     compare_params(p, "grad.netG.", &g.ps, 1, 1, 0);
     /* 6. Adam and EMA fed the dump's gradients */
     load_from_dump(p, &g.ps, "grad.netG.", 1, 1);
@@ -541,6 +608,7 @@ static void run_gan(Parity *p, int branch, const char *trunk) {
     compare_params(p, "after.netG.", &g.ps, 0, 1, 0);
     compare_params(p, "ema.netG.", &t.ema_g, 0, 1, 0);
 
+    if (p->dev != DEVICE_CPU) gan_trainer_to_device(&t, DEVICE_CPU);
     gan_trainer_free(&t);
     tape_free(&io);
     tape_free(&tl);
@@ -568,7 +636,13 @@ static void usage(FILE *f) {
             "reference itself is 1e-2 from float64 there and 6e-3 from its own run at another thread count\n"
             "(tests/parity/trunk_grad_floor.py), so it gets --tol-trunk-grad.\n"
             "  --trunk FILE   the Inception trunk the dump was made with (default: the dump's trunk_file\n"
-            "                 next to it)\n");
+            "                 next to it)\n"
+            "  --device cpu|cuda|hostdev  where to replay (default: ATTNGAN_DEVICE, else cpu). The\n"
+            "                 networks are loaded on the CPU and moved there, the dump's tensors are\n"
+            "                 uploaded, every result is downloaded for the comparison. The tolerances are\n"
+            "                 the same on every device: hostdev runs the CPU's kernels (convolutions in\n"
+            "                 NCHW, not oneDNN's blocked trunk: far inside them), cuda is fp32 throughout\n"
+            "                 (cuBLAS and cuDNN without TF32).\n");
 }
 
 int cmd_parity(int argc, char **argv) {
@@ -609,8 +683,9 @@ int cmd_parity(int argc, char **argv) {
     snprintf(mode, sizeof mode, "%s", cJSON_IsString(m) ? m->valuestring : "?");
     cJSON_Delete(cj);
     p.seen = xcalloc((size_t)p.st.n + 1, 1);
-    printf("parity: %s  mode=%s branch=%d correct_mask=%d threads=%d\n", path, mode, p.cfg.branch_num, p.cfg.correct_mask,
-           threads_get());
+    p.dev = device_current(); /* --device / ATTNGAN_DEVICE, chosen by main.c */
+    printf("parity: %s  mode=%s branch=%d correct_mask=%d threads=%d device=%s\n", path, mode, p.cfg.branch_num,
+           p.cfg.correct_mask, threads_get(), device_name(p.dev));
     if (!strcmp(mode, "sample")) run_sample(&p, p.cfg.branch_num);
     else if (!strcmp(mode, "damsm_step")) run_damsm(&p, trunk);
     else if (!strcmp(mode, "gan_step")) {
