@@ -36,14 +36,18 @@ endif
 CUDA_HOME   ?= /usr/local/cuda
 NVCC        ?= $(CUDA_HOME)/bin/nvcc
 CUDA_ARCH   ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
-CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
+# cuDNN from CUDA_HOME, or where CUDNN_HOME says (a pip wheel's nvidia/cudnn on the GPU machine)
+CUDNN_HOME  ?= $(CUDA_HOME)
+CUDNN_LIBDIR := $(firstword $(wildcard $(CUDNN_HOME)/lib64 $(CUDNN_HOME)/lib))
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 $(if $(CUDNN_LIBDIR),-L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDNN_LIBDIR)) \
+               -lcudnn -lcublas -lcudart -lstdc++
 ifeq ($(CUDA),1)
   BUILD  := $(BUILD)-cuda
-  OPT    += -DATTNGAN_CUDA -I$(CUDA_HOME)/include
+  OPT    += -DATTNGAN_CUDA -I$(CUDA_HOME)/include -I$(CUDNN_HOME)/include
   LDLIBS += $(CUDA_LDLIBS)
 endif
 CFLAGS  := $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
-LDFLAGS := $(LDOPT)
+LDFLAGS := $(LDOPT) $(EXTRA_LDFLAGS)
 
 # everything but main() goes into the library, so tests can reach any layer (src/app included)
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/io/*.c src/nn/*.c src/data/*.c src/train/*.c src/gen/*.c src/eval/*.c) \
@@ -113,7 +117,7 @@ bench: $(BUILD)/attngan $(BUILD)/tools/fma_peak
 
 $(BUILD)/src/ops/cuda/%.o: src/ops/cuda/%.cu $(wildcard src/ops/cuda/*.h src/ops/cuda/*.cuh src/ops/*.h src/core/*.h)
 	@mkdir -p $(dir $@)
-	$(NVCC) -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-fopenmp -c $< -o $@
+	$(NVCC) -O3 -std=c++17 $(CUDA_ARCH) -I$(CUDNN_HOME)/include -Xcompiler -Wall,-fopenmp -c $< -o $@
 
 $(CUDA_LIB): $(CUDA_OBJ)
 	ar rcs $@ $^

@@ -244,6 +244,42 @@ static void test_png_round_trip(void) {
     image_free(&img);
 }
 
+/* JPEG out (attngan data pack): a round trip through the encoder and the decoder stays close (a
+ * lossy codec: mean absolute error per channel value), higher quality is closer and larger, and
+ * bad arguments are errors. */
+static void test_jpeg_round_trip(void) {
+    Image img, dec;
+    if (!load_fixture("rgb.jpg", &img)) return;
+    double err[2] = {0, 0};
+    size_t sizes[2] = {0, 0};
+    int qs[2] = {50, 95};
+    for (int k = 0; k < 2; k++) {
+        uint8_t *buf;
+        size_t len;
+        if (!EXPECT(image_encode_jpeg(&img, qs[k], &buf, &len) == 0, "encode JPEG q%d: %s", qs[k], err_msg())) continue;
+        EXPECT(len > 4 && buf[0] == 0xFF && buf[1] == 0xD8, "encoded JPEG signature");
+        sizes[k] = len;
+        if (EXPECT(image_decode(buf, len, "encoded", &dec) == 0, "decode encoded JPEG: %s", err_msg())) {
+            EXPECT(dec.w == img.w && dec.h == img.h, "JPEG round trip keeps the size");
+            double s = 0;
+            for (size_t i = 0; i < (size_t)img.w * img.h * 3; i++) s += fabs((double)dec.data[i] - img.data[i]);
+            err[k] = s / ((double)img.w * img.h * 3);
+            image_free(&dec);
+        }
+        free(buf);
+    }
+    printf("  JPEG round trip: q50 %.2f, q95 %.2f mean abs error; %zu and %zu bytes\n", err[0], err[1], sizes[0], sizes[1]);
+    EXPECT(err[1] < 3.0 && err[1] < err[0] && sizes[1] > sizes[0], "JPEG: q95 is closer (%.2f) than q50 (%.2f) and larger", err[1],
+           err[0]);
+    uint8_t *buf;
+    size_t len;
+    EXPECT(image_encode_jpeg(&img, 0, &buf, &len) == -1 && strstr(err_msg(), "quality 0"), "quality 0 is an error: %s", err_msg());
+    char path[320];
+    snprintf(path, sizeof path, "%s/no/such/dir/out.jpg", g_dir);
+    EXPECT(image_save_jpeg(path, &img, 90) == -1 && strstr(err_msg(), path), "save into a missing directory: %s", err_msg());
+    image_free(&img);
+}
+
 /* ---------------------------------------------------------------- bad files */
 
 static size_t slurp(const char *path, uint8_t *buf, size_t cap) {
@@ -404,6 +440,7 @@ int main(void) {
         real_photo(st, "gray", "009.Brewer_Blackbird/Brewer_Blackbird_0028_2682.jpg");
     }
     test_png_round_trip();
+    test_jpeg_round_trip();
     test_bad_files();
     fixture_close(st);
     char cmd[320];

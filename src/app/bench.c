@@ -27,19 +27,21 @@
 
 static const char BENCH_USAGE[] =
     "usage: attngan bench [--mode sample|gan_step|damsm_step] [--branch 1|2|3] [--batch B] [--iters K]\n"
-    "                     [--warmup W] [--threads T] [--profile] [--seed S] [--damsm-size 299]\n"
+    "                     [--warmup W] [--threads T] [--device D] [--profile] [--seed S] [--damsm-size 299]\n"
     "                     [--cap-lens L1,L2,...] [--correct-mask] [--bf16] [--direct]\n"
     "\n"
     "Times W warm-up then K timed iterations of one mode at the PyTorch reference's sizes with random\n"
     "weights and a synthetic batch (../shared/reference/ref_attngan.py; docs/PERFORMANCE.md), and ends\n"
     "with the reference's line:\n"
-    "  RESULT mode=.. device=cpu batch=.. branch=.. threads=.. median_ms=.. min_ms=.. img_s=..\n"
-    "         gflop_iter=.. gflops=.. rss_mb=.. cuda_peak_mb=0 precision=fp32|bf16 conv_algo=winograd|direct\n"
+    "  RESULT mode=.. device=cpu|cuda|hostdev batch=.. branch=.. threads=.. median_ms=.. min_ms=.. img_s=..\n"
+    "         gflop_iter=.. gflops=.. rss_mb=.. cuda_peak_mb=.. precision=fp32|bf16 conv_algo=winograd|direct\n"
     "  --mode          sample (text encoder + G, no grad), gan_step (one AttnGAN+ZSL training\n"
     "                  iteration), damsm_step (one DAMSM+ZSL pretraining iteration); default sample\n"
     "  --branch N      G stages and Ds: 1 (64 px), 2 (128), 3 (256); default 3\n"
     "  --batch B       default 8;  --iters K default 3;  --warmup W default 1\n"
     "  --threads T     OpenMP/OpenBLAS threads (default: all cores)\n"
+    "  --device D      cpu (default), cuda or hostdev (or ATTNGAN_DEVICE): the networks and the batch\n"
+    "                  move there after setup; each timed iteration ends with the device synchronised\n"
     "  --profile       per-op tables (forward and backward apart) over the timed iterations, then the\n"
     "                  slowest oneDNN convolution calls by direction and shape\n"
     "  --cap-lens ...  the B caption lengths (e.g. the '# cap_lens [...]' line the reference prints),\n"
@@ -121,7 +123,7 @@ static void calibrate(TextEncoder *te, GNet *g, ImageEncoder *ie, const ModelCon
     Rng r;
     rng_init(&r, seed + 1);
     Tape tp;
-    tape_init(&tp);
+    tape_init_on(&tp, DEVICE_CPU); /* before the nets move to their device */
     tape_no_grad_begin(&tp);
     te->train = 0;
     TextEncoderOut to = text_encoder_forward(&tp, te, cb.captions, cb.cap_lens, cb.B, NULL, NULL, &r);
@@ -234,15 +236,23 @@ static void setup(Nets *n, const BenchArgs *a, int mode) {
                 a->n_cap_lens ? a->cap_lens : NULL, (uint64_t)a->seed + 1);
     if (mode != 2) calibrate(&n->te, &n->g, mode == 1 ? &n->ie : NULL, c, a->batch, a->branch, (uint64_t)a->seed + 7);
     rng_init(&n->rng, (uint64_t)a->seed + 2);
+    int dev = device_current(); /* --device: the nets and the batch move there */
+    for (int k = 0; k < 3; k++)
+        if (n->s.imgs[k]) tensor_to_device(n->s.imgs[k], dev);
+    if (n->s.dimg) tensor_to_device(n->s.dimg, dev);
     if (mode == 0) {
         n->te.train = 0;
         n->g.train = 0;
-        tape_init(&n->tp);
+        paramset_to_device(&n->te.ps, dev);
+        paramset_to_device(&n->g.ps, dev);
+        tape_init_on(&n->tp, dev);
     } else if (mode == 1) {
         gan_trainer_init(&n->gt, &n->te, &n->ie, &n->zd, &n->g, n->dp, c);
+        gan_trainer_to_device(&n->gt, dev);
         n->gb = (GanBatch){{n->s.imgs[0], n->s.imgs[1], n->s.imgs[2]}, n->s.captions, n->s.cap_lens, n->s.class_ids, n->s.B};
     } else {
         damsm_trainer_init(&n->dt, &n->te, &n->ie, &n->zd, c);
+        damsm_trainer_to_device(&n->dt, dev);
         n->db = (DamsmBatch){n->s.dimg, n->s.captions, n->s.cap_lens, n->s.class_ids, n->s.B};
     }
 }
@@ -278,6 +288,7 @@ static void step(Nets *n, int mode) {
         DamsmPass2 p2;
         damsm_step(&n->dt, &n->db, NULL, &n->rng, &p1, &p2);
     }
+    device_sync(device_current()); /* a device's kernels run asynchronously: the time includes them */
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -323,8 +334,9 @@ int cmd_bench(int argc, char **argv) {
     if (a.direct) conv2d_set_algo(CONV2D_DIRECT);
     const char *algo = conv2d_get_algo() == CONV2D_WINOGRAD ? "winograd" : "direct";
 
-    printf("# attngan bench  mode=%s batch=%d branch=%d threads=%d warmup=%d iters=%d profile=%d precision=%s conv_algo=%s\n",
-           a.mode, a.batch, a.branch, threads, a.warmup, a.iters, a.profile, prec, algo);
+    int dev = device_current();
+    printf("# attngan bench  mode=%s batch=%d branch=%d threads=%d warmup=%d iters=%d profile=%d precision=%s conv_algo=%s device=%s\n",
+           a.mode, a.batch, a.branch, threads, a.warmup, a.iters, a.profile, prec, algo, device_name(dev));
     double t0 = profile_now_ms();
     Nets *n = xcalloc(1, sizeof *n);
     setup(n, &a, mode);
@@ -420,10 +432,15 @@ int cmd_bench(int argc, char **argv) {
     MempoolStats ps = mempool_stats();
     printf("  peak RSS %.0f MiB   tensor pool: peak live %.0f MiB, peak resident %.0f MiB (%ld allocations)\n", rss_mb,
            (double)ps.peak_live / (1 << 20), (double)ps.peak_top / (1 << 20), ps.n_alloc);
-    printf("RESULT mode=%s device=cpu batch=%d branch=%d threads=%d median_ms=%.1f min_ms=%.1f img_s=%.3f gflop_iter=%.1f "
-           "gflops=%.1f rss_mb=%.0f cuda_peak_mb=0 precision=%s conv_algo=%s\n",
-           a.mode, a.batch, a.branch, threads, med, mn, a.batch / (med * 1e-3), gflop, gflop / (med * 1e-3), rss_mb,
-           prec, algo);
+    DevPoolStats dps = device_pool_stats(dev);
+    if (dev != DEVICE_CPU)
+        printf("  device %s pool: peak live %.0f MiB, cached %.0f MiB (%zu raw allocations, %zu requests)\n", device_name(dev),
+               (double)dps.peak_live / (1 << 20), (double)dps.cached / (1 << 20), dps.n_raw, dps.n_alloc);
+    /* the reference's keys: device=cuda and cuda_peak_mb (torch.cuda.max_memory_allocated) on a GPU */
+    printf("RESULT mode=%s device=%s batch=%d branch=%d threads=%d median_ms=%.1f min_ms=%.1f img_s=%.3f gflop_iter=%.1f "
+           "gflops=%.1f rss_mb=%.0f cuda_peak_mb=%.0f precision=%s conv_algo=%s\n",
+           a.mode, device_name(dev), a.batch, a.branch, threads, med, mn, a.batch / (med * 1e-3), gflop, gflop / (med * 1e-3), rss_mb,
+           dev == DEVICE_CUDA ? (double)dps.peak_live / (1 << 20) : 0.0, prec, algo);
     free(times);
     teardown(n, mode);
     free(n);

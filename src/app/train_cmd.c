@@ -8,7 +8,7 @@
 
 static const char *PRETRAIN_USAGE =
     "usage: attngan pretrain [--cfg cfg/DAMSM/bird.yml] [--set KEY=VALUE]... [--data DIR] [--out DIR]\n"
-    "                        [--seed N] [--threads N] [--max-steps N] [--max-minutes M]\n"
+    "                        [--seed N] [--threads N] [--device D] [--max-steps N] [--max-minutes M]\n"
     "                        [--resume DIR] [--quiet] [--bf16]\n"
     "\n"
     "DAMSM + ZSL pretraining of the text and image encoders (the seed's pretrain_DAMSM.py).\n"
@@ -21,6 +21,9 @@ static const char *PRETRAIN_USAGE =
     "                   image_encoder.safetensors, zsl_d.safetensors with vocab.txt and config.json\n"
     "  --seed N         overrides EXTRA.SEED\n"
     "  --threads N      threads for the math (default: all cores)\n"
+    "  --device D       cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
+    "                   device path on the CPU, for tests); or ATTNGAN_DEVICE. Checkpoints are\n"
+    "                   the same on every device: a run resumes on another one\n"
     "  --max-steps N    stop after N optimizer steps in all, writing a checkpoint\n"
     "  --max-minutes M  stop after M minutes of training (not counting the one-time feature cache)\n"
     "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n"
@@ -39,7 +42,7 @@ int cmd_pretrain(int argc, char **argv) {
 
 static const char *TRAIN_USAGE =
     "usage: attngan train [--cfg cfg/bird_attn2.yml] [--set KEY=VALUE]... [--data DIR] [--out DIR]\n"
-    "                     [--seed N] [--threads N] [--max-steps N] [--max-minutes M]\n"
+    "                     [--seed N] [--threads N] [--device D] [--max-steps N] [--max-minutes M]\n"
     "                     [--resume DIR] [--quiet] [--bf16]\n"
     "\n"
     "AttnGAN + ZSL training (the seed's trainer.py) on the pretrained encoders that TRAIN.NET_E names\n"
@@ -52,6 +55,9 @@ static const char *TRAIN_USAGE =
     "                   losses.csv, tensorboard/, and at the end netG.safetensors (the EMA G)\n"
     "  --seed N         overrides EXTRA.SEED\n"
     "  --threads N      threads for the math (default: all cores)\n"
+    "  --device D       cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
+    "                   device path on the CPU, for tests); or ATTNGAN_DEVICE. Checkpoints are\n"
+    "                   the same on every device: a run resumes on another one\n"
     "  --max-steps N    stop after N optimizer steps in all, writing a checkpoint and samples\n"
     "  --max-minutes M  stop after M minutes of training, writing a checkpoint and samples\n"
     "  --resume DIR     continue a run (its directory or one of its checkpoints) exactly where it stopped\n"

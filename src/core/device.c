@@ -92,13 +92,14 @@ static struct {
 } H = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t h_once = PTHREAD_ONCE_INIT;
 
-static size_t page_up(size_t b) {
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    return (b + pg - 1) / pg * pg;
-}
-
+/* The guard flips the protection of everything handed out so far: a cost per page table entry,
+ * so the reservation is 2 MiB aligned and asks for transparent huge pages (one entry per 2 MiB),
+ * and the flipped range ends on a 2 MiB boundary (whole huge pages are never split). */
+#define HOSTDEV_HUGE ((size_t)2 << 20)
 static void set_access(int rw) {
-    if (H.guard && H.top) CHECK(mprotect(H.base, page_up(H.top), rw ? PROT_READ | PROT_WRITE : PROT_NONE) == 0, "hostdev: mprotect failed");
+    if (!H.guard || !H.top) return;
+    size_t len = (H.top + HOSTDEV_HUGE - 1) / HOSTDEV_HUGE * HOSTDEV_HUGE;
+    CHECK(mprotect(H.base, len, rw ? PROT_READ | PROT_WRITE : PROT_NONE) == 0, "hostdev: mprotect failed");
 }
 
 static void segv_handler(int sig, siginfo_t *si, void *uctx) {
@@ -147,10 +148,13 @@ static void hostdev_init(void) {
     CHECK(!g || !*g || !strcmp(g, "0") || !strcmp(g, "1"), "ATTNGAN_HOSTDEV_GUARD=%s: expected 0 or 1", g);
     H.guard = !(g && !strcmp(g, "0"));
     for (size_t r = (size_t)1 << 36; r >= ((size_t)1 << 30); r >>= 1) {
-        void *m = mmap(NULL, r, H.guard ? PROT_NONE : PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *m = mmap(NULL, r + HOSTDEV_HUGE, H.guard ? PROT_NONE : PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m != MAP_FAILED) {
-            H.base = m;
+            uintptr_t a = ((uintptr_t)m + HOSTDEV_HUGE - 1) & ~(uintptr_t)(HOSTDEV_HUGE - 1);
+            H.base = (unsigned char *)a;
             H.reserve = r;
+            (void)madvise(H.base, r, MADV_HUGEPAGE);
             break;
         }
     }

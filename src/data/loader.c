@@ -50,26 +50,34 @@ static int bbox_square(const CubImage *im, int width, int height, int box[4], co
     return 0;
 }
 
-static int make_images(const Cub *cub, const CubImage *im, const LoaderConfig *cfg, Rng *rng, Batch *batch, int b) {
+int loader_crop_bird(const Cub *cub, const CubImage *im, int tight_pad, Image *out) {
     char path[2048];
     cub_image_path(cub, im, path, sizeof path);
-    Image img = {0}, crop = {0}, big = {0}, sq = {0};
+    Image img = {0}, crop = {0};
+    memset(out, 0, sizeof *out);
     if (image_load(path, &img)) return -1;
     int box[4] = {0, 0, 0, 0}, fail;
-    if (im->tight && cfg->tight_pad) {
+    if (im->tight && tight_pad) {
         /* the photo is the box's crop: AttnGAN's square around the box, unclipped and padded, frames
          * the bird as in the other photos (the box 1/1.5 of the square's side) */
         float w = (float)img.w, h = (float)img.h;
         int r = (int)((w > h ? w : h) * 0.75f), cx = img.w / 2, cy = img.h / 2;
-        fail = image_crop_padded(&img, cx - r, cy - r, cx + r, cy + r, cfg->tight_pad, &crop);
+        fail = image_crop_padded(&img, cx - r, cy - r, cx + r, cy + r, tight_pad, &crop);
         if (fail) err_prefix("%s", path);
     } else
         fail = bbox_square(im, img.w, img.h, box, path) || image_crop(&img, box[0], box[1], box[2], box[3], &crop);
+    image_free(&img);
     if (fail) {
-        image_free(&img);
+        image_free(&crop);
         return -1;
     }
-    image_free(&img);
+    *out = crop;
+    return 0;
+}
+
+static int make_images(const Cub *cub, const CubImage *im, const LoaderConfig *cfg, Rng *rng, Batch *batch, int b) {
+    Image crop = {0}, big = {0}, sq = {0};
+    if (loader_crop_bird(cub, im, cfg->tight_pad, &crop)) return -1;
     int S = cfg->base_size << (cfg->branch_num - 1);
     int R = S * 76 / 64; /* torchvision Resize(int): the shorter side to R, the other int(R * long / short) */
     int ow, oh;

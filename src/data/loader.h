@@ -76,5 +76,10 @@ void loader_shuffle(int *order, int n, uint64_t seed, int epoch);
 
 /* One sample, synchronously (the workers' job; also for tests and tools): fills row b of batch. */
 int loader_make_sample(const Cub *cub, const CubImage *im, const LoaderConfig *cfg, uint64_t sample_seed, Batch *batch, int b);
+/* The photo's bird as the loader frames it, before any resizing: AttnGAN's square around the
+ * bounding box, clipped to the photo; a tight crop (tight_crops.txt) padded to that square with
+ * tight_pad (IMAGE_PAD_*; 0: the photo as it is). 0 or -1 with err_msg() naming the file. */
+struct Image;
+int loader_crop_bird(const Cub *cub, const CubImage *im, int tight_pad, struct Image *out);
 
 #endif

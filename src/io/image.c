@@ -406,6 +406,54 @@ int image_save_png(const char *path, const Image *img) {
     return rc;
 }
 
+/* ---------------------------------------------------------------- JPEG out */
+
+int image_encode_jpeg(const Image *img, int quality, uint8_t **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    if (img->w <= 0 || img->h <= 0 || quality < 1 || quality > 100)
+        return err_set("JPEG: a %dx%d image at quality %d cannot be encoded", img->w, img->h, quality);
+    struct jpeg_compress_struct c;
+    JpegErr err;
+    c.err = jpeg_std_error(&err.mgr);
+    err.mgr.error_exit = jpeg_on_error;
+    unsigned char *mem = NULL;
+    unsigned long mem_len = 0;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_compress(&c);
+        free(mem);
+        return err_set("JPEG encoder: %s", err.msg);
+    }
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &mem, &mem_len);
+    c.image_width = (JDIMENSION)img->w;
+    c.image_height = (JDIMENSION)img->h;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, quality, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = (JSAMPROW)(img->data + (size_t)c.next_scanline * img->w * 3);
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    /* libjpeg's buffer comes from malloc: hand it over as ours */
+    *buf = mem;
+    *len = mem_len;
+    return 0;
+}
+
+int image_save_jpeg(const char *path, const Image *img, int quality) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (image_encode_jpeg(img, quality, &buf, &len)) return err_prefix("%s", path);
+    int rc = write_atomic(path, buf, len);
+    free(buf);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- geometry */
 
 int image_crop(const Image *src, int x1, int y1, int x2, int y2, Image *out) {

@@ -18,6 +18,9 @@ int image_load(const char *path, Image *out);
 int image_decode(const uint8_t *buf, size_t len, const char *name, Image *out);
 int image_save_png(const char *path, const Image *img);   /* atomic: temp file + rename */
 int image_encode_png(const Image *img, uint8_t **buf, size_t *len);  /* malloc'ed buffer */
+/* Baseline JPEG (libjpeg-turbo's defaults, 4:2:0) at quality 1..100; atomic like the PNG writer. */
+int image_save_jpeg(const char *path, const Image *img, int quality);
+int image_encode_jpeg(const Image *img, int quality, uint8_t **buf, size_t *len);  /* malloc'ed buffer */
 void image_free(Image *img);
 
 /* PIL Image.crop((x1, y1, x2, y2)) with integer bounds inside the image; an empty box or one

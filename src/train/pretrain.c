@@ -123,11 +123,16 @@ static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEnc
         tape_reset(&tp);
         tape_no_grad_begin(&tp);
         Tensor *x = TNEW(&tp, nb, 3, S, S);
-        memcpy(x->data, imgs, (size_t)x->n * sizeof(float));
+        tensor_upload(x, imgs);
         ImageEncoderOut o = image_encoder_forward(&tp, ie, x);
         tape_no_grad_end(&tp);
-        for (int64_t j = 0; j < (int64_t)nb * MIXED_N; j++) c->mixed[(int64_t)i0 * MIXED_N + j] = st_f32_to_f16(o.mixed_6e->data[j]);
-        for (int64_t j = 0; j < (int64_t)nb * POOL_N; j++) c->pool[(int64_t)i0 * POOL_N + j] = st_f32_to_f16(o.trunk_pool->data[j]);
+        float *mixed = xmalloc((size_t)o.mixed_6e->n * sizeof(float)), *pool = xmalloc((size_t)o.trunk_pool->n * sizeof(float));
+        tensor_download(o.mixed_6e, mixed); /* (the trunk may run on a device) */
+        tensor_download(o.trunk_pool, pool);
+        for (int64_t j = 0; j < (int64_t)nb * MIXED_N; j++) c->mixed[(int64_t)i0 * MIXED_N + j] = st_f32_to_f16(mixed[j]);
+        for (int64_t j = 0; j < (int64_t)nb * POOL_N; j++) c->pool[(int64_t)i0 * POOL_N + j] = st_f32_to_f16(pool[j]);
+        free(mixed);
+        free(pool);
         if ((i0 / CB) % 25 == 0)
             printf("  %d / %d photos, %ld s\n", i0 + nb, c->n, (long)(time(NULL) - t0)), fflush(stdout);
     }
@@ -187,6 +192,8 @@ static void cached_batch(Tape *tp, const FeatCache *c, const CubSplit *s, const 
     }
     cb->mixed = TNEW(tp, B, 768, 17, 17);
     cb->pool = TNEW(tp, B, POOL_N);
+    /* filled on the host, then copied to the tape's device */
+    float *hmixed = xmalloc((size_t)cb->mixed->n * sizeof(float)), *hpool = xmalloc((size_t)cb->pool->n * sizeof(float));
     int *rows = tape_alloc(tp, (size_t)B * sizeof(int));
     for (int i = 0; i < B; i++) {
         int b = perm[i], row = cb->rows[b];
@@ -195,13 +202,17 @@ static void cached_batch(Tape *tp, const FeatCache *c, const CubSplit *s, const 
         cb->cap_lens[i] = lens[b];
         cb->class_ids[i] = s->images[c->img[row]].class_id;
         const uint16_t *src = c->mixed + (int64_t)row * MIXED_N;
-        float *dst = cb->mixed->data + (int64_t)i * MIXED_N;
+        float *dst = hmixed + (int64_t)i * MIXED_N;
         for (int ch = 0; ch < 768; ch++)
             for (int y = 0; y < 17; y++)
                 for (int x = 0; x < 17; x++)
                     dst[(ch * 17 + y) * 17 + x] = st_f16_to_f32(src[(ch * 17 + y) * 17 + (flip[b] ? 16 - x : x)]);
-        for (int j = 0; j < POOL_N; j++) cb->pool->data[(int64_t)i * POOL_N + j] = st_f16_to_f32(c->pool[(int64_t)row * POOL_N + j]);
+        for (int j = 0; j < POOL_N; j++) hpool[(int64_t)i * POOL_N + j] = st_f16_to_f32(c->pool[(int64_t)row * POOL_N + j]);
     }
+    tensor_upload(cb->mixed, hmixed);
+    tensor_upload(cb->pool, hpool);
+    free(hmixed);
+    free(hpool);
     cb->rows = rows;
 }
 
@@ -268,15 +279,13 @@ static EvalOut evaluate_cached(DamsmTrainer *t, const FeatCache *c, const CubSpl
         Tensor *region = conv2d_layer_forward(&tp, &t->ie->emb_features, cb.mixed);
         Tensor *code = image_encoder_code(&tp, t->ie, cb.mixed, cb.pool);
         TextEncoderOut txt = text_encoder_forward(&tp, t->te, cb.captions, cb.cap_lens, B, NULL, NULL, &rz);
-        for (int i = 0; i < B; i++) {
-            memcpy(codes + (int64_t)(p0 + i) * E, code->data + (int64_t)i * E, (size_t)E * sizeof(float));
-            memcpy(sents + (int64_t)(p0 + i) * E, txt.sent_emb->data + (int64_t)i * E, (size_t)E * sizeof(float));
-        }
+        tensor_download(code, codes + (int64_t)p0 * E); /* B rows each, in batch order */
+        tensor_download(txt.sent_emb, sents + (int64_t)p0 * E);
         if (batches < nb) {
             DamsmLoss w = damsm_words_loss(&tp, mc, region, txt.words_emb, cb.cap_lens, cb.class_ids, B);
             DamsmLoss sl_ = damsm_sent_loss(&tp, mc, code, txt.sent_emb, cb.class_ids, B);
-            wl += w.loss0->data[0] + w.loss1->data[0];
-            sl += sl_.loss0->data[0] + sl_.loss1->data[0];
+            wl += tensor_item(w.loss0) + tensor_item(w.loss1);
+            sl += tensor_item(sl_.loss0) + tensor_item(sl_.loss1);
             batches++;
         }
         tape_no_grad_end(&tp);
@@ -357,6 +366,15 @@ static void print_eval(Run *r, const char *split, const EvalOut *e) {
     }
 }
 
+/* The checkpoint and the exported encoders are written from the CPU: the trainer moves there and
+ * back (dev: where it runs). */
+static int save_from(Run *r, DamsmTrainer *t, const Rng *rng, float lr, const Cub *cub, int dev) {
+    if (dev != DEVICE_CPU) damsm_trainer_to_device(t, DEVICE_CPU);
+    int rc = save_checkpoint(r, t, rng, lr) || export_models(r, t->te, t->ie, t->zd, cub);
+    if (dev != DEVICE_CPU) damsm_trainer_to_device(t, dev);
+    return rc ? -1 : 0;
+}
+
 int pretrain_main(const RunArgs *a) {
     Run r;
     if (run_open(&r, a, "cfg/DAMSM/bird.yml")) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
@@ -414,6 +432,11 @@ int pretrain_main(const RunArgs *a) {
         printf("resumed from %s: step %lld, epoch %d, batch %d\n", r.resume_dir, (long long)r.step, r.epoch, r.batch_in_epoch);
     }
     t.opt_te.lr = t.opt_ie.lr = lr;
+    int dev = device_current(); /* --device: the steps (and the feature cache) run there; loading and saving on the CPU */
+    if (dev != DEVICE_CPU) {
+        damsm_trainer_to_device(&t, dev);
+        printf("training on the device %s\n", device_name(dev));
+    }
     int B = tc->train.batch_size, rc = 0;
     FeatCache ctrain = {0}, ctest = {0};
     Loader *loader = NULL;
@@ -496,7 +519,7 @@ int pretrain_main(const RunArgs *a) {
                 Tape *io = &t.tape[1];
                 tape_reset(io);
                 Tensor *x = TNEW(io, lb->B, 3, lb->sizes[lb->n_scales - 1], lb->sizes[lb->n_scales - 1]);
-                memcpy(x->data, lb->imgs[lb->n_scales - 1], (size_t)x->n * sizeof(float));
+                tensor_upload(x, lb->imgs[lb->n_scales - 1]);
                 int64_t *cls = tape_alloc(io, (size_t)lb->B * sizeof(int64_t));
                 memcpy(cls, lb->class_ids, (size_t)lb->B * sizeof(int64_t));
                 run_map_classes(&r, cls, lb->B);
@@ -508,8 +531,8 @@ int pretrain_main(const RunArgs *a) {
                 damsm_zsl_d_update(&t);
             }
             r.step++;
-            float v[6] = {p1.w.loss0->data[0] + p1.w.loss1->data[0], p1.s.loss0->data[0] + p1.s.loss1->data[0], p1.g_loss->data[0],
-                          p1.loss->data[0], p2.d_loss->data[0], lr};
+            float v[6] = {tensor_item(p1.w.loss0) + tensor_item(p1.w.loss1), tensor_item(p1.s.loss0) + tensor_item(p1.s.loss1),
+                          tensor_item(p1.g_loss), tensor_item(p1.loss), tensor_item(p2.d_loss), lr};
             if (run_check_finite(&r, 6, names, v)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); rc = 1; stop = 1; break; }
             run_log(&r, 6, names, v);
         }
@@ -532,7 +555,7 @@ int pretrain_main(const RunArgs *a) {
         int interval = tc->train.snapshot_interval > 0 ? tc->train.snapshot_interval : 1;
         if ((r.epoch + 1) % interval == 0 || r.epoch + 1 == tc->train.max_epoch) {
             r.epoch++; /* the checkpoint resumes at the start of the next epoch */
-            if (save_checkpoint(&r, &t, &rng, lr) || export_models(&r, &te, &ie, &zd, &cub)) {
+            if (save_from(&r, &t, &rng, lr, &cub, dev)) {
                 fprintf(stderr, "attngan pretrain: %s\n", err_msg());
                 rc = 1;
                 break;
@@ -542,7 +565,7 @@ int pretrain_main(const RunArgs *a) {
         }
     }
     if (stop && rc == 0) {
-        if (save_checkpoint(&r, &t, &rng, lr) || export_models(&r, &te, &ie, &zd, &cub)) {
+        if (save_from(&r, &t, &rng, lr, &cub, dev)) {
             fprintf(stderr, "attngan pretrain: %s\n", err_msg());
             rc = 1;
         } else printf("stopped after %lld steps (%s); checkpoint and encoders in %s\n", (long long)r.step, why, r.out);

@@ -211,38 +211,46 @@ static void fixed_free(Fixed *f) {
  * without changing G's weights or running statistics. */
 static int snapshot_images(Run *r, GanTrainer *t, Models *m, const Fixed *f, const Cub *cub) {
     GNet *g = &m->g;
+    int dev = g->ps.device; /* G's, wherever the trainer runs */
     size_t nv = (size_t)g->ps.n_values, nb = (size_t)g->ps.n_buffers;
-    float *vals = xmalloc(nv * sizeof(float)), *bufs = xmalloc((nb ? nb : 1) * sizeof(float));
+    float *vals = device_alloc(dev, nv * sizeof(float)), *bufs = device_alloc(dev, (nb ? nb : 1) * sizeof(float));
     int64_t *ivals = xmalloc((size_t)g->ps.n * sizeof(int64_t));
-    memcpy(vals, g->ps.values, nv * sizeof(float));
-    if (nb) memcpy(bufs, g->ps.buffers, nb * sizeof(float));
+    device_copy(dev, vals, g->ps.values, nv * sizeof(float));
+    device_copy(dev, bufs, g->ps.buffers, nb * sizeof(float));
     for (int i = 0; i < g->ps.n; i++) ivals[i] = g->ps.entries[i]->ival;
-    memcpy(g->ps.values, t->ema_g.values, nv * sizeof(float));
+    device_copy(dev, g->ps.values, t->ema_g.values, nv * sizeof(float));
     Tape tp;
-    tape_init(&tp);
+    tape_init_on(&tp, dev);
     tape_no_grad_begin(&tp);
     Tensor *z = TNEW(&tp, f->B, m->mc.zsl_z);
-    memcpy(z->data, f->z, (size_t)z->n * sizeof(float));
+    tensor_upload(z, f->z);
     TextEncoderOut txt = text_encoder_forward(&tp, &m->te, f->captions, f->cap_lens, f->B, z, NULL, NULL);
     uint8_t *mask = gan_word_mask(&tp, f->captions, f->B, f->T, txt.words_emb->shape[2]);
     Rng nr;
     rng_init(&nr, 99);
     GNetOut go = gnet_forward_noise(&tp, g, txt.sent_emb, txt.words_emb, mask, NULL, NULL, &nr);
     tape_no_grad_end(&tp);
-    memcpy(g->ps.values, vals, nv * sizeof(float));
-    if (nb) memcpy(g->ps.buffers, bufs, nb * sizeof(float));
+    device_copy(dev, g->ps.values, vals, nv * sizeof(float));
+    device_copy(dev, g->ps.buffers, bufs, nb * sizeof(float));
     for (int i = 0; i < g->ps.n; i++) g->ps.entries[i]->ival = ivals[i];
-    free(vals);
-    free(bufs);
+    device_free(dev, vals);
+    device_free(dev, bufs);
     free(ivals);
+    /* the images and attention maps the figures read, on the host */
+    Tensor *last_dev = go.imgs[go.n_imgs - 1], *att_dev = go.n_att > 0 ? go.att[go.n_att - 1] : NULL;
+    float *last_host = xmalloc((size_t)last_dev->n * sizeof(float)), *att_host = NULL;
+    tensor_download(last_dev, last_host);
+    if (att_dev) {
+        att_host = xmalloc((size_t)att_dev->n * sizeof(float));
+        tensor_download(att_dev, att_host);
+    }
 
     char dir[2300], path[2400];
     snprintf(dir, sizeof dir, "%s/samples", r->out);
     if (mkdir_p(dir)) { tape_free(&tp); return -1; }
-    Tensor *last = go.imgs[go.n_imgs - 1];
-    int S = last->shape[2], n = f->B < 16 ? f->B : 16;
+    int S = last_dev->shape[2], n = f->B < 16 ? f->B : 16;
     const float **imgs = xmalloc((size_t)n * sizeof(float *));
-    for (int i = 0; i < n; i++) imgs[i] = last->data + (int64_t)i * 3 * S * S;
+    for (int i = 0; i < n; i++) imgs[i] = last_host + (int64_t)i * 3 * S * S;
     Image grid = {0};
     int rc = figure_grid(imgs, n, S, 4, 2, &grid);
     snprintf(path, sizeof path, "%s/step_%lld.png", dir, (long long)r->step);
@@ -257,14 +265,13 @@ static int snapshot_images(Run *r, GanTrainer *t, Models *m, const Fixed *f, con
     snprintf(path, sizeof path, "samples/step_%lld.txt", (long long)r->step);
     if (!rc) rc = run_write_text(r, path, txtbuf);
     free(txtbuf);
-    if (!rc && go.n_att > 0) {
-        Tensor *att = go.att[go.n_att - 1];
-        int L = att->shape[1], h = att->shape[2], w = att->shape[3], k = n < 4 ? n : 4;
+    if (!rc && att_dev) {
+        int L = att_dev->shape[1], h = att_dev->shape[2], w = att_dev->shape[3], k = n < 4 ? n : 4;
         const float **atts = xmalloc((size_t)k * sizeof(float *));
         const char *const **words = xmalloc((size_t)k * sizeof(char **));
         int *nw = xmalloc((size_t)k * sizeof(int));
         for (int i = 0; i < k; i++) {
-            atts[i] = att->data + (int64_t)i * L * h * w;
+            atts[i] = att_host + (int64_t)i * L * h * w;
             const char **ws = xmalloc((size_t)L * sizeof(char *));
             for (int tkn = 0; tkn < L; tkn++) ws[tkn] = cub->vocab.words[f->captions[i * f->T + tkn]];
             words[i] = ws;
@@ -282,9 +289,12 @@ static int snapshot_images(Run *r, GanTrainer *t, Models *m, const Fixed *f, con
         free(nw);
     }
     free(imgs);
+    free(last_host);
+    free(att_host);
     tape_free(&tp);
     return rc;
 }
+
 
 /* ------------------------------------------------------------------ checkpoints */
 /* The networks and optimizers a GAN checkpoint holds (names live in `names`). */
@@ -333,6 +343,14 @@ static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final)
     return rc;
 }
 
+/* A checkpoint is written from the CPU: the trainer moves there and back (dev: where it runs). */
+static int save_all_from(Run *r, GanTrainer *t, Models *m, Rng *rng, int last, int dev) {
+    if (dev != DEVICE_CPU) gan_trainer_to_device(t, DEVICE_CPU);
+    int rc = save_all(r, t, m, rng, last);
+    if (dev != DEVICE_CPU) gan_trainer_to_device(t, dev);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ the program */
 int train_gan_main(const RunArgs *a) {
     Run r;
@@ -363,6 +381,11 @@ int train_gan_main(const RunArgs *a) {
         r.batch_in_epoch = (int)cJSON_GetObjectItemCaseSensitive(st, "batch_in_epoch")->valuedouble;
         cJSON_Delete(st);
         printf("resumed from %s: step %lld\n", r.resume_dir, (long long)r.step);
+    }
+    int dev = device_current(); /* --device: the steps run there; loading and saving on the CPU */
+    if (dev != DEVICE_CPU) {
+        gan_trainer_to_device(&t, dev);
+        printf("training on the device %s\n", device_name(dev));
     }
     LoaderConfig lc;
     loader_config_default(&lc);
@@ -407,7 +430,7 @@ int train_gan_main(const RunArgs *a) {
     run_start_clock(&r);
     while (r.step < total) {
         if (run_should_stop(&r, a, &why)) {
-            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all(&r, &t, &m, &rng, 1)) {
+            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all_from(&r, &t, &m, &rng, 1, dev)) {
                 fprintf(stderr, "attngan train: %s\n", err_msg());
                 rc = 1;
             } else printf("stopped after %lld steps (%s); checkpoint, samples and netG.safetensors in %s\n", (long long)r.step, why, r.out);
@@ -422,7 +445,7 @@ int train_gan_main(const RunArgs *a) {
         GanBatch gb = {{NULL, NULL, NULL}, lb->captions, lb->cap_lens, cls, lb->B};
         for (int i = 0; i < lb->n_scales; i++) {
             gb.imgs[i] = TNEW(&io, lb->B, 3, lb->sizes[i], lb->sizes[i]);
-            memcpy(gb.imgs[i]->data, lb->imgs[i], (size_t)gb.imgs[i]->n * sizeof(float));
+            tensor_upload(gb.imgs[i], lb->imgs[i]);
         }
         GanStepOut o;
         gan_step(&t, &gb, NULL, &rng, &o);
@@ -431,13 +454,13 @@ int train_gan_main(const RunArgs *a) {
         r.batch_in_epoch = (int)(r.step % per_epoch);
         float v[11];
         int k = 0;
-        for (int i = 0; i < m.n_d; i++) v[k++] = o.d[i].loss->data[0];
-        for (int i = 0; i < m.n_d; i++) v[k++] = o.g.g_loss[i]->data[0];
-        v[k++] = o.g.w_loss->data[0];
-        v[k++] = o.g.s_loss->data[0];
-        v[k++] = o.g.adv->data[0];
-        v[k++] = o.g.cls->data[0];
-        v[k++] = o.g.total->data[0];
+        for (int i = 0; i < m.n_d; i++) v[k++] = tensor_item(o.d[i].loss);
+        for (int i = 0; i < m.n_d; i++) v[k++] = tensor_item(o.g.g_loss[i]);
+        v[k++] = tensor_item(o.g.w_loss);
+        v[k++] = tensor_item(o.g.s_loss);
+        v[k++] = tensor_item(o.g.adv);
+        v[k++] = tensor_item(o.g.cls);
+        v[k++] = tensor_item(o.g.total);
         if (run_check_finite(&r, nt, names, v)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
         run_log(&r, nt, names, v);
         for (int i = 0; i < nt; i++) sums[i] += v[i];
@@ -449,7 +472,7 @@ int train_gan_main(const RunArgs *a) {
             printf("\n");
             memset(sums, 0, sizeof sums);
             n_sum = 0;
-            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all(&r, &t, &m, &rng, last)) {
+            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all_from(&r, &t, &m, &rng, last, dev)) {
                 fprintf(stderr, "attngan train: %s\n", err_msg());
                 rc = 1;
                 break;
