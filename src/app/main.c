@@ -30,9 +30,13 @@ int parse_double(const char *s, double *out, const char *flag) {
     return 0;
 }
 
+/* The commands that run on a device so far (the others run on the CPU). */
+static const char *const device_commands[] = {"pretrain", "train", "bench", "parity", "generate", "examples", "sample", "serve", "eval"};
+#define DEVICE_COMMANDS_TEXT "pretrain, train, bench, parity, generate, examples, sample, serve and eval"
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: attngan <command> [options]\n"
+            "usage: attngan <command> [options] [--device cpu|cuda|hostdev]\n"
             "\n"
             "ZSL-AttnGAN in C: text-to-image birds from noisy text.\n"
             "\n"
@@ -54,7 +58,51 @@ static void usage(FILE *f) {
             "  help        this text\n"
             "\n"
             "Every command takes --help. Generation uses the bundled model models/bird64 unless\n"
-            "--model names another.\n");
+            "--model names another.\n"
+            "\n"
+            "--device cpu|cuda|hostdev (or ATTNGAN_DEVICE), on %s: where tensors live and kernels\n"
+            "run. cpu is the default; cuda needs a `make CUDA=1` build and a GPU; hostdev runs the\n"
+            "device path's code on the CPU, for tests (docs/CUDA.md).\n", DEVICE_COMMANDS_TEXT);
+}
+
+/* Takes `--device X` / `--device=X` out of argv (anywhere after the command) and chooses the
+ * process's device: the flag, else ATTNGAN_DEVICE, for a command that can use one. -1 after a
+ * message when the value is bad or the command runs on the CPU only. */
+static int take_device(int *argc, char **argv) {
+    const char *flag = NULL;
+    int w = 2;
+    for (int i = 2; i < *argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < *argc) {
+            flag = argv[++i];
+        } else if (!strncmp(argv[i], "--device=", 9)) {
+            flag = argv[i] + 9;
+        } else if (!strcmp(argv[i], "--device")) {
+            fprintf(stderr, "attngan %s: --device needs a value (cpu, cuda or hostdev)\n", argv[1]);
+            return -1;
+        } else {
+            argv[w++] = argv[i];
+            continue;
+        }
+    }
+    *argc = w;
+    int capable = 0;
+    for (size_t k = 0; k < sizeof device_commands / sizeof device_commands[0]; k++) capable |= !strcmp(argv[1], device_commands[k]);
+    if (!capable) {
+        if (flag && strcmp(flag, "cpu")) {
+            fprintf(stderr, "attngan %s: --device %s: this command runs on the CPU only so far (on a device: %s; docs/CUDA.md)\n",
+                    argv[1], flag, DEVICE_COMMANDS_TEXT);
+            return -1;
+        }
+        const char *env = getenv("ATTNGAN_DEVICE");
+        if (!flag && env && *env && strcmp(env, "cpu"))
+            fprintf(stderr, "attngan %s: ATTNGAN_DEVICE=%s ignored: this command runs on the CPU only so far\n", argv[1], env);
+        return 0;
+    }
+    if (device_init(flag, NULL)) {
+        fprintf(stderr, "attngan %s: %s\n", argv[1], err_msg());
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -63,9 +111,12 @@ int main(int argc, char **argv) {
         return argc < 2 ? 1 : 0;
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-        printf("attngan 0.1.0 (threads %d)\n", threads_get());
+        const char *why;
+        int cuda = device_available(DEVICE_CUDA, &why);
+        printf("attngan 0.1.0 (threads %d; devices: cpu, hostdev, cuda %s)\n", threads_get(), cuda ? "ready" : why);
         return 0;
     }
+    if (take_device(&argc, argv)) return 2;
     if (!strcmp(argv[1], "parity")) return cmd_parity(argc - 1, argv + 1);
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "pretrain")) return cmd_pretrain(argc - 1, argv + 1);
