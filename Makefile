@@ -39,8 +39,9 @@ CUDA_ARCH   ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code
 # cuDNN from CUDA_HOME, or where CUDNN_HOME says (a pip wheel's nvidia/cudnn on the GPU machine)
 CUDNN_HOME  ?= $(CUDA_HOME)
 CUDNN_LIBDIR := $(firstword $(wildcard $(CUDNN_HOME)/lib64 $(CUDNN_HOME)/lib))
-CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 $(if $(CUDNN_LIBDIR),-L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDNN_LIBDIR)) \
-               -lcudnn -lcublas -lcudart -lstdc++
+comma := ,
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+               $(if $(CUDNN_LIBDIR),-L$(CUDNN_LIBDIR) -Wl$(comma)-rpath$(comma)$(CUDNN_LIBDIR)) -lcudnn -lcublas -lcudart -lstdc++
 ifeq ($(CUDA),1)
   BUILD  := $(BUILD)-cuda
   OPT    += -DATTNGAN_CUDA -I$(CUDA_HOME)/include -I$(CUDNN_HOME)/include
@@ -75,7 +76,7 @@ else
 endif
 
 .SECONDARY:
-.PHONY: all test check deps dumps fixtures tools clean demo bench cuda test-cuda
+.PHONY: all test check deps dumps fixtures tools clean demo bench cuda test-cuda bench-cuda
 all: $(BUILD)/attngan $(if $(filter 1,$(CUDA)),cuda)
 	@ln -sfn $(notdir $(BUILD))/attngan build/attngan
 
@@ -127,6 +128,11 @@ $(BUILD)/tests/cuda/%: tests/cuda/%.c tests/cuda/cuda_test.h $(BUILD)/tests/test
 	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $(LDFLAGS) -o $@ $< $(BUILD)/tests/test_util.o -Wl,--start-group $(LIB) $(CUDA_LIB) -Wl,--end-group $(LDLIBS) $(CUDA_LDLIBS)
 
 cuda: $(CUDA_LIB) $(CUDA_TEST)
+
+# the GPU's speed beside PyTorch's on the same GPU, in one call (scripts/bench_cuda.sh; skips without a GPU)
+bench-cuda:
+	@$(MAKE) --no-print-directory CUDA=1 all
+	@ATTNGAN=build/release-cuda/attngan scripts/bench_cuda.sh
 
 test-cuda: cuda
 	@tests/run_tests.sh $(CUDA_TEST)

@@ -22,9 +22,9 @@
 #   4. test_steps with ATTNGAN_TEST_DEVICE=cuda: both training steps on the GPU against the
 #      PyTorch dumps and against the CPU, with the CPU's bounds; `attngan parity --device cuda`
 #      on every dump when parity runs on a device;
-#   5. attngan bench --device cuda: sample B1 and B20, gan_step branch 3 batch 20, damsm_step
-#      batch 48, and the PyTorch reference on the same GPU in the same call (run_gpu.sh), as one
-#      table with the ratios ($OUT/bench.md);
+#   5. scripts/bench_cuda.sh (make bench-cuda): attngan bench --device cuda and the PyTorch
+#      reference on the same GPU in the same call, rows BENCH_ROWS (default sample B1, gan_step
+#      branch 3 B4 and B20, damsm_step B48), one table with the speed-ups ($OUT/bench.md);
 #   6. trains a 64 px model for TRAIN_MINUTES (default 3.5) in all: DAMSM pretraining on cached
 #      trunk features, then the GAN on its encoders, both with --device cuda; exports it and
 #      returns model.json, netG, text_encoder, image_encoder and vocab.txt (at most 8 files of
@@ -80,14 +80,14 @@ LOG=$OUTD/check.log
 LD=/tmp/devcheck_logs                # the rest of the logs (their tails go into check.log)
 T0=$(date +%s)
 say() { echo "== [$(( $(date +%s) - T0 )) s] $*"; }
-# phase NAME SECONDS CMD...: one phase under a time limit, its status in the log
+# phase NAME SECONDS LOG CMD...: one phase under a time limit, its output into LOG ("-": this log)
 phase() {
-    local name=$1 limit=$2
-    shift 2
+    local name=$1 limit=$2 out=$3
+    shift 3
     say "$name (limit ${limit} s)"
-    timeout "$limit" "$@"
+    if [ "$out" = - ]; then timeout "$limit" "$@"; else timeout "$limit" "$@" >"$out" 2>&1; fi
     local rc=$?
-    [ $rc -eq 0 ] && say "$name: ok" || say "$name: FAILED (exit $rc${rc:+; 124 = time limit})"
+    if [ $rc -eq 0 ]; then say "$name: ok"; else say "$name: FAILED (exit $rc$([ $rc = 124 ] && echo ': the time limit'))"; fi
     return $rc
 }
 
@@ -125,6 +125,36 @@ setup_deps() {
     fi
 }
 
+# train_model DEV: a 64 px model in TRAIN_MINUTES on DEV: the encoders on cached trunk features,
+# then the GAN; exported into $OUTD
+train_model() {
+    local dev=$1
+    local minutes=${TRAIN_MINUTES:-3.5} data=/tmp/devbirds
+    mkdir -p $data /tmp/devmodels
+    tar -C $data -xJf "$DC/birds.tar.xz"
+    tar -C /tmp/devmodels -xJf "$DC/inception.tar.xz"
+    local pm gm
+    pm=$(python3 -c "print(max(1, round($minutes * 0.35, 1)))")
+    gm=$(python3 -c "print(max(1, round($minutes * 0.65, 1)))")
+    local runs=/tmp/devruns
+    rm -rf $runs
+    phase "pretrain ${pm} min on $dev" 200 "$LD/pretrain.log" $B/attngan pretrain --cfg cfg/DAMSM/bird_cpu.yml --device "$dev" --data $data/birds --out $runs/damsm \
+        --set EXTRA.INCEPTION_WEIGHTS=/tmp/devmodels/inception_v3_nsfwjs --set EXTRA.CACHE_IMAGE_SIZE=64 --set ZSL.LAMBDA=0.1 \
+        --set TRAIN.MAX_EPOCH=1000 --set TRAIN.SNAPSHOT_INTERVAL=25 --max-minutes "$pm" --quiet
+    tail -4 "$LD/pretrain.log"
+    phase "train ${gm} min on $dev" 300 "$LD/train.log" $B/attngan train --cfg cfg/bird_attn1_cpu.yml --device "$dev" --data $data/birds --out $runs/gan \
+        --set TRAIN.NET_E=$runs/damsm/text_encoder.safetensors --set EXTRA.INCEPTION_WEIGHTS=/tmp/devmodels/inception_v3_nsfwjs \
+        --set ZSL.LAMBDA=0.1 --set EXTRA.DIFFAUGMENT=color,translation,cutout --max-minutes "$gm" --quiet
+    tail -4 "$LD/train.log"
+    cp $runs/gan/losses.csv "$OUTD/losses.csv" 2>/dev/null
+    phase "export" 120 "$LD/export.log" $B/attngan export --run $runs/gan --out $runs/model --data $data/birds --bn-batches 20 \
+        --note "GPU device check: ${minutes} min on packed photos"
+    tail -3 "$LD/export.log"
+    for f in model.json netG.safetensors text_encoder.safetensors image_encoder.safetensors vocab.txt; do
+        cp "$runs/model/$f" "$OUTD/$f" 2>/dev/null || echo "no $f"
+    done
+}
+
 run() {
     mkdir -p "$OUTD" "$LD"
     local gpu=0 why="no nvidia-smi"
@@ -142,84 +172,37 @@ run() {
         (ATTNGAN_REFERENCE=$DC/reference PYTHON=python3 timeout 300 sh tests/parity/make_dumps.sh "$dumps" >"$LD/dumps.log" 2>&1; echo "dumps exit $?" >>"$LD/dumps.log") &
     fi
     local dumps_pid=$!
-    phase "build: make CUDA=1" 300 make -j"$J" CUDA=1 "${MAKEVARS[@]}" all tests >"$LD/build.log" 2>&1 || { tail -30 "$LD/build.log"; return 1; }
+    phase "build: make CUDA=1" "${BUILD_LIMIT:-300}" "$LD/build.log" make -j"$J" CUDA=1 "${MAKEVARS[@]}" all tests ||
+        { grep -E "error|Error" "$LD/build.log" | head -20; tail -5 "$LD/build.log"; return 1; }
     local B=build/release-cuda
     echo "attngan: $($B/attngan version)"
     ldd $B/attngan | grep -E "dnnl|openblas|cudnn|cublas" | sed 's/^/  /'
-    phase "kernel tests: make test-cuda" 120 make CUDA=1 "${MAKEVARS[@]}" test-cuda 2>&1 | grep -E "rel err|FAIL|SKIP|RESULT|passed" | tail -150
+    phase "kernel tests: make test-cuda" 120 "$LD/test_cuda.log" make CUDA=1 "${MAKEVARS[@]}" test-cuda
+    grep -E "rel err|FAIL|SKIP|RESULT|passed" "$LD/test_cuda.log" | tail -150
     if [ $gpu = 0 ]; then # the rehearsal: the host device runs the same device path
-        phase "steps on the host device against the CPU" 900 env ATTNGAN_TEST_DEVICE=hostdev $B/tests/test_steps 2>&1 | tail -5
+        phase "steps on the host device against the CPU" "${STEPS_LIMIT:-900}" "$LD/steps.log" env ATTNGAN_TEST_DEVICE=hostdev $B/tests/test_steps
+        grep -E "FAIL|RESULT" "$LD/steps.log" | tail -20
+        if [ "${REHEARSE_TRAIN:-0}" = 1 ]; then # the training phase's commands, on the host device
+            TRAIN_MINUTES=${TRAIN_MINUTES:-2} train_model hostdev
+        fi
         say "no GPU: $why; the GPU phases (step parity on cuda, bench, training) were skipped after the build and the kernel tests"
         return 0
     fi
     wait $dumps_pid 2>/dev/null
     tail -2 "$LD/dumps.log"
-    phase "training steps on the GPU vs PyTorch and the CPU" 150 env ATTNGAN_TEST_DEVICE=cuda $B/tests/test_steps 2>&1 | tail -40
+    phase "training steps on the GPU vs PyTorch and the CPU" 150 "$LD/steps.log" env ATTNGAN_TEST_DEVICE=cuda $B/tests/test_steps
+    grep -E "FAIL|RESULT|distance|norm-relative" "$LD/steps.log" | tail -40
     if $B/attngan parity --help 2>&1 | grep -q -- "--device"; then
         for d in "$dumps"/*.safetensors; do
             case $d in *trunk*) continue ;; esac
             timeout 60 $B/attngan parity --device cuda "$d" 2>&1 | tail -2
         done
     fi
-    # speed: ours and PyTorch's on the same GPU, in this call
-    {
-        echo "| row | attngan cuda median ms | PyTorch cuda median ms | speed-up | attngan peak MiB | PyTorch peak MiB |"
-        echo "|---|---|---|---|---|---|"
-    } >"$OUTD/bench.md"
-    local rows=("sample_b1 --mode sample --branch 3 --batch 1 --warmup 3 --iters 20"
-                "sample_b20 --mode sample --branch 3 --batch 20 --warmup 3 --iters 10"
-                "gan_br3_b20 --mode gan_step --branch 3 --batch 20 --warmup 2 --iters 5"
-                "damsm_b48 --mode damsm_step --batch 48 --warmup 2 --iters 5")
-    for r in "${rows[@]}"; do
-        set -- $r
-        local name=$1
-        shift
-        timeout 90 $B/attngan bench --device cuda "$@" >"$LD/bench_$name.log" 2>&1
-        grep '^RESULT' "$LD/bench_$name.log" || tail -3 "$LD/bench_$name.log"
-    done
-    (cd "$DC/reference" && OUT=$LD/ref PER_RUN_TIMEOUT=70 timeout 330 bash run_gpu.sh >"$LD/ref.log" 2>&1)
-    python3 - "$LD" <<'PY' >>"$OUTD/bench.md" 2>&1 || true
-import glob, os, re, sys
-out = sys.argv[1]
-def result(path):
-    try:
-        m = re.search(r'^RESULT (.*)$', open(path).read(), re.M)
-        return dict(x.split('=', 1) for x in m.group(1).split()) if m else None
-    except OSError:
-        return None
-for name in ['sample_b1', 'sample_b20', 'gan_br3_b20', 'damsm_b48']:
-    a, p = result(f'{out}/bench_{name}.log'), result(f'{out}/ref/logs/{name}.log')
-    am = float(a['median_ms']) if a else None
-    pm = float(p['median_ms']) if p else None
-    ratio = f'{pm / am:.2f}x' if am and pm else '-'
-    print(f"| {name} | {am if am else 'failed'} | {pm if pm else 'failed'} | {ratio} | {a['cuda_peak_mb'] if a else '-'} | {p.get('cuda_peak_mb', '-') if p else '-'} |")
-PY
-    cat "$OUTD/bench.md"
-    # a 64 px model in TRAIN_MINUTES: the encoders on cached trunk features, then the GAN
-    local minutes=${TRAIN_MINUTES:-3.5} data=/tmp/devbirds
-    mkdir -p $data /tmp/devmodels
-    tar -C $data -xJf "$DC/birds.tar.xz"
-    tar -C /tmp/devmodels -xJf "$DC/inception.tar.xz"
-    local pm gm
-    pm=$(python3 -c "print(max(1, round($minutes * 0.35, 1)))")
-    gm=$(python3 -c "print(max(1, round($minutes * 0.65, 1)))")
-    local runs=/tmp/devruns
-    rm -rf $runs
-    phase "pretrain ${pm} min on the GPU" 200 $B/attngan pretrain --cfg cfg/DAMSM/bird_cpu.yml --device cuda --data $data/birds --out $runs/damsm \
-        --set EXTRA.INCEPTION_WEIGHTS=/tmp/devmodels/inception_v3_nsfwjs --set EXTRA.CACHE_IMAGE_SIZE=64 --set ZSL.LAMBDA=0.1 \
-        --set TRAIN.MAX_EPOCH=1000 --set TRAIN.SNAPSHOT_INTERVAL=25 --max-minutes "$pm" --quiet >"$LD/pretrain.log" 2>&1
-    tail -4 "$LD/pretrain.log"
-    phase "train ${gm} min on the GPU" 300 $B/attngan train --cfg cfg/bird_attn1_cpu.yml --device cuda --data $data/birds --out $runs/gan \
-        --set TRAIN.NET_E=$runs/damsm/text_encoder.safetensors --set EXTRA.INCEPTION_WEIGHTS=/tmp/devmodels/inception_v3_nsfwjs \
-        --set ZSL.LAMBDA=0.1 --set EXTRA.DIFFAUGMENT=color,translation,cutout --max-minutes "$gm" --quiet >"$LD/train.log" 2>&1
-    tail -4 "$LD/train.log"
-    cp $runs/gan/losses.csv "$OUTD/losses.csv" 2>/dev/null
-    phase "export" 120 $B/attngan export --run $runs/gan --out $runs/model --data $data/birds --bn-batches 20 \
-        --note "GPU device check: ${minutes} min on packed photos" >"$LD/export.log" 2>&1
-    tail -3 "$LD/export.log"
-    for f in model.json netG.safetensors text_encoder.safetensors image_encoder.safetensors vocab.txt; do
-        cp "$runs/model/$f" "$OUTD/$f" 2>/dev/null || echo "no $f"
-    done
+    # speed: ours and PyTorch's on the same GPU, in this call (make bench-cuda's script)
+    phase "bench: attngan and PyTorch on the GPU" 330 - env ATTNGAN=$B/attngan REF="$DC/reference" OUT="$LD/bench" REF_TIMEOUT=40 \
+        ROWS="${BENCH_ROWS:-a1 b2 c2 g20}" bash scripts/bench_cuda.sh
+    cp "$LD/bench/bench_cuda.md" "$OUTD/bench.md" 2>/dev/null
+    train_model cuda
     say "done: model files, check.log, bench.md and losses.csv in $OUTD (draw here: attngan generate --model DIR)"
 }
 
