@@ -1,4 +1,5 @@
-/* cuda_rt.cu: see cuda_rt.h. */
+/* cuda_rt.cu: see cuda_rt.h (ATTNGAN_CUDA_MATH, read once in cu_available, sets the cuBLAS handle's
+ * math mode; conv2d.cu reads cu_math_tf32 for its descriptors). */
 #include "cuda_rt.h"
 
 #include <cublas_v2.h>
@@ -15,6 +16,7 @@ static const char *g_why = "not initialised";
 static cudaStream_t g_stream;
 static cublasHandle_t g_cublas;
 static cudnnHandle_t g_cudnn;
+static int g_tf32 = 0; /* ATTNGAN_CUDA_MATH=tf32 */
 
 extern "C" void cu_check(int err, const char *what, const char *file, int line) {
     if (err == 0) return;
@@ -26,8 +28,15 @@ extern "C" int cu_available(const char **why) {
     pthread_mutex_lock(&g_mu);
     if (g_state == 0) {
         int n = 0;
-        cudaError_t e = cudaGetDeviceCount(&n);
-        if (e != cudaSuccess || n == 0) {
+        /* the math mode, read once: fp32 (default) or tf32 */
+        const char *math = getenv("ATTNGAN_CUDA_MATH");
+        int math_ok = !math || !*math || !strcmp(math, "fp32") || !strcmp(math, "tf32");
+        g_tf32 = math_ok && math && !strcmp(math, "tf32");
+        cudaError_t e = math_ok ? cudaGetDeviceCount(&n) : cudaSuccess;
+        if (!math_ok) {
+            g_state = -1;
+            g_why = "ATTNGAN_CUDA_MATH must be fp32 or tf32 (bf16 is not built: the backend stores fp32)";
+        } else if (e != cudaSuccess || n == 0) {
             g_state = -1;
             g_why = e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device";
         } else if (cudaSetDevice(0) != cudaSuccess || cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking) != cudaSuccess) {
@@ -40,8 +49,9 @@ extern "C" int cu_available(const char **why) {
             g_state = -1;
             g_why = "cuDNN did not initialise";
         } else {
-            /* fp32 means fp32: no TF32 in cuBLAS unless asked (the CPU parity tolerances assume it) */
-            cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH);
+            /* fp32 means fp32: no TF32 in cuBLAS unless ATTNGAN_CUDA_MATH=tf32 asks (the CPU parity
+             * tolerances assume fp32) */
+            cublasSetMathMode(g_cublas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
             g_state = 1;
             g_why = "ready";
         }
@@ -58,6 +68,25 @@ static void need_device(void) {
         fprintf(stderr, "attngan: CUDA: %s\n", why);
         abort();
     }
+}
+
+extern "C" int cu_math_tf32(void) {
+    if (!cu_available(NULL)) return 0;
+    pthread_mutex_lock(&g_mu);
+    int on = g_tf32;
+    pthread_mutex_unlock(&g_mu);
+    return on;
+}
+
+extern "C" void cu_set_math_tf32(int on) {
+    need_device();
+    pthread_mutex_lock(&g_mu);
+    g_tf32 = !!on;
+    if (cublasSetMathMode(g_cublas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "attngan: CUDA: cublasSetMathMode failed\n");
+        abort();
+    }
+    pthread_mutex_unlock(&g_mu);
 }
 
 extern "C" void *cu_stream(void) { need_device(); return (void *)g_stream; }

@@ -46,6 +46,28 @@ void *cu_stream(void);
 void *cu_cublas(void);
 void *cu_cudnn(void);
 
+/* The math mode of the matrix products and convolutions: ATTNGAN_CUDA_MATH=fp32 (default: cuBLAS's
+ * CUBLAS_DEFAULT_MATH, cuDNN's CUDNN_FMA_MATH: fp32 results within fp32 tolerances of the CPU) or
+ * tf32 (CUBLAS_TF32_TENSOR_OP_MATH on the shared cuBLAS handle, so every cuBLAS product of the
+ * backend: linear, matmul, the LSTM's; CUDNN_TENSOR_OP_MATH on the convolutions' descriptors:
+ * TF32 tensor cores, 10-bit mantissas: within 1e-2 norm-relative of fp32, the tests' bound).
+ * Read once by cu_available, which refuses any other value (bf16 is not built: the backend stores
+ * fp32).
+ * cu_math_tf32: 1 in tf32 mode. cu_set_math_tf32 switches the mode for the products and
+ * convolutions that start afterwards (tests, benchmarks); no kernel may be being issued meanwhile. */
+int cu_math_tf32(void);
+void cu_set_math_tf32(int on);
+
+/* The convolutions' cuDNN plans (src/ops/cuda/conv2d.cu): descriptors and algorithm cached per shape,
+ * direction and math mode. cu_conv_cache_clear frees them all (no convolution may run meanwhile);
+ * cu_conv_cache_entries counts them. cu_conv_autotune: 1 when new plans time their candidates
+ * (ATTNGAN_CUDNN_AUTOTUNE=1, read once) rather than take cuDNN's heuristic choice;
+ * cu_conv_set_autotune overrides it for plans made afterwards (tests: clear the cache first). */
+void cu_conv_cache_clear(void);
+size_t cu_conv_cache_entries(void);
+int cu_conv_autotune(void);
+void cu_conv_set_autotune(int on);
+
 /* Aborts with file:line and the CUDA message when a CUDA runtime call failed. */
 void cu_check(int err, const char *what, const char *file, int line);
 #define CU_CHECK(call) cu_check((int)(call), #call, __FILE__, __LINE__)

@@ -1,5 +1,7 @@
-/* linear.cu: the CUDA twin of src/ops/linear.c through cuBLAS (fp32, no TF32), row-major
- * operands seen as column-major transposes. */
+/* linear.cu: the CUDA twin of src/ops/linear.c through cuBLAS, row-major operands seen as
+ * column-major transposes. The math mode is the shared handle's (cu_cublas, set by cuda_rt.cu):
+ * fp32 with CUBLAS_DEFAULT_MATH by default, TF32 tensor cores under ATTNGAN_CUDA_MATH=tf32
+ * (cu_math_tf32). The bias gradient's column sums are this file's kernel, fp32 in either mode. */
 #include "cuda_ops.h"
 #include "launch.cuh"
 

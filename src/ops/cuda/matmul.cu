@@ -1,7 +1,9 @@
 /* matmul.cu: the CUDA twin of src/ops/matmul.c's kernels: the batched product, forward and
- * backward, each as one cuBLAS strided-batched SGEMM over the whole batch (fp32,
- * CUBLAS_DEFAULT_MATH: no TF32), row-major operands seen as column-major transposes. The gradients
- * are added with beta = 1. bmm_set_impl / bmm_clear_cache concern the CPU only. */
+ * backward, each as one cuBLAS strided-batched SGEMM over the whole batch, row-major operands seen
+ * as column-major transposes. The math mode is the shared handle's (cu_cublas, set by cuda_rt.cu):
+ * fp32 with CUBLAS_DEFAULT_MATH by default (no TF32), TF32 tensor cores under ATTNGAN_CUDA_MATH=tf32
+ * (cu_math_tf32). The gradients are added with beta = 1. bmm_set_impl / bmm_clear_cache concern
+ * the CPU only. */
 #include "cuda_ops.h"
 #include "launch.cuh"
 
