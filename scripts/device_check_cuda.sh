@@ -138,11 +138,11 @@ train_model() {
     gm=$(python3 -c "print(max(1, round($minutes * 0.65, 1)))")
     local runs=/tmp/devruns
     rm -rf $runs
-    phase "pretrain ${pm} min on $dev" 200 "$LD/pretrain.log" $B/attngan pretrain --cfg cfg/DAMSM/bird_cpu.yml --device "$dev" --data $data/birds --out $runs/damsm \
+    phase "pretrain ${pm} min on $dev" "${PRETRAIN_LIMIT:-200}" "$LD/pretrain.log" $B/attngan pretrain --cfg cfg/DAMSM/bird_cpu.yml --device "$dev" --data $data/birds --out $runs/damsm \
         --set EXTRA.INCEPTION_WEIGHTS=/tmp/devmodels/inception_v3_nsfwjs --set EXTRA.CACHE_IMAGE_SIZE=64 --set ZSL.LAMBDA=0.1 \
         --set TRAIN.MAX_EPOCH=1000 --set TRAIN.SNAPSHOT_INTERVAL=25 --max-minutes "$pm" --quiet
     tail -4 "$LD/pretrain.log"
-    phase "train ${gm} min on $dev" 300 "$LD/train.log" $B/attngan train --cfg cfg/bird_attn1_cpu.yml --device "$dev" --data $data/birds --out $runs/gan \
+    phase "train ${gm} min on $dev" "${TRAIN_LIMIT:-300}" "$LD/train.log" $B/attngan train --cfg cfg/bird_attn1_cpu.yml --device "$dev" --data $data/birds --out $runs/gan \
         --set TRAIN.NET_E=$runs/damsm/text_encoder.safetensors --set EXTRA.INCEPTION_WEIGHTS=/tmp/devmodels/inception_v3_nsfwjs \
         --set ZSL.LAMBDA=0.1 --set EXTRA.DIFFAUGMENT=color,translation,cutout --max-minutes "$gm" --quiet
     tail -4 "$LD/train.log"
@@ -182,8 +182,8 @@ run() {
     if [ $gpu = 0 ]; then # the rehearsal: the host device runs the same device path
         phase "steps on the host device against the CPU" "${STEPS_LIMIT:-900}" "$LD/steps.log" env ATTNGAN_TEST_DEVICE=hostdev $B/tests/test_steps
         grep -E "FAIL|RESULT" "$LD/steps.log" | tail -20
-        if [ "${REHEARSE_TRAIN:-0}" = 1 ]; then # the training phase's commands, on the host device
-            TRAIN_MINUTES=${TRAIN_MINUTES:-2} train_model hostdev
+        if [ "${REHEARSE_TRAIN:-0}" = 1 ]; then # the training phase's commands (configs, packed photos, export) on the CPU
+            TRAIN_MINUTES=${TRAIN_MINUTES:-2} train_model cpu
         fi
         say "no GPU: $why; the GPU phases (step parity on cuda, bench, training) were skipped after the build and the kernel tests"
         return 0

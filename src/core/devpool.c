@@ -212,6 +212,24 @@ DevPoolStats devpool_stats(DevPool *p) {
     return s;
 }
 
+void devpool_destroy(DevPool *p) {
+    devpool_release_cache(p);
+    CHECK(p->st.live == 0, "%s: destroyed with %zu bytes live", p->name, p->st.live);
+    free(p->blocks);
+    free(p->by_ptr);
+    free(p->free_head);
+    free(p->slot_size);
+    if (p->mu) {
+        pthread_mutex_destroy(p->mu);
+        free(p->mu);
+    }
+    const char *name = p->name;
+    void *(*ra)(size_t) = p->raw_alloc;
+    void (*rf)(void *, size_t) = p->raw_free;
+    memset(p, 0, sizeof *p);
+    p->name = name, p->raw_alloc = ra, p->raw_free = rf;
+}
+
 void devpool_reset_peak(DevPool *p) {
     pthread_mutex_t *mu = mu_of(p);
     pthread_mutex_lock(mu);

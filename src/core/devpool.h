@@ -54,6 +54,8 @@ size_t devpool_size(DevPool *p, const void *ptr);
 /* Gives every cached (free) block back to the raw allocator. */
 void devpool_release_cache(DevPool *p);
 DevPoolStats devpool_stats(DevPool *p);
+/* Gives every block back (none may be live) and frees the pool's own memory. */
+void devpool_destroy(DevPool *p);
 /* peak_live := live (for a benchmark that measures one phase) */
 void devpool_reset_peak(DevPool *p);
 

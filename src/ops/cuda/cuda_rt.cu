@@ -135,8 +135,9 @@ extern "C" CuStats cu_stats(void) {
 }
 
 extern "C" void cu_upload(void *dst, const void *src, size_t bytes) {
-    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_stream));
-    CU_CHECK(cudaStreamSynchronize(g_stream));
+    /* pageable src: staged before cudaMemcpyAsync returns (CUDA's API synchronisation rules), so
+     * no cudaStreamSynchronize is needed for the caller to reuse it */
+    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, (cudaStream_t)cu_stream()));
 }
 
 extern "C" void cu_download(void *dst, const void *src, size_t bytes) {

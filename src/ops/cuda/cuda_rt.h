@@ -34,7 +34,10 @@ CuStats cu_stats(void);
 struct DevPoolStats cu_pool_stats(void);
 void cu_pool_reset_peak(void);
 
-void cu_upload(void *dst, const void *src, size_t bytes);   /* host -> device, on the stream, then synchronised */
+/* host -> device, in stream order. src is pageable host memory: CUDA copies it to a staging buffer
+ * before returning, so the caller may reuse it at once; no wait for the copy itself (the driver
+ * does synchronise the stream before a pageable copy starts: pinned staging is owed, docs/CUDA.md) */
+void cu_upload(void *dst, const void *src, size_t bytes);
 void cu_download(void *dst, const void *src, size_t bytes); /* device -> host, synchronised */
 void cu_copy(void *dst, const void *src, size_t bytes);     /* device -> device, async on the stream */
 void cu_memset0(void *dst, size_t bytes);                   /* async on the stream */
