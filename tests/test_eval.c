@@ -221,8 +221,8 @@ static void test_evaluator_errors(void) {
 }
 
 /* A random tiny DAMSM on the real Keras trunk (skipped without ../shared/models): the codes are the
- * text encoder's with z = 0, documents are cut into windows of WORDS_NUM known words, and every
- * code is the same bits at 1 and 2 threads. */
+ * text encoder's with z = 0, documents are cut into windows of WORDS_NUM known words, every code
+ * is the same bits at 1 and 2 threads, and on the host device (evaluator_to_device). */
 static void test_evaluator_codes(const char *variant, const char *const *extra, int n_extra, int B) {
     const char *inc = "../shared/models/inception_v3_nsfwjs";
     if (access("../shared/models/inception_v3_nsfwjs/model.json", R_OK)) {
@@ -346,6 +346,36 @@ static void test_evaluator_codes(const char *variant, const char *const *extra, 
         ImageEncoderOut io = image_encoder_forward(&tp, &ev.ie, x);
         EXPECT(expect_close("image code = the image encoder's", i1, io.code->data, B * 256, 1e-5), "%s: image code", variant);
         tape_free(&tp);
+        /* the networks on the host device (the device path with the CPU kernels, host code kept off
+         * device memory): text codes and documents are the CPU's bits; images too, against the CPU's
+         * trunk in NCHW, the layout of every device (the CPU's default nChw16c runs other 1x1
+         * convolution kernels: its features differ in the last bits) */
+        float hc[3 * 256], hdoc[256], *hi = xmalloc(sizeof i1), *hp = xmalloc(sizeof p1), *hm = xmalloc(sizeof m1);
+        float *ci = xmalloc(sizeof i1), *cp = xmalloc(sizeof p1), *cm = xmalloc(sizeof m1);
+        int hk[3], known_c[3];
+        evaluator_text_codes(&ev, texts, 3, c2, known_c); /* the CPU's counts again (known was reused) */
+        image_encoder_set_blocked_layout(0);
+        evaluator_images(&ev, img, B, S, ci, cp, cm);
+        image_encoder_set_blocked_layout(1);
+        evaluator_to_device(&ev, DEVICE_HOSTDEV);
+        evaluator_text_codes(&ev, texts, 3, hc, hk);
+        int hnw = evaluator_document_lstm(&ev, doc, 2, hdoc);
+        evaluator_images(&ev, img, B, S, hi, hp, hm);
+        EXPECT(hostdev_owns(ev.te.ps.values) && hostdev_owns(ev.ie.ps.values) && !memcmp(c1, hc, sizeof c1) &&
+               !memcmp(known_c, hk, sizeof hk) && hnw == nw && !memcmp(dcode, hdoc, sizeof dcode),
+               "%s: text codes and a document's code on the host device: the CPU's bits", variant);
+        EXPECT(!memcmp(ci, hi, (size_t)B * 256 * sizeof(float)) && !memcmp(cp, hp, (size_t)B * 2048 * sizeof(float)) &&
+                   !memcmp(cm, hm, (size_t)B * 768 * sizeof(float)),
+               "%s: image codes, pool and mean Mixed_6e features of %d images on the host device: the bits of the CPU's NCHW trunk", variant, B);
+        expect_close("host device vs the CPU's default (nChw16c) trunk: image codes", hi, i1, B * 256, 1e-5);
+        expect_close("host device vs the CPU's default (nChw16c) trunk: pool features", hp, p1, B * 2048, 1e-5);
+        evaluator_to_device(&ev, DEVICE_CPU);
+        free(ci);
+        free(cp);
+        free(cm);
+        free(hi);
+        free(hp);
+        free(hm);
         free(img);
         evaluator_free(&ev);
     }

@@ -1,7 +1,8 @@
 /* test_gen: text -> birds (src/gen/gen.c) on a tiny two-stage model written here with random
  * weights: model loading and its errors, determinism of the seed, one image independent of how
- * many are drawn, unknown words, long text cut into scored segments, the attention figure, and
- * the compact (f16 / int8) weight storage of nn_save_compact. */
+ * many are drawn, unknown words, long text cut into scored segments, the attention figure, the
+ * same bits with the networks on the host device, and the compact (f16 / int8) weight storage of
+ * nn_save_compact. */
 #include "test.h"
 #include "../src/app/figure.h"
 #include "../src/gen/gen.h"
@@ -251,6 +252,60 @@ static void test_long_text(const GenModel *m) {
     EXPECT(gen_run(m, doc, &o, &r) == -1 && strstr(err_msg(), "mode"), "an unknown mode is an error: %s", err_msg());
 }
 
+/* The same results, bit for bit, with the networks on the host device (src/core/device.h: the
+ * device path's dispatch and copies with the CPU kernels, host code kept off device memory): a
+ * short caption with attention maps, a long text cut into scored segments, gen_text_code and
+ * gen_lstm_codes. The model goes back to the CPU at the end. */
+static int same_result(const GenResult *a, const GenResult *b) {
+    int ok = a->n == b->n && a->n_stages == b->n_stages && a->n_att == b->n_att && a->L == b->L && a->n_segments == b->n_segments;
+    for (int k = 0; ok && k < a->n_stages; k++)
+        ok = a->size[k] == b->size[k] && !memcmp(a->imgs[k], b->imgs[k], (size_t)a->n * 3 * a->size[k] * a->size[k] * sizeof(float));
+    for (int k = 0; ok && k < a->n_att; k++)
+        ok = a->att_h[k] == b->att_h[k] && a->att_w[k] == b->att_w[k] &&
+             !memcmp(a->att[k], b->att[k], (size_t)a->n * a->L * a->att_h[k] * a->att_w[k] * sizeof(float));
+    for (int i = 0; ok && i < a->L; i++) ok = !strcmp(a->words[i], b->words[i]);
+    for (int s = 0; ok && s < a->n_segments; s++)
+        ok = a->segments[s].used == b->segments[s].used && a->segments[s].relevance == b->segments[s].relevance &&
+             !strcmp(a->segments[s].text, b->segments[s].text);
+    return ok;
+}
+
+static void test_host_device(GenModel *m) {
+    const char *texts[3] = {"This bird is red, with white wings and a zorblax beak!",
+                            "this small bird is red with white wings and a short black beak. "
+                            "the zorblax quuxly flarp blorg of the wibble in 1758; it has a yellow belly and a blue crown",
+                            "a bird"};
+    GenOptions o;
+    gen_options_default(&o);
+    o.n = 3;
+    o.seed = 11;
+    GenResult cpu[2], dev[2];
+    float code_c[16], code_d[16], lstm_c[3 * 16], lstm_d[3 * 16];
+    int known_c[3], known_d[3];
+    int rc = 0;
+    for (int t = 0; t < 2; t++) rc |= gen_run(m, texts[t], &o, &cpu[t]);
+    rc |= gen_text_code(m, texts[1], &o, code_c, NULL);
+    gen_lstm_codes(&m->te, &m->vocab, texts, 3, lstm_c, known_c);
+    if (!EXPECT(rc == 0, "on the CPU: %s", err_msg())) return;
+    gen_model_to_device(m, DEVICE_HOSTDEV);
+    EXPECT(gen_model_device(m) == DEVICE_HOSTDEV && m->g.ps.values && hostdev_owns(m->g.ps.values) && hostdev_owns(m->te.ps.values),
+           "the networks moved to the host device");
+    rc = 0;
+    for (int t = 0; t < 2; t++) rc |= gen_run(m, texts[t], &o, &dev[t]);
+    rc |= gen_text_code(m, texts[1], &o, code_d, NULL);
+    gen_lstm_codes(&m->te, &m->vocab, texts, 3, lstm_d, known_d);
+    if (EXPECT(rc == 0, "on the host device: %s", err_msg())) {
+        EXPECT(same_result(&cpu[0], &dev[0]), "a caption on the host device: the CPU's images and attention maps, bit for bit");
+        EXPECT(same_result(&cpu[1], &dev[1]) && cpu[1].n_segments == 3, "a long text on the host device: the CPU's segments, scores and images");
+        EXPECT(!memcmp(code_c, code_d, sizeof code_c), "gen_text_code on the host device: the CPU's bits");
+        EXPECT(!memcmp(lstm_c, lstm_d, sizeof lstm_c) && !memcmp(known_c, known_d, sizeof known_c), "gen_lstm_codes on the host device: the CPU's bits");
+        for (int t = 0; t < 2; t++) gen_result_free(&dev[t]);
+    }
+    for (int t = 0; t < 2; t++) gen_result_free(&cpu[t]);
+    gen_model_to_device(m, DEVICE_CPU);
+    EXPECT(gen_model_device(m) == DEVICE_CPU && !hostdev_owns(m->g.ps.values), "and back on the CPU");
+}
+
 /* nn_save_compact -> nn_load: f16 and per-row int8 within their rounding */
 static void test_compact_storage(void) {
     ParamSet ps;
@@ -338,6 +393,7 @@ int main(void) {
             test_generate(&m);
             test_errors(&m);
             test_long_text(&m);
+            test_host_device(&m);
             gen_model_free(&m);
         }
     }

@@ -95,6 +95,42 @@ elif grep -q "not a model directory" "$T/genm.log"; then ok "missing model: clea
     png "$T/exs/examples.png" && png "$T/exs/001_att.png" && png "$T/exs/011_stages.png" && ok "examples: grid, attention and stages" || ko "examples: $(cat "$T/exs.log")"
 "$BIN" sample --model "$T/m" --data "$DATA" --limit 12 --out "$T/smp" --threads 2 >"$T/smp.log" 2>&1 &&
     [ "$(find "$T/smp/test/single" -name '*_s*.png' | wc -l)" -eq 12 ] && ok "sample: 12 images in AttnGAN's folders" || ko "sample: $(cat "$T/smp.log")"
+# generate, examples, sample and serve on the host device (src/core/device.h: the device path with
+# the CPU kernels, host code kept off device memory) draw the CPU's PNGs byte for byte (G has no
+# nChw16c path: no ATTNGAN_CONV needed)
+"$BIN" generate "this bird is red with white wings, a black crown and a zorblax beak" --model "$T/m" --n 2 --seed 3 \
+    -o "$T/bd.png" --attention "$T/ad.png" --threads 2 --device hostdev >"$T/gend.log" 2>&1 || ko "generate --device hostdev: $(cat "$T/gend.log")"
+grep -q "runs on the device hostdev" "$T/gend.log" && cmp -s "$T/b.png" "$T/bd.png" && cmp -s "$T/a.png" "$T/ad.png" &&
+    ok "generate --device hostdev: the CPU's birds and attention figure, byte for byte" || ko "generate --device hostdev: the PNGs differ from the CPU's"
+L="this small bird is red with white wings and a short black beak. the species was described in 1758 and lives in the forests of the north; it has a yellow belly and a blue crown"
+for d in cpu hostdev; do
+    "$BIN" generate "$L" --model "$T/m" --n 3 --seed 5 -o "$T/l_$d.png" --threads 2 --device $d >"$T/genl_$d.log" 2>&1 || ko "generate a long text --device $d: $(cat "$T/genl_$d.log")"
+    grep -E '^  [* ] ' "$T/genl_$d.log" >"$T/segs_$d.txt"
+done
+[ "$(wc -l <"$T/segs_cpu.txt")" -ge 2 ] && cmp -s "$T/segs_cpu.txt" "$T/segs_hostdev.txt" && cmp -s "$T/l_cpu.png" "$T/l_hostdev.png" &&
+    ok "generate a long text --device hostdev: the CPU's segments, scores and birds" || ko "generate a long text: the host device differs: $(cat "$T/segs_hostdev.txt")"
+"$BIN" examples --model "$T/m" --captions examples/captions.txt --out "$T/exsd" --n 2 --threads 2 --device hostdev >"$T/exsd.log" 2>&1 ||
+    ko "examples --device hostdev: $(cat "$T/exsd.log")"
+n=0; bad=0
+for f in "$T/exs/"*.png; do n=$((n + 1)); cmp -s "$f" "$T/exsd/$(basename "$f")" || bad=$((bad + 1)); done
+[ $n -ge 3 ] && [ $bad -eq 0 ] && ok "examples --device hostdev: $n PNGs byte-identical to the CPU's" || ko "examples --device hostdev: $bad of $n PNGs differ"
+"$BIN" sample --model "$T/m" --data "$DATA" --limit 12 --out "$T/smpd" --threads 2 --device hostdev >"$T/smpd.log" 2>&1 &&
+    [ "$(find "$T/smpd/test/single" -name '*_s*.png' | wc -l)" -eq 12 ] && diff -r "$T/smp" "$T/smpd" >/dev/null &&
+    ok "sample --device hostdev: the CPU's 12 images byte for byte" || ko "sample --device hostdev: $(cat "$T/smpd.log")"
+if command -v curl >/dev/null 2>&1; then
+    "$BIN" generate "a red bird with white wings" --model "$T/m" --seed 4 -o "$T/s1.png" --threads 2 >"$T/s1.log" 2>&1 || ko "generate one bird"
+    "$BIN" serve --model "$T/m" --host 127.0.0.1 --port 0 --threads 2 --quiet --device hostdev >"$T/srv.out" 2>"$T/srv.log" &
+    SPID=$!
+    SPORT=""; i=0
+    while [ $i -lt 300 ] && [ -z "$SPORT" ] && kill -0 $SPID 2>/dev/null; do
+        SPORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$T/srv.log" | head -1); sleep 0.1; i=$((i + 1))
+    done
+    if [ -n "$SPORT" ] && curl -sf -o "$T/s2.png" -H 'Content-Type: application/json' -d '{"caption": "a red bird with white wings", "seed": 4}' \
+            "http://127.0.0.1:$SPORT/api/v1.0/bird" && curl -sf "http://127.0.0.1:$SPORT/healthz" | grep -q '"device":"hostdev"' && cmp -s "$T/s1.png" "$T/s2.png"; then
+        ok "serve --device hostdev: the CPU's bird byte for byte, /healthz names the device"
+    else ko "serve --device hostdev: $(cat "$T/srv.log")"; fi
+    kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
+else echo "SKIP serve --device hostdev: no curl"; skip=$((skip + 1)); fi
 # the evaluator and attngan eval
 INC=${ATTNGAN_MODELS:-${ATTNGAN_DATA:-../shared/data}/../models}/inception_v3_nsfwjs
 if [ ! -f "$INC/model.json" ]; then
@@ -132,6 +168,28 @@ else
         grep -q "trained on 64 px photos; the model draws 128 px" "$T/rep64.log" && [ "$(grep -c '"class_accuracy":[[:space:]]*null' "$T/rep64/report.json")" -eq 2 ] &&
             ok "eval: a classifier of another size is not used, and said so" || ko "eval classifier size: $(cat "$T/rep64.log")"
     else ko "eval on the run's DAMSM: $(cat "$T/rep64.log")"; fi
+    # attngan eval on the host device: the networks there, every number of the report the CPU's. The
+    # device runs the trunk NCHW; the CPU's default nChw16c trunk runs other 1x1 convolution kernels
+    # (its features differ in the last bits, FID in the 7th digit): the CPU side runs it NCHW too.
+    N="env ATTNGAN_TRUNK_LAYOUT=nchw"
+    for d in cpu hostdev; do
+        X=""; [ $d = cpu ] && X=$N
+        $X "$BIN" eval $E --evaluator "$T/evx" --noise-k 0,1 --gen-seeds 1 --out "$T/repd_$d" --device $d >"$T/repd_$d.log" 2>&1 ||
+            ko "eval --device $d: $(cat "$T/repd_$d.log")"
+        grep -v '"seconds":' "$T/repd_$d/report.json" >"$T/repd_$d.json" 2>/dev/null
+    done
+    [ "$(grep -c '"images":' "$T/repd_cpu.json")" -eq 5 ] && [ "$(grep -c '"mean":' "$T/repd_cpu.json")" -ge 15 ] &&
+        cmp -s "$T/repd_cpu.json" "$T/repd_hostdev.json" && ok "eval --device hostdev: the CPU's report (5 rows), every number" ||
+        ko "eval --device hostdev: the report differs: $(diff "$T/repd_cpu.json" "$T/repd_hostdev.json" | head -20)"
+    mkdir -p "$T/evc" "$T/evd"
+    for d in cpu hostdev; do
+        D="$T/evc"; X=$N; [ $d = hostdev ] && D="$T/evd" && X=""
+        for f in config.json vocab.txt text_encoder.safetensors image_encoder.safetensors; do cp "$T/evx/$f" "$D/"; done
+        $X "$BIN" eval --train-classifier --evaluator "$D" --data "$DATA" --photos 40 --threads 2 --quiet --device $d >"$T/clfd_$d.log" 2>&1 ||
+            ko "eval --train-classifier --device $d: $(cat "$T/clfd_$d.log")"
+    done
+    [ -s "$T/evc/classifier.safetensors" ] && cmp -s "$T/evc/classifier.safetensors" "$T/evd/classifier.safetensors" &&
+        ok "eval --train-classifier --device hostdev: the CPU's classifier byte for byte" || ko "eval --train-classifier --device hostdev: the classifiers differ"
 fi
 echo "test_resume: $pass passed, $fail failed, $skip skipped"
 echo "RESULT test_resume passed=$pass failed=$fail skipped=$skip"

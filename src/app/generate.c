@@ -57,6 +57,15 @@ static int save_attention(const GenResult *r, const char *path) {
     return rc;
 }
 
+/* Moves the loaded model to the process's device (--device; loading runs on the CPU) and says so
+ * when it is not the CPU. */
+static void model_to_device(GenModel *m, const char *cmd) {
+    int dev = device_current();
+    if (dev == DEVICE_CPU) return;
+    gen_model_to_device(m, dev);
+    printf("%s: the model runs on the device %s\n", cmd, device_name(dev));
+}
+
 static void print_text_report(const GenResult *r, FILE *f) {
     if (r->unknown) fprintf(f, "unknown words (dropped): %s\n", r->unknown);
     if (r->n_segments > 1) {
@@ -76,7 +85,7 @@ static void numbered(char *buf, size_t len, const char *path, int k) {
 static const char *GENERATE_USAGE =
     "usage: attngan generate [CAPTION] [-o FILE] [--model DIR] [--stage N] [--attention FILE]\n"
     "                        [--seed N] [--n N] [--file FILE] [--lines] [--max-segments K]\n"
-    "                        [--long-text select|first|subset] [--threads N]\n"
+    "                        [--long-text select|first|subset] [--threads N] [--device D]\n"
     "\n"
     "Draws birds for a caption with a trained model (default " DEFAULT_MODEL ", the bundled one).\n"
     "  CAPTION            the text (quote it); without it the text is read from --file or stdin\n"
@@ -93,6 +102,9 @@ static const char *GENERATE_USAGE =
     "  --long-text MODE   select (default: relevance-scored sentences, below), first (its first 18\n"
     "                     known words as one caption) or subset (AttnGAN's random 18-word subset)\n"
     "  --threads N        threads for the math (default: all cores)\n"
+    "  --device D         cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
+    "                     device path on the CPU, for tests); or ATTNGAN_DEVICE. The model is\n"
+    "                     loaded on the CPU and moved there\n"
     "\n"
     "Text of any length: words not in the vocabulary are dropped and listed. A text of at most\n"
     "TEXT.WORDS_NUM (18) known words is one caption, encoded as AttnGAN does. A longer text is cut\n"
@@ -156,6 +168,7 @@ int cmd_generate(int argc, char **argv) {
     }
     printf("model %s: %d stage%s (%d px)%s%s, loaded in %.2f s\n", model, S, S > 1 ? "s" : "", 64 << (S - 1),
            m.trained_on[0] ? ", trained on " : "", m.trained_on, now_s() - t0);
+    model_to_device(&m, "generate");
     GenOptions o;
     gen_options_default(&o);
     o.n = n;
@@ -203,6 +216,7 @@ int cmd_generate(int argc, char **argv) {
 /* ------------------------------------------------------------------ examples */
 static const char *EXAMPLES_USAGE =
     "usage: attngan examples [--model DIR] [--captions FILE] [--out DIR] [--seed N] [--n N] [--threads N]\n"
+    "                        [--device D]\n"
     "\n"
     "Draws every caption of an example file (one caption a line, AttnGAN's example_captions.txt\n"
     "format; default: examples/captions.txt) with the model (default " DEFAULT_MODEL "):\n"
@@ -210,7 +224,9 @@ static const char *EXAMPLES_USAGE =
     "  DIR/NNN_stages.png  every stage of the first bird, side by side (models with 2-3 stages)\n"
     "  DIR/NNN_att.png     its attention figure (models with 2-3 stages)\n"
     "  DIR/examples.png    the first bird of every caption in one grid, DIR/examples.txt the captions\n"
-    "  --out DIR           default out/\n";
+    "  --out DIR           default out/\n"
+    "  --device D          cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
+    "                      device path on the CPU, for tests); or ATTNGAN_DEVICE\n";
 
 int cmd_examples(int argc, char **argv) {
     const char *model = DEFAULT_MODEL, *caps = "examples/captions.txt", *outdir = "out";
@@ -233,6 +249,7 @@ int cmd_examples(int argc, char **argv) {
     if (!text) { fprintf(stderr, "attngan examples: %s\n", err_msg()); return 2; }
     GenModel m;
     if (gen_model_load(&m, model)) { fprintf(stderr, "attngan examples: %s\n", err_msg()); free(text); return 2; }
+    model_to_device(&m, "examples");
     if (mkdir_p(outdir)) { fprintf(stderr, "attngan examples: %s\n", err_msg()); gen_model_free(&m); free(text); return 1; }
     GenOptions o;
     gen_options_default(&o);
@@ -316,13 +333,15 @@ int cmd_examples(int argc, char **argv) {
 /* ------------------------------------------------------------------ sample */
 static const char *SAMPLE_USAGE =
     "usage: attngan sample --data DIR [--split test|train] [--model DIR] [--out DIR] [--seed N]\n"
-    "                      [--limit N] [--threads N]\n"
+    "                      [--limit N] [--threads N] [--device D]\n"
     "\n"
     "One image per caption of a split, in AttnGAN's folder structure (its trainer's sampling):\n"
     "  OUT/<split>/single/<class>/<image>_s<k>.png   caption k (0..9) of that image, the last stage\n"
     "  --data DIR   AttnGAN's data/birds directory (or $ATTNGAN_DATA/birds)\n"
     "  --out DIR    default out/samples\n"
     "  --limit N    only the first N captions (default: all)\n"
+    "  --device D   cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the device\n"
+    "               path on the CPU, for tests); or ATTNGAN_DEVICE\n"
     "Captions longer than TEXT.WORDS_NUM words are cut to their first WORDS_NUM words (AttnGAN samples\n"
     "a random subset). Image (i, k) uses seed + 10 * i + k, so a run can be split and repeated.\n";
 
@@ -349,6 +368,7 @@ int cmd_sample(int argc, char **argv) {
     if (threads > 0) threads_set(threads);
     GenModel m;
     if (gen_model_load(&m, model)) { fprintf(stderr, "attngan sample: %s\n", err_msg()); return 2; }
+    model_to_device(&m, "sample");
     Cub cub;
     if (cub_open(&cub, data)) { fprintf(stderr, "attngan sample: %s\n", err_msg()); gen_model_free(&m); return 2; }
     const CubSplit *sp = strcmp(split, "test") ? &cub.train : &cub.test;

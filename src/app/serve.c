@@ -54,6 +54,7 @@ extern const char serve_index_html_end[];
 static const char *USAGE =
     "usage: attngan serve [--model DIR] [--host ADDR] [--port N] [--workers N] [--threads N]\n"
     "                     [--max-body BYTES] [--max-caption CHARS] [--max-queue N] [--quiet]\n"
+    "                     [--device D]\n"
     "\n"
     "Serves the bird generator over HTTP (the API of the original AttnGAN/ZSL server):\n"
     "  POST /api/v1.0/bird   body {\"caption\": \"...\"} with optional \"seed\" (integer, default random),\n"
@@ -81,6 +82,10 @@ static const char *USAGE =
     "  --max-caption CHARS  longest caption in characters (default 4096)\n"
     "  --max-queue N      requests that may wait for a worker (default 256); more get 503\n"
     "  --quiet            no log line per request (errors are still printed)\n"
+    "  --device D         cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
+    "                     device path on the CPU, for tests); or ATTNGAN_DEVICE. On a device the\n"
+    "                     workers take turns on it (one generation at a time; the PNG and JSON\n"
+    "                     encoding still overlap)\n"
     "Logs one line per request to stderr: time, client, method, path, status, bytes, ms.\n"
     "SIGINT or SIGTERM: stops accepting, finishes the requests in flight, exits 0\n"
     "(a second signal cancels the queued ones). More: docs/SERVE.md.\n";
@@ -260,6 +265,8 @@ typedef struct Server {
     uint64_t seed_ctr;
     pthread_t *workers;
     int n_workers;
+    int device;            /* where the model runs (--device) */
+    pthread_mutex_t dev_mu; /* on a device other than the CPU: one generation at a time */
 } Server;
 
 static char *json_error_body(const char *msg, const char *unknown_csv) {
@@ -421,7 +428,11 @@ static void job_run(Server *s, Job *j) {
     double t0 = now_ms();
     j->queue_ms = t0 - j->t_enqueue;
     err_clear();
-    if (gen_run(&s->model, j->caption, &j->opt, &r)) {
+    int serial = s->device != DEVICE_CPU;
+    if (serial) pthread_mutex_lock(&s->dev_mu);
+    int fail = gen_run(&s->model, j->caption, &j->opt, &r);
+    if (serial) pthread_mutex_unlock(&s->dev_mu);
+    if (fail) {
         const char *m = err_msg();
         if (is_input_error(m)) job_fail(j, 400, m);
         else {
@@ -1050,6 +1061,9 @@ int cmd_serve(int argc, char **argv) {
         free(s);
         return 1;
     }
+    s->device = device_current(); /* loaded on the CPU, then moved there */
+    if (s->device != DEVICE_CPU) gen_model_to_device(&s->model, s->device);
+    pthread_mutex_init(&s->dev_mu, NULL);
     s->stages = gen_model_stages(&s->model);
     s->size = 64 << (s->stages - 1);
     {
@@ -1069,6 +1083,7 @@ int cmd_serve(int argc, char **argv) {
         cJSON_AddItemToObject(h, "model_info", model_json(s));
         cJSON_AddNumberToObject(h, "workers", o.workers);
         cJSON_AddNumberToObject(h, "threads", o.threads);
+        cJSON_AddStringToObject(h, "device", device_name(s->device));
         s->health_base = cJSON_PrintUnformatted(h);
         cJSON_Delete(h);
     }
@@ -1114,10 +1129,10 @@ int cmd_serve(int argc, char **argv) {
     if (s->model.steps >= 0) snprintf(steps, sizeof steps, ", %lld steps", s->model.steps);
     fprintf(stderr,
             "attngan serve: model %s (%d stage%s, %d px%s%s%s) loaded in %.1f s\n"
-            "attngan serve: listening on http://%s%s%s:%d/ (workers %d, threads %d, max body %lld B, max caption %d)\n",
+            "attngan serve: listening on http://%s%s%s:%d/ (workers %d, threads %d, device %s, max body %lld B, max caption %d)\n",
             o.model, s->stages, s->stages > 1 ? "s" : "", s->size, s->model.trained_on[0] ? ", trained on " : "",
             s->model.trained_on, steps, (now_ms() - t0) / 1e3, v6 ? "[" : "", h, v6 ? "]" : "", port, o.workers, o.threads,
-            o.max_body, o.max_caption);
+            device_name(s->device), o.max_body, o.max_caption);
 
     /* wait for SIGINT / SIGTERM */
     int sig;
@@ -1163,6 +1178,7 @@ stop_workers:
     if (rc == 0) fprintf(stderr, "attngan serve: stopped\n");
 out:
     free(s->health_base);
+    pthread_mutex_destroy(&s->dev_mu);
     gen_model_free(&s->model);
     figure_font_close();
     free(s);

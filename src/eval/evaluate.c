@@ -102,12 +102,12 @@ static void feats_add(Ctx *x, const float *imgs, int B, int S, Feats *f) {
     }
     if (x->has_fid_net) {
         Tape tp;
-        tape_init(&tp);
+        tape_init_on(&tp, x->fid_net.ps.device);
         tape_no_grad_begin(&tp);
         Tensor *t = TNEW(&tp, B, 3, S, S);
-        memcpy(t->data, imgs, (size_t)t->n * sizeof(float));
+        tensor_upload(t, imgs);
         ImageEncoderOut o = image_encoder_forward(&tp, &x->fid_net, t);
-        memcpy(f->pool + (size_t)f->n * POOL_D, o.trunk_pool->data, (size_t)B * POOL_D * sizeof(float));
+        tensor_download(o.trunk_pool, f->pool + (size_t)f->n * POOL_D); /* (B, 2048) */
         tape_free(&tp);
     } else memcpy(f->pool + (size_t)f->n * POOL_D, tpool, (size_t)B * POOL_D * sizeof(float));
     f->n += B;
@@ -555,12 +555,23 @@ static char *photo_keys(const Cub *cub, const int *image, const unsigned char *f
     return s;
 }
 
+/* The networks go to the process's device (--device) once loaded on the CPU; said when it is not
+ * the CPU. Everything else (the metrics, the classifier) stays on the host. */
+static void evaluator_on_device(Ctx *x, int quiet) {
+    int dev = device_current();
+    if (dev == DEVICE_CPU) return;
+    evaluator_to_device(&x->ev, dev);
+    if (x->has_fid_net) paramset_to_device(&x->fid_net.ps, dev);
+    if (!quiet) printf("eval: the networks run on the device %s\n", device_name(dev));
+}
+
 int eval_train_classifier(const EvalArgs *a) {
     Ctx x;
     memset(&x, 0, sizeof x);
     x.a = a;
     double t0 = now_s();
     if (evaluator_load(&x.ev, a->evaluator, a->inception)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); return 2; }
+    evaluator_on_device(&x, a->quiet);
     const char *data = a->data ? a->data : x.ev.tc.data_dir;
     Cub cub;
     if (cub_open(&cub, data)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); evaluator_free(&x.ev); return 2; }
@@ -702,6 +713,8 @@ int eval_main(const EvalArgs *a) {
         }
         x.has_fid_net = 1;
     }
+    evaluator_on_device(&x, a->quiet);
+    gen_model_to_device(&m, device_current());
     char fid_name[1500];
     if (a->fid_inception) snprintf(fid_name, sizeof fid_name, "torchvision inception_v3 weights (%s)", a->fid_inception);
     else snprintf(fid_name, sizeof fid_name, "the evaluator's trunk: %s", x.ev.trunk);
@@ -709,6 +722,7 @@ int eval_main(const EvalArgs *a) {
     if (a->baseline) {
         if (gen_model_load(&base, a->baseline)) { fprintf(stderr, "attngan eval: --baseline: %s\n", err_msg()); rc = 2; goto done_models; }
         has_base = 1;
+        gen_model_to_device(&base, device_current());
         if (gen_model_stages(&base) != gen_model_stages(&m))
             fprintf(stderr, "attngan eval: warning: the baseline draws %d px images, the model %d px (the real photos are at %d px)\n",
                     64 << (gen_model_stages(&base) - 1), S, S);

@@ -116,6 +116,11 @@ int evaluator_load(Evaluator *ev, const char *dir, const char *inception) {
     return 0;
 }
 
+void evaluator_to_device(Evaluator *ev, int dev) {
+    paramset_to_device(&ev->te.ps, dev);
+    paramset_to_device(&ev->ie.ps, dev);
+}
+
 void evaluator_free(Evaluator *ev) {
     if (ev->vocab.words) vocab_free(&ev->vocab);
     if (ev->te.ps.n) text_encoder_free(&ev->te);
@@ -129,12 +134,12 @@ void evaluator_sent_codes(const Evaluator *ev, const float *c, int n, float *out
     for (int s = 0; s < n; s += CH) {
         int b = n - s < CH ? n - s : CH;
         Tape tp;
-        tape_init(&tp);
+        tape_init_on(&tp, ev->te.ps.device);
         tape_no_grad_begin(&tp);
         Tensor *x = TNEW(&tp, b, E), *z = TZEROS(&tp, b, Z);
-        memcpy(x->data, c + (size_t)s * E, (size_t)b * E * sizeof(float));
+        tensor_upload(x, c + (size_t)s * E);
         Tensor *y = text_encoder_sent_code(&tp, (TextEncoder *)&ev->te, x, z);
-        memmove(out + (size_t)s * E, y->data, (size_t)b * E * sizeof(float));
+        tensor_download(y, out + (size_t)s * E); /* c's rows are on the tape already: out may be c */
         tape_free(&tp);
     }
     serial_end(threads);
@@ -205,17 +210,22 @@ int evaluator_document_lstm(const Evaluator *ev, const char *const *sentences, i
 void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *code, float *pool, float *mixed) {
     const int E = ev->mc.embedding_dim;
     Tape tp;
-    tape_init(&tp);
+    tape_init_on(&tp, ev->ie.ps.device);
     tape_no_grad_begin(&tp);
     Tensor *x = TNEW(&tp, B, 3, S, S);
-    memcpy(x->data, imgs, (size_t)x->n * sizeof(float));
+    tensor_upload(x, imgs);
     ImageEncoderOut o = image_encoder_forward(&tp, &ev->ie, x);
     CHECK(!o.mixed_6e->blocked && o.mixed_6e->shape[1] == EVAL_MIXED_D, "evaluator_images: Mixed_6e must come back as NCHW (B, 768, H, W)");
+    /* the rest on the host, from copies of Mixed_6e and the pool features (the trunk may run on a
+     * device): the same fixed-order sums on every device */
     int hw = o.mixed_6e->shape[2] * o.mixed_6e->shape[3];
+    float *mixed6e = xmalloc((size_t)o.mixed_6e->n * sizeof(float)), *tpool = xmalloc((size_t)o.trunk_pool->n * sizeof(float));
+    tensor_download(o.mixed_6e, mixed6e);
+    tensor_download(o.trunk_pool, tpool);
     float *mean = xmalloc((size_t)B * EVAL_MIXED_D * sizeof(float));
     for (int b = 0; b < B; b++)
         for (int c = 0; c < EVAL_MIXED_D; c++) {
-            const float *p = o.mixed_6e->data + ((size_t)b * EVAL_MIXED_D + c) * hw;
+            const float *p = mixed6e + ((size_t)b * EVAL_MIXED_D + c) * hw;
             double s = 0;
             for (int k = 0; k < hw; k++) s += p[k];
             mean[(size_t)b * EVAL_MIXED_D + c] = (float)(s / hw);
@@ -226,8 +236,10 @@ void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *cod
         const LinearLayer *l = &ev->ie.emb_cnn_code;
         const int D = ev->mc.image_code_mixed ? EVAL_MIXED_D : EVAL_POOL_D;
         CHECK(l->weight->shape[1] == D, "evaluator_images: emb_cnn_code takes %d features, not %d", l->weight->shape[1], D);
-        const float *w = l->weight->data, *bias = l->bias ? l->bias->data : NULL;
-        const float *in = ev->mc.image_code_mixed ? mean : o.trunk_pool->data;
+        float *w = xmalloc((size_t)l->weight->n * sizeof(float)), *bias = l->bias ? xmalloc((size_t)l->bias->n * sizeof(float)) : NULL;
+        tensor_download(l->weight, w);
+        if (bias) tensor_download(l->bias, bias);
+        const float *in = ev->mc.image_code_mixed ? mean : tpool;
 #pragma omp parallel for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int e = 0; e < E; e++) {
@@ -235,9 +247,13 @@ void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *cod
                 for (int k = 0; k < D; k++) s += (double)w[(size_t)e * D + k] * in[(size_t)b * D + k];
                 code[(size_t)b * E + e] = (float)s;
             }
+        free(w);
+        free(bias);
     }
-    if (pool) memcpy(pool, o.trunk_pool->data, (size_t)B * EVAL_POOL_D * sizeof(float));
+    if (pool) memcpy(pool, tpool, (size_t)B * EVAL_POOL_D * sizeof(float));
     if (mixed) memcpy(mixed, mean, (size_t)B * EVAL_MIXED_D * sizeof(float));
     free(mean);
+    free(mixed6e);
+    free(tpool);
     tape_free(&tp);
 }

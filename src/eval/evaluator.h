@@ -58,6 +58,10 @@ typedef struct Evaluator {
  * directory: "evaluator directory DIR does not exist ..."; a config whose EXTRA.INCEPTION names no
  * pretrained trunk). */
 int evaluator_load(Evaluator *ev, const char *dir, const char *inception);
+/* Moves the loaded networks to device dev (DeviceKind, the CPU included; loading and the hashes
+ * run on the CPU): the functions below then run their networks there and take and give host
+ * arrays as before; every sum outside the networks stays on the host. */
+void evaluator_to_device(Evaluator *ev, int dev);
 void evaluator_free(Evaluator *ev);
 
 /* Sentence codes (n, E) of n texts: the sentence code of their LSTM codes with z = 0. n_known (n, or NULL) gets each text's

@@ -118,6 +118,14 @@ int gen_model_load(GenModel *m, const char *dir) {
     return rc;
 }
 
+void gen_model_to_device(GenModel *m, int dev) {
+    paramset_to_device(&m->te.ps, dev);
+    paramset_to_device(&m->g.ps, dev);
+    if (m->has_ie) paramset_to_device(&m->ie.ps, dev);
+}
+
+int gen_model_device(const GenModel *m) { return m->g.ps.device; }
+
 void gen_model_free(GenModel *m) {
     if (m->vocab.words) vocab_free(&m->vocab);
     if (m->te.ps.n) text_encoder_free(&m->te);
@@ -223,11 +231,13 @@ void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *te
         }
         if (!b) continue;
         Tape tp;
-        tape_init(&tp);
+        tape_init_on(&tp, te->ps.device); /* the encoder's device */
         tape_no_grad_begin(&tp);
         Tensor *z = TZEROS(&tp, b, Z);
         TextEncoderOut o = text_encoder_forward(&tp, (TextEncoder *)te, caps, lens, b, z, NULL, NULL);
-        for (int j = 0; j < b; j++) memcpy(codes + (size_t)which[j] * E, o.sent_lstm->data + (size_t)j * E, (size_t)E * sizeof(float));
+        float *sent = tape_alloc(&tp, (size_t)b * E * sizeof(float)); /* host */
+        tensor_download(o.sent_lstm, sent);
+        for (int j = 0; j < b; j++) memcpy(codes + (size_t)which[j] * E, sent + (size_t)j * E, (size_t)E * sizeof(float));
         tape_free(&tp);
     }
     free(caps);
@@ -236,10 +246,11 @@ void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *te
 }
 
 /* ------------------------------------------------------------------ generation */
-/* The encoded text: G's word features (E, L) and the LSTM code (E) it is conditioned on. */
+/* The encoded text: G's word features (E, L) and the LSTM code (E) it is conditioned on, on the
+ * host (arena memory of the tape: gen_run copies them n times to the tape's device). */
 typedef struct Encoded {
-    Tensor *words;          /* (1, E, L) */
-    float *code;            /* (E), on the tape */
+    float *words;           /* (E, L) */
+    float *code;            /* (E) */
 } Encoded;
 
 /* Text -> segments -> (words, code) on tp; fills r's text fields (unknown, segments, words, L).
@@ -298,6 +309,11 @@ static int encode_text(const GenModel *m, const char *text, const GenOptions *o,
     Tensor *z0 = TZEROS(tp, ns, Z);
     TextEncoderOut enc = text_encoder_forward(tp, (TextEncoder *)&m->te, caps, lens, ns, z0, NULL, NULL);
     int Lmax = enc.words_emb->shape[2];
+    /* the codes and word features on the host (the tape may be a device's) */
+    float *sent_lstm = tape_alloc(tp, (size_t)enc.sent_lstm->n * sizeof(float));
+    float *words_emb = tape_alloc(tp, (size_t)enc.words_emb->n * sizeof(float));
+    tensor_download(enc.sent_lstm, sent_lstm);
+    tensor_download(enc.words_emb, words_emb);
 
     /* relevance and choice */
     r->n_segments = ns;
@@ -312,7 +328,7 @@ static int encode_text(const GenModel *m, const char *text, const GenOptions *o,
             /* the fraction of the piece's words that are known (a window gets its piece's) */
             g->relevance = (float)pieces_known_fraction(pieces, n_pieces, segs[s].ids);
             if (m->rel_cap && m->rel_noise) {
-                const float *h = enc.sent_lstm->data + (size_t)s * E;
+                const float *h = sent_lstm + (size_t)s * E;
                 double dc = 0, dn = 0, nn = 0;
                 for (int e = 0; e < E; e++) dc += h[e] * m->rel_cap[e], dn += h[e] * m->rel_noise[e], nn += (double)h[e] * h[e];
                 if (nn > 0) g->relevance += (float)((dc - dn) / sqrt(nn));
@@ -340,7 +356,7 @@ static int encode_text(const GenModel *m, const char *text, const GenOptions *o,
     int L = 0, nu = 0;
     for (int s = 0; s < ns; s++)
         if (r->segments[s].used) L += segs[s].n, nu++;
-    Tensor *words = TNEW(tp, 1, E, L);
+    float *words = tape_alloc(tp, (size_t)E * L * sizeof(float));
     float *code = tape_calloc(tp, (size_t)E * sizeof(float));
     r->L = L;
     r->words = xcalloc((size_t)L, sizeof(char *));
@@ -349,9 +365,9 @@ static int encode_text(const GenModel *m, const char *text, const GenOptions *o,
         if (!r->segments[s].used) continue;
         for (int t = 0; t < segs[s].n; t++, col++) {
             r->words[col] = xstrdup(v->words[segs[s].ids[t]]);
-            for (int e = 0; e < E; e++) words->data[(size_t)e * L + col] = enc.words_emb->data[((size_t)s * E + e) * Lmax + t];
+            for (int e = 0; e < E; e++) words[(size_t)e * L + col] = words_emb[((size_t)s * E + e) * Lmax + t];
         }
-        for (int e = 0; e < E; e++) code[e] += enc.sent_lstm->data[(size_t)s * E + e] / (float)nu;
+        for (int e = 0; e < E; e++) code[e] += sent_lstm[(size_t)s * E + e] / (float)nu;
     }
     out->words = words;
     out->code = code;
@@ -377,7 +393,7 @@ int gen_text_code(const GenModel *m, const char *text, const GenOptions *opt, fl
     memset(&r, 0, sizeof r);
     if (check_options(&o)) return -1;
     Tape tp;
-    tape_init(&tp);
+    tape_init_on(&tp, gen_model_device(m));
     tape_no_grad_begin(&tp);
     Encoded enc;
     int rc = encode_text(m, text, &o, &tp, &r, &enc);
@@ -396,7 +412,7 @@ int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResul
     if (check_options(&o)) return -1;
     const int E = m->mc.embedding_dim, Z = m->mc.zsl_z;
     Tape tp;
-    tape_init(&tp);
+    tape_init_on(&tp, gen_model_device(m));
     tape_no_grad_begin(&tp);
     Encoded enc;
     if (encode_text(m, text, &o, &tp, r, &enc)) {
@@ -404,15 +420,21 @@ int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResul
         return -1;
     }
     int L = r->L;
+    /* G's inputs, made on the host and copied to the tape's device */
     Tensor *words = TNEW(&tp, o.n, E, L);
     Tensor *code = TNEW(&tp, o.n, E);
+    float *hwords = tape_alloc(&tp, (size_t)words->n * sizeof(float)), *hcode = tape_alloc(&tp, (size_t)code->n * sizeof(float));
     for (int i = 0; i < o.n; i++) {
-        memcpy(words->data + (size_t)i * E * L, enc.words->data, (size_t)E * L * sizeof(float));
-        memcpy(code->data + (size_t)i * E, enc.code, (size_t)E * sizeof(float));
+        memcpy(hwords + (size_t)i * E * L, enc.words, (size_t)E * L * sizeof(float));
+        memcpy(hcode + (size_t)i * E, enc.code, (size_t)E * sizeof(float));
     }
+    tensor_upload(words, hwords);
+    tensor_upload(code, hcode);
     /* ZSL G's noise: image i from its own Philox stream, so image i does not depend on n */
     Tensor *z = TNEW(&tp, o.n, Z);
-    for (int i = 0; i < o.n; i++) gen_noise(o.seed, i, Z, z->data + (size_t)i * Z);
+    float *hz = tape_alloc(&tp, (size_t)z->n * sizeof(float));
+    for (int i = 0; i < o.n; i++) gen_noise(o.seed, i, Z, hz + (size_t)i * Z);
+    tensor_upload(z, hz);
     Tensor *sent = text_encoder_sent_code(&tp, (TextEncoder *)&m->te, code, z);
     uint8_t *mask = tape_calloc(&tp, (size_t)o.n * L);
     Rng rg;
@@ -425,14 +447,14 @@ int gen_run(const GenModel *m, const char *text, const GenOptions *opt, GenResul
     for (int k = 0; k < go.n_imgs; k++) {
         r->size[k] = go.imgs[k]->shape[2];
         r->imgs[k] = xmalloc((size_t)go.imgs[k]->n * sizeof(float));
-        memcpy(r->imgs[k], go.imgs[k]->data, (size_t)go.imgs[k]->n * sizeof(float));
+        tensor_download(go.imgs[k], r->imgs[k]);
     }
     r->n_att = go.n_att;
     for (int k = 0; k < go.n_att; k++) {
         r->att_h[k] = go.att[k]->shape[2];
         r->att_w[k] = go.att[k]->shape[3];
         r->att[k] = xmalloc((size_t)go.att[k]->n * sizeof(float));
-        memcpy(r->att[k], go.att[k]->data, (size_t)go.att[k]->n * sizeof(float));
+        tensor_download(go.att[k], r->att[k]);
     }
     tape_free(&tp);
     return 0;

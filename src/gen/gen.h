@@ -33,7 +33,11 @@
  * request uses z from Philox stream (seed, i), so the same seed gives the same birds.
  *
  * Thread safety: a loaded GenModel is read-only; gen_run may be called from several threads at
- * once (each call has its own tape). */
+ * once (each call has its own tape).
+ *
+ * Devices: gen_model_to_device moves the networks; the text is encoded, scored and G's inputs made
+ * on the host, copied to the device, and the images and attention maps copied back: a GenResult is
+ * host memory on every device (on the host device, the CPU's bits). */
 #ifndef ATTNGAN_GEN_H
 #define ATTNGAN_GEN_H
 
@@ -68,6 +72,12 @@ typedef struct GenModel {
 
 /* Loads a model directory (layout above). 0, or -1 with err_msg() naming the file and problem. */
 int gen_model_load(GenModel *m, const char *dir);
+/* Moves the loaded networks to device dev (DeviceKind, the CPU included): gen_run, gen_text_code
+ * and gen_lstm_codes then run there (their tapes are on the networks' device) and hand back host
+ * arrays as before. Loading runs on the CPU; call this after gen_model_load. */
+void gen_model_to_device(GenModel *m, int dev);
+/* Where the networks are (DEVICE_CPU after loading). */
+int gen_model_device(const GenModel *m);
 void gen_model_free(GenModel *m);
 /* The number of stages (1..3) and the last image size (64 << (stages - 1)). */
 int gen_model_stages(const GenModel *m);
@@ -113,7 +123,8 @@ typedef struct GenResult {
 
 /* The bi-LSTM sentence codes (n, E) of n texts, each taken as one caption: its first
  * TEXT.WORDS_NUM known words (unknown words skipped). n_known[i] (if not NULL) gets the number of
- * known words of text i (all of them, before the cut); a text without one gets a zero code. */
+ * known words of text i (all of them, before the cut); a text without one gets a zero code. Runs
+ * on te's device; codes is host memory. */
 void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *codes, int *n_known);
 
 /* The LSTM code (E) that G's sentence code is made from (ZSL G's input) for text, as gen_run
