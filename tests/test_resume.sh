@@ -6,6 +6,9 @@
 # attention figures) and on the run's directory. Then the evaluator: a tiny DAMSM on the pretrained
 # Keras Inception as `attngan eval --evaluator`, export --damsm, eval --train-classifier and
 # attngan eval on the exported model (skipped without ../shared/models/inception_v3_nsfwjs).
+# Across devices (src/core/device.h): runs resumed between the CPU and the host device end with the
+# bits of CPU-only runs, and generate, examples, sample, serve and eval on the host device give the
+# CPU's images and report. Then attngan data pack and a pretraining on its output.
 # Skips without ../shared/data.
 BIN=${ATTNGAN:-build/release/attngan}
 DATA=${ATTNGAN_DATA:-../shared/data}/birds
