@@ -9,7 +9,8 @@
 #   sysroot.tar.xz    the Debian packages of the build (OpenBLAS, oneDNN, cJSON, libmicrohttpd,
 #                     libjpeg-turbo, libpng, libyaml, FreeType): headers and shared libraries only
 #   birds.tar.xz      `attngan data pack`: the metadata, splits and captions of ../shared/data/birds
-#                     and PHOTOS photos per split framed as the loader frames them, 76 px, JPEG
+#                     and PHOTOS photos per split framed as the loader frames them, 76 px, JPEG; and
+#                     ../shared/data/wikipedia (export's relevance centroids)
 #   inception.tar.xz  the pretrained Inception-v3 (../shared/models/inception_v3_nsfwjs)
 #   reference/        the PyTorch reference (../shared/reference: dumps and GPU timings)
 # and prints the device call to make: run, with `carry: [".devcheck"]` and timeout_s 600.
@@ -58,8 +59,10 @@ prepare() {
     [ -x build/release/attngan ] || make -j"$(nproc)" >/dev/null
     rm -rf "$DC/birds"
     build/release/attngan data pack --data "$data/birds" --out "$DC/birds" --max "$PHOTOS" --size 76
-    tar -C "$DC" -cJf "$DC/birds.tar.xz" birds
-    rm -rf "$DC/birds"
+    rm -rf "$DC/wikipedia"
+    cp -r "$data/wikipedia" "$DC/wikipedia" # export's relevance centroids read DATA/../wikipedia
+    tar -C "$DC" -cJf "$DC/birds.tar.xz" birds wikipedia
+    rm -rf "$DC/birds" "$DC/wikipedia"
     echo "== the pretrained Inception-v3 and the PyTorch reference"
     tar -C "$shared/models" -cJf "$DC/inception.tar.xz" inception_v3_nsfwjs
     rm -rf "$DC/reference"
