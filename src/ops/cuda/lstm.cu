@@ -12,7 +12,7 @@
  * capture of these twins would need that upload from pinned memory or as a kernel argument.)
  *
  * Arithmetic: the input projections, recurrent products and weight / input gradients are cuBLAS
- * SGEMMs (fp32, CUBLAS_DEFAULT_MATH set on cu_cublas(): no TF32); the cell's element-wise math uses
+ * SGEMMs (fp32 on the shared cuBLAS handle: no TF32 unless ATTNGAN_CUDA_MATH=tf32); the cell's element-wise math uses
  * the CPU kernel's formulas and operation order with explicitly rounded products and sums
  * (__fmul_rn / __fadd_rn: no FMA contraction, as the CPU build, -std=c11, contracts none). The bias
  * gradient sums the packed rows in the CPU's order (float, row 0 first), one thread per column.
