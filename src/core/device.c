@@ -302,6 +302,22 @@ void device_memset0(int dev, void *dst, size_t bytes) {
     }
 }
 
+void device_transfer(int dd, void *dst, int sd, const void *src, size_t bytes) {
+    if (dd == sd) device_copy(dd, dst, src, bytes);
+    else if (sd == DEVICE_CPU) device_upload(dd, dst, src, bytes);
+    else if (dd == DEVICE_CPU) device_download(sd, dst, src, bytes);
+    else FAIL("from device %s to %s directly: go through the CPU", device_name(sd), device_name(dd));
+}
+
+void *device_move(void *p, size_t bytes, int from, int to) {
+    if (!p) return NULL;
+    void *q = to == DEVICE_CPU ? xcalloc(bytes ? bytes : 1, 1) : device_alloc(to, bytes ? bytes : 1);
+    device_transfer(to, q, from, p, bytes);
+    if (from == DEVICE_CPU) free(p);
+    else device_free(from, p);
+    return q;
+}
+
 void device_sync(int dev) {
 #ifdef ATTNGAN_CUDA
     if (dev == DEVICE_CUDA) cu_sync();

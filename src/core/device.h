@@ -58,6 +58,12 @@ void device_upload(int dev, void *dst, const void *src, size_t bytes);   /* host
 void device_download(int dev, void *dst, const void *src, size_t bytes); /* dev -> host, synchronous */
 void device_copy(int dev, void *dst, const void *src, size_t bytes);     /* dev -> dev */
 void device_memset0(int dev, void *dst, size_t bytes);
+/* bytes from src on device sd to dst on device dd: a copy, an upload or a download (FAILs between
+ * two devices that are not the CPU) */
+void device_transfer(int dd, void *dst, int sd, const void *src, size_t bytes);
+/* A block of `bytes` on device `from` moved to device `to`: a new block there (on the CPU from
+ * xcalloc), the contents transferred, the old block freed (on the CPU with free). NULL stays NULL. */
+void *device_move(void *p, size_t bytes, int from, int to);
 void device_sync(int dev);
 /* The caching pool's counters (zeros for the CPU: see mempool_stats). */
 DevPoolStats device_pool_stats(int dev);

@@ -131,37 +131,25 @@ void paramset_release_grads(ParamSet *ps) {
         if (ps->entries[i]->kind == PARAM_WEIGHT) ps->entries[i]->t.grad = NULL;
 }
 
-static void copy_floats(int dd, float *dst, int sd, const float *src, int64_t n);
-
 void paramset_copy(ParamSet *dst, const ParamSet *src) {
     CHECK(dst->n_values == src->n_values && dst->n_buffers == src->n_buffers && dst->n == src->n,
           "paramset_copy %s <- %s: layouts differ", dst->name, src->name);
-    copy_floats(dst->device, dst->values, src->device, src->values, src->n_values);
-    copy_floats(dst->device, dst->buffers, src->device, src->buffers, src->n_buffers);
+    device_transfer(dst->device, dst->values, src->device, src->values, (size_t)src->n_values * sizeof(float));
+    device_transfer(dst->device, dst->buffers, src->device, src->buffers, (size_t)src->n_buffers * sizeof(float));
     for (int i = 0; i < src->n; i++) dst->entries[i]->ival = src->entries[i]->ival;
-}
-
-/* n floats from src on device sd to dst on device dd */
-static void copy_floats(int dd, float *dst, int sd, const float *src, int64_t n) {
-    size_t bytes = (size_t)n * sizeof(float);
-    if (!bytes) return;
-    if (dd == sd) device_copy(dd, dst, src, bytes);
-    else if (sd == DEVICE_CPU) device_upload(dd, dst, src, bytes);
-    else if (dd == DEVICE_CPU) device_download(sd, dst, src, bytes);
-    else FAIL("paramset_copy: from %s to %s directly", device_name(sd), device_name(dd));
 }
 
 /* n floats at p (on device from, owned as paramset_finalize / zero_grad allocate them) moved to
  * device to; frees p */
 static float *move_floats(float *p, int64_t n, int from, int to, int pooled) {
-    if (!p) return NULL;
     size_t bytes = (size_t)n * sizeof(float);
-    float *q = to == DEVICE_CPU ? xcalloc((size_t)(n ? n : 1), sizeof(float)) : device_alloc(to, bytes ? bytes : 1);
-    copy_floats(to, q, from, p, n);
-    if (from != DEVICE_CPU) device_free(from, p);
-    else if (pooled) mempool_free(p);
-    else free(p);
-    return q;
+    if (p && pooled) { /* a gradient block of the CPU's tensor pool: out of the pool first */
+        float *h = xmalloc(bytes ? bytes : 1);
+        memcpy(h, p, bytes);
+        mempool_free(p);
+        p = h;
+    }
+    return device_move(p, bytes, from, to);
 }
 
 void paramset_to_device(ParamSet *ps, int dev) {

@@ -62,23 +62,12 @@ Tensor *tensor_alloc(int ndim, const int *shape, bool with_grad) {
     return t;
 }
 
-static float *move_buf(float *p, int64_t n, int from, int to) {
-    if (!p) return NULL;
-    size_t bytes = (size_t)n * sizeof(float);
-    float *q = to == DEVICE_CPU ? xcalloc((size_t)(n ? n : 1), sizeof(float)) : device_alloc(to, bytes ? bytes : 1);
-    if (to == DEVICE_CPU) device_download(from, q, p, bytes);
-    else device_upload(to, q, p, bytes);
-    if (from == DEVICE_CPU) free(p);
-    else device_free(from, p);
-    return q;
-}
-
 void tensor_to_device(Tensor *t, int dev) {
     CHECK(!t->owner && !t->pool_data, "tensor_to_device: %s is a tape's tensor", t->name ? t->name : "a tensor");
     if (t->device == dev) return;
     if (t->device != DEVICE_CPU && dev != DEVICE_CPU) tensor_to_device(t, DEVICE_CPU);
-    t->data = move_buf(t->data, t->n, t->device, dev);
-    t->grad = move_buf(t->grad, t->n, t->device, dev);
+    t->data = device_move(t->data, (size_t)t->n * sizeof(float), t->device, dev);
+    t->grad = device_move(t->grad, (size_t)t->n * sizeof(float), t->device, dev);
     t->device = (uint8_t)dev;
 }
 
@@ -122,10 +111,7 @@ void tensor_copy(Tensor *dst, const Tensor *src) {
     CHECK(dst->n == src->n, "tensor_copy: %lld elements into %lld", (long long)src->n, (long long)dst->n);
     size_t bytes = (size_t)src->n * sizeof(float);
     if (!bytes || dst->data == src->data) return;
-    if (dst->device == src->device) device_copy(dst->device, dst->data, src->data, bytes);
-    else if (src->device == DEVICE_CPU) device_upload(dst->device, dst->data, src->data, bytes);
-    else if (dst->device == DEVICE_CPU) device_download(src->device, dst->data, src->data, bytes);
-    else FAIL("tensor_copy: from %s to %s directly", device_name(src->device), device_name(dst->device));
+    device_transfer(dst->device, dst->data, src->device, src->data, bytes);
 }
 
 void tensor_fill_normal(Tensor *t, Rng *rng, float mean, float std) {

@@ -18,22 +18,11 @@ void adam_init(Adam *a, ParamSet *ps, float lr, float beta1, float beta2, float 
     a->v = xcalloc((size_t)ps->n_values, sizeof(float));
 }
 
-static float *move_state(float *p, int64_t n, int from, int to) {
-    size_t bytes = (size_t)n * sizeof(float);
-    float *q = to == DEVICE_CPU ? xcalloc((size_t)(n ? n : 1), sizeof(float)) : device_alloc(to, bytes ? bytes : 1);
-    if (from == DEVICE_CPU && to != DEVICE_CPU) device_upload(to, q, p, bytes);
-    else if (from != DEVICE_CPU && to == DEVICE_CPU) device_download(from, q, p, bytes);
-    else FAIL("adam_to_device: from %s to %s directly", device_name(from), device_name(to));
-    if (from == DEVICE_CPU) free(p);
-    else device_free(from, p);
-    return q;
-}
-
 void adam_to_device(Adam *a, int dev) {
     if (a->device == dev) return;
     if (a->device != DEVICE_CPU && dev != DEVICE_CPU) adam_to_device(a, DEVICE_CPU);
-    a->m = move_state(a->m, a->ps->n_values, a->device, dev);
-    a->v = move_state(a->v, a->ps->n_values, a->device, dev);
+    a->m = device_move(a->m, (size_t)a->ps->n_values * sizeof(float), a->device, dev);
+    a->v = device_move(a->v, (size_t)a->ps->n_values * sizeof(float), a->device, dev);
     a->device = dev;
 }
 
