@@ -105,10 +105,13 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/test_util.o $(LINK_DEPS)
 
 tests: $(TEST_BIN)
 
+# the fuzz harnesses (tests/fuzz/fuzz.mk: `make fuzz`, and FUZZ_TESTS, their regression replays)
+-include tests/fuzz/fuzz.mk
+
 # unit tests, the Python tests, `attngan parity` on every reference dump (skipped if none), and
 # the training programs' exact resume on the real birds (skipped without ../shared/data)
-test: $(TEST_BIN) $(BUILD)/attngan
-	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_resume.sh tests/test_serve.sh tests/test_browser.sh
+test: $(TEST_BIN) $(BUILD)/attngan $(FUZZ_TESTS)
+	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) $(FUZZ_TESTS) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_resume.sh tests/test_serve.sh tests/test_browser.sh
 
 # speed: `attngan bench` against the PyTorch reference on the rows of ../shared/reference/RESULTS-cpu.md,
 # a markdown table on stdout and in build/bench/results.md (docs/PERFORMANCE.md). BENCH_QUICK=1: a short
