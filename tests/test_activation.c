@@ -1,5 +1,6 @@
 /* test_activation.c: relu, leaky relu, tanh, sigmoid and GLU against PyTorch fixtures, finite
- * differences, the PyTorch conventions at the kink (relu'(0) = 0, leaky'(0) = slope), and the
+ * differences, the PyTorch conventions at the kink (relu'(0) = 0, leaky'(0) = slope), relu's gate
+ * (op_relu_gate: values, NaN and 0 gate to 0, finite differences in both inputs), and the
  * accuracy of the vectorised exp / sigmoid / GLU kernels (vmath.h) against libm over a sweep. */
 #include "test.h"
 #include "../src/core/mempool.h"
@@ -108,6 +109,33 @@ static void kink_tests(void) {
     EXPECT(x->grad[0] == 0.25f && x->grad[1] == 1.0f, "leaky'(0) = %g (want slope 0.25), leaky'(1) = %g", x->grad[0], x->grad[1]);
     tape_free(&tp);
     tensor_free(x);
+}
+
+/* relu's gate: out = g where h > 0; the gradient reaches g through the same gate and h none (its
+ * finite difference is 0 away from the kink, which the gradcheck's inputs keep clear of) */
+static Tensor *fwd_gate(Tape *tp, Tensor **in, void *ctx) { return op_relu_gate(tp, in[0], in[1]); }
+
+static void gate_tests(void) {
+    Tensor *h = tensor_alloc(2, (int[]){3, 7}, 1), *g = tensor_alloc(2, (int[]){3, 7}, 1);
+    fill_away_from_zero(h->data, h->n, -1, 1, 0.05f, 31);
+    fill_uniform(g->data, g->n, -2, 2, 32);
+    h->name = "h";
+    g->name = "g";
+    Tensor *in[2] = {h, g};
+    gradcheck("relu_gate", fwd_gate, 2, in, NULL, NULL);
+    /* the values, against the rule, with 0, -0 and NaN among the gates */
+    h->data[0] = 0.0f, h->data[1] = -0.0f, h->data[2] = NAN, h->data[3] = 1e-30f;
+    Tape tp;
+    tape_init(&tp);
+    Tensor *y = op_relu_gate(&tp, h, g);
+    int bad = 0;
+    for (int64_t i = 0; i < y->n; i++) bad += y->data[i] != (h->data[i] > 0.0f ? g->data[i] : 0.0f);
+    EXPECT(bad == 0 && y->data[0] == 0.0f && y->data[2] == 0.0f && y->data[3] == g->data[3],
+           "relu_gate: %d values differ from h > 0 ? g : 0 (0, NaN gate to 0)", bad);
+    EXPECT(tp.n_nodes == 1 && y->requires_grad, "relu_gate records one node");
+    tape_free(&tp);
+    tensor_free(h);
+    tensor_free(g);
 }
 
 /* no-grad mode records nothing; an input that does not require grad records nothing either */
@@ -224,6 +252,7 @@ int main(void) {
     test_begin("test_activation");
     value_tests();
     grad_tests();
+    gate_tests();
     kink_tests();
     no_grad_tests();
     in_place_tests();

@@ -449,7 +449,7 @@ static void run_damsm(Parity *p, const char *trunk) {
     compare(p, "out.trunk_pool.1", o2.img.trunk_pool);
     compare(p, "out.cnn_code.1", o2.img.code);
     compare_text(p, &o2.txt, ".1");
-    damsm_zsl_d_backward(&t, &t.tape[1], dump_tensor(p, &lt, "out.cnn_code.1"), dump_tensor(p, &lt, "out.sent_emb.1"), &db, &o2);
+    damsm_zsl_d_backward(&t, &t.tape[1], dump_tensor(p, &lt, "out.cnn_code.1"), dump_tensor(p, &lt, "out.sent_emb.1"), &db, NULL, &o2);
     compare(p, "out.zsl_pred_by_sent.1", o2.pred_sent);
     compare(p, "out.zsl_pred_class_by_sent.1", o2.cls_sent);
     compare(p, "out.zsl_pred_by_emb.1", o2.pred_emb);

@@ -22,6 +22,8 @@ void model_config_default(ModelConfig *c) {
     c->zsl_h = 4096;
     c->zsl_z_std = 1.0f;
     c->zsl_g_lr_scale = 1.0f;
+    c->zsl_critic_steps = 1;
+    c->zsl_gp_lambda = 10.0f;
     c->num_classes = 200;
     c->zsl_lambda = 1.0f;
     c->lambda_zsl = 1.0f;

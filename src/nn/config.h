@@ -18,6 +18,10 @@ typedef struct ModelConfig {
     float zsl_z_std;             /* ZSL G's noise: N(0, zsl_z_std^2) (1: the seed) */
     float zsl_g_lr_scale;        /* pretraining: ZSL G's learning rate = encoder_lr * this (1) */
     int zsl_residual;            /* sentence code = LSTM code + ZSL G's output (the seed: ZSL G's output) */
+    int zsl_wgan;                /* ZSL.ADV_LOSS wgan_gp: ZSL D is a WGAN-GP critic (0: the seed's BCE) */
+    int zsl_critic_steps;        /* pretraining: ZSL D updates per step (1) */
+    float zsl_gp_lambda;         /* the critic's gradient-penalty weight (10) */
+    float zsl_pivot_lambda;      /* pretraining: the visual pivot's weight in the ZSL G loss (0) */
     int sent_lstm;               /* the sentence code is the LSTM's (AttnGAN's DAMSM) instead of ZSL
                                     G's output (the seed's); ZSL G then goes unused */
     int image_code_mixed;        /* the image's global code from the spatial mean of Mixed_6e (768)

@@ -3,6 +3,8 @@
 #include "zsl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define ZSL_G_SLOPE 0.01f /* nn.LeakyReLU() default */
 
@@ -50,4 +52,119 @@ void zsl_d_forward(Tape *tp, ZslD *d, Tensor *x, Tensor **pred, Tensor **cls) {
     Tensor *h = op_relu(tp, linear_layer_forward(tp, &d->shared0, x)); /* (B, H) */
     *pred = linear_layer_forward(tp, &d->gan, h);                      /* (B, 1) */
     *cls = linear_layer_forward(tp, &d->aux, h);                       /* (B, K) */
+}
+
+/* ---------------------------------------------------------------- the ZSL pair's losses */
+static Tensor *label_tensor(Tape *tp, int B, float v) {
+    Tensor *y = TNEW(tp, B, 1);
+    tensor_fill(y, v);
+    return y;
+}
+
+static Tensor *neg_mean(Tape *tp, Tensor *x) { return op_scale(tp, op_mean_all(tp, x), -1.0f); }
+
+static Tensor *sum4(Tape *tp, Tensor *const t[4]) { return op_add(tp, op_add(tp, op_add(tp, t[0], t[1]), t[2]), t[3]); }
+
+static void pair_forward(Tape *tp, ZslD *d, Tensor *code, Tensor *sent, const int64_t *y, ZslTerms *o) {
+    char s1[64], s2[64];
+    CHECK(code && sent && tensor_same_shape(code, sent) && code->ndim == 2, "zsl pair loss: code %s and sent %s must be one (B, E)",
+          code ? tensor_shape_str(code, s1, sizeof s1) : "NULL", sent ? tensor_shape_str(sent, s2, sizeof s2) : "NULL");
+    zsl_d_forward(tp, d, code, &o->pred_img, &o->cls_img);
+    zsl_d_forward(tp, d, sent, &o->pred_text, &o->cls_text);
+    o->terms[2] = op_cross_entropy(tp, o->cls_img, y);
+    o->terms[3] = op_cross_entropy(tp, o->cls_text, y);
+    o->extra = NULL;
+}
+
+void zsl_pair_g_loss(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *code, Tensor *sent, const int64_t *y,
+                     const int64_t *class_ids, ZslTerms *o) {
+    pair_forward(tp, d, code, sent, y, o);
+    int B = code->shape[0];
+    if (cfg->zsl_wgan) {
+        o->terms[0] = neg_mean(tp, o->pred_img);
+        o->terms[1] = neg_mean(tp, o->pred_text);
+    } else {
+        float r = cfg->zsl_fix_labels ? 1.0f : 0.0f; /* both codes want the image ("real") label */
+        o->terms[0] = op_bce_logits(tp, o->pred_img, label_tensor(tp, B, r));
+        o->terms[1] = op_bce_logits(tp, o->pred_text, label_tensor(tp, B, r));
+    }
+    o->loss = sum4(tp, o->terms);
+    if (cfg->zsl_pivot_lambda > 0.0f) {
+        CHECK(class_ids != NULL, "zsl_pair_g_loss: the visual pivot needs the class ids");
+        o->extra = zsl_visual_pivot(tp, sent, code, class_ids, B);
+        o->loss = op_add(tp, o->loss, op_scale(tp, o->extra, cfg->zsl_pivot_lambda));
+    }
+}
+
+void zsl_pair_d_loss(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *code, Tensor *sent, const int64_t *y, Tensor *alpha,
+                     ZslTerms *o) {
+    pair_forward(tp, d, code, sent, y, o);
+    int B = code->shape[0];
+    if (cfg->zsl_wgan) {
+        CHECK(alpha != NULL, "zsl_pair_d_loss: ZSL.ADV_LOSS wgan_gp needs the interpolation weights alpha");
+        o->terms[0] = neg_mean(tp, o->pred_img);
+        o->terms[1] = op_mean_all(tp, o->pred_text);
+        o->loss = sum4(tp, o->terms);
+        o->extra = zsl_d_gradient_penalty(tp, d, code, sent, alpha);
+        o->loss = op_add(tp, o->loss, op_scale(tp, o->extra, cfg->zsl_gp_lambda));
+    } else {
+        float r = cfg->zsl_fix_labels ? 1.0f : 0.0f;
+        o->terms[0] = op_bce_logits(tp, o->pred_img, label_tensor(tp, B, r));
+        o->terms[1] = op_bce_logits(tp, o->pred_text, label_tensor(tp, B, 1.0f - r));
+        o->loss = sum4(tp, o->terms);
+    }
+}
+
+Tensor *zsl_d_gradient_penalty(Tape *tp, ZslD *d, Tensor *real, Tensor *fake, Tensor *alpha) {
+    char s1[64], s2[64], s3[64];
+    CHECK(real && fake && alpha && tensor_same_shape(real, fake) && real->ndim == 2 && real->shape[1] == d->cfg.embedding_dim &&
+              alpha->ndim == 2 && alpha->shape[0] == real->shape[0] && alpha->shape[1] == 1,
+          "zsl_d_gradient_penalty: real %s, fake %s must be (B, %d) and alpha %s (B, 1)",
+          real ? tensor_shape_str(real, s1, sizeof s1) : "NULL", fake ? tensor_shape_str(fake, s2, sizeof s2) : "NULL",
+          d->cfg.embedding_dim, alpha ? tensor_shape_str(alpha, s3, sizeof s3) : "NULL");
+    int B = real->shape[0], H = d->cfg.zsl_h;
+    /* the interpolates and D's first layer there, as constants: PyTorch's interpolates are a leaf,
+     * and the relu's gate is piecewise constant */
+    tape_no_grad_begin(tp);
+    Tensor *x = op_add(tp, op_mul(tp, alpha, real), op_mul(tp, op_add_scalar(tp, op_scale(tp, alpha, -1.0f), 1.0f), fake));
+    Tensor *h = linear_layer_forward(tp, &d->shared0, x); /* (B, H) */
+    tape_no_grad_end(tp);
+    Tensor *wg = op_broadcast_to(tp, d->gan.weight, 2, (int[]){B, H});           /* (B, H) */
+    Tensor *gated = op_relu_gate(tp, h, wg);                                        /* d D_gan / d h */
+    Tensor *g = op_linear(tp, gated, op_transpose(tp, d->shared0.weight, 0, 1), NULL); /* (B, E) = d D_gan / dx */
+    Tensor *dev = op_add_scalar(tp, op_l2norm(tp, g, 1, 0), -1.0f);                /* (B) */
+    return op_mean_all(tp, op_mul(tp, dev, dev));
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+Tensor *zsl_visual_pivot(Tape *tp, Tensor *fake, Tensor *real, const int64_t *class_ids, int B) {
+    char s1[64], s2[64];
+    CHECK(fake && real && tensor_same_shape(fake, real) && fake->ndim == 2 && fake->shape[0] == B && class_ids,
+          "zsl_visual_pivot: fake %s and real %s must be one (%d, E), with class ids",
+          fake ? tensor_shape_str(fake, s1, sizeof s1) : "NULL", real ? tensor_shape_str(real, s2, sizeof s2) : "NULL", B);
+    int64_t *ids = xmalloc((size_t)B * sizeof(int64_t));
+    memcpy(ids, class_ids, (size_t)B * sizeof(int64_t));
+    qsort(ids, (size_t)B, sizeof(int64_t), cmp_i64);
+    int nc = 0;
+    for (int i = 0; i < B; i++)
+        if (i == 0 || ids[i] != ids[i - 1]) ids[nc++] = ids[i];
+    /* A (nc, B): row c averages the samples of the c-th class present */
+    float *a = xcalloc((size_t)nc * B, sizeof(float));
+    for (int c = 0; c < nc; c++) {
+        int n = 0;
+        for (int i = 0; i < B; i++) n += class_ids[i] == ids[c];
+        for (int i = 0; i < B; i++)
+            if (class_ids[i] == ids[c]) a[(size_t)c * B + i] = 1.0f / (float)n;
+    }
+    Tensor *A = TNEW(tp, nc, B);
+    tensor_upload(A, a);
+    free(a);
+    free(ids);
+    Tensor *mf = op_linear(tp, A, op_transpose(tp, fake, 0, 1), NULL);                     /* (nc, E) */
+    Tensor *mr = op_linear(tp, A, op_transpose(tp, tape_detach(tp, real), 0, 1), NULL);    /* (nc, E) */
+    return op_mean_all(tp, op_l2norm(tp, op_sub(tp, mf, mr), 1, 0));
 }

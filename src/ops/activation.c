@@ -1,4 +1,4 @@
-/* activation.c: relu, leaky relu, tanh, sigmoid and GLU, forward and backward on the CPU.
+/* activation.c: relu, relu's gate, leaky relu, tanh, sigmoid and GLU, forward and backward on the CPU.
  *
  * Formulas and operation order follow PyTorch's CPU kernels (sigmoid = 1 / (1 + exp(-x)),
  * tanh' = 1 - y^2, sigmoid' = (1 - y) * y), so results agree to a few ulps. Element-wise loops
@@ -42,6 +42,19 @@ void leaky_relu_backward(float *dinp, const float *dout, const float *inp, float
     if (!dinp) return;
 #pragma omp parallel for schedule(static) if (n > ACT_PAR_MIN)
     for (int64_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : dout[i] * slope;
+}
+
+/* ---------------------------------------------------------------- relu gate */
+void relu_gate_forward(float *out, const float *g, const float *h, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > ACT_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) out[i] = h[i] > 0.0f ? g[i] : 0.0f;
+}
+
+void relu_gate_backward(float *dg, const float *dout, const float *h, int64_t n) {
+    if (!dg) return;
+#pragma omp parallel for schedule(static) if (n > ACT_PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+        if (h[i] > 0.0f) dg[i] += dout[i];
 }
 
 /* ---------------------------------------------------------------- tanh */
@@ -144,6 +157,22 @@ Tensor *op_relu(Tape *tp, Tensor *x) {
     KERNEL(tp->device, relu_forward, y->data, xd, y->n);
     Tensor *in[] = {x}, *out[] = {y};
     TAPE_RECORD(tp, "relu", relu_bwd, in, out);
+    return y;
+}
+
+static void relu_gate_bwd(Node *nd) {
+    Tensor *h = nd->in[0], *g = nd->in[1], *y = nd->out[0];
+    KERNEL(nd->tape->device, relu_gate_backward, tensor_grad_or_null(g), y->grad, h->data, y->n);
+}
+
+Tensor *op_relu_gate(Tape *tp, Tensor *h, Tensor *g) {
+    PROFILE_OP_BEGIN();
+    CHECK(h != NULL && g != NULL, "relu_gate: NULL input");
+    CHECK(tensor_same_shape(h, g), "relu_gate: h and g differ in shape");
+    Tensor *y = new_like(tp, g);
+    KERNEL(tp->device, relu_gate_forward, y->data, g->data, h->data, y->n);
+    Tensor *in[] = {h, g}, *out[] = {y};
+    TAPE_RECORD(tp, "relu_gate", relu_gate_bwd, in, out);
     return y;
 }
 

@@ -1,6 +1,7 @@
 /* damsm_step.c: the DAMSM + ZSL pretraining iteration; see damsm_step.h. */
 #include "damsm_step.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void damsm_trainer_init(DamsmTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, const ModelConfig *cfg) {
@@ -42,13 +43,6 @@ void damsm_trainer_free(DamsmTrainer *t) {
     tape_free(&t->tape[1]);
 }
 
-/* A (B, 1) tensor of one label value. */
-static Tensor *labels(Tape *tp, int B, float v) {
-    Tensor *y = TNEW(tp, B, 1);
-    tensor_fill(y, v);
-    return y;
-}
-
 static int64_t *targets0(Tape *tp, const int64_t *class_ids, int B, int K) {
     int64_t *y = tape_alloc(tp, (size_t)B * sizeof(int64_t));
     for (int i = 0; i < B; i++) {
@@ -58,16 +52,10 @@ static int64_t *targets0(Tape *tp, const int64_t *class_ids, int B, int K) {
     return y;
 }
 
-/* ZSL D on both codes: the four terms; `text_label` is the BCE target for the text code. */
-static void zsl_terms(Tape *tp, ZslD *zd, Tensor *code, Tensor *sent, const int64_t *y, float img_label, float text_label,
-                      Tensor **pred_s, Tensor **cls_s, Tensor **pred_e, Tensor **cls_e, Tensor *terms[4]) {
-    int B = code->shape[0];
-    zsl_d_forward(tp, zd, code, pred_s, cls_s);
-    zsl_d_forward(tp, zd, sent, pred_e, cls_e);
-    terms[0] = op_bce_logits(tp, *pred_s, labels(tp, B, img_label));
-    terms[1] = op_bce_logits(tp, *pred_e, labels(tp, B, text_label));
-    terms[2] = op_cross_entropy(tp, *cls_s, y);
-    terms[3] = op_cross_entropy(tp, *cls_e, y);
+static void copy_terms(const ZslTerms *z, Tensor **pred_sent, Tensor **cls_sent, Tensor **pred_emb, Tensor **cls_emb,
+                       Tensor *terms[4]) {
+    *pred_sent = z->pred_img, *cls_sent = z->cls_img, *pred_emb = z->pred_text, *cls_emb = z->cls_text;
+    for (int i = 0; i < 4; i++) terms[i] = z->terms[i];
 }
 
 void damsm_encode(DamsmTrainer *t, Tape *tp, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *o) {
@@ -85,10 +73,12 @@ void damsm_losses(DamsmTrainer *t, Tape *tp, Tensor *region, Tensor *code, Tenso
     o->w = damsm_words_loss(tp, c, region, words_emb, b->cap_lens, b->class_ids, b->B);
     o->s = damsm_sent_loss(tp, c, code, sent_emb, b->class_ids, b->B);
     const int64_t *y = targets0(tp, b->class_ids, b->B, c->num_classes);
-    float real = c->zsl_fix_labels ? 1.0f : 0.0f;
-    /* the ZSL G wants its text codes taken for image codes: both targets are the image label */
-    zsl_terms(tp, t->zd, code, sent_emb, y, real, real, &o->pred_sent, &o->cls_sent, &o->pred_emb, &o->cls_emb, o->g_terms);
-    o->g_loss = op_add(tp, op_add(tp, op_add(tp, o->g_terms[0], o->g_terms[1]), o->g_terms[2]), o->g_terms[3]);
+    /* the ZSL G wants its text codes taken for image codes (zsl.h) */
+    ZslTerms z;
+    zsl_pair_g_loss(tp, t->zd, c, code, sent_emb, y, b->class_ids, &z);
+    copy_terms(&z, &o->pred_sent, &o->cls_sent, &o->pred_emb, &o->cls_emb, o->g_terms);
+    o->pivot = z.extra;
+    o->g_loss = z.loss;
     Tensor *wl = op_add(tp, o->w.loss0, o->w.loss1), *sl = op_add(tp, o->s.loss0, o->s.loss1);
     o->loss = op_add(tp, op_add(tp, wl, sl), op_scale(tp, o->g_loss, c->zsl_lambda));
 }
@@ -123,16 +113,40 @@ void damsm_encode2(DamsmTrainer *t, Tape *tp, const DamsmBatch *b, const DamsmNo
     tape_no_grad_end(tp);
 }
 
-void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, DamsmPass2 *o) {
+void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, Rng *rng,
+                          DamsmPass2 *o) {
     const ModelConfig *c = &t->cfg;
     paramset_set_frozen(&t->zd->ps, 0);
     paramset_zero_grad(&t->zd->ps);
     const int64_t *y = targets0(tp, b->class_ids, b->B, c->num_classes);
-    float real = c->zsl_fix_labels ? 1.0f : 0.0f;
-    zsl_terms(tp, t->zd, tape_detach(tp, code), tape_detach(tp, sent_emb), y, real, 1.0f - real, &o->pred_sent, &o->cls_sent,
-              &o->pred_emb, &o->cls_emb, o->d_terms);
-    o->d_loss = op_add(tp, op_add(tp, op_add(tp, o->d_terms[0], o->d_terms[1]), o->d_terms[2]), o->d_terms[3]);
+    Tensor *alpha = NULL;
+    if (c->zsl_wgan) { /* GAZSL: alpha ~ U[0, 1) per sample */
+        CHECK(rng != NULL, "damsm_zsl_d_backward: ZSL.ADV_LOSS wgan_gp needs an Rng for the penalty's interpolates");
+        float *a = xmalloc((size_t)b->B * sizeof(float));
+        rng_uniform(rng, a, b->B);
+        alpha = TNEW(tp, b->B, 1);
+        tensor_upload(alpha, a);
+        free(a);
+    }
+    ZslTerms z;
+    zsl_pair_d_loss(tp, t->zd, c, tape_detach(tp, code), tape_detach(tp, sent_emb), y, alpha, &z);
+    copy_terms(&z, &o->pred_sent, &o->cls_sent, &o->pred_emb, &o->cls_emb, o->d_terms);
+    o->gp = z.extra;
+    o->d_loss = z.loss;
     tape_backward_release(tp, o->d_loss);
+}
+
+void damsm_zsl_d_steps(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, Rng *rng, DamsmPass2 *o) {
+    damsm_zsl_d_backward(t, tp, code, sent_emb, b, rng, o);
+    damsm_zsl_d_update(t);
+    for (int k = 1; k < t->cfg.zsl_critic_steps; k++) {
+        tape_no_grad_begin(tp);
+        TextEncoderOut txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, NULL, NULL, rng);
+        tape_no_grad_end(tp);
+        if (!t->keep_grads) paramset_release_grads(&t->zd->ps);
+        damsm_zsl_d_backward(t, tp, code, txt.sent_emb, b, rng, o);
+        damsm_zsl_d_update(t);
+    }
 }
 
 void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *o) {
@@ -140,7 +154,7 @@ void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, 
     tape_reset(tp);
     memset(o, 0, sizeof *o);
     damsm_encode2(t, tp, b, noise, rng, o);
-    damsm_zsl_d_backward(t, tp, o->img.code, o->txt.sent_emb, b, o);
+    damsm_zsl_d_backward(t, tp, o->img.code, o->txt.sent_emb, b, rng, o);
 }
 
 void damsm_zsl_d_update(DamsmTrainer *t) { adam_step(&t->opt_zd); }
@@ -149,7 +163,10 @@ void damsm_step(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, R
     damsm_pass1(t, b, noise, rng, p1);
     damsm_encoder_update(t);
     if (!t->keep_grads) paramset_release_grads(&t->te->ps); /* the text encoder's gradients, until the next pass 1 */
-    damsm_pass2(t, b, noise, rng, p2);
-    damsm_zsl_d_update(t);
+    Tape *tp = &t->tape[1];
+    tape_reset(tp);
+    memset(p2, 0, sizeof *p2);
+    damsm_encode2(t, tp, b, noise, rng, p2);
+    damsm_zsl_d_steps(t, tp, p2->img.code, p2->txt.sent_emb, b, rng, p2);
     if (!t->keep_grads) paramset_release_grads(&t->zd->ps);
 }

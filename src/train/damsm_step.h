@@ -11,7 +11,10 @@
  *          new dropout mask (a second trunk BN update); we do the same but without building a
  *          graph through them (the seed's gradients there are discarded: same numbers, less work):
  *          d_loss = ((BCEL(D(code'), r) + BCEL(D(sent'), 1-r)) + CE(.., y)) + CE(.., y); Adam on D.
- * The ZSL D gets no gradient in pass 1 (the seed computes and discards it). */
+ * The ZSL D gets no gradient in pass 1 (the seed computes and discards it).
+ * Options (src/nn/zsl.h, docs/ZSL_VARIANTS.md): ZSL.ADV_LOSS wgan_gp (GAZSL's WGAN-GP: critic
+ * scores in place of the BCE terms, a gradient penalty in pass 2), ZSL.CRITIC_STEPS (ZSL D updates
+ * per step) and ZSL.PIVOT_LAMBDA (GAZSL's visual pivot in g_loss). */
 #ifndef ATTNGAN_DAMSM_STEP_H
 #define ATTNGAN_DAMSM_STEP_H
 
@@ -52,6 +55,7 @@ typedef struct DamsmPass1 {
     DamsmLoss w, s;
     Tensor *pred_sent, *cls_sent, *pred_emb, *cls_emb;  /* ZSL D on code ("sent") and on sent_emb ("emb") */
     Tensor *g_terms[4];           /* adv_sent, adv_emb, cls_sent, cls_emb */
+    Tensor *pivot;                /* the visual pivot (ZSL.PIVOT_LAMBDA > 0), unweighted; or NULL */
     Tensor *g_loss, *loss;
     float clip_total_norm;
 } DamsmPass1;
@@ -61,6 +65,7 @@ typedef struct DamsmPass2 {
     TextEncoderOut txt;
     Tensor *pred_sent, *cls_sent, *pred_emb, *cls_emb;
     Tensor *d_terms[4];
+    Tensor *gp;                   /* the gradient penalty (ZSL.ADV_LOSS wgan_gp), unweighted; or NULL */
     Tensor *d_loss;
 } DamsmPass2;
 
@@ -86,9 +91,18 @@ void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, 
 void damsm_encoder_update(DamsmTrainer *t);
 /* The encoders of pass 2 on tp, without a graph: fills out->img and out->txt. */
 void damsm_encode2(DamsmTrainer *t, Tape *tp, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *out);
-/* The ZSL D loss on (code, sent_emb) on tp, and its backward into the zeroed ZSL D gradients. */
-void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, DamsmPass2 *out);
-/* pass 2 on tape[1] (reset first): forward, backward into the ZSL D only, no optimizer step. */
+/* The ZSL D loss on (code, sent_emb) on tp, and its backward into the zeroed ZSL D gradients.
+ * rng: the gradient penalty's interpolation weights (ZSL.ADV_LOSS wgan_gp; may be NULL otherwise). */
+void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, Rng *rng,
+                          DamsmPass2 *out);
+/* The ZSL D's updates of one step: damsm_zsl_d_backward and Adam, ZSL.CRITIC_STEPS times. The
+ * first uses (code, sent_emb); each later one the same image codes and the text codes encoded
+ * again without a graph (fresh ZSL G noise and dropout from rng), as GAZSL's critic sees new
+ * samples of its generator (GAZSL also draws a new batch of features; we keep the step's batch,
+ * whose image codes need the trunk). `out` holds the last critic step's terms. */
+void damsm_zsl_d_steps(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, Rng *rng, DamsmPass2 *out);
+/* pass 2 on tape[1] (reset first): forward, backward into the ZSL D only, no optimizer step (one
+ * critic step: damsm_step runs ZSL.CRITIC_STEPS of them, with their updates). */
 void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *out);
 /* Adam on the ZSL D. */
 void damsm_zsl_d_update(DamsmTrainer *t);

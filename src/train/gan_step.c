@@ -143,9 +143,13 @@ void gan_g_loss(GanTrainer *t, Tape *tp, Tensor *const *fakes, Tensor *words_emb
     o->w_loss = op_scale(tp, op_add(tp, o->w.loss0, o->w.loss1), c->lambda);
     o->s_loss = op_scale(tp, op_add(tp, o->s.loss0, o->s.loss1), c->lambda);
     zsl_d_forward(tp, t->zd, o->img.code, &o->zsl_pred, &o->zsl_cls);
-    Tensor *target = TNEW(tp, B, 1);
-    tensor_fill(target, c->zsl_fix_labels ? 1.0f : 0.0f); /* "look like a real image code" */
-    o->adv = op_bce_logits(tp, o->zsl_pred, target);
+    if (c->zsl_wgan) { /* ZSL D is a WGAN critic (ZSL.ADV_LOSS wgan_gp): score high, as image codes do */
+        o->adv = op_scale(tp, op_mean_all(tp, o->zsl_pred), -1.0f);
+    } else {
+        Tensor *target = TNEW(tp, B, 1);
+        tensor_fill(target, c->zsl_fix_labels ? 1.0f : 0.0f); /* "look like a real image code" */
+        o->adv = op_bce_logits(tp, o->zsl_pred, target);
+    }
     int64_t *y = tape_alloc(tp, (size_t)B * sizeof(int64_t));
     for (int i = 0; i < B; i++) {
         CHECK(b->class_ids[i] >= 1 && b->class_ids[i] <= c->num_classes, "class id %lld outside 1..%d",

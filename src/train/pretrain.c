@@ -511,8 +511,7 @@ int pretrain_main(const RunArgs *a) {
                 p2.txt = text_encoder_forward(tp2, &te, cb.captions, cb.cap_lens, B, NULL, NULL, &rng);
                 p2.img.code = image_encoder_code(tp2, &ie, cb.mixed, cb.pool);
                 tape_no_grad_end(tp2);
-                damsm_zsl_d_backward(&t, tp2, p2.img.code, p2.txt.sent_emb, &db, &p2);
-                damsm_zsl_d_update(&t);
+                damsm_zsl_d_steps(&t, tp2, p2.img.code, p2.txt.sent_emb, &db, &rng, &p2);
             } else {
                 const Batch *lb;
                 if (loader_next(loader, &lb)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); rc = 1; stop = 1; break; }
@@ -527,8 +526,7 @@ int pretrain_main(const RunArgs *a) {
                 damsm_pass1(&t, &db, NULL, &rng, &p1);
                 damsm_encoder_update(&t);
                 damsm_encode2(&t, io, &db, NULL, &rng, &p2); /* pass 2 on tape[1], beside the photos */
-                damsm_zsl_d_backward(&t, io, p2.img.code, p2.txt.sent_emb, &db, &p2);
-                damsm_zsl_d_update(&t);
+                damsm_zsl_d_steps(&t, io, p2.img.code, p2.txt.sent_emb, &db, &rng, &p2);
             }
             r.step++;
             float v[6] = {tensor_item(p1.w.loss0) + tensor_item(p1.w.loss1), tensor_item(p1.s.loss0) + tensor_item(p1.s.loss1),

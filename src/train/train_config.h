@@ -74,6 +74,16 @@ typedef struct TrainConfig {
                             the LSTM code plus ZSL G's output (ZSL G learns a noisy residual); ours */
         double g_lr_scale; /* ZSL.G_LR_SCALE 1.0 (seed): in pretraining, ZSL G (inside the text
                               encoder) learns at ENCODER_LR * this; ours */
+        /* GAZSL's own losses (Zhu et al. 2018; docs/ZSL_VARIANTS.md), ours as options: */
+        char adv_loss[TRAIN_CONFIG_STR]; /* ZSL.ADV_LOSS 'bce' (seed): the ZSL pair's adversarial
+                              loss is BCE with logits; 'wgan_gp': GAZSL's WGAN-GP (ZSL D is a
+                              critic, its D_gan the Wasserstein score, plus a gradient penalty) */
+        int critic_steps;  /* ZSL.CRITIC_STEPS 1 (seed): ZSL D updates per encoder update in
+                              pretraining (GAZSL: 5) */
+        double gp_lambda;  /* ZSL.GP_LAMBDA 10 (GAZSL): the gradient penalty's weight (wgan_gp) */
+        double pivot_lambda; /* ZSL.PIVOT_LAMBDA 0 (seed; GAZSL: 1): weight of the visual pivot
+                              regulariser, the distance between each class's mean text code and
+                              its mean image code, in pretraining's ZSL G loss */
     } zsl;
     struct { /* ours: not in AttnGAN's or the seed's config */
         int correct_mask;           /* EXTRA.CORRECT_MASK False: seed's mask.repeat (DESIGN 6.1) */

@@ -53,6 +53,23 @@ static void lrelu_f(float *o, const float *i, int64_t n) { leaky_relu_forward(o,
 static void lrelu_fg(float *o, const float *i, int64_t n) { leaky_relu_forward_cuda(o, i, slope, n); }
 static void lrelu_b(float *d, const float *g, const float *x, int64_t n) { leaky_relu_backward(d, g, x, slope, n); }
 static void lrelu_bg(float *d, const float *g, const float *x, int64_t n) { leaky_relu_backward_cuda(d, g, x, slope, n); }
+/* relu's gate: out = h > 0 ? g : 0 and dg += h > 0 ? dout : 0, with zeros among the gates */
+static void gate_case(void) {
+    int64_t n = 100003;
+    float *h = rnd(n, -3, 3, 7), *g = rnd(n, -1, 1, 8), *dy = rnd(n, -1, 1, 9), *dg0 = rnd(n, -1, 1, 10);
+    for (int64_t i = 0; i < n; i += 97) h[i] = 0.0f;
+    float *y = xmalloc((size_t)n * sizeof(float)), *dg = xmalloc((size_t)n * sizeof(float));
+    relu_gate_forward(y, g, h, n);
+    memcpy(dg, dg0, (size_t)n * sizeof(float));
+    relu_gate_backward(dg, dy, h, n);
+    float *dH = up(h, n), *dG = up(g, n), *dDy = up(dy, n), *dDg = up(dg0, n), *dY = cu_alloc((size_t)n * sizeof(float));
+    relu_gate_forward_cuda(dY, dG, dH, n);
+    relu_gate_backward_cuda(dDg, dDy, dH, n);
+    check("relu_gate forward", dY, y, n, TOL_EW);
+    check("relu_gate backward (added into a gradient)", dDg, dg, n, TOL_EW);
+    cu_free(dH), cu_free(dG), cu_free(dDy);
+    free(h), free(g), free(dy), free(dg0), free(y), free(dg);
+}
 
 static void glu_case(void) {
     int64_t outer = 3, inner = 1000;
@@ -383,6 +400,7 @@ int main(void) {
     unary_case("leaky_relu", lrelu_f, lrelu_fg, lrelu_b, lrelu_bg, 0);
     unary_case("tanh", tanh_forward, tanh_forward_cuda, tanh_backward, tanh_backward_cuda, 1);
     unary_case("sigmoid", sigmoid_forward, sigmoid_forward_cuda, sigmoid_backward, sigmoid_backward_cuda, 1);
+    gate_case();
     glu_case();
     batchnorm_case(1);
     batchnorm_case(0);

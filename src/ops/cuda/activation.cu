@@ -14,6 +14,12 @@ __global__ static void k_lrelu_fwd(float *out, const float *inp, float slope, in
 __global__ static void k_lrelu_bwd(float *dinp, const float *dout, const float *inp, float slope, int64_t n) {
     GRID_STRIDE(i, n) dinp[i] += inp[i] > 0.0f ? dout[i] : dout[i] * slope;
 }
+__global__ static void k_gate_fwd(float *out, const float *g, const float *h, int64_t n) {
+    GRID_STRIDE(i, n) out[i] = h[i] > 0.0f ? g[i] : 0.0f;
+}
+__global__ static void k_gate_bwd(float *dg, const float *dout, const float *h, int64_t n) {
+    GRID_STRIDE(i, n) if (h[i] > 0.0f) dg[i] += dout[i];
+}
 __global__ static void k_tanh_fwd(float *out, const float *inp, int64_t n) { GRID_STRIDE(i, n) out[i] = tanhf(inp[i]); }
 __global__ static void k_tanh_bwd(float *dinp, const float *dout, const float *out, int64_t n) {
     GRID_STRIDE(i, n) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
@@ -51,6 +57,10 @@ void relu_backward_cuda(float *dinp, const float *dout, const float *out, int64_
 void leaky_relu_forward_cuda(float *out, const float *inp, float slope, int64_t n) { LAUNCH(k_lrelu_fwd, n, out, inp, slope, n); }
 void leaky_relu_backward_cuda(float *dinp, const float *dout, const float *inp, float slope, int64_t n) {
     if (dinp) LAUNCH(k_lrelu_bwd, n, dinp, dout, inp, slope, n);
+}
+void relu_gate_forward_cuda(float *out, const float *g, const float *h, int64_t n) { LAUNCH(k_gate_fwd, n, out, g, h, n); }
+void relu_gate_backward_cuda(float *dg, const float *dout, const float *h, int64_t n) {
+    if (dg) LAUNCH(k_gate_bwd, n, dg, dout, h, n);
 }
 void tanh_forward_cuda(float *out, const float *inp, int64_t n) { LAUNCH(k_tanh_fwd, n, out, inp, n); }
 void tanh_backward_cuda(float *dinp, const float *dout, const float *out, int64_t n) {

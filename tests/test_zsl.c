@@ -1,0 +1,297 @@
+/* test_zsl.c: the ZSL pair's losses (src/nn/zsl.c) and their options (docs/ZSL_VARIANTS.md):
+ *  (1) PyTorch (tests/fixtures/gen_zsl.py, formulas of GAZSL's train_CUB.py): the critic's loss
+ *      (ZSL.ADV_LOSS wgan_gp: Wasserstein terms, class terms, GP_LAMBDA * the gradient penalty
+ *      through PyTorch's double backward) and the seed's BCE loss, with their gradients in every
+ *      weight of ZSL D; the generator's side of both (with PIVOT_LAMBDA * the visual pivot), with
+ *      their gradients in the image and text codes; the penalty and the pivot alone;
+ *  (2) finite-difference gradchecks of the penalty (in D's weights and biases), the pivot (in
+ *      both codes: the image codes' gradient is 0), and both sides' WGAN-GP losses;
+ *  (3) the config keys: defaults (the seed's), --set, the values refused, the model config. */
+#include "test.h"
+#include "../src/nn/load.h"
+#include "../src/nn/zsl.h"
+#include "../src/train/train_config.h"
+
+#include <math.h>
+#include <string.h>
+
+#define TOL 1e-5
+
+static Tensor *param(ZslD *d, const char *key) {
+    ParamEntry *e = paramset_find(&d->ps, key);
+    CHECK(e, "no parameter %s", key);
+    return &e->t;
+}
+
+/* uniform weights in +-0.8 and biases in +-0.3, seeded */
+static void random_weights(ParamSet *ps, uint64_t seed) {
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *t = &ps->entries[i]->t;
+        float r = t->ndim >= 2 ? 0.8f : 0.3f;
+        fill_uniform(t->data, t->n, -r, r, seed + (uint64_t)i);
+    }
+}
+
+static const char *const KEYS[6] = {"D_shared.0.weight", "D_shared.0.bias", "D_gan.weight", "D_gan.bias", "D_aux.weight", "D_aux.bias"};
+
+static void tiny_config(ModelConfig *cfg) {
+    model_config_default(cfg);
+    cfg->embedding_dim = 6;
+    cfg->zsl_h = 5;
+    cfg->num_classes = 4;
+}
+
+static void close_to(SafeTensors *st, const char *key, const float *got, int64_t n, const char *what) {
+    Tensor *want = fixture_tensor(st, key, 0);
+    if (EXPECT(want->n == n, "%s: %lld elements, fixture %s has %lld", what, (long long)n, key, (long long)want->n)) {
+        char w[256];
+        snprintf(w, sizeof w, "%s (%s)", what, key);
+        expect_close(w, got, want->data, n, TOL);
+    }
+    tensor_free(want);
+}
+
+static void scalar_close(SafeTensors *st, const char *key, const Tensor *t, const char *what) {
+    if (EXPECT(t != NULL, "%s: no tensor", what)) close_to(st, key, t->data, 1, what);
+}
+
+/* ---------------------------------------------------------------- (1) PyTorch */
+static void fixture_cases(void) {
+    SafeTensors *st = fixture_open("zsl");
+    if (!st) return;
+    ModelConfig cfg;
+    tiny_config(&cfg);
+    cfg.zsl_gp_lambda = fixture_scalar(st, "cfg.gp_lambda");
+    ZslD d;
+    zsl_d_init(&d, &cfg);
+    int rc = nn_load(&d.ps, st, "param.", 0, NULL);
+    EXPECT(rc == 0, "nn_load param.*: %s", rc ? err_msg() : "");
+    int64_t B;
+    int64_t *ids = fixture_i64(st, "in.class_ids", &B);
+    int64_t y[16];
+    for (int i = 0; i < B; i++) y[i] = ids[i] - 1;
+    char k[128], w[128];
+    for (int wgan = 1; wgan >= 0; wgan--) {
+        const char *mode = wgan ? "wgan" : "bce";
+        cfg.zsl_wgan = wgan;
+        cfg.zsl_pivot_lambda = wgan ? fixture_scalar(st, "cfg.pivot_lambda") : 0.0f;
+        /* the critic's side: gradients in D's weights */
+        Tensor *code = fixture_tensor(st, "in.code", 0), *sent = fixture_tensor(st, "in.sent", 0);
+        Tensor *alpha = fixture_tensor(st, "in.alpha", 0);
+        Tape tp;
+        tape_init(&tp);
+        paramset_set_frozen(&d.ps, 0);
+        paramset_zero_grad(&d.ps);
+        ZslTerms z;
+        zsl_pair_d_loss(&tp, &d, &cfg, code, sent, y, wgan ? alpha : NULL, &z);
+        snprintf(w, sizeof w, "critic side (%s) loss", mode);
+        snprintf(k, sizeof k, "d_%s.loss", mode);
+        scalar_close(st, k, z.loss, w);
+        for (int i = 0; i < 4; i++) {
+            snprintf(k, sizeof k, "d_%s.term%d", mode, i);
+            snprintf(w, sizeof w, "critic side (%s) term %d", mode, i);
+            scalar_close(st, k, z.terms[i], w);
+        }
+        if (wgan) scalar_close(st, "d_wgan.gp", z.extra, "critic side gradient penalty");
+        else EXPECT(z.extra == NULL, "critic side (bce): no penalty");
+        tape_backward(&tp, z.loss);
+        for (int i = 0; i < 6; i++) {
+            snprintf(k, sizeof k, "d_%s.grad.%s", mode, KEYS[i]);
+            snprintf(w, sizeof w, "critic side (%s) grad", mode);
+            Tensor *p = param(&d, KEYS[i]);
+            if (wgan && i == 3) /* -1 + 1: 0 in PyTorch's float64, rounding here */
+                EXPECT(fabsf(p->grad[0]) <= 1e-6f, "critic side (wgan) grad of D_gan.bias %g, want 0", p->grad[0]);
+            else close_to(st, k, p->grad, p->n, w);
+        }
+        tape_free(&tp);
+        /* the generator's side: D frozen, gradients in the codes */
+        tensor_free(code);
+        tensor_free(sent);
+        code = fixture_tensor(st, "in.code", 1), sent = fixture_tensor(st, "in.sent", 1);
+        tape_init(&tp);
+        paramset_set_frozen(&d.ps, 1);
+        zsl_pair_g_loss(&tp, &d, &cfg, code, sent, y, ids, &z);
+        snprintf(w, sizeof w, "generator side (%s) loss", mode);
+        snprintf(k, sizeof k, "g_%s.loss", mode);
+        scalar_close(st, k, z.loss, w);
+        for (int i = 0; i < 4; i++) {
+            snprintf(k, sizeof k, "g_%s.term%d", mode, i);
+            snprintf(w, sizeof w, "generator side (%s) term %d", mode, i);
+            scalar_close(st, k, z.terms[i], w);
+        }
+        if (wgan) scalar_close(st, "g_wgan.pivot", z.extra, "generator side visual pivot");
+        else EXPECT(z.extra == NULL, "generator side (bce, PIVOT_LAMBDA 0): no pivot");
+        tape_backward(&tp, z.loss);
+        snprintf(k, sizeof k, "g_%s.grad.code", mode);
+        snprintf(w, sizeof w, "generator side (%s) grad of the image codes", mode);
+        close_to(st, k, code->grad, code->n, w);
+        snprintf(k, sizeof k, "g_%s.grad.sent", mode);
+        snprintf(w, sizeof w, "generator side (%s) grad of the text codes", mode);
+        close_to(st, k, sent->grad, sent->n, w);
+        tape_free(&tp);
+        tensor_free(code);
+        tensor_free(sent);
+        tensor_free(alpha);
+    }
+    /* the penalty alone, and the pivot alone */
+    {
+        Tensor *code = fixture_tensor(st, "in.code", 0), *sent = fixture_tensor(st, "in.sent", 0), *alpha = fixture_tensor(st, "in.alpha", 0);
+        Tape tp;
+        tape_init(&tp);
+        paramset_set_frozen(&d.ps, 0);
+        paramset_zero_grad(&d.ps);
+        Tensor *gp = zsl_d_gradient_penalty(&tp, &d, code, sent, alpha);
+        scalar_close(st, "gp.value", gp, "gradient penalty");
+        tape_backward(&tp, gp);
+        for (int i = 0; i < 6; i++) {
+            snprintf(k, sizeof k, "gp.grad.%s", KEYS[i]);
+            Tensor *p = param(&d, KEYS[i]);
+            close_to(st, k, p->grad, p->n, "gradient penalty's grad");
+        }
+        tape_free(&tp);
+        tensor_free(code);
+        tensor_free(sent);
+        code = fixture_tensor(st, "in.code", 1), sent = fixture_tensor(st, "in.sent", 1);
+        tape_init(&tp);
+        Tensor *pv = zsl_visual_pivot(&tp, sent, code, ids, (int)B);
+        scalar_close(st, "pivot.value", pv, "visual pivot");
+        tape_backward(&tp, pv);
+        close_to(st, "pivot.grad.sent", sent->grad, sent->n, "visual pivot's grad of the text codes");
+        int nz = 0;
+        for (int64_t i = 0; code->grad && i < code->n; i++) nz += code->grad[i] != 0.0f;
+        EXPECT(nz == 0, "visual pivot: the image codes are its target (detached): %d nonzero gradients", nz);
+        tape_free(&tp);
+        tensor_free(code);
+        tensor_free(sent);
+        tensor_free(alpha);
+    }
+    free(ids);
+    zsl_d_free(&d);
+    fixture_close(st);
+}
+
+/* ---------------------------------------------------------------- (2) gradchecks */
+typedef struct Ctx {
+    ZslD *d;
+    ModelConfig *cfg;
+    Tensor *code, *sent, *alpha;
+    const int64_t *y, *ids;
+    int B;
+    int n_in; /* fwd_g: 1 (text codes) or 2 (image codes, text codes) */
+} Ctx;
+
+/* in[0..5]: D's weights (the penalty is a function of them; code, sent, alpha fixed) */
+static Tensor *fwd_gp(Tape *tp, Tensor **in, void *vc) {
+    Ctx *c = vc;
+    return OP_RESHAPE(tp, zsl_d_gradient_penalty(tp, c->d, c->code, c->sent, c->alpha), 1);
+}
+
+static Tensor *fwd_pivot(Tape *tp, Tensor **in, void *vc) {
+    Ctx *c = vc;
+    return OP_RESHAPE(tp, zsl_visual_pivot(tp, in[0], c->code, c->ids, c->B), 1);
+}
+
+/* in: (text codes) with the image codes fixed, or (image codes, text codes) */
+static Tensor *fwd_g(Tape *tp, Tensor **in, void *vc) {
+    Ctx *c = vc;
+    ZslTerms z;
+    zsl_pair_g_loss(tp, c->d, c->cfg, c->n_in == 2 ? in[0] : c->code, c->n_in == 2 ? in[1] : in[0], c->y, c->ids, &z);
+    return OP_RESHAPE(tp, z.loss, 1);
+}
+
+static Tensor *fwd_d(Tape *tp, Tensor **in, void *vc) {
+    Ctx *c = vc;
+    ZslTerms z;
+    zsl_pair_d_loss(tp, c->d, c->cfg, c->code, c->sent, c->y, c->alpha, &z);
+    return OP_RESHAPE(tp, z.loss, 1);
+}
+
+static void gradcheck_cases(void) {
+    ModelConfig cfg;
+    tiny_config(&cfg);
+    cfg.zsl_wgan = 1;
+    cfg.zsl_pivot_lambda = 0.7f;
+    cfg.zsl_gp_lambda = 3.0f;
+    ZslD d;
+    zsl_d_init(&d, &cfg);
+    random_weights(&d.ps, 61);
+    enum { B = 9 };
+    const int64_t ids[B] = {2, 4, 2, 1, 4, 4, 3, 1, 2};
+    int64_t y[B];
+    for (int i = 0; i < B; i++) y[i] = ids[i] - 1;
+    Tensor *code = tensor_alloc(2, (int[]){B, 6}, 1), *sent = tensor_alloc(2, (int[]){B, 6}, 1), *alpha = tensor_alloc(2, (int[]){B, 1}, 0);
+    fill_uniform(code->data, code->n, -1.5f, 1.5f, 62);
+    fill_uniform(sent->data, sent->n, -1, 1, 63);
+    fill_uniform(alpha->data, alpha->n, 0, 1, 64);
+    code->name = "code";
+    sent->name = "sent";
+    Ctx c = {&d, &cfg, code, sent, alpha, y, ids, B, 1};
+    GradcheckOpts opts = {.h = 1e-3, .tol = 1e-2, .max_elems = -1, .seed = 65, .move_sets = {&d.ps},
+                          .move_tensors = {code, sent, alpha}};
+    Tensor *w[6];
+    for (int i = 0; i < 6; i++) w[i] = param(&d, KEYS[i]);
+    paramset_set_frozen(&d.ps, 0);
+    gradcheck("gradient penalty in D's weights", fwd_gp, 6, w, &c, &opts);
+    /* D_gan.bias (w[3]) is left out of the critic loss's check: its gradient is -1 + 1 = 0 up to
+     * rounding, which no relative error can judge */
+    Tensor *wd[5] = {w[0], w[1], w[2], w[4], w[5]};
+    gradcheck("critic loss (wgan_gp) in D's weights", fwd_d, 5, wd, &c, &opts);
+    paramset_set_frozen(&d.ps, 1);
+    /* the pivot's image codes are a target (detached): a finite difference in them is not its
+     * gradient, so with the pivot on only the text codes are checked (test (1) checks the 0) */
+    GradcheckOpts o2 = {.h = 1e-3, .tol = 1e-2, .max_elems = -1, .seed = 66, .move_sets = {&d.ps}, .move_tensors = {code}};
+    gradcheck("visual pivot in the text codes", fwd_pivot, 1, &sent, &c, &o2);
+    gradcheck("generator side (wgan_gp + pivot) in the text codes", fwd_g, 1, &sent, &c, &o2);
+    cfg.zsl_wgan = 0;
+    gradcheck("generator side (bce + pivot) in the text codes", fwd_g, 1, &sent, &c, &o2);
+    cfg.zsl_pivot_lambda = 0.0f;
+    GradcheckOpts o3 = {.h = 1e-3, .tol = 1e-2, .max_elems = -1, .seed = 67, .move_sets = {&d.ps}};
+    Tensor *gin[2] = {code, sent};
+    c.n_in = 2;
+    gradcheck("generator side (bce) in (image codes, text codes)", fwd_g, 2, gin, &c, &o3);
+    cfg.zsl_wgan = 1;
+    gradcheck("generator side (wgan_gp) in (image codes, text codes)", fwd_g, 2, gin, &c, &o3);
+    tensor_free(code);
+    tensor_free(sent);
+    tensor_free(alpha);
+    zsl_d_free(&d);
+}
+
+/* ---------------------------------------------------------------- (3) config */
+static void config_cases(void) {
+    TrainConfig tc;
+    train_config_default(&tc);
+    ModelConfig m;
+    train_config_to_model(&tc, &m);
+    EXPECT(!strcmp(tc.zsl.adv_loss, "bce") && tc.zsl.critic_steps == 1 && tc.zsl.gp_lambda == 10.0 && tc.zsl.pivot_lambda == 0.0,
+           "defaults: ZSL.ADV_LOSS '%s', CRITIC_STEPS %d, GP_LAMBDA %g, PIVOT_LAMBDA %g (want the seed's bce, 1, GAZSL's 10, 0)",
+           tc.zsl.adv_loss, tc.zsl.critic_steps, tc.zsl.gp_lambda, tc.zsl.pivot_lambda);
+    EXPECT(!m.zsl_wgan && m.zsl_critic_steps == 1 && m.zsl_pivot_lambda == 0.0f, "defaults reach the model config as the seed's");
+    int rc = train_config_set(&tc, "ZSL.ADV_LOSS=wgan_gp") | train_config_set(&tc, "ZSL.CRITIC_STEPS=5") |
+             train_config_set(&tc, "ZSL.GP_LAMBDA=2.5") | train_config_set(&tc, "ZSL.PIVOT_LAMBDA=1");
+    EXPECT(rc == 0, "--set of the four keys: %s", rc ? err_msg() : "");
+    train_config_to_model(&tc, &m);
+    EXPECT(m.zsl_wgan == 1 && m.zsl_critic_steps == 5 && m.zsl_gp_lambda == 2.5f && m.zsl_pivot_lambda == 1.0f,
+           "--set values reach the model config: wgan %d, critic steps %d, gp %g, pivot %g", m.zsl_wgan, m.zsl_critic_steps,
+           m.zsl_gp_lambda, m.zsl_pivot_lambda);
+    TrainConfig base;
+    train_config_default(&base);
+    const char *diff = train_config_encoder_diff(&tc, &base);
+    EXPECT(diff && !strcmp(diff, "ZSL.ADV_LOSS"), "a GAN on encoders pretrained with another ZSL.ADV_LOSS is an encoder mismatch (%s)",
+           diff ? diff : "none");
+    const char *bad[] = {"ZSL.ADV_LOSS=wgan", "ZSL.CRITIC_STEPS=0", "ZSL.GP_LAMBDA=-1", "ZSL.PIVOT_LAMBDA=nan"};
+    for (int i = 0; i < 4; i++) {
+        TrainConfig t2;
+        train_config_default(&t2);
+        int r = train_config_set(&t2, bad[i]);
+        EXPECT(r != 0 && strstr(err_msg(), "ZSL."), "--set %s refused naming the key (%s)", bad[i], r ? err_msg() : "accepted");
+    }
+}
+
+int main(void) {
+    test_begin("test_zsl");
+    fixture_cases();
+    gradcheck_cases();
+    config_cases();
+    return test_end();
+}
