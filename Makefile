@@ -6,9 +6,12 @@
 #   make dumps      PyTorch reference dumps for `attngan parity` (build/dumps; needs python3-torch)
 #   make fixtures   regenerate the PyTorch value fixtures (needs Debian's python3-torch)
 #   make demo       install, build and draw examples/captions.txt with the bundled model into out/
+#   make install    PREFIX/bin/attngan and PREFIX/share/attngan (the model, the evaluator and its
+#                   trunk, the example captions, the configs); PREFIX=/usr/local, DESTDIR staged
 #   DEBUG=1         -O0 -g;  SANITIZE=1  -fsanitize=address,undefined (separate build dir)
 CC      ?= gcc
 PYTHON  ?= /usr/bin/python3
+PREFIX  ?= /usr/local
 
 # -fno-math-errno: nothing reads errno after libm calls; it lets sqrtf compile to the (IEEE-exact)
 # vector instruction, so loops such as the Adam update vectorise with the same bits.
@@ -76,7 +79,7 @@ else
 endif
 
 .SECONDARY:
-.PHONY: all test check deps dumps fixtures tools clean demo bench cuda test-cuda bench-cuda
+.PHONY: all test check deps dumps fixtures tools clean demo bench cuda test-cuda bench-cuda install
 all: $(BUILD)/attngan $(if $(filter 1,$(CUDA)),cuda)
 	@ln -sfn $(notdir $(BUILD))/attngan build/attngan
 
@@ -111,7 +114,7 @@ tests: $(TEST_BIN)
 # unit tests, the Python tests, `attngan parity` on every reference dump (skipped if none), and
 # the training programs' exact resume on the real birds (skipped without ../shared/data)
 test: $(TEST_BIN) $(BUILD)/attngan $(FUZZ_TESTS)
-	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) $(FUZZ_TESTS) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_resume.sh tests/test_serve.sh tests/test_browser.sh
+	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) $(FUZZ_TESTS) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_cli.sh tests/test_install.sh tests/test_resume.sh tests/test_serve.sh tests/test_browser.sh
 
 # speed: `attngan bench` against the PyTorch reference on the rows of ../shared/reference/RESULTS-cpu.md,
 # a markdown table on stdout and in build/bench/results.md (docs/PERFORMANCE.md). BENCH_QUICK=1: a short
@@ -142,6 +145,10 @@ test-cuda: cuda
 
 deps:
 	@scripts/deps.sh
+
+# the program and what it finds from PREFIX/bin through ../share/attngan (src/io/locate.h; README, Set-up)
+install: $(BUILD)/attngan
+	@scripts/install.sh $(BUILD)/attngan "$(DESTDIR)$(PREFIX)"
 
 # the README's first command: install what is missing, build, and draw examples/captions.txt with
 # the bundled model (models/bird64) into out/ (no data, no download)

@@ -5,6 +5,7 @@
 #include "../data/cub.h"
 #include "../data/loader.h"
 #include "../io/image.h"
+#include "../io/locate.h"
 #include "../train/checkpoint.h"
 
 #include <dirent.h>
@@ -173,14 +174,11 @@ static int cmd_data_pack(int argc, char **argv) {
                         "--tight-pad edge|mean|none\n");
         return 2;
     }
-    char def[1024];
-    if (!dir) {
-        const char *env = getenv("ATTNGAN_DATA");
-        snprintf(def, sizeof def, "%s/birds", env ? env : "../shared/data");
-        dir = def;
-    }
+    char def[4096], source[256];
+    if (locate_data(dir, NULL, NULL, def, sizeof def, source, sizeof source)) { fprintf(stderr, "attngan data pack: %s\n", err_msg()); return 2; }
+    dir = def;
     Cub cub;
-    if (cub_open(&cub, dir)) { fprintf(stderr, "attngan data pack: %s\n", err_msg()); return 2; }
+    if (cub_open(&cub, dir)) { fprintf(stderr, "attngan data pack: %s (data %s from %s: %s)\n", err_msg(), dir, source, locate_data_hint()); return 2; }
     char sub[4096], sub2[4096];
     int rc = 0, n_text = 0;
     static const char *meta[] = {"classes.txt", "images.txt", "image_class_labels.txt", "train_test_split.txt", "README"};
@@ -221,14 +219,18 @@ static int cmd_data_pack(int argc, char **argv) {
 
 int cmd_data(int argc, char **argv) {
     const char *dir = NULL, *sub = argc > 1 ? argv[1] : NULL;
-    char def[1024];
+    char def[4096], source[256];
     int words_num = 18;
     if (sub && !strcmp(sub, "pack")) return cmd_data_pack(argc, argv);
-    if (!sub || !strcmp(sub, "-h") || !strcmp(sub, "--help") || strcmp(sub, "info")) {
-        fprintf(sub && strcmp(sub, "-h") && strcmp(sub, "--help") ? stderr : stdout,
+    int help = sub && (!strcmp(sub, "-h") || !strcmp(sub, "--help"));
+    if (!sub || help || strcmp(sub, "info")) {
+        if (sub && !help) fprintf(stderr, "attngan data: unknown subcommand '%s' (the subcommands are info and pack)\n", sub);
+        else if (!sub) fprintf(stderr, "attngan data: no subcommand (the subcommands are info and pack)\n");
+        fprintf(help ? stdout : stderr,
                 "usage: attngan data info [--data DIR] [--words-num N]\n"
                 "       attngan data pack [--data DIR] --out DIR2 [--size 76] [--max N] [--quality 90] [--tight-pad edge]\n"
-                "  DIR is AttnGAN's data/birds directory (default: $ATTNGAN_DATA/birds, or ../shared/data/birds).\n"
+                "  DIR is AttnGAN's data/birds directory (default: $ATTNGAN_DATA/birds, else ../shared/data/birds;\n"
+                "  the rule of every command, whose configuration's DATA_DIR comes before ../shared/data/birds).\n"
                 "  info: images, classes and captions per split, the vocabulary size, photos present and\n"
                 "  missing, and caption-length statistics.\n"
                 "  pack: a small copy of DIR that the loaders read as they read DIR, for a machine the data\n"
@@ -236,24 +238,21 @@ int cmd_data(int argc, char **argv) {
                 "  per split (evenly spread; default all) already framed as the loader frames them (the box's\n"
                 "  square; tight crops padded with --tight-pad), shorter side --size px (76: the loader's input\n"
                 "  for 64 px images), as JPEG; their bounding boxes become the whole frame.\n");
-        return sub && (!strcmp(sub, "-h") || !strcmp(sub, "--help")) ? 0 : 2;
+        return help ? 0 : 2;
     }
     for (int i = 2; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--data")) dir = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--words-num")) { if (parse_int(argv[++i], &words_num, "--words-num")) return 2; }
         else { fprintf(stderr, "attngan data info: unknown option %s (or missing value)\n", argv[i]); return 2; }
     }
-    if (!dir) {
-        const char *env = getenv("ATTNGAN_DATA");
-        snprintf(def, sizeof def, "%s/birds", env ? env : "../shared/data");
-        dir = def;
-    }
+    if (locate_data(dir, NULL, NULL, def, sizeof def, source, sizeof source)) { fprintf(stderr, "attngan data info: %s\n", err_msg()); return 2; }
+    dir = def;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     Cub cub;
     if (cub_open(&cub, dir)) {
-        fprintf(stderr, "attngan data info: %s\n", err_msg());
-        return 1;
+        fprintf(stderr, "attngan data info: %s (data %s from %s: %s)\n", err_msg(), dir, source, locate_data_hint());
+        return 2;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("data: %s\n", dir);

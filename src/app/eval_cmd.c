@@ -1,6 +1,9 @@
 /* eval_cmd.c: `attngan eval` option parsing; the program is src/eval/evaluate.c. */
 #include "app.h"
 #include "../eval/evaluate.h"
+#include "../io/locate.h"
+
+#include <limits.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +24,16 @@ static const char *EVAL_USAGE =
     "on the Inception trunk's features (when the evaluator has one), zero-shot top-1 per class\n"
     "(GAZSL's protocol), and the same against k irrelevant sentences added to each caption. Writes\n"
     "OUT/report.md and OUT/report.json (every number with its settings and counts).\n"
-    "  --model DIR      the model directory (attngan export) or a training run\n"
-    "  --evaluator DIR  the evaluator (default models/eval): a DAMSM directory as `attngan pretrain\n"
-    "                   --out DIR` or `attngan export --damsm RUN --out DIR` writes it (config.json,\n"
-    "                   vocab.txt, text_encoder.safetensors, image_encoder.safetensors; optional\n"
-    "                   classifier.safetensors). Its text codes use no ZSL noise (z = 0)\n"
-    "  --data DIR       AttnGAN's data/birds (default: the evaluator config's DATA_DIR)\n"
+    "  --model DIR      the model directory (attngan export) or a training run (default: $ATTNGAN_MODEL,\n"
+    "                   then models/bird64 next to the binary, in PREFIX/share/attngan, in the binary's\n"
+    "                   repository, in the working directory)\n"
+    "  --evaluator DIR  the evaluator: a DAMSM directory as `attngan pretrain --out DIR` or `attngan\n"
+    "                   export --damsm RUN --out DIR` writes it (config.json, vocab.txt,\n"
+    "                   text_encoder.safetensors, image_encoder.safetensors; optional\n"
+    "                   classifier.safetensors). Its text codes use no ZSL noise (z = 0). Default:\n"
+    "                   $ATTNGAN_EVALUATOR, then models/eval in the places of the model\n"
+    "  --data DIR       AttnGAN's data/birds (default: $ATTNGAN_DATA/birds, else the evaluator config's\n"
+    "                   DATA_DIR, else ../shared/data/birds)\n"
     "  --n N            evaluation captions: one per real photo of the other half (not the FID\n"
     "                   reference half), caption (i mod 10) of test image i (default and at most\n"
     "                   all of them; fewer: a seeded subset)\n"
@@ -37,13 +44,16 @@ static const char *EVAL_USAGE =
     "  --noise KIND     wiki (default): the class's Wikipedia sentences judged not visual;\n"
     "                   captions: captions of other classes\n"
     "  --baseline DIR   another model drawn and scored the same way (e.g. a plain AttnGAN)\n"
-    "  --inception PATH the evaluator trunk's weights (default: its config's EXTRA.INCEPTION_WEIGHTS)\n"
+    "  --inception PATH the evaluator trunk's weights (default: $ATTNGAN_INCEPTION, else its config's\n"
+    "                   EXTRA.INCEPTION_WEIGHTS when absolute, else models/<its last component> in\n"
+    "                   the model's places (make install puts inception_v3_nsfwjs there), else the\n"
+    "                   configured relative path from the binary's repository and the working directory)\n"
     "  --fid-inception F  FID and KID on torchvision's inception_v3 (inception_v3_google weights as\n"
     "                   safetensors, e.g. from tools/pth2safetensors.py) instead of the evaluator\n"
     "                   trunk's pool features\n"
     "  --wikipedia DIR  the Wikipedia articles (default DATA/../wikipedia)\n"
-    "  --seed N         default 1234;  --folds N  default 10;  --candidates N  default 100\n"
-    "  --threads N      threads for the math (default: all cores)\n"
+    "  --seed N         0..2^53-1, default 1234;  --folds N  default 10;  --candidates N  default 100\n"
+    "  --threads N      threads for the math, 1..1024 (default: all cores)\n"
     "  --device D       cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
     "                   device path on the CPU, for tests); or ATTNGAN_DEVICE: the evaluator's and\n"
     "                   the models' networks run there (loaded on the CPU, then moved); the metrics\n"
@@ -58,19 +68,20 @@ static const char *EVAL_USAGE =
 int cmd_eval(int argc, char **argv) {
     EvalArgs a;
     eval_args_default(&a);
-    a.model = "models/bird64";
-    int threads = 0, seed = (int)a.seed;
+    const char *model_flag = NULL, *evaluator_flag = NULL;
+    int threads = 0;
+    uint64_t seed = a.seed;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { fputs(EVAL_USAGE, stdout); return 0; }
         else if (!strcmp(s, "--quiet")) a.quiet = 1;
         else if (!strcmp(s, "--train-classifier")) a.train_classifier = 1;
-        else if (!strcmp(s, "--evaluator") && more) a.evaluator = argv[++i];
+        else if (!strcmp(s, "--evaluator") && more) evaluator_flag = argv[++i];
         else if (!strcmp(s, "--gen-seeds") && more) { if (parse_int(argv[++i], &a.gen_seeds, "--gen-seeds")) return 2; }
         else if (!strcmp(s, "--photos") && more) { if (parse_int(argv[++i], &a.photos, "--photos")) return 2; }
         else if (!strcmp(s, "--size") && more) { if (parse_int(argv[++i], &a.size, "--size")) return 2; }
-        else if (!strcmp(s, "--model") && more) a.model = argv[++i];
+        else if (!strcmp(s, "--model") && more) model_flag = argv[++i];
         else if (!strcmp(s, "--baseline") && more) a.baseline = argv[++i];
         else if (!strcmp(s, "--data") && more) a.data = argv[++i];
         else if (!strcmp(s, "--wikipedia") && more) a.wiki = argv[++i];
@@ -78,10 +89,10 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(s, "--fid-inception") && more) a.fid_inception = argv[++i];
         else if (!strcmp(s, "--out") && more) a.out = argv[++i];
         else if (!strcmp(s, "--n") && more) { if (parse_int(argv[++i], &a.n, "--n")) return 2; }
-        else if (!strcmp(s, "--seed") && more) { if (parse_int(argv[++i], &seed, "--seed")) return 2; }
+        else if (!strcmp(s, "--seed") && more) { if (parse_seed(argv[++i], &seed, "--seed")) return 2; }
         else if (!strcmp(s, "--folds") && more) { if (parse_int(argv[++i], &a.folds, "--folds")) return 2; }
         else if (!strcmp(s, "--candidates") && more) { if (parse_int(argv[++i], &a.candidates, "--candidates")) return 2; }
-        else if (!strcmp(s, "--threads") && more) { if (parse_int(argv[++i], &threads, "--threads")) return 2; }
+        else if (!strcmp(s, "--threads") && more) { if (parse_threads(argv[++i], &threads, "--threads")) return 2; }
         else if (!strcmp(s, "--noise") && more) {
             const char *v = argv[++i];
             if (!strcmp(v, "wiki")) a.noise_captions = 0;
@@ -107,8 +118,14 @@ int cmd_eval(int argc, char **argv) {
     if (a.gen_seeds < 1 || a.gen_seeds > 20) { fprintf(stderr, "attngan eval: --gen-seeds must be 1 to 20, not %d\n", a.gen_seeds); return 2; }
     if (a.size != 64 && a.size != 128 && a.size != 256) { fprintf(stderr, "attngan eval: --size must be 64, 128 or 256, not %d\n", a.size); return 2; }
     if (a.folds < 1 || a.candidates < 2) { fprintf(stderr, "attngan eval: --folds must be >= 1 and --candidates >= 2\n"); return 2; }
-    if (threads < 0) { fprintf(stderr, "attngan eval: --threads must be positive\n"); return 2; }
     if (threads) threads_set(threads);
-    a.seed = (uint64_t)(int64_t)seed;
+    a.seed = seed;
+    static char model[PATH_MAX], evaluator[PATH_MAX];
+    if (locate_resource(LOCATE_EVALUATOR, evaluator_flag, evaluator, sizeof evaluator)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); return 2; }
+    a.evaluator = evaluator;
+    if (!a.train_classifier) {
+        if (locate_resource(LOCATE_MODEL, model_flag, model, sizeof model)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); return 2; }
+        a.model = model;
+    }
     return eval_main(&a);
 }

@@ -2,6 +2,7 @@
 #include "app.h"
 #include "../data/cub.h"
 #include "../data/wikipedia.h"
+#include "../io/locate.h"
 #include "../gen/gen.h"
 #include "../io/safetensors.h"
 #include "../nn/load.h"
@@ -29,7 +30,8 @@ static const char *EXPORT_USAGE =
     "Wikipedia sentences judged not visual; see attngan generate --help).\n"
     "  --run DIR      the training run\n"
     "  --out DIR      the model directory to write (e.g. models/bird64)\n"
-    "  --data DIR     AttnGAN's data/birds (default: the run's DATA_DIR)\n"
+    "  --data DIR     AttnGAN's data/birds (default: $ATTNGAN_DATA/birds, else the run's DATA_DIR, else\n"
+    "                 ../shared/data/birds)\n"
     "  --wikipedia DIR  the Wikipedia articles with visual labels (default: DATA/../wikipedia)\n"
     "  --note TEXT    what it was trained on, stored as model.json \"trained_on\"\n"
     "  --fp32         store f32 weights (default: compact, f16 and int8 for the largest matrices)\n"
@@ -283,6 +285,7 @@ static int export_damsm(const char *run, const char *out, int fp32, int int8_min
 }
 
 int cmd_export(int argc, char **argv) {
+    static char data_buf[4096];
     const char *run = NULL, *out = NULL, *data = NULL, *note = "", *wiki_dir = NULL, *damsm = NULL;
     int fp32 = 0, int8_min = 1000000, bn_batches = 100;
     for (int i = 1; i < argc; i++) {
@@ -349,14 +352,20 @@ int cmd_export(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/image_encoder.safetensors", dirname(ebuf));
     image_encoder_init(&ie, &mc);
     if (nn_load_file(&ie.ps, path, LOAD_PARTIAL)) FAILX(2);
-    if (cub_open(&cub, data ? data : tc.data_dir)) FAILX(2);
+    {
+        char from[4400];
+        snprintf(from, sizeof from, "the run %s", run);
+        if (locate_data(data, tc.data_dir, from, data_buf, sizeof data_buf, NULL, 0)) FAILX(2);
+        data = data_buf;
+    }
+    if (cub_open(&cub, data)) FAILX(2);
     have_cub = 1;
     if (bn_batches > 0) standing_stats(&g, &te, &cub, &vocab, bn_batches);
     int E = mc.embedding_dim, n_cap = 0, n_noise = 0;
     float *rel_cap = xmalloc((size_t)E * sizeof(float)), *rel_noise = xmalloc((size_t)E * sizeof(float));
     char wbuf[2300];
     if (!wiki_dir) {
-        snprintf(wbuf, sizeof wbuf, "%s/../wikipedia", data ? data : tc.data_dir);
+        snprintf(wbuf, sizeof wbuf, "%s/../wikipedia", data);
         wiki_dir = wbuf;
     }
     Wiki wiki;

@@ -235,6 +235,59 @@ int figure_grid(const float *const *imgs, int n, int size, int cols, int pad, Im
     return 0;
 }
 
+/* The longest prefix of text (ending at a space, or anywhere when one word is too wide) that fits
+ * in w pixels at px; *next gets where the rest starts. */
+static size_t fit_line(const char *text, int w, int px, const char **next) {
+    size_t n = strlen(text), best = 0;
+    char buf[1024];
+    for (size_t i = 1; i <= n && i < sizeof buf; i++) {
+        if (i < n && text[i] != ' ') continue;
+        memcpy(buf, text, i);
+        buf[i] = 0;
+        if (figure_text_width(buf, px) > w && best) break;
+        best = i;
+        if (figure_text_width(buf, px) > w) break;
+    }
+    if (!best) best = n < sizeof buf - 1 ? n : sizeof buf - 1;
+    const char *p = text + best;
+    while (*p == ' ') p++;
+    *next = p;
+    return best;
+}
+
+int figure_captioned(const float *const *imgs, const char *const *captions, int n, int size, int text_w, Image *out) {
+    memset(out, 0, sizeof *out);
+    if (!imgs || !captions || n < 1 || size < 1 || text_w < 1)
+        return err_set("figure_captioned: %d images of size %d, %d px of text", n, size, text_w);
+    const int pad = 2, px = FIGURE_CAPTION_PX, line_h = px + 4, label_w = figure_text_width("000", px) + 8;
+    long long step = (long long)size + pad;
+    if (alloc_canvas(out, pad + label_w + size + 8 + text_w + pad, n * step + pad, "figure_captioned")) return -1;
+    int max_lines = size / line_h > 0 ? size / line_h : 1;
+    for (int k = 0; k < n; k++) {
+        if (!imgs[k] || !captions[k]) { image_free(out); return err_set("figure_captioned: image or caption %d is missing", k); }
+        int y = (int)(pad + k * step);
+        char num[16];
+        snprintf(num, sizeof num, "%03d", k + 1);
+        int rc = figure_text(out, pad + 2, y + 2, num, px, 200, 200, 200);
+        Image tile;
+        image_from_chw(imgs[k], size, size, &tile);
+        blit(out, &tile, pad + label_w, y);
+        image_free(&tile);
+        const char *t = captions[k];
+        for (int l = 0; !rc && l < max_lines && *t; l++) {
+            const char *next;
+            size_t len = fit_line(t, text_w, px, &next);
+            char line[1100];
+            if (l == max_lines - 1 && *next) snprintf(line, sizeof line, "%.*s ...", (int)(len > 1000 ? 1000 : len), t);
+            else snprintf(line, sizeof line, "%.*s", (int)(len > 1000 ? 1000 : len), t);
+            rc = figure_text(out, pad + label_w + size + 8, y + 2 + l * line_h, line, px, 255, 255, 255);
+            t = next;
+        }
+        if (rc) { image_free(out); return -1; }
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- attention */
 
 /* Source coordinate of output index i (align_corners=False): index i0, i1 and weight of i1. */

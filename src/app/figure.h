@@ -30,6 +30,13 @@
  * 0, or -1 (err_msg()) on bad arguments. out is allocated; free with image_free. */
 int figure_grid(const float *const *imgs, int n, int size, int cols, int pad, Image *out);
 
+/* A labelled column for `attngan examples`: one row per image, [its number "001".. | the image |
+ * its caption in white, word-wrapped to text_w pixels (as many lines as fit beside the image, the
+ * last ending in "..." when cut)], rows size + 2 apart on black. Without a font the numbers and
+ * captions are missing (figure_text's no-font mode). out is allocated; free with image_free. */
+#define FIGURE_CAPTION_PX 12
+int figure_captioned(const float *const *imgs, const char *const *captions, int n, int size, int text_w, Image *out);
+
 /* One caption's attention row: a black FIGURE_HEADER_H strip with the words (white, clipped to
  * their cells) above [image | pad | map_0 over image | pad | ... | map_k-1 over image | pad],
  * k = min(n_words, FIGURE_MAX_WORDS), each cell S wide, so the figure is

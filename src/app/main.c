@@ -30,6 +30,29 @@ int parse_double(const char *s, double *out, const char *flag) {
     return 0;
 }
 
+int parse_seed(const char *s, uint64_t *out, const char *flag) {
+    char *end;
+    errno = 0;
+    long long v = *s == '-' ? -1 : strtoll(s, &end, 10);
+    if (v < 0 || errno || end == s || *end || v > ATTNGAN_MAX_SEED) {
+        fprintf(stderr, "attngan: %s: '%s' must be an integer 0..%lld (as the server's \"seed\")\n", flag, s, (long long)ATTNGAN_MAX_SEED);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int parse_threads(const char *s, int *out, const char *flag) {
+    int v;
+    if (parse_int(s, &v, flag)) return -1;
+    if (v < 1 || v > 1024) {
+        fprintf(stderr, "attngan: %s: must be 1..1024, not %d (leave it out for the default)\n", flag, v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 /* The commands that run on a device so far (the others run on the CPU). */
 static const char *const device_commands[] = {"pretrain", "train", "bench", "parity", "generate", "examples", "sample", "serve", "eval"};
 #define DEVICE_COMMANDS_TEXT "pretrain, train, bench, parity, generate, examples, sample, serve and eval"
@@ -59,7 +82,9 @@ static void usage(FILE *f) {
             "  help        this text\n"
             "\n"
             "Every command takes --help. Generation uses the bundled model models/bird64 unless\n"
-            "--model names another.\n"
+            "--model names another; without a flag the model, the evaluator and the data are looked\n"
+            "for in one order ($ATTNGAN_MODEL, ..., next to the binary, PREFIX/share/attngan after\n"
+            "`make install`: README, Set-up).\n"
             "\n"
             "--device cpu|cuda|hostdev (or ATTNGAN_DEVICE), on %s: where tensors live and kernels\n"
             "run. cpu is the default; cuda needs a `make CUDA=1` build and a GPU; hostdev runs the\n"

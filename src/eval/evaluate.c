@@ -6,6 +6,7 @@
 #include "../data/cub.h"
 #include "../data/loader.h"
 #include "../data/wikipedia.h"
+#include "../io/locate.h"
 #include "../gen/gen.h"
 #include "../nn/load.h"
 #include "../train/checkpoint.h"
@@ -565,6 +566,18 @@ static void evaluator_on_device(Ctx *x, int quiet) {
     if (!quiet) printf("eval: the networks run on the device %s\n", device_name(dev));
 }
 
+/* The data directory: --data, $ATTNGAN_DATA/birds, the evaluator's DATA_DIR, ../shared/data/birds
+ * (src/io/locate.h); -1 after a message. */
+static int data_dir(const EvalArgs *a, const Evaluator *ev, char *out, size_t len) {
+    char from[1200], source[1300];
+    snprintf(from, sizeof from, "the evaluator %s", a->evaluator);
+    if (locate_data(a->data, ev->tc.data_dir, from, out, len, source, sizeof source)) {
+        fprintf(stderr, "attngan eval: %s\n", err_msg());
+        return -1;
+    }
+    return 0;
+}
+
 int eval_train_classifier(const EvalArgs *a) {
     Ctx x;
     memset(&x, 0, sizeof x);
@@ -572,9 +585,10 @@ int eval_train_classifier(const EvalArgs *a) {
     double t0 = now_s();
     if (evaluator_load(&x.ev, a->evaluator, a->inception)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); return 2; }
     evaluator_on_device(&x, a->quiet);
-    const char *data = a->data ? a->data : x.ev.tc.data_dir;
+    char data[4096];
+    if (data_dir(a, &x.ev, data, sizeof data)) { evaluator_free(&x.ev); return 2; }
     Cub cub;
-    if (cub_open(&cub, data)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); evaluator_free(&x.ev); return 2; }
+    if (cub_open(&cub, data)) { fprintf(stderr, "attngan eval: %s (%s)\n", err_msg(), locate_data_hint()); evaluator_free(&x.ev); return 2; }
     int n, rc = 0;
     int *image = select_photos(&cub, a->photos, a->seed, &n);
     int *cls = xmalloc((size_t)(n ? n : 1) * sizeof(int));
@@ -727,9 +741,10 @@ int eval_main(const EvalArgs *a) {
             fprintf(stderr, "attngan eval: warning: the baseline draws %d px images, the model %d px (the real photos are at %d px)\n",
                     64 << (gen_model_stages(&base) - 1), S, S);
     }
-    const char *data = a->data ? a->data : x.ev.tc.data_dir;
+    char data[4096];
+    if (data_dir(a, &x.ev, data, sizeof data)) { rc = 2; goto done_models; }
     Cub cub;
-    if (cub_open(&cub, data)) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 2; goto done_models; }
+    if (cub_open(&cub, data)) { fprintf(stderr, "attngan eval: %s (%s)\n", err_msg(), locate_data_hint()); rc = 2; goto done_models; }
     char wbuf[2300];
     const char *wdir = a->wiki;
     if (!wdir) { snprintf(wbuf, sizeof wbuf, "%s/../wikipedia", data); wdir = wbuf; }

@@ -1,5 +1,6 @@
 /* evaluator.c: the fixed evaluator of `attngan eval`; see evaluator.h. */
 #include "evaluator.h"
+#include "../io/locate.h"
 #include "../gen/gen.h"
 #include "../nn/keras_inception.h"
 #include "../nn/load.h"
@@ -63,9 +64,9 @@ int evaluator_load(Evaluator *ev, const char *dir, const char *inception) {
         return err_set("%s: EXTRA.INCEPTION is '%s': this DAMSM was trained on a randomly initialised trunk, which is not saved; an "
                        "evaluator needs a pretrained one (EXTRA.INCEPTION keras_nsfwjs or torchvision, with EXTRA.INCEPTION_WEIGHTS)",
                        path, kind);
-    const char *inc = inception ? inception : ev->tc.extra.inception_weights;
-    if (!inc[0]) return err_set("%s: EXTRA.INCEPTION_WEIGHTS is empty: give --inception PATH", path);
-    snprintf(ev->inception, sizeof ev->inception, "%s", inc);
+    /* --inception, $ATTNGAN_INCEPTION, then EXTRA.INCEPTION_WEIGHTS's places (src/io/locate.h) */
+    if (locate_trunk(inception, ev->tc.extra.inception_weights, ev->inception, sizeof ev->inception)) return err_prefix("evaluator %s", dir);
+    const char *inc = ev->inception;
     if (!strcmp(kind, "torchvision")) snprintf(ev->trunk, sizeof ev->trunk, "torchvision inception_v3 weights (%s)", inc);
     else
         snprintf(ev->trunk, sizeof ev->trunk,

@@ -1,6 +1,7 @@
 /* run.c: the plumbing `attngan pretrain` and `attngan train` share; see run.h. */
 #include "run.h"
 #include "../ops/conv2d.h"
+#include "../io/locate.h"
 #include "../io/safetensors.h"
 #include "../nn/keras_inception.h"
 #include "../nn/config.h"
@@ -8,7 +9,10 @@
 #include "checkpoint.h"
 
 #include <errno.h>
+#include <ftw.h>
+#include <limits.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <time.h>
 #include <stdio.h>
@@ -36,6 +40,7 @@ int run_parse_args(int argc, char **argv, RunArgs *a, const char *usage) {
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) { fputs(usage, stdout); return 1; }
         if (!strcmp(k, "--quiet")) { a->quiet = 1; continue; }
         if (!strcmp(k, "--bf16")) { a->bf16 = 1; continue; }
+        if (!strcmp(k, "--force")) { a->force = 1; continue; }
         if (!v) { fprintf(stderr, "attngan: %s needs a value (or is unknown)\n%s", k, usage); return 2; }
         int64_t x;
         if (!strcmp(k, "--cfg")) a->cfg = v;
@@ -43,7 +48,11 @@ int run_parse_args(int argc, char **argv, RunArgs *a, const char *usage) {
         else if (!strcmp(k, "--out")) a->out = v;
         else if (!strcmp(k, "--resume")) a->resume = v;
         else if (!strcmp(k, "--seed")) { if (parse_i64(v, &x, k) || x > 2147483647) return 2; a->seed = (int)x; a->has_seed = 1; }
-        else if (!strcmp(k, "--threads")) { if (parse_i64(v, &x, k) || x > 1024) return 2; a->threads = (int)x; }
+        else if (!strcmp(k, "--threads")) {
+            if (parse_i64(v, &x, k)) return 2;
+            if (x < 1 || x > 1024) { fprintf(stderr, "attngan: --threads: must be 1..1024, not %lld (leave it out for the default)\n", (long long)x); return 2; }
+            a->threads = (int)x;
+        }
         else if (!strcmp(k, "--max-steps")) { if (parse_i64(v, &x, k)) return 2; a->max_steps = x; }
         else if (!strcmp(k, "--max-minutes")) {
             char *end;
@@ -57,7 +66,112 @@ int run_parse_args(int argc, char **argv, RunArgs *a, const char *usage) {
         } else { fprintf(stderr, "attngan: unknown option %s\n%s", k, usage); return 2; }
         i++;
     }
+    if (a->force && a->resume) { fprintf(stderr, "attngan: --force starts a clean run and --resume continues one: give one of them\n"); return 2; }
     return 0;
+}
+
+int run_check_original_keys(const TrainConfig *c, const char *program) {
+    int gan = !strcmp(program, "train");
+    if (!c->train.flag)
+        return gan ? err_set("TRAIN.FLAG is False: in AttnGAN such a config generates instead of training (with B_VALIDATION True "
+                             "every test caption, else example_captions.txt), and `attngan train` only trains: draw with `attngan "
+                             "sample --model RUN` or `attngan examples --model RUN --captions DATA/example_captions.txt`, or set "
+                             "TRAIN.FLAG True (--set TRAIN.FLAG=True) to train")
+                   : err_set("TRAIN.FLAG is False: `attngan pretrain` only trains (AttnGAN's FLAG False configs are for sampling "
+                             "a GAN); set TRAIN.FLAG True (--set TRAIN.FLAG=True)");
+    if (gan && c->train.net_g[0] && c->train.b_net_d)
+        return err_set("TRAIN.NET_G is set and TRAIN.B_NET_D is True: AttnGAN would also load the discriminators netD0..%d.pth "
+                       "beside NET_G, which this port does not read: continue a run with --resume RUN (G, the Ds, the optimizers "
+                       "and the step), or set TRAIN.B_NET_D False to start fresh discriminators from NET_G's G",
+                       c->tree.branch_num - 1);
+    if (gan && !c->gan.b_attention)
+        return err_set("GAN.B_ATTENTION is False: this port's generator always has AttnGAN's word attention (B_ATTENTION True)");
+    if (strcmp(c->dataset_name, "birds"))
+        return err_set("DATASET_NAME is '%s': this port reads CUB birds only (DATASET_NAME birds)", c->dataset_name);
+    if (c->text.captions_per_image != 10)
+        return err_set("TEXT.CAPTIONS_PER_IMAGE is %d: CUB has 10 captions per image, the only value this port reads",
+                       c->text.captions_per_image);
+    return 0;
+}
+
+int run_dir_has_run(const char *dir) {
+    static const char *const marks[] = {"checkpoints", "losses.csv", "tensorboard"};
+    char p[PATH_MAX + 32];
+    struct stat st;
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, marks[i]);
+        if (!stat(p, &st)) return 1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)ftw;
+    return (flag == FTW_DP ? rmdir(path) : unlink(path)) ? -1 : 0;
+}
+
+int run_dir_wipe(const char *dir) {
+    static const char *const names[] = {"checkpoints", "samples", "tensorboard", "encoders", "losses.csv", "eval.csv",
+                                        "config.json", "netG.safetensors", "text_encoder.safetensors",
+                                        "image_encoder.safetensors", "zsl_d.safetensors", "vocab.txt"};
+    char p[PATH_MAX + 64];
+    struct stat st;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        if (lstat(p, &st)) continue;
+        int rc = S_ISDIR(st.st_mode) ? nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS) : unlink(p);
+        if (rc) return err_set("--force: cannot remove %s: %s", p, strerror(errno));
+    }
+    return 0;
+}
+
+/* Whether path lies inside dir (both resolved). */
+static int path_inside(const char *path, const char *dir) {
+    char rp[PATH_MAX], rd[PATH_MAX];
+    if (!realpath(path, rp) || !realpath(dir, rd)) return 0;
+    size_t n = strlen(rd);
+    return !strncmp(rp, rd, n) && (rp[n] == '/' || !rp[n]);
+}
+
+/* --out that holds a run: refused unless it is the run resumed, or --force (wiped first). */
+static int guard_out(const Run *r, const RunArgs *a) {
+    if (!run_dir_has_run(r->out)) return 0;
+    if (a->resume) {
+        char rd[4300];
+        snprintf(rd, sizeof rd, "%s", r->resume_dir);
+        char *p = strstr(rd, "/checkpoints/");
+        if (p) *p = 0;
+        if (path_inside(rd, r->out) && path_inside(r->out, rd)) return 0;
+        return err_set("--out %s holds another run than the one resumed (%s): give its own directory, or leave --out out to "
+                       "continue in %s", r->out, rd, rd);
+    }
+    if (!a->force)
+        return err_set("--out %s already holds a run (checkpoints/, losses.csv, tensorboard/): continue it with --resume %s, "
+                       "or start a clean run there with --force (its files are removed first; cache/ is kept), or give another --out",
+                       r->out, r->out);
+    const char *inside[2] = {r->tc.train.net_e, r->tc.train.net_g};
+    for (int i = 0; i < 2; i++)
+        if (inside[i][0] && path_inside(inside[i], r->out))
+            return err_set("--force would remove %s (TRAIN.%s), which lies in --out %s: copy it elsewhere first", inside[i],
+                           i ? "NET_G" : "NET_E", r->out);
+    if (run_dir_wipe(r->out)) return -1;
+    printf("--force: removed the run in %s (cache/ kept)\n", r->out);
+    return 0;
+}
+
+/* The default config (cfg/...) in the working directory, else beside the binary's repository or
+ * in the installed share directory. */
+static const char *find_default_cfg(const char *cfg, char *buf, size_t len) {
+    struct stat st;
+    if (!cfg || !stat(cfg, &st)) return cfg;
+    const char *exe = locate_exe_dir();
+    const char *fmt[2] = {"%s/../../%s", "%s/../share/attngan/%s"};
+    for (int i = 0; exe[0] && i < 2; i++) {
+        snprintf(buf, len, fmt[i], exe, cfg);
+        if (!stat(buf, &st)) return buf;
+    }
+    return cfg;
 }
 
 const char *run_data_dir(const Run *r) { return r->tc.data_dir; }
@@ -93,13 +207,23 @@ int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
         if (rc) return err_prefix("%s", path);
         if (a->cfg || a->n_sets || a->has_seed) fprintf(stderr, "attngan: --resume uses the checkpoint's configuration; --cfg/--set/--seed are ignored\n");
     } else {
-        const char *cfg = a->cfg ? a->cfg : default_cfg;
+        char cbuf[PATH_MAX + 64];
+        const char *cfg = a->cfg ? a->cfg : find_default_cfg(default_cfg, cbuf, sizeof cbuf);
         if (cfg && train_config_load(&r->tc, cfg)) return -1;
         for (int i = 0; i < a->n_sets; i++)
             if (train_config_set(&r->tc, a->sets[i])) return -1;
         if (a->has_seed) r->tc.extra.seed = a->seed;
     }
-    if (a->data) snprintf(r->tc.data_dir, sizeof r->tc.data_dir, "%s", a->data);
+    if (a->program && run_check_original_keys(&r->tc, a->program)) return -1;
+    {
+        /* --data, $ATTNGAN_DATA/birds, DATA_DIR, ../shared/data/birds */
+        char from[4400], data[PATH_MAX];
+        if (a->resume) snprintf(from, sizeof from, "the checkpoint %s", r->resume_dir);
+        else snprintf(from, sizeof from, "%s", a->cfg ? a->cfg : default_cfg ? default_cfg : "the defaults");
+        if (locate_data(a->data, r->tc.data_dir, from, data, sizeof data, NULL, 0)) return -1;
+        if (strlen(data) >= sizeof r->tc.data_dir) return err_set("the data directory %s: path too long", data);
+        snprintf(r->tc.data_dir, sizeof r->tc.data_dir, "%s", data);
+    }
     if (a->out) snprintf(r->out, sizeof r->out, "%s", a->out);
     else if (a->resume) {
         /* the run directory holding checkpoints/step_N */
@@ -107,6 +231,7 @@ int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
         char *p = strstr(r->out, "/checkpoints/");
         if (p) *p = 0;
     } else snprintf(r->out, sizeof r->out, "out/%s", r->tc.config_name[0] ? r->tc.config_name : "run");
+    if (guard_out(r, a)) return -1;
     if (mkdir_p(r->out)) return -1;
     threads_set(a->threads);
     if (a->bf16) conv2d_set_precision(CONV2D_BF16);

@@ -16,6 +16,8 @@ typedef struct RunArgs {
     const char *data;         /* --data DIR (overrides DATA_DIR) */
     const char *out;          /* --out DIR (default out/<CONFIG_NAME>) */
     const char *resume;       /* --resume DIR (a run directory or a step_ directory) */
+    int force;                /* --force: an --out that holds a run is wiped first (its cache/ kept) */
+    const char *program;      /* "pretrain" or "train" (set by the command): the config checks */
     int seed, has_seed;       /* --seed N (overrides EXTRA.SEED) */
     int threads;              /* --threads N (0: all cores) */
     int bf16;                 /* --bf16: convolutions with bf16 operands (conv2d_set_precision) */
@@ -45,10 +47,25 @@ typedef struct Run {
 /* Parses the shared options from argv (the subcommand's arguments); prints usage and returns 2 on
  * bad input. `usage` is printed for --help. */
 int run_parse_args(int argc, char **argv, RunArgs *a, const char *usage);
-/* Builds the configuration (defaults, --cfg, --set, --data, --seed; or the checkpoint's own
- * config with --resume), creates the output directory, sets the threads, opens the logs. */
+/* Builds the configuration (defaults, --cfg, --set, --seed; or the checkpoint's own config with
+ * --resume), checks the original's keys (run_check_original_keys), chooses the data directory
+ * (--data, $ATTNGAN_DATA/birds, DATA_DIR, ../shared/data/birds: src/io/locate.h), refuses an --out
+ * that holds another run unless --force (which wipes it first) or --resume of that run, creates
+ * the output directory, sets the threads, opens the logs. */
 int run_open(Run *r, const RunArgs *a, const char *default_cfg);
 void run_close(Run *r);
+/* AttnGAN's keys that this port does not run as the original would are refused, with what to do
+ * instead: TRAIN.FLAG False (the original generates instead of training), TRAIN.NET_G with
+ * TRAIN.B_NET_D True (the original also loads netD0..2 beside NET_G), GAN.B_ATTENTION False,
+ * DATASET_NAME other than birds, TEXT.CAPTIONS_PER_IMAGE other than 10. program: "pretrain" or
+ * "train". 0, or -1 with err_msg(). */
+int run_check_original_keys(const TrainConfig *c, const char *program);
+/* Whether dir holds a training run (checkpoints/, losses.csv or tensorboard/). */
+int run_dir_has_run(const char *dir);
+/* Removes a run's files from dir (checkpoints/, samples/, tensorboard/, encoders/, the logs,
+ * config.json and the networks); cache/ (the validated trunk features) and other files stay. */
+int run_dir_wipe(const char *dir);
+
 /* Loads the frozen trunk named by EXTRA.INCEPTION / EXTRA.INCEPTION_WEIGHTS into ie. */
 int run_load_inception(const Run *r, ImageEncoder *ie);
 /* A DATA_DIR relative to the working directory, or absolute. */

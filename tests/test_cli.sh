@@ -1,0 +1,74 @@
+#!/bin/sh
+# test_cli.sh: the command line as a newcomer meets it (issue 20): flags rejected as the server
+# rejects them (--seed -1, --threads 0, invalid UTF-8), letters outside ASCII reported, generate
+# --lines numbering by line with line numbers in errors, `data bogus`, the same exit status for a
+# missing model in generate and serve with every path tried named, one data-directory rule for
+# data info, sample, pretrain, train and eval (ATTNGAN_DATA honoured, --data suggested), AttnGAN's
+# TRAIN.FLAG / B_NET_D refused, and an --out that holds a run refused without --resume or --force.
+BIN=${ATTNGAN:-build/release/attngan}
+DATA=${ATTNGAN_DATA:-../shared/data}/birds
+pass=0; fail=0; skip=0
+ok() { echo "PASS $1"; pass=$((pass + 1)); }
+ko() { echo "FAIL $1"; fail=$((fail + 1)); }
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+# expect NAME STATUS PATTERN CMD...: CMD exits STATUS and its output matches PATTERN (grep -E)
+expect() {
+    name=$1; want=$2; pat=$3; shift 3
+    "$@" >"$T/out" 2>&1; rc=$?
+    if [ "$rc" -eq "$want" ] && grep -Eq -- "$pat" "$T/out"; then ok "$name"
+    else ko "$name (exit $rc, want $want; /$pat/): $(head -c 600 "$T/out")"; fi
+}
+G="$BIN generate -o $T/b.png --threads 1"
+expect "generate --seed -1 refused" 2 "seed.*0\.\.9007199254740991" $G "a red bird" --seed -1
+expect "generate --threads 0 refused" 2 "threads.*1\.\.1024" $BIN generate "a red bird" --threads 0
+expect "examples --seed -1 refused" 2 "seed" $BIN examples --seed -1
+expect "train --threads 0 refused" 2 "threads.*1\.\.1024" $BIN train --threads 0
+printf 'a red bird\377 with wings\n' >"$T/bad.txt"
+expect "invalid UTF-8 refused" 2 "not valid UTF-8 \(byte 11\)" $G --file "$T/bad.txt"
+expect "letters outside ASCII reported" 0 "weißen -> weien" $G "a small bird with weißen wings and a red beak"
+printf 'a red bird with black wings\n\n  \nzzqx qqzx\na yellow bird\n' >"$T/lines.txt"
+expect "generate --lines: errors name the line" 1 "line 4: none of the words" $G --file "$T/lines.txt" --lines -o "$T/l.png"
+[ -f "$T/l_001.png" ] && [ -f "$T/l_005.png" ] && [ ! -f "$T/l_002.png" ] && [ ! -f "$T/l_004.png" ] &&
+    ok "generate --lines: files numbered by line, blank lines counted" || ko "generate --lines numbering: $(ls "$T")"
+expect "data bogus: unknown subcommand" 2 "unknown subcommand 'bogus'.*info and pack" $BIN data bogus
+
+# a missing model: the copy of the program in an empty tree finds none
+mkdir -p "$T/bin" "$T/empty"
+cp "$BIN" "$T/bin/attngan"
+( cd "$T/empty" && env -u ATTNGAN_MODEL "$T/bin/attngan" generate "a red bird" -o b.png ) >"$T/g.log" 2>&1; grc=$?
+( cd "$T/empty" && env -u ATTNGAN_MODEL "$T/bin/attngan" serve --port 0 ) >"$T/s.log" 2>&1; src=$?
+[ $grc -eq 2 ] && [ $src -eq 2 ] && ok "missing model: generate and serve exit 2" || ko "missing model exit statuses: generate $grc, serve $src"
+grep -q "no model found; tried \$ATTNGAN_MODEL (unset), $T/bin/models/bird64, $T/bin/../share/attngan/models/bird64" "$T/g.log" &&
+    grep -q -- "--model DIR" "$T/g.log" && grep -q -- "--model DIR" "$T/s.log" &&
+    ok "missing model: the paths tried and --model named" || ko "missing model message: $(cat "$T/g.log" "$T/s.log")"
+
+# one data rule: ATTNGAN_DATA is honoured by every command, and a missing directory names --data
+INC=${ATTNGAN_MODELS:-${ATTNGAN_DATA:-../shared/data}/../models}/inception_v3_nsfwjs
+E=""; [ -f "$INC/model.json" ] && E="eval --train-classifier --inception $INC"
+[ -n "$E" ] || { echo "SKIP eval's data rule: no $INC"; skip=$((skip + 1)); }
+for c in "data info" "sample --limit 1 --out $T/o1" "train --out $T/o2" "pretrain --out $T/o3" ${E:+"$E"}; do
+    expect "${c%% --*}: ATTNGAN_DATA honoured, --data suggested" 2 'nonexistent_data/birds \(\$ATTNGAN_DATA/birds\).*--data DIR' \
+        env ATTNGAN_DATA="$T/nonexistent_data" $BIN $c
+done
+expect "data info: --data first" 2 "^attngan data info: --data $T/none: no such directory" env ATTNGAN_DATA="$T" $BIN data info --data "$T/none"
+
+# AttnGAN's keys honoured or refused
+expect "TRAIN.FLAG False refused" 2 "TRAIN.FLAG is False.*attngan sample" $BIN train --cfg tests/configs/tiny_gan.yml --set TRAIN.FLAG=False --out "$T/f"
+expect "TRAIN.NET_G with B_NET_D refused" 2 "B_NET_D is True.*--resume" \
+    $BIN train --cfg tests/configs/tiny_gan.yml --set TRAIN.NET_G=g.safetensors --set TRAIN.B_NET_D=True --out "$T/f"
+
+# an --out that holds a run
+if [ -d "$DATA" ]; then
+    mkdir -p "$T/run/checkpoints/step_4" "$T/run/cache" && echo x >"$T/run/losses.csv" && echo x >"$T/run/cache/keep"
+    expect "--out with a run refused" 2 "already holds a run.*--resume $T/run.*--force" \
+        $BIN pretrain --cfg tests/configs/tiny_damsm.yml --data "$DATA" --out "$T/run" --max-steps 1 --quiet
+    [ -d "$T/run/checkpoints/step_4" ] && ok "refused: the run is untouched" || ko "refused run was changed"
+    $BIN train --cfg tests/configs/tiny_gan.yml --data "$DATA" --out "$T/run" --force --max-steps 1 --quiet >"$T/force.log" 2>&1
+    grep -q "removed the run in $T/run" "$T/force.log" && [ ! -d "$T/run/checkpoints/step_4" ] && [ -f "$T/run/cache/keep" ] &&
+        ok "--force wipes the run, keeps cache/" || ko "--force: $(cat "$T/force.log"; ls -R "$T/run")"
+    expect "--force with --resume refused" 2 "give one of them" $BIN train --resume "$T/run" --force
+else echo "SKIP --out checks: no $DATA"; skip=$((skip + 1)); fi
+echo "test_cli: $pass passed, $fail failed, $skip skipped"
+echo "RESULT test_cli passed=$pass failed=$fail skipped=$skip"
+[ $fail -eq 0 ]
