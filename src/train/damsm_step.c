@@ -139,13 +139,19 @@ void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_
 void damsm_zsl_d_steps(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, Rng *rng, DamsmPass2 *o) {
     damsm_zsl_d_backward(t, tp, code, sent_emb, b, rng, o);
     damsm_zsl_d_update(t);
+    /* the later critic steps, each on a tape of its own (a tape runs one backward) */
     for (int k = 1; k < t->cfg.zsl_critic_steps; k++) {
-        tape_no_grad_begin(tp);
-        TextEncoderOut txt = text_encoder_forward(tp, t->te, b->captions, b->cap_lens, b->B, NULL, NULL, rng);
-        tape_no_grad_end(tp);
+        Tape sub;
+        tape_init_on(&sub, tp->device);
+        tape_no_grad_begin(&sub);
+        TextEncoderOut txt = text_encoder_forward(&sub, t->te, b->captions, b->cap_lens, b->B, NULL, NULL, rng);
+        tape_no_grad_end(&sub);
         if (!t->keep_grads) paramset_release_grads(&t->zd->ps);
-        damsm_zsl_d_backward(t, tp, code, txt.sent_emb, b, rng, o);
+        DamsmPass2 later;
+        memset(&later, 0, sizeof later);
+        damsm_zsl_d_backward(t, &sub, code, txt.sent_emb, b, rng, &later);
         damsm_zsl_d_update(t);
+        tape_free(&sub);
     }
 }
 

@@ -99,7 +99,8 @@ void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_
  * first uses (code, sent_emb); each later one the same image codes and the text codes encoded
  * again without a graph (fresh ZSL G noise and dropout from rng), as GAZSL's critic sees new
  * samples of its generator (GAZSL also draws a new batch of features; we keep the step's batch,
- * whose image codes need the trunk). `out` holds the last critic step's terms. */
+ * whose image codes need the trunk). `out` holds the first critic step's terms; each later one
+ * runs on a tape of its own, freed after its update. */
 void damsm_zsl_d_steps(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, Rng *rng, DamsmPass2 *out);
 /* pass 2 on tape[1] (reset first): forward, backward into the ZSL D only, no optimizer step (one
  * critic step: damsm_step runs ZSL.CRITIC_STEPS of them, with their updates). */
