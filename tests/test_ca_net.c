@@ -82,6 +82,20 @@ static void config_case(void) {
     EXPECT(rc == 0 && c.ca_net == 1, "CA_NET 1: rc %d, ca_net %d", rc, c.ca_net);
     rc = model_config_from_json(&c, "{\"Z_DIM\": \"many\"}");
     EXPECT(rc == -1 && strstr(err_msg(), "Z_DIM"), "Z_DIM \"many\": rc %d, message '%s'", rc, rc ? err_msg() : "");
+    /* found by fuzzing: huge numbers were cast to int (undefined), duplicates silently ignored */
+    rc = model_config_from_json(&c, "{\"GF_DIM\": 1e300}");
+    EXPECT(rc == -1 && strstr(err_msg(), "GF_DIM") && strstr(err_msg(), "from -2147483648 to 2147483647"),
+           "GF_DIM 1e300: rc %d, message '%s'", rc, rc ? err_msg() : "");
+    rc = model_config_from_json(&c, "{\"Z_DIM\": 2147483648}");
+    EXPECT(rc == -1 && strstr(err_msg(), "Z_DIM"), "Z_DIM 2^31: rc %d, message '%s'", rc, rc ? err_msg() : "");
+    rc = model_config_from_json(&c, "{\"G_LR\": 1e300}");
+    EXPECT(rc == -1 && strstr(err_msg(), "G_LR") && strstr(err_msg(), "float"), "G_LR 1e300: rc %d, message '%s'", rc,
+           rc ? err_msg() : "");
+    rc = model_config_from_json(&c, "{\"BETAS\": [0.5, -1e300]}");
+    EXPECT(rc == -1 && strstr(err_msg(), "BETAS[1]"), "BETAS -1e300: rc %d, message '%s'", rc, rc ? err_msg() : "");
+    rc = model_config_from_json(&c, "{\"Z_DIM\": 5, \"Z_DIM\": 6}");
+    EXPECT(rc == -1 && strstr(err_msg(), "duplicate key \"Z_DIM\""), "Z_DIM twice: rc %d, message '%s'", rc, rc ? err_msg() : "");
+    EXPECT(c.z_dim == 7, "z_dim kept after the errors: %d", c.z_dim);
 }
 
 /* ---------------------------------------------------------------- (2) keys and shapes */

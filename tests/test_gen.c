@@ -122,6 +122,13 @@ static void test_load_errors(void) {
     rename("/tmp/test_gen_netG.tmp", path);
     write_text("model.json", "{\"format\": ");
     EXPECT(gen_model_load(&m, g_dir) == -1 && strstr(err_msg(), "model.json"), "broken JSON names the file: %s", err_msg());
+    /* found by fuzzing: a huge "steps" was cast to long long (undefined); duplicate keys were ignored */
+    write_text("model.json", "{\"format\": \"attngan-model-1\", \"config\": {}, \"steps\": 1e300}");
+    EXPECT(gen_model_load(&m, g_dir) == -1 && strstr(err_msg(), "model.json") && strstr(err_msg(), "\"steps\" must be a whole number"),
+           "a huge step count is an error: %s", err_msg());
+    write_text("model.json", "{\"format\": \"attngan-model-1\", \"config\": {}, \"format\": \"attngan-model-0\"}");
+    EXPECT(gen_model_load(&m, g_dir) == -1 && strstr(err_msg(), "model.json") && strstr(err_msg(), "duplicate key \"format\""),
+           "a key twice is an error: %s", err_msg());
     write_model_json(&tc, GEN_MODEL_FORMAT, 1);
 }
 

@@ -161,6 +161,30 @@ static void test_bad_files(void) {
     write_raw(p, "{\"__metadata__\":{\"k\":3},\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", data, 16, -1);
     expect_bad("non-string metadata", p, "not a string");
 
+    /* found by fuzzing (tests/fuzz/regress/safetensors): a second __metadata__ overran the first
+     * one's arrays and leaked them; a name twice made two tensors under one name */
+    snprintf(p, sizeof p, "%s/dupmeta.safetensors", g_dir);
+    write_raw(p, "{\"__metadata__\":{\"k\":\"1\",\"l\":\"3\",\"m\":\"4\"},\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+              "\"__metadata__\":{\"k\":\"2\"}}", data, 16, -1);
+    expect_bad("__metadata__ twice", p, "duplicate key \"__metadata__\"");
+    snprintf(p, sizeof p, "%s/dupname.safetensors", g_dir);
+    write_raw(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+              data, 16, -1);
+    expect_bad("a tensor name twice", p, "duplicate key \"a\"");
+    snprintf(p, sizeof p, "%s/dupinner.safetensors", g_dir);
+    write_raw(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"dtype\":\"F16\",\"data_offsets\":[0,16]}}", data, 16, -1);
+    expect_bad("a field twice", p, "duplicate key \"dtype\" (in \"a\")");
+    /* offsets beyond 2^64 (an undefined cast before), fractions, negatives */
+    snprintf(p, sizeof p, "%s/huge_off.safetensors", g_dir);
+    write_raw(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[1e20,1e20]}}", data, 16, -1);
+    expect_bad("an offset beyond 2^64", p, "data_offsets[0] = 1e+20 is not a whole number");
+    snprintf(p, sizeof p, "%s/frac_off.safetensors", g_dir);
+    write_raw(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,15.5]}}", data, 16, -1);
+    expect_bad("a fractional offset", p, "data_offsets[1] = 15.5 is not a whole number");
+    snprintf(p, sizeof p, "%s/neg_off.safetensors", g_dir);
+    write_raw(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[-1,0]}}", data, 16, -1);
+    expect_bad("a negative offset", p, "data_offsets[0] = -1 is not a whole number");
+
     snprintf(p, sizeof p, "%s/notst.safetensors", g_dir);
     write_raw(p, "[1,2,3]", data, 16, -1);
     expect_bad("not an object", p, "does not start with '{'");

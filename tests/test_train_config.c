@@ -7,6 +7,7 @@
 #include "../src/train/train_config.h"
 
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static char g_dir[256];
@@ -291,6 +292,43 @@ static void test_yaml_errors(void) {
                       "found unexpected end of stream", ":3:1:");
     expect_load_error("tab.yml", "TRAIN:\n\tBATCH_SIZE: 8\n", "invalid YAML", ":2:", NULL);
     expect_load_error("two_docs.yml", "GPU_ID: 0\n---\nGPU_ID: 1\n", "one YAML document", ":3:", NULL);
+    /* found by fuzzing: libyaml is quadratic in the nesting of flow collections (30 KB of '[' took
+     * 11.6 s); depth, '[' and '{' count and size are bounded before libyaml sees the file */
+    size_t big = 40000;
+    char *deep = malloc(2 * 1024 * 1024 + 16);
+    memcpy(deep, "TRAIN: ", 7);
+    memset(deep + 7, '[', big);
+    deep[7 + big] = 0;
+    clock_t t0 = clock();
+    expect_load_error("deep_flow.yml", deep, "nested deeper than 64 levels", ":1:72:", NULL);
+    EXPECT((double)(clock() - t0) / CLOCKS_PER_SEC < 1.0, "a deeply nested file is refused at once: %.2f s",
+           (double)(clock() - t0) / CLOCKS_PER_SEC);
+    snprintf(deep, 2 * 1024 * 1024, "CONFIG_NAME: '%s'\n", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
+    snprintf(deep + strlen(deep), 200, "# {{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nGPU_ID: 1\n");
+    const char *path = write_tmp("brackets_in_strings.yml", deep);
+    TrainConfig c;
+    train_config_default(&c);
+    EXPECT(train_config_load(&c, path) == 0 && c.gpu_id == 1 && c.config_name[0] == '[',
+           "brackets inside quotes and comments are not nesting: %s", err_msg());
+    size_t o = 0;
+    for (int i = 0; i < 1100; i++) o += (size_t)sprintf(deep + o, "# [\n");
+    snprintf(deep + o, 100, "GPU_ID: 1\n");
+    expect_load_error("many_brackets.yml", deep, "more than 1024 '[' and '{'", NULL, NULL);
+    memset(deep, '#', 2 * 1024 * 1024);
+    deep[2 * 1024 * 1024] = 0;
+    expect_load_error("huge.yml", deep, "config file larger than 1048576 bytes", NULL, NULL);
+    free(deep);
+    /* found by fuzzing: a value that YAML cannot hold (invalid UTF-8, a line break) was accepted,
+     * and the YAML dump of the config then did not load */
+    expect_load_error("newline.yml", "CONFIG_NAME: \"a\\nb\"\n", "CONFIG_NAME", "byte 1 (0x0a) of the value is not printable", NULL);
+    TrainConfig u;
+    train_config_default(&u);
+    EXPECT(train_config_set(&u, "TRAIN.NET_E=out/\xff.safetensors") == -1 && strstr(err_msg(), "TRAIN.NET_E") &&
+               strstr(err_msg(), "byte 4 (0xff)"),
+           "--set with invalid UTF-8: %s", err_msg());
+    EXPECT(train_config_from_json(&u, "{\"CONFIG_NAME\": \"a\\u0001\"}") == -1 && strstr(err_msg(), "CONFIG_NAME"),
+           "JSON with a control character: %s", err_msg());
+    EXPECT(train_config_set(&u, "CONFIG_NAME=caf\xc3\xa9\tbird") == 0, "UTF-8 and a tab are fine: %s", err_msg());
     char missing[300];
     snprintf(missing, sizeof missing, "%s/no_such_config.yml", g_dir);
     expect_load_error(missing, NULL, "cannot open config file", "No such file", NULL);
@@ -343,6 +381,12 @@ static void test_json(void) {
            "JSON section as a number: %s", err_msg());
     EXPECT(train_config_from_json(&b, "[1, 2]") == -1 && train_config_from_json(&b, "{oops") == -1,
            "JSON that is no object");
+    /* duplicate keys: cJSON keeps both and reads the first, so the second was silently ignored */
+    EXPECT(train_config_from_json(&b, "{\"TRAIN\": {\"BATCH_SIZE\": 4, \"BATCH_SIZE\": 5}}") == -1 &&
+               strstr(err_msg(), "duplicate key \"BATCH_SIZE\" (in \"TRAIN\")"),
+           "JSON duplicate key: %s", err_msg());
+    EXPECT(train_config_from_json(&b, "{\"TRAIN\": {\"BATCH_SIZE\": 1e300}}") == -1 && strstr(err_msg(), "TRAIN.BATCH_SIZE"),
+           "JSON huge integer: %s", err_msg());
     EXPECT(train_config_diff(&before, &b) == NULL, "failed JSON merges change nothing");
 }
 

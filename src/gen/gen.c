@@ -1,12 +1,14 @@
 /* gen.c: text to birds with a trained model; see gen.h. */
 #include "gen.h"
 #include "../app/figure.h"
+#include "../io/json_check.h"
 #include "../io/safetensors.h"
 #include "../nn/load.h"
 #include "../train/checkpoint.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@ static int read_model_json(GenModel *m, const char *dir, int *is_run) {
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root || !cJSON_IsObject(root)) { cJSON_Delete(root); return err_set("%s: not a JSON object", path); }
+    if (json_no_duplicate_keys(root)) { cJSON_Delete(root); return err_prefix("%s", path); }
     int rc = 0;
     train_config_default(&m->tc);
     const cJSON *cfg = *is_run ? root : cJSON_GetObjectItemCaseSensitive(root, "config");
@@ -54,9 +57,13 @@ static int read_model_json(GenModel *m, const char *dir, int *is_run) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "trained_on");
         if (cJSON_IsString(t)) snprintf(m->trained_on, sizeof m->trained_on, "%s", t->valuestring);
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "steps");
-        if (cJSON_IsNumber(s)) m->steps = (long long)s->valuedouble;
+        int64_t steps;
+        if (s && !cJSON_IsNull(s)) {
+            if (json_whole(s, 0, 9.0e18, &steps)) m->steps = (long long)steps;
+            else rc = err_set("%s: \"steps\" must be a whole number from 0 to 9e18", path);
+        }
         const cJSON *rel = cJSON_GetObjectItemCaseSensitive(root, "relevance");
-        if (rel) {
+        if (rel && !rc) {
             int E = m->tc.text.embedding_dim;
             const char *keys[2] = {"captions", "noise"};
             float **dst[2] = {&m->rel_cap, &m->rel_noise};
@@ -70,7 +77,8 @@ static int read_model_json(GenModel *m, const char *dir, int *is_run) {
                 double nrm = 0;
                 for (int i = 0; i < E && !rc; i++) {
                     const cJSON *x = cJSON_GetArrayItem(c, i);
-                    if (!cJSON_IsNumber(x)) rc = err_set("%s: \"relevance\".\"%s\"[%d] is not a number", path, keys[k], i);
+                    if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX))
+                        rc = err_set("%s: \"relevance\".\"%s\"[%d] is not a number in a float's range", path, keys[k], i);
                     else v[i] = (float)x->valuedouble, nrm += x->valuedouble * x->valuedouble;
                 }
                 if (!rc && !(nrm > 0)) rc = err_set("%s: \"relevance\".\"%s\" is zero", path, keys[k]);

@@ -1,6 +1,7 @@
 /* safetensors.c: validated mmap reader and atomic writer; see safetensors.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "safetensors.h"
+#include "json_check.h"
 #include "../core/error.h"
 
 #include <cjson/cJSON.h>
@@ -87,6 +88,9 @@ static int parse_header(SafeTensors *st, const char *json, size_t len, uint64_t 
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) return err_set("header is not valid JSON (near byte %td of the header)", cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - json : (ptrdiff_t)0);
     if (!cJSON_IsObject(root)) { cJSON_Delete(root); return err_set("header is not a JSON object"); }
+    /* a name twice would be two tensors under one name (st_find sees the first), and a second
+     * __metadata__ used to overrun the first one's arrays */
+    if (json_no_duplicate_keys(root)) { cJSON_Delete(root); return err_prefix("header"); }
     int count = 0;
     for (cJSON *it = root->child; it; it = it->next) count++;
     st->tensors = xcalloc((size_t)count + 1, sizeof(StTensor));
@@ -94,6 +98,7 @@ static int parse_header(SafeTensors *st, const char *json, size_t len, uint64_t 
     for (cJSON *it = root->child; it && rc == 0; it = it->next) {
         if (strcmp(it->string, "__metadata__") == 0) {
             if (!cJSON_IsObject(it)) { rc = err_set("__metadata__ is not an object"); break; }
+            if (st->meta_keys) { rc = err_set("__metadata__ appears twice"); break; }
             int nm = 0;
             for (cJSON *m = it->child; m; m = m->next) nm++;
             st->meta_keys = xcalloc((size_t)nm + 1, sizeof(char *));
@@ -130,19 +135,26 @@ static int parse_header(SafeTensors *st, const char *json, size_t len, uint64_t 
             t->numel *= t->shape[k];
         }
         if (rc) break;
-        if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 || !cJSON_IsNumber(off->child) || !cJSON_IsNumber(off->child->next) ||
-            off->child->valuedouble < 0 || off->child->next->valuedouble < 0) {
-            rc = err_set("tensor '%s': data_offsets must be two non-negative integers", t->name);
+        if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 || !cJSON_IsNumber(off->child) || !cJSON_IsNumber(off->child->next)) {
+            rc = err_set("tensor '%s': data_offsets must be an array of two integers", t->name);
             break;
         }
-        t->begin = (uint64_t)off->child->valuedouble;
-        t->end = (uint64_t)off->child->next->valuedouble;
+        /* whole numbers inside the data area, checked on the double before any cast (a number
+         * beyond 2^64 does not convert) */
+        int64_t ob[2];
+        const cJSON *ov = off->child;
+        for (int e = 0; e < 2 && !rc; e++, ov = ov->next) {
+            double d = ov->valuedouble;
+            if (!json_whole(ov, 0, 9.0e18, &ob[e]))
+                rc = err_set("tensor '%s': data_offsets[%d] = %.17g is not a whole number from 0 to 9e18", t->name, e, d);
+            else if ((uint64_t)ob[e] > data_len)
+                rc = err_set("tensor '%s': data_offsets[%d] = %lld is beyond the data area of %llu bytes (file truncated?)", t->name, e,
+                             (long long)ob[e], (unsigned long long)data_len);
+        }
+        if (rc) break;
+        t->begin = (uint64_t)ob[0];
+        t->end = (uint64_t)ob[1];
         if (t->end < t->begin) { rc = err_set("tensor '%s': data_offsets [%llu, %llu] end before begin", t->name, (unsigned long long)t->begin, (unsigned long long)t->end); break; }
-        if (t->end > data_len) {
-            rc = err_set("tensor '%s': data_offsets [%llu, %llu] beyond the data area of %llu bytes (file truncated?)", t->name,
-                         (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)data_len);
-            break;
-        }
         uint64_t want = (uint64_t)t->numel * DTYPE_SIZES[t->dtype];
         if (t->end - t->begin != want) {
             rc = err_set("tensor '%s': %llu bytes of data but dtype %s and shape need %llu", t->name,

@@ -1,8 +1,11 @@
 /* config.c: model hyper-parameters; see config.h. */
 #include "config.h"
 #include "../core/error.h"
+#include "../io/json_check.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -49,18 +52,26 @@ static int get_int(cJSON *root, const char *key, int *dst) {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) return 0;
     if (cJSON_IsBool(v)) { *dst = cJSON_IsTrue(v); return 0; }
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-        return err_set("config key %s: expected an integer", key);
-    *dst = (int)v->valuedouble;
+    int64_t x;
+    if (!cJSON_IsNumber(v)) return err_set("config key %s: expected an integer", key);
+    if (!json_whole(v, INT_MIN, INT_MAX, &x))
+        return err_set("config key %s: expected an integer from %d to %d, got %.17g", key, INT_MIN, INT_MAX, v->valuedouble);
+    *dst = (int)x;
+    return 0;
+}
+
+/* A double that fits a float (checked before the cast). */
+static int to_float(const cJSON *v, const char *key, float *dst) {
+    if (!cJSON_IsNumber(v)) return err_set("config key %s: expected a number", key);
+    if (!(fabs(v->valuedouble) <= FLT_MAX)) return err_set("config key %s: %.17g is out of a float's range", key, v->valuedouble);
+    *dst = (float)v->valuedouble;
     return 0;
 }
 
 static int get_float(cJSON *root, const char *key, float *dst) {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v)) return err_set("config key %s: expected a number", key);
-    *dst = (float)v->valuedouble;
-    return 0;
+    return to_float(v, key, dst);
 }
 
 int model_config_from_json(ModelConfig *c, const char *json) {
@@ -68,6 +79,10 @@ int model_config_from_json(ModelConfig *c, const char *json) {
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return err_set("config is not a JSON object");
+    }
+    if (json_no_duplicate_keys(root)) {
+        cJSON_Delete(root);
+        return err_prefix("config");
     }
     int rc = 0;
     rc |= get_int(root, "GF_DIM", &c->gf_dim);
@@ -105,8 +120,9 @@ int model_config_from_json(ModelConfig *c, const char *json) {
             !cJSON_IsNumber(betas->child->next))
             rc = err_set("config key BETAS: expected two numbers");
         else {
-            c->beta1 = (float)betas->child->valuedouble;
-            c->beta2 = (float)betas->child->next->valuedouble;
+            float b1 = c->beta1, b2 = c->beta2;
+            rc |= to_float(betas->child, "BETAS[0]", &b1) || to_float(betas->child->next, "BETAS[1]", &b2);
+            if (!rc) c->beta1 = b1, c->beta2 = b2;
         }
     }
     cJSON_Delete(root);

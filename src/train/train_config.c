@@ -3,6 +3,7 @@
  * overrides, JSON) and writers (YAML dump, JSON) built on it; see train_config.h. */
 #include "train_config.h"
 #include "../io/image.h"
+#include "../io/json_check.h"
 #include "../ops/diffaug.h"
 #include "../core/error.h"
 
@@ -13,6 +14,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -91,6 +93,7 @@ static const Key KEYS[] = {
     KI("ZSL.CRITIC_STEPS", zsl.critic_steps, "1", 1),
     KF("ZSL.GP_LAMBDA", zsl.gp_lambda, "10.0", 0, FMAX),
     KF("ZSL.PIVOT_LAMBDA", zsl.pivot_lambda, "0.0", 0, FMAX),
+    KB("ZSL.WORD_LEVEL", zsl.word_level, "False"),
     KB("EXTRA.CORRECT_MASK", extra.correct_mask, "False"),
     KB("EXTRA.ZSL_FIX_LABELS", extra.zsl_fix_labels, "False"),
     KB("EXTRA.ZSL_TRAIN_CLASSES_ONLY", extra.zsl_train_classes_only, "False"),
@@ -220,6 +223,33 @@ static int set_number(TrainConfig *c, const Key *k, const char *s) {
     return 0;
 }
 
+/* Whether s is text a YAML file can hold in a single-quoted scalar and read back unchanged: valid
+ * UTF-8 of YAML's printable characters (tab included), no line breaks (they fold into spaces).
+ * 0, or -1 with the offending byte's offset in *at. */
+static int yaml_text_ok(const char *s, size_t *at) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; p[i];) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        uint32_t cp = k == 1 ? c : c & (0x7Fu >> k);
+        int ok = k != 0;
+        for (size_t j = 1; j < k && ok; j++) {
+            ok = (p[i + j] & 0xC0) == 0x80;
+            cp = cp << 6 | (p[i + j] & 0x3Fu);
+        }
+        static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+        ok = ok && cp >= least[k] &&
+             (cp == 0x9 || (cp >= 0x20 && cp <= 0x7E) || (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) ||
+              (cp >= 0x10000 && cp <= 0x10FFFF));
+        if (!ok) {
+            *at = i;
+            return -1;
+        }
+        i += k;
+    }
+    return 0;
+}
+
 /* Stores the text of one scalar into key k; quoted: it was a quoted YAML/JSON string (a string
  * key takes any scalar's text; the other types take only unquoted values, as the original's type
  * check rejects a str). The message (on -1) does not name the key: callers add it. */
@@ -230,6 +260,10 @@ static int set_value(TrainConfig *c, const Key *k, const char *text, int quoted)
     }
     const char *s = (!quoted && is_null_text(text)) ? "" : text;
     if (strlen(s) >= TRAIN_CONFIG_STR) return err_set("value longer than %d bytes", TRAIN_CONFIG_STR - 1);
+    size_t at;
+    if (yaml_text_ok(s, &at))
+        return err_set("byte %zu (0x%02x) of the value is not printable UTF-8 text (a config holds no control characters, line breaks "
+                       "or invalid UTF-8)", at, (unsigned char)s[at]);
     if (check_choice(k, s)) return -1;
     strcpy((char *)field(c, k), s);
     return 0;
@@ -296,6 +330,7 @@ void train_config_to_model(const TrainConfig *c, ModelConfig *m) {
     m->zsl_critic_steps = c->zsl.critic_steps;
     m->zsl_gp_lambda = (float)c->zsl.gp_lambda;
     m->zsl_pivot_lambda = (float)c->zsl.pivot_lambda;
+    m->zsl_word = c->zsl.word_level;
     if (diffaug_parse_policy(c->extra.diffaugment, &m->diffaug)) m->diffaug = 0; /* train_config_check_gan reports it */
     m->rnn_grad_clip = (float)c->train.rnn_grad_clip;
     m->branch_num = c->tree.branch_num;
@@ -335,7 +370,8 @@ const char *train_config_diff(const TrainConfig *a, const TrainConfig *b) {
 const char *train_config_encoder_diff(const TrainConfig *a, const TrainConfig *b) {
     static const char *const names[] = {"TEXT.EMBEDDING_DIM", "TEXT.WORD_DIM", "ZSL.RDC_DIM", "ZSL.Z_DIM", "ZSL.H_DIM",
                                         "ZSL.NUM_CLASSES", "ZSL.Z_STD", "ZSL.RESIDUAL", "EXTRA.SENT_CODE", "EXTRA.IMAGE_CODE",
-                                        "EXTRA.INCEPTION", "EXTRA.ZSL_TRAIN_CLASSES_ONLY", "ZSL.ADV_LOSS"};
+                                        "EXTRA.INCEPTION", "EXTRA.ZSL_TRAIN_CLASSES_ONLY", "ZSL.ADV_LOSS",
+                                        "ZSL.WORD_LEVEL"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const Key *k = find_key(names[i]);
         CHECK(k, "train_config_encoder_diff: no key %s", names[i]);
@@ -453,19 +489,76 @@ static int load_stream(yaml_parser_t *p, const char *path, TrainConfig *c) {
     return rc;
 }
 
+/* Bounds on a config file, checked before libyaml sees it: libyaml's scanner is quadratic in the
+ * nesting of flow collections ([ and {), so 1 KB of "[[[[..." took seconds and 100 KB minutes. A
+ * config has three levels of block mappings and no flow collections at all. */
+#define CONFIG_MAX_BYTES (1 << 20)
+#define CONFIG_MAX_FLOW_DEPTH 64     /* [ and { open at once, outside comments and quotes */
+#define CONFIG_MAX_FLOW_OPENERS 1024 /* [ and { anywhere: a bound that needs no parsing */
+
+static int flow_bounds(const char *buf, size_t len, const char *path) {
+    size_t line = 1, col = 1, openers = 0;
+    int depth = 0;
+    char quote = 0, prev = '\n'; /* prev: the last character outside quotes and comments */
+    for (size_t i = 0; i < len; i++, col++) {
+        char ch = buf[i];
+        if (ch == '\n') line++, col = 0;
+        if (quote) { /* inside a quoted scalar: '' and \" escape the quote */
+            if (quote == '"' && ch == '\\') i++, col++;
+            else if (ch == quote && quote == '\'' && i + 1 < len && buf[i + 1] == '\'') i++, col++;
+            else if (ch == quote) quote = 0, prev = ch;
+            continue;
+        }
+        if (ch == '#' && (prev == ' ' || prev == '\t' || prev == '\n')) { /* a comment, to the end of the line */
+            while (i + 1 < len && buf[i + 1] != '\n') i++, col++;
+            continue;
+        }
+        /* a quote starts a scalar where a token may start; elsewhere it is part of a plain scalar.
+         * This is YAML's rule only nearly: where it errs it can hide brackets from the depth, and
+         * the count of every '[' and '{' below bounds the depth whatever happens here */
+        if ((ch == '\'' || ch == '"') && strchr(" \t\n[{,:?-", prev)) { quote = ch; continue; }
+        if (ch == '[' || ch == '{') {
+            if (++depth > CONFIG_MAX_FLOW_DEPTH)
+                return err_set("%s:%zu:%zu: flow collections ('[' and '{') nested deeper than %d levels", path, line, col,
+                               CONFIG_MAX_FLOW_DEPTH);
+        } else if ((ch == ']' || ch == '}') && depth > 0) depth--;
+        prev = ch;
+    }
+    line = 1, col = 1;
+    for (size_t i = 0; i < len; i++, col++) { /* every byte, whatever it is part of */
+        if (buf[i] == '\n') line++, col = 0;
+        if ((buf[i] == '[' || buf[i] == '{') && ++openers > CONFIG_MAX_FLOW_OPENERS)
+            return err_set("%s:%zu:%zu: more than %d '[' and '{' characters (a config needs none)", path, line, col,
+                           CONFIG_MAX_FLOW_OPENERS);
+    }
+    return 0;
+}
+
 int train_config_load(TrainConfig *c, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_set("cannot open config file %s: %s", path, strerror(errno));
+    char *buf = xmalloc(CONFIG_MAX_BYTES + 1);
+    size_t len = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+    int rerr = ferror(f);
+    fclose(f);
+    int rc = 0;
+    if (rerr) rc = err_set("cannot read config file %s", path);
+    else if (len > CONFIG_MAX_BYTES) rc = err_set("%s: config file larger than %d bytes", path, CONFIG_MAX_BYTES);
+    else rc = flow_bounds(buf, len, path);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) FAIL("out of memory initialising the YAML parser");
-    yaml_parser_set_input_file(&p, f);
+    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
     TrainConfig *tmp = xmalloc(sizeof *tmp);
     *tmp = *c;
-    int rc = load_stream(&p, path, tmp);
+    rc = load_stream(&p, path, tmp);
     if (rc == 0) *c = *tmp;
     free(tmp);
     yaml_parser_delete(&p);
-    fclose(f);
+    free(buf);
     return rc;
 }
 
@@ -592,6 +685,10 @@ int train_config_from_json(TrainConfig *c, const char *json) {
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return err_set("JSON config: not a JSON object");
+    }
+    if (json_no_duplicate_keys(root)) {
+        cJSON_Delete(root);
+        return err_prefix("JSON config");
     }
     TrainConfig *tmp = xmalloc(sizeof *tmp);
     *tmp = *c;
