@@ -6,9 +6,16 @@
  *      their gradients in the image and text codes; the penalty and the pivot alone;
  *  (2) finite-difference gradchecks of the penalty (in D's weights and biases), the pivot (in
  *      both codes: the image codes' gradient is 0), and both sides' WGAN-GP losses;
- *  (3) the config keys: defaults (the seed's), --set, the values refused, the model config. */
+ *      The same losses on sets of their own sizes (the word-level pair of ZSL.WORD_LEVEL: 9 region
+ *      rows, 5 word rows, the penalty on paired rows, the pivot over the classes in both);
+ *  (3) the config keys: defaults (the seed's), --set, the values refused, the model config;
+ *  (4) ZSL.WORD_LEVEL's text encoder: zsl_gw.* registered after zsl_g.*, word codes (B, E, L) zero
+ *      past each length, the LSTM's words kept in words_lstm, zero noise without an Rng
+ *      (deterministic), noise from an Rng, and finite differences of the word codes in zsl_gw's
+ *      weights and in the word embeddings. */
 #include "test.h"
 #include "../src/nn/load.h"
+#include "../src/nn/text_encoder.h"
 #include "../src/nn/zsl.h"
 #include "../src/train/train_config.h"
 
@@ -165,6 +172,52 @@ static void fixture_cases(void) {
         tensor_free(sent);
         tensor_free(alpha);
     }
+    /* sets of their own sizes: the word-level pair */
+    {
+        Tensor *real = fixture_tensor(st, "sets.real", 0), *fake = fixture_tensor(st, "sets.fake", 0);
+        Tensor *alpha = fixture_tensor(st, "sets.alpha", 0);
+        int64_t N, M, np;
+        int64_t *ir = fixture_i64(st, "sets.ids_real", &N), *ifk = fixture_i64(st, "sets.ids_fake", &M), *pair = fixture_i64(st, "sets.pair", &np);
+        int64_t yr[16], yf[16];
+        for (int i = 0; i < N; i++) yr[i] = ir[i] - 1;
+        for (int i = 0; i < M; i++) yf[i] = ifk[i] - 1;
+        cfg.zsl_wgan = 1;
+        cfg.zsl_pivot_lambda = fixture_scalar(st, "cfg.pivot_lambda");
+        Tape tp;
+        tape_init(&tp);
+        Tensor *gp_real = TNEW(&tp, (int)M, 6);
+        for (int i = 0; i < M; i++) memcpy(gp_real->data + i * 6, real->data + pair[i] * 6, 6 * sizeof(float));
+        paramset_set_frozen(&d.ps, 0);
+        paramset_zero_grad(&d.ps);
+        ZslTerms z;
+        zsl_pair_d_loss_sets(&tp, &d, &cfg, real, yr, fake, yf, gp_real, alpha, &z);
+        scalar_close(st, "sets_d.loss", z.loss, "critic side on sets (wgan_gp) loss");
+        tape_backward(&tp, z.loss);
+        for (int i = 0; i < 6; i++) {
+            snprintf(k, sizeof k, "sets_d.grad.%s", KEYS[i]);
+            Tensor *p = param(&d, KEYS[i]);
+            if (i == 3) EXPECT(fabsf(p->grad[0]) <= 1e-6f, "critic side on sets: grad of D_gan.bias %g, want 0", p->grad[0]);
+            else close_to(st, k, p->grad, p->n, "critic side on sets grad");
+        }
+        tape_free(&tp);
+        tensor_free(real);
+        tensor_free(fake);
+        real = fixture_tensor(st, "sets.real", 1), fake = fixture_tensor(st, "sets.fake", 1);
+        tape_init(&tp);
+        paramset_set_frozen(&d.ps, 1);
+        zsl_pair_g_loss_sets(&tp, &d, &cfg, real, yr, ir, fake, yf, ifk, &z);
+        scalar_close(st, "sets_g.loss", z.loss, "generator side on sets (wgan_gp + pivot) loss");
+        tape_backward(&tp, z.loss);
+        close_to(st, "sets_g.grad.real", real->grad, real->n, "generator side on sets: grad of the real rows");
+        close_to(st, "sets_g.grad.fake", fake->grad, fake->n, "generator side on sets: grad of the fake rows");
+        tape_free(&tp);
+        tensor_free(real);
+        tensor_free(fake);
+        tensor_free(alpha);
+        free(ir);
+        free(ifk);
+        free(pair);
+    }
     free(ids);
     zsl_d_free(&d);
     fixture_close(st);
@@ -288,10 +341,106 @@ static void config_cases(void) {
     }
 }
 
+/* ---------------------------------------------------------------- (4) word-level text encoder */
+static void word_config(ModelConfig *cfg) {
+    model_config_default(cfg);
+    cfg->embedding_dim = cfg->condition_dim = 8;
+    cfg->word_dim = 6;
+    cfg->n_words = 20;
+    cfg->words_num = 7;
+    cfg->zsl_rdc = 5;
+    cfg->zsl_z = 3;
+    cfg->zsl_h = 9;
+    cfg->num_classes = 4;
+    cfg->rnn_drop = 0.0f;
+    cfg->zsl_word = 1;
+}
+
+enum { WB = 3 };
+static const int64_t WCAPS[WB * 7] = {3, 5, 7, 2, 9, 11, 4, 6, 8, 10, 1, 0, 0, 0, 12, 13, 0, 0, 0, 0, 0};
+static const int WLENS[WB] = {7, 4, 2};
+
+typedef struct WordCtx {
+    TextEncoder *te;
+    const Tensor *z; /* the sentence noise (B, Z) */
+} WordCtx;
+
+/* the word codes with zero noise (no Rng): a function of the weights given as inputs */
+static Tensor *fwd_words(Tape *tp, Tensor **in, void *vc) {
+    WordCtx *c = vc;
+    TextEncoderOut o = text_encoder_forward(tp, c->te, WCAPS, WLENS, WB, c->z, NULL, NULL);
+    (void)in;
+    return o.words_emb;
+}
+
+static void word_level_cases(void) {
+    ModelConfig cfg;
+    word_config(&cfg);
+    TextEncoder te;
+    text_encoder_init(&te, &cfg);
+    random_weights(&te.ps, 71);
+    int n_g = 0, first_gw = -1, last_g = -1;
+    for (int i = 0; i < te.ps.n; i++) {
+        const char *nm = te.ps.entries[i]->name;
+        if (!strncmp(nm, "zsl_gw.", 7)) { n_g++; if (first_gw < 0) first_gw = i; }
+        else if (!strncmp(nm, "zsl_g.", 6)) last_g = i;
+    }
+    EXPECT(n_g == 6 && first_gw > last_g, "ZSL.WORD_LEVEL: 6 zsl_gw.* tensors after zsl_g.* (%d, first at %d, zsl_g's last at %d)", n_g,
+           first_gw, last_g);
+    ModelConfig off = cfg;
+    off.zsl_word = 0;
+    TextEncoder te0;
+    text_encoder_init(&te0, &off);
+    EXPECT(te0.ps.n == te.ps.n - 6, "without ZSL.WORD_LEVEL no zsl_gw.* (%d tensors against %d)", te0.ps.n, te.ps.n);
+    text_encoder_free(&te0);
+    Tape tp;
+    tape_init(&tp);
+    Rng rng;
+    rng_init(&rng, 72);
+    Tensor *z = tensor_alloc(2, (int[]){WB, 3}, 0);
+    fill_uniform(z->data, z->n, -1, 1, 74);
+    TextEncoderOut a = text_encoder_forward(&tp, &te, WCAPS, WLENS, WB, z, NULL, NULL);
+    TextEncoderOut b = text_encoder_forward(&tp, &te, WCAPS, WLENS, WB, z, NULL, NULL);
+    TextEncoderOut c = text_encoder_forward(&tp, &te, WCAPS, WLENS, WB, z, NULL, &rng);
+    int L = 7, E = 8, zero_ok = 1, same = 1, lstm_differs = 0, noise_differs = 0;
+    EXPECT(a.words_emb->ndim == 3 && a.words_emb->shape[0] == WB && a.words_emb->shape[1] == E && a.words_emb->shape[2] == L,
+           "word codes are (B, E, L)");
+    for (int bb = 0; bb < WB; bb++)
+        for (int e = 0; e < E; e++)
+            for (int t = 0; t < L; t++) {
+                size_t i = ((size_t)bb * E + e) * L + t;
+                if (t >= WLENS[bb]) zero_ok &= a.words_emb->data[i] == 0.0f && c.words_emb->data[i] == 0.0f;
+                else {
+                    lstm_differs |= a.words_emb->data[i] != a.words_lstm->data[i];
+                    noise_differs |= a.words_emb->data[i] != c.words_emb->data[i];
+                }
+                same &= a.words_emb->data[i] == b.words_emb->data[i];
+            }
+    EXPECT(zero_ok, "word codes are 0 past each caption's length");
+    EXPECT(same, "without an Rng the word codes are deterministic (zero noise)");
+    EXPECT(lstm_differs, "the word codes are ZSL G's, not the LSTM's (kept in words_lstm)");
+    EXPECT(noise_differs && rng.offset > 0, "with an Rng the word codes take noise");
+    tape_free(&tp);
+    WordCtx wc = {&te, z};
+    Tensor *in[3];
+    const char *names[3] = {"zsl_gw.main.0.weight", "zsl_gw.rdc_text.weight", "encoder.weight"};
+    for (int i = 0; i < 3; i++) {
+        ParamEntry *e = paramset_find(&te.ps, names[i]);
+        CHECK(e, "no %s", names[i]);
+        in[i] = &e->t;
+    }
+    paramset_set_frozen(&te.ps, 0);
+    GradcheckOpts opts = {.h = 1e-3, .tol = 1e-2, .max_elems = 24, .seed = 73, .move_sets = {&te.ps}, .move_tensors = {z}};
+    gradcheck("ZSL.WORD_LEVEL word codes in zsl_gw's weights and the word embeddings", fwd_words, 3, in, &wc, &opts);
+    tensor_free(z);
+    text_encoder_free(&te);
+}
+
 int main(void) {
     test_begin("test_zsl");
     fixture_cases();
     gradcheck_cases();
     config_cases();
+    word_level_cases();
     return test_end();
 }

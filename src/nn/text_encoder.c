@@ -3,6 +3,7 @@
  * words_emb (B, E, L), and sent_emb = ZSL_G(h_n, z); see text_encoder.h. */
 #include "text_encoder.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* rnn.<w>_l0<suffix> of one LSTM direction, in PyTorch's registration order. */
@@ -30,6 +31,7 @@ void text_encoder_init(TextEncoder *te, const ModelConfig *cfg) {
     lstm_dir_init(&te->fwd, &te->ps, "", cfg->word_dim, hid);
     lstm_dir_init(&te->rev, &te->ps, "_reverse", cfg->word_dim, hid);
     zsl_g_init(&te->zsl_g, &te->ps, "zsl_g", cfg);
+    if (cfg->zsl_word) zsl_g_init(&te->zsl_gw, &te->ps, "zsl_gw", cfg);
     paramset_finalize(&te->ps);
     te->train = 0;
 }
@@ -73,6 +75,23 @@ static Tensor *zsl_noise(Tape *tp, const TextEncoder *te, const Tensor *z, int B
     return zz;
 }
 
+/* ZSL.WORD_LEVEL: seq (B, L, E) -> the word codes (B, E, L), zero past each length */
+static Tensor *word_codes(Tape *tp, const TextEncoder *te, Tensor *seq, const int *cap_lens, int B, Rng *rng) {
+    int L = seq->shape[1], E = seq->shape[2], Z = te->cfg.zsl_z;
+    Tensor *flat = OP_RESHAPE(tp, seq, B * L, E);
+    Tensor *zw = TNEW(tp, B * L, Z);
+    if (rng) tensor_fill_normal(zw, rng, 0.0f, te->cfg.zsl_z_std);
+    else tensor_fill(zw, 0.0f);
+    Tensor *w = OP_RESHAPE(tp, zsl_g_forward(tp, &te->zsl_gw, flat, zw), B, L, E);
+    float *m = xmalloc((size_t)B * L * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++) m[(size_t)b * L + t] = t < cap_lens[b] ? 1.0f : 0.0f;
+    Tensor *mask = TNEW(tp, B, L, 1);
+    tensor_upload(mask, m);
+    free(m);
+    return op_transpose(tp, op_mul(tp, w, mask), 1, 2);
+}
+
 TextEncoderOut text_encoder_forward(Tape *tp, TextEncoder *te, const int64_t *captions, const int *cap_lens, int B,
                                     const Tensor *z, const Tensor *drop_mask, Rng *rng) {
     CHECK(captions && cap_lens && B > 0, "text_encoder: captions, cap_lens and B = %d > 0 are required", B);
@@ -80,12 +99,14 @@ TextEncoderOut text_encoder_forward(Tape *tp, TextEncoder *te, const int64_t *ca
     for (int b = 0; b < B; b++)
         CHECK(cap_lens[b] >= 1 && cap_lens[b] <= T, "text_encoder: cap_lens[%d] = %d not in 1..WORDS_NUM = %d", b,
               cap_lens[b], T);
-    TextEncoderOut o = {NULL, NULL, NULL, NULL};
+    TextEncoderOut o = {NULL, NULL, NULL, NULL, NULL};
     Tensor *emb = op_embedding(tp, captions, B, T, te->embedding); /* (B, T, W) */
     if (te->train) emb = embedding_dropout(tp, te, emb, drop_mask, rng, &o.drop_mask);
     Tensor *h_n;                                                    /* (B, E) */
     Tensor *seq = op_bilstm(tp, emb, cap_lens, &te->fwd, &te->rev, &h_n); /* (B, L, E) */
     o.words_emb = op_transpose(tp, seq, 1, 2);                      /* (B, E, L) */
+    o.words_lstm = o.words_emb;
+    if (te->cfg.zsl_word) o.words_emb = word_codes(tp, te, seq, cap_lens, B, rng);
     o.sent_lstm = h_n;
     if (te->cfg.sent_lstm) { /* EXTRA.SENT_CODE 'lstm': no noise drawn */
         o.sent_emb = h_n;

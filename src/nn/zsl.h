@@ -26,6 +26,8 @@ typedef struct ZslD {
 } ZslD;
 
 void zsl_d_init(ZslD *d, const ModelConfig *cfg);
+/* The same network under another ParamSet name (the word-level ZSL D: "zsl_dw"). */
+void zsl_d_init_named(ZslD *d, const ModelConfig *cfg, const char *name);
 void zsl_d_free(ZslD *d);
 /* x (B, E) -> *pred (B, 1) adversarial logit, *cls (B, K) class logits */
 void zsl_d_forward(Tape *tp, ZslD *d, Tensor *x, Tensor **pred, Tensor **cls);
@@ -57,6 +59,13 @@ void zsl_pair_g_loss(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *code, Te
  * sent are used as given: detach them first for a D-only update. */
 void zsl_pair_d_loss(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *code, Tensor *sent, const int64_t *y, Tensor *alpha,
                      ZslTerms *o);
+/* The same with sets of their own sizes: real (N, E) with y_real (N) and class ids ids_real (N),
+ * fake (M, E) with y_fake, ids_fake (the word-level pair, ZSL.WORD_LEVEL: region features and word
+ * codes). The penalty interpolates fake with gp_real (M, E), real rows paired with fake's. */
+void zsl_pair_g_loss_sets(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *real, const int64_t *y_real, const int64_t *ids_real,
+                          Tensor *fake, const int64_t *y_fake, const int64_t *ids_fake, ZslTerms *o);
+void zsl_pair_d_loss_sets(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *real, const int64_t *y_real, Tensor *fake,
+                          const int64_t *y_fake, Tensor *gp_real, Tensor *alpha, ZslTerms *o);
 /* WGAN-GP's gradient penalty of the critic head D_gan (GAZSL's calc_gradient_penalty): with
  * x = alpha * real + (1 - alpha) * fake (computed without a graph; alpha (B, 1)), the mean over the
  * batch of (||d D_gan(x) / dx||_2 - 1)^2, unweighted. d D_gan / dx = W0^T (w_gan * [W0 x + b0 > 0])
@@ -68,5 +77,7 @@ Tensor *zsl_d_gradient_penalty(Tape *tp, ZslD *d, Tensor *real, Tensor *fake, Te
  * (detached). GAZSL divides the sum by all training classes with batches of 1,000; our batches
  * hold a few dozen of 150 classes, so the mean is over those present. */
 Tensor *zsl_visual_pivot(Tape *tp, Tensor *fake, Tensor *real, const int64_t *class_ids, int B);
+/* The same over sets of their own sizes (fake (M, E), real (N, E)): the classes present in both. */
+Tensor *zsl_visual_pivot_sets(Tape *tp, Tensor *fake, const int64_t *ids_fake, Tensor *real, const int64_t *ids_real);
 
 #endif

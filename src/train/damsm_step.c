@@ -15,11 +15,20 @@ void damsm_trainer_init(DamsmTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD
     image_encoder_set_trainable(ie, 1);
     paramset_set_frozen(&te->ps, 0);
     adam_init(&t->opt_te, &te->ps, cfg->encoder_lr, cfg->beta1, cfg->beta2, 1e-8f);
-    if (cfg->zsl_g_lr_scale != 1.0f) adam_set_prefix_scale(&t->opt_te, "zsl_g.", cfg->zsl_g_lr_scale);
+    if (cfg->zsl_g_lr_scale != 1.0f) {
+        adam_set_prefix_scale(&t->opt_te, "zsl_g.", cfg->zsl_g_lr_scale);
+        if (cfg->zsl_word) adam_set_prefix_scale(&t->opt_te, "zsl_gw.", cfg->zsl_g_lr_scale);
+    }
     adam_init(&t->opt_ie, &ie->ps, cfg->encoder_lr, cfg->beta1, cfg->beta2, 1e-8f);
     adam_init(&t->opt_zd, &zd->ps, cfg->encoder_lr, cfg->beta1, cfg->beta2, 1e-8f);
     tape_init(&t->tape[0]);
     tape_init(&t->tape[1]);
+}
+
+void damsm_trainer_set_word_d(DamsmTrainer *t, ZslD *zdw) {
+    CHECK(t->cfg.zsl_word && zdw && !t->zdw, "damsm_trainer_set_word_d: needs ZSL.WORD_LEVEL and one word-level ZSL D");
+    t->zdw = zdw;
+    adam_init(&t->opt_zdw, &zdw->ps, t->cfg.encoder_lr, t->cfg.beta1, t->cfg.beta2, 1e-8f);
 }
 
 void damsm_trainer_to_device(DamsmTrainer *t, int dev) {
@@ -29,6 +38,10 @@ void damsm_trainer_to_device(DamsmTrainer *t, int dev) {
     adam_to_device(&t->opt_te, dev);
     adam_to_device(&t->opt_ie, dev);
     adam_to_device(&t->opt_zd, dev);
+    if (t->zdw) {
+        paramset_to_device(&t->zdw->ps, dev);
+        adam_to_device(&t->opt_zdw, dev);
+    }
     for (int i = 0; i < 2; i++) {
         tape_reset(&t->tape[i]);
         t->tape[i].device = dev;
@@ -39,6 +52,7 @@ void damsm_trainer_free(DamsmTrainer *t) {
     adam_free(&t->opt_te);
     adam_free(&t->opt_ie);
     adam_free(&t->opt_zd);
+    if (t->zdw) adam_free(&t->opt_zdw);
     tape_free(&t->tape[0]);
     tape_free(&t->tape[1]);
 }
@@ -56,6 +70,42 @@ static void copy_terms(const ZslTerms *z, Tensor **pred_sent, Tensor **cls_sent,
                        Tensor *terms[4]) {
     *pred_sent = z->pred_img, *cls_sent = z->cls_img, *pred_emb = z->pred_text, *cls_emb = z->cls_text;
     for (int i = 0; i < 4; i++) terms[i] = z->terms[i];
+}
+
+/* The word-level pair's rows (ZSL.WORD_LEVEL): the M = sum(cap_lens) word codes of words_emb
+ * (B, E, L) and, for each, one region of its image's region features region (B, E, H, W), drawn
+ * uniformly from rng; the 0-based targets and 1-based class ids of both (the image's class). */
+typedef struct WordRows {
+    Tensor *words, *regions; /* (M, E) */
+    int64_t *y, *ids;
+} WordRows;
+
+static void word_rows(Tape *tp, Tensor *region, Tensor *words_emb, const DamsmBatch *b, int K, Rng *rng, WordRows *o) {
+    CHECK(rng != NULL, "damsm: ZSL.WORD_LEVEL needs an Rng for the region rows (DamsmTrainer.word_rng)");
+    int B = b->B, E = words_emb->shape[1], L = words_emb->shape[2];
+    int R = (int)(region->n / ((int64_t)B * E));
+    int M = 0;
+    for (int i = 0; i < B; i++) M += b->cap_lens[i];
+    int64_t *wi = tape_alloc(tp, (size_t)M * sizeof(int64_t)), *ri = tape_alloc(tp, (size_t)M * sizeof(int64_t));
+    o->y = tape_alloc(tp, (size_t)M * sizeof(int64_t));
+    o->ids = tape_alloc(tp, (size_t)M * sizeof(int64_t));
+    float *u = xmalloc((size_t)M * sizeof(float));
+    rng_uniform(rng, u, M);
+    for (int i = 0, m = 0; i < B; i++) {
+        CHECK(b->class_ids[i] >= 1 && b->class_ids[i] <= K, "class id %lld of sample %d outside 1..%d", (long long)b->class_ids[i], i, K);
+        for (int k = 0; k < b->cap_lens[i]; k++, m++) {
+            int r = (int)(u[m] * (float)R);
+            wi[m] = (int64_t)i * L + k;
+            ri[m] = (int64_t)i * R + (r < R ? r : R - 1);
+            o->ids[m] = b->class_ids[i];
+            o->y[m] = b->class_ids[i] - 1;
+        }
+    }
+    free(u);
+    Tensor *wt = OP_RESHAPE(tp, op_transpose(tp, words_emb, 1, 2), B * L, E);                   /* (B L, E) */
+    Tensor *rt = OP_RESHAPE(tp, op_transpose(tp, OP_RESHAPE(tp, region, B, E, R), 1, 2), B * R, E); /* (B R, E) */
+    o->words = OP_RESHAPE(tp, op_embedding(tp, wi, 1, M, wt), M, E);
+    o->regions = OP_RESHAPE(tp, op_embedding(tp, ri, 1, M, rt), M, E);
 }
 
 void damsm_encode(DamsmTrainer *t, Tape *tp, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *o) {
@@ -79,6 +129,15 @@ void damsm_losses(DamsmTrainer *t, Tape *tp, Tensor *region, Tensor *code, Tenso
     copy_terms(&z, &o->pred_sent, &o->cls_sent, &o->pred_emb, &o->cls_emb, o->g_terms);
     o->pivot = z.extra;
     o->g_loss = z.loss;
+    if (t->zdw) { /* the word-level pair: region features against word codes, in the same ZSL G loss */
+        paramset_set_frozen(&t->zdw->ps, 1);
+        WordRows w;
+        word_rows(tp, region, words_emb, b, c->num_classes, t->word_rng, &w);
+        ZslTerms zw;
+        zsl_pair_g_loss_sets(tp, t->zdw, c, w.regions, w.y, w.ids, w.words, w.y, w.ids, &zw);
+        o->word_g_loss = zw.loss;
+        o->g_loss = op_add(tp, o->g_loss, zw.loss);
+    }
     Tensor *wl = op_add(tp, o->w.loss0, o->w.loss1), *sl = op_add(tp, o->s.loss0, o->s.loss1);
     o->loss = op_add(tp, op_add(tp, wl, sl), op_scale(tp, o->g_loss, c->zsl_lambda));
 }
@@ -92,6 +151,7 @@ void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, 
     Tape *tp = &t->tape[0];
     tape_reset(tp);
     memset(o, 0, sizeof *o);
+    if (rng) t->word_rng = rng;
     damsm_encode(t, tp, b, noise, rng, o);
     damsm_losses(t, tp, o->img.region, o->img.code, o->txt.words_emb, o->txt.sent_emb, b, o);
     paramset_zero_grad(&t->te->ps); /* here, not before the forward: the gradients live only from here */
@@ -133,7 +193,28 @@ void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_
     copy_terms(&z, &o->pred_sent, &o->cls_sent, &o->pred_emb, &o->cls_emb, o->d_terms);
     o->gp = z.extra;
     o->d_loss = z.loss;
-    tape_backward_release(tp, o->d_loss);
+    Tensor *total = o->d_loss;
+    if (t->zdw) { /* the word-level ZSL D on o->img.region and o->txt.words_emb, in the same backward */
+        CHECK(o->img.region && o->txt.words_emb, "damsm_zsl_d_backward: ZSL.WORD_LEVEL needs the pass's region features and word codes");
+        paramset_set_frozen(&t->zdw->ps, 0);
+        paramset_zero_grad(&t->zdw->ps);
+        WordRows w;
+        word_rows(tp, tape_detach(tp, o->img.region), tape_detach(tp, o->txt.words_emb), b, c->num_classes, rng, &w);
+        int M = w.words->shape[0];
+        Tensor *aw = NULL;
+        if (c->zsl_wgan) {
+            float *a = xmalloc((size_t)M * sizeof(float));
+            rng_uniform(rng, a, M);
+            aw = TNEW(tp, M, 1);
+            tensor_upload(aw, a);
+            free(a);
+        }
+        ZslTerms zw;
+        zsl_pair_d_loss_sets(tp, t->zdw, c, w.regions, w.y, w.words, w.y, w.regions, aw, &zw);
+        o->word_d_loss = zw.loss;
+        total = op_add(tp, total, zw.loss);
+    }
+    tape_backward_release(tp, total);
 }
 
 void damsm_zsl_d_steps(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, Rng *rng, DamsmPass2 *o) {
@@ -146,9 +227,14 @@ void damsm_zsl_d_steps(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb
         tape_no_grad_begin(&sub);
         TextEncoderOut txt = text_encoder_forward(&sub, t->te, b->captions, b->cap_lens, b->B, NULL, NULL, rng);
         tape_no_grad_end(&sub);
-        if (!t->keep_grads) paramset_release_grads(&t->zd->ps);
+        if (!t->keep_grads) {
+            paramset_release_grads(&t->zd->ps);
+            if (t->zdw) paramset_release_grads(&t->zdw->ps);
+        }
         DamsmPass2 later;
         memset(&later, 0, sizeof later);
+        later.img.region = o->img.region;
+        later.txt = txt;
         damsm_zsl_d_backward(t, &sub, code, txt.sent_emb, b, rng, &later);
         damsm_zsl_d_update(t);
         tape_free(&sub);
@@ -163,7 +249,10 @@ void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, 
     damsm_zsl_d_backward(t, tp, o->img.code, o->txt.sent_emb, b, rng, o);
 }
 
-void damsm_zsl_d_update(DamsmTrainer *t) { adam_step(&t->opt_zd); }
+void damsm_zsl_d_update(DamsmTrainer *t) {
+    adam_step(&t->opt_zd);
+    if (t->zdw) adam_step(&t->opt_zdw);
+}
 
 void damsm_step(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *p1, DamsmPass2 *p2) {
     damsm_pass1(t, b, noise, rng, p1);
@@ -174,5 +263,8 @@ void damsm_step(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, R
     memset(p2, 0, sizeof *p2);
     damsm_encode2(t, tp, b, noise, rng, p2);
     damsm_zsl_d_steps(t, tp, p2->img.code, p2->txt.sent_emb, b, rng, p2);
-    if (!t->keep_grads) paramset_release_grads(&t->zd->ps);
+    if (!t->keep_grads) {
+        paramset_release_grads(&t->zd->ps);
+        if (t->zdw) paramset_release_grads(&t->zdw->ps);
+    }
 }

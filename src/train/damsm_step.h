@@ -30,6 +30,10 @@ typedef struct DamsmTrainer {
     ImageEncoder *ie;
     ZslD *zd;
     Adam opt_te, opt_ie, opt_zd;  /* opt_te and opt_ie together are the seed's one encoder optimizer */
+    ZslD *zdw;                    /* ZSL.WORD_LEVEL: the word-level ZSL D (damsm_trainer_set_word_d), or NULL */
+    Adam opt_zdw;
+    Rng *word_rng;                /* ZSL.WORD_LEVEL: draws pass 1's region rows (damsm_pass1 sets it
+                                     from its rng; a program calling damsm_losses itself sets it) */
     Tape tape[2];                 /* pass 1 and pass 2; their tensors live until the next step */
     int keep_grads;               /* 0 (default): damsm_step releases the text encoder's and ZSL D's
                                      gradients after their updates; 1: they stay readable */
@@ -56,6 +60,7 @@ typedef struct DamsmPass1 {
     Tensor *pred_sent, *cls_sent, *pred_emb, *cls_emb;  /* ZSL D on code ("sent") and on sent_emb ("emb") */
     Tensor *g_terms[4];           /* adv_sent, adv_emb, cls_sent, cls_emb */
     Tensor *pivot;                /* the visual pivot (ZSL.PIVOT_LAMBDA > 0), unweighted; or NULL */
+    Tensor *word_g_loss;          /* ZSL.WORD_LEVEL: the word-level pair's part of g_loss; or NULL */
     Tensor *g_loss, *loss;
     float clip_total_norm;
 } DamsmPass1;
@@ -66,12 +71,18 @@ typedef struct DamsmPass2 {
     Tensor *pred_sent, *cls_sent, *pred_emb, *cls_emb;
     Tensor *d_terms[4];
     Tensor *gp;                   /* the gradient penalty (ZSL.ADV_LOSS wgan_gp), unweighted; or NULL */
+    Tensor *word_d_loss;          /* ZSL.WORD_LEVEL: the word-level ZSL D's loss (not in d_loss); or NULL */
     Tensor *d_loss;
 } DamsmPass2;
 
 /* Takes the networks (not owned); sets their modes and trainable parts for pretraining. */
 void damsm_trainer_init(DamsmTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, const ModelConfig *cfg);
 void damsm_trainer_free(DamsmTrainer *t);
+/* ZSL.WORD_LEVEL: adds the word-level ZSL D (not owned) and its optimizer. The seed's design 2:
+ * in pass 1, g_loss gains the word-level pair's G side (zsl.h) with the region features as real
+ * and the word codes as fake, one region of its image drawn per word (word_rows); in pass 2 the
+ * word-level ZSL D is trained on the same rows, detached, in the same backward as ZSL D. */
+void damsm_trainer_set_word_d(DamsmTrainer *t, ZslD *zdw);
 /* Moves the encoders, ZSL D, their optimizer states and the tapes to device dev (the CPU
  * included); as gan_trainer_to_device. */
 void damsm_trainer_to_device(DamsmTrainer *t, int dev);

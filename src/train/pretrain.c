@@ -314,11 +314,12 @@ static int skip_trunk_weight(const char *key) {
     return !buffer; /* the trunk's weights come from EXTRA.INCEPTION_WEIGHTS; its BN statistics are saved */
 }
 
-static int export_models(const Run *r, TextEncoder *te, ImageEncoder *ie, ZslD *zd, const Cub *cub) {
+static int export_models(const Run *r, TextEncoder *te, ImageEncoder *ie, ZslD *zd, ZslD *zdw, const Cub *cub) {
     char path[2400];
-    struct { const char *name; ParamSet *ps; int (*skip)(const char *); } nets[3] = {
-        {"text_encoder", &te->ps, NULL}, {"image_encoder", &ie->ps, skip_trunk_weight}, {"zsl_d", &zd->ps, NULL}};
-    for (int i = 0; i < 3; i++) {
+    struct { const char *name; ParamSet *ps; int (*skip)(const char *); } nets[4] = {
+        {"text_encoder", &te->ps, NULL}, {"image_encoder", &ie->ps, skip_trunk_weight}, {"zsl_d", &zd->ps, NULL},
+        {"zsl_dw", zdw ? &zdw->ps : NULL, NULL}};
+    for (int i = 0; i < (zdw ? 4 : 3); i++) {
         StWriter *w = st_writer_new();
         for (int k = 0; k < nets[i].ps->n; k++) {
             const ParamEntry *e = nets[i].ps->entries[k];
@@ -342,13 +343,28 @@ static int export_models(const Run *r, TextEncoder *te, ImageEncoder *ie, ZslD *
     return vocab_save(&cub->vocab, path);
 }
 
+/* The checkpoint's networks and optimizers: 3 of each, 4 with the word-level ZSL D */
+static int ckpt_sets(DamsmTrainer *t, CkptNet nets[4], CkptOpt opts[4]) {
+    nets[0] = (CkptNet){"text_encoder", &t->te->ps, NULL};
+    nets[1] = (CkptNet){"image_encoder", &t->ie->ps, skip_trunk_weight};
+    nets[2] = (CkptNet){"zsl_d", &t->zd->ps, NULL};
+    opts[0] = (CkptOpt){"opt_text_encoder", &t->opt_te};
+    opts[1] = (CkptOpt){"opt_image_encoder", &t->opt_ie};
+    opts[2] = (CkptOpt){"opt_zsl_d", &t->opt_zd};
+    if (!t->zdw) return 3;
+    nets[3] = (CkptNet){"zsl_dw", &t->zdw->ps, NULL};
+    opts[3] = (CkptOpt){"opt_zsl_dw", &t->opt_zdw};
+    return 4;
+}
+
 static int save_checkpoint(Run *r, DamsmTrainer *t, const Rng *rng, float lr) {
-    CkptNet nets[3] = {{"text_encoder", &t->te->ps, NULL}, {"image_encoder", &t->ie->ps, skip_trunk_weight}, {"zsl_d", &t->zd->ps, NULL}};
-    CkptOpt opts[3] = {{"opt_text_encoder", &t->opt_te}, {"opt_image_encoder", &t->opt_ie}, {"opt_zsl_d", &t->opt_zd}};
+    CkptNet nets[4];
+    CkptOpt opts[4];
+    int n = ckpt_sets(t, nets, opts);
     cJSON *s = run_state(r);
     ckpt_put_rng(s, "rng", rng);
     cJSON_AddNumberToObject(s, "lr", lr);
-    int rc = ckpt_save(r->out, r->step, nets, 3, opts, 3, s, 3);
+    int rc = ckpt_save(r->out, r->step, nets, n, opts, n, s, 3);
     cJSON_Delete(s);
     return rc;
 }
@@ -370,7 +386,7 @@ static void print_eval(Run *r, const char *split, const EvalOut *e) {
  * back (dev: where it runs). */
 static int save_from(Run *r, DamsmTrainer *t, const Rng *rng, float lr, const Cub *cub, int dev) {
     if (dev != DEVICE_CPU) damsm_trainer_to_device(t, DEVICE_CPU);
-    int rc = save_checkpoint(r, t, rng, lr) || export_models(r, t->te, t->ie, t->zd, cub);
+    int rc = save_checkpoint(r, t, rng, lr) || export_models(r, t->te, t->ie, t->zd, t->zdw, cub);
     if (dev != DEVICE_CPU) damsm_trainer_to_device(t, dev);
     return rc ? -1 : 0;
 }
@@ -397,6 +413,11 @@ int pretrain_main(const RunArgs *a) {
     init_text_encoder(&te, &init);
     init_image_encoder_heads(&ie, &init);
     init_zsl_d(&zd, &init);
+    ZslD zdw; /* ZSL.WORD_LEVEL: the word-level ZSL D (initialised after everything else) */
+    if (mc.zsl_word) {
+        zsl_d_init_named(&zdw, &mc, "zsl_dw");
+        init_zsl_d(&zdw, &init);
+    }
     if (run_load_inception(&r, &ie)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
     if (tc->train.net_e[0] && !r.resume_state) {
         SafeTensors st;
@@ -408,6 +429,7 @@ int pretrain_main(const RunArgs *a) {
     }
     DamsmTrainer t;
     damsm_trainer_init(&t, &te, &ie, &zd, &mc);
+    if (mc.zsl_word) damsm_trainer_set_word_d(&t, &zdw);
     {
         char vpath[2400];
         snprintf(vpath, sizeof vpath, "%s/vocab.txt", r.out);
@@ -417,10 +439,11 @@ int pretrain_main(const RunArgs *a) {
     rng_init(&rng, (uint64_t)tc->extra.seed);
     float lr = (float)tc->train.encoder_lr;
     if (r.resume_state) {
-        CkptNet nets[3] = {{"text_encoder", &te.ps, NULL}, {"image_encoder", &ie.ps, skip_trunk_weight}, {"zsl_d", &zd.ps, NULL}};
-        CkptOpt opts[3] = {{"opt_text_encoder", &t.opt_te}, {"opt_image_encoder", &t.opt_ie}, {"opt_zsl_d", &t.opt_zd}};
+        CkptNet nets[4];
+        CkptOpt opts[4];
+        int n = ckpt_sets(&t, nets, opts);
         cJSON *st = NULL;
-        if (ckpt_load(r.resume_dir, nets, 3, opts, 3, &st) || ckpt_get_rng(st, "rng", &rng)) {
+        if (ckpt_load(r.resume_dir, nets, n, opts, n, &st) || ckpt_get_rng(st, "rng", &rng)) {
             fprintf(stderr, "attngan pretrain: resume: %s\n", err_msg());
             return 2;
         }
@@ -502,6 +525,7 @@ int pretrain_main(const RunArgs *a) {
                 p1.img.region = conv2d_layer_forward(tp, &ie.emb_features, cb.mixed);
                 p1.img.code = image_encoder_code(tp, &ie, cb.mixed, cb.pool);
                 p1.txt = text_encoder_forward(tp, &te, cb.captions, cb.cap_lens, B, NULL, NULL, &rng);
+                t.word_rng = &rng;
                 damsm_losses(&t, tp, p1.img.region, p1.img.code, p1.txt.words_emb, p1.txt.sent_emb, &db, &p1);
                 tape_backward(tp, p1.loss);
                 p1.clip_total_norm = damsm_clip(&t);
@@ -510,6 +534,7 @@ int pretrain_main(const RunArgs *a) {
                 tape_no_grad_begin(tp2);
                 p2.txt = text_encoder_forward(tp2, &te, cb.captions, cb.cap_lens, B, NULL, NULL, &rng);
                 p2.img.code = image_encoder_code(tp2, &ie, cb.mixed, cb.pool);
+                if (t.zdw) p2.img.region = conv2d_layer_forward(tp2, &ie.emb_features, cb.mixed);
                 tape_no_grad_end(tp2);
                 damsm_zsl_d_steps(&t, tp2, p2.img.code, p2.txt.sent_emb, &db, &rng, &p2);
             } else {
@@ -576,6 +601,7 @@ int pretrain_main(const RunArgs *a) {
     text_encoder_free(&te);
     image_encoder_free(&ie);
     zsl_d_free(&zd);
+    if (mc.zsl_word) zsl_d_free(&zdw);
     cub_close(&cub);
     run_close(&r);
     return rc;

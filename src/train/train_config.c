@@ -93,6 +93,7 @@ static const Key KEYS[] = {
     KI("ZSL.CRITIC_STEPS", zsl.critic_steps, "1", 1),
     KF("ZSL.GP_LAMBDA", zsl.gp_lambda, "10.0", 0, FMAX),
     KF("ZSL.PIVOT_LAMBDA", zsl.pivot_lambda, "0.0", 0, FMAX),
+    KB("ZSL.WORD_LEVEL", zsl.word_level, "False"),
     KB("EXTRA.CORRECT_MASK", extra.correct_mask, "False"),
     KB("EXTRA.ZSL_FIX_LABELS", extra.zsl_fix_labels, "False"),
     KB("EXTRA.ZSL_TRAIN_CLASSES_ONLY", extra.zsl_train_classes_only, "False"),
@@ -329,6 +330,7 @@ void train_config_to_model(const TrainConfig *c, ModelConfig *m) {
     m->zsl_critic_steps = c->zsl.critic_steps;
     m->zsl_gp_lambda = (float)c->zsl.gp_lambda;
     m->zsl_pivot_lambda = (float)c->zsl.pivot_lambda;
+    m->zsl_word = c->zsl.word_level;
     if (diffaug_parse_policy(c->extra.diffaugment, &m->diffaug)) m->diffaug = 0; /* train_config_check_gan reports it */
     m->rnn_grad_clip = (float)c->train.rnn_grad_clip;
     m->branch_num = c->tree.branch_num;
@@ -368,7 +370,8 @@ const char *train_config_diff(const TrainConfig *a, const TrainConfig *b) {
 const char *train_config_encoder_diff(const TrainConfig *a, const TrainConfig *b) {
     static const char *const names[] = {"TEXT.EMBEDDING_DIM", "TEXT.WORD_DIM", "ZSL.RDC_DIM", "ZSL.Z_DIM", "ZSL.H_DIM",
                                         "ZSL.NUM_CLASSES", "ZSL.Z_STD", "ZSL.RESIDUAL", "EXTRA.SENT_CODE", "EXTRA.IMAGE_CODE",
-                                        "EXTRA.INCEPTION", "EXTRA.ZSL_TRAIN_CLASSES_ONLY", "ZSL.ADV_LOSS"};
+                                        "EXTRA.INCEPTION", "EXTRA.ZSL_TRAIN_CLASSES_ONLY", "ZSL.ADV_LOSS",
+                                        "ZSL.WORD_LEVEL"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const Key *k = find_key(names[i]);
         CHECK(k, "train_config_encoder_diff: no key %s", names[i]);

@@ -84,6 +84,10 @@ typedef struct TrainConfig {
         double pivot_lambda; /* ZSL.PIVOT_LAMBDA 0 (seed; GAZSL: 1): weight of the visual pivot
                               regulariser, the distance between each class's mean text code and
                               its mean image code, in pretraining's ZSL G loss */
+        int word_level;    /* ZSL.WORD_LEVEL False (seed): True adds the seed's design 2, a ZSL G
+                              on every word (text encoder keys zsl_gw.*) whose word codes replace
+                              the LSTM's words for the DAMSM and G's attention, and in pretraining
+                              a word-level ZSL D (zsl_dw) on word codes against region features */
     } zsl;
     struct { /* ours: not in AttnGAN's or the seed's config */
         int correct_mask;           /* EXTRA.CORRECT_MASK False: seed's mask.repeat (DESIGN 6.1) */
