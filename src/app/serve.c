@@ -22,11 +22,14 @@
 #include "figure.h"
 #include "../gen/gen.h"
 #include "../io/image.h"
+#include "../io/locate.h"
+#include "../io/request_body.h"
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -72,7 +75,10 @@ static const char *USAGE =
     "413 body over --max-body or caption over --max-caption; 503 queue full or shutting down;\n"
     "500 internal failure. Every error is JSON {\"error\": \"...\"}.\n"
     "\n"
-    "  --model DIR        model directory (attngan export; default models/bird64)\n"
+    "  --model DIR        model directory (attngan export); without it $ATTNGAN_MODEL, then\n"
+    "                     models/bird64 next to the binary, in PREFIX/share/attngan (make install), in\n"
+    "                     the binary's repository, in the working directory. A model that cannot be\n"
+    "                     loaded exits 2, as in attngan generate\n"
     "  --host ADDR        address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 or ::\n"
     "                     for every interface)\n"
     "  --port N           TCP port (default 8080; 0 picks a free one, printed at start)\n"
@@ -129,34 +135,6 @@ static char *base64_encode(const uint8_t *p, size_t n) {
     }
     *q = 0;
     return o;
-}
-
-/* Code points of s (n bytes) if it is valid UTF-8 (no overlongs, surrogates or values over
- * U+10FFFF), else -1. */
-static long utf8_count(const unsigned char *s, size_t n) {
-    long count = 0;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c < 0x80) { i++; count++; continue; }
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return -1;
-        if (i + len > n) return -1;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return -1;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return -1;
-        i += len;
-        count++;
-    }
-    return count;
 }
 
 /* A user-supplied string (n bytes, or up to its NUL) made safe to quote in a message or a log:
@@ -598,19 +576,6 @@ static enum MHD_Result reply_health(struct MHD_Connection *c, Req *r, Server *s)
     return queue(c, r, stopping ? 503 : 200, body, strlen(body), "application/json", 1, NULL);
 }
 
-/* Reads an integer field: absent leaves *out, else it must be an integral number in [lo, hi]. */
-static int int_field(const cJSON *root, const char *name, double lo, double hi, double *out, char *msg, size_t cap) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
-        v->valuedouble > hi) {
-        snprintf(msg, cap, "\"%s\" must be an integer from %.0f to %.0f", name, lo, hi);
-        return -1;
-    }
-    *out = v->valuedouble;
-    return 0;
-}
-
 static uint64_t next_seed(Server *s) {
     pthread_mutex_lock(&s->mu);
     uint64_t x = (s->seed_ctr += 0x9E3779B97F4A7C15ULL);
@@ -623,81 +588,14 @@ static uint64_t next_seed(Server *s) {
 
 static enum MHD_Result handle_bird(struct MHD_Connection *c, Req *r, Server *s) {
     char msg[1024];
-    const char *at = NULL;   /* where parsing stopped (cJSON_GetErrorPtr is a global: not for threads) */
-    cJSON *root = cJSON_ParseWithLengthOpts(r->body ? r->body : "", r->len, &at, 0);
-    if (!root) {
-        if (r->len == 0) return reply_error(c, r, 400, NULL, "empty body: expected a JSON object such as {\"caption\": \"a small red bird\"}");
-        long off = at && r->body && at >= r->body && at <= r->body + r->len ? (long)(at - r->body) : -1;
-        return reply_error(c, r, 400, NULL, "the body is not valid JSON (near byte %ld)", off);
-    }
-    while (at && at < r->body + r->len && (*at == ' ' || *at == '\t' || *at == '\n' || *at == '\r')) at++;
-    if (at && at < r->body + r->len) {
-        cJSON_Delete(root);
-        return reply_error(c, r, 400, NULL, "the body is not valid JSON (text after the value at byte %ld)", (long)(at - r->body));
-    }
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return reply_error(c, r, 400, NULL, "the body must be a JSON object such as {\"caption\": \"a small red bird\"}");
-    }
-    static const char *const FIELDS[] = {"caption", "seed", "n", "stage", "format"};
-    for (const cJSON *it = root->child; it; it = it->next) {
-        int known = 0;
-        for (size_t k = 0; k < sizeof FIELDS / sizeof *FIELDS; k++) known |= it->string && !strcmp(it->string, FIELDS[k]);
-        if (!known) {
-            char name[64];
-            sanitize(name, sizeof name, it->string ? it->string : "", 40);
-            cJSON_Delete(root);
-            return reply_error(c, r, 400, NULL, "unknown field \"%s\" (the fields are caption, seed, n, stage, format)", name);
-        }
-    }
-    const cJSON *cap = cJSON_GetObjectItemCaseSensitive(root, "caption");
-    if (!cap) {
-        cJSON_Delete(root);
-        return reply_error(c, r, 400, NULL, "missing field \"caption\" (a string)");
-    }
-    if (!cJSON_IsString(cap) || !cap->valuestring) {
-        cJSON_Delete(root);
-        return reply_error(c, r, 400, NULL, "\"caption\" must be a string");
-    }
-    const char *caption = cap->valuestring;
-    size_t cap_bytes = strlen(caption);
-    long chars = utf8_count((const unsigned char *)caption, cap_bytes);
-    if (chars < 0) {
-        cJSON_Delete(root);
-        return reply_error(c, r, 400, NULL, "\"caption\" is not valid UTF-8");
-    }
-    if (chars > s->o.max_caption || cap_bytes > GEN_MAX_TEXT) {
-        cJSON_Delete(root);
-        return reply_error(c, r, 413, NULL, "the caption has %ld characters; this server accepts at most %d", chars,
-                           s->o.max_caption);
-    }
-    int blank = 1;
-    for (const char *p = caption; *p && blank; p++) blank = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v';
-    if (blank) {
-        cJSON_Delete(root);
-        return reply_error(c, r, 400, NULL, "the caption is empty");
-    }
-    double seed = -1, n = 1, stage = s->stages;
-    if (int_field(root, "seed", 0, SERVE_MAX_SEED, &seed, msg, sizeof msg) ||
-        int_field(root, "n", 1, SERVE_MAX_N, &n, msg, sizeof msg) ||
-        int_field(root, "stage", 1, s->stages, &stage, msg, sizeof msg)) {
-        cJSON_Delete(root);
-        if (strstr(msg, "\"stage\"")) {
-            size_t l = strlen(msg);
-            snprintf(msg + l, sizeof msg - l, " (this model has %d stage%s: %s px)", s->stages, s->stages > 1 ? "s" : "",
-                     s->stages == 1 ? "64" : s->stages == 2 ? "64, 128" : "64, 128, 256");
-        }
-        return reply_error(c, r, 400, NULL, "%s", msg);
-    }
-    int json;
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
-    if (fmt && !cJSON_IsNull(fmt)) {
-        if (!cJSON_IsString(fmt) || (strcmp(fmt->valuestring, "png") && strcmp(fmt->valuestring, "json"))) {
-            cJSON_Delete(root);
-            return reply_error(c, r, 400, NULL, "\"format\" must be \"png\" or \"json\"");
-        }
-        json = !strcmp(fmt->valuestring, "json");
-    } else {
+    /* the body's JSON and its fields (src/io/request_body.c, fuzzed by tests/fuzz/fuzz_serve_body.c) */
+    BirdLimits lim = {s->o.max_caption, GEN_MAX_TEXT, SERVE_MAX_N, SERVE_MAX_SEED, s->stages};
+    BirdRequest br;
+    int bad = bird_request_parse(r->body, r->len, &lim, &br, msg, sizeof msg);
+    if (bad) return reply_error(c, r, bad, NULL, "%s", msg);
+    const char *caption = br.caption;
+    int json = br.format == BIRD_FORMAT_JSON;
+    if (br.format == BIRD_FORMAT_ANY) {
         const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
         json = accept_q(accept, "application/json") > accept_q(accept, "image/png");
     }
@@ -715,7 +613,7 @@ static enum MHD_Result handle_bird(struct MHD_Connection *c, Req *r, Server *s) 
         snprintf(msg, sizeof msg, "none of the words of the caption is in the model's vocabulary (unknown: %s)", list);
         char *body = json_error_body(msg, unknown);
         free(unknown);
-        cJSON_Delete(root);
+        bird_request_free(&br);
         if (!body) return MHD_NO;
         return queue(c, r, 400, body, strlen(body), "application/json", 1, NULL);
     }
@@ -723,13 +621,12 @@ static enum MHD_Result handle_bird(struct MHD_Connection *c, Req *r, Server *s) 
 
     Job j;
     memset(&j, 0, sizeof j);
-    j.caption = strdup(caption);
-    cJSON_Delete(root);
-    if (!j.caption) return MHD_NO;
+    j.caption = br.caption; /* freed below, as the strdup it was */
+    br.caption = NULL;
     gen_options_default(&j.opt);
-    j.opt.n = (int)n;
-    j.opt.seed = seed >= 0 ? (uint64_t)seed : next_seed(s);
-    j.stage = (int)stage - 1;
+    j.opt.n = br.n;
+    j.opt.seed = br.has_seed ? br.seed : next_seed(s);
+    j.stage = br.stage - 1;
     j.json = json;
     job_submit(s, &j);
     free(j.caption);
@@ -964,7 +861,7 @@ static int listen_on(const char *host, int port, int *family, int *bound_port) {
 }
 
 static int parse_args(int argc, char **argv, ServeOpts *o) {
-    o->model = "models/bird64";
+    o->model = NULL; /* src/io/locate.h's search */
     o->host = "127.0.0.1";
     o->port = 8080;
     o->workers = 1;
@@ -1056,11 +953,13 @@ int cmd_serve(int argc, char **argv) {
     if (!s) return 1;
     s->o = o;
     double t0 = now_ms();
-    if (gen_model_load(&s->model, o.model)) {
+    char model_path[PATH_MAX];
+    if (locate_resource(LOCATE_MODEL, o.model, model_path, sizeof model_path) || gen_model_load(&s->model, model_path)) {
         fprintf(stderr, "attngan serve: cannot load the model: %s\n", err_msg());
         free(s);
-        return 1;
+        return 2; /* as attngan generate: a model that cannot be loaded is bad input */
     }
+    s->o.model = o.model = model_path;
     s->device = device_current(); /* loaded on the CPU, then moved there */
     if (s->device != DEVICE_CPU) gen_model_to_device(&s->model, s->device);
     pthread_mutex_init(&s->dev_mu, NULL);
