@@ -396,11 +396,34 @@ static void test_csv_resume(const char *path) {
            "an unwritable path is an error naming it: %s", err_msg());
 }
 
+/* csv_open_lazy: no row, no file; the first row creates it; appending keeps the header check. */
+static void test_csv_lazy(const char *path) {
+    unlink(path);
+    const char *names[2] = {"x", "y"};
+    float v[2] = {1, 2};
+    CsvLog *c = csv_open_lazy(path, 0);
+    EXPECT(c && csv_close(c) == 0 && access(path, F_OK) != 0, "a lazy log without a row leaves no file");
+    c = csv_open_lazy(path, 0);
+    EXPECT(c && csv_row(c, 1, 0, 2, names, v) == 0 && csv_close(c) == 0 && access(path, F_OK) == 0, "the first row creates it");
+    c = csv_open_lazy(path, 1);
+    EXPECT(c && csv_row(c, 2, 0, 2, names, v) == 0 && csv_close(c) == 0, "lazy append with the same header");
+    FILE *f = fopen(path, "rb");
+    char buf[256] = "";
+    size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[got] = 0;
+    if (f) fclose(f);
+    EXPECT(!strncmp(buf, "step,epoch,wall_time,x,y\n1,0,", 29) && strstr(buf, "\n2,0,"), "header once, two rows: %s", buf);
+    c = csv_open_lazy(path, 1);
+    EXPECT(c && csv_close(c) == 0 && access(path, F_OK) == 0, "an existing file stays without a row");
+    unlink(path);
+}
+
 static void test_csv(void) {
     char path[300];
     snprintf(path, sizeof path, "%s/loss.csv", g_dir);
     test_csv_write(path);
     test_csv_resume(path);
+    test_csv_lazy(path);
     unlink(path);
 }
 
@@ -460,6 +483,28 @@ static void test_progress_timed(void) {
     fclose(f);
 }
 
+/* A unit of its own (photos), resumed at 40 of 100: the rate and the ETA count from there. */
+static void test_progress_unit(void) {
+    FILE *f = tmpfile();
+    double clock = 0.0;
+    Progress *p = progress_new("trunk features (train)", 100, f);
+    progress_set_clock(p, fake_now, &clock);
+    progress_set_unit(p, "photos");
+    progress_set_start(p, 40);
+    progress_set_every(p, 10, 1000.0);
+    for (int s = 41; s <= 100; s++) {
+        clock += 0.25;
+        progress_update(p, s, 0, NULL, NULL);
+    }
+    progress_done(p);
+    char *text = file_text(f);
+    EXPECT(strstr(text, "trunk features (train) photos 50/100 (50.0%)  4 photos/s  elapsed 0:03  ETA 0:13\n") &&
+               strstr(text, "trunk features (train) done: photos 100 in 0:15 (4 photos/s)\n") && !strstr(text, "step"),
+           "photos as the unit: %s", text);
+    free(text);
+    fclose(f);
+}
+
 static void test_progress_tty(void) {
     FILE *f = tmpfile();
     double clock = 0.0;
@@ -495,6 +540,7 @@ int main(void) {
     test_csv();
     test_progress_plain();
     test_progress_timed();
+    test_progress_unit();
     test_progress_tty();
     rmdir(g_dir);
     return test_end();

@@ -75,6 +75,12 @@ if "$BIN" train $G --out "$T/gd" --set ZSL.RESIDUAL=True --max-steps 1 >"$T/gd.l
 elif grep -q "ZSL.RESIDUAL False" "$T/gd.log"; then ok "encoder mismatch named"; else ko "encoder mismatch message: $(cat "$T/gd.log")"; fi
 [ -s "$T/ga/samples/step_4.png" ] && [ -s "$T/ga/samples/step_4_att.png" ] && [ -s "$T/ga/losses.csv" ] && ok "samples and logs written" || ko "samples/logs missing"
 ls "$T/ga/tensorboard/"events.out.tfevents.* >/dev/null 2>&1 && ok "tensorboard file" || ko "no tensorboard file"
+# the last step is logged whatever LOG_INTERVAL; eval.csv is the pretraining's, created by its first row
+"$BIN" train $G --out "$T/gl" --max-steps 3 --set EXTRA.LOG_INTERVAL=2 >"$T/gl.log" 2>&1 || ko "train with LOG_INTERVAL 2"
+[ "$(cut -d, -f1 "$T/gl/losses.csv" | tr '\n' ' ')" = "step 1 2 3 " ] && ok "losses.csv: steps 1, 2 and the last one, 3 (LOG_INTERVAL 2)" ||
+    ko "losses.csv steps: $(cut -d, -f1 "$T/gl/losses.csv" | tr '\n' ' ')"
+[ ! -e "$T/ga/eval.csv" ] && [ ! -e "$T/gl/eval.csv" ] && [ ! -e "$T/pa/eval.csv" ] && ok "no empty eval.csv (GAN runs; a pretraining before its first epoch's end)" ||
+    ko "an eval.csv without rows: $(ls "$T/ga" "$T/pa")"
 if "$BIN" train $G --out "$T/gc" --set TRAIN.BATCH_SZE=3 >"$T/gc.log" 2>&1; then ko "unknown key accepted"
 elif grep -q "TRAIN.BATCH_SZE" "$T/gc.log"; then ok "unknown key named"; else ko "unknown key message: $(cat "$T/gc.log")"; fi
 # export and generation

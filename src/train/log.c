@@ -54,7 +54,7 @@ static void cat(char *buf, size_t cap, const char *fmt, ...) {
 #define PROGRESS_TERMS 512
 
 struct Progress {
-    char *what;
+    char *what, *unit;                  /* unit: NULL for "step" / "it" */
     FILE *out;
     int64_t total, start, last_step, drawn_step, every_steps;
     double every_seconds, t0, last_draw;
@@ -82,6 +82,11 @@ Progress *progress_new(const char *what, int64_t total_steps, FILE *out) {
 void progress_set_batch(Progress *p, int batch_size) { p->batch = batch_size; }
 void progress_set_start(Progress *p, int64_t step) { p->start = step; }
 void progress_set_tty(Progress *p, int tty) { p->tty = tty; }
+
+void progress_set_unit(Progress *p, const char *unit) {
+    free(p->unit);
+    p->unit = unit && unit[0] ? xstrdup(unit) : NULL;
+}
 
 void progress_set_every(Progress *p, int64_t steps, double seconds) {
     p->every_steps = steps;
@@ -117,8 +122,9 @@ static void fmt_stats(Progress *p, int64_t step, double now, char *buf, size_t c
     char el[32], eta[32];
     fmt_duration(el, sizeof el, elapsed);
     fmt_duration(eta, sizeof eta, p->total > 0 ? (double)(p->total - step) / rate : NAN);
-    if (isfinite(rate)) cat(buf, cap, "  %.3g it/s", rate);
-    else cat(buf, cap, "  ? it/s");
+    const char *u = p->unit ? p->unit : "it";
+    if (isfinite(rate)) cat(buf, cap, "  %.3g %s/s", rate, u);
+    else cat(buf, cap, "  ? %s/s", u);
     if (p->batch > 0 && isfinite(rate)) cat(buf, cap, "  %.3g img/s", rate * p->batch);
     cat(buf, cap, "  elapsed %s  ETA %s", el, eta);
     if (p->terms[0]) cat(buf, cap, "  | %s", p->terms);
@@ -126,7 +132,7 @@ static void fmt_stats(Progress *p, int64_t step, double now, char *buf, size_t c
 
 static void fmt_position(Progress *p, int64_t step, int bar, char *buf, size_t cap) {
     if (p->total <= 0) {
-        cat(buf, cap, " step %lld", (long long)step);
+        cat(buf, cap, " %s %lld", p->unit ? p->unit : "step", (long long)step);
         return;
     }
     double frac = (double)step / (double)p->total;
@@ -134,7 +140,7 @@ static void fmt_position(Progress *p, int64_t step, int bar, char *buf, size_t c
         int fill = (int)(fmax(0.0, fmin(1.0, frac)) * 20);
         cat(buf, cap, " [%.*s%.*s]", fill, "####################", 20 - fill, "                    ");
     }
-    cat(buf, cap, " step %lld/%lld (%.1f%%)", (long long)step, (long long)p->total, 100.0 * frac);
+    cat(buf, cap, " %s %lld/%lld (%.1f%%)", p->unit ? p->unit : "step", (long long)step, (long long)p->total, 100.0 * frac);
 }
 
 static int terminal_columns(FILE *out) {
@@ -186,13 +192,14 @@ void progress_done(Progress *p) {
             char line[256] = "", el[32];
             fmt_duration(el, sizeof el, now - p->t0);
             double rate = now > p->t0 ? (double)(p->last_step - p->start) / (now - p->t0) : NAN;
-            snprintf(line, sizeof line, "%s done: step %lld in %s (%.3g it/s)", p->what,
-                     (long long)p->last_step, el, rate);
+            snprintf(line, sizeof line, "%s done: %s %lld in %s (%.3g %s/s)", p->what, p->unit ? p->unit : "step",
+                     (long long)p->last_step, el, rate, p->unit ? p->unit : "it");
             fprintf(p->out, "%s\n", line);
         }
         fflush(p->out);
     }
     free(p->what);
+    free(p->unit);
     free(p);
 }
 
@@ -200,7 +207,8 @@ void progress_done(Progress *p) {
 
 struct CsvLog {
     char *path;
-    FILE *f;
+    FILE *f;               /* NULL until the first row of a lazy log */
+    int cut;               /* lazy: the existing file ends inside a line */
     char *old_header;      /* append: the existing file's first line (no newline), else NULL */
     char **names;          /* the columns fixed by the first row */
     int n;
@@ -242,6 +250,17 @@ CsvLog *csv_open(const char *path, int append) {
     c->path = xstrdup(path);
     c->f = f;
     c->old_header = header;
+    return c;
+}
+
+CsvLog *csv_open_lazy(const char *path, int append) {
+    char *header = NULL;
+    int cut = 0;
+    if (append && csv_inspect(path, &header, &cut) < 0) return NULL;
+    CsvLog *c = xcalloc(1, sizeof *c);
+    c->path = xstrdup(path);
+    c->old_header = header;
+    c->cut = cut;
     return c;
 }
 
@@ -290,6 +309,11 @@ static int csv_same_names(const CsvLog *c, int n, const char *const *names) {
 }
 
 int csv_row(CsvLog *c, int64_t step, int epoch, int n, const char *const *names, const float *values) {
+    if (!c->f) { /* a lazy log's first row */
+        c->f = fopen(c->path, c->old_header ? "ab" : "wb");
+        if (!c->f) return err_set("%s: %s", c->path, strerror(errno));
+        if (c->cut) fputc('\n', c->f);
+    }
     if (!c->names && csv_start(c, n, names) < 0) return -1;
     if (!csv_same_names(c, n, names))
         return err_set("%s: a row with other loss terms than the header's %d columns", c->path, c->n);
@@ -302,7 +326,7 @@ int csv_row(CsvLog *c, int64_t step, int epoch, int n, const char *const *names,
 
 int csv_close(CsvLog *c) {
     if (!c) return 0;
-    int rc = fclose(c->f) == 0 ? 0 : err_set("%s: close failed: %s", c->path, strerror(errno));
+    int rc = !c->f || fclose(c->f) == 0 ? 0 : err_set("%s: close failed: %s", c->path, strerror(errno));
     for (int i = 0; i < c->n; i++) free(c->names[i]);
     free(c->names);
     free(c->old_header);

@@ -31,6 +31,9 @@ void progress_set_batch(Progress *p, int batch_size);          /* adds images/s 
 void progress_set_every(Progress *p, int64_t steps, double seconds); /* plain lines; default 100, 10 s */
 void progress_set_start(Progress *p, int64_t step);           /* resumed run: rate counts from here */
 void progress_set_tty(Progress *p, int tty);                   /* force the mode (1: \r redraw) */
+/* What a step is ("photos"): the line shows "photos 120/983" and "photos/s" instead of "step"
+ * and "it/s". */
+void progress_set_unit(Progress *p, const char *unit);
 /* A clock in seconds instead of CLOCK_MONOTONIC (tests); restarts the elapsed time. */
 void progress_set_clock(Progress *p, double (*now)(void *ctx), void *ctx);
 /* `step` steps are done (of total_steps); n_terms losses to show (names may be NULL if 0). */
@@ -44,6 +47,9 @@ typedef struct CsvLog CsvLog;
 /* append = 0 truncates; append = 1 keeps an existing file, whose header the first row must
  * match (a file cut inside a row gets its line ended first). NULL + err_msg() on failure. */
 CsvLog *csv_open(const char *path, int append);
+/* The same, but the file is created (or opened to append) by the first row: a log that gets no
+ * row leaves no file (an existing one stays as it is). */
+CsvLog *csv_open_lazy(const char *path, int append);
 /* One row "step,epoch,wall_time,v1,...,vn" (wall_time: Unix seconds), flushed. The first row
  * fixes the columns (and writes the header, or checks the existing one); later rows must pass
  * the same names. -1 + err_msg() on a header mismatch, other names or a write error. */

@@ -20,6 +20,7 @@
 #include "../nn/load.h"
 #include "checkpoint.h"
 #include "damsm_step.h"
+#include "trunk_cache.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -33,123 +34,31 @@
 #define POOL_N 2048
 
 /* ------------------------------------------------------------------ feature cache */
-typedef struct FeatCache {
-    int n;
-    int *img;             /* index into the split */
-    uint16_t *mixed;      /* (n, 768, 17, 17) fp16 */
-    uint16_t *pool;       /* (n, 2048) fp16 */
-} FeatCache;
+/* trunk_cache.h: fp16 features of every present photo, written in parts as they are computed */
+typedef TrunkCache FeatCache;
 
-static void cache_free(FeatCache *c) {
-    free(c->img);
-    free(c->mixed);
-    free(c->pool);
-    memset(c, 0, sizeof *c);
+static void cache_free(FeatCache *c) { trunk_cache_free(c); }
+
+static int stop_requested(void *ctx) {
+    (void)ctx;
+    return run_stop_signal() != NULL;
 }
 
-static int cache_load(FeatCache *c, const char *path, const char *tag, const CubSplit *s) {
-    if (access(path, R_OK)) return 1;
-    SafeTensors st;
-    if (st_open(&st, path)) return -1;
-    const char *t = st_meta(&st, "source");
-    const StTensor *m = st_find(&st, "mixed"), *p = st_find(&st, "pool"), *ix = st_find(&st, "image_index");
-    int ok = t && !strcmp(t, tag) && m && p && ix && m->dtype == ST_F16 && p->dtype == ST_F16 && m->numel == ix->numel * MIXED_N &&
-             p->numel == ix->numel * POOL_N;
-    if (!ok) { st_close(&st); return 1; }
-    c->n = (int)ix->numel;
-    int64_t *idx = xmalloc((size_t)c->n * sizeof(int64_t));
-    st_read_i64(&st, "image_index", idx, c->n);
-    c->img = xmalloc((size_t)c->n * sizeof(int));
-    for (int i = 0; i < c->n; i++) {
-        c->img[i] = (int)idx[i];
-        if (c->img[i] < 0 || c->img[i] >= s->n || !s->images[c->img[i]].present) { free(idx); st_close(&st); cache_free(c); return 1; }
-    }
-    free(idx);
-    c->mixed = xmalloc((size_t)m->numel * 2);
-    c->pool = xmalloc((size_t)p->numel * 2);
-    memcpy(c->mixed, m->data, (size_t)m->numel * 2);
-    memcpy(c->pool, p->data, (size_t)p->numel * 2);
-    st_close(&st);
-    return 0;
-}
-
-/* Computes (or reads back) the trunk features of every present photo of a split. */
+/* Computes (or reads back) the trunk features of every present photo of a split: 0, 1 when a
+ * signal stopped it (the photos done are kept; the message is printed here), -1 with err_msg(). */
 static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEncoder *ie, const Run *r, const char *name) {
-    memset(c, 0, sizeof *c);
-    char dir[2300], path[2400], tag[1400];
+    char dir[2300], tag[1400];
     snprintf(dir, sizeof dir, "%s/cache", r->out);
-    snprintf(path, sizeof path, "%s/%s_trunk.safetensors", dir, name);
     int pad = train_config_tight_pad(&r->tc), S = r->tc.extra.cache_image_size;
     /* the tag names what the features are of: a file made otherwise is rebuilt, not reused */
     if (pad) snprintf(tag, sizeof tag, "%s:%s:centre%d:tight-%s", r->tc.extra.inception, r->tc.extra.inception_weights, S, r->tc.extra.tight_crop_pad);
     else snprintf(tag, sizeof tag, "%s:%s:centre%d", r->tc.extra.inception, r->tc.extra.inception_weights, S);
-    int rc = cache_load(c, path, tag, s);
-    if (rc <= 0) {
-        if (rc == 0) printf("trunk features of %d %s photos read from %s\n", c->n, name, path);
-        return rc;
-    }
-    if (mkdir_p(dir)) return -1;
-    c->img = xmalloc((size_t)(s->n ? s->n : 1) * sizeof(int));
-    for (int i = 0; i < s->n; i++)
-        if (s->images[i].present) c->img[c->n++] = i;
-    c->mixed = xmalloc((size_t)c->n * MIXED_N * 2);
-    c->pool = xmalloc((size_t)c->n * POOL_N * 2);
-    LoaderConfig lc;
-    loader_config_default(&lc);
-    lc.base_size = S; /* the trunk resizes other sizes to 299, as it does a generator's images */
-    lc.branch_num = 1;
-    lc.augment = 0;
-    lc.tight_pad = pad;
-    lc.words_num = r->tc.text.words_num;
-    enum { CB = 8 };
-    float *imgs = xmalloc((size_t)CB * 3 * S * S * sizeof(float));
-    int64_t caps[CB * 64];
-    int lens[CB], ii[CB], ci[CB];
-    int64_t cls[CB];
-    Tape tp;
-    tape_init(&tp);
-    int was = ie->train;
-    ie->train = 0;
-    time_t t0 = time(NULL);
-    printf("computing the trunk features of %d %s photos (once; kept in %s)\n", c->n, name, path);
-    for (int i0 = 0; i0 < c->n; i0 += CB) {
-        int nb = c->n - i0 < CB ? c->n - i0 : CB;
-        Batch b;
-        memset(&b, 0, sizeof b);
-        b.B = nb; b.T = lc.words_num; b.n_scales = 1; b.sizes[0] = S; b.imgs[0] = imgs;
-        b.captions = caps; b.cap_lens = lens; b.class_ids = cls; b.image_index = ii; b.caption_index = ci;
-        for (int k = 0; k < nb; k++)
-            if (loader_make_sample(cub, &s->images[c->img[i0 + k]], &lc, 1, &b, k)) { free(imgs); tape_free(&tp); return -1; }
-        tape_reset(&tp);
-        tape_no_grad_begin(&tp);
-        Tensor *x = TNEW(&tp, nb, 3, S, S);
-        tensor_upload(x, imgs);
-        ImageEncoderOut o = image_encoder_forward(&tp, ie, x);
-        tape_no_grad_end(&tp);
-        float *mixed = xmalloc((size_t)o.mixed_6e->n * sizeof(float)), *pool = xmalloc((size_t)o.trunk_pool->n * sizeof(float));
-        tensor_download(o.mixed_6e, mixed); /* (the trunk may run on a device) */
-        tensor_download(o.trunk_pool, pool);
-        for (int64_t j = 0; j < (int64_t)nb * MIXED_N; j++) c->mixed[(int64_t)i0 * MIXED_N + j] = st_f32_to_f16(mixed[j]);
-        for (int64_t j = 0; j < (int64_t)nb * POOL_N; j++) c->pool[(int64_t)i0 * POOL_N + j] = st_f32_to_f16(pool[j]);
-        free(mixed);
-        free(pool);
-        if ((i0 / CB) % 25 == 0)
-            printf("  %d / %d photos, %ld s\n", i0 + nb, c->n, (long)(time(NULL) - t0)), fflush(stdout);
-    }
-    ie->train = was;
-    free(imgs);
-    tape_free(&tp);
-    StWriter *w = st_writer_new();
-    st_writer_add(w, "mixed", ST_F16, 4, (int64_t[]){c->n, 768, 17, 17}, c->mixed);
-    st_writer_add(w, "pool", ST_F16, 2, (int64_t[]){c->n, POOL_N}, c->pool);
-    int64_t *idx = xmalloc((size_t)c->n * sizeof(int64_t));
-    for (int i = 0; i < c->n; i++) idx[i] = c->img[i];
-    st_writer_add(w, "image_index", ST_I64, 1, (int64_t[]){c->n}, idx);
-    free(idx);
-    st_writer_meta(w, "source", tag);
-    rc = st_writer_write(w, path);
-    st_writer_free(w);
-    printf("trunk features of %d %s photos computed in %ld s\n", c->n, name, (long)(time(NULL) - t0));
+    TrunkCacheSpec sp = {dir, name, tag, S, pad, r->tc.text.words_num, 0, stop_requested, NULL, stdout};
+    run_trap_signals(); /* Ctrl-C stops after the current batch of photos, keeping what is done */
+    int done = 0, total = 0, rc = trunk_cache_build(c, cub, s, ie, &sp, &done, &total);
+    if (rc == 1)
+        fprintf(stderr, "attngan pretrain: stopped (%s) while computing the trunk features: %d of the %d %s photos are kept in %s/%s_trunk.parts; "
+                "the same command continues from there\n", run_stop_signal(), done, total, name, dir, name);
     return rc;
 }
 
@@ -465,7 +374,14 @@ int pretrain_main(const RunArgs *a) {
     Loader *loader = NULL;
     int per_epoch;
     if (tc->extra.cache_trunk_features) {
-        if (cache_build(&ctrain, &cub, &cub.train, &ie, &r, "train") || cache_build(&ctest, &cub, &cub.test, &ie, &r, "test")) {
+        int crc = cache_build(&ctrain, &cub, &cub.train, &ie, &r, "train");
+        if (crc == 0) crc = cache_build(&ctest, &cub, &cub.test, &ie, &r, "test");
+        if (crc == 1) { /* stopped before step 1: a fresh run's files go, so the same command starts it again */
+            cache_free(&ctrain);
+            if (run_discard_unstarted(&r)) fprintf(stderr, "attngan pretrain: %s\n", err_msg());
+            return 1;
+        }
+        if (crc) {
             fprintf(stderr, "attngan pretrain: %s\n", err_msg());
             return 1;
         }

@@ -241,8 +241,10 @@ int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
     snprintf(path, sizeof path, "%s/losses.csv", r->out);
     r->csv = csv_open(path, a->resume != NULL);
     if (!r->csv) return -1;
+    /* eval.csv: the pretraining's held-out evaluation at the end of every epoch, created by its
+     * first row; a GAN run writes none, so it has no eval.csv (attngan eval scores its export) */
     snprintf(path, sizeof path, "%s/eval.csv", r->out);
-    r->csv_eval = csv_open(path, a->resume != NULL);
+    r->csv_eval = csv_open_lazy(path, a->resume != NULL);
     if (!r->csv_eval) return -1;
     snprintf(path, sizeof path, "%s/tensorboard", r->out);
     r->tb = tb_open(path);
@@ -254,12 +256,24 @@ int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
 }
 
 void run_close(Run *r) {
+    run_log_flush(r);
     if (r->progress) progress_done(r->progress);
     if (r->csv) csv_close(r->csv);
     if (r->csv_eval) csv_close(r->csv_eval);
     if (r->tb) tb_close(r->tb);
     if (r->resume_state) cJSON_Delete(r->resume_state);
+    for (int i = 0; i < r->log_n; i++) free(r->log_names[i]);
+    free(r->log_names);
+    free(r->log_values);
     memset(r, 0, sizeof *r);
+}
+
+int run_discard_unstarted(Run *r) {
+    int fresh = r->step == 0 && !r->resume_state;
+    char out[sizeof r->out];
+    snprintf(out, sizeof out, "%s", r->out);
+    run_close(r);
+    return fresh ? run_dir_wipe(out) : 0;
 }
 
 int run_load_inception(const Run *r, ImageEncoder *ie) {
@@ -291,17 +305,46 @@ int run_check_finite(const Run *r, int n, const char *const *names, const float 
     return 0;
 }
 
+static void log_row(Run *r, int64_t step, int epoch, int n, const char *const *names, const float *values) {
+    if (r->csv) csv_row(r->csv, step, epoch, n, names, values);
+    char tag[128];
+    for (int i = 0; r->tb && i < n; i++) {
+        snprintf(tag, sizeof tag, "loss/%s", names[i]);
+        tb_scalar(r->tb, tag, values[i], step);
+    }
+}
+
 void run_log(Run *r, int n, const char *const *names, const float *values) {
     if (r->progress) progress_update(r->progress, r->step, n, names, values);
     int every = r->tc.extra.log_interval > 0 ? r->tc.extra.log_interval : 1;
     if (r->step % every == 0 || r->step == 1) {
-        csv_row(r->csv, r->step, r->epoch, n, names, values);
-        char tag[128];
-        for (int i = 0; i < n; i++) {
-            snprintf(tag, sizeof tag, "loss/%s", names[i]);
-            tb_scalar(r->tb, tag, values[i], r->step);
-        }
+        log_row(r, r->step, r->epoch, n, names, values);
+        r->log_pending_step = 0;
+        return;
     }
+    /* kept until a later step or the end of the run */
+    if (r->log_n != n) {
+        for (int i = 0; i < r->log_n; i++) free(r->log_names[i]);
+        r->log_names = xrealloc(r->log_names, (size_t)(n ? n : 1) * sizeof(char *));
+        r->log_values = xrealloc(r->log_values, (size_t)(n ? n : 1) * sizeof(float));
+        for (int i = 0; i < n; i++) r->log_names[i] = NULL;
+        r->log_n = n;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!r->log_names[i] || strcmp(r->log_names[i], names[i])) {
+            free(r->log_names[i]);
+            r->log_names[i] = xstrdup(names[i]);
+        }
+        r->log_values[i] = values[i];
+    }
+    r->log_pending_step = r->step;
+    r->log_pending_epoch = r->epoch;
+}
+
+void run_log_flush(Run *r) {
+    if (!r->log_pending_step) return;
+    log_row(r, r->log_pending_step, r->log_pending_epoch, r->log_n, (const char *const *)r->log_names, r->log_values);
+    r->log_pending_step = 0;
 }
 
 cJSON *run_state(const Run *r) {
@@ -332,13 +375,25 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-void run_start_clock(Run *r) {
-    r->t_start = now_s();
+void run_trap_signals(void) {
+    static int done = 0;
+    if (done) return;
+    done = 1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+const char *run_stop_signal(void) {
+    if (!g_stop_signal) return NULL;
+    return g_stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+void run_start_clock(Run *r) {
+    r->t_start = now_s();
+    run_trap_signals();
 }
 
 int run_should_stop(const Run *r, const RunArgs *a, const char **why) {

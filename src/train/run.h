@@ -40,6 +40,12 @@ typedef struct Run {
     CsvLog *csv, *csv_eval;
     TbWriter *tb;
     double t_start;           /* training clock (s) */
+    /* run_log's last row when LOG_INTERVAL skipped it (step 0: none); run_close writes it, so the
+     * last step of a run is always in losses.csv and TensorBoard */
+    int64_t log_pending_step;
+    int log_pending_epoch, log_n;
+    char **log_names;
+    float *log_values;
     int class_map[1024];      /* see run_class_setup; 0 = not a training class */
     int use_class_map;
 } Run;
@@ -72,10 +78,22 @@ int run_load_inception(const Run *r, ImageEncoder *ie);
 const char *run_data_dir(const Run *r);
 /* -1 with a message naming the first non-finite term. */
 int run_check_finite(const Run *r, int n, const char *const *names, const float *values);
-/* Logs one row of training terms (progress, CSV, TensorBoard every LOG_INTERVAL steps). */
+/* Logs one row of training terms: the progress line every step; losses.csv and TensorBoard at
+ * step 1, every LOG_INTERVAL steps and at the run's last step (the row of a step that the interval
+ * skipped is kept, and run_close / run_log_flush writes it when no later step came). */
 void run_log(Run *r, int n, const char *const *names, const float *values);
-/* Starts the training clock and installs SIGINT/SIGTERM handlers that ask the loop to stop. */
+void run_log_flush(Run *r);
+/* Installs SIGINT/SIGTERM handlers that ask the program to stop (once; run_start_clock does it
+ * too); run_stop_signal names the signal received ("SIGINT", "SIGTERM") or gives NULL. */
+void run_trap_signals(void);
+const char *run_stop_signal(void);
+/* Starts the training clock and installs the SIGINT/SIGTERM handlers (run_trap_signals). */
 void run_start_clock(Run *r);
+/* For a run stopped before its first step that resumed nothing (a pretraining stopped while it
+ * computes its feature cache): closes it and removes what run_open wrote (run_dir_wipe: logs,
+ * config.json, tensorboard/, vocab.txt; cache/ stays), so that the same command starts it again.
+ * A run with a step or a resume is only closed. 0, or -1 with err_msg(). */
+int run_discard_unstarted(Run *r);
 /* 1 when the loop should stop after this step: a signal, --max-steps, or --max-minutes; `why` gets
  * the reason. */
 int run_should_stop(const Run *r, const RunArgs *a, const char **why);
