@@ -156,12 +156,12 @@ else
         [ -s "$T/evx/image_encoder.safetensors" ] && [ -s "$T/evx/config.json" ] && [ -s "$T/evx/vocab.txt" ] &&
         ok "export --damsm: an evaluator directory" || ko "export --damsm: $(cat "$T/evx.log")"
     # the tiny GAN draws 128 px: a classifier at 128 px for the exported evaluator, one at 64 px for the run
-    "$BIN" eval --train-classifier --evaluator "$T/evx" --data "$DATA" --photos 60 --size 128 --threads 2 --quiet >"$T/clf.log" 2>&1 &&
+    "$BIN" eval --train-classifier --evaluator "$T/evx" --data "$DATA" --photos 60 --size 128 --threads 2 --quiet --cache "$T/ecache" >"$T/clf.log" 2>&1 &&
         [ -s "$T/evx/classifier.safetensors" ] && grep -q "17 classes" "$T/clf.log" && ok "eval --train-classifier --size 128 --photos 60" ||
         ko "eval --train-classifier: $(cat "$T/clf.log")"
-    "$BIN" eval --train-classifier --evaluator "$T/ev" --data "$DATA" --photos 40 --threads 2 --quiet >"$T/clf64.log" 2>&1 ||
+    "$BIN" eval --train-classifier --evaluator "$T/ev" --data "$DATA" --photos 40 --threads 2 --quiet --cache "$T/ecache" >"$T/clf64.log" 2>&1 ||
         ko "eval --train-classifier (64 px): $(cat "$T/clf64.log")"
-    E="--model $T/m --data $DATA --photos 60 --candidates 5 --folds 5 --threads 2 --quiet"
+    E="--model $T/m --data $DATA --photos 60 --candidates 5 --folds 5 --threads 2 --quiet --cache $T/ecache"
     if "$BIN" eval $E --evaluator "$T/evx" --n 1000 --noise-k 0,1 --gen-seeds 2 --baseline "$T/m" --out "$T/rep" >"$T/rep.log" 2>&1; then
         J="$T/rep/report.json"
         [ "$(grep -c '"images":' "$J")" -eq 7 ] && ok "eval: 7 rows (real, held-out, k 0, k 1 select and subset, baseline k 0 and 1)" ||
@@ -178,6 +178,15 @@ else
         grep -q "trained on 64 px photos; the model draws 128 px" "$T/rep64.log" && [ "$(grep -c '"class_accuracy":[[:space:]]*null' "$T/rep64/report.json")" -eq 2 ] &&
             ok "eval: a classifier of another size is not used, and said so" || ko "eval classifier size: $(cat "$T/rep64.log")"
     else ko "eval on the run's DAMSM: $(cat "$T/rep64.log")"; fi
+    # the real photos' features come from the cache the second time: the same report, every number;
+    # report.partial.md (the rows as they end) is gone once report.md is written
+    if "$BIN" eval $E --evaluator "$T/ev" --noise-k 0 --gen-seeds 1 --out "$T/rep64b" --threads 2 >"$T/rep64b.log" 2>&1; then
+        grep -Ev '"(seconds|read|encoded)":' "$T/rep64/report.json" >"$T/rep64.json"; grep -Ev '"(seconds|read|encoded)":' "$T/rep64b/report.json" >"$T/rep64b.json"
+        grep -q '"read":[[:space:]]*[1-9]' "$T/rep64b/report.json" && grep -q '"encoded":[[:space:]]*0' "$T/rep64b/report.json" &&
+            grep -q "\"cache\":[[:space:]]*\"$T/ecache/photos-" "$T/rep64b/report.json" && cmp -s "$T/rep64.json" "$T/rep64b.json" &&
+            [ ! -e "$T/rep64b/report.partial.md" ] && ok "eval: the real photos' features from the cache, the same report" ||
+            ko "eval with the photo cache: $(grep -A3 'real_photo_features' "$T/rep64b/report.json"; diff "$T/rep64.json" "$T/rep64b.json" | head -10)"
+    else ko "eval, second run: $(cat "$T/rep64b.log")"; fi
     # attngan eval on the host device: the networks there, every number of the report the CPU's. The
     # device runs the trunk NCHW; the CPU's default nChw16c trunk runs other 1x1 convolution kernels
     # (its features differ in the last bits, FID in the 7th digit): the CPU side runs it NCHW too.

@@ -9,15 +9,20 @@
 #include "../io/locate.h"
 #include "../gen/gen.h"
 #include "../nn/load.h"
+#include "../ops/conv2d.h"
 #include "../train/checkpoint.h"
 #include "../train/log.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define POOL_D EVAL_POOL_D
 #define IE_BATCH 16
@@ -89,6 +94,10 @@ typedef struct Ctx {
     Evaluator ev;
     ImageEncoder fid_net;
     int has_fid_net;
+    char fid_hash[17];        /* FNV-1a 64 of the --fid-inception network's values */
+    const char *data;         /* the data directory */
+    char photo_cache[PATH_MAX + 64]; /* the real photos' feature cache file, or "" (none) */
+    int photos_read, photos_encoded;
 } Ctx;
 
 /* B images (B, 3, S, S) in [-1, 1] through the evaluator (and the FID network). */
@@ -181,6 +190,208 @@ static int encode_photos(Ctx *x, const Cub *cub, const int *image, int n, int S,
         if (pr) progress_update(pr, *done, 0, NULL, NULL);
     }
     free(imgs);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ the real photos' feature cache */
+/* The real photos' features (the evaluator's codes, the FID/KID pool features, the classifier's
+ * features) are the same on every run with the same evaluator, trunk, image size, framing, FID
+ * network, data, device and convolution settings: they are kept in
+ * CACHE/photos-<hash of that key>.safetensors ("code", "pool", "clf" f32, one row per photo;
+ * metadata "key" and "photos", the photo keys one a line), written atomically every
+ * PHOTO_CACHE_EVERY photos as they are encoded, so an eval stopped midway keeps them too. Photos
+ * of other subsets (--photos) accumulate in the same file. */
+#define PHOTO_CACHE_EVERY 128
+
+static uint64_t fnv1a64(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static const char *env_or(const char *var, const char *dflt) {
+    const char *v = getenv(var);
+    return v && v[0] ? v : dflt;
+}
+
+/* What the features depend on, in words (the file's "key"). */
+static char *photo_cache_key(const Ctx *x, int S) {
+    char real_data[PATH_MAX];
+    if (!realpath(x->data, real_data)) snprintf(real_data, sizeof real_data, "%s", x->data);
+    size_t cap = 4096 + strlen(real_data);
+    char *k = xmalloc(cap);
+    snprintf(k, cap,
+             "attngan eval real-photo features v1\nevaluator weights %s\ntrunk %s\nsize %d\ntight_crop_pad %s\nfid %s\ndata %s\n"
+             "device %s\nconv precision %s, ATTNGAN_CONV %s, ATTNGAN_CONV_ALGO %s, ATTNGAN_TRUNK_LAYOUT %s, ATTNGAN_DNNL_LAYOUT %s\n",
+             x->ev.hash_hex, x->ev.trunk_hash, S, x->ev.tc.extra.tight_crop_pad, x->has_fid_net ? x->fid_hash : "the evaluator's trunk",
+             real_data, device_name(device_current()), conv2d_get_precision() == CONV2D_BF16 ? "bf16" : "fp32", env_or("ATTNGAN_CONV", "-"),
+             env_or("ATTNGAN_CONV_ALGO", "-"), env_or("ATTNGAN_TRUNK_LAYOUT", "-"), env_or("ATTNGAN_DNNL_LAYOUT", "-"));
+    return k;
+}
+
+typedef struct PhotoCache {
+    char path[PATH_MAX + 64];
+    char *key;
+    int n, cap, E;            /* rows held */
+    char **photo;             /* their photo keys */
+    float *code, *pool, *clf;
+    int dirty;
+} PhotoCache;
+
+static void photo_cache_free(PhotoCache *pc) {
+    for (int i = 0; i < pc->n; i++) free(pc->photo[i]);
+    free(pc->photo);
+    free(pc->code);
+    free(pc->pool);
+    free(pc->clf);
+    free(pc->key);
+    memset(pc, 0, sizeof *pc);
+}
+
+static void photo_cache_reserve(PhotoCache *pc, int n) {
+    if (n <= pc->cap) return;
+    pc->cap = n > 2 * pc->cap ? n : 2 * pc->cap;
+    pc->photo = xrealloc(pc->photo, (size_t)pc->cap * sizeof(char *));
+    pc->code = xrealloc(pc->code, (size_t)pc->cap * pc->E * sizeof(float));
+    pc->pool = xrealloc(pc->pool, (size_t)pc->cap * POOL_D * sizeof(float));
+    pc->clf = xrealloc(pc->clf, (size_t)pc->cap * CLF_FEATURES * sizeof(float));
+}
+
+/* Opens the cache of this key in dir (created), reading the rows it holds; a missing, unreadable or
+ * other-key file is an empty cache. 0, or -1 (dir unusable: the caller goes on without a cache). */
+static int photo_cache_open(PhotoCache *pc, const char *dir, const Ctx *x, int S) {
+    memset(pc, 0, sizeof *pc);
+    pc->E = x->ev.mc.embedding_dim;
+    if (mkdir_p(dir)) return -1;
+    pc->key = photo_cache_key(x, S);
+    snprintf(pc->path, sizeof pc->path, "%s/photos-%016llx.safetensors", dir,
+             (unsigned long long)fnv1a64(1469598103934665603ull, pc->key, strlen(pc->key)));
+    if (access(pc->path, R_OK)) return 0;
+    SafeTensors st;
+    if (st_open(&st, pc->path)) return 0;
+    const char *k = st_meta(&st, "key"), *photos = st_meta(&st, "photos");
+    const StTensor *c = st_find(&st, "code");
+    int n = c && c->ndim == 2 && c->shape[1] == pc->E ? (int)c->shape[0] : -1;
+    if (k && photos && !strcmp(k, pc->key) && n > 0) {
+        photo_cache_reserve(pc, n);
+        int got = 0;
+        for (const char *p = photos; *p && got < n;) {
+            const char *e = strchr(p, '\n');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            pc->photo[got] = xmalloc(l + 1);
+            memcpy(pc->photo[got], p, l);
+            pc->photo[got][l] = 0;
+            got++;
+            p += l + (e ? 1 : 0);
+        }
+        pc->n = got;
+        if (got != n || st_read_f32(&st, "code", pc->code, (int64_t)n * pc->E) || st_read_f32(&st, "pool", pc->pool, (int64_t)n * POOL_D) ||
+            st_read_f32(&st, "clf", pc->clf, (int64_t)n * CLF_FEATURES)) {
+            for (int i = 0; i < pc->n; i++) free(pc->photo[i]);
+            pc->n = 0; /* damaged: start again */
+        }
+    }
+    st_close(&st);
+    return 0;
+}
+
+static int photo_cache_find(const PhotoCache *pc, const char *photo) {
+    for (int i = 0; i < pc->n; i++)
+        if (!strcmp(pc->photo[i], photo)) return i;
+    return -1;
+}
+
+/* Adds (or replaces) the features of photo from row r of f. */
+static void photo_cache_put(PhotoCache *pc, const char *photo, const Feats *f, int r) {
+    int i = photo_cache_find(pc, photo);
+    if (i < 0) {
+        photo_cache_reserve(pc, pc->n + 1);
+        i = pc->n++;
+        pc->photo[i] = xstrdup(photo);
+    }
+    memcpy(pc->code + (size_t)i * pc->E, f->code + (size_t)r * f->E, (size_t)pc->E * sizeof(float));
+    memcpy(pc->pool + (size_t)i * POOL_D, f->pool + (size_t)r * POOL_D, POOL_D * sizeof(float));
+    memcpy(pc->clf + (size_t)i * CLF_FEATURES, f->clf + (size_t)r * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+    pc->dirty = 1;
+}
+
+static int photo_cache_write(PhotoCache *pc) {
+    if (!pc->dirty || !pc->n) return 0;
+    size_t len = 1;
+    for (int i = 0; i < pc->n; i++) len += strlen(pc->photo[i]) + 1;
+    char *list = xcalloc(len, 1), *p = list;
+    for (int i = 0; i < pc->n; i++) p += sprintf(p, "%s\n", pc->photo[i]);
+    StWriter *w = st_writer_new();
+    st_writer_add(w, "code", ST_F32, 2, (int64_t[]){pc->n, pc->E}, pc->code);
+    st_writer_add(w, "pool", ST_F32, 2, (int64_t[]){pc->n, POOL_D}, pc->pool);
+    st_writer_add(w, "clf", ST_F32, 2, (int64_t[]){pc->n, CLF_FEATURES}, pc->clf);
+    st_writer_meta(w, "key", pc->key);
+    st_writer_meta(w, "photos", list);
+    int rc = st_writer_write(w, pc->path);
+    st_writer_free(w);
+    free(list);
+    if (!rc) pc->dirty = 0;
+    return rc;
+}
+
+/* The photos image[0..n) through the evaluator into f (rows 0..n, f->n = n), reading those the
+ * cache holds and encoding the others, PHOTO_CACHE_EVERY at a time, each chunk then written to the
+ * cache. Without a cache directory (--no-cache) every photo is encoded. */
+static int encode_photos_cached(Ctx *x, const Cub *cub, const int *image, int n, int S, int tight_pad, Feats *f, Progress *pr,
+                                int64_t *done) {
+    const EvalArgs *a = x->a;
+    PhotoCache pc;
+    int use = a->cache_dir && a->cache_dir[0];
+    if (use && photo_cache_open(&pc, a->cache_dir, x, S)) {
+        fprintf(stderr, "attngan eval: warning: the photo-feature cache %s is not usable (%s): encoding every photo\n", a->cache_dir, err_msg());
+        use = 0;
+    }
+    if (!use) {
+        x->photos_encoded += n;
+        return encode_photos(x, cub, image, n, S, tight_pad, f, pr, done);
+    }
+    snprintf(x->photo_cache, sizeof x->photo_cache, "%s", pc.path);
+    CHECK(f->n == 0 && f->cap >= n, "encode_photos_cached: an empty Feats of n rows");
+    int *missing = xmalloc((size_t)(n ? n : 1) * sizeof(int)), n_miss = 0;
+    for (int i = 0; i < n; i++) {
+        int r = photo_cache_find(&pc, cub->test.images[image[i]].key);
+        if (r < 0) { missing[n_miss++] = i; continue; }
+        memcpy(f->code + (size_t)i * f->E, pc.code + (size_t)r * pc.E, (size_t)pc.E * sizeof(float));
+        memcpy(f->pool + (size_t)i * POOL_D, pc.pool + (size_t)r * POOL_D, POOL_D * sizeof(float));
+        memcpy(f->clf + (size_t)i * CLF_FEATURES, pc.clf + (size_t)r * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+    }
+    if (!a->quiet) {
+        if (n_miss < n) printf("eval: the features of %d of the %d real photos read from %s; encoding %d\n", n - n_miss, n, pc.path, n_miss);
+        else printf("eval: encoding the %d real photos (kept in %s for the next runs)\n", n, pc.path);
+        fflush(stdout);
+    }
+    *done += n - n_miss;
+    x->photos_read += n - n_miss;
+    x->photos_encoded += n_miss;
+    if (pr && n_miss < n) progress_update(pr, *done, 0, NULL, NULL);
+    int rc = 0;
+    int *chunk = xmalloc((size_t)PHOTO_CACHE_EVERY * sizeof(int));
+    for (int c0 = 0; c0 < n_miss && !rc; c0 += PHOTO_CACHE_EVERY) {
+        int m = n_miss - c0 < PHOTO_CACHE_EVERY ? n_miss - c0 : PHOTO_CACHE_EVERY;
+        for (int j = 0; j < m; j++) chunk[j] = image[missing[c0 + j]];
+        Feats t;
+        feats_init(&t, f->E, m);
+        rc = encode_photos(x, cub, chunk, m, S, tight_pad, &t, pr, done);
+        for (int j = 0; j < m && !rc; j++) {
+            int i = missing[c0 + j];
+            memcpy(f->code + (size_t)i * f->E, t.code + (size_t)j * f->E, (size_t)f->E * sizeof(float));
+            memcpy(f->pool + (size_t)i * POOL_D, t.pool + (size_t)j * POOL_D, POOL_D * sizeof(float));
+            memcpy(f->clf + (size_t)i * CLF_FEATURES, t.clf + (size_t)j * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+            photo_cache_put(&pc, cub->test.images[chunk[j]].key, &t, j);
+        }
+        feats_free(&t);
+        if (!rc && photo_cache_write(&pc))
+            fprintf(stderr, "attngan eval: warning: the photo-feature cache: %s (going on without it)\n", err_msg());
+    }
+    free(chunk);
+    free(missing);
+    photo_cache_free(&pc);
+    if (!rc) f->n = n;
     return rc;
 }
 
@@ -599,7 +810,8 @@ int eval_train_classifier(const EvalArgs *a) {
     Progress *pr = a->quiet ? NULL : progress_new("photos", n, stdout);
     int64_t done = 0;
     if (n < 4) rc = err_set("%d real photos: too few for a classifier", n);
-    if (!rc) rc = encode_photos(&x, &cub, image, n, a->size, x.ev.tight_pad, &f, pr, &done);
+    x.data = data;
+    if (!rc) rc = encode_photos_cached(&x, &cub, image, n, a->size, x.ev.tight_pad, &f, pr, &done);
     if (pr) progress_done(pr);
     unsigned char *held = xmalloc((size_t)(n ? n : 1));
     Classifier c;
@@ -697,6 +909,34 @@ static void md_pm(char *buf, size_t len, int has, double m, double pm, const cha
     }
 }
 
+/* OUT/report.partial.md: the rows done so far, in report.md's table, rewritten (atomically) as each
+ * row ends; the full report replaces it at the end. A failure to write it is only a warning. */
+static void write_partial(const EvalArgs *a, const Row *rows, int nr, int n_expected, double seconds) {
+    size_t cap = 4096 + (size_t)nr * 1600;
+    char *md = xcalloc(cap, 1);
+    size_t l = 0;
+    l += (size_t)snprintf(md + l, cap - l,
+                          "# Partial evaluation of %s\n\n%d of the %d rows after %.0f s; `attngan eval` replaces this file with report.md "
+                          "and report.json when it ends.\n\n| images | long text | noise k | N | seeds | R-precision | FID | KID ×10³ | "
+                          "class accuracy | Inception Score | seconds |\n|---|---|---:|---:|---:|---|---|---|---|---|---:|\n",
+                          a->model, nr, n_expected, seconds);
+    for (int i = 0; i < nr && l < cap; i++) {
+        const Row *r = &rows[i];
+        char c1[96], c2[96], c3[96], c4[96], c5[96];
+        md_pm(c1, sizeof c1, r->has_rp, r->rp, r->rp_ci, "%.4f");
+        md_pm(c2, sizeof c2, r->has_fid, r->fid, r->fid_ci, "%.2f");
+        md_pm(c3, sizeof c3, r->has_kid, 1e3 * r->kid, 1e3 * r->kid_std, "%.3f");
+        md_pm(c4, sizeof c4, r->has_acc, r->acc, r->acc_ci, "%.4f");
+        md_pm(c5, sizeof c5, r->has_is, r->is, r->is_std, "%.3f");
+        l += (size_t)snprintf(md + l, cap - l, "| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %.0f |\n", r->name, r->handling, r->k, r->n,
+                              r->seeds, c1, c2, c3, c4, c5, r->seconds);
+    }
+    char path[2300];
+    snprintf(path, sizeof path, "%s/report.partial.md", a->out);
+    if (write_file_atomic(path, md, strlen(md))) fprintf(stderr, "attngan eval: warning: %s\n", err_msg());
+    free(md);
+}
+
 static void json_num(cJSON *o, const char *k, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
     else cJSON_AddNullToObject(o, k);
@@ -726,6 +966,9 @@ int eval_main(const EvalArgs *a) {
             return 2;
         }
         x.has_fid_net = 1;
+        uint64_t h = fnv1a64(1469598103934665603ull, x.fid_net.ps.values, (size_t)x.fid_net.ps.n_values * sizeof(float));
+        if (x.fid_net.ps.n_buffers) h = fnv1a64(h, x.fid_net.ps.buffers, (size_t)x.fid_net.ps.n_buffers * sizeof(float));
+        snprintf(x.fid_hash, sizeof x.fid_hash, "%016llx", (unsigned long long)h);
     }
     evaluator_on_device(&x, a->quiet);
     gen_model_to_device(&m, device_current());
@@ -817,6 +1060,9 @@ int eval_main(const EvalArgs *a) {
     EvalSet es;
     memset(&es, 0, sizeof es);
     int N = a->n > 0 ? a->n : n_o;
+    if (a->n == 0 && !a->quiet)
+        printf("eval: %s: all %d captions of the other half (one per photo; --n N for fewer: the time grows with N)\n",
+               "no --n (or --n 0)", n_o);
     if (N > n_o) {
         fprintf(stderr, "attngan eval: --n %d: the other half holds %d photos (the reference half %d of the %d real photos): using %d\n", N, n_o,
                 n_r, n_sel, n_o);
@@ -866,11 +1112,15 @@ int eval_main(const EvalArgs *a) {
         for (int j = 0; j < a->n_ks; j++) printf(" %d", a->ks[j]);
         printf(" (%s)\n", a->noise_captions ? "other classes' captions" : "non-visual Wikipedia sentences");
     }
+    int n_expected = 1 + has_clf + has_base * a->n_ks;
+    for (int j = 0; j < a->n_ks; j++) n_expected += 1 + (a->ks[j] > 0);
+    if (!a->quiet) printf("eval: each row's numbers go to %s/report.partial.md as it ends\n", a->out);
     /* real photos through the evaluator */
     Feats real;
     feats_init(&real, E, n_enc);
     double t0 = now_s();
-    if (encode_photos(&x, &cub, enc, n_enc, S, x.ev.tight_pad, &real, pr, &done)) {
+    x.data = data;
+    if (encode_photos_cached(&x, &cub, enc, n_enc, S, x.ev.tight_pad, &real, pr, &done)) {
         fprintf(stderr, "attngan eval: %s\n", err_msg());
         rc = 1;
         goto done_real;
@@ -915,6 +1165,7 @@ int eval_main(const EvalArgs *a) {
         row_acc_free(&acc);
         feats_free(&f);
         r->seconds = now_s() - t1 + photo_s;
+        if (!rc) write_partial(a, rows, nr, n_expected, now_s() - t_start);
     }
     /* row: the classifier's held-out photos */
     if (!rc && has_clf) {
@@ -942,6 +1193,7 @@ int eval_main(const EvalArgs *a) {
         row_acc_free(&acc);
         feats_free(&f);
         free(hc);
+        if (!rc) write_partial(a, rows, nr, n_expected, now_s() - t_start);
     }
     /* generated rows */
     for (int model_i = 0; model_i < 1 + has_base && !rc; model_i++) {
@@ -974,6 +1226,7 @@ int eval_main(const EvalArgs *a) {
                 }
                 row_acc_free(&acc);
                 r->seconds = now_s() - t1;
+                if (!rc) write_partial(a, rows, nr, n_expected, now_s() - t_start);
             }
         }
     }
@@ -1011,6 +1264,11 @@ int eval_main(const EvalArgs *a) {
         cJSON_AddStringToObject(ej, "image_code", x.ev.mc.image_code_mixed ? "emb_cnn_code(mean of Mixed_6e)" : "emb_cnn_code(trunk pool)");
         cJSON_AddStringToObject(ej, "tight_crop_pad", x.ev.tc.extra.tight_crop_pad);
         cJSON_AddStringToObject(st, "fid_kid_features", fid_name);
+        cJSON *pj = cJSON_AddObjectToObject(st, "real_photo_features");
+        if (x.photo_cache[0]) cJSON_AddStringToObject(pj, "cache", x.photo_cache);
+        else cJSON_AddNullToObject(pj, "cache");
+        cJSON_AddNumberToObject(pj, "read", x.photos_read);
+        cJSON_AddNumberToObject(pj, "encoded", x.photos_encoded);
         cJSON *cj = cJSON_AddObjectToObject(st, "classifier");
         if (has_clf) {
             cJSON_AddStringToObject(cj, "file", clf_path);
@@ -1160,6 +1418,8 @@ int eval_main(const EvalArgs *a) {
         snprintf(path, sizeof path, "%s/report.md", a->out);
         if (!rc && write_file_atomic(path, md, strlen(md))) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 1; }
         if (!rc) {
+            snprintf(path, sizeof path, "%s/report.partial.md", a->out);
+            unlink(path);
             fputs(md, stdout);
             printf("\nreport: %s/report.md and %s/report.json\n", a->out, a->out);
         }

@@ -64,6 +64,9 @@ typedef struct EvalArgs {
     int folds, candidates;    /* 10, 100 */
     int train_classifier;     /* 1: train the evaluator's classifier (eval_train_classifier) */
     int size;                 /* --train-classifier: the image size (64) */
+    const char *cache_dir;    /* the real photos' feature cache (--cache; default
+                                 $XDG_CACHE_HOME/attngan/eval or ~/.cache/attngan/eval), or NULL
+                                 (--no-cache): every photo encoded */
     int quiet;
 } EvalArgs;
 
