@@ -50,7 +50,7 @@ elif case "$BIN" in *build/san*) true;; *) false;; esac; then
     # minutes of Inception under ASan; the release build's run of this test covers the search
     echo "SKIP eval under ASan (the release build's run of this test checks it)"; skip=$((skip + 1))
 else
-    if "$A" eval --data "$D" --photos 34 --n 10 --gen-seeds 1 --noise-k 0 --folds 1 --candidates 2 --threads 2 --quiet --out rep >ev.log 2>&1 &&
+    if "$A" eval --data "$D" --photos 34 --n 10 --gen-seeds 1 --noise-k 0 --folds 1 --candidates 2 --threads 2 --quiet --no-cache --out rep >ev.log 2>&1 &&
        [ -s rep/report.json ] && grep -q "$P/share/attngan/models/eval" rep/report.json && grep -q "share/attngan/models/inception_v3_nsfwjs" rep/report.md
     then ok "eval: the installed evaluator and trunk"; else ko "eval: $(tail -5 ev.log)"; fi
 fi
