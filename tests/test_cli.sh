@@ -64,6 +64,10 @@ if [ -d "$DATA" ]; then
     expect "--out with a run refused" 2 "already holds a run.*--resume $T/run.*--force" \
         $BIN pretrain --cfg tests/configs/tiny_damsm.yml --data "$DATA" --out "$T/run" --max-steps 1 --quiet
     [ -d "$T/run/checkpoints/step_4" ] && ok "refused: the run is untouched" || ko "refused run was changed"
+    # a run without a checkpoint (a pretraining killed while it computed its feature cache): --force, not --resume
+    mkdir -p "$T/run0/cache" && echo x >"$T/run0/losses.csv"
+    expect "--out with a run but no checkpoint: --force named" 2 "no checkpoint yet: start it again with --force" \
+        $BIN pretrain --cfg tests/configs/tiny_damsm.yml --data "$DATA" --out "$T/run0" --max-steps 1 --quiet
     $BIN train --cfg tests/configs/tiny_gan.yml --data "$DATA" --out "$T/run" --force --max-steps 1 --quiet >"$T/force.log" 2>&1
     grep -q "removed the run in $T/run" "$T/force.log" && [ ! -d "$T/run/checkpoints/step_4" ] && [ -f "$T/run/cache/keep" ] &&
         ok "--force wipes the run, keeps cache/" || ko "--force: $(cat "$T/force.log"; ls -R "$T/run")"

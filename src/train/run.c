@@ -146,10 +146,18 @@ static int guard_out(const Run *r, const RunArgs *a) {
         return err_set("--out %s holds another run than the one resumed (%s): give its own directory, or leave --out out to "
                        "continue in %s", r->out, rd, rd);
     }
-    if (!a->force)
+    if (!a->force) {
+        char ck[sizeof r->out + 32];
+        struct stat st;
+        snprintf(ck, sizeof ck, "%s/checkpoints", r->out);
+        if (stat(ck, &st)) /* e.g. a pretraining killed while it computed its feature cache */
+            return err_set("--out %s already holds a run (checkpoints/, losses.csv, tensorboard/) that has no checkpoint yet: start it "
+                           "again with --force (its files are removed first; cache/ is kept, with the trunk features computed so far), "
+                           "or give another --out", r->out);
         return err_set("--out %s already holds a run (checkpoints/, losses.csv, tensorboard/): continue it with --resume %s, "
                        "or start a clean run there with --force (its files are removed first; cache/ is kept), or give another --out",
                        r->out, r->out);
+    }
     const char *inside[2] = {r->tc.train.net_e, r->tc.train.net_g};
     for (int i = 0; i < 2; i++)
         if (inside[i][0] && path_inside(inside[i], r->out))
