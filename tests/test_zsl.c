@@ -12,12 +12,16 @@
  *  (4) ZSL.WORD_LEVEL's text encoder: zsl_gw.* registered after zsl_g.*, word codes (B, E, L) zero
  *      past each length, the LSTM's words kept in words_lstm, zero noise without an Rng
  *      (deterministic), noise from an Rng, and finite differences of the word codes in zsl_gw's
- *      weights and in the word embeddings. */
+ *      weights and in the word embeddings;
+ *  (5) ZSL.GAN_PHASE's step (src/train/zsl_gan.c) on tiny networks with a random trunk: ZSL D and
+ *      ZSL G (zsl_g.* only) change, the rest of the text encoder does not, both are frozen again
+ *      after it, the same seeds give the same bits, and WGAN-GP reports its penalty. */
 #include "test.h"
 #include "../src/nn/load.h"
 #include "../src/nn/text_encoder.h"
 #include "../src/nn/zsl.h"
 #include "../src/train/train_config.h"
+#include "../src/train/zsl_gan.h"
 
 #include <math.h>
 #include <string.h>
@@ -436,11 +440,98 @@ static void word_level_cases(void) {
     text_encoder_free(&te);
 }
 
+/* ---------------------------------------------------------------- (5) ZSL in the GAN phase */
+static uint64_t set_hash(const ParamSet *ps, const char *prefix, int want) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < ps->n; i++) {
+        const ParamEntry *e = ps->entries[i];
+        if (e->kind != PARAM_WEIGHT || (!strncmp(e->name, prefix, strlen(prefix))) != want) continue;
+        const unsigned char *p = (const unsigned char *)e->t.data;
+        for (size_t k = 0; k < (size_t)e->t.n * sizeof(float); k++) h = (h ^ p[k]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static void gan_phase_run(int wgan, uint64_t out[3], float *gp) {
+    ModelConfig cfg;
+    word_config(&cfg);
+    cfg.zsl_word = 0;
+    cfg.zsl_wgan = wgan;
+    cfg.encoder_lr = 1e-2f;
+    TextEncoder te;
+    ImageEncoder ie;
+    ZslD zd;
+    text_encoder_init(&te, &cfg);
+    image_encoder_init(&ie, &cfg);
+    zsl_d_init(&zd, &cfg);
+    random_weights(&te.ps, 81);
+    random_weights(&zd.ps, 82);
+    for (int i = 0; i < ie.ps.n; i++) { /* small random weights everywhere, BN statistics (0, 1) */
+        ParamEntry *e = ie.ps.entries[i];
+        if (e->kind == PARAM_BUFFER_I64) continue;
+        const char *nm = e->name;
+        size_t l = strlen(nm);
+        if (l > 12 && !strcmp(nm + l - 12, "running_mean")) fill_uniform(e->t.data, e->t.n, 0, 0, 1);
+        else if (l > 11 && !strcmp(nm + l - 11, "running_var")) fill_uniform(e->t.data, e->t.n, 1, 1, 1);
+        else fill_uniform(e->t.data, e->t.n, -0.05f, 0.05f, 83 + (uint64_t)i);
+    }
+    ie.train = 0;
+    paramset_set_frozen(&te.ps, 1);
+    paramset_set_frozen(&ie.ps, 1);
+    paramset_set_frozen(&zd.ps, 1);
+    GanTrainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.te = &te, t.ie = &ie, t.zd = &zd, t.n_d = 1;
+    tape_init(&t.tp_g);
+    ZslGan z;
+    zsl_gan_init(&z, &t);
+    Tensor *img = tensor_alloc(4, (int[]){2, 3, 64, 64}, 0);
+    fill_uniform(img->data, img->n, -1, 1, 84);
+    const int64_t caps[2 * 7] = {3, 5, 7, 2, 0, 0, 0, 9, 11, 0, 0, 0, 0, 0};
+    const int lens[2] = {4, 2};
+    const int64_t cls[2] = {2, 4};
+    GanBatch b = {{img, NULL, NULL}, caps, lens, cls, 2};
+    uint64_t zd0 = set_hash(&zd.ps, "", 1), g0 = set_hash(&te.ps, "zsl_g.", 1), rest0 = set_hash(&te.ps, "zsl_g.", 0);
+    Rng rng;
+    rng_init(&rng, 85);
+    ZslGanOut o;
+    zsl_gan_step(&z, &b, &rng, &o);
+    out[0] = set_hash(&zd.ps, "", 1), out[1] = set_hash(&te.ps, "zsl_g.", 1), out[2] = set_hash(&te.ps, "zsl_g.", 0);
+    *gp = o.gp;
+    EXPECT(out[0] != zd0 && out[1] != g0 && out[2] == rest0,
+           "ZSL.GAN_PHASE (%s): ZSL D changed %d, zsl_g.* changed %d, the rest of the text encoder unchanged %d", wgan ? "wgan_gp" : "bce",
+           out[0] != zd0, out[1] != g0, out[2] == rest0);
+    int any_grad = 0;
+    for (int i = 0; i < te.ps.n; i++) any_grad |= te.ps.entries[i]->kind == PARAM_WEIGHT && te.ps.entries[i]->t.requires_grad;
+    for (int i = 0; i < zd.ps.n; i++) any_grad |= zd.ps.entries[i]->kind == PARAM_WEIGHT && zd.ps.entries[i]->t.requires_grad;
+    EXPECT(!any_grad, "ZSL.GAN_PHASE: the text encoder and ZSL D are frozen again after the step (the GAN step is the seed's)");
+    EXPECT(isfinite(o.d_loss) && isfinite(o.g_loss), "ZSL.GAN_PHASE: finite losses (D %g, G %g)", o.d_loss, o.g_loss);
+    zsl_gan_free(&z);
+    tape_free(&t.tp_g);
+    tensor_free(img);
+    text_encoder_free(&te);
+    image_encoder_free(&ie);
+    zsl_d_free(&zd);
+}
+
+static void gan_phase_cases(void) {
+    uint64_t a[3], b[3], w[3];
+    float gp0, gp1, gpw;
+    gan_phase_run(0, a, &gp0);
+    gan_phase_run(0, b, &gp1);
+    EXPECT(a[0] == b[0] && a[1] == b[1] && a[2] == b[2], "ZSL.GAN_PHASE: the same seeds give the same bits");
+    EXPECT(gp0 == 0.0f, "ZSL.GAN_PHASE (bce): no penalty");
+    gan_phase_run(1, w, &gpw);
+    EXPECT(gpw > 0.0f && isfinite(gpw), "ZSL.GAN_PHASE (wgan_gp): the critic's penalty is reported (%g)", gpw);
+}
+
 int main(void) {
     test_begin("test_zsl");
     fixture_cases();
     gradcheck_cases();
     config_cases();
     word_level_cases();
+    gan_phase_cases();
     return test_end();
 }

@@ -355,6 +355,10 @@ int cmd_export(int argc, char **argv) {
     memcpy(g.ps.values, ge.ps.values, (size_t)g.ps.n_values * sizeof(float)); /* EMA weights, live BN statistics */
     text_encoder_init(&te, &mc);
     if (nn_load_file(&te.ps, tc.train.net_e, 0)) { err_prefix("TRAIN.NET_E"); FAILX(2); }
+    if (tc.zsl.gan_phase) { /* ZSL.GAN_PHASE: its ZSL G learned in the GAN phase: the checkpoint's text encoder */
+        snprintf(path, sizeof path, "%s/text_encoder.safetensors", step_dir);
+        if (nn_load_file(&te.ps, path, 0)) FAILX(2);
+    }
     char ebuf[TRAIN_CONFIG_STR];
     snprintf(ebuf, sizeof ebuf, "%s", tc.train.net_e);
     snprintf(path, sizeof path, "%s/image_encoder.safetensors", dirname(ebuf));

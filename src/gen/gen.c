@@ -108,6 +108,8 @@ int gen_model_load(GenModel *m, const char *dir) {
     m->mc.n_words = m->vocab.n;
     if (m->tc.extra.zsl_train_classes_only) m->mc.num_classes = 150; /* unused by generation */
     if (is_run) snprintf(te_path, sizeof te_path, "%s", m->tc.train.net_e);
+    if (is_run && m->tc.zsl.gan_phase) /* ZSL.GAN_PHASE: the run's own text encoder, written with netG */
+        snprintf(te_path, sizeof te_path, "%s/text_encoder.safetensors", dir);
     else snprintf(te_path, sizeof te_path, "%s/text_encoder.safetensors", dir);
     text_encoder_init(&m->te, &m->mc);
     gnet_init(&m->g, &m->mc, m->tc.tree.branch_num);

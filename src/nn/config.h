@@ -23,6 +23,7 @@ typedef struct ModelConfig {
     float zsl_gp_lambda;         /* the critic's gradient-penalty weight (10) */
     float zsl_pivot_lambda;      /* pretraining: the visual pivot's weight in the ZSL G loss (0) */
     int zsl_word;                /* ZSL.WORD_LEVEL: a ZSL G on every word (zsl_gw.*), a word-level ZSL D in pretraining */
+    int zsl_gan_phase;           /* ZSL.GAN_PHASE: ZSL G and ZSL D train in the GAN phase (src/train/zsl_gan.h) */
     int sent_lstm;               /* the sentence code is the LSTM's (AttnGAN's DAMSM) instead of ZSL
                                     G's output (the seed's); ZSL G then goes unused */
     int image_code_mixed;        /* the image's global code from the spatial mean of Mixed_6e (768)

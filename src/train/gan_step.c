@@ -1,5 +1,6 @@
 /* gan_step.c: the AttnGAN + ZSL training iteration; see gan_step.h. */
 #include "gan_step.h"
+#include "zsl_gan.h"
 #include "../ops/diffaug.h"
 
 #include <string.h>
@@ -59,6 +60,7 @@ void gan_trainer_to_device(GanTrainer *t, int dev) {
         t->tp_d[i].device = dev;
     }
     if (pinned) image_encoder_pin_trunk(t->ie, 1); /* (a no-op on a device; the CPU keeps it) */
+    if (t->zsl_phase) zsl_gan_to_device(t->zsl_phase, dev);
     t->mu = t->logvar = NULL;
     memset(t->aug, 0, sizeof t->aug);
 }

@@ -53,6 +53,8 @@ typedef struct GanTrainer {
                                      gan_step (on tp_g) for the step; NULL: not augmented */
     int keep_grads;               /* 0 (default): gan_step releases G's and the Ds' gradients after
                                      their updates (paramset_release_grads); 1: they stay readable */
+    struct ZslGan *zsl_phase;     /* ZSL.GAN_PHASE: ZSL G and ZSL D's training (zsl_gan.h; not
+                                     owned, moved with the trainer), or NULL */
 } GanTrainer;
 
 typedef struct GanBatch {

@@ -94,6 +94,7 @@ static const Key KEYS[] = {
     KF("ZSL.GP_LAMBDA", zsl.gp_lambda, "10.0", 0, FMAX),
     KF("ZSL.PIVOT_LAMBDA", zsl.pivot_lambda, "0.0", 0, FMAX),
     KB("ZSL.WORD_LEVEL", zsl.word_level, "False"),
+    KB("ZSL.GAN_PHASE", zsl.gan_phase, "False"),
     KB("EXTRA.CORRECT_MASK", extra.correct_mask, "False"),
     KB("EXTRA.ZSL_FIX_LABELS", extra.zsl_fix_labels, "False"),
     KB("EXTRA.ZSL_TRAIN_CLASSES_ONLY", extra.zsl_train_classes_only, "False"),
@@ -331,6 +332,7 @@ void train_config_to_model(const TrainConfig *c, ModelConfig *m) {
     m->zsl_gp_lambda = (float)c->zsl.gp_lambda;
     m->zsl_pivot_lambda = (float)c->zsl.pivot_lambda;
     m->zsl_word = c->zsl.word_level;
+    m->zsl_gan_phase = c->zsl.gan_phase;
     if (diffaug_parse_policy(c->extra.diffaugment, &m->diffaug)) m->diffaug = 0; /* train_config_check_gan reports it */
     m->rnn_grad_clip = (float)c->train.rnn_grad_clip;
     m->branch_num = c->tree.branch_num;

@@ -88,6 +88,8 @@ typedef struct TrainConfig {
                               on every word (text encoder keys zsl_gw.*) whose word codes replace
                               the LSTM's words for the DAMSM and G's attention, and in pretraining
                               a word-level ZSL D (zsl_dw) on word codes against region features */
+        int gan_phase;     /* ZSL.GAN_PHASE False (seed): True is the seed's design 4, ZSL G and
+                              ZSL D keep training in `attngan train` (src/train/zsl_gan.h) */
     } zsl;
     struct { /* ours: not in AttnGAN's or the seed's config */
         int correct_mask;           /* EXTRA.CORRECT_MASK False: seed's mask.repeat (DESIGN 6.1) */

@@ -17,6 +17,7 @@
 #include "../nn/load.h"
 #include "checkpoint.h"
 #include "gan_step.h"
+#include "zsl_gan.h"
 
 #include <libgen.h>
 #include <limits.h>
@@ -299,8 +300,8 @@ static int snapshot_images(Run *r, GanTrainer *t, Models *m, const Fixed *f, con
 /* ------------------------------------------------------------------ checkpoints */
 /* The networks and optimizers a GAN checkpoint holds (names live in `names`). */
 typedef struct CkptLists {
-    CkptNet nets[5];
-    CkptOpt opts[4];
+    CkptNet nets[7];
+    CkptOpt opts[6];
     int n_nets, n_opts;
     char names[6][16];
 } CkptLists;
@@ -316,6 +317,12 @@ static void ckpt_lists(CkptLists *c, GanTrainer *t, Models *m) {
         c->nets[c->n_nets++] = (CkptNet){c->names[2 * i], &m->d[i].ps, NULL};
         c->opts[c->n_opts++] = (CkptOpt){c->names[2 * i + 1], &t->opt_d[i]};
     }
+    if (t->zsl_phase) { /* ZSL.GAN_PHASE: the text encoder (its ZSL G learns) and ZSL D, with their Adams */
+        c->nets[c->n_nets++] = (CkptNet){"text_encoder", &m->te.ps, NULL};
+        c->nets[c->n_nets++] = (CkptNet){"zsl_d", &m->zd.ps, NULL};
+        c->opts[c->n_opts++] = (CkptOpt){"opt_zsl_g", &t->zsl_phase->opt_zg};
+        c->opts[c->n_opts++] = (CkptOpt){"opt_zsl_d", &t->zsl_phase->opt_zd};
+    }
 }
 
 static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final) {
@@ -323,7 +330,9 @@ static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final)
     ckpt_lists(&c, t, m);
     cJSON *s = run_state(r);
     ckpt_put_rng(s, "rng", rng);
+    if (t->zsl_phase) zsl_gan_trainable(t->zsl_phase, 1); /* their Adam moments are saved */
     int rc = ckpt_save(r->out, r->step, c.nets, c.n_nets, c.opts, c.n_opts, s, 3);
+    if (t->zsl_phase) zsl_gan_trainable(t->zsl_phase, 0);
     cJSON_Delete(s);
     if (rc || !final) return rc;
     /* the model to sample from: the EMA weights with the live G's BatchNorm statistics, as
@@ -340,6 +349,15 @@ static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final)
     snprintf(path, sizeof path, "%s/netG.safetensors", r->out);
     rc = st_writer_write(w, path);
     st_writer_free(w);
+    if (!rc && t->zsl_phase) { /* ZSL.GAN_PHASE: the text encoder beside it (generate --model RUN reads it) */
+        w = st_writer_new();
+        nn_save(&m->te.ps, w, "");
+        st_writer_meta(w, "format", "attngan-model-1");
+        st_writer_meta(w, "network", "text_encoder (its ZSL G trained in the GAN phase, ZSL.GAN_PHASE)");
+        snprintf(path, sizeof path, "%s/text_encoder.safetensors", r->out);
+        rc = st_writer_write(w, path);
+        st_writer_free(w);
+    }
     return rc;
 }
 
@@ -366,13 +384,18 @@ int train_gan_main(const RunArgs *a) {
     DNet *dp[3] = {&m.d[0], &m.d[1], &m.d[2]};
     GanTrainer t;
     gan_trainer_init(&t, &m.te, &m.ie, &m.zd, &m.g, dp, &m.mc);
+    ZslGan zg;
+    if (m.mc.zsl_gan_phase) zsl_gan_init(&zg, &t);
     Rng rng;
     rng_init(&rng, (uint64_t)tc->extra.seed);
     if (r.resume_state) {
         CkptLists c;
         ckpt_lists(&c, &t, &m);
         cJSON *st = NULL;
-        if (ckpt_load(r.resume_dir, c.nets, c.n_nets, c.opts, c.n_opts, &st) || ckpt_get_rng(st, "rng", &rng)) {
+        if (t.zsl_phase) zsl_gan_trainable(t.zsl_phase, 1); /* their Adam moments are loaded */
+        int lrc = ckpt_load(r.resume_dir, c.nets, c.n_nets, c.opts, c.n_opts, &st);
+        if (t.zsl_phase) zsl_gan_trainable(t.zsl_phase, 0);
+        if (lrc || ckpt_get_rng(st, "rng", &rng)) {
             fprintf(stderr, "attngan train: resume: %s\n", err_msg());
             return 2;
         }
@@ -411,19 +434,20 @@ int train_gan_main(const RunArgs *a) {
     r.progress = progress_new("train", total, stdout);
     progress_set_batch(r.progress, tc->train.batch_size);
     progress_set_start(r.progress, r.step);
-    const char *names[11];
-    char nbuf[11][32];
+    const char *names[13];
+    char nbuf[13][32];
     int nt = 0;
     for (int i = 0; i < m.n_d; i++) { snprintf(nbuf[nt], 32, "errD%d", i); names[nt] = nbuf[nt]; nt++; }
     for (int i = 0; i < m.n_d; i++) { snprintf(nbuf[nt], 32, "g_loss%d", i); names[nt] = nbuf[nt]; nt++; }
     const char *rest[5] = {"w_loss", "s_loss", "zsl_adv", "zsl_cls", "errG_total"};
     for (int i = 0; i < 5; i++) names[nt++] = rest[i];
+    if (t.zsl_phase) names[nt++] = "zsl_d_loss", names[nt++] = "zsl_g_loss";
     Tape io;
     tape_init(&io);
     char vpath[2400];
     snprintf(vpath, sizeof vpath, "%s/vocab.txt", r.out);
     if (vocab_save(&cub.vocab, vpath)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 1; }
-    double sums[11] = {0};
+    double sums[13] = {0};
     int n_sum = 0;
     int rc = 0, interval = tc->train.snapshot_interval > 0 ? tc->train.snapshot_interval : 1000;
     const char *why = "";
@@ -449,10 +473,12 @@ int train_gan_main(const RunArgs *a) {
         }
         GanStepOut o;
         gan_step(&t, &gb, NULL, &rng, &o);
+        ZslGanOut zo;
+        if (t.zsl_phase) zsl_gan_step(t.zsl_phase, &gb, &rng, &zo);
         r.step++;
         r.epoch = (int)(r.step / per_epoch);
         r.batch_in_epoch = (int)(r.step % per_epoch);
-        float v[11];
+        float v[13];
         int k = 0;
         for (int i = 0; i < m.n_d; i++) v[k++] = tensor_item(o.d[i].loss);
         for (int i = 0; i < m.n_d; i++) v[k++] = tensor_item(o.g.g_loss[i]);
@@ -461,6 +487,7 @@ int train_gan_main(const RunArgs *a) {
         v[k++] = tensor_item(o.g.adv);
         v[k++] = tensor_item(o.g.cls);
         v[k++] = tensor_item(o.g.total);
+        if (t.zsl_phase) v[k++] = zo.d_loss, v[k++] = zo.g_loss;
         if (run_check_finite(&r, nt, names, v)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
         run_log(&r, nt, names, v);
         for (int i = 0; i < nt; i++) sums[i] += v[i];
@@ -484,6 +511,7 @@ int train_gan_main(const RunArgs *a) {
     tape_free(&io);
     fixed_free(&fixed);
     loader_close(loader);
+    if (t.zsl_phase) zsl_gan_free(&zg);
     gan_trainer_free(&t);
     free_models(&m);
     cub_close(&cub);
