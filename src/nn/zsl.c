@@ -84,7 +84,9 @@ void zsl_pair_g_loss_sets(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *rea
                           Tensor *fake, const int64_t *y_fake, const int64_t *ids_fake, ZslTerms *o) {
     pair_forward(tp, d, real, y_real, fake, y_fake, o);
     if (cfg->zsl_wgan) {
-        o->terms[0] = neg_mean(tp, o->pred_img);
+        /* GAZSL's generator loss, -mean D(fake): the image codes are the critic's real side and
+         * get no adversarial term (pushing both up has no bound: both codes ran away together) */
+        o->terms[0] = op_scale(tp, op_mean_all(tp, o->pred_img), 0.0f);
         o->terms[1] = neg_mean(tp, o->pred_text);
     } else {
         float r = cfg->zsl_fix_labels ? 1.0f : 0.0f; /* both codes want the image ("real") label */

@@ -39,8 +39,10 @@ void zsl_d_forward(Tape *tp, ZslD *d, Tensor *x, Tensor **pred, Tensor **cls);
  *   G side: terms = BCEL(D(code), r), BCEL(D(sent), r), CE(Dcls(code), y), CE(Dcls(sent), y)
  *   D side: terms = BCEL(D(code), r), BCEL(D(sent), 1 - r), CE(.., y), CE(.., y)
  * 'wgan_gp' (GAZSL's train_CUB.py; D_gan is a Wasserstein critic, high for image codes):
- *   G side: terms = -mean D(code), -mean D(sent), CE(Dcls(code), y), CE(Dcls(sent), y)
- *           (both codes are pushed towards what the critic calls real, as the seed pushes both)
+ *   G side: terms = 0, -mean D(sent), CE(Dcls(code), y), CE(Dcls(sent), y): GAZSL's generator
+ *           loss; the image codes are the critic's real side and get no adversarial term (the
+ *           first version pushed both, as the seed's BCE does, and with an unbounded critic both
+ *           codes ran away together: the encoders' loss reached -1,690 in 300 steps)
  *   D side: terms = -mean D(code), +mean D(sent), CE(.., y), CE(.., y), plus GP_LAMBDA * the
  *           gradient penalty at alpha * code + (1 - alpha) * sent.
  * loss = ((terms[0] + terms[1]) + terms[2]) + terms[3] (+ extra), where extra is, on the G side,
