@@ -99,7 +99,7 @@ grep -q "unknown words (dropped): zorblax" "$T/gen.log" && ok "generate: unknown
 if "$BIN" generate "   " --model "$T/m" -o "$T/e.png" >"$T/gene.log" 2>&1; then ko "an empty caption was accepted"
 elif grep -q "empty" "$T/gene.log"; then ok "empty caption: clear error"; else ko "empty caption message: $(cat "$T/gene.log")"; fi
 if "$BIN" generate "this bird" --model "$T/nonexistent" -o "$T/e.png" >"$T/genm.log" 2>&1; then ko "a missing model was accepted"
-elif grep -q "not a model directory" "$T/genm.log"; then ok "missing model: clear error"; else ko "missing model message: $(cat "$T/genm.log")"; fi
+elif grep -q "no such directory\|not a model directory" "$T/genm.log"; then ok "missing model: clear error"; else ko "missing model message: $(cat "$T/genm.log")"; fi
 "$BIN" examples --model "$T/m" --captions examples/captions.txt --out "$T/exs" --n 2 --threads 2 >"$T/exs.log" 2>&1 &&
     png "$T/exs/examples.png" && png "$T/exs/001_att.png" && png "$T/exs/011_stages.png" && ok "examples: grid, attention and stages" || ko "examples: $(cat "$T/exs.log")"
 "$BIN" sample --model "$T/m" --data "$DATA" --limit 12 --out "$T/smp" --threads 2 >"$T/smp.log" 2>&1 &&

@@ -107,10 +107,9 @@ int gen_model_load(GenModel *m, const char *dir) {
     train_config_to_model(&m->tc, &m->mc);
     m->mc.n_words = m->vocab.n;
     if (m->tc.extra.zsl_train_classes_only) m->mc.num_classes = 150; /* unused by generation */
-    if (is_run) snprintf(te_path, sizeof te_path, "%s", m->tc.train.net_e);
-    if (is_run && m->tc.zsl.gan_phase) /* ZSL.GAN_PHASE: the run's own text encoder, written with netG */
-        snprintf(te_path, sizeof te_path, "%s/text_encoder.safetensors", dir);
-    else snprintf(te_path, sizeof te_path, "%s/text_encoder.safetensors", dir);
+    if (is_run && !m->tc.zsl.gan_phase) snprintf(te_path, sizeof te_path, "%s", m->tc.train.net_e);
+    else snprintf(te_path, sizeof te_path, "%s/text_encoder.safetensors", dir); /* a model, or a ZSL.GAN_PHASE
+                                                                                  run's own text encoder */
     text_encoder_init(&m->te, &m->mc);
     gnet_init(&m->g, &m->mc, m->tc.tree.branch_num);
     m->te.train = 0;
