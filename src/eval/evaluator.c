@@ -64,8 +64,14 @@ int evaluator_load(Evaluator *ev, const char *dir, const char *inception) {
         return err_set("%s: EXTRA.INCEPTION is '%s': this DAMSM was trained on a randomly initialised trunk, which is not saved; an "
                        "evaluator needs a pretrained one (EXTRA.INCEPTION keras_nsfwjs or torchvision, with EXTRA.INCEPTION_WEIGHTS)",
                        path, kind);
+    /* the directory's own files first: what is missing there is named before the trunk's search */
+    if (need_file(dir, "vocab.txt", path, sizeof path) || vocab_load(&ev->vocab, path)) return -1;
     /* --inception, $ATTNGAN_INCEPTION, then EXTRA.INCEPTION_WEIGHTS's places (src/io/locate.h) */
-    if (locate_trunk(inception, ev->tc.extra.inception_weights, ev->inception, sizeof ev->inception)) return err_prefix("evaluator %s", dir);
+    if (locate_trunk(inception, ev->tc.extra.inception_weights, ev->inception, sizeof ev->inception)) {
+        err_prefix("evaluator %s", dir);
+        evaluator_free(ev); /* the vocabulary */
+        return -1;
+    }
     const char *inc = ev->inception;
     if (!strcmp(kind, "torchvision")) snprintf(ev->trunk, sizeof ev->trunk, "torchvision inception_v3 weights (%s)", inc);
     else
@@ -74,7 +80,6 @@ int evaluator_load(Evaluator *ev, const char *dir, const char *inception) {
                  "published FIDs",
                  inc);
     ev->tight_pad = train_config_tight_pad(&ev->tc);
-    if (need_file(dir, "vocab.txt", path, sizeof path) || vocab_load(&ev->vocab, path)) return -1;
     train_config_to_model(&ev->tc, &ev->mc);
     ev->mc.n_words = ev->vocab.n;
     text_encoder_init(&ev->te, &ev->mc);
