@@ -46,7 +46,7 @@ def panel(d, box, title, pts, ref, real, key, ylab):
     ymin, ymax = min(ys + lo_err), max(ys + hi_err)
     pad = (ymax - ymin) * 0.15 or 0.1
     ymin, ymax = max(0.0, ymin - pad), ymax + pad
-    xmax = max(xs) * 1.1
+    xmax = max(xs) * 1.5  # room for the last point's label
     X = lambda v: x0 + (x1 - x0) * v / xmax
     Y = lambda v: y1 - (y1 - y0) * (v - ymin) / (ymax - ymin)
     d.rectangle(box, outline="black")
@@ -81,8 +81,7 @@ def panel(d, box, title, pts, ref, real, key, ylab):
         if prev:
             d.line((prev[0], prev[1], px, py), fill=(0, 60, 200), width=2)
         d.ellipse((px - 4, py - 4, px + 4, py + 4), fill=(0, 60, 200))
-        lx = px + 6 if px < x1 - 150 else px - 150  # keep the label inside the panel
-        d.text((lx, py - 18), f"{v[key]:.3f} ({v['steps']} steps)", fill=(0, 60, 200), font=fs)
+        d.text((px + 6, py - 18), f"{v[key]:.3f} ({v['steps']} steps)", fill=(0, 60, 200), font=fs)
         prev = (px, py)
 
 
