@@ -165,6 +165,7 @@ static int guard_out(const Run *r, const RunArgs *a) {
                            i ? "NET_G" : "NET_E", r->out);
     if (run_dir_wipe(r->out)) return -1;
     printf("--force: removed the run in %s (cache/ kept)\n", r->out);
+    fflush(stdout); /* said before whatever comes next, even a failure that exits */
     return 0;
 }
 

@@ -378,9 +378,19 @@ int train_gan_main(const RunArgs *a) {
     if (!a->quiet) train_config_print(tc, stdout);
     Cub cub;
     if (cub_open(&cub, tc->data_dir)) { fprintf(stderr, "attngan train: %s\n", err_msg()); run_close(&r); return 2; }
-    if (!r.resume_state && snapshot_encoders(&r)) { fprintf(stderr, "attngan train: %s\n", err_msg()); run_close(&r); return 2; }
+    if (!r.resume_state && snapshot_encoders(&r)) {
+        fprintf(stderr, "attngan train: %s\n", err_msg());
+        cub_close(&cub);
+        run_close(&r);
+        return 2;
+    }
     Models m;
-    if (build_models(&m, &r, &cub)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
+    if (build_models(&m, &r, &cub)) { /* (a model half built is left to the exit) */
+        fprintf(stderr, "attngan train: %s\n", err_msg());
+        cub_close(&cub);
+        run_close(&r);
+        return 2;
+    }
     DNet *dp[3] = {&m.d[0], &m.d[1], &m.d[2]};
     GanTrainer t;
     gan_trainer_init(&t, &m.te, &m.ie, &m.zd, &m.g, dp, &m.mc);
