@@ -66,6 +66,19 @@ static void scalar_close(SafeTensors *st, const char *key, const Tensor *t, cons
     if (EXPECT(t != NULL, "%s: no tensor", what)) close_to(st, key, t->data, 1, what);
 }
 
+/* a side's loss and four terms against <side>_<mode>.loss / .term<i> */
+static void side_close(SafeTensors *st, const char *side, const char *mode, const char *what, const ZslTerms *z) {
+    char k[128], w[128];
+    snprintf(k, sizeof k, "%s_%s.loss", side, mode);
+    snprintf(w, sizeof w, "%s (%s) loss", what, mode);
+    scalar_close(st, k, z->loss, w);
+    for (int i = 0; i < 4; i++) {
+        snprintf(k, sizeof k, "%s_%s.term%d", side, mode, i);
+        snprintf(w, sizeof w, "%s (%s) term %d", what, mode, i);
+        scalar_close(st, k, z->terms[i], w);
+    }
+}
+
 /* ---------------------------------------------------------------- (1) PyTorch */
 static void fixture_cases(void) {
     SafeTensors *st = fixture_open("zsl");
@@ -95,14 +108,7 @@ static void fixture_cases(void) {
         paramset_zero_grad(&d.ps);
         ZslTerms z;
         zsl_pair_d_loss(&tp, &d, &cfg, code, sent, y, wgan ? alpha : NULL, &z);
-        snprintf(w, sizeof w, "critic side (%s) loss", mode);
-        snprintf(k, sizeof k, "d_%s.loss", mode);
-        scalar_close(st, k, z.loss, w);
-        for (int i = 0; i < 4; i++) {
-            snprintf(k, sizeof k, "d_%s.term%d", mode, i);
-            snprintf(w, sizeof w, "critic side (%s) term %d", mode, i);
-            scalar_close(st, k, z.terms[i], w);
-        }
+        side_close(st, "d", mode, "critic side", &z);
         if (wgan) scalar_close(st, "d_wgan.gp", z.extra, "critic side gradient penalty");
         else EXPECT(z.extra == NULL, "critic side (bce): no penalty");
         tape_backward(&tp, z.loss);
@@ -122,14 +128,7 @@ static void fixture_cases(void) {
         tape_init(&tp);
         paramset_set_frozen(&d.ps, 1);
         zsl_pair_g_loss(&tp, &d, &cfg, code, sent, y, ids, &z);
-        snprintf(w, sizeof w, "generator side (%s) loss", mode);
-        snprintf(k, sizeof k, "g_%s.loss", mode);
-        scalar_close(st, k, z.loss, w);
-        for (int i = 0; i < 4; i++) {
-            snprintf(k, sizeof k, "g_%s.term%d", mode, i);
-            snprintf(w, sizeof w, "generator side (%s) term %d", mode, i);
-            scalar_close(st, k, z.terms[i], w);
-        }
+        side_close(st, "g", mode, "generator side", &z);
         if (wgan) scalar_close(st, "g_wgan.pivot", z.extra, "generator side visual pivot");
         else EXPECT(z.extra == NULL, "generator side (bce, PIVOT_LAMBDA 0): no pivot");
         tape_backward(&tp, z.loss);

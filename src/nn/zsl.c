@@ -135,6 +135,17 @@ void zsl_pair_d_loss(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *code, Te
     zsl_pair_d_loss_sets(tp, d, cfg, code, y, sent, y, code, alpha, o);
 }
 
+Tensor *zsl_gp_alpha(Tape *tp, const ModelConfig *cfg, Rng *rng, int n) {
+    if (!cfg->zsl_wgan) return NULL;
+    CHECK(rng != NULL, "ZSL.ADV_LOSS wgan_gp needs an Rng for the penalty's interpolates");
+    float *a = xmalloc((size_t)n * sizeof(float));
+    rng_uniform(rng, a, n);
+    Tensor *alpha = TNEW(tp, n, 1);
+    tensor_upload(alpha, a);
+    free(a);
+    return alpha;
+}
+
 Tensor *zsl_d_gradient_penalty(Tape *tp, ZslD *d, Tensor *real, Tensor *fake, Tensor *alpha) {
     char s1[64], s2[64], s3[64];
     CHECK(real && fake && alpha && tensor_same_shape(real, fake) && real->ndim == 2 && real->shape[1] == d->cfg.embedding_dim &&

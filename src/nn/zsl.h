@@ -68,6 +68,9 @@ void zsl_pair_g_loss_sets(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *rea
                           Tensor *fake, const int64_t *y_fake, const int64_t *ids_fake, ZslTerms *o);
 void zsl_pair_d_loss_sets(Tape *tp, ZslD *d, const ModelConfig *cfg, Tensor *real, const int64_t *y_real, Tensor *fake,
                           const int64_t *y_fake, Tensor *gp_real, Tensor *alpha, ZslTerms *o);
+/* The penalty's interpolation weights: with ZSL.ADV_LOSS wgan_gp, (n, 1) of U[0, 1) drawn from rng
+ * (GAZSL's alpha, one per pair); NULL otherwise (nothing drawn). */
+Tensor *zsl_gp_alpha(Tape *tp, const ModelConfig *cfg, Rng *rng, int n);
 /* WGAN-GP's gradient penalty of the critic head D_gan (GAZSL's calc_gradient_penalty): with
  * x = alpha * real + (1 - alpha) * fake (computed without a graph; alpha (B, 1)), the mean over the
  * batch of (||d D_gan(x) / dx||_2 - 1)^2, unweighted. d D_gan / dx = W0^T (w_gan * [W0 x + b0 > 0])

@@ -179,15 +179,7 @@ void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_
     paramset_set_frozen(&t->zd->ps, 0);
     paramset_zero_grad(&t->zd->ps);
     const int64_t *y = targets0(tp, b->class_ids, b->B, c->num_classes);
-    Tensor *alpha = NULL;
-    if (c->zsl_wgan) { /* GAZSL: alpha ~ U[0, 1) per sample */
-        CHECK(rng != NULL, "damsm_zsl_d_backward: ZSL.ADV_LOSS wgan_gp needs an Rng for the penalty's interpolates");
-        float *a = xmalloc((size_t)b->B * sizeof(float));
-        rng_uniform(rng, a, b->B);
-        alpha = TNEW(tp, b->B, 1);
-        tensor_upload(alpha, a);
-        free(a);
-    }
+    Tensor *alpha = zsl_gp_alpha(tp, c, rng, b->B);
     ZslTerms z;
     zsl_pair_d_loss(tp, t->zd, c, tape_detach(tp, code), tape_detach(tp, sent_emb), y, alpha, &z);
     copy_terms(&z, &o->pred_sent, &o->cls_sent, &o->pred_emb, &o->cls_emb, o->d_terms);
@@ -200,15 +192,7 @@ void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_
         paramset_zero_grad(&t->zdw->ps);
         WordRows w;
         word_rows(tp, tape_detach(tp, o->img.region), tape_detach(tp, o->txt.words_emb), b, c->num_classes, rng, &w);
-        int M = w.words->shape[0];
-        Tensor *aw = NULL;
-        if (c->zsl_wgan) {
-            float *a = xmalloc((size_t)M * sizeof(float));
-            rng_uniform(rng, a, M);
-            aw = TNEW(tp, M, 1);
-            tensor_upload(aw, a);
-            free(a);
-        }
+        Tensor *aw = zsl_gp_alpha(tp, c, rng, w.words->shape[0]);
         ZslTerms zw;
         zsl_pair_d_loss_sets(tp, t->zdw, c, w.regions, w.y, w.words, w.y, w.regions, aw, &zw);
         o->word_d_loss = zw.loss;

@@ -1,7 +1,6 @@
 /* zsl_gan.c: ZSL G and ZSL D training in the GAN phase (ZSL.GAN_PHASE); see zsl_gan.h. */
 #include "zsl_gan.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* ZSL G's entries of the text encoder take gradients (on) or none (off) */
@@ -67,14 +66,7 @@ void zsl_gan_step(ZslGan *z, const GanBatch *b, Rng *rng, ZslGanOut *out) {
     TextEncoderOut txt = text_encoder_forward(td, t->te, b->captions, b->cap_lens, B, z0, NULL, NULL);
     ImageEncoderOut real = image_encoder_forward(td, t->ie, b->imgs[t->n_d - 1]);
     tape_no_grad_end(td);
-    Tensor *alpha = NULL;
-    if (c->zsl_wgan) {
-        alpha = TNEW(td, B, 1);
-        float *a = xmalloc((size_t)B * sizeof(float));
-        rng_uniform(rng, a, B);
-        tensor_upload(alpha, a);
-        free(a);
-    }
+    Tensor *alpha = zsl_gp_alpha(td, c, rng, B);
     /* 2. ZSL D */
     paramset_set_frozen(&t->zd->ps, 0);
     paramset_zero_grad(&t->zd->ps);
