@@ -2,7 +2,10 @@
 # test_serve.sh: `attngan serve` end to end: starts the server on a free port of 127.0.0.1 with the
 # bundled model, waits for /healthz, runs the HTTP checks of tests/serve_checks.py (good PNG and
 # JSON replies, every 4xx, oversized bodies, methods, paths, concurrency, SIGTERM with requests in
-# flight), then checks that the server exited 0 and logged one line per request.
+# flight), then checks that the server exited 0 and logged one line per request. Then the server
+# under abuse (tests/serve_abuse.py, docs/RELIABILITY.md): slow clients against --request-timeout,
+# 1,000 idle connections, pipelined requests, duplicate keys and NUL in captions, on a second
+# server; --max-connections-per-ip and --max-connections on two more.
 # Skips without the model directory (models/bird64, or $ATTNGAN_SERVE_MODEL).
 BIN=${ATTNGAN:-build/release/attngan}
 MODEL=${ATTNGAN_SERVE_MODEL:-models/bird64}
@@ -34,6 +37,13 @@ cleanup() {
 trap cleanup EXIT
 
 "$BIN" serve --help >"$T/help.txt" 2>&1 && grep -q "413" "$T/help.txt" && ok "serve --help documents the statuses" || ko "serve --help: $(head -3 "$T/help.txt")"
+missing=""
+for f in --max-connections --max-connections-per-ip --request-timeout --idle-timeout; do
+    grep -q -- "^  $f .*(default" "$T/help.txt" || missing="$missing $f"
+done
+[ -z "$missing" ] && ok "serve --help documents the connection limits and timeouts with defaults" || ko "serve --help lacks$missing"
+if "$BIN" serve --request-timeout 0 >"$T/bad.log" 2>&1; then ko "--request-timeout 0 accepted"
+elif grep -q -- "--request-timeout" "$T/bad.log"; then ok "a bad --request-timeout is an error naming it"; else ko "bad --request-timeout message: $(cat "$T/bad.log")"; fi
 if "$BIN" serve --model "$T/none" --port 0 >"$T/bad.log" 2>&1; then ko "a missing model directory is accepted"
 elif grep -q "$T/none" "$T/bad.log"; then ok "a missing model directory is an error naming it"; else ko "missing model message: $(cat "$T/bad.log")"; fi
 if "$BIN" serve --port 70000 >"$T/bad.log" 2>&1; then ko "--port 70000 accepted"
@@ -92,5 +102,57 @@ if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/serve.log"; th
     ko "sanitizer report in the server log"; grep -A20 -E 'ERROR: |runtime error:' "$T/serve.log" | head -60
 else
     ok "no sanitizer report"
+fi
+
+# ---- the server under abuse. start LOG ARGS...: a server on a free port; sets PID and PORT
+start() {
+    log=$1; shift
+    : >"$log"
+    "$BIN" serve --model "$MODEL" --host 127.0.0.1 --port 0 --threads 1 "$@" >/dev/null 2>"$log" &
+    PID=$!
+    PORT=""
+    i=0
+    while [ $i -lt 600 ]; do
+        PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log" | head -1)
+        [ -n "$PORT" ] && return 0
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1; i=$((i + 1))
+    done
+    ko "server $* did not start: $(tail -5 "$log")"
+    return 1
+}
+# stop NAME LOG: SIGTERM, exit 0 and no sanitizer report
+stop() {
+    kill -TERM "$PID" 2>/dev/null
+    i=0
+    while kill -0 "$PID" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$PID" 2>/dev/null; then ko "$1: server still running 60 s after SIGTERM"; kill -KILL "$PID"; PID=""; return; fi
+    wait "$PID"; rc=$?
+    PID=""
+    if [ $rc -ne 0 ]; then ko "$1: exit status $rc"; tail -20 "$2"
+    elif grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$2"; then
+        ko "$1: sanitizer report"; grep -A20 -E 'ERROR: |runtime error:' "$2" | head -60
+    else ok "$1: clean exit 0, no sanitizer report"; fi
+}
+run_py() {   # the checks' lines count as this script's
+    "$PY" tests/serve_abuse.py "$@" >"$T/abuse.txt" 2>&1
+    cat "$T/abuse.txt"
+    p=$(grep -c '^PASS ' "$T/abuse.txt"); f=$(grep -c '^FAIL ' "$T/abuse.txt")
+    pass=$((pass + p)); fail=$((fail + f))
+    if [ $((p + f)) -eq 0 ]; then ko "serve_abuse.py $1 ran no check: $(tail -5 "$T/abuse.txt")"; fi
+}
+REQ_TIMEOUT=4
+if start "$T/abuse.log" --request-timeout $REQ_TIMEOUT; then
+    run_py abuse "http://127.0.0.1:$PORT" "$PID" $REQ_TIMEOUT
+    grep -q ' POST /api/v1.0/bird 408 .*--request-timeout' "$T/abuse.log" && ok "the slow body's 408 is logged" || ko "no 408 line in the log"
+    stop "abuse server" "$T/abuse.log"
+fi
+if start "$T/ip.log" --max-connections-per-ip 3; then
+    run_py limit "http://127.0.0.1:$PORT" "$PID" 3
+    stop "--max-connections-per-ip server" "$T/ip.log"
+fi
+if start "$T/conn.log" --max-connections 3; then
+    run_py limit "http://127.0.0.1:$PORT" "$PID" 3
+    stop "--max-connections server" "$T/conn.log"
 fi
 finish

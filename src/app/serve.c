@@ -11,7 +11,18 @@
  * threads fed by a FIFO queue (mutex + condition variables): at most --workers generations (and
  * their PNG/JSON encoding) run at once, each with --threads OpenMP threads, and the connection
  * threads only parse, wait and send. The queue is bounded (--max-queue: 503 beyond it) and so is
- * the number of connections (MHD_OPTION_CONNECTION_LIMIT), so threads and memory stay bounded.
+ * the number of connections (--max-connections, MHD_OPTION_CONNECTION_LIMIT, and per client
+ * address --max-connections-per-ip), so threads, descriptors and memory stay bounded.
+ *
+ * Slow clients. libmicrohttpd's MHD_OPTION_CONNECTION_TIMEOUT (--idle-timeout) closes a
+ * connection only after that long without any traffic, so a client that trickles one header byte
+ * a second (slowloris) would hold its connection and thread for ever. A reaper thread enforces
+ * --request-timeout: every connection is registered (MHD_OPTION_NOTIFY_CONNECTION) with a deadline
+ * by which its next request, headers and body, must be in; the deadline restarts when a reply has
+ * been sent and stops while a generation is queued or running. A connection past its deadline is
+ * shut down (shutdown(2) on its socket, which wakes its thread; libmicrohttpd then closes it), after
+ * a 408 reply when its body was being read. NOTIFY_CLOSED comes before libmicrohttpd closes the
+ * socket and takes the same mutex, so the reaper never touches a descriptor that was reused.
  *
  * Shutdown. SIGINT and SIGTERM are blocked in every thread and taken by the main thread with
  * sigwaitinfo: the listening socket is closed (MHD_quiesce_daemon), queued and running
@@ -41,13 +52,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SERVE_MAX_N 8                  /* images per request */
 #define SERVE_MAX_SEED 9007199254740991.0   /* 2^53 - 1: every such integer is exact in JSON */
-#define SERVE_CONN_TIMEOUT_S 60        /* idle connections (and stalled uploads) are closed */
+#define SERVE_FD_RESERVE 64            /* descriptors kept for the model, logs, the listening socket */
+#define SERVE_REAPER_TICK_MS 200       /* how often --request-timeout is checked */
 #define SERVE_SHUTDOWN_GRACE_S 10      /* longest wait for requests that are not generating */
 
 /* web/index.html, embedded by web_assets.c */
@@ -57,7 +70,8 @@ extern const char serve_index_html_end[];
 static const char *USAGE =
     "usage: attngan serve [--model DIR] [--host ADDR] [--port N] [--workers N] [--threads N]\n"
     "                     [--max-body BYTES] [--max-caption CHARS] [--max-queue N] [--quiet]\n"
-    "                     [--device D]\n"
+    "                     [--max-connections N] [--max-connections-per-ip N]\n"
+    "                     [--request-timeout S] [--idle-timeout S] [--device D]\n"
     "\n"
     "Serves the bird generator over HTTP (the API of the original AttnGAN/ZSL server):\n"
     "  POST /api/v1.0/bird   body {\"caption\": \"...\"} with optional \"seed\" (integer, default random),\n"
@@ -87,6 +101,15 @@ static const char *USAGE =
     "  --max-body BYTES   largest request body (default 65536); larger ones get 413 unread\n"
     "  --max-caption CHARS  longest caption in characters (default 4096)\n"
     "  --max-queue N      requests that may wait for a worker (default 256); more get 503\n"
+    "  --max-connections N  open connections at most (default 2048; more are accepted and closed at\n"
+    "                     once). The open-file limit is raised to fit, else N is lowered and said so\n"
+    "  --max-connections-per-ip N  open connections from one client address (default 0: no limit;\n"
+    "                     behind a proxy every client has its address). Set it when --host is public\n"
+    "  --request-timeout S  a connection has S seconds (default 30), from its opening or from the end\n"
+    "                     of its previous reply, to send a whole request, headers and body; a slower\n"
+    "                     one (slowloris) is closed, with 408 when its body was being read\n"
+    "  --idle-timeout S   seconds without traffic after which a connection is closed (default 60;\n"
+    "                     it also bounds a client that stops reading its reply)\n"
     "  --quiet            no log line per request (errors are still printed)\n"
     "  --device D         cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
     "                     device path on the CPU, for tests); or ATTNGAN_DEVICE. On a device the\n"
@@ -99,6 +122,7 @@ static const char *USAGE =
 typedef struct ServeOpts {
     const char *model, *host;
     int port, workers, threads, max_caption, max_queue, quiet;
+    int max_conns, max_conns_per_ip, request_timeout, idle_timeout;
     long long max_body;
 } ServeOpts;
 
@@ -225,6 +249,17 @@ typedef struct Job {
     struct Job *next;
 } Job;
 
+/* A connection as the --request-timeout reaper sees it. */
+enum { CONN_WAITING, CONN_BODY, CONN_BUSY };
+typedef struct Conn {
+    int fd;
+    int phase;             /* WAITING: for a request (or the reply of one answered early); BODY:
+                              reading a request's body; BUSY: a generation (no deadline) */
+    double deadline;       /* now_ms() by which the request must be in (WAITING, BODY) */
+    int reaped;            /* shut down by the reaper */
+    struct Conn *prev, *next;
+} Conn;
+
 typedef struct Server {
     ServeOpts o;
     GenModel model;
@@ -245,6 +280,15 @@ typedef struct Server {
     int n_workers;
     int device;            /* where the model runs (--device) */
     pthread_mutex_t dev_mu; /* on a device other than the CPU: one generation at a time */
+
+    pthread_mutex_t conn_mu; /* the open connections, for the reaper */
+    Conn *conns;
+    int n_conns;
+    long long n_reaped;    /* connections closed by --request-timeout */
+    int reaper_exit;
+    pthread_t reaper;
+    char *reply_408;       /* the raw HTTP reply the reaper sends */
+    size_t reply_408_len;
 } Server;
 
 static char *json_error_body(const char *msg, const char *unknown_csv) {
@@ -519,7 +563,86 @@ typedef struct Req {
     char *body;            /* the upload so far (bounded by --max-body) */
     size_t len, cap;
     int too_big;
+    Conn *conn;            /* its connection's entry (NULL when it could not be registered) */
+    Server *srv;
+    int deferred;          /* a request without a body: answered on the next call (on_request) */
 } Req;
+
+/* ---- the connections and the --request-timeout reaper */
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
+    Server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        Conn *k = calloc(1, sizeof *k);
+        if (!k) return; /* untracked: only --idle-timeout applies to it */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        k->fd = ci ? (int)ci->connect_fd : -1;
+        k->phase = CONN_WAITING;
+        k->deadline = now_ms() + s->o.request_timeout * 1e3;
+        pthread_mutex_lock(&s->conn_mu);
+        k->next = s->conns;
+        if (s->conns) s->conns->prev = k;
+        s->conns = k;
+        s->n_conns++;
+        pthread_mutex_unlock(&s->conn_mu);
+        *socket_context = k;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        Conn *k = *socket_context;
+        if (!k) return;
+        *socket_context = NULL;
+        pthread_mutex_lock(&s->conn_mu);
+        if (k->prev) k->prev->next = k->next;
+        else s->conns = k->next;
+        if (k->next) k->next->prev = k->prev;
+        s->n_conns--;
+        pthread_mutex_unlock(&s->conn_mu);
+        free(k);
+    }
+}
+
+static Conn *conn_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Moves a connection to `phase`; CONN_WAITING from CONN_BUSY or `restart` starts a new deadline.
+ * 1 when the reaper has shut the connection down already (nothing more should be done on it). */
+static int conn_phase(Server *s, Conn *k, int phase, int restart) {
+    if (!k) return 0;
+    pthread_mutex_lock(&s->conn_mu);
+    int reaped = k->reaped;
+    if (!reaped) {
+        if (phase == CONN_WAITING && (restart || k->phase == CONN_BUSY)) k->deadline = now_ms() + s->o.request_timeout * 1e3;
+        k->phase = phase;
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+    return reaped;
+}
+
+static void *reaper_main(void *arg) {
+    Server *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->conn_mu);
+        if (s->reaper_exit) {
+            pthread_mutex_unlock(&s->conn_mu);
+            break;
+        }
+        double now = now_ms();
+        for (Conn *k = s->conns; k; k = k->next) {
+            if (k->reaped || k->fd < 0 || k->phase == CONN_BUSY || now < k->deadline) continue;
+            /* a body was being read and nothing was answered: say why before closing (best effort:
+             * the reply is small enough for the socket's buffer, and nothing else writes now) */
+            if (k->phase == CONN_BODY) (void)!send(k->fd, s->reply_408, s->reply_408_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+            shutdown(k->fd, SHUT_RDWR);
+            k->reaped = 1;
+            s->n_reaped++;
+        }
+        pthread_mutex_unlock(&s->conn_mu);
+        struct timespec tick = {0, SERVE_REAPER_TICK_MS * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
+    return NULL;
+}
 
 static enum MHD_Result queue(struct MHD_Connection *c, Req *r, int status, char *body, size_t len, const char *ctype,
                              int must_free, const char *allow) {
@@ -545,6 +668,9 @@ static enum MHD_Result queue(struct MHD_Connection *c, Req *r, int status, char 
         r->status = status;
         r->resp_bytes = len;
     }
+    /* answered: no 408 any more; the rest of the request and this reply are due by the
+     * connection's deadline (a fresh one after a generation) */
+    conn_phase(r->srv, r->conn, CONN_WAITING, 0);
     return ret;
 }
 
@@ -565,11 +691,17 @@ static enum MHD_Result reply_health(struct MHD_Connection *c, Req *r, Server *s)
     pthread_mutex_lock(&s->mu);
     int q = s->n_queued, run = s->n_running, stopping = s->stopping;
     pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->conn_mu);
+    int conns = s->n_conns;
+    long long reaped = s->n_reaped;
+    pthread_mutex_unlock(&s->conn_mu);
     cJSON *o = cJSON_Parse(s->health_base);
     if (!o) return MHD_NO;
     if (stopping) cJSON_ReplaceItemInObject(o, "status", cJSON_CreateString("stopping"));
     cJSON_AddNumberToObject(o, "queued", q);
     cJSON_AddNumberToObject(o, "running", run);
+    cJSON_AddNumberToObject(o, "connections", conns);
+    cJSON_AddNumberToObject(o, "closed_slow", (double)reaped);
     char *body = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!body) return MHD_NO;
@@ -659,6 +791,50 @@ static enum MHD_Result handle_bird(struct MHD_Connection *c, Req *r, Server *s) 
     return ret;
 }
 
+/* The reply to a complete request line and headers: an error, the page, the health check, or
+ * MHD_YES to read a bird request's body. */
+static enum MHD_Result route(struct MHD_Connection *c, Req *r, Server *s, const char *url, const char *method) {
+    pthread_mutex_lock(&s->mu);
+    int stopping = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    if (!strcmp(url, "/api/v1.0/bird")) {
+        r->route = ROUTE_BIRD;
+        if (strcmp(method, MHD_HTTP_METHOD_POST))
+            return reply_error(c, r, 405, "POST", "%s is not allowed on /api/v1.0/bird; use POST with a JSON body", r->method);
+    } else if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
+        r->route = ROUTE_PAGE;
+        if (!get) return reply_error(c, r, 405, "GET, HEAD", "%s is not allowed on %s; use GET", r->method, r->path);
+    } else if (!strcmp(url, "/healthz")) {
+        r->route = ROUTE_HEALTH;
+        if (!get) return reply_error(c, r, 405, "GET, HEAD", "%s is not allowed on %s; use GET", r->method, r->path);
+        return reply_health(c, r, s);
+    } else {
+        return reply_error(c, r, 404, NULL, "no such path: %s (the API is POST /api/v1.0/bird; see GET /)", r->path);
+    }
+    if (stopping) return reply_error(c, r, 503, NULL, "the server is shutting down");
+    if (r->route == ROUTE_PAGE)
+        return queue(c, r, 200, (char *)serve_index_html, (size_t)(serve_index_html_end - serve_index_html),
+                     "text/html; charset=utf-8", 0, NULL);
+    /* POST /api/v1.0/bird: refuse an announced oversized body before reading any of it */
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (end == cl || *end) return reply_error(c, r, 400, NULL, "invalid Content-Length");
+        if (errno || v > (unsigned long long)s->o.max_body) {
+            r->too_big = 1;
+            char shown[32];
+            sanitize(shown, sizeof shown, cl, 20);
+            return reply_error(c, r, 413, NULL, "the body is %s bytes; this server accepts at most %lld (--max-body)", shown,
+                               s->o.max_body);
+        }
+    }
+    conn_phase(s, r->conn, CONN_BODY, 0); /* a slow body gets 408 at the deadline */
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls) {
     Server *s = cls;
@@ -668,6 +844,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!r) return MHD_NO;
         *con_cls = r;
         r->t0 = now_ms();
+        r->srv = s;
+        r->conn = conn_of(c);
         sanitize(r->method, sizeof r->method, method ? method : "?", 10);
         sanitize(r->path, sizeof r->path, url ? url : "?", 120);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -679,46 +857,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         pthread_mutex_lock(&s->mu);
         s->inflight++;
-        int stopping = s->stopping;
         pthread_mutex_unlock(&s->mu);
-
-        int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
-        if (!strcmp(url, "/api/v1.0/bird")) {
-            r->route = ROUTE_BIRD;
-            if (strcmp(method, MHD_HTTP_METHOD_POST))
-                return reply_error(c, r, 405, "POST", "%s is not allowed on /api/v1.0/bird; use POST with a JSON body", r->method);
-        } else if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
-            r->route = ROUTE_PAGE;
-            if (!get) return reply_error(c, r, 405, "GET, HEAD", "%s is not allowed on %s; use GET", r->method, r->path);
-        } else if (!strcmp(url, "/healthz")) {
-            r->route = ROUTE_HEALTH;
-            if (!get) return reply_error(c, r, 405, "GET, HEAD", "%s is not allowed on %s; use GET", r->method, r->path);
-            return reply_health(c, r, s);
-        } else {
-            return reply_error(c, r, 404, NULL, "no such path: %s (the API is POST /api/v1.0/bird; see GET /)", r->path);
-        }
-        if (stopping) return reply_error(c, r, 503, NULL, "the server is shutting down");
-        if (r->route == ROUTE_PAGE)
-            return queue(c, r, 200, (char *)serve_index_html, (size_t)(serve_index_html_end - serve_index_html),
-                         "text/html; charset=utf-8", 0, NULL);
-        /* POST /api/v1.0/bird: refuse an announced oversized body before reading any of it */
+        /* libmicrohttpd 0.9.75 closes the connection after a reply queued before the request is
+         * complete ("Connection: close"), which would end keep-alive and drop pipelined requests:
+         * a request without a body is answered on the next call, once it is complete. A request
+         * with a body that is refused (404, 405, 413) is answered at once, without reading it. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(cl, &end, 10);
-            if (end == cl || *end) return reply_error(c, r, 400, NULL, "invalid Content-Length");
-            if (errno || v > (unsigned long long)s->o.max_body) {
-                r->too_big = 1;
-                char shown[32];
-                sanitize(shown, sizeof shown, cl, 20);
-                return reply_error(c, r, 413, NULL, "the body is %s bytes; this server accepts at most %lld (--max-body)", shown,
-                                   s->o.max_body);
-            }
+        int body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (cl && strcmp(cl, "0"));
+        if (!body && !(!strcmp(url, "/api/v1.0/bird") && !strcmp(method, MHD_HTTP_METHOD_POST))) {
+            r->deferred = 1;
+            return MHD_YES;
         }
-        return MHD_YES;
+        return route(c, r, s, url, method);
     }
     (void)version;
+    if (r->deferred) {
+        r->deferred = 0;
+        *upload_size = 0;
+        return route(c, r, s, url, method);
+    }
     if (r->status) {           /* answered already (should not get more data): drop it */
         *upload_size = 0;
         return MHD_YES;
@@ -752,7 +909,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->body[r->len] = 0;
         return MHD_YES;
     }
-    /* the whole body is in */
+    /* the whole body is in: no deadline while it is answered, unless the reaper was first */
+    if (conn_phase(s, r->conn, CONN_BUSY, 0)) return MHD_NO;
     return handle_bird(c, r, s);
 }
 
@@ -762,13 +920,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     (void)c;
     if (!r) return;
     *con_cls = NULL;
+    int reaped = conn_phase(s, r->conn, CONN_WAITING, 1); /* the next request's deadline */
+    if (reaped && !r->status) r->status = 408;
     if (!s->o.quiet) {
         char ts[32];
         time_t t = time(NULL);
         struct tm tm;
         localtime_r(&t, &tm);
         strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-        const char *how = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+        const char *how = reaped ? " (not received within --request-timeout: connection closed)"
+                          : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
                           : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? " (timed out)"
                           : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (shutdown)"
                           : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? " (client closed)"
@@ -841,7 +1002,7 @@ static int listen_on(const char *host, int port, int *family, int *bound_port) {
         if (fd < 0) { last_errno = errno; continue; }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (!bind(fd, a->ai_addr, a->ai_addrlen) && !listen(fd, 128)) {
+        if (!bind(fd, a->ai_addr, a->ai_addrlen) && !listen(fd, SOMAXCONN)) {
             *family = a->ai_family;
             break;
         }
@@ -869,6 +1030,10 @@ static int parse_args(int argc, char **argv, ServeOpts *o) {
     o->max_body = 64 * 1024;
     o->max_caption = 4096;
     o->max_queue = 256;
+    o->max_conns = 2048;
+    o->max_conns_per_ip = 0;
+    o->request_timeout = 30;
+    o->idle_timeout = 60;
     o->quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -919,6 +1084,25 @@ static int parse_args(int argc, char **argv, ServeOpts *o) {
             if (parse_int(v, &iv, a)) return -1;
             if (iv < 0 || iv > 100000) { fprintf(stderr, "attngan serve: --max-queue must be 0..100000\n"); return -1; }
             o->max_queue = iv;
+        } else if (!strcmp(a, "--max-connections")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 1 || iv > 1000000) { fprintf(stderr, "attngan serve: --max-connections must be 1..1000000\n"); return -1; }
+            o->max_conns = iv;
+        } else if (!strcmp(a, "--max-connections-per-ip")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 0 || iv > 1000000) {
+                fprintf(stderr, "attngan serve: --max-connections-per-ip must be 0 (no limit)..1000000\n");
+                return -1;
+            }
+            o->max_conns_per_ip = iv;
+        } else if (!strcmp(a, "--request-timeout")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 1 || iv > 86400) { fprintf(stderr, "attngan serve: --request-timeout must be 1..86400 seconds\n"); return -1; }
+            o->request_timeout = iv;
+        } else if (!strcmp(a, "--idle-timeout")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 1 || iv > 86400) { fprintf(stderr, "attngan serve: --idle-timeout must be 1..86400 seconds\n"); return -1; }
+            o->idle_timeout = iv;
         } else {
             fprintf(stderr, "attngan serve: unknown option %s (try --help)\n", a);
             return -1;
@@ -998,6 +1182,40 @@ int cmd_serve(int argc, char **argv) {
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
+    pthread_mutex_init(&s->conn_mu, NULL);
+    int reaper_started = 0;
+    {
+        /* every connection is a descriptor: raise the soft open-file limit to fit --max-connections */
+        struct rlimit rl;
+        rlim_t want = (rlim_t)o.max_conns + SERVE_FD_RESERVE;
+        if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+            struct rlimit nl = rl;
+            nl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+            if (setrlimit(RLIMIT_NOFILE, &nl) == 0) rl = nl;
+            if (rl.rlim_cur < want) {
+                int fit = rl.rlim_cur > 2 * SERVE_FD_RESERVE ? (int)(rl.rlim_cur - SERVE_FD_RESERVE) : (int)(rl.rlim_cur / 2);
+                if (fit < 1) fit = 1;
+                fprintf(stderr, "attngan serve: --max-connections %d lowered to %d: the open-file limit is %llu (ulimit -n)\n",
+                        o.max_conns, fit, (unsigned long long)rl.rlim_cur);
+                o.max_conns = s->o.max_conns = fit;
+            }
+        }
+        char msg[160];
+        snprintf(msg, sizeof msg, "the request did not arrive within %d s (--request-timeout); connection closed", o.request_timeout);
+        char *body = json_error_body(msg, NULL);
+        if (body && asprintf(&s->reply_408, "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+                                            "Connection: close\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body) > 0)
+            s->reply_408_len = strlen(s->reply_408);
+        else
+            s->reply_408 = NULL;
+        free(body);
+        if (!s->reply_408 || pthread_create(&s->reaper, NULL, reaper_main, s)) {
+            fprintf(stderr, "attngan serve: cannot start the --request-timeout thread\n");
+            close(fd);
+            goto stop_workers;
+        }
+        reaper_started = 1;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->seed_ctr = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
@@ -1010,12 +1228,13 @@ int cmd_serve(int argc, char **argv) {
         }
         s->n_workers++;
     }
-    unsigned conn_limit = (unsigned)o.max_queue + (unsigned)o.workers + 64;
     d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC |
                              MHD_USE_ERROR_LOG | (family == AF_INET6 ? MHD_USE_IPv6 : 0),
                          0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVE_CONN_TIMEOUT_S,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o.max_conns,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o.max_conns_per_ip,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o.idle_timeout,
                          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "attngan serve: cannot start the HTTP server (libmicrohttpd)\n");
@@ -1028,10 +1247,12 @@ int cmd_serve(int argc, char **argv) {
     if (s->model.steps >= 0) snprintf(steps, sizeof steps, ", %lld steps", s->model.steps);
     fprintf(stderr,
             "attngan serve: model %s (%d stage%s, %d px%s%s%s) loaded in %.1f s\n"
-            "attngan serve: listening on http://%s%s%s:%d/ (workers %d, threads %d, device %s, max body %lld B, max caption %d)\n",
+            "attngan serve: listening on http://%s%s%s:%d/ (workers %d, threads %d, device %s, max body %lld B, max caption %d,"
+            " max connections %d (per address %d), request timeout %d s, idle timeout %d s)\n",
             o.model, s->stages, s->stages > 1 ? "s" : "", s->size, s->model.trained_on[0] ? ", trained on " : "",
             s->model.trained_on, steps, (now_ms() - t0) / 1e3, v6 ? "[" : "", h, v6 ? "]" : "", port, o.workers, o.threads,
-            device_name(s->device), o.max_body, o.max_caption);
+            device_name(s->device), o.max_body, o.max_caption, o.max_conns, o.max_conns_per_ip, o.request_timeout,
+            o.idle_timeout);
 
     /* wait for SIGINT / SIGTERM */
     int sig;
@@ -1066,6 +1287,14 @@ int cmd_serve(int argc, char **argv) {
     MHD_stop_daemon(d);
     rc = 0;
 stop_workers:
+    if (reaper_started) {
+        pthread_mutex_lock(&s->conn_mu);
+        s->reaper_exit = 1;
+        pthread_mutex_unlock(&s->conn_mu);
+        pthread_join(s->reaper, NULL);
+    }
+    free(s->reply_408);
+    pthread_mutex_destroy(&s->conn_mu);
     pthread_mutex_lock(&s->mu);
     s->workers_exit = 1;
     pthread_cond_broadcast(&s->work_cv);

@@ -54,9 +54,9 @@ static void printable(char *dst, size_t cap, const char *src, size_t max) {
     dst[o] = 0;
 }
 
-/* Whether a JSON string of the text holds the escape \u0000: cJSON decodes it into a NUL that
- * ends its C string, so "a\u0000b" would arrive as "a". */
-static int has_nul_escape(const char *s, size_t n) {
+/* The offset of the first escape \u0000 inside a JSON string of the text, or -1: cJSON decodes it
+ * into a NUL that ends its C string, so "a\u0000b" would arrive as "a". */
+static long nul_escape_at(const char *s, size_t n) {
     int in_str = 0;
     for (size_t i = 0; i < n; i++) {
         if (!in_str) {
@@ -64,11 +64,11 @@ static int has_nul_escape(const char *s, size_t n) {
         } else if (s[i] == '"') {
             in_str = 0;
         } else if (s[i] == '\\' && i + 1 < n) {
-            if (s[i + 1] == 'u' && i + 5 < n && !memcmp(s + i + 2, "0000", 4)) return 1;
+            if (s[i + 1] == 'u' && i + 5 < n && !memcmp(s + i + 2, "0000", 4)) return (long)i;
             i++;
         }
     }
-    return 0;
+    return -1;
 }
 
 /* An integer field: absent or null leaves *out; else a whole number in [lo, hi]. */
@@ -97,7 +97,9 @@ static int parse(const char *body, size_t len, const BirdLimits *lim, const cJSO
     const cJSON *capv = cJSON_GetObjectItemCaseSensitive(root, "caption");
     if (!capv) return fail(msg, cap, 400, "missing field \"caption\" (a string)");
     if (!cJSON_IsString(capv) || !capv->valuestring) return fail(msg, cap, 400, "\"caption\" must be a string");
-    if (has_nul_escape(body, len)) return fail(msg, cap, 400, "a string of the body holds a NUL character (\\u0000)");
+    long nul = nul_escape_at(body, len);
+    if (nul >= 0)
+        return fail(msg, cap, 400, "the body holds a NUL character (\\u0000 at byte %ld): a caption cannot contain NUL", nul);
     const char *caption = capv->valuestring;
     size_t bytes = strlen(caption);
     long chars = utf8_len((const unsigned char *)caption, bytes);
@@ -135,6 +137,12 @@ int bird_request_parse(const char *body, size_t len, const BirdLimits *lim, Bird
     memset(out, 0, sizeof *out);
     if (cap) msg[0] = 0;
     if (!body || len == 0) return fail(msg, cap, 400, "empty body: expected a JSON object such as {\"caption\": \"a small red bird\"}");
+    /* JSON text never holds a raw NUL; inside a string cJSON would keep it, and the C string of
+     * the caption would silently end there */
+    const char *raw_nul = memchr(body, 0, len);
+    if (raw_nul)
+        return fail(msg, cap, 400, "the body holds a NUL byte (at byte %ld): not valid JSON, and a caption cannot contain NUL",
+                    (long)(raw_nul - body));
     const char *at = NULL; /* where parsing stopped (cJSON_GetErrorPtr is a global: not for threads) */
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &at, 0);
     if (!root) {

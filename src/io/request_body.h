@@ -4,9 +4,9 @@
  * The body is one JSON object {"caption": str, "seed": int, "n": int, "stage": int, "format":
  * "png"|"json"}; only caption is required. Rejected with a message the client can act on: bytes
  * that are not one JSON value (or text after it), anything but an object, an unknown field, a
- * field twice, a caption that is not a string, not UTF-8, blank, holds a NUL (\u0000, which would
- * silently cut it) or is longer than the server's limit, numbers that are not whole or out of
- * range, a format other than png or json. */
+ * field twice, a raw NUL byte anywhere (either would silently cut the caption), a caption that is
+ * not a string, not UTF-8, blank, holds a NUL (\u0000) or is longer than the server's limit,
+ * numbers that are not whole or out of range, a format other than png or json. */
 #ifndef ATTNGAN_REQUEST_BODY_H
 #define ATTNGAN_REQUEST_BODY_H
 

@@ -1,6 +1,7 @@
 /* fuzz_serve_body: the body of `attngan serve`'s POST /api/v1.0/bird (src/io/request_body.c, the
  * function the server calls). The input is the body; the model's stage count (1..3) comes from
- * its length. On success the fields must be in range and the caption valid, NUL-free UTF-8; on
+ * its length. On success the fields must be in range, the caption valid, NUL-free UTF-8 and the
+ * body free of NUL bytes (a raw NUL in a caption used to be accepted, the caption cut at it); on
  * error the status must be 400 or 413 with a printable message. */
 #include "fuzz.h"
 #include "../../src/io/request_body.h"
@@ -21,6 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (!r.caption || !r.caption[0] || r.n < 1 || r.n > lim.max_n || r.stage < 1 || r.stage > lim.stages) abort();
     if (r.has_seed && r.seed > 9007199254740991ULL) abort();
+    if (memchr(data, 0, size)) abort();
     bird_request_free(&r);
     return 0;
 }
