@@ -137,8 +137,8 @@ stop() {
 run_py() {   # the checks' lines count as this script's
     "$PY" tests/serve_abuse.py "$@" >"$T/abuse.txt" 2>&1
     cat "$T/abuse.txt"
-    p=$(grep -c '^PASS ' "$T/abuse.txt"); f=$(grep -c '^FAIL ' "$T/abuse.txt")
-    pass=$((pass + p)); fail=$((fail + f))
+    p=$(grep -c '^PASS ' "$T/abuse.txt"); f=$(grep -c '^FAIL ' "$T/abuse.txt"); k=$(grep -c '^SKIP ' "$T/abuse.txt")
+    pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + k))
     if [ $((p + f)) -eq 0 ]; then ko "serve_abuse.py $1 ran no check: $(tail -5 "$T/abuse.txt")"; fi
 }
 REQ_TIMEOUT=4
