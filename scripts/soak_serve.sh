@@ -17,8 +17,9 @@
 # (/proc/PID/fd) and threads. It fails (exit status 1) when
 #   - any request got an unexpected status or no answer (a retry on a fresh connection is allowed
 #     once, for a keep-alive connection that the server closed);
-#   - the resident memory at the end is more than --rss-growth percent (default 10) above the
-#     first sample after the warm-up (--warmup, default 60 s, at most half the run);
+#   - the resident memory at the end (the median of the samples of the last 30 s) is more than
+#     --rss-growth percent (default 10) above that after the warm-up (the median of the 30 s from
+#     --warmup, default 60 s, at most half the run);
 #   - at any sample the descriptors exceed the idle server's by more than clients + 51 (the abuse
 #     thread's) + --fd-slack (default 16), or once the load has stopped they do not come back to
 #     within 2 of the idle server's, or the threads do not come back within 2;
@@ -55,7 +56,7 @@ IDLE_BURST = 50
 
 env = dict(os.environ)
 with open(a.bin, "rb") as f:
-    asan = b"AddressSanitizer" in f.read()
+    asan = b"__asan_init" in f.read()
 if asan and "ASAN_OPTIONS" not in env:
     env["ASAN_OPTIONS"] = "quarantine_size_mb=16"
 log_path = os.path.join(out, "server.log")
@@ -270,13 +271,22 @@ for _ in range(100):
     if fd1 <= fd0 + 2 and th1 <= th0 + 2:
         break
     time.sleep(0.2)
-warm = next((s for s in samples if s[0] >= warmup), samples[-1] if samples else None)
-end = samples[-1] if samples else None
-if warm and end:
+# VmRSS after the warm-up and at the end: the median of the samples of a 30 s window (at least 3
+# samples), so that one sample taken while the idle connections are held does not decide
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+win = max(30.0, 2.5 * a.interval)
+after = [s for s in samples if s[0] >= warmup]
+warm = end = None
+if after:
+    warm = (after[0][0], median([s[1] for s in after if s[0] <= after[0][0] + win]))
+    end = (samples[-1][0], median([s[1] for s in samples if s[0] >= samples[-1][0] - win]))
     growth = 100.0 * (end[1] - warm[1]) / warm[1]
-    rss_max = max(s[1] for s in samples if s[0] >= warm[0])
+    rss_max = max(s[1] for s in after)
     if growth > a.rss_growth:
-        fail.append("VmRSS grew %.1f%% from %d kB at %.0f s to %d kB at the end (bound %.0f%%)" % (growth, warm[1], warm[0], end[1], a.rss_growth))
+        fail.append("VmRSS grew %.1f%% from %d kB (median of %.0f-%.0f s) to %d kB (median of the last %.0f s; bound %.0f%%)"
+                    % (growth, warm[1], warm[0], warm[0] + win, end[1], win, a.rss_growth))
 if settled and (settled[1] > fd0 + 2 or settled[2] > th0 + 2):
     fail.append("after the load: %d fds (idle %d), %d threads (idle %d)" % (settled[1], fd0, settled[2], th0))
 with lock:
@@ -302,8 +312,8 @@ print("\nrequests: %d in %.0f s (%.1f/s): %s" % (total, a.seconds, total / max(a
 if lat:
     print("bird png latency under load: p50 %.0f ms, p95 %.0f ms" % (1e3 * lat[len(lat) // 2], 1e3 * lat[int(len(lat) * 0.95)]))
 if warm and end:
-    print("VmRSS: idle %d kB, after the warm-up (%.0f s) %d kB, end %d kB (%+.1f%%), max after the warm-up %d kB"
-          % (rss0, warm[0], warm[1], end[1], growth, rss_max))
+    print("VmRSS: idle %d kB; median of %.0f-%.0f s %d kB; median of the last %.0f s %d kB (%+.1f%%); max after %.0f s %d kB"
+          % (rss0, warm[0], warm[0] + win, warm[1], win, end[1], growth, warm[0], rss_max))
     print("fds: idle %d, max under load %d (bound %d), after the load %d; threads: idle %d, max %d, after %d"
           % (fd0, max(s[2] for s in samples), fd_bound, settled[1] if settled else -1, th0, max(s[3] for s in samples),
              settled[2] if settled else -1))
