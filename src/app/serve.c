@@ -104,7 +104,7 @@ static const char *USAGE =
     "  --max-connections N  open connections at most (default 2048; more are accepted and closed at\n"
     "                     once). The open-file limit is raised to fit, else N is lowered and said so\n"
     "  --max-connections-per-ip N  open connections from one client address (default 0: no limit;\n"
-    "                     behind a proxy every client has its address). Set it when --host is public\n"
+    "                     behind a proxy all clients share its address). Set it when --host is public\n"
     "  --request-timeout S  a connection has S seconds (default 30), from its opening or from the end\n"
     "                     of its previous reply, to send a whole request, headers and body; a slower\n"
     "                     one (slowloris) is closed, with 408 when its body was being read\n"
