@@ -50,6 +50,18 @@ ifeq ($(CUDA),1)
   OPT    += -DATTNGAN_CUDA -I$(CUDA_HOME)/include -I$(CUDNN_HOME)/include
   LDLIBS += $(CUDA_LDLIBS)
 endif
+# Data-parallel training over MPI (docs/DISTRIBUTED.md): MPI=1 builds with Open MPI (Debian's
+# libopenmpi-dev, found by pkg-config), MPI=0 without; by default, with it where it is installed.
+# A build without MPI trains in one process as before, and refuses to run under an MPI launcher.
+# With CUDA=1 the GPUs' gradients are averaged by NCCL (CUDA_HOME's libnccl).
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+  OPT    += -DATTNGAN_MPI $(shell pkg-config --cflags ompi-c)
+  LDLIBS += $(shell pkg-config --libs ompi-c)
+  ifeq ($(CUDA),1)
+    LDLIBS += -lnccl   # the GPUs' allreduce (NCCL from CUDA_HOME)
+  endif
+endif
 CFLAGS  := $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
 LDFLAGS := $(LDOPT) $(EXTRA_LDFLAGS)
 
@@ -90,6 +102,11 @@ $(BUILD)/%.o: %.c
 # `attngan serve` embeds web/ with .incbin (src/app/web_assets.c): rebuild it when a page changes
 $(BUILD)/src/app/web_assets.o: $(wildcard web/*)
 
+# dist.o alone reads ATTNGAN_MPI: it is rebuilt when MPI changes (a stamp per setting)
+$(BUILD)/src/core/dist.o: $(BUILD)/mpi-$(MPI).stamp
+$(BUILD)/mpi-$(MPI).stamp:
+	@mkdir -p $(dir $@) && rm -f $(BUILD)/mpi-*.stamp && touch $@
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -114,7 +131,7 @@ tests: $(TEST_BIN)
 # unit tests, the Python tests, `attngan parity` on every reference dump (skipped if none), and
 # the training programs' exact resume on the real birds (skipped without ../shared/data)
 test: $(TEST_BIN) $(BUILD)/attngan $(FUZZ_TESTS)
-	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) $(FUZZ_TESTS) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_cli.sh tests/test_install.sh tests/test_resume.sh tests/test_zsl_runs.sh tests/test_serve.sh tests/test_browser.sh
+	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) $(FUZZ_TESTS) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_cli.sh tests/test_install.sh tests/test_resume.sh tests/test_zsl_runs.sh tests/test_dist.sh tests/test_serve.sh tests/test_browser.sh
 
 # speed: `attngan bench` against the PyTorch reference on the rows of ../shared/reference/RESULTS-cpu.md,
 # a markdown table on stdout and in build/bench/results.md (docs/PERFORMANCE.md). BENCH_QUICK=1: a short

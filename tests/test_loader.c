@@ -88,6 +88,43 @@ static void test_real_data(void) {
             loader_close(lb);
         }
     }
+    /* shards (data-parallel ranks): batch k of shards 0 and 1 of batch 3 are the samples of
+     * batch k of one loader of batch 6, the same images, captions and pixels, in two halves */
+    {
+        Loader *lf, *ls[2];
+        LoaderConfig cs = cfg;
+        cs.batch_size = 3;
+        cs.shard_count = 2;
+        int ok_open = loader_open(&lf, &cub, &cub.train, &cfg) == 0;
+        cs.shard_index = 0;
+        ok_open &= loader_open(&ls[0], &cub, &cub.train, &cs) == 0;
+        cs.shard_index = 1;
+        ok_open &= loader_open(&ls[1], &cub, &cub.train, &cs) == 0;
+        if (EXPECT(ok_open, "shard loaders: %s", err_msg())) {
+            EXPECT(loader_batches_per_epoch(ls[1]) == loader_batches_per_epoch(lf), "shards: %d steps per epoch, one loader %d",
+                   loader_batches_per_epoch(ls[1]), loader_batches_per_epoch(lf));
+            int found = 0, total = 0;
+            for (int k = 0; k < 2; k++) {
+                const Batch *bf, *bs[2];
+                loader_next(lf, &bf);
+                loader_next(ls[0], &bs[0]);
+                loader_next(ls[1], &bs[1]);
+                for (int h = 0; h < 2; h++)
+                    for (int i = 0; i < 3; i++, total++)
+                        for (int j = 0; j < bf->B; j++)
+                            if (bf->image_index[j] == bs[h]->image_index[i] && bf->caption_index[j] == bs[h]->caption_index[i] &&
+                                !memcmp(bf->imgs[0] + (size_t)j * 3 * 64 * 64, bs[h]->imgs[0] + (size_t)i * 3 * 64 * 64, 3 * 64 * 64 * sizeof(float)) &&
+                                !memcmp(bf->captions + (size_t)j * bf->T, bs[h]->captions + (size_t)i * bf->T, (size_t)bf->T * sizeof(int64_t))) {
+                                found++;
+                                break;
+                            }
+            }
+            EXPECT(found == total && total == 12, "shards: %d of %d samples are one loader's, bit for bit", found, total);
+            loader_close(lf);
+            loader_close(ls[0]);
+            loader_close(ls[1]);
+        }
+    }
     cfg.seed = 43;
     uint64_t h5 = run_batches(&cub, &cub.train, &cfg, 3, &e1);
     EXPECT(h5 != h1, "another seed gives the same batches");

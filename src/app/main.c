@@ -1,5 +1,6 @@
 /* main.c: the attngan command line. Subcommands arrive with the issues that build them. */
 #include "app.h"
+#include "../core/dist.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -139,7 +140,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         const char *why;
         int cuda = device_available(DEVICE_CUDA, &why);
-        printf("attngan 0.1.0 (threads %d; devices: cpu, hostdev, cuda %s)\n", threads_get(), cuda ? "ready" : why);
+        printf("attngan 0.1.0 (threads %d; devices: cpu, hostdev, cuda %s; MPI %s)\n", threads_get(), cuda ? "ready" : why,
+               dist_has_mpi() ? "built in (mpirun -np N attngan train|pretrain)" : "not built (make MPI=1 with libopenmpi-dev)");
         return 0;
     }
     if (take_device(&argc, argv)) return 2;

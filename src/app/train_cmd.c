@@ -3,6 +3,7 @@
 #include "app.h"
 #include "../train/pretrain.h"
 #include "../train/train_gan.h"
+#include "../core/dist.h"
 
 #include <stdio.h>
 
@@ -37,14 +38,18 @@ static const char *PRETRAIN_USAGE =
     "Ctrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint; a run killed outright\n"
     "resumes from its last checkpoint (written atomically at the end of every SNAPSHOT_INTERVAL epochs).\n"
     "AttnGAN's keys keep their meaning; TRAIN.FLAG False, DATASET_NAME other than birds and\n"
-    "TEXT.CAPTIONS_PER_IMAGE other than 10 are refused with what to do instead (README, Training).\n";
+    "TEXT.CAPTIONS_PER_IMAGE other than 10 are refused with what to do instead (README, Training).\n"
+    "Data-parallel: mpirun -np N attngan pretrain ... trains on N ranks, each a batch of TRAIN.BATCH_SIZE\n"
+    "per step; rank 0 writes everything; resume with the same N (docs/DISTRIBUTED.md).\n"
+;
 
 int cmd_pretrain(int argc, char **argv) {
     RunArgs a;
     int rc = run_parse_args(argc, argv, &a, PRETRAIN_USAGE);
     if (rc) return rc == 1 ? 0 : 2;
     a.program = "pretrain";
-    return pretrain_main(&a);
+    if (dist_init()) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
+    return dist_finalize(pretrain_main(&a));
 }
 
 static const char *TRAIN_USAGE =
@@ -80,12 +85,16 @@ static const char *TRAIN_USAGE =
     "AttnGAN's keys keep their meaning; TRAIN.FLAG False (the original then generates: use attngan\n"
     "sample or examples), TRAIN.NET_G with TRAIN.B_NET_D True (use --resume), GAN.B_ATTENTION False,\n"
     "DATASET_NAME other than birds and TEXT.CAPTIONS_PER_IMAGE other than 10 are refused with what to\n"
-    "do instead (README, Training).\n";
+    "do instead (README, Training).\n"
+    "Data-parallel: mpirun -np N attngan train ... trains on N ranks, each a batch of TRAIN.BATCH_SIZE\n"
+    "per step; rank 0 writes everything; resume with the same N (docs/DISTRIBUTED.md).\n"
+;
 
 int cmd_train(int argc, char **argv) {
     RunArgs a;
     int rc = run_parse_args(argc, argv, &a, TRAIN_USAGE);
     if (rc) return rc == 1 ? 0 : 2;
     a.program = "train";
-    return train_gan_main(&a);
+    if (dist_init()) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
+    return dist_finalize(train_gan_main(&a));
 }

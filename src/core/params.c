@@ -102,6 +102,7 @@ void paramset_set_frozen(ParamSet *ps, int frozen) {
 /* Only the weights that take gradients: a frozen weight's gradient is never written, and leaving
  * it alone keeps its pages (a frozen Inception trunk: 96 MB) out of memory. */
 void paramset_zero_grad(ParamSet *ps) {
+    ps->grads_synced = 0;
     if (!ps->grads && ps->n_values) { /* released after the last step: a fresh, zeroed block from the pool */
         if (ps->device != DEVICE_CPU) {
             ps->grads = device_alloc(ps->device, (size_t)ps->n_values * sizeof(float));
@@ -121,6 +122,7 @@ void paramset_zero_grad(ParamSet *ps) {
 }
 
 void paramset_release_grads(ParamSet *ps) {
+    ps->grads_synced = 0;
     if (!ps->grads) return;
     if (ps->device != DEVICE_CPU) device_free(ps->device, ps->grads);
     else if (ps->grads_pooled) mempool_free(ps->grads);

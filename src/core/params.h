@@ -35,6 +35,8 @@ typedef struct ParamSet {
     int finalized;
     int frozen;
     int device;               /* DeviceKind: where values, grads and buffers live (paramset_to_device) */
+    int grads_synced;         /* the gradients were averaged over the ranks since the last zero_grad
+                                 (dist_sync_grads; always 0 in a single process) */
 } ParamSet;
 
 void paramset_init(ParamSet *ps, const char *name);

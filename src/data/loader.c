@@ -22,6 +22,7 @@ void loader_config_default(LoaderConfig *c) {
     c->drop_last = 1;
     c->augment = 1;
     c->tight_pad = 0;
+    c->shard_count = 1;
 }
 
 /* ------------------------------------------------------------------ one sample */
@@ -225,7 +226,8 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&l->mu);
 
         int64_t seq = job / B;
-        int b = (int)(job % B), epoch = (int)(seq / l->per_epoch), pos = (int)(seq % l->per_epoch) * B + b;
+        int b = (int)(job % B), epoch = (int)(seq / l->per_epoch);
+        int pos = ((int)(seq % l->per_epoch) * l->cfg.shard_count + l->cfg.shard_index) * B + b;
         int idx = order[pos];
         s->batch.image_index[b] = idx;
         int rc = loader_make_sample(l->cub, &l->split->images[idx], &l->cfg, sample_seed(l, epoch, pos), &s->batch, b);
@@ -259,9 +261,16 @@ int loader_open(Loader **out, const Cub *cub, const CubSplit *split, const Loade
         free(l);
         return -1;
     }
-    l->per_epoch = cfg->drop_last ? l->n_samples / cfg->batch_size : (l->n_samples + cfg->batch_size - 1) / cfg->batch_size;
+    if (l->cfg.shard_count < 1) l->cfg.shard_count = 1;
+    CHECK(l->cfg.shard_index >= 0 && l->cfg.shard_index < l->cfg.shard_count, "loader: shard %d of %d", l->cfg.shard_index,
+          l->cfg.shard_count);
+    CHECK(l->cfg.shard_count == 1 || cfg->drop_last, "loader: shards need drop_last");
+    int step_size = cfg->batch_size * l->cfg.shard_count;
+    l->per_epoch = cfg->drop_last ? l->n_samples / step_size : (l->n_samples + cfg->batch_size - 1) / cfg->batch_size;
     if (l->per_epoch < 1) {
-        err_set("%d samples are fewer than one batch of %d", l->n_samples, cfg->batch_size);
+        if (l->cfg.shard_count > 1)
+            err_set("%d samples are fewer than one step of %d ranks x batch %d", l->n_samples, l->cfg.shard_count, cfg->batch_size);
+        else err_set("%d samples are fewer than one batch of %d", l->n_samples, cfg->batch_size);
         free(l->samples);
         free(l);
         return -1;

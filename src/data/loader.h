@@ -38,6 +38,12 @@ typedef struct LoaderConfig {
                              is framed as in the other photos (image.h) */
     int64_t start_batch;  /* resume: the first batch returned is global batch number start_batch
                              (epoch = start_batch / batches_per_epoch) */
+    int shard_count;      /* data-parallel (core/dist.h): each step takes shard_count * batch_size
+                             consecutive samples of the epoch's order, and this loader returns part */
+    int shard_index;      /* shard_index of them (samples shard_index * B ..); 1 and 0: all of it.
+                             The samples' randomness depends on their position in the epoch only,
+                             so the shards of N loaders are the N micro-batches of one loader of
+                             batch N * B, with the same bits */
 } LoaderConfig;
 
 void loader_config_default(LoaderConfig *c);
@@ -59,7 +65,7 @@ typedef struct Loader Loader;
 /* Checks the split (images present unless only_available; -1 with a message naming the first
  * missing file and the count) and starts the workers. */
 int loader_open(Loader **out, const Cub *cub, const CubSplit *split, const LoaderConfig *cfg);
-/* Batches per epoch. */
+/* Batches per epoch (steps: one batch of each shard per step). */
 int loader_batches_per_epoch(const Loader *l);
 /* Samples the loader uses (the present images with only_available). */
 int loader_samples(const Loader *l);

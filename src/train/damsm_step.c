@@ -1,5 +1,6 @@
 /* damsm_step.c: the DAMSM + ZSL pretraining iteration; see damsm_step.h. */
 #include "damsm_step.h"
+#include "lanes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -147,7 +148,7 @@ float damsm_clip(DamsmTrainer *t) {
     return clip_grad_norm_sets(sets, 1, t->cfg.rnn_grad_clip);
 }
 
-void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *o) {
+void damsm_pass1_backward(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *o) {
     Tape *tp = &t->tape[0];
     tape_reset(tp);
     memset(o, 0, sizeof *o);
@@ -157,6 +158,10 @@ void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, 
     paramset_zero_grad(&t->te->ps); /* here, not before the forward: the gradients live only from here */
     paramset_zero_grad(&t->ie->ps);
     tape_backward_release(tp, o->loss);
+}
+
+void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *o) {
+    damsm_pass1_backward(t, b, noise, rng, o);
     o->clip_total_norm = damsm_clip(t);
 }
 
@@ -222,6 +227,46 @@ void damsm_zsl_d_steps(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb
         damsm_zsl_d_backward(t, &sub, code, txt.sent_emb, b, rng, &later);
         damsm_zsl_d_update(t);
         tape_free(&sub);
+    }
+}
+
+void damsm_zsl_d_steps_lanes(DamsmTrainer *t, Lanes *L, Tape *const *tp, const DamsmBatch *b, Rng *rng, DamsmPass2 *o) {
+    int A = L ? L->n : 1;
+    if (A == 1) {
+        damsm_zsl_d_steps(t, tp[0], o[0].img.code, o[0].txt.sent_emb, &b[0], &rng[0], &o[0]);
+        return;
+    }
+    for (int k = 0; k < t->cfg.zsl_critic_steps; k++) {
+        Tape sub[LANES_MAX];
+        for (int j = 0; j < A; j++) {
+            lanes_enter(L, j);
+            if (k == 0) damsm_zsl_d_backward(t, tp[j], o[j].img.code, o[j].txt.sent_emb, &b[j], &rng[j], &o[j]);
+            else { /* the later critic steps: the text codes again, on a tape of the lane's own */
+                tape_init_on(&sub[j], tp[j]->device);
+                tape_no_grad_begin(&sub[j]);
+                TextEncoderOut txt = text_encoder_forward(&sub[j], t->te, b[j].captions, b[j].cap_lens, b[j].B, NULL, NULL, &rng[j]);
+                tape_no_grad_end(&sub[j]);
+                DamsmPass2 later;
+                memset(&later, 0, sizeof later);
+                later.img.region = o[j].img.region;
+                later.txt = txt;
+                damsm_zsl_d_backward(t, &sub[j], o[j].img.code, txt.sent_emb, &b[j], &rng[j], &later);
+            }
+            lanes_grad_add(L, &t->zd->ps, j);
+            if (t->zdw) lanes_grad_add(L, &t->zdw->ps, j);
+        }
+        lanes_grad_finish(L, &t->zd->ps);
+        lanes_sync_buffers(L, &t->zd->ps);
+        if (t->zdw) {
+            lanes_grad_finish(L, &t->zdw->ps);
+            lanes_sync_buffers(L, &t->zdw->ps);
+        }
+        damsm_zsl_d_update(t);
+        for (int j = 0; k > 0 && j < A; j++) tape_free(&sub[j]);
+        if (!t->keep_grads) {
+            paramset_release_grads(&t->zd->ps);
+            if (t->zdw) paramset_release_grads(&t->zdw->ps);
+        }
     }
 }
 

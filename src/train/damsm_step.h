@@ -98,6 +98,8 @@ void damsm_losses(DamsmTrainer *t, Tape *tp, Tensor *region, Tensor *code, Tenso
 float damsm_clip(DamsmTrainer *t);
 /* pass 1 forward and backward on tape[0] (reset first); gradients clipped; no optimizer step. */
 void damsm_pass1(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *out);
+/* The same without the clipping (gradient accumulation clips the lanes' mean). */
+void damsm_pass1_backward(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass1 *out);
 /* Adam on the text encoder and the image encoder's emb layers. */
 void damsm_encoder_update(DamsmTrainer *t);
 /* The encoders of pass 2 on tp, without a graph: fills out->img and out->txt. */
@@ -113,6 +115,12 @@ void damsm_zsl_d_backward(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_
  * whose image codes need the trunk). `out` holds the first critic step's terms; each later one
  * runs on a tape of its own, freed after its update. */
 void damsm_zsl_d_steps(DamsmTrainer *t, Tape *tp, Tensor *code, Tensor *sent_emb, const DamsmBatch *b, Rng *rng, DamsmPass2 *out);
+/* damsm_zsl_d_steps over the lanes of gradient accumulation (EXTRA.GRAD_ACCUM, lanes.h; L knows
+ * the ZSL D(s)): each critic step runs the backward of every lane j (on tp[j], with out[j]'s codes
+ * from damsm_encode2, its batch b[j] and its stream rng[j]), then one update on the lanes' mean
+ * gradient. With one lane it is damsm_zsl_d_steps. */
+struct Lanes;
+void damsm_zsl_d_steps_lanes(DamsmTrainer *t, struct Lanes *L, Tape *const *tp, const DamsmBatch *b, Rng *rng, DamsmPass2 *out);
 /* pass 2 on tape[1] (reset first): forward, backward into the ZSL D only, no optimizer step (one
  * critic step: damsm_step runs ZSL.CRITIC_STEPS of them, with their updates). */
 void damsm_pass2(DamsmTrainer *t, const DamsmBatch *b, const DamsmNoise *noise, Rng *rng, DamsmPass2 *out);

@@ -1,9 +1,18 @@
 /* gan_step.c: the AttnGAN + ZSL training iteration; see gan_step.h. */
 #include "gan_step.h"
 #include "zsl_gan.h"
+#include "lanes.h"
 #include "../ops/diffaug.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+typedef struct GanLaneState {
+    Tensor *mu, *logvar;
+    const DiffAugSample *aug[3][3];
+} GanLaneState;
+
+Tape *gan_lane_tape(GanTrainer *t) { return t->lane ? &t->lane_tp[t->lane - 1] : &t->tp_g; }
 
 void gan_trainer_init(GanTrainer *t, TextEncoder *te, ImageEncoder *ie, ZslD *zd, GNet *g, DNet *const *d,
                       const ModelConfig *cfg) {
@@ -61,6 +70,12 @@ void gan_trainer_to_device(GanTrainer *t, int dev) {
     }
     if (pinned) image_encoder_pin_trunk(t->ie, 1); /* (a no-op on a device; the CPU keeps it) */
     if (t->zsl_phase) zsl_gan_to_device(t->zsl_phase, dev);
+    int n = t->lanes ? t->lanes->n : 1;
+    for (int j = 1; j < n; j++) {
+        tape_reset(&t->lane_tp[j - 1]);
+        t->lane_tp[j - 1].device = dev;
+    }
+    if (t->lane_state) memset(t->lane_state, 0, (size_t)n * sizeof *t->lane_state);
     t->mu = t->logvar = NULL;
     memset(t->aug, 0, sizeof t->aug);
 }
@@ -73,7 +88,34 @@ void gan_trainer_free(GanTrainer *t) {
     }
     paramset_free(&t->ema_g);
     tape_free(&t->tp_g);
+    int n = t->lanes ? t->lanes->n : 1;
+    for (int j = 1; j < n; j++) tape_free(&t->lane_tp[j - 1]);
+    free(t->lane_tp);
+    free(t->lane_state);
     image_encoder_pin_trunk(t->ie, 0);
+}
+
+void gan_trainer_set_lanes(GanTrainer *t, Lanes *L) {
+    CHECK(!t->lanes, "gan_trainer_set_lanes: lanes set twice");
+    t->lanes = L;
+    t->lane = 0;
+    t->lane_tp = xcalloc((size_t)(L->n > 1 ? L->n - 1 : 1), sizeof(Tape));
+    for (int j = 1; j < L->n; j++) tape_init_on(&t->lane_tp[j - 1], t->tp_g.device);
+    t->lane_state = xcalloc((size_t)L->n, sizeof *t->lane_state);
+}
+
+void gan_lane(GanTrainer *t, int j) {
+    if (!t->lanes || j == t->lane) return;
+    GanLaneState *s = &t->lane_state[t->lane];
+    s->mu = t->mu;
+    s->logvar = t->logvar;
+    memcpy(s->aug, t->aug, sizeof t->aug);
+    s = &t->lane_state[j];
+    t->mu = s->mu;
+    t->logvar = s->logvar;
+    memcpy(t->aug, s->aug, sizeof t->aug);
+    t->lane = j;
+    lanes_enter(t->lanes, j);
 }
 
 uint8_t *gan_word_mask(Tape *tp, const int64_t *captions, int B, int T, int L) {
@@ -84,7 +126,7 @@ uint8_t *gan_word_mask(Tape *tp, const int64_t *captions, int B, int T, int L) {
 }
 
 void gan_text(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o) {
-    Tape *tp = &t->tp_g;
+    Tape *tp = gan_lane_tape(t);
     tape_reset(tp);
     t->mu = t->logvar = NULL; /* they lived on tp_g */
     memset(t->aug, 0, sizeof t->aug); /* so did the DiffAugment draws */
@@ -96,7 +138,7 @@ void gan_text(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanSt
 
 void gan_generate(GanTrainer *t, Tensor *sent_emb, Tensor *words_emb, const uint8_t *mask, Rng *rng, GanStepOut *o) {
     paramset_zero_grad(&t->g->ps);
-    o->gen = gnet_forward_noise(&t->tp_g, t->g, sent_emb, words_emb, mask, NULL, NULL, rng);
+    o->gen = gnet_forward_noise(gan_lane_tape(t), t->g, sent_emb, words_emb, mask, NULL, NULL, rng);
     t->mu = o->gen.mu;
     t->logvar = o->gen.logvar;
 }
@@ -174,20 +216,27 @@ void gan_g_update(GanTrainer *t) {
     ema_update(&t->ema_g, &t->g->ps, t->cfg.ema);
 }
 
+/* DiffAugment's draws for the step (cfg.diffaug): drawn after G's noise, only when on, so the seed's
+ * random stream is unchanged */
+static void draw_aug(GanTrainer *t, const GanBatch *b, Rng *rng) {
+    memset(t->aug, 0, sizeof t->aug);
+    if (t->cfg.diffaug)
+        for (int i = 0; i < t->n_d; i++)
+            for (int k = 0; k < 3; k++) {
+                DiffAugSample *p = tape_alloc(gan_lane_tape(t), (size_t)b->B * sizeof *p);
+                diffaug_draw(p, b->B, b->imgs[i]->shape[2], b->imgs[i]->shape[3], t->cfg.diffaug, rng);
+                t->aug[i][k] = p;
+            }
+}
+
 void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o) {
     memset(o, 0, sizeof *o);
     gan_text(t, b, z, rng, o);
     gan_generate(t, o->txt.sent_emb, o->txt.words_emb, o->mask, rng, o);
-    memset(t->aug, 0, sizeof t->aug);
-    if (t->cfg.diffaug) /* drawn after G's noise, only when on: the seed's random stream is unchanged */
-        for (int i = 0; i < t->n_d; i++)
-            for (int k = 0; k < 3; k++) {
-                DiffAugSample *p = tape_alloc(&t->tp_g, (size_t)b->B * sizeof *p);
-                diffaug_draw(p, b->B, b->imgs[i]->shape[2], b->imgs[i]->shape[3], t->cfg.diffaug, rng);
-                t->aug[i][k] = p;
-            }
+    draw_aug(t, b, rng);
     for (int i = 0; i < t->n_d; i++) {
         gan_d_backward(t, i, b->imgs[i], o->gen.imgs[i], o->txt.sent_emb, &o->d[i]);
+        o->d_loss[i] = tensor_item(o->d[i].loss);
         gan_d_update(t, i);
         if (!t->keep_grads) paramset_release_grads(&t->d[i]->ps); /* D's gradients: from its backward to its update */
     }
@@ -196,4 +245,45 @@ void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanSt
     for (int i = 0; i < t->n_d; i++) paramset_set_frozen(&t->d[i]->ps, 0); /* trainable again between steps */
     gan_g_update(t);
     if (!t->keep_grads) paramset_release_grads(&t->g->ps);
+}
+
+void gan_step_lanes(GanTrainer *t, const GanBatch *b, Rng *rng, GanStepOut *o) {
+    Lanes *L = t->lanes;
+    int A = L ? L->n : 1;
+    if (A == 1) {
+        gan_step(t, b, NULL, rng, o);
+        return;
+    }
+    for (int j = 0; j < A; j++) { /* 1-2: each lane's text, images and draws, on its tape */
+        gan_lane(t, j);
+        memset(&o[j], 0, sizeof o[j]);
+        gan_text(t, &b[j], NULL, &rng[j], &o[j]);
+        gan_generate(t, o[j].txt.sent_emb, o[j].txt.words_emb, o[j].mask, &rng[j], &o[j]);
+        draw_aug(t, &b[j], &rng[j]);
+    }
+    for (int i = 0; i < t->n_d; i++) { /* 3: D_i on every lane, then one update */
+        for (int j = 0; j < A; j++) {
+            gan_lane(t, j);
+            gan_d_backward(t, i, b[j].imgs[i], o[j].gen.imgs[i], o[j].txt.sent_emb, &o[j].d[i]);
+            o[j].d_loss[i] = tensor_item(o[j].d[i].loss);
+            lanes_grad_add(L, &t->d[i]->ps, j);
+        }
+        lanes_grad_finish(L, &t->d[i]->ps);
+        lanes_sync_buffers(L, &t->d[i]->ps);
+        gan_d_update(t, i);
+        if (!t->keep_grads) paramset_release_grads(&t->d[i]->ps);
+    }
+    for (int j = 0; j < A; j++) { /* 4: G's loss on every lane, into zeroed gradients each */
+        gan_lane(t, j);
+        paramset_zero_grad(&t->g->ps);
+        gan_g_loss(t, gan_lane_tape(t), o[j].gen.imgs, o[j].txt.words_emb, o[j].txt.sent_emb, &b[j], &o[j].g);
+        tape_backward_release(gan_lane_tape(t), o[j].g.total);
+        lanes_grad_add(L, &t->g->ps, j);
+    }
+    for (int i = 0; i < t->n_d; i++) paramset_set_frozen(&t->d[i]->ps, 0);
+    lanes_grad_finish(L, &t->g->ps);
+    lanes_sync_buffers(L, &t->g->ps);
+    gan_g_update(t); /* 5 */
+    if (!t->keep_grads) paramset_release_grads(&t->g->ps);
+    gan_lane(t, 0);
 }

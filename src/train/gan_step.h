@@ -55,6 +55,13 @@ typedef struct GanTrainer {
                                      their updates (paramset_release_grads); 1: they stay readable */
     struct ZslGan *zsl_phase;     /* ZSL.GAN_PHASE: ZSL G and ZSL D's training (zsl_gan.h; not
                                      owned, moved with the trainer), or NULL */
+    /* EXTRA.GRAD_ACCUM (gan_trainer_set_lanes, lanes.h): each step runs stages 1-4 for every
+     * micro-batch, lane after lane; lane j's stages 1, 2 and 4 use its own tape (lane 0's is tp_g)
+     * and its own mu, logvar and DiffAugment draws, which gan_lane swaps in */
+    struct Lanes *lanes;          /* not owned; NULL: one micro-batch */
+    int lane;                     /* the current lane */
+    Tape *lane_tp;                /* the tapes of lanes 1.. */
+    struct GanLaneState *lane_state; /* each lane's mu, logvar and draws while another is current */
 } GanTrainer;
 
 typedef struct GanBatch {
@@ -79,7 +86,8 @@ typedef struct GanStepOut {
     TextEncoderOut txt;
     uint8_t *mask;                /* (B, L) */
     GNetOut gen;
-    DLossOut d[3];
+    DLossOut d[3];                /* on tp_d[i]: valid until D_i's next backward (another lane's) */
+    float d_loss[3];              /* errD_i, kept when the tapes move on */
     GanGLoss g;
 } GanStepOut;
 
@@ -112,5 +120,18 @@ void gan_g_update(GanTrainer *t);
 
 /* The whole iteration. rng: the text encoder's noise when z is NULL, and G's with cfg.ca_net. */
 void gan_step(GanTrainer *t, const GanBatch *b, const Tensor *z, Rng *rng, GanStepOut *o);
+
+/* Gradient accumulation (EXTRA.GRAD_ACCUM, lanes.h): L (not owned) holds n lanes and knows G, the
+ * Ds (and, with ZSL.GAN_PHASE, the text encoder and ZSL D): the trainer gets a tape per lane. */
+void gan_trainer_set_lanes(GanTrainer *t, struct Lanes *L);
+/* Makes lane j current (its tape, mu, logvar, draws and batch norm buffers). */
+void gan_lane(GanTrainer *t, int j);
+/* The tape of the current lane's stages 1, 2 and 4 (tp_g for lane 0). */
+Tape *gan_lane_tape(GanTrainer *t);
+/* One iteration over the lanes' micro-batches b[0..n), each with its own stream rng[j] and output
+ * o[j]: stages 1-2 lane after lane; per D_i its backward for every lane, the lanes' mean gradient,
+ * Adam; G's loss and backward for every lane, the mean, Adam and the EMA. With one lane (no
+ * lanes set) it is gan_step(t, b, NULL, rng, o). Ends with lane 0 current. */
+void gan_step_lanes(GanTrainer *t, const GanBatch *b, Rng *rng, GanStepOut *o);
 
 #endif

@@ -309,6 +309,7 @@ static int csv_same_names(const CsvLog *c, int n, const char *const *names) {
 }
 
 int csv_row(CsvLog *c, int64_t step, int epoch, int n, const char *const *names, const float *values) {
+    if (!c) return 0; /* no log: a data-parallel rank other than 0 */
     if (!c->f) { /* a lazy log's first row */
         c->f = fopen(c->path, c->old_header ? "ab" : "wb");
         if (!c->f) return err_set("%s: %s", c->path, strerror(errno));
@@ -540,6 +541,7 @@ TbWriter *tb_open(const char *logdir) {
 const char *tb_path(const TbWriter *tb) { return tb->path; }
 
 int tb_scalar(TbWriter *tb, const char *tag, float value, int64_t step) {
+    if (!tb) return 0;
     PbBuf tail = {0};
     pb_float(&tail, 2, value);
     int rc = tb_write_value(tb, tag, &tail, step);
@@ -548,6 +550,7 @@ int tb_scalar(TbWriter *tb, const char *tag, float value, int64_t step) {
 }
 
 int tb_image(TbWriter *tb, const char *tag, const Image *img, int64_t step) {
+    if (!tb) return 0;
     uint8_t *png = NULL;
     size_t png_len = 0;
     if (image_encode_png(img, &png, &png_len) < 0) return err_prefix("%s: image %s", tb->path, tag);
@@ -565,6 +568,7 @@ int tb_image(TbWriter *tb, const char *tag, const Image *img, int64_t step) {
 }
 
 int tb_flush(TbWriter *tb) {
+    if (!tb) return 0;
     tb->last_flush = monotonic_seconds(NULL);
     if (fflush(tb->f) != 0) return err_set("%s: write failed: %s", tb->path, strerror(errno));
     return 0;

@@ -52,7 +52,8 @@ CsvLog *csv_open(const char *path, int append);
 CsvLog *csv_open_lazy(const char *path, int append);
 /* One row "step,epoch,wall_time,v1,...,vn" (wall_time: Unix seconds), flushed. The first row
  * fixes the columns (and writes the header, or checks the existing one); later rows must pass
- * the same names. -1 + err_msg() on a header mismatch, other names or a write error. */
+ * the same names. -1 + err_msg() on a header mismatch, other names or a write error. c NULL:
+ * nothing is written (a data-parallel rank other than 0 has no logs). */
 int csv_row(CsvLog *c, int64_t step, int epoch, int n, const char *const *names, const float *values);
 int csv_close(CsvLog *c);   /* NULL is fine; -1 if the final close failed */
 
@@ -64,6 +65,7 @@ typedef struct TbWriter TbWriter;
  * "brain.Event:2". NULL + err_msg() on failure. */
 TbWriter *tb_open(const char *logdir);
 const char *tb_path(const TbWriter *tb);   /* the event file's path */
+/* tb_scalar, tb_image and tb_flush write nothing to a NULL writer (a rank other than 0). */
 int tb_scalar(TbWriter *tb, const char *tag, float value, int64_t step);
 /* The image as PNG in a Summary.Image (height, width, colorspace 3 = RGB). */
 int tb_image(TbWriter *tb, const char *tag, const Image *img, int64_t step);

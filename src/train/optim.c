@@ -1,5 +1,6 @@
 /* optim.c: Adam, gradient-norm clipping and EMA; see optim.h. */
 #include "optim.h"
+#include "../core/dist.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -62,6 +63,8 @@ void adam_step(Adam *a) {
           ps->name);
     CHECK(a->device == ps->device, "adam_step: the state of %s is on %s, its parameters on %s (adam_to_device)", ps->name,
           device_name(a->device), device_name(ps->device));
+    dist_sync_grads(ps);   /* data-parallel: the ranks' mean gradient (a no-op in one process) */
+    dist_sync_buffers(ps); /* and rank 0's running statistics (core/dist.h) */
     a->step++;
     double bc1 = 1.0 - pow((double)a->beta1, (double)a->step);
     double bc2 = 1.0 - pow((double)a->beta2, (double)a->step);
@@ -139,7 +142,10 @@ float clip_grad_norm(Tensor *const *ts, int n, float max_norm) {
 
 float clip_grad_norm_sets(ParamSet *const *sets, int n_sets, float max_norm) {
     int n = 0;
-    for (int s = 0; s < n_sets; s++) n += sets[s]->n;
+    for (int s = 0; s < n_sets; s++) {
+        dist_sync_grads(sets[s]); /* clip the ranks' mean gradient, as one process would */
+        n += sets[s]->n;
+    }
     Tensor **ts = xmalloc((size_t)(n ? n : 1) * sizeof *ts);
     int k = 0;
     for (int s = 0; s < n_sets; s++)

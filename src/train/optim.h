@@ -25,7 +25,8 @@ void adam_to_device(Adam *a, int dev);
  * with its own learning rate, as PyTorch's param_groups). */
 void adam_set_prefix_scale(Adam *a, const char *prefix, float scale);
 /* One step over every weight of the set that requires grad (frozen weights are skipped, as
- * PyTorch skips parameters without a gradient):
+ * PyTorch skips parameters without a gradient). In a data-parallel run the gradients are first
+ * averaged over the ranks and rank 0's buffers sent to all (core/dist.h; no-ops in one process):
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
  *   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
  * with the scalar factors computed in double and applied in float, as PyTorch. */
@@ -35,7 +36,8 @@ void adam_step(Adam *a);
  * total = ||(||g_k||_2)_k||_2, coef = min(1, max_norm * (1/(total + 1e-6))), every gradient
  * multiplied by coef (even when coef is 1). Returns total. */
 float clip_grad_norm(Tensor *const *ts, int n, float max_norm);
-/* The same over every weight of the given sets that requires grad. */
+/* The same over every weight of the given sets that requires grad (averaged over the ranks first
+ * in a data-parallel run, as adam_step). */
 float clip_grad_norm_sets(ParamSet *const *sets, int n_sets, float max_norm);
 
 /* ema = decay * ema + (1 - decay) * p for every weight (buffers are not averaged). */

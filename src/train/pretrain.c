@@ -21,6 +21,8 @@
 #include "checkpoint.h"
 #include "damsm_step.h"
 #include "trunk_cache.h"
+#include "lanes.h"
+#include "../core/dist.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -266,12 +268,12 @@ static int ckpt_sets(DamsmTrainer *t, CkptNet nets[4], CkptOpt opts[4]) {
     return 4;
 }
 
-static int save_checkpoint(Run *r, DamsmTrainer *t, const Rng *rng, float lr) {
+static int save_checkpoint(Run *r, DamsmTrainer *t, const Rng *rng, int n_rng, float lr) {
     CkptNet nets[4];
     CkptOpt opts[4];
     int n = ckpt_sets(t, nets, opts);
     cJSON *s = run_state(r);
-    ckpt_put_rng(s, "rng", rng);
+    run_put_rng(s, rng, n_rng);
     cJSON_AddNumberToObject(s, "lr", lr);
     int rc = ckpt_save(r->out, r->step, nets, n, opts, n, s, 3);
     cJSON_Delete(s);
@@ -293,11 +295,15 @@ static void print_eval(Run *r, const char *split, const EvalOut *e) {
 
 /* The checkpoint and the exported encoders are written from the CPU: the trainer moves there and
  * back (dev: where it runs). */
-static int save_from(Run *r, DamsmTrainer *t, const Rng *rng, float lr, const Cub *cub, int dev) {
+static int save_from(Run *r, DamsmTrainer *t, const Rng *rng, int n_rng, float lr, const Cub *cub, int dev) {
+    if (!dist_is_root()) { /* rank 0 writes; the others give it their random streams */
+        run_put_rng(NULL, rng, n_rng);
+        return dist_agree(0) ? err_set("rank 0 could not write the checkpoint (its message says why)") : 0;
+    }
     if (dev != DEVICE_CPU) damsm_trainer_to_device(t, DEVICE_CPU);
-    int rc = save_checkpoint(r, t, rng, lr) || export_models(r, t->te, t->ie, t->zd, t->zdw, cub);
+    int rc = save_checkpoint(r, t, rng, n_rng, lr) || export_models(r, t->te, t->ie, t->zd, t->zdw, cub);
     if (dev != DEVICE_CPU) damsm_trainer_to_device(t, dev);
-    return rc ? -1 : 0;
+    return dist_agree(rc ? -1 : 0);
 }
 
 int pretrain_main(const RunArgs *a) {
@@ -339,20 +345,23 @@ int pretrain_main(const RunArgs *a) {
     DamsmTrainer t;
     damsm_trainer_init(&t, &te, &ie, &zd, &mc);
     if (mc.zsl_word) damsm_trainer_set_word_d(&t, &zdw);
-    {
+    if (dist_is_root()) {
         char vpath[2400];
         snprintf(vpath, sizeof vpath, "%s/vocab.txt", r.out);
         if (vocab_save(&cub.vocab, vpath)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 1; }
     }
-    Rng rng;
-    rng_init(&rng, (uint64_t)tc->extra.seed);
+    /* EXTRA.GRAD_ACCUM: A micro-batches per step, lane j of rank r being slot r * A + j of the
+     * step's W * A (its data and its random stream; slot 0's is a single process's) */
+    int A = tc->extra.grad_accum;
+    Rng rng[LANES_MAX];
+    for (int j = 0; j < A; j++) rng_init(&rng[j], dist_rank_seed((uint64_t)tc->extra.seed, dist_rank() * A + j));
     float lr = (float)tc->train.encoder_lr;
     if (r.resume_state) {
         CkptNet nets[4];
         CkptOpt opts[4];
         int n = ckpt_sets(&t, nets, opts);
         cJSON *st = NULL;
-        if (ckpt_load(r.resume_dir, nets, n, opts, n, &st) || ckpt_get_rng(st, "rng", &rng)) {
+        if (ckpt_load(r.resume_dir, nets, n, opts, n, &st) || run_get_rng(st, rng, A)) {
             fprintf(stderr, "attngan pretrain: resume: %s\n", err_msg());
             return 2;
         }
@@ -369,23 +378,52 @@ int pretrain_main(const RunArgs *a) {
         damsm_trainer_to_device(&t, dev);
         printf("training on the device %s\n", device_name(dev));
     }
-    int B = tc->train.batch_size, rc = 0;
+    Lanes lanes;
+    lanes_init(&lanes, A);
+    if (A > 1) { /* the sets whose gradients and buffers the lanes keep apart, as they are now */
+        lanes_add_set(&lanes, &te.ps);
+        lanes_add_set(&lanes, &ie.ps);
+        lanes_add_set(&lanes, &zd.ps);
+        if (mc.zsl_word) lanes_add_set(&lanes, &zdw.ps);
+        printf("gradient accumulation: %d micro-batches of %d per step (EXTRA.GRAD_ACCUM)\n", A, tc->train.batch_size);
+    }
+    int B = tc->train.batch_size, rc = 0, W = dist_size(), rank = dist_rank();
+    if (W > 1) { /* the ranks start from the same bits (the same seeds and files) */
+        ParamSet *sets[4] = {&te.ps, &ie.ps, &zd.ps, mc.zsl_word ? &zdw.ps : NULL};
+        for (int i = 0; i < 4; i++)
+            if (sets[i] && dist_check_same(sets[i], "at the start")) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
+        printf("data-parallel: %d ranks, each a batch of %d per step (%d in all)\n", W, B, W * B);
+    }
     FeatCache ctrain = {0}, ctest = {0};
-    Loader *loader = NULL;
+    Loader *loader[LANES_MAX] = {NULL};
     int per_epoch;
     if (tc->extra.cache_trunk_features) {
-        int crc = cache_build(&ctrain, &cub, &cub.train, &ie, &r, "train");
-        if (crc == 0) crc = cache_build(&ctest, &cub, &cub.test, &ie, &r, "test");
+        /* data-parallel: rank 0 computes the features (it alone writes), then the others read them */
+        int crc = 0;
+        if (dist_is_root()) {
+            crc = cache_build(&ctrain, &cub, &cub.train, &ie, &r, "train");
+            if (crc == 0) crc = cache_build(&ctest, &cub, &cub.test, &ie, &r, "test");
+        }
+        if (W > 1) {
+            int any = crc;
+            dist_bcast(&any, sizeof any);
+            if (!dist_is_root() && any) crc = any == 1 ? 1 : err_set("rank 0 could not compute the trunk features (its message says why)");
+            if (!dist_is_root() && !any) {
+                crc = cache_build(&ctrain, &cub, &cub.train, &ie, &r, "train");
+                if (crc == 0) crc = cache_build(&ctest, &cub, &cub.test, &ie, &r, "test");
+                crc = crc ? err_prefix("rank %d reading rank 0's trunk features", rank) : 0;
+            }
+        }
         if (crc == 1) { /* stopped before step 1: a fresh run's files go, so the same command starts it again */
             cache_free(&ctrain);
-            if (run_discard_unstarted(&r)) fprintf(stderr, "attngan pretrain: %s\n", err_msg());
+            if (dist_is_root() && run_discard_unstarted(&r)) fprintf(stderr, "attngan pretrain: %s\n", err_msg());
             return 1;
         }
         if (crc) {
             fprintf(stderr, "attngan pretrain: %s\n", err_msg());
             return 1;
         }
-        per_epoch = ctrain.n / B;
+        per_epoch = ctrain.n / (B * W * A); /* each step: W * A consecutive batches of the order, one per lane */
         printf("training on cached trunk features of %d photos (%d of the split's %d are present)\n", ctrain.n, cub.train.n_present, cub.train.n);
     } else {
         LoaderConfig lc;
@@ -397,27 +435,37 @@ int pretrain_main(const RunArgs *a) {
         lc.threads = tc->workers > 0 ? tc->workers : 1;
         lc.seed = (uint64_t)tc->extra.seed;
         lc.only_available = tc->extra.only_available;
-    lc.tight_pad = train_config_tight_pad(tc);
+        lc.tight_pad = train_config_tight_pad(tc);
+        lc.shard_count = W * A; /* data-parallel and accumulation: each lane's part of every step's batches */
         per_epoch = 0;
         lc.start_batch = 0;
-        if (loader_open(&loader, &cub, &cub.train, &lc)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
-        per_epoch = loader_batches_per_epoch(loader);
-        if (r.step) { /* restart the loader at the resumed position */
-            loader_close(loader);
-            lc.start_batch = (int64_t)r.epoch * per_epoch + r.batch_in_epoch;
-            if (loader_open(&loader, &cub, &cub.train, &lc)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
+        for (int j = 0; j < A; j++) {
+            lc.shard_index = rank * A + j;
+            if (loader_open(&loader[j], &cub, &cub.train, &lc)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
+            per_epoch = loader_batches_per_epoch(loader[j]);
+            if (r.step) { /* restart the loader at the resumed position */
+                loader_close(loader[j]);
+                lc.start_batch = (int64_t)r.epoch * per_epoch + r.batch_in_epoch;
+                if (loader_open(&loader[j], &cub, &cub.train, &lc)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
+            }
         }
         if (tc->extra.only_available)
-            printf("--only-available: training on the %d photos present of the split's %d\n", loader_samples(loader), cub.train.n);
+            printf("--only-available: training on the %d photos present of the split's %d\n", loader_samples(loader[0]), cub.train.n);
     }
-    if (per_epoch < 1) { fprintf(stderr, "attngan pretrain: fewer photos than one batch of %d\n", B); return 2; }
+    if (per_epoch < 1) {
+        if (W * A > 1) fprintf(stderr, "attngan pretrain: fewer photos than one step of %d rank(s) x %d micro-batch(es) of %d\n", W, A, B);
+        else fprintf(stderr, "attngan pretrain: fewer photos than one batch of %d\n", B);
+        return 2;
+    }
     int64_t total = (int64_t)tc->train.max_epoch * per_epoch;
     if (a->max_steps && a->max_steps < total) total = a->max_steps;
     r.progress = progress_new("pretrain", total, stdout);
-    progress_set_batch(r.progress, B);
+    progress_set_batch(r.progress, B * W * A);
     progress_set_start(r.progress, r.step);
     const char *names[6] = {"w_loss", "s_loss", "zsl_g_loss", "loss", "zsl_d_loss", "lr"};
     int *order = ctrain.n ? xmalloc((size_t)ctrain.n * sizeof(int)) : NULL;
+    Tape lane_tape[LANES_MAX]; /* lane j >= 1's batch and pass 2 (lane 0's: t.tape[1]) */
+    for (int j = 1; j < A; j++) tape_init_on(&lane_tape[j - 1], t.tape[1].device);
     int stop = 0;
     const char *why = "";
     run_start_clock(&r);
@@ -425,59 +473,95 @@ int pretrain_main(const RunArgs *a) {
         if (order) epoch_order(ctrain.n, (uint64_t)tc->extra.seed, r.epoch, 1, order);
         for (; r.batch_in_epoch < per_epoch; r.batch_in_epoch++) {
             if (run_should_stop(&r, a, &why)) { stop = 1; break; }
+            /* pass 1 of every lane (its gradients summed), the lanes' mean clipped, Adam; then pass 2
+             * of every lane and the ZSL D's critic steps over them */
             DamsmPass1 p1;
-            DamsmPass2 p2;
-            if (order) {
-                Tape *tp = &t.tape[0], *tp2 = &t.tape[1];
-                tape_reset(tp);
-                tape_reset(tp2);
-                CBatch cb;
-                cached_batch(tp2, &ctrain, &cub.train, order, r.batch_in_epoch * B, B, mc.words_num, (uint64_t)tc->extra.seed, r.epoch, 1, &cb);
-                run_map_classes(&r, cb.class_ids, B);
-                DamsmBatch db = {NULL, cb.captions, cb.cap_lens, cb.class_ids, B};
-                memset(&p1, 0, sizeof p1);
-                paramset_zero_grad(&te.ps);
-                paramset_zero_grad(&ie.ps);
-                p1.img.region = conv2d_layer_forward(tp, &ie.emb_features, cb.mixed);
-                p1.img.code = image_encoder_code(tp, &ie, cb.mixed, cb.pool);
-                p1.txt = text_encoder_forward(tp, &te, cb.captions, cb.cap_lens, B, NULL, NULL, &rng);
-                t.word_rng = &rng;
-                damsm_losses(&t, tp, p1.img.region, p1.img.code, p1.txt.words_emb, p1.txt.sent_emb, &db, &p1);
-                tape_backward(tp, p1.loss);
-                p1.clip_total_norm = damsm_clip(&t);
-                damsm_encoder_update(&t);
-                memset(&p2, 0, sizeof p2);
-                tape_no_grad_begin(tp2);
-                p2.txt = text_encoder_forward(tp2, &te, cb.captions, cb.cap_lens, B, NULL, NULL, &rng);
-                p2.img.code = image_encoder_code(tp2, &ie, cb.mixed, cb.pool);
-                if (t.zdw) p2.img.region = conv2d_layer_forward(tp2, &ie.emb_features, cb.mixed);
-                tape_no_grad_end(tp2);
-                damsm_zsl_d_steps(&t, tp2, p2.img.code, p2.txt.sent_emb, &db, &rng, &p2);
-            } else {
-                const Batch *lb;
-                if (loader_next(loader, &lb)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); rc = 1; stop = 1; break; }
-                Tape *io = &t.tape[1];
-                tape_reset(io);
-                Tensor *x = TNEW(io, lb->B, 3, lb->sizes[lb->n_scales - 1], lb->sizes[lb->n_scales - 1]);
-                tensor_upload(x, lb->imgs[lb->n_scales - 1]);
-                int64_t *cls = tape_alloc(io, (size_t)lb->B * sizeof(int64_t));
-                memcpy(cls, lb->class_ids, (size_t)lb->B * sizeof(int64_t));
-                run_map_classes(&r, cls, lb->B);
-                DamsmBatch db = {x, lb->captions, lb->cap_lens, cls, lb->B};
-                damsm_pass1(&t, &db, NULL, &rng, &p1);
-                damsm_encoder_update(&t);
-                damsm_encode2(&t, io, &db, NULL, &rng, &p2); /* pass 2 on tape[1], beside the photos */
-                damsm_zsl_d_steps(&t, io, p2.img.code, p2.txt.sent_emb, &db, &rng, &p2);
+            DamsmPass2 p2[LANES_MAX];
+            DamsmBatch db[LANES_MAX];
+            Tape *tp2[LANES_MAX];
+            CBatch cb[LANES_MAX];
+            float v1[4] = {0};
+            int lrc = 0;
+            Tape *tp = &t.tape[0];
+            for (int j = 0; j < A && !lrc; j++) {
+                lanes_enter(&lanes, j);
+                tp2[j] = j ? &lane_tape[j - 1] : &t.tape[1];
+                if (order) {
+                    tape_reset(tp);
+                    tape_reset(tp2[j]);
+                    cached_batch(tp2[j], &ctrain, &cub.train, order, ((r.batch_in_epoch * W + rank) * A + j) * B, B, mc.words_num,
+                                 (uint64_t)tc->extra.seed, r.epoch, 1, &cb[j]);
+                    run_map_classes(&r, cb[j].class_ids, B);
+                    db[j] = (DamsmBatch){NULL, cb[j].captions, cb[j].cap_lens, cb[j].class_ids, B};
+                    memset(&p1, 0, sizeof p1);
+                    paramset_zero_grad(&te.ps);
+                    paramset_zero_grad(&ie.ps);
+                    p1.img.region = conv2d_layer_forward(tp, &ie.emb_features, cb[j].mixed);
+                    p1.img.code = image_encoder_code(tp, &ie, cb[j].mixed, cb[j].pool);
+                    p1.txt = text_encoder_forward(tp, &te, cb[j].captions, cb[j].cap_lens, B, NULL, NULL, &rng[j]);
+                    t.word_rng = &rng[j];
+                    damsm_losses(&t, tp, p1.img.region, p1.img.code, p1.txt.words_emb, p1.txt.sent_emb, &db[j], &p1);
+                    tape_backward(tp, p1.loss);
+                } else {
+                    const Batch *lb;
+                    if ((lrc = loader_next(loader[j], &lb))) break;
+                    Tape *io = tp2[j];
+                    tape_reset(io);
+                    Tensor *x = TNEW(io, lb->B, 3, lb->sizes[lb->n_scales - 1], lb->sizes[lb->n_scales - 1]);
+                    tensor_upload(x, lb->imgs[lb->n_scales - 1]);
+                    int64_t *cls = tape_alloc(io, (size_t)lb->B * sizeof(int64_t));
+                    memcpy(cls, lb->class_ids, (size_t)lb->B * sizeof(int64_t));
+                    run_map_classes(&r, cls, lb->B);
+                    db[j] = (DamsmBatch){x, lb->captions, lb->cap_lens, cls, lb->B};
+                    damsm_pass1_backward(&t, &db[j], NULL, &rng[j], &p1);
+                }
+                v1[0] += tensor_item(p1.w.loss0) + tensor_item(p1.w.loss1);
+                v1[1] += tensor_item(p1.s.loss0) + tensor_item(p1.s.loss1);
+                v1[2] += tensor_item(p1.g_loss);
+                v1[3] += tensor_item(p1.loss);
+                lanes_grad_add(&lanes, &te.ps, j);
+                lanes_grad_add(&lanes, &ie.ps, j);
             }
+            if (lrc) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); rc = 1; stop = 1; break; }
+            lanes_grad_finish(&lanes, &te.ps);
+            lanes_grad_finish(&lanes, &ie.ps);
+            lanes_sync_buffers(&lanes, &te.ps);
+            lanes_sync_buffers(&lanes, &ie.ps);
+            damsm_clip(&t);
+            damsm_encoder_update(&t);
+            for (int j = 0; j < A; j++) {
+                lanes_enter(&lanes, j);
+                if (order) {
+                    memset(&p2[j], 0, sizeof p2[j]);
+                    tape_no_grad_begin(tp2[j]);
+                    p2[j].txt = text_encoder_forward(tp2[j], &te, cb[j].captions, cb[j].cap_lens, B, NULL, NULL, &rng[j]);
+                    p2[j].img.code = image_encoder_code(tp2[j], &ie, cb[j].mixed, cb[j].pool);
+                    if (t.zdw) p2[j].img.region = conv2d_layer_forward(tp2[j], &ie.emb_features, cb[j].mixed);
+                    tape_no_grad_end(tp2[j]);
+                } else damsm_encode2(&t, tp2[j], &db[j], NULL, &rng[j], &p2[j]); /* pass 2 beside the photos */
+            }
+            damsm_zsl_d_steps_lanes(&t, &lanes, tp2, db, rng, p2);
+            lanes_enter(&lanes, 0);
             r.step++;
-            float v[6] = {tensor_item(p1.w.loss0) + tensor_item(p1.w.loss1), tensor_item(p1.s.loss0) + tensor_item(p1.s.loss1),
-                          tensor_item(p1.g_loss), tensor_item(p1.loss), tensor_item(p2.d_loss), lr};
+            dist_log_step_traffic();
+            if (dist_check_each_step()) { /* ATTNGAN_DIST_CHECK=1: the ranks hold the same weights */
+                ParamSet *sets[4] = {&te.ps, &ie.ps, &zd.ps, t.zdw ? &t.zdw->ps : NULL};
+                char when[64];
+                snprintf(when, sizeof when, "after step %lld", (long long)r.step);
+                for (int i = 0; i < 4 && !rc; i++)
+                    if (sets[i] && dist_check_same(sets[i], when)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); rc = 1; }
+                if (rc) { stop = 1; break; }
+            }
+            float d_loss = 0;
+            for (int j = 0; j < A; j++) d_loss += tensor_item(p2[j].d_loss);
+            float v[6] = {v1[0], v1[1], v1[2], v1[3], d_loss, lr}; /* the lanes' mean (this rank's) */
+            for (int i = 0; A > 1 && i < 5; i++) v[i] /= (float)A;
             if (run_check_finite(&r, 6, names, v)) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); rc = 1; stop = 1; break; }
             run_log(&r, 6, names, v);
         }
         if (stop) break;
         /* end of an epoch: evaluation, learning-rate decay, snapshot */
-        if (ctest.n >= B) {
+        if (ctest.n >= B && dist_is_root()) { /* rank 0 evaluates (it alone logs) */
             EvalOut et = evaluate_cached(&t, &ctest, &cub.test, &mc, 2024, B, 50);
             EvalOut etr = evaluate_cached(&t, &ctrain, &cub.train, &mc, 2024, B, 50);
             print_eval(&r, "test", &et);
@@ -494,7 +578,7 @@ int pretrain_main(const RunArgs *a) {
         int interval = tc->train.snapshot_interval > 0 ? tc->train.snapshot_interval : 1;
         if ((r.epoch + 1) % interval == 0 || r.epoch + 1 == tc->train.max_epoch) {
             r.epoch++; /* the checkpoint resumes at the start of the next epoch */
-            if (save_from(&r, &t, &rng, lr, &cub, dev)) {
+            if (save_from(&r, &t, rng, A, lr, &cub, dev)) {
                 fprintf(stderr, "attngan pretrain: %s\n", err_msg());
                 rc = 1;
                 break;
@@ -504,7 +588,7 @@ int pretrain_main(const RunArgs *a) {
         }
     }
     if (stop && rc == 0) {
-        if (save_from(&r, &t, &rng, lr, &cub, dev)) {
+        if (save_from(&r, &t, rng, A, lr, &cub, dev)) {
             fprintf(stderr, "attngan pretrain: %s\n", err_msg());
             rc = 1;
         } else printf("stopped after %lld steps (%s); checkpoint and encoders in %s\n", (long long)r.step, why, r.out);
@@ -512,7 +596,10 @@ int pretrain_main(const RunArgs *a) {
     free(order);
     cache_free(&ctrain);
     cache_free(&ctest);
-    if (loader) loader_close(loader);
+    for (int j = 0; j < A; j++)
+        if (loader[j]) loader_close(loader[j]);
+    for (int j = 1; j < A; j++) tape_free(&lane_tape[j - 1]);
+    lanes_free(&lanes);
     damsm_trainer_free(&t);
     text_encoder_free(&te);
     image_encoder_free(&ie);

@@ -7,6 +7,7 @@
 #include "../nn/config.h"
 #include "../nn/load.h"
 #include "checkpoint.h"
+#include "../core/dist.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -240,9 +241,19 @@ int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
         char *p = strstr(r->out, "/checkpoints/");
         if (p) *p = 0;
     } else snprintf(r->out, sizeof r->out, "out/%s", r->tc.config_name[0] ? r->tc.config_name : "run");
+    if (a->resume) {
+        const cJSON *ws = cJSON_GetObjectItemCaseSensitive(r->resume_state, "world_size");
+        int w = cJSON_IsNumber(ws) ? (int)ws->valuedouble : 1;
+        if (w != dist_size())
+            return err_set("%s was written by a run of %d rank%s, this one has %d: each rank's place in the data and its random "
+                           "stream depend on the number of ranks, so the run would not continue as it started. Resume with "
+                           "%s%d rank%s, or start a new run from its weights (TRAIN.NET_G)", r->resume_dir, w, w == 1 ? "" : "s",
+                           dist_size(), w == 1 ? "one process (no mpirun), or mpirun -np " : "mpirun -np ", w, w == 1 ? "" : "s");
+    }
+    threads_set(a->threads);
+    if (!dist_is_root()) return 0; /* rank 0 alone writes (core/dist.h): no logs, no files */
     if (guard_out(r, a)) return -1;
     if (mkdir_p(r->out)) return -1;
-    threads_set(a->threads);
     if (a->bf16) conv2d_set_precision(CONV2D_BF16);
     if (conv2d_get_precision() == CONV2D_BF16 && !a->quiet)
         printf("convolutions: bf16 operands, fp32 accumulation (docs/PERFORMANCE.md)\n");
@@ -364,8 +375,44 @@ cJSON *run_state(const Run *r) {
     cJSON_AddNumberToObject(s, "step", (double)r->step);
     cJSON_AddNumberToObject(s, "epoch", r->epoch);
     cJSON_AddNumberToObject(s, "batch_in_epoch", r->batch_in_epoch);
+    cJSON_AddNumberToObject(s, "world_size", dist_size());
     cJSON_AddStringToObject(s, "vocabulary", "../../vocab.txt"); /* written beside the run's outputs */
     return s;
+}
+
+void run_put_rng(cJSON *st, const Rng *rng, int n) {
+    int W = dist_size();
+    Rng *all = dist_is_root() ? xmalloc((size_t)W * n * sizeof(Rng)) : NULL;
+    dist_gather(rng, all, (size_t)n * sizeof(Rng));
+    if (st) {
+        ckpt_put_rng(st, "rng", rng);
+        if (W * n > 1) {
+            cJSON *arr = cJSON_AddArrayToObject(st, "rng_streams");
+            for (int k = 0; k < W * n; k++) {
+                cJSON *tmp = cJSON_CreateObject();
+                ckpt_put_rng(tmp, "r", &all[k]);
+                cJSON_AddItemToArray(arr, cJSON_DetachItemFromObject(tmp, "r"));
+                cJSON_Delete(tmp);
+            }
+        }
+    }
+    free(all);
+}
+
+int run_get_rng(const cJSON *st, Rng *rng, int n) {
+    if (dist_size() * n == 1) return ckpt_get_rng(st, "rng", rng);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(st, "rng_streams");
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != dist_size() * n)
+        return err_set("state.json: 'rng_streams' must list the %d random streams of the run's %d rank(s) x %d micro-batch(es)",
+                       dist_size() * n, dist_size(), n);
+    for (int j = 0; j < n; j++) {
+        cJSON *w = cJSON_CreateObject();
+        cJSON_AddItemReferenceToObject(w, "r", cJSON_GetArrayItem(arr, dist_rank() * n + j));
+        int rc = ckpt_get_rng(w, "r", &rng[j]);
+        cJSON_Delete(w);
+        if (rc) return rc;
+    }
+    return 0;
 }
 
 int run_write_text(const Run *r, const char *name, const char *text) {
@@ -406,10 +453,15 @@ void run_start_clock(Run *r) {
 }
 
 int run_should_stop(const Run *r, const RunArgs *a, const char **why) {
-    if (g_stop_signal) { *why = g_stop_signal == SIGINT ? "SIGINT" : "SIGTERM"; return 1; }
-    if (a->max_steps && r->step >= a->max_steps) { *why = "--max-steps"; return 1; }
-    if (a->max_minutes > 0 && now_s() - r->t_start >= a->max_minutes * 60.0) { *why = "--max-minutes"; return 1; }
-    return 0;
+    /* the ranks of a data-parallel run agree (the largest reason wins), so they stop together */
+    int code = 0;
+    if (g_stop_signal) code = g_stop_signal == SIGINT ? 4 : 3;
+    else if (a->max_steps && r->step >= a->max_steps) code = 2;
+    else if (a->max_minutes > 0 && now_s() - r->t_start >= a->max_minutes * 60.0) code = 1;
+    dist_max_int(&code, 1);
+    static const char *const reasons[5] = {"", "--max-minutes", "--max-steps", "SIGTERM", "SIGINT"};
+    *why = reasons[code];
+    return code != 0;
 }
 
 void run_class_setup(Run *r, const Cub *cub, ModelConfig *mc) {

@@ -57,7 +57,9 @@ int run_parse_args(int argc, char **argv, RunArgs *a, const char *usage);
  * --resume), checks the original's keys (run_check_original_keys), chooses the data directory
  * (--data, $ATTNGAN_DATA/birds, DATA_DIR, ../shared/data/birds: src/io/locate.h), refuses an --out
  * that holds another run unless --force (which wipes it first) or --resume of that run, creates
- * the output directory, sets the threads, opens the logs. */
+ * the output directory, sets the threads, opens the logs. In a data-parallel run (core/dist.h) it
+ * refuses a checkpoint of another number of ranks, and the ranks other than 0 write nothing: no
+ * directory, no logs (r->csv, r->csv_eval and r->tb stay NULL). */
 int run_open(Run *r, const RunArgs *a, const char *default_cfg);
 void run_close(Run *r);
 /* AttnGAN's keys that this port does not run as the original would are refused, with what to do
@@ -95,7 +97,7 @@ void run_start_clock(Run *r);
  * A run with a step or a resume is only closed. 0, or -1 with err_msg(). */
 int run_discard_unstarted(Run *r);
 /* 1 when the loop should stop after this step: a signal, --max-steps, or --max-minutes; `why` gets
- * the reason. */
+ * the reason. Collective in a data-parallel run: the ranks agree, so that they stop together. */
 int run_should_stop(const Run *r, const RunArgs *a, const char **why);
 /* EXTRA.ZSL_TRAIN_CLASSES_ONLY (true zero-shot): the ZSL class head knows only the training
  * classes. run_class_setup sets mc->num_classes to their count and fills r->class_map (CUB id ->
@@ -104,9 +106,15 @@ int run_should_stop(const Run *r, const RunArgs *a, const char **why);
 struct ModelConfig;
 void run_class_setup(Run *r, const Cub *cub, struct ModelConfig *mc);
 void run_map_classes(const Run *r, int64_t *class_ids, int B);
-/* State common to both programs, for state.json. */
+/* State common to both programs, for state.json (with world_size, the number of ranks). */
 cJSON *run_state(const Run *r);
 /* Writes a file of the run (atomic) under out/. */
 int run_write_text(const Run *r, const char *name, const char *text);
+/* A checkpoint's random streams, n per rank (one per micro-batch lane, EXTRA.GRAD_ACCUM): "rng"
+ * (rank 0's first: a single process of one lane reads it), and with more than one stream in all
+ * "rng_streams", every one in slot order (rank r's lane j at r * n + j). run_put_rng is collective
+ * (it gathers them to rank 0; st is NULL on the other ranks); run_get_rng reads this rank's n. */
+void run_put_rng(cJSON *st, const Rng *rng, int n);
+int run_get_rng(const cJSON *st, Rng *rng, int n);
 
 #endif

@@ -111,6 +111,7 @@ static const Key KEYS[] = {
     KS("EXTRA.TIGHT_CROP_PAD", extra.tight_crop_pad, "none", "none|edge|mean"),
     KI("EXTRA.SEED", extra.seed, "100", 0),
     KI("EXTRA.LOG_INTERVAL", extra.log_interval, "50", 1),
+    KR("EXTRA.GRAD_ACCUM", extra.grad_accum, "1", 1, 64),
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 #define KEY_NAME_MAX 128 /* longest dotted name we accept */

@@ -123,6 +123,9 @@ typedef struct TrainConfig {
                                        'mean': framed as the others, padded (loader.h) */
         int seed;                   /* EXTRA.SEED 100 (AttnGAN's manualSeed) */
         int log_interval;           /* EXTRA.LOG_INTERVAL 50: iterations between log lines */
+        int grad_accum;             /* EXTRA.GRAD_ACCUM 1: micro-batches of TRAIN.BATCH_SIZE whose
+                                       gradients each optimizer step averages (train/lanes.h; per
+                                       rank in a data-parallel run, core/dist.h) */
     } extra;
 } TrainConfig;
 

@@ -17,7 +17,9 @@
 #include "../nn/load.h"
 #include "checkpoint.h"
 #include "gan_step.h"
+#include "lanes.h"
 #include "zsl_gan.h"
+#include "../core/dist.h"
 
 #include <libgen.h>
 #include <limits.h>
@@ -325,11 +327,11 @@ static void ckpt_lists(CkptLists *c, GanTrainer *t, Models *m) {
     }
 }
 
-static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final) {
+static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int n_rng, int final) {
     CkptLists c;
     ckpt_lists(&c, t, m);
     cJSON *s = run_state(r);
-    ckpt_put_rng(s, "rng", rng);
+    run_put_rng(s, rng, n_rng);
     if (t->zsl_phase) zsl_gan_trainable(t->zsl_phase, 1); /* their Adam moments are saved */
     int rc = ckpt_save(r->out, r->step, c.nets, c.n_nets, c.opts, c.n_opts, s, 3);
     if (t->zsl_phase) zsl_gan_trainable(t->zsl_phase, 0);
@@ -362,11 +364,23 @@ static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int final)
 }
 
 /* A checkpoint is written from the CPU: the trainer moves there and back (dev: where it runs). */
-static int save_all_from(Run *r, GanTrainer *t, Models *m, Rng *rng, int last, int dev) {
+/* Data-parallel: rank 0 writes the samples and the checkpoint; the others give it their random
+ * streams (run_put_rng), and all learn whether it worked. */
+static int save_all_from(Run *r, GanTrainer *t, Models *m, Rng *rng, int n_rng, int last, int dev) {
+    if (!dist_is_root()) {
+        run_put_rng(NULL, rng, n_rng);
+        return dist_agree(0) ? err_set("rank 0 could not write the checkpoint (its message says why)") : 0;
+    }
     if (dev != DEVICE_CPU) gan_trainer_to_device(t, DEVICE_CPU);
-    int rc = save_all(r, t, m, rng, last);
+    int rc = save_all(r, t, m, rng, n_rng, last);
     if (dev != DEVICE_CPU) gan_trainer_to_device(t, dev);
-    return rc;
+    return dist_agree(rc);
+}
+
+static int snapshot_and_save(Run *r, GanTrainer *t, Models *m, const Fixed *f, const Cub *cub, Rng *rng, int n_rng, int last, int dev) {
+    int rc = dist_is_root() ? snapshot_images(r, t, m, f, cub) : 0;
+    if (dist_agree(rc)) return dist_is_root() ? -1 : err_set("rank 0 could not write the samples (its message says why)");
+    return save_all_from(r, t, m, rng, n_rng, last, dev);
 }
 
 /* ------------------------------------------------------------------ the program */
@@ -378,7 +392,13 @@ int train_gan_main(const RunArgs *a) {
     if (!a->quiet) train_config_print(tc, stdout);
     Cub cub;
     if (cub_open(&cub, tc->data_dir)) { fprintf(stderr, "attngan train: %s\n", err_msg()); run_close(&r); return 2; }
-    if (!r.resume_state && snapshot_encoders(&r)) {
+    /* rank 0 keeps the run's copy of the encoders; the others then read that copy */
+    int src = !r.resume_state && dist_is_root() ? snapshot_encoders(&r) : 0;
+    if (!r.resume_state && dist_size() > 1) {
+        if (dist_agree(src) && !src) src = err_set("rank 0 could not copy the encoders (its message says why)");
+        dist_bcast(tc->train.net_e, sizeof tc->train.net_e);
+    }
+    if (src) {
         fprintf(stderr, "attngan train: %s\n", err_msg());
         cub_close(&cub);
         run_close(&r);
@@ -394,10 +414,16 @@ int train_gan_main(const RunArgs *a) {
     DNet *dp[3] = {&m.d[0], &m.d[1], &m.d[2]};
     GanTrainer t;
     gan_trainer_init(&t, &m.te, &m.ie, &m.zd, &m.g, dp, &m.mc);
+    /* EXTRA.GRAD_ACCUM: A micro-batches per step, lane j of rank r being slot r * A + j of the
+     * step's W * A (its data shard and its random stream) */
+    int A = tc->extra.grad_accum, W = dist_size(), rank = dist_rank();
+    Lanes lanes;
+    lanes_init(&lanes, A);
+    if (A > 1) gan_trainer_set_lanes(&t, &lanes);
     ZslGan zg;
     if (m.mc.zsl_gan_phase) zsl_gan_init(&zg, &t);
-    Rng rng;
-    rng_init(&rng, (uint64_t)tc->extra.seed);
+    Rng rng[LANES_MAX]; /* each slot its own stream (slot 0's a single process's) */
+    for (int j = 0; j < A; j++) rng_init(&rng[j], dist_rank_seed((uint64_t)tc->extra.seed, rank * A + j));
     if (r.resume_state) {
         CkptLists c;
         ckpt_lists(&c, &t, &m);
@@ -405,7 +431,7 @@ int train_gan_main(const RunArgs *a) {
         if (t.zsl_phase) zsl_gan_trainable(t.zsl_phase, 1); /* their Adam moments are loaded */
         int lrc = ckpt_load(r.resume_dir, c.nets, c.n_nets, c.opts, c.n_opts, &st);
         if (t.zsl_phase) zsl_gan_trainable(t.zsl_phase, 0);
-        if (lrc || ckpt_get_rng(st, "rng", &rng)) {
+        if (lrc || run_get_rng(st, rng, A)) {
             fprintf(stderr, "attngan train: resume: %s\n", err_msg());
             return 2;
         }
@@ -420,6 +446,15 @@ int train_gan_main(const RunArgs *a) {
         gan_trainer_to_device(&t, dev);
         printf("training on the device %s\n", device_name(dev));
     }
+    if (A > 1) { /* the sets whose gradients and buffers the lanes keep apart, as they are now */
+        lanes_add_set(&lanes, &m.g.ps);
+        for (int i = 0; i < m.n_d; i++) lanes_add_set(&lanes, &m.d[i].ps);
+        if (t.zsl_phase) {
+            lanes_add_set(&lanes, &m.te.ps);
+            lanes_add_set(&lanes, &m.zd.ps);
+        }
+        printf("gradient accumulation: %d micro-batches of %d per step (EXTRA.GRAD_ACCUM)\n", A, tc->train.batch_size);
+    }
     LoaderConfig lc;
     loader_config_default(&lc);
     lc.batch_size = tc->train.batch_size;
@@ -431,18 +466,30 @@ int train_gan_main(const RunArgs *a) {
     lc.only_available = tc->extra.only_available;
     lc.tight_pad = train_config_tight_pad(tc);
     lc.start_batch = r.step;
-    Loader *loader;
-    if (loader_open(&loader, &cub, &cub.train, &lc)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
-    int per_epoch = loader_batches_per_epoch(loader);
+    lc.shard_count = W * A; /* data-parallel and accumulation: each lane's part of every step's batches */
+    Loader *loader[LANES_MAX];
+    for (int j = 0; j < A; j++) {
+        lc.shard_index = rank * A + j;
+        if (loader_open(&loader[j], &cub, &cub.train, &lc)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
+    }
+    int per_epoch = loader_batches_per_epoch(loader[0]);
     if (tc->extra.only_available)
-        printf("--only-available: training on the %d photos present of the split's %d\n", loader_samples(loader), cub.train.n);
+        printf("--only-available: training on the %d photos present of the split's %d\n", loader_samples(loader[0]), cub.train.n);
     Fixed fixed;
     memset(&fixed, 0, sizeof fixed);
     if (fixed_batch(&fixed, &cub, tc, &m.mc)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
     int64_t total = (int64_t)tc->train.max_epoch * per_epoch;
     if (a->max_steps && a->max_steps < total) total = a->max_steps;
     r.progress = progress_new("train", total, stdout);
-    progress_set_batch(r.progress, tc->train.batch_size);
+    progress_set_batch(r.progress, tc->train.batch_size * W * A);
+    CkptLists all_sets;
+    ckpt_lists(&all_sets, &t, &m);
+    if (dist_size() > 1) { /* the ranks start from the same bits (the same seeds and files) */
+        for (int i = 0; i < all_sets.n_nets; i++)
+            if (dist_check_same(all_sets.nets[i].ps, "at the start")) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 2; }
+        printf("data-parallel: %d ranks, each a batch of %d per step (%d in all)\n", dist_size(), tc->train.batch_size,
+               dist_size() * tc->train.batch_size);
+    }
     progress_set_start(r.progress, r.step);
     const char *names[13];
     char nbuf[13][32];
@@ -452,11 +499,11 @@ int train_gan_main(const RunArgs *a) {
     const char *rest[5] = {"w_loss", "s_loss", "zsl_adv", "zsl_cls", "errG_total"};
     for (int i = 0; i < 5; i++) names[nt++] = rest[i];
     if (t.zsl_phase) names[nt++] = "zsl_d_loss", names[nt++] = "zsl_g_loss";
-    Tape io;
-    tape_init(&io);
+    Tape io[LANES_MAX];
+    for (int j = 0; j < A; j++) tape_init(&io[j]);
     char vpath[2400];
     snprintf(vpath, sizeof vpath, "%s/vocab.txt", r.out);
-    if (vocab_save(&cub.vocab, vpath)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 1; }
+    if (dist_is_root() && vocab_save(&cub.vocab, vpath)) { fprintf(stderr, "attngan train: %s\n", err_msg()); return 1; }
     double sums[13] = {0};
     int n_sum = 0;
     int rc = 0, interval = tc->train.snapshot_interval > 0 ? tc->train.snapshot_interval : 1000;
@@ -464,40 +511,56 @@ int train_gan_main(const RunArgs *a) {
     run_start_clock(&r);
     while (r.step < total) {
         if (run_should_stop(&r, a, &why)) {
-            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all_from(&r, &t, &m, &rng, 1, dev)) {
+            if (snapshot_and_save(&r, &t, &m, &fixed, &cub, rng, A, 1, dev)) {
                 fprintf(stderr, "attngan train: %s\n", err_msg());
                 rc = 1;
             } else printf("stopped after %lld steps (%s); checkpoint, samples and netG.safetensors in %s\n", (long long)r.step, why, r.out);
             break;
         }
-        const Batch *lb;
-        if (loader_next(loader, &lb)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
-        tape_reset(&io);
-        int64_t *cls = tape_alloc(&io, (size_t)lb->B * sizeof(int64_t));
-        memcpy(cls, lb->class_ids, (size_t)lb->B * sizeof(int64_t));
-        run_map_classes(&r, cls, lb->B);
-        GanBatch gb = {{NULL, NULL, NULL}, lb->captions, lb->cap_lens, cls, lb->B};
-        for (int i = 0; i < lb->n_scales; i++) {
-            gb.imgs[i] = TNEW(&io, lb->B, 3, lb->sizes[i], lb->sizes[i]);
-            tensor_upload(gb.imgs[i], lb->imgs[i]);
+        GanBatch gb[LANES_MAX];
+        int lrc = 0;
+        for (int j = 0; j < A && !lrc; j++) {
+            const Batch *lb;
+            if ((lrc = loader_next(loader[j], &lb))) break;
+            tape_reset(&io[j]);
+            int64_t *cls = tape_alloc(&io[j], (size_t)lb->B * sizeof(int64_t));
+            memcpy(cls, lb->class_ids, (size_t)lb->B * sizeof(int64_t));
+            run_map_classes(&r, cls, lb->B);
+            gb[j] = (GanBatch){{NULL, NULL, NULL}, lb->captions, lb->cap_lens, cls, lb->B};
+            for (int i = 0; i < lb->n_scales; i++) {
+                gb[j].imgs[i] = TNEW(&io[j], lb->B, 3, lb->sizes[i], lb->sizes[i]);
+                tensor_upload(gb[j].imgs[i], lb->imgs[i]);
+            }
         }
-        GanStepOut o;
-        gan_step(&t, &gb, NULL, &rng, &o);
-        ZslGanOut zo;
-        if (t.zsl_phase) zsl_gan_step(t.zsl_phase, &gb, &rng, &zo);
+        if (lrc) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
+        GanStepOut o[LANES_MAX];
+        gan_step_lanes(&t, gb, rng, o);
+        ZslGanOut zo[LANES_MAX];
+        if (t.zsl_phase) zsl_gan_step_lanes(t.zsl_phase, gb, rng, zo);
         r.step++;
+        dist_log_step_traffic();
+        if (dist_check_each_step()) { /* ATTNGAN_DIST_CHECK=1: the ranks hold the same weights */
+            char when[64];
+            snprintf(when, sizeof when, "after step %lld", (long long)r.step);
+            for (int i = 0; i < all_sets.n_nets && !rc; i++)
+                if (dist_check_same(all_sets.nets[i].ps, when)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; }
+            if (rc) break;
+        }
         r.epoch = (int)(r.step / per_epoch);
         r.batch_in_epoch = (int)(r.step % per_epoch);
-        float v[13];
-        int k = 0;
-        for (int i = 0; i < m.n_d; i++) v[k++] = tensor_item(o.d[i].loss);
-        for (int i = 0; i < m.n_d; i++) v[k++] = tensor_item(o.g.g_loss[i]);
-        v[k++] = tensor_item(o.g.w_loss);
-        v[k++] = tensor_item(o.g.s_loss);
-        v[k++] = tensor_item(o.g.adv);
-        v[k++] = tensor_item(o.g.cls);
-        v[k++] = tensor_item(o.g.total);
-        if (t.zsl_phase) v[k++] = zo.d_loss, v[k++] = zo.g_loss;
+        float v[13] = {0}; /* the terms' mean over the lanes (this rank's) */
+        for (int j = 0; j < A; j++) {
+            int k = 0;
+            for (int i = 0; i < m.n_d; i++) v[k++] += o[j].d_loss[i];
+            for (int i = 0; i < m.n_d; i++) v[k++] += tensor_item(o[j].g.g_loss[i]);
+            v[k++] += tensor_item(o[j].g.w_loss);
+            v[k++] += tensor_item(o[j].g.s_loss);
+            v[k++] += tensor_item(o[j].g.adv);
+            v[k++] += tensor_item(o[j].g.cls);
+            v[k++] += tensor_item(o[j].g.total);
+            if (t.zsl_phase) v[k++] += zo[j].d_loss, v[k++] += zo[j].g_loss;
+        }
+        for (int i = 0; A > 1 && i < nt; i++) v[i] /= (float)A;
         if (run_check_finite(&r, nt, names, v)) { fprintf(stderr, "attngan train: %s\n", err_msg()); rc = 1; break; }
         run_log(&r, nt, names, v);
         for (int i = 0; i < nt; i++) sums[i] += v[i];
@@ -509,7 +572,7 @@ int train_gan_main(const RunArgs *a) {
             printf("\n");
             memset(sums, 0, sizeof sums);
             n_sum = 0;
-            if (snapshot_images(&r, &t, &m, &fixed, &cub) || save_all_from(&r, &t, &m, &rng, last, dev)) {
+            if (snapshot_and_save(&r, &t, &m, &fixed, &cub, rng, A, last, dev)) {
                 fprintf(stderr, "attngan train: %s\n", err_msg());
                 rc = 1;
                 break;
@@ -518,11 +581,14 @@ int train_gan_main(const RunArgs *a) {
         }
     }
     if (rc == 0 && !why[0]) printf("trained %lld steps; checkpoints, samples and netG.safetensors (EMA) in %s\n", (long long)r.step, r.out);
-    tape_free(&io);
+    for (int j = 0; j < A; j++) {
+        tape_free(&io[j]);
+        loader_close(loader[j]);
+    }
     fixed_free(&fixed);
-    loader_close(loader);
     if (t.zsl_phase) zsl_gan_free(&zg);
     gan_trainer_free(&t);
+    lanes_free(&lanes);
     free_models(&m);
     cub_close(&cub);
     run_close(&r);

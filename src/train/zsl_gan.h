@@ -24,6 +24,7 @@ typedef struct ZslGan {
     GanTrainer *t;                /* not owned: its text encoder, image encoder and ZSL D */
     Adam opt_zg, opt_zd;          /* ZSL G (the text encoder's zsl_g.* entries), ZSL D */
     Tape tp[2];                   /* the D step, the G step */
+    Tape *lane_tp;                /* EXTRA.GRAD_ACCUM: lane j >= 1's two at 2 (j - 1) */
 } ZslGan;
 
 typedef struct ZslGanOut {
@@ -31,7 +32,8 @@ typedef struct ZslGanOut {
     float gp;                     /* the gradient penalty (wgan_gp), else 0 */
 } ZslGanOut;
 
-/* Creates the optimizers and hooks z into t (t->zsl_phase: moved with gan_trainer_to_device). */
+/* Creates the optimizers and hooks z into t (t->zsl_phase: moved with gan_trainer_to_device); after
+ * gan_trainer_set_lanes, whose lanes must also know the text encoder and ZSL D. */
 void zsl_gan_init(ZslGan *z, GanTrainer *t);
 void zsl_gan_free(ZslGan *z);
 /* ZSL G's and ZSL D's weights take gradients (on) or none (off, between steps). A checkpoint keeps
@@ -41,5 +43,8 @@ void zsl_gan_trainable(ZslGan *z, int on);
 void zsl_gan_to_device(ZslGan *z, int dev);
 /* One ZSL D step and one ZSL G step on the batch (after gan_step); rng: the step's Rng. */
 void zsl_gan_step(ZslGan *z, const GanBatch *b, Rng *rng, ZslGanOut *out);
+/* The same over the trainer's lanes (gan_step_lanes): b, rng and out hold one per lane; each
+ * update takes the lanes' mean gradient. */
+void zsl_gan_step_lanes(ZslGan *z, const GanBatch *b, Rng *rng, ZslGanOut *out);
 
 #endif

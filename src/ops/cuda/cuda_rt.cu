@@ -24,6 +24,23 @@ extern "C" void cu_check(int err, const char *what, const char *file, int line) 
     abort();
 }
 
+/* The GPU of this process among the n visible: ATTNGAN_CUDA_DEVICE (0..n-1; -1 when outside),
+ * else the local rank an MPI launcher gives it (one GPU per rank of a node: docs/DISTRIBUTED.md),
+ * modulo n; else 0. */
+static int pick_device(int n) {
+    const char *d = getenv("ATTNGAN_CUDA_DEVICE");
+    if (d && *d) {
+        int k = atoi(d);
+        return k >= 0 && k < n ? k : -1;
+    }
+    const char *keys[4] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMIX_LOCAL_RANK"};
+    for (int i = 0; i < 4; i++) {
+        const char *v = getenv(keys[i]);
+        if (v && *v) return atoi(v) % n;
+    }
+    return 0;
+}
+
 extern "C" int cu_available(const char **why) {
     pthread_mutex_lock(&g_mu);
     if (g_state == 0) {
@@ -39,9 +56,13 @@ extern "C" int cu_available(const char **why) {
         } else if (e != cudaSuccess || n == 0) {
             g_state = -1;
             g_why = e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device";
-        } else if (cudaSetDevice(0) != cudaSuccess || cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking) != cudaSuccess) {
+        } else if (pick_device(n) < 0) {
             g_state = -1;
-            g_why = "cannot open device 0";
+            g_why = "ATTNGAN_CUDA_DEVICE names no visible CUDA device";
+        } else if (cudaSetDevice(pick_device(n)) != cudaSuccess ||
+                   cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking) != cudaSuccess) {
+            g_state = -1;
+            g_why = "cannot open the CUDA device (ATTNGAN_CUDA_DEVICE, or the launcher's local rank, picks it)";
         } else if (cublasCreate(&g_cublas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(g_cublas, g_stream) != CUBLAS_STATUS_SUCCESS) {
             g_state = -1;
             g_why = "cuBLAS did not initialise";
