@@ -102,10 +102,13 @@ $(BUILD)/%.o: %.c
 # `attngan serve` embeds web/ with .incbin (src/app/web_assets.c): rebuild it when a page changes
 $(BUILD)/src/app/web_assets.o: $(wildcard web/*)
 
-# dist.o alone reads ATTNGAN_MPI: it is rebuilt when MPI changes (a stamp per setting)
-$(BUILD)/src/core/dist.o: $(BUILD)/mpi-$(MPI).stamp
-$(BUILD)/mpi-$(MPI).stamp:
-	@mkdir -p $(dir $@) && rm -f $(BUILD)/mpi-*.stamp && touch $@
+# dist.o alone reads ATTNGAN_MPI: it is rebuilt when MPI changes (the file holds the setting and is
+# rewritten only when it changes)
+$(BUILD)/mpi.setting: FORCE
+	@mkdir -p $(dir $@) && { echo "$(MPI)" | cmp -s - $@ || echo "$(MPI)" >$@; }
+$(BUILD)/src/core/dist.o: $(BUILD)/mpi.setting
+.PHONY: FORCE
+FORCE:
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

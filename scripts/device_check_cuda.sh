@@ -23,10 +23,12 @@
 #   4. test_steps with ATTNGAN_TEST_DEVICE=cuda: both training steps on the GPU against the
 #      PyTorch dumps and against the CPU, with the CPU's bounds; `attngan parity --device cuda`
 #      on every dump when parity runs on a device;
-#   5. scripts/bench_cuda.sh (make bench-cuda): attngan bench --device cuda and the PyTorch
+#   5. data-parallel on the GPU where mpirun exists (dist_check: 2 ranks against EXTRA.GRAD_ACCUM 2;
+#      NCCL with 2 ranks when there are 2 GPUs);
+#   6. scripts/bench_cuda.sh (make bench-cuda): attngan bench --device cuda and the PyTorch
 #      reference on the same GPU in the same call, rows BENCH_ROWS (default sample B1, gan_step
 #      branch 3 B4 and B20, damsm_step B48), one table with the speed-ups ($OUT/bench.md);
-#   6. trains a 64 px model for TRAIN_MINUTES (default 3.5) in all: DAMSM pretraining on cached
+#   7. trains a 64 px model for TRAIN_MINUTES (default 3.5) in all: DAMSM pretraining on cached
 #      trunk features, then the GAN on its encoders, both with --device cuda; exports it and
 #      returns model.json, netG, text_encoder, image_encoder and vocab.txt (at most 8 files of
 #      16 MiB come back), which `attngan generate --model DIR` draws with here.
@@ -158,6 +160,36 @@ train_model() {
     done
 }
 
+# data-parallel on the GPU (docs/DISTRIBUTED.md), where the machine has mpirun and the build MPI:
+# 2 ranks on one GPU through host memory (ATTNGAN_DIST_BACKEND=mpi: NCCL refuses two ranks on one
+# GPU) against one process accumulating the same 2 micro-batches, both --device cuda, with the
+# ranks' weights compared after every step; NCCL itself with 2 ranks when there are 2 GPUs
+dist_check() {
+    local B=build/release-cuda
+    if ! command -v mpirun >/dev/null 2>&1 || ! $B/attngan version | grep -q "MPI built in"; then
+        say "data-parallel: skipped (no mpirun here, or a build without MPI)"
+        return 0
+    fi
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    local data=/tmp/devbirds d=/tmp/devdist P
+    mkdir -p $data && [ -d $data/birds ] || tar -C $data -xJf "$DC/birds.tar.xz"
+    rm -rf $d
+    P="--cfg tests/configs/tiny_damsm.yml --data $data/birds --set TRAIN.BATCH_SIZE=2 --threads 2 --quiet --device cuda --max-steps 3"
+    phase "data-parallel: 2 ranks on one GPU (MPI through the host)" 120 "$LD/dist.log" env ATTNGAN_DIST_BACKEND=mpi ATTNGAN_DIST_CHECK=1 \
+        mpirun -np 2 $B/attngan pretrain $P --out $d/r2
+    phase "data-parallel: one process, EXTRA.GRAD_ACCUM 2" 120 "$LD/dist_acc.log" $B/attngan pretrain $P --set EXTRA.GRAD_ACCUM=2 --out $d/a2
+    for f in text_encoder image_encoder zsl_d; do
+        cmp -s $d/r2/$f.safetensors $d/a2/$f.safetensors && echo "  $f: 2 ranks = 2 micro-batches, bit for bit" ||
+            echo "  $f: 2 ranks and 2 micro-batches differ (the GPU's kernels may not be deterministic)"
+    done
+    if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+        phase "data-parallel: 2 ranks on 2 GPUs with NCCL" 120 "$LD/dist_nccl.log" env ATTNGAN_DIST_CHECK=1 mpirun -np 2 $B/attngan pretrain $P --out $d/n2
+        grep -h "allreduces" "$LD/dist_nccl.log"
+    else
+        say "data-parallel: NCCL needs two GPUs for two ranks (one here): not exercised"
+    fi
+}
+
 run() {
     mkdir -p "$OUTD" "$LD"
     local gpu=0 why="no nvidia-smi"
@@ -201,6 +233,7 @@ run() {
             timeout 60 $B/attngan parity --device cuda "$d" 2>&1 | tail -2
         done
     fi
+    dist_check
     # speed: ours and PyTorch's on the same GPU, in this call (make bench-cuda's script)
     phase "bench: attngan and PyTorch on the GPU" 330 - env ATTNGAN=$B/attngan REF="$DC/reference" OUT="$LD/bench" REF_TIMEOUT=40 \
         ROWS="${BENCH_ROWS:-a1 b2 c2 g20}" bash scripts/bench_cuda.sh

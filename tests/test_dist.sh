@@ -9,7 +9,8 @@
 #     GAZSL's: word level, WGAN-GP, 2 critic steps, the pivot), pretrain on cached trunk features
 #     (a packed copy of the data), and train (ZSL.GAN_PHASE, DiffAugment); every weight, Adam
 #     state, batch norm statistic and count;
-#   - `mpirun -np 1` trains exactly as a plain process;
+#   - `mpirun -np 1` trains exactly as a plain process; 2 ranks on the host-memory device (the GPU
+#     path's exchange through host memory) end as 2 ranks on the CPU;
 #   - with ATTNGAN_DIST_CHECK=1 the ranks compare a hash of every network's weights after every
 #     step, and the run fails if any rank differs: 2 ranks of pretrain and of train pass it;
 #   - a 2-rank run stopped and resumed with 2 ranks ends bit-identical to a straight one, and so
@@ -70,6 +71,9 @@ ATTNGAN_DIST_CHECK=1 $MPI 2 "$BIN" pretrain $P --out "$T/p2" --max-steps 4 >"$T/
     { ko "pretrain on 2 ranks"; cat "$T/p2.log"; }
 same "pretrain: 2 ranks of batch 2 = one process accumulating the same 2 micro-batches, bit for bit" "$T/p2" "$T/pa" $ENC \
     checkpoints/step_4/opt_text_encoder.adam.safetensors checkpoints/step_4/opt_image_encoder.adam.safetensors checkpoints/step_4/opt_zsl_d.adam.safetensors
+# the device path (host-memory device: gradients downloaded, reduced, uploaded)
+$MPI 2 "$BIN" pretrain $P --device hostdev --out "$T/p2h" --max-steps 4 >"$T/p2h.log" 2>&1 || { ko "pretrain on 2 ranks, --device hostdev"; cat "$T/p2h.log"; }
+same "pretrain on 2 ranks with --device hostdev (the device path's exchange) = on the CPU, bit for bit" "$T/p2" "$T/p2h" $ENC
 n=$(ls "$T/p2/tensorboard" | wc -l); rows=$(($(wc -l < "$T/p2/losses.csv") - 1))
 [ "$n" -eq 1 ] && [ "$rows" -eq 4 ] && ok "pretrain on 2 ranks: rank 0 alone logs (1 event file, 4 rows)" || ko "pretrain logs: $n event files, $rows rows"
 grep -q '"world_size":[[:space:]]*2' "$T/p2/checkpoints/step_4/state.json" && grep -q '"rng_streams"' "$T/p2/checkpoints/step_4/state.json" &&

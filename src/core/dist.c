@@ -1,6 +1,7 @@
 /* dist.c: the ranks of a data-parallel run over MPI; see dist.h. */
 #include "dist.h"
 #include "device.h"
+#include "env.h"
 #include "error.h"
 
 #include <stdio.h>
@@ -18,8 +19,15 @@
 #include "../ops/cuda/cuda_rt.h"
 #endif
 
-static int g_rank = 0, g_size = 1, g_inited = 0, g_mpi = 0;
+static int g_rank = 0, g_size = 1, g_inited = 0;
+#ifdef ATTNGAN_MPI
+static int g_mpi = 0; /* MPI_Init was called */
+#endif
 static int64_t g_grad_bytes = 0, g_grad_calls = 0;
+#ifdef DIST_NCCL
+static ncclComm_t g_nccl;
+static int g_nccl_state = 0; /* 0 not tried, 1 ready, -1 not used (nccl_ready) */
+#endif
 
 int dist_has_mpi(void) {
 #ifdef ATTNGAN_MPI
@@ -106,12 +114,9 @@ void dist_log_step_traffic(void) {
 }
 
 int dist_check_each_step(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("ATTNGAN_DIST_CHECK");
-        v = e && !strcmp(e, "1");
-    }
-    return v && g_size > 1;
+    static _Atomic int cache = ENV_SWITCH_INIT;
+    static const char *const v[2] = {"0", "1"};
+    return g_size > 1 && env_switch(&cache, "ATTNGAN_DIST_CHECK", v, 2, 0) == 1;
 }
 
 #ifdef DIST_NCCL
@@ -119,14 +124,11 @@ int dist_check_each_step(void) {
  * by then): rank 0's unique id reaches the others through MPI. ATTNGAN_DIST_BACKEND=mpi keeps
  * GPU gradients on MPI through host memory instead (e.g. two ranks sharing one GPU, which NCCL
  * refuses). */
-static ncclComm_t g_nccl;
-static int g_nccl_state = 0; /* 0 not tried, 1 ready, -1 not used */
-
 static int nccl_ready(void) {
     if (g_nccl_state) return g_nccl_state == 1;
-    const char *b = getenv("ATTNGAN_DIST_BACKEND");
-    if (b && !strcmp(b, "mpi")) return (g_nccl_state = -1), 0;
-    CHECK(!b || !*b || !strcmp(b, "nccl"), "ATTNGAN_DIST_BACKEND must be nccl or mpi, not '%s'", b);
+    static _Atomic int cache = ENV_SWITCH_INIT;
+    static const char *const v[2] = {"nccl", "mpi"};
+    if (env_switch(&cache, "ATTNGAN_DIST_BACKEND", v, 2, 0) == 1) return (g_nccl_state = -1), 0;
     ncclUniqueId id;
     if (g_rank == 0 && ncclGetUniqueId(&id) != ncclSuccess) FAIL("NCCL: ncclGetUniqueId failed");
     MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
@@ -176,11 +178,13 @@ void dist_sync_grads(ParamSet *ps) {
     if (g_size == 1 || ps->grads_synced || !ps->grads) return;
 #ifdef ATTNGAN_MPI
     /* one bucket per run of adjacent weights that take gradients (the set's gradients are one
-     * block in entry order); frozen ones are skipped, as the optimizer skips them */
+     * block in entry order): a whole network is one allreduce; frozen weights are skipped, as the
+     * optimizer skips them */
     int64_t lo = -1, hi = -1;
     for (int i = 0; i <= ps->n; i++) {
         const ParamEntry *e = i < ps->n ? ps->entries[i] : NULL;
-        int take = e && e->kind == PARAM_WEIGHT && e->t.requires_grad;
+        if (e && e->kind != PARAM_WEIGHT) continue; /* buffers live elsewhere: they do not split a run */
+        int take = e && e->t.requires_grad;
         if (take && lo >= 0 && e->offset == hi) { hi += e->t.n; continue; }
         if (lo >= 0) allreduce_mean(ps->grads + lo, hi - lo, ps->device);
         lo = hi = -1;
@@ -227,6 +231,8 @@ int dist_check_same(const ParamSet *ps, const char *when) {
     uint64_t *all = xcalloc((size_t)g_size, sizeof(uint64_t));
 #ifdef ATTNGAN_MPI
     MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+#else
+    all[0] = h; /* (one rank: returned above) */
 #endif
     int bad = -1;
     for (int r = 1; r < g_size && bad < 0; r++)
