@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 #include "../io/safetensors.h"
 #include "../nn/load.h"
+#include "log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -174,6 +175,96 @@ static void prune(const char *root, int keep_last, int64_t newest) {
     }
 }
 
+/* The CRC-32C and size of a file; 0 or -1 with err_msg(). */
+static int file_crc(const char *path, uint32_t *crc, int64_t *bytes) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return err_set("cannot open %s: %s", path, strerror(errno));
+    static char buf[1 << 20];
+    uint32_t c = 0;
+    int64_t n = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) { close(fd); return err_set("read %s: %s", path, strerror(errno)); }
+        if (k == 0) break;
+        c = crc32c_extend(c, buf, (size_t)k);
+        n += k;
+    }
+    close(fd);
+    *crc = c;
+    *bytes = n;
+    return 0;
+}
+
+/* manifest.json of a checkpoint directory: every other file's size and CRC-32C */
+static int write_manifest(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return err_set("cannot list %s: %s", dir, strerror(errno));
+    cJSON *m = cJSON_CreateObject(), *files = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "format", "attngan-manifest-1");
+    cJSON_AddItemToObject(m, "files", files);
+    struct dirent *e;
+    char path[4400], hex[16];
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "manifest.json") || strstr(e->d_name, ".tmp.")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        uint32_t crc;
+        int64_t bytes;
+        if ((rc = file_crc(path, &crc, &bytes))) break;
+        cJSON *f = cJSON_AddObjectToObject(files, e->d_name);
+        cJSON_AddNumberToObject(f, "bytes", (double)bytes);
+        snprintf(hex, sizeof hex, "%08x", crc);
+        cJSON_AddStringToObject(f, "crc32c", hex);
+    }
+    closedir(d);
+    if (!rc) {
+        char *js = cJSON_Print(m);
+        snprintf(path, sizeof path, "%s/manifest.json", dir);
+        rc = write_file_atomic(path, js, strlen(js));
+        free(js);
+    }
+    cJSON_Delete(m);
+    return rc;
+}
+
+int ckpt_verify(const char *step_dir) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/manifest.json", step_dir);
+    if (access(path, F_OK)) return 1; /* written before manifests: nothing to check against */
+    char *js = read_file_all(path, 1 << 20);
+    if (!js) return -1;
+    cJSON *m = cJSON_Parse(js);
+    free(js);
+    const cJSON *files = m ? cJSON_GetObjectItemCaseSensitive(m, "files") : NULL;
+    if (!cJSON_IsObject(files) || !cJSON_GetArraySize(files)) {
+        cJSON_Delete(m);
+        return err_set("%s: not a manifest (damaged)", path);
+    }
+    int rc = 0;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, files) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(f, "bytes"), *c = cJSON_GetObjectItemCaseSensitive(f, "crc32c");
+        if (!cJSON_IsNumber(b) || !cJSON_IsString(c)) { rc = err_set("%s: entry %s is damaged", path, f->string); break; }
+        snprintf(path, sizeof path, "%s/%s", step_dir, f->string);
+        uint32_t crc;
+        int64_t bytes;
+        if (file_crc(path, &crc, &bytes)) { rc = err_prefix("checkpoint %s", step_dir); break; }
+        char hex[16];
+        snprintf(hex, sizeof hex, "%08x", crc);
+        if (bytes != (int64_t)b->valuedouble) {
+            rc = err_set("%s has %lld bytes, its manifest says %.0f (truncated or overwritten)", path, (long long)bytes, b->valuedouble);
+            break;
+        }
+        if (strcmp(hex, c->valuestring)) {
+            rc = err_set("%s: CRC-32C %s, its manifest says %s (its bytes changed)", path, hex, c->valuestring);
+            break;
+        }
+    }
+    cJSON_Delete(m);
+    return rc;
+}
+
 int ckpt_save(const char *dir, int64_t step, const CkptNet *nets, int n_nets, const CkptOpt *opts, int n_opts,
               const cJSON *state, int keep_last) {
     char root[4200], tmp[4300], final[4300], path[4400];
@@ -183,15 +274,17 @@ int ckpt_save(const char *dir, int64_t step, const CkptNet *nets, int n_nets, co
     snprintf(final, sizeof final, "%s/step_%" PRId64, root, step);
     rm_rf(tmp);
     if (mkdir_p(tmp)) return -1;
+    /* a failure (a full disk, a size limit) leaves the last complete checkpoint as it was and
+     * removes this one's temporary directory */
     for (int i = 0; i < n_nets; i++)
-        if (save_net(tmp, &nets[i])) return err_prefix("checkpoint %s", final);
+        if (save_net(tmp, &nets[i])) return rm_rf(tmp), err_prefix("checkpoint %s", final);
     for (int i = 0; i < n_opts; i++)
-        if (save_opt(tmp, &opts[i])) return err_prefix("checkpoint %s", final);
+        if (save_opt(tmp, &opts[i])) return rm_rf(tmp), err_prefix("checkpoint %s", final);
     char *js = cJSON_Print(state);
     snprintf(path, sizeof path, "%s/state.json", tmp);
     int rc = write_file_atomic(path, js, strlen(js));
     free(js);
-    if (rc || fsync_path(tmp)) return err_prefix("checkpoint %s", final);
+    if (rc || write_manifest(tmp) || fsync_path(tmp)) return rm_rf(tmp), err_prefix("checkpoint %s", final);
     rm_rf(final); /* an older checkpoint of the same step (a resumed run) */
     if (rename(tmp, final)) return err_set("rename %s -> %s: %s", tmp, final, strerror(errno));
     if (fsync_path(root)) return -1;
@@ -219,6 +312,53 @@ int ckpt_latest(const char *dir, char *buf, int len) {
     if (strncmp(line, "step_", 5)) return err_set("%s: does not name a checkpoint ('%s')", path, line);
     snprintf(buf, len, "%s/checkpoints/%s", dir, line);
     return 0;
+}
+
+int ckpt_latest_good(const char *dir, char *buf, int len) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    if (access(path, R_OK) == 0) { /* a step directory, named: it must be whole */
+        if (ckpt_verify(dir) < 0) return err_prefix("--resume");
+        snprintf(buf, len, "%s", dir);
+        return 0;
+    }
+    char latest[4300], why[1024] = "";
+    int have = ckpt_latest(dir, latest, sizeof latest) == 0;
+    if (have) {
+        snprintf(path, sizeof path, "%s/state.json", latest);
+        int v = access(path, R_OK) ? err_set("%s has no state.json", latest) : ckpt_verify(latest);
+        if (v >= 0) {
+            snprintf(buf, len, "%s", latest);
+            return 0;
+        }
+        snprintf(why, sizeof why, "%s", err_msg());
+    } else snprintf(why, sizeof why, "%s", err_msg());
+    /* the newest older checkpoint that is whole */
+    char root[4300];
+    snprintf(root, sizeof root, "%s/checkpoints", dir);
+    DIR *d = opendir(root);
+    if (!d) return err_set("%s", why);
+    int64_t steps[4096];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4096) {
+        long long st;
+        char tail;
+        if (sscanf(e->d_name, "step_%lld%c", &st, &tail) == 1) steps[n++] = st;
+    }
+    closedir(d);
+    qsort(steps, (size_t)n, sizeof steps[0], cmp_i64);
+    for (int i = n - 1; i >= 0; i--) {
+        char cand[4400];
+        snprintf(cand, sizeof cand, "%s/step_%" PRId64, root, steps[i]);
+        if (have && !strcmp(cand, latest)) continue;
+        snprintf(path, sizeof path, "%s/state.json", cand);
+        if (access(path, R_OK) || ckpt_verify(cand) < 0) continue;
+        fprintf(stderr, "attngan: warning: %s; resuming from the newest whole checkpoint, %s\n", why, cand);
+        snprintf(buf, len, "%s", cand);
+        return 0;
+    }
+    return err_set("%s, and no older checkpoint in %s is whole", why, root);
 }
 
 static int load_opt(const char *dir, const CkptOpt *o) {

@@ -339,8 +339,9 @@ int csv_close(CsvLog *c) {
 /* ======================================================================== CRC-32C */
 
 /* CRC-32C (Castagnoli; reflected polynomial 0x82F63B78, init and final xor ~0), the checksum
- * of TFRecord framing. Debian packages no C library for it (only python3-crc32c), so it is
- * computed here with a byte-wise table, plenty fast for logging (a few hundred MB/s). */
+ * of TFRecord framing and of the checkpoints' manifests. Debian packages no C library for it (only
+ * python3-crc32c), so it is computed here: SSE4.2's crc32 instruction where the build has it
+ * (-march=native on x86-64), else a byte-wise table (a few hundred MB/s). */
 static uint32_t g_crc_table[256];
 static pthread_once_t g_crc_once = PTHREAD_ONCE_INIT;
 
@@ -356,6 +357,17 @@ uint32_t crc32c_extend(uint32_t crc, const void *data, size_t n) {
     pthread_once(&g_crc_once, crc_table_init);
     const uint8_t *p = data;
     crc = ~crc;
+#if defined(__SSE4_2__) && defined(__x86_64__)
+    /* SSE4.2's crc32 instruction computes this very CRC (Castagnoli, reflected), 8 bytes at a
+     * time: checkpoints of a GB are checked in well under a second */
+    uint64_t c = crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = __builtin_ia32_crc32di(c, w);
+    }
+    crc = (uint32_t)c;
+#endif
     for (size_t i = 0; i < n; i++) crc = g_crc_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
     return ~crc;
 }

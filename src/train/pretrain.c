@@ -275,7 +275,7 @@ static int save_checkpoint(Run *r, DamsmTrainer *t, const Rng *rng, int n_rng, f
     cJSON *s = run_state(r);
     run_put_rng(s, rng, n_rng);
     cJSON_AddNumberToObject(s, "lr", lr);
-    int rc = ckpt_save(r->out, r->step, nets, n, opts, n, s, 3);
+    int rc = ckpt_save(r->out, r->step, nets, n, opts, n, s, r->tc.extra.keep_checkpoints);
     cJSON_Delete(s);
     return rc;
 }

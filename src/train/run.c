@@ -203,7 +203,7 @@ int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
     memset(r, 0, sizeof *r);
     train_config_default(&r->tc);
     if (a->resume) {
-        if (ckpt_latest(a->resume, r->resume_dir, sizeof r->resume_dir)) return -1;
+        if (ckpt_latest_good(a->resume, r->resume_dir, sizeof r->resume_dir)) return -1;
         char path[4300];
         snprintf(path, sizeof path, "%s/state.json", r->resume_dir);
         char *js = read_text(path);
@@ -440,6 +440,9 @@ void run_trap_signals(void) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* a file-size limit (ulimit -f) makes write() fail with EFBIG, named in the error, instead of
+     * killing the run: the last whole checkpoint stays */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 const char *run_stop_signal(void) {

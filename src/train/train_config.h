@@ -126,6 +126,8 @@ typedef struct TrainConfig {
         int grad_accum;             /* EXTRA.GRAD_ACCUM 1: micro-batches of TRAIN.BATCH_SIZE whose
                                        gradients each optimizer step averages (train/lanes.h; per
                                        rank in a data-parallel run, core/dist.h) */
+        int keep_checkpoints;       /* EXTRA.KEEP_CHECKPOINTS 3: the newest checkpoints kept in
+                                       checkpoints/ (older ones are removed); 0 keeps them all */
     } extra;
 } TrainConfig;
 

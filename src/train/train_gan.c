@@ -333,7 +333,7 @@ static int save_all(Run *r, GanTrainer *t, Models *m, const Rng *rng, int n_rng,
     cJSON *s = run_state(r);
     run_put_rng(s, rng, n_rng);
     if (t->zsl_phase) zsl_gan_trainable(t->zsl_phase, 1); /* their Adam moments are saved */
-    int rc = ckpt_save(r->out, r->step, c.nets, c.n_nets, c.opts, c.n_opts, s, 3);
+    int rc = ckpt_save(r->out, r->step, c.nets, c.n_nets, c.opts, c.n_opts, s, r->tc.extra.keep_checkpoints);
     if (t->zsl_phase) zsl_gan_trainable(t->zsl_phase, 0);
     cJSON_Delete(s);
     if (rc || !final) return rc;
