@@ -341,7 +341,7 @@ int cmd_export(int argc, char **argv) {
     if (vocab_load(&vocab, path)) FAILX(2);
     train_config_to_model(&tc, &mc);
     mc.n_words = vocab.n;
-    if (ckpt_latest(run, step_dir, sizeof step_dir)) FAILX(2);
+    if (ckpt_latest_good(run, step_dir, sizeof step_dir)) FAILX(2); /* a damaged latest: the newest whole one, said */
     snprintf(path, sizeof path, "%s/state.json", step_dir);
     if (!(js = read_file_all(path, 64u << 20)) || !(state = cJSON_Parse(js))) { if (js) err_set("%s: not JSON", path); FAILX(2); }
     const cJSON *stp = cJSON_GetObjectItemCaseSensitive(state, "step");
