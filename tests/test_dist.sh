@@ -16,7 +16,9 @@
 #   - a 2-rank run stopped and resumed with 2 ranks ends bit-identical to a straight one, and so
 #     does one whose whole job (mpirun and both ranks) was killed with SIGKILL;
 #   - rank 0 alone writes (one TensorBoard event file, one row per step in losses.csv);
-#   - a checkpoint of 2 ranks is refused by a plain process, naming the number of ranks.
+#   - a checkpoint of 2 ranks is refused by a plain process, naming the number of ranks;
+#   - EXTRA.SYNC_BN: batch norm on 2 ranks of 2 rows = on the whole batch (test_syncbn under
+#     mpirun), and a GAN run with it keeps the ranks' weights identical.
 # Skips visibly without ../shared/data; the MPI part skips visibly without mpirun or with a binary
 # built without MPI.
 BIN=${ATTNGAN:-build/release/attngan}
@@ -104,6 +106,17 @@ ATTNGAN_DIST_CHECK=1 $MPI 2 "$BIN" train $GZ --out "$T/g2z" --max-steps 4 >"$T/g
 same "train (ZSL.GAN_PHASE, DiffAugment): 2 ranks = one process accumulating the same 2 micro-batches, bit for bit" "$T/g2z" "$T/ga" \
     netG.safetensors $(ck 4) checkpoints/step_4/text_encoder.safetensors checkpoints/step_4/zsl_d.safetensors checkpoints/step_4/opt_zsl_g.adam.safetensors
 $MPI 2 "$BIN" train $G --out "$T/g2" --max-steps 6 >"$T/g2.log" 2>&1 || { ko "train on 2 ranks, 6 steps"; cat "$T/g2.log"; }
+# synchronised batch norm: the op on 2 ranks against the whole batch, then a GAN run
+SB=$(dirname "$BIN")/tests/test_syncbn
+if [ -x "$SB" ]; then
+    $MPI 2 "$SB" >"$T/sb.log" 2>&1 && grep -q "RESULT test_syncbn passed=7 failed=0" "$T/sb.log" &&
+        ok "SyncBatchNorm on 2 ranks = batch norm of the whole batch (test_syncbn: output, input gradient, running statistics, gamma/beta)" ||
+        { ko "test_syncbn on 2 ranks"; cat "$T/sb.log"; }
+else echo "SKIP test_syncbn on 2 ranks: no $SB"; skip=$((skip + 1)); fi
+ATTNGAN_DIST_CHECK=1 $MPI 2 "$BIN" train $G --set EXTRA.SYNC_BN=True --out "$T/gs" --max-steps 6 >"$T/gs.log" 2>&1 &&
+    grep -q "EXTRA.SYNC_BN: batch norm with the statistics of all 2" "$T/gs.log" &&
+    ok "train with EXTRA.SYNC_BN on 2 ranks: the same weights on both after every step" || { ko "train with SYNC_BN"; cat "$T/gs.log"; }
+cmp -s "$T/gs/netG.safetensors" "$T/g2/netG.safetensors" && ko "SYNC_BN changed nothing" || ok "... and its G differs from per-rank statistics"
 $MPI 2 "$BIN" train $G --out "$T/g2b" --max-steps 2 >"$T/g2b.log" 2>&1 || ko "train on 2 ranks, 2 steps"
 $MPI 2 "$BIN" train --resume "$T/g2b" --data "$DATA" --threads 1 --quiet --max-steps 6 >>"$T/g2b.log" 2>&1 || { ko "train resume on 2 ranks"; cat "$T/g2b.log"; }
 same "train on 2 ranks: 2 steps + resume + 4 = 6 straight, bit for bit" "$T/g2" "$T/g2b" netG.safetensors $(ck 6)

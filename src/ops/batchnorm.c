@@ -10,8 +10,11 @@
  */
 #include "batchnorm.h"
 #include "../core/profile.h"
+#include "../core/device.h"
+#include "../core/dist.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 /* Parallelise only when the work pays for the thread start-up. */
 #define BN_PAR_MIN 32768
@@ -133,17 +136,102 @@ void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
     }
 }
 
+/* sums (2C) <- per channel sum(dy) and dot(x - mean, dy), in double (channel_sums) */
+void batchnorm_sums(double *sums, const float *dout, const float *inp, const float *mean, int N, int C, int S) {
+#pragma omp parallel for schedule(static) if ((int64_t)C * N * S > BN_PAR_MIN)
+    for (int c = 0; c < C; c++) channel_sums(&sums[2 * c], &sums[2 * c + 1], dout, inp, mean[c], N, C, S, c);
+}
+
+/* batchnorm_backward (train) with the channel sums given: dgamma, dbeta from this process's sums
+ * `mine`, dinp through the mean and variance of Mg elements whose sums are `all` */
+void batchnorm_backward_sums(float *dinp, float *dgamma, float *dbeta, const double *mine, const double *all, int64_t Mg,
+                             const float *dout, const float *mean, const float *rstd, const float *inp, const float *gamma,
+                             int N, int C, int S) {
+#pragma omp parallel for schedule(static) if ((int64_t)C * N * S > BN_PAR_MIN)
+    for (int c = 0; c < C; c++) {
+        float m = mean[c], r = rstd[c], w = gamma ? gamma[c] : 1.0f;
+        if (dgamma) dgamma[c] += (float)(mine[2 * c + 1] * r);
+        if (dbeta) dbeta[c] += (float)mine[2 * c];
+        if (!dinp) continue;
+        float k = (float)all[2 * c + 1] * r * r / (float)Mg;
+        float gm = (float)(all[2 * c] / (double)Mg);
+        float scale = r * w;
+        for (int n = 0; n < N; n++) {
+            int64_t off = ((int64_t)n * C + c) * S;
+            for (int i = 0; i < S; i++) dinp[off + i] += (dout[off + i] - gm - (inp[off + i] - m) * k) * scale;
+        }
+    }
+}
+
+/* Synchronised batch statistics (EXTRA.SYNC_BN): off, or on for every train-mode op_batchnorm of
+ * this process, whose statistics and backward sums are then summed over the ranks (core/dist.h). */
+static int g_sync_bn = 0;
+void batchnorm_set_sync(int on) { g_sync_bn = on != 0; }
+int batchnorm_get_sync(void) { return g_sync_bn; }
+
 /* What the backward needs besides the inputs: the statistics the forward normalised with. */
 typedef struct BatchnormCtx {
     float *mean, *rstd;  // (C), (C): copies, so later running-stat updates do not change them
     int N, C, S, train;
+    int64_t sync_M;      // > 0: the statistics were the ranks' (sync_M elements per channel in all)
 } BatchnormCtx;
+
+/* n doubles on device dev summed over the ranks, in place (through the host off the CPU) */
+static void ranks_sum(int dev, double *x, int n) {
+    if (dev == DEVICE_CPU) { dist_sum_double(x, n); return; }
+    double *h = xmalloc((size_t)n * sizeof(double));
+    device_download(dev, h, x, (size_t)n * sizeof(double));
+    dist_sum_double(h, n);
+    device_upload(dev, x, h, (size_t)n * sizeof(double));
+    free(h);
+}
 
 static void batchnorm_bwd(Node *nd) {
     Tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2], *y = nd->out[0];
     const BatchnormCtx *cx = nd->ctx;
-    KERNEL(nd->tape->device, batchnorm_backward, tensor_grad_or_null(x), tensor_grad_or_null(gamma), tensor_grad_or_null(beta), y->grad,
+    int dev = nd->tape->device;
+    if (cx->sync_M > 0) { /* SyncBatchNorm: dx through the ranks' statistics; dgamma, dbeta this rank's */
+        size_t b = (size_t)2 * cx->C * sizeof(double);
+        double *mine = device_alloc(dev, b), *all = device_alloc(dev, b);
+        KERNEL(dev, batchnorm_sums, mine, (const float *)y->grad, (const float *)x->data, (const float *)cx->mean, cx->N, cx->C, cx->S);
+        device_copy(dev, all, mine, b);
+        ranks_sum(dev, all, 2 * cx->C);
+        KERNEL(dev, batchnorm_backward_sums, tensor_grad_or_null(x), tensor_grad_or_null(gamma), tensor_grad_or_null(beta),
+               (const double *)mine, (const double *)all, cx->sync_M, (const float *)y->grad, (const float *)cx->mean,
+               (const float *)cx->rstd, (const float *)x->data, gamma ? (const float *)gamma->data : NULL, cx->N, cx->C, cx->S);
+        device_free(dev, mine);
+        device_free(dev, all);
+        return;
+    }
+    KERNEL(dev, batchnorm_backward, tensor_grad_or_null(x), tensor_grad_or_null(gamma), tensor_grad_or_null(beta), y->grad,
                        cx->mean, cx->rstd, x->data, gamma ? gamma->data : NULL, cx->N, cx->C, cx->S, cx->train);
+}
+
+/* The ranks' mean and biased variance from each rank's (C floats each on device dev, replaced in
+ * place), with M elements per channel here; returns the elements per channel in all. */
+static int64_t sync_stats(int dev, float *mean, float *var, int C, int64_t M) {
+    float *hm = xmalloc((size_t)C * sizeof(float)), *hv = xmalloc((size_t)C * sizeof(float));
+    device_download(dev, hm, mean, (size_t)C * sizeof(float));
+    device_download(dev, hv, var, (size_t)C * sizeof(float));
+    double *s = xmalloc((size_t)(2 * C + 1) * sizeof(double));
+    for (int c = 0; c < C; c++) {
+        s[c] = (double)hm[c] * (double)M;
+        s[C + c] = ((double)hv[c] + (double)hm[c] * hm[c]) * (double)M;
+    }
+    s[2 * C] = (double)M;
+    dist_sum_double(s, 2 * C + 1);
+    double Mg = s[2 * C];
+    for (int c = 0; c < C; c++) {
+        double mu = s[c] / Mg, v = s[C + c] / Mg - mu * mu;
+        hm[c] = (float)mu;
+        hv[c] = (float)(v > 0 ? v : 0);
+    }
+    device_upload(dev, mean, hm, (size_t)C * sizeof(float));
+    device_upload(dev, var, hv, (size_t)C * sizeof(float));
+    free(hm);
+    free(hv);
+    free(s);
+    return (int64_t)Mg;
 }
 
 /* CHECKs that t is NULL or a (C) vector. */
@@ -168,14 +256,16 @@ Tensor *op_batchnorm(Tape *tp, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *r
     check_channel_vec(running_var, C, "running_var", x);
     CHECK(eps >= 0.0f, "batchnorm: eps %g must be >= 0", (double)eps);
     BatchnormCtx cx = {tape_dev_alloc(tp, (size_t)C * sizeof(float)), tape_dev_alloc(tp, (size_t)C * sizeof(float)), N, C, S,
-                       train != 0};
+                       train != 0, 0};
     float *var = tape_dev_alloc(tp, (size_t)C * sizeof(float)); // (C)
     if (train) {
         CHECK(M > 1, "batchnorm: train mode needs more than 1 value per channel, input %s",
               tensor_shape_str(x, buf, sizeof buf));
         KERNEL(tp->device, batchnorm_stats, cx.mean, var, x->data, N, C, S);
+        int64_t Mu = M;
+        if (g_sync_bn && dist_size() > 1) Mu = cx.sync_M = sync_stats(tp->device, cx.mean, var, C, M);
         KERNEL(tp->device, batchnorm_update_running, running_mean ? running_mean->data : NULL, running_var ? running_var->data : NULL,
-                                 cx.mean, var, C, M, momentum);
+                                 cx.mean, var, C, Mu, momentum);
         if (num_batches_tracked) ++*num_batches_tracked;
     } else {
         CHECK(running_mean && running_var, "batchnorm: eval mode needs running_mean and running_var");

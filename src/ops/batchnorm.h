@@ -14,6 +14,14 @@
  * train == 0: y = (x - rm) / sqrt(rv + eps) * gamma + beta; running stats required. */
 Tensor *op_batchnorm(Tape *tp, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
                      Tensor *running_var, int64_t *num_batches_tracked, int train, float momentum, float eps);
+/* Synchronised batch statistics (PyTorch's SyncBatchNorm; EXTRA.SYNC_BN) for the data-parallel
+ * ranks (core/dist.h): while on, a train-mode op_batchnorm normalises with the mean and variance of
+ * the ranks' batches together (their per-channel sums allreduced), updates the running statistics
+ * with them (M = all ranks' elements), and its backward takes dx through them (the sums of dy and
+ * (x - mean) dy allreduced); dgamma and dbeta stay this rank's, as the optimizer averages them. A
+ * no-op in one process. Process-wide; the training programs set it. */
+void batchnorm_set_sync(int on);
+int batchnorm_get_sync(void);
 
 /* Kernels. Every x-shaped buffer is (N, C, S) with S the product of the spatial dims (1 for (N, C)). */
 /* mean (C), var (C) <- the batch mean and biased variance of inp (N, C, S) per channel (double sums). */
@@ -35,6 +43,15 @@ void batchnorm_forward(float *out, float *rstd, const float *inp, const float *m
  * train != 0: through the batch mean and variance; train == 0: the per-channel affine map only. */
 void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *mean,
                         const float *rstd, const float *inp, const float *gamma, int N, int C, int S, int train);
+/* sums (2C, double) <- per channel c: sums[2c] = sum(dout), sums[2c+1] = dot(inp - mean, dout). */
+void batchnorm_sums(double *sums, const float *dout, const float *inp, const float *mean, int N, int C, int S);
+/* The train-mode backward with given sums: dgamma, dbeta (each skipped when NULL) += from `mine`
+ * (batchnorm_sums of this batch); dinp += through the statistics of Mg elements whose sums are
+ * `all` (several ranks' batches: SyncBatchNorm). With all = mine and Mg = N * S it is
+ * batchnorm_backward's train mode. */
+void batchnorm_backward_sums(float *dinp, float *dgamma, float *dbeta, const double *mine, const double *all, int64_t Mg,
+                             const float *dout, const float *mean, const float *rstd, const float *inp, const float *gamma,
+                             int N, int C, int S);
 
 
 /* ---- CUDA twins (src/ops/cuda/batchnorm.cu, built by `make CUDA=1`): the contracts above over device
@@ -46,5 +63,9 @@ void batchnorm_backward_cuda(float *dinp, float *dgamma, float *dbeta, const flo
                              const float *rstd, const float *inp, const float *gamma, int N, int C, int S, int train);
 void batchnorm_update_running_cuda(float *running_mean, float *running_var, const float *mean, const float *var, int C,
                                    int64_t M, float momentum);
+void batchnorm_sums_cuda(double *sums, const float *dout, const float *inp, const float *mean, int N, int C, int S);
+void batchnorm_backward_sums_cuda(float *dinp, float *dgamma, float *dbeta, const double *mine, const double *all, int64_t Mg,
+                                  const float *dout, const float *mean, const float *rstd, const float *inp, const float *gamma,
+                                  int N, int C, int S);
 
 #endif

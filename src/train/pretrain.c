@@ -22,6 +22,7 @@
 #include "damsm_step.h"
 #include "trunk_cache.h"
 #include "lanes.h"
+#include "../ops/batchnorm.h"
 #include "../core/dist.h"
 
 #include <math.h>
@@ -388,6 +389,9 @@ int pretrain_main(const RunArgs *a) {
         printf("gradient accumulation: %d micro-batches of %d per step (EXTRA.GRAD_ACCUM)\n", A, tc->train.batch_size);
     }
     int B = tc->train.batch_size, rc = 0, W = dist_size(), rank = dist_rank();
+    batchnorm_set_sync(tc->extra.sync_bn); /* EXTRA.SYNC_BN: the ranks' batch statistics (a no-op in one process) */
+    if (tc->extra.sync_bn) printf("EXTRA.SYNC_BN: batch norm with the statistics of all %d rank(s)' batches%s\n", W,
+                                  A > 1 ? "; each of the EXTRA.GRAD_ACCUM micro-batches keeps its own" : "");
     if (W > 1) { /* the ranks start from the same bits (the same seeds and files) */
         ParamSet *sets[4] = {&te.ps, &ie.ps, &zd.ps, mc.zsl_word ? &zdw.ps : NULL};
         for (int i = 0; i < 4; i++)

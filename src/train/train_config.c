@@ -113,6 +113,7 @@ static const Key KEYS[] = {
     KI("EXTRA.LOG_INTERVAL", extra.log_interval, "50", 1),
     KR("EXTRA.GRAD_ACCUM", extra.grad_accum, "1", 1, 64),
     KI("EXTRA.KEEP_CHECKPOINTS", extra.keep_checkpoints, "3", 0),
+    KB("EXTRA.SYNC_BN", extra.sync_bn, "False"),
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 #define KEY_NAME_MAX 128 /* longest dotted name we accept */

@@ -128,6 +128,9 @@ typedef struct TrainConfig {
                                        rank in a data-parallel run, core/dist.h) */
         int keep_checkpoints;       /* EXTRA.KEEP_CHECKPOINTS 3: the newest checkpoints kept in
                                        checkpoints/ (older ones are removed); 0 keeps them all */
+        int sync_bn;                /* EXTRA.SYNC_BN False: batch norm with each rank's own batch
+                                       statistics (nn.DataParallel's); True: the ranks' together
+                                       (SyncBatchNorm, ops/batchnorm.h; ranks only, not lanes) */
     } extra;
 } TrainConfig;
 

@@ -18,6 +18,7 @@
 #include "checkpoint.h"
 #include "gan_step.h"
 #include "lanes.h"
+#include "../ops/batchnorm.h"
 #include "zsl_gan.h"
 #include "../core/dist.h"
 
@@ -378,7 +379,10 @@ static int save_all_from(Run *r, GanTrainer *t, Models *m, Rng *rng, int n_rng, 
 }
 
 static int snapshot_and_save(Run *r, GanTrainer *t, Models *m, const Fixed *f, const Cub *cub, Rng *rng, int n_rng, int last, int dev) {
+    int sync = batchnorm_get_sync(); /* rank 0 alone draws the samples: no collective inside */
+    batchnorm_set_sync(0);
     int rc = dist_is_root() ? snapshot_images(r, t, m, f, cub) : 0;
+    batchnorm_set_sync(sync);
     if (dist_agree(rc)) return dist_is_root() ? -1 : err_set("rank 0 could not write the samples (its message says why)");
     return save_all_from(r, t, m, rng, n_rng, last, dev);
 }
@@ -420,6 +424,9 @@ int train_gan_main(const RunArgs *a) {
     Lanes lanes;
     lanes_init(&lanes, A);
     if (A > 1) gan_trainer_set_lanes(&t, &lanes);
+    batchnorm_set_sync(tc->extra.sync_bn); /* EXTRA.SYNC_BN: the ranks' batch statistics (a no-op in one process) */
+    if (tc->extra.sync_bn) printf("EXTRA.SYNC_BN: batch norm with the statistics of all %d rank(s)' batches%s\n", W,
+                                  A > 1 ? "; each of the EXTRA.GRAD_ACCUM micro-batches keeps its own" : "");
     ZslGan zg;
     if (m.mc.zsl_gan_phase) zsl_gan_init(&zg, &t);
     Rng rng[LANES_MAX]; /* each slot its own stream (slot 0's a single process's) */

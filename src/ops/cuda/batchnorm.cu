@@ -74,6 +74,26 @@ __global__ static void k_bn_bwd_dx(float *dinp, const float *dout, const double 
     }
 }
 
+/* batchnorm_backward_sums: dinp through the statistics of Mg elements (the sums `all`) */
+__global__ static void k_bn_bwd_dx_sums(float *dinp, const float *dout, const double *all, int64_t Mg, const float *mean,
+                                        const float *rstd, const float *inp, const float *gamma, int N, int C, int S) {
+    GRID_STRIDE(e, (int64_t)N * C * S) {
+        int c = (int)((e / S) % C);
+        float r = rstd[c], w = gamma ? gamma[c] : 1.0f;
+        float k = (float)all[2 * c + 1] * r * r / (float)Mg;
+        float gm = (float)(all[2 * c] / (double)Mg);
+        dinp[e] += (dout[e] - gm - (inp[e] - mean[c]) * k) * (r * w);
+    }
+}
+
+/* dgamma, dbeta += from this batch's sums */
+__global__ static void k_bn_bwd_params(float *dgamma, float *dbeta, const double *mine, const float *rstd, int C) {
+    GRID_STRIDE(c, (int64_t)C) {
+        if (dgamma) dgamma[c] += (float)(mine[2 * c + 1] * rstd[c]);
+        if (dbeta) dbeta[c] += (float)mine[2 * c];
+    }
+}
+
 /* batchnorm_update_running's arithmetic: the mean in float, the variance in double with the
  * float product (1 - momentum) * running_var added, then rounded to float */
 __global__ static void k_bn_update_running(float *running_mean, float *running_var, const float *mean, const float *var,
@@ -107,6 +127,20 @@ void batchnorm_backward_cuda(float *dinp, float *dgamma, float *dbeta, const flo
     CU_CHECK(cudaGetLastError());
     if (dinp) LAUNCH(k_bn_bwd_dx, (int64_t)N * C * S, dinp, dout, sums, mean, rstd, inp, gamma, N, C, S, train);
     cu_free(sums); /* one stream: a later user of the block runs after these kernels */
+}
+
+void batchnorm_sums_cuda(double *sums, const float *dout, const float *inp, const float *mean, int N, int C, int S) {
+    /* k_bn_bwd_sums without the parameter gradients (its rstd is then unread) */
+    if (C > 0) k_bn_bwd_sums<<<(unsigned)C, THREADS, 0, (cudaStream_t)cu_stream()>>>(NULL, NULL, sums, dout, inp, mean, mean, N, C, S);
+    CU_CHECK(cudaGetLastError());
+}
+
+void batchnorm_backward_sums_cuda(float *dinp, float *dgamma, float *dbeta, const double *mine, const double *all, int64_t Mg,
+                                  const float *dout, const float *mean, const float *rstd, const float *inp, const float *gamma,
+                                  int N, int C, int S) {
+    if (C <= 0) return;
+    if (dgamma || dbeta) LAUNCH(k_bn_bwd_params, (int64_t)C, dgamma, dbeta, mine, rstd, C);
+    if (dinp) LAUNCH(k_bn_bwd_dx_sums, (int64_t)N * C * S, dinp, dout, all, Mg, mean, rstd, inp, gamma, N, C, S);
 }
 
 void batchnorm_update_running_cuda(float *running_mean, float *running_var, const float *mean, const float *var, int C,
