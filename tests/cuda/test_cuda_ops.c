@@ -108,6 +108,29 @@ static void batchnorm_case(int train) {
     if (train) batchnorm_stats_cuda(dMean, dVar, dX, N, C, S);
     batchnorm_forward_cuda(dY, dRstd, dX, dMean, dVar, dG, dB, N, C, S, 1e-5f);
     batchnorm_backward_cuda(dDx, dDg, dDb, dDy, dMean, dRstd, dX, dG, N, C, S, train);
+    if (train) { /* SyncBatchNorm's kernels: the sums, and the backward through twice them (two ranks of this batch) */
+        double *sums = xmalloc((size_t)2 * C * sizeof(double)), *all = xmalloc((size_t)2 * C * sizeof(double));
+        double *hs = xmalloc((size_t)2 * C * sizeof(double));
+        batchnorm_sums(sums, dy, x, mean, N, C, S);
+        for (int k = 0; k < 2 * C; k++) all[k] = 2.0 * sums[k];
+        float *dx2 = xcalloc((size_t)n, sizeof(float)), *dg2 = xcalloc(C, sizeof(float)), *db2 = xcalloc(C, sizeof(float));
+        batchnorm_backward_sums(dx2, dg2, db2, sums, all, 2 * (int64_t)N * S, dy, mean, rstd, x, g, N, C, S);
+        double *dSums = cu_alloc((size_t)2 * C * sizeof(double)), *dAll = cu_alloc((size_t)2 * C * sizeof(double));
+        batchnorm_sums_cuda(dSums, dDy, dX, dMean, N, C, S);
+        cu_download(hs, dSums, (size_t)2 * C * sizeof(double));
+        double err = 0;
+        for (int k = 0; k < 2 * C; k++) err = fmax(err, fabs(hs[k] - sums[k]) / (fabs(sums[k]) + 1.0));
+        EXPECT(err < TOL_RED, "batchnorm_sums: CUDA against the CPU, max rel err %.2e", err);
+        cu_upload(dAll, all, (size_t)2 * C * sizeof(double));
+        float *dDx2 = cu_alloc((size_t)n * sizeof(float)), *dDg2 = cu_alloc(C * sizeof(float)), *dDb2 = cu_alloc(C * sizeof(float));
+        cu_memset0(dDx2, (size_t)n * sizeof(float)), cu_memset0(dDg2, C * sizeof(float)), cu_memset0(dDb2, C * sizeof(float));
+        batchnorm_backward_sums_cuda(dDx2, dDg2, dDb2, dSums, dAll, 2 * (int64_t)N * S, dDy, dMean, dRstd, dX, dG, N, C, S);
+        check("batchnorm_backward_sums dx", dDx2, dx2, n, TOL_RED);
+        check("batchnorm_backward_sums dgamma", dDg2, dg2, C, TOL_RED);
+        check("batchnorm_backward_sums dbeta", dDb2, db2, C, TOL_RED);
+        cu_free(dSums), cu_free(dAll);
+        free(sums), free(all), free(hs), free(dx2), free(dg2), free(db2);
+    }
     const char *m = train ? "batchnorm (train)" : "batchnorm (eval)";
     char w[64];
     if (train) {
