@@ -9,6 +9,7 @@
 # failure can be replayed. Skips visibly without ../shared/data.
 BIN=${ATTNGAN:-build/release/attngan}
 DATA=${ATTNGAN_DATA:-../shared/data}/birds
+case "$BIN" in */san/*) KILLS=${KILLS:-8} ;; esac # the ASan build (5 to 10 times slower): fewer kills
 KILLS=${KILLS:-20}
 pass=0; fail=0; skip=0
 ok() { echo "PASS $1"; pass=$((pass + 1)); }
