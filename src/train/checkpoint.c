@@ -154,10 +154,10 @@ static int cmp_i64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static void prune(const char *root, int keep_last, int64_t newest) {
+/* The steps of root's step_N directories, ascending (at most 4096); -1 when root cannot be read. */
+static int list_steps(const char *root, int64_t steps[4096]) {
     DIR *d = opendir(root);
-    if (!d) return;
-    int64_t steps[4096];
+    if (!d) return -1;
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) && n < 4096) {
@@ -167,6 +167,12 @@ static void prune(const char *root, int keep_last, int64_t newest) {
     }
     closedir(d);
     qsort(steps, (size_t)n, sizeof steps[0], cmp_i64);
+    return n;
+}
+
+static void prune(const char *root, int keep_last, int64_t newest) {
+    int64_t steps[4096];
+    int n = list_steps(root, steps);
     char path[4200];
     for (int i = 0; i < n - keep_last; i++) {
         if (steps[i] == newest) continue;
@@ -336,18 +342,9 @@ int ckpt_latest_good(const char *dir, char *buf, int len) {
     /* the newest older checkpoint that is whole */
     char root[4300];
     snprintf(root, sizeof root, "%s/checkpoints", dir);
-    DIR *d = opendir(root);
-    if (!d) return err_set("%s", why);
     int64_t steps[4096];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 4096) {
-        long long st;
-        char tail;
-        if (sscanf(e->d_name, "step_%lld%c", &st, &tail) == 1) steps[n++] = st;
-    }
-    closedir(d);
-    qsort(steps, (size_t)n, sizeof steps[0], cmp_i64);
+    int n = list_steps(root, steps);
+    if (n < 0) return err_set("%s", why);
     for (int i = n - 1; i >= 0; i--) {
         char cand[4400];
         snprintf(cand, sizeof cand, "%s/step_%" PRId64, root, steps[i]);
