@@ -15,7 +15,14 @@
  *  - netG_f16.safetensors (--dtype f16): F16 weights, I64 num_batches_tracked, outputs within 1e-2;
  *  - mis-loading is reported by name: netD1 into a D_NET64 (unexpected keys), into a D_NET256
  *    (missing and unexpected keys), netD0 into a D_NET64 with another DF_DIM (mis-shaped keys);
- *  - the image encoder (trunk included) when the directory has it (--no-image-encoder skips it). */
+ *  - the image encoder (trunk included) when the directory has it (--no-image-encoder skips it);
+ *  - `attngan import` (model_import): AttnGAN's own G (CA_NET + noise, 2018 files without
+ *    num_batches_tracked) and text encoder (no ZSL G) with captions.pickle's numbering become a
+ *    model directory that gen_model_load reads; its text encoder and G, given the reference's
+ *    noise (z, eps), draw PyTorch's images and attention maps (1e-4). The seed's pair (ZSL G, G on
+ *    the code) imports as well and gives out.te / out.netG. Refused, each with its message: a
+ *    .pth, a vocabulary of another size, a --cfg size that the tensors contradict, an existing
+ *    model without --force. */
 #include "test.h"
 #include "../src/nn/discriminator.h"
 #include "../src/nn/generator.h"
@@ -23,6 +30,9 @@
 #include "../src/nn/load.h"
 #include "../src/nn/text_encoder.h"
 #include "../src/nn/zsl.h"
+#include "../src/app/import.h"
+#include "../src/gen/gen.h"
+#include "../src/train/checkpoint.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -326,6 +336,184 @@ static void test_image_encoder(SafeTensors *ref, const ModelConfig *cfg) {
     image_encoder_free(&ie);
 }
 
+/* ---------------------------------------------------------------- attngan import */
+static char g_tmp[64];
+
+static void put_text(const char *name, const char *text) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", g_tmp, name);
+    CHECK(write_file_atomic(path, text, strlen(text)) == 0, "%s", err_msg());
+}
+
+static void rm_model(const char *dir) {
+    const char *files[] = {"model.json", "netG.safetensors", "text_encoder.safetensors", "image_encoder.safetensors", "vocab.txt"};
+    char path[512];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        remove(path);
+    }
+    rmdir(dir);
+}
+
+/* import must fail, with msg in its error */
+static void expect_refused(const ImportOptions *o, const char *what, const char *msg) {
+    int rc = model_import(o, NULL, 0);
+    EXPECT(rc != 0 && strstr(err_msg(), msg), "import %s: refused with '%s' (rc %d: %s)", what, msg, rc, rc ? err_msg() : "accepted");
+}
+
+static void test_import(SafeTensors *ref) {
+    char netg[512], te[512], caps[512], yml[512], out[128], vocab_bad[128], pth[128], seed_g[512], seed_te[512];
+    if (!ckpt_path("attngan_netG.safetensors") || !ckpt_path("captions.pickle")) {
+        test_skip("%s has no attngan_netG.safetensors / captions.pickle (an older make_checkpoints.sh): import not tested", ckpt_dir());
+        return;
+    }
+    snprintf(netg, sizeof netg, "%s", ckpt_path("attngan_netG.safetensors"));
+    snprintf(te, sizeof te, "%s", ckpt_path("attngan_text_encoder.safetensors"));
+    snprintf(caps, sizeof caps, "%s", ckpt_path("captions.pickle"));
+    snprintf(yml, sizeof yml, "%s", ckpt_path("attngan_tiny.yml"));
+    snprintf(seed_g, sizeof seed_g, "%s", ckpt_path("netG.safetensors"));
+    snprintf(seed_te, sizeof seed_te, "%s", ckpt_path("text_encoder.safetensors"));
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/test_import.XXXXXX");
+    if (!mkdtemp(g_tmp)) FAIL("mkdtemp %s failed", g_tmp);
+    snprintf(out, sizeof out, "%s/model", g_tmp);
+    const StTensor *nbt = NULL;
+    {
+        SafeTensors sg;
+        if (EXPECT(st_open(&sg, netg) == 0, "%s: %s", netg, err_msg())) {
+            nbt = st_find(&sg, "h_net1.fc.1.num_batches_tracked");
+            EXPECT(nbt == NULL && st_find(&sg, "ca_net.fc.weight"), "attngan_netG: CA_NET, no num_batches_tracked (a 2018 file)");
+            st_close(&sg);
+        }
+    }
+    ImportOptions o = {.net_g = netg, .text_encoder = te, .captions = caps, .cfg = yml, .out = out};
+    char summary[600];
+    if (!EXPECT(model_import(&o, summary, sizeof summary) == 0, "import AttnGAN's pair: %s", err_msg())) return;
+    printf("  import: %s\n", summary);
+    EXPECT(strstr(summary, "CONDITION_DIM 6, Z_DIM 5") != NULL, "the summary names CONDITION_DIM 6 and Z_DIM 5: %s", summary);
+    GenModel m;
+    if (EXPECT(gen_model_load(&m, out) == 0, "the imported model loads: %s", err_msg())) {
+        EXPECT(m.mc.ca_net && m.mc.sent_lstm && m.mc.no_zsl_g && m.te.ps.n == 9 && m.vocab.n == 60 && m.tc.tree.branch_num == 3,
+               "imported: CA_NET %d, LSTM code %d, no ZSL G %d (text encoder %d tensors, 9), 60 words (%d), 3 stages (%d)",
+               m.mc.ca_net, m.mc.sent_lstm, m.mc.no_zsl_g, m.te.ps.n, m.vocab.n, m.tc.tree.branch_num);
+        EXPECT(vocab_find(&m.vocab, "bird") == 2 && vocab_find(&m.vocab, "brown") == 19, "captions.pickle's numbering: bird 2, brown 19");
+        int64_t n, nc, *l = fixture_i64(ref, "in.ca.cap_lens", &n), *ids = fixture_i64(ref, "in.ca.captions", &nc);
+        int B = (int)n, lens[8];
+        for (int i = 0; i < B && i < 8; i++) lens[i] = (int)l[i];
+        EXPECT(nc == (int64_t)B * m.mc.words_num, "in.ca.captions is (B, WORDS_NUM %d from --cfg)", m.mc.words_num);
+        Tensor *z = fixture_tensor(ref, "in.ca.z", 0), *eps = fixture_tensor(ref, "in.ca.eps", 0);
+        Tape tp;
+        tape_init(&tp);
+        tape_no_grad_begin(&tp);
+        TextEncoderOut t = text_encoder_forward(&tp, &m.te, ids, lens, B, NULL, NULL, NULL);
+        expect_ref(ref, "import", "out.ca.words_emb", t.words_emb, TOL, &worst_f32);
+        expect_ref(ref, "import", "out.ca.sent_emb", t.sent_emb, TOL, &worst_f32);
+        int L = t.words_emb->shape[2];
+        uint8_t *mask = xmalloc((size_t)B * L);
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < L; j++) mask[b * L + j] = ids[(size_t)b * m.mc.words_num + j] == 0;
+        GNetOut g = gnet_forward_noise(&tp, &m.g, t.sent_emb, t.words_emb, mask, z, eps, NULL);
+        tape_no_grad_end(&tp);
+        if (EXPECT(g.n_imgs == 3 && g.n_att == 2, "import: 3 images, 2 attention maps")) {
+            char k[64];
+            for (int i = 0; i < 3; i++) snprintf(k, sizeof k, "out.ca.imgs%d", i), expect_ref(ref, "import", k, g.imgs[i], TOL, &worst_f32);
+            for (int i = 0; i < 2; i++) snprintf(k, sizeof k, "out.ca.att%d", i), expect_ref(ref, "import", k, g.att[i], TOL, &worst_f32);
+        }
+        tape_free(&tp);
+        free(mask);
+        free(l);
+        free(ids);
+        tensor_free(z);
+        tensor_free(eps);
+        /* generation as the commands run it: the noise drawn, images in [-1, 1], seeds differ */
+        GenOptions go;
+        gen_options_default(&go);
+        go.n = 2;
+        GenResult r;
+        if (EXPECT(gen_run(&m, "this bird is red with white wings", &go, &r) == 0, "gen_run on the imported model: %s", err_msg())) {
+            int S = r.size[2];
+            size_t px = (size_t)3 * S * S;
+            double diff = 0;
+            int in_range = 1;
+            for (size_t i = 0; i < px; i++) {
+                diff += fabs(r.imgs[2][i] - r.imgs[2][px + i]);
+                in_range &= r.imgs[2][i] >= -1.0f && r.imgs[2][i] <= 1.0f;
+            }
+            EXPECT(S == 256 && in_range && diff > 0, "gen_run: 256 px, in [-1, 1] (%d), two noises give two birds (sum |diff| %g)", in_range, diff);
+            gen_result_free(&r);
+        }
+        gen_model_free(&m);
+    }
+
+    /* refusals */
+    expect_refused(&o, "into an existing model", "--force");
+    o.force = 1;
+    EXPECT(model_import(&o, NULL, 0) == 0, "--force overwrites: %s", err_msg());
+    snprintf(pth, sizeof pth, "%s/netG.pth", g_tmp);
+    put_text("netG.pth", "PK\003\004 a zip of torch.save");
+    ImportOptions p = o;
+    p.net_g = pth;
+    expect_refused(&p, "a .pth", "pth2safetensors.py");
+    snprintf(vocab_bad, sizeof vocab_bad, "%s/vocab.txt", g_tmp);
+    put_text("vocab.txt", "<end>\nthis\nbird\n");
+    p = o;
+    p.captions = NULL;
+    p.vocab = vocab_bad;
+    expect_refused(&p, "a vocabulary of 3 words", "has 3 words, the text encoder's embedding 60");
+    put_text("gf8.yml", "GAN:\n  GF_DIM: 8\nTEXT:\n  WORDS_NUM: 12\n");
+    char gf8[128];
+    snprintf(gf8, sizeof gf8, "%s/gf8.yml", g_tmp);
+    p = o;
+    p.cfg = gf8;
+    expect_refused(&p, "a --cfg with another GF_DIM", "--cfg sets GAN.GF_DIM 8, the checkpoint's tensors say 4");
+    p = o;
+    p.text_encoder = seed_te; /* E agrees; the sentence code comes through ZSL G: a valid, other pair */
+    p.net_g = seed_g;
+    expect_refused(&p, "the seed's G with AttnGAN's YAML", "GAN.CONDITION_DIM 6, the checkpoint's tensors say 16");
+
+    /* the seed's pair (ZSL G in the text encoder, G on the code) */
+    put_text("words12.yml", "TEXT:\n  WORDS_NUM: 12\n");
+    char w12[128], out2[128];
+    snprintf(w12, sizeof w12, "%s/words12.yml", g_tmp);
+    snprintf(out2, sizeof out2, "%s/seed", g_tmp);
+    p.cfg = w12;
+    p.out = out2;
+    if (EXPECT(model_import(&p, summary, sizeof summary) == 0, "import the seed's pair: %s", err_msg()) &&
+        EXPECT(gen_model_load(&m, out2) == 0, "the seed's imported model loads: %s", err_msg())) {
+        printf("  import: %s\n", summary);
+        EXPECT(!m.mc.ca_net && !m.mc.sent_lstm && !m.mc.no_zsl_g, "the seed's: no CA_NET, ZSL G's code");
+        int64_t n, nc, *l = fixture_i64(ref, "in.cap_lens", &n), *ids = fixture_i64(ref, "in.captions", &nc);
+        int B = (int)n, lens[8];
+        for (int i = 0; i < B && i < 8; i++) lens[i] = (int)l[i];
+        Tensor *z = fixture_tensor(ref, "in.z", 0), *sent = fixture_tensor(ref, "in.sent_emb", 0), *words = fixture_tensor(ref, "in.words_emb", 0);
+        int64_t nm, *mm = fixture_i64(ref, "in.mask", &nm);
+        uint8_t *mask = xmalloc((size_t)nm);
+        for (int64_t i = 0; i < nm; i++) mask[i] = mm[i] != 0;
+        Tape tp;
+        tape_init(&tp);
+        tape_no_grad_begin(&tp);
+        TextEncoderOut t = text_encoder_forward(&tp, &m.te, ids, lens, B, z, NULL, NULL);
+        expect_ref(ref, "import seed", "out.te.sent_emb", t.sent_emb, TOL, &worst_f32);
+        GNetOut g = gnet_forward(&tp, &m.g, sent, words, mask);
+        tape_no_grad_end(&tp);
+        expect_ref(ref, "import seed", "out.netG.imgs2", g.imgs[2], TOL, &worst_f32);
+        tape_free(&tp);
+        free(l);
+        free(ids);
+        free(mm);
+        free(mask);
+        tensor_free(z);
+        tensor_free(sent);
+        tensor_free(words);
+        gen_model_free(&m);
+    }
+    rm_model(out);
+    rm_model(out2);
+    const char *files[] = {"netG.pth", "vocab.txt", "gf8.yml", "words12.yml"};
+    char path[256];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) snprintf(path, sizeof path, "%s/%s", g_tmp, files[i]), remove(path);
+    rmdir(g_tmp);
+}
+
 int main(void) {
     test_begin("test_checkpoints");
     const char *rp = ckpt_path("reference.safetensors");
@@ -350,6 +538,7 @@ int main(void) {
     test_discriminators(&ref, &cfg);
     test_misload(&cfg);
     test_image_encoder(&ref, &cfg);
+    test_import(&ref);
     printf("test_checkpoints: worst norm-relative error vs the reference: f32 %.3g, trunk %.3g, f16 weights %.3g\n", worst_f32,
            worst_trunk, worst_f16);
     st_close(&ref);

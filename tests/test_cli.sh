@@ -4,7 +4,8 @@
 # --lines numbering by line with line numbers in errors, `data bogus`, the same exit status for a
 # missing model in generate and serve with every path tried named, one data-directory rule for
 # data info, sample, pretrain, train and eval (ATTNGAN_DATA honoured, --data suggested), AttnGAN's
-# TRAIN.FLAG / B_NET_D refused, and an --out that holds a run refused without --resume or --force.
+# TRAIN.FLAG / B_NET_D refused, an --out that holds a run refused without --resume or --force,
+# and `attngan import` (arguments, a .pth refused, the tiny official-style checkpoints).
 BIN=${ATTNGAN:-build/release/attngan}
 DATA=${ATTNGAN_DATA:-../shared/data}/birds
 pass=0; fail=0; skip=0
@@ -32,6 +33,28 @@ expect "generate --lines: errors name the line" 1 "line 4: none of the words" $G
 [ -f "$T/l_001.png" ] && [ -f "$T/l_005.png" ] && [ ! -f "$T/l_002.png" ] && [ ! -f "$T/l_004.png" ] &&
     ok "generate --lines: files numbered by line, blank lines counted" || ko "generate --lines numbering: $(ls "$T")"
 expect "data bogus: unknown subcommand" 2 "unknown subcommand 'bogus'.*info and pack" $BIN data bogus
+
+# attngan import: its arguments, a .pth named, and the whole path on the tiny official-style
+# checkpoints of tests/parity/make_checkpoints.sh (their values: tests/test_checkpoints)
+expect "import --help" 0 "pth2safetensors.py bird_AttnGAN2.pth" $BIN import --help
+expect "import without --captions/--vocab" 2 "one of --captions / --vocab" $BIN import --netG a --text-encoder b --out "$T/m"
+printf 'PK\003\004' >"$T/netG.pth"
+expect "import of a .pth: convert it first" 2 "a PyTorch checkpoint.*python3 tools/pth2safetensors.py $T/netG.pth" \
+    $BIN import --netG "$T/netG.pth" --text-encoder "$T/netG.pth" --vocab "$T/netG.pth" --out "$T/m"
+CK=${ATTNGAN_CHECKPOINTS:-build/checkpoints}
+if [ -f "$CK/attngan_netG.safetensors" ]; then
+    expect "import AttnGAN's pair" 0 "AttnGAN \(CA_NET \+ noise\): 3 stages.*CONDITION_DIM 6, Z_DIM 5" $BIN import \
+        --netG "$CK/attngan_netG.safetensors" --text-encoder "$CK/attngan_text_encoder.safetensors" \
+        --captions "$CK/captions.pickle" --cfg "$CK/attngan_tiny.yml" --out "$T/m"
+    expect "import into a model without --force" 2 "already holds a model.*--force" $BIN import \
+        --netG "$CK/attngan_netG.safetensors" --text-encoder "$CK/attngan_text_encoder.safetensors" \
+        --captions "$CK/captions.pickle" --out "$T/m"
+    expect "generate with the imported model" 0 "3 stages \(256 px\).*imported from PyTorch" \
+        $BIN generate --model "$T/m" "this bird is red with white wings" -o "$T/imp.png" --threads 1
+    [ -s "$T/imp.png" ] && ok "the imported model's PNG" || ko "no PNG from the imported model"
+else
+    echo "SKIP import of checkpoints: no $CK/attngan_netG.safetensors (tests/parity/make_checkpoints.sh writes it)"; skip=$((skip + 1))
+fi
 
 # a missing model: the copy of the program in an empty tree finds none
 mkdir -p "$T/bin" "$T/empty"

@@ -13,6 +13,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_examples(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);   /* src/app/import.c */
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);   /* src/app/bench.c */
 

@@ -1,5 +1,6 @@
 /* export.c: `attngan export`: a training run -> a model directory for generate/serve (gen.h). */
 #include "app.h"
+#include "import.h"
 #include "../data/cub.h"
 #include "../data/wikipedia.h"
 #include "../io/locate.h"
@@ -159,6 +160,48 @@ static int relevance_centroids(const TextEncoder *te, const Vocab *v, const Cub 
     free(nz);
     if (!*n_cap || !*n_noise) return err_set("no training captions (%d) or no Wikipedia sentences labelled 0 (%d) with known words", *n_cap, *n_noise);
     return 0;
+}
+
+/* model.json's "relevance" object (gen.h): the two centroids to 6 digits and their counts. */
+static void add_relevance_json(cJSON *mj, const float *cap, const float *noise, int E, int n_cap, int n_noise) {
+    cJSON *rel = cJSON_AddObjectToObject(mj, "relevance");
+    cJSON_AddStringToObject(rel, "score", "known/tokens + cos(h, captions) - cos(h, noise)");
+    cJSON_AddNumberToObject(rel, "n_captions", n_cap);
+    cJSON_AddNumberToObject(rel, "n_noise", n_noise);
+    const float *vecs[2] = {cap, noise};
+    const char *keys[2] = {"captions", "noise"};
+    for (int k = 0; k < 2; k++) {
+        cJSON *arr = cJSON_AddArrayToObject(rel, keys[k]);
+        for (int e = 0; e < E; e++) {
+            char num[32];
+            snprintf(num, sizeof num, "%.6g", (double)vecs[k][e]);
+            cJSON_AddItemToArray(arr, cJSON_CreateNumber(strtod(num, NULL)));
+        }
+    }
+}
+
+int export_relevance(const TextEncoder *te, const Vocab *v, const char *data, const char *wiki_dir, cJSON *mj) {
+    Cub cub;
+    if (cub_open(&cub, data)) return -1;
+    char wbuf[2300];
+    if (!wiki_dir) {
+        snprintf(wbuf, sizeof wbuf, "%s/../wikipedia", data);
+        wiki_dir = wbuf;
+    }
+    Wiki wiki;
+    if (wiki_open(&wiki, wiki_dir)) {
+        cub_close(&cub);
+        return err_prefix("--wikipedia");
+    }
+    int E = te->cfg.embedding_dim, n_cap = 0, n_noise = 0;
+    float *cap = xmalloc((size_t)E * sizeof(float)), *noise = xmalloc((size_t)E * sizeof(float));
+    int rc = relevance_centroids(te, v, &cub, &wiki, cap, noise, &n_cap, &n_noise);
+    if (!rc) add_relevance_json(mj, cap, noise, E, n_cap, n_noise);
+    free(cap);
+    free(noise);
+    wiki_close(&wiki);
+    cub_close(&cub);
+    return rc;
 }
 
 /* BatchNorm statistics for the EMA weights ("standing statistics"): the EMA G's own batch
@@ -423,20 +466,7 @@ int cmd_export(int argc, char **argv) {
     strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
     cJSON_AddStringToObject(mj, "exported", date);
     cJSON_AddStringToObject(mj, "storage", fp32 ? "f32" : "f16; int8 with per-row scales for the largest weights");
-    cJSON *rel = cJSON_AddObjectToObject(mj, "relevance");
-    cJSON_AddStringToObject(rel, "score", "known/tokens + cos(h, captions) - cos(h, noise)");
-    cJSON_AddNumberToObject(rel, "n_captions", n_cap);
-    cJSON_AddNumberToObject(rel, "n_noise", n_noise);
-    const float *vecs[2] = {rel_cap, rel_noise};
-    const char *keys[2] = {"captions", "noise"};
-    for (int k = 0; k < 2; k++) {
-        cJSON *arr = cJSON_AddArrayToObject(rel, keys[k]);
-        for (int e = 0; e < E; e++) {
-            char num[32];
-            snprintf(num, sizeof num, "%.6g", (double)vecs[k][e]);
-            cJSON_AddItemToArray(arr, cJSON_CreateNumber(strtod(num, NULL)));
-        }
-    }
+    add_relevance_json(mj, rel_cap, rel_noise, E, n_cap, n_noise);
     cJSON_AddItemToObject(mj, "config", cJSON_Parse(cj));
     free(cj);
     free(rel_cap);

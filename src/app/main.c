@@ -77,6 +77,7 @@ static void usage(FILE *f) {
             "              Inception Score, zero-shot accuracy, noisy text: one report\n"
             "  export      a training run -> a model directory for generate and serve (--damsm: a\n"
             "              pretraining run -> an evaluator directory)\n"
+            "  import      official PyTorch checkpoints (AttnGAN's or the seed's) -> a model directory\n"
             "  parity      replay a PyTorch reference dump and compare every tensor (attngan parity --help)\n"
             "  bench       time sample / gan_step / damsm_step at the reference's sizes (attngan bench --help)\n"
             "  version     print the version and the thread count in use\n"
@@ -153,6 +154,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "examples")) return cmd_examples(argc - 1, argv + 1);
     if (!strcmp(argv[1], "sample")) return cmd_sample(argc - 1, argv + 1);
     if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "import")) return cmd_import(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);

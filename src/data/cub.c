@@ -478,8 +478,8 @@ static int captions_from_text(Cub *cub) {
 }
 
 /* ---------------------------------------------------------------- captions.pickle */
-/* ixtoword (dict int -> str, ids 0..n-1, 0 = "<end>") into cub->vocab; wordtoix must agree. */
-static int vocab_from_dicts(Cub *cub, const char *path, const PickleValue *ixtoword, const PickleValue *wordtoix) {
+/* ixtoword (dict int -> str, ids 0..n-1, 0 = "<end>") into vocab; wordtoix must agree. */
+static int vocab_from_dicts(Vocab *vocab, const char *path, const PickleValue *ixtoword, const PickleValue *wordtoix) {
     if (ixtoword->type != PK_DICT || wordtoix->type != PK_DICT)
         return err_set("%s: items 2 and 3 must be the dicts ixtoword and wordtoix", path);
     size_t n = ixtoword->n / 2;
@@ -494,16 +494,16 @@ static int vocab_from_dicts(Cub *cub, const char *path, const PickleValue *ixtow
         else words[k->i] = w->s;
     }
     if (!rc && strcmp(words[0], "<end>")) rc = err_set("%s: ixtoword[0] is '%s', expected '<end>'", path, words[0]);
-    vocab_init(&cub->vocab);
+    vocab_init(vocab);
     for (size_t i = 1; i < n && !rc; i++) {
-        int id = vocab_add(&cub->vocab, words[i]);
+        int id = vocab_add(vocab, words[i]);
         if (id < 0) rc = err_set("%s: ixtoword[%zu]: %s", path, i, err_msg());
         else if ((size_t)id != i) rc = err_set("%s: ixtoword has the word '%s' at %d and %zu", path, words[i], id, i);
     }
     if (!rc && wordtoix->n / 2 != n) rc = err_set("%s: wordtoix has %zu words, ixtoword %zu", path, wordtoix->n / 2, n);
     for (size_t i = 0; i + 1 < wordtoix->n && !rc; i += 2) {
         const PickleValue *w = wordtoix->items[i], *k = wordtoix->items[i + 1];
-        if (w->type != PK_STR || strlen(w->s) != w->len || k->type != PK_INT || vocab_find(&cub->vocab, w->s) != k->i)
+        if (w->type != PK_STR || strlen(w->s) != w->len || k->type != PK_INT || vocab_find(vocab, w->s) != k->i)
             rc = err_set("%s: wordtoix entry %zu disagrees with ixtoword", path, i / 2);
     }
     free(words);
@@ -544,9 +544,21 @@ static int captions_from_pickle(Cub *cub, const char *path) {
     int rc = pickle_load(path, &v);
     if (!rc && ((v->type != PK_LIST && v->type != PK_TUPLE) || v->n < 4))
         rc = err_set("%s: expected [train_captions, test_captions, ixtoword, wordtoix]", path);
-    if (!rc) rc = vocab_from_dicts(cub, path, v->items[2], v->items[3]);
+    if (!rc) rc = vocab_from_dicts(&cub->vocab, path, v->items[2], v->items[3]);
     if (!rc) rc = split_from_lists(cub, path, "train", v->items[0], &cub->train);
     if (!rc) rc = split_from_lists(cub, path, "test", v->items[1], &cub->test);
+    pickle_free(v);
+    return rc;
+}
+
+int cub_vocab_from_pickle(const char *path, Vocab *vocab) {
+    PickleValue *v = NULL;
+    memset(vocab, 0, sizeof *vocab);
+    int rc = pickle_load(path, &v);
+    if (!rc && ((v->type != PK_LIST && v->type != PK_TUPLE) || v->n < 4))
+        rc = err_set("%s: expected AttnGAN's captions.pickle, [train_captions, test_captions, ixtoword, wordtoix]", path);
+    if (!rc) rc = vocab_from_dicts(vocab, path, v->items[2], v->items[3]);
+    if (rc && vocab->words) vocab_free(vocab);
     pickle_free(v);
     return rc;
 }

@@ -46,6 +46,10 @@ typedef struct Cub {
  * checked for presence. 0 or -1 with err_msg(). */
 int cub_open(Cub *cub, const char *root);
 void cub_close(Cub *cub);
+/* The vocabulary of an AttnGAN captions.pickle (its ixtoword, checked against wordtoix): the
+ * official word numbering, as a text encoder trained by the original code expects it. 0, or -1
+ * with err_msg() naming the file and the fault. */
+int cub_vocab_from_pickle(const char *path, Vocab *vocab);
 /* Path of an image's JPEG into buf. */
 const char *cub_image_path(const Cub *cub, const CubImage *im, char *buf, int len);
 

@@ -110,11 +110,15 @@ int gen_model_load(GenModel *m, const char *dir) {
     if (is_run && !m->tc.zsl.gan_phase) snprintf(te_path, sizeof te_path, "%s", m->tc.train.net_e);
     else snprintf(te_path, sizeof te_path, "%s/text_encoder.safetensors", dir); /* a model, or a ZSL.GAN_PHASE
                                                                                   run's own text encoder */
+    /* With the LSTM's own sentence code (EXTRA.SENT_CODE lstm), ZSL G is never used to draw:
+     * leave it out, so that AttnGAN's own text encoder (no zsl_g.*, `attngan import`) loads, and
+     * a trained encoder's zsl_g.* are skipped (every key the net has must still be there). */
+    m->mc.no_zsl_g = m->mc.sent_lstm && !m->mc.zsl_word;
     text_encoder_init(&m->te, &m->mc);
     gnet_init(&m->g, &m->mc, m->tc.tree.branch_num);
     m->te.train = 0;
     m->g.train = 0;
-    int rc = nn_load_file(&m->te.ps, te_path, 0);
+    int rc = nn_load_file(&m->te.ps, te_path, m->mc.no_zsl_g ? LOAD_IGNORE_UNEXPECTED : 0);
     snprintf(path, sizeof path, "%s/netG.safetensors", dir);
     if (!rc) rc = nn_load_file(&m->g.ps, path, 0);
     snprintf(path, sizeof path, "%s/image_encoder.safetensors", dir);

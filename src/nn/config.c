@@ -45,6 +45,7 @@ void model_config_default(ModelConfig *c) {
     c->correct_mask = 0;
     c->g_variant = G_VARIANT_NET;
     c->ca_net = 0;
+    c->no_zsl_g = 0;
     c->z_dim = 100;
 }
 

@@ -46,6 +46,9 @@ typedef struct ModelConfig {
     int ca_net;            /* 0: the seed's G (INIT_STAGE_G on the sentence code only, DESIGN 6.4);
                               1: AttnGAN's CA_NET + noise: h_net1 on cat(c_code, z) and a KL loss */
     int z_dim;             /* GAN.Z_DIM 100: noise size of h_net1 when ca_net is on */
+    int no_zsl_g;          /* the text encoder has no ZSL G (zsl_g.* not registered): AttnGAN's own
+                              RNN_ENCODER, for generation with sent_lstm (an imported official
+                              model, `attngan import`); never set by training */
 } ModelConfig;
 
 /* The seed's values. */

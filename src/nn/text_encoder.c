@@ -30,7 +30,9 @@ void text_encoder_init(TextEncoder *te, const ModelConfig *cfg) {
     te->embedding = PARAM(&te->ps, "encoder.weight", cfg->n_words, cfg->word_dim);
     lstm_dir_init(&te->fwd, &te->ps, "", cfg->word_dim, hid);
     lstm_dir_init(&te->rev, &te->ps, "_reverse", cfg->word_dim, hid);
-    zsl_g_init(&te->zsl_g, &te->ps, "zsl_g", cfg);
+    CHECK(!cfg->no_zsl_g || (cfg->sent_lstm && !cfg->zsl_word),
+          "text_encoder_init: a text encoder without ZSL G needs EXTRA.SENT_CODE lstm and no ZSL.WORD_LEVEL");
+    if (!cfg->no_zsl_g) zsl_g_init(&te->zsl_g, &te->ps, "zsl_g", cfg);
     if (cfg->zsl_word) zsl_g_init(&te->zsl_gw, &te->ps, "zsl_gw", cfg);
     paramset_finalize(&te->ps);
     te->train = 0;

@@ -13,6 +13,9 @@ torch.save()s their state_dicts the way the official AttnGAN code does:
     netD0/1/2.pth      DNet 64 / 128 / 256                legacy
     zsl_d.pth          ZSLD                               zip
     netG_module.pth    nn.DataParallel(GNet): 'module.' key prefix, legacy
+    attngan_netG.pth   AttnGAN's G_NET (CA_NET + noise), branch 3  legacy, no num_batches_tracked (2018)
+    attngan_text_encoder.pth  AttnGAN's RNN_ENCODER (no ZSL G)      legacy
+    captions.pickle    ixtoword / wordtoix of the 60 words; attngan_tiny.yml: the original's YAML keys
 
 Each is converted by tools/pth2safetensors.py, run with the python3 on PATH ($PTH2ST_PYTHON
 overrides) and with `import torch` made to fail, so the conversion is proven torch-free:
@@ -31,6 +34,8 @@ inputs (in.*) and each network's eval-mode forward outputs (out.*):
         -> out.netD<i>.code (BD, 8 DF_DIM, 4, 4), out.netD<i>.cond (BD), out.netD<i>.uncond (BD)
     in.zsl_x (B, E) -> out.zsl_d.pred (B, 1), out.zsl_d.cls (B, NUM_CLASSES)
     in.img64 -> out.ie.region (BD, E, 17, 17), out.ie.code (BD, E), out.ie.trunk_pool (BD, 2048)
+    in.ca.captions, in.ca.cap_lens, in.ca.z (B, 5), in.ca.eps (B, 6) -> out.ca.words_emb,
+        out.ca.sent_emb (the LSTM's code), out.ca.imgs0/1/2, out.ca.att0/1 (AttnGAN's G, eval mode)
 """
 import argparse
 import json
@@ -202,6 +207,86 @@ if not ARGS.no_image_encoder:
     T += [('out.ie.region', region), ('out.ie.code', code), ('out.ie.trunk_pool', pool)]
     saved.append((save(ie.state_dict(), 'image_encoder', legacy=True), 'image_encoder', []))
     print(f'make_checkpoints: image encoder built in {time.time() - t0:.1f} s')
+
+# ---------------------------------------------------------------- AttnGAN's own G and text encoder (attngan import)
+# The original AttnGAN (code/model.py): G_NET with CA_NET (fc = Linear(E, 4 C) + GLU, c_code =
+# eps * exp(0.5 logvar) + mu) feeding INIT_STAGE_G cat(c_code, z); RNN_ENCODER without ZSL G,
+# whose sentence code is the LSTM's. Saved as its 2018 files were: legacy format, no
+# num_batches_tracked (PyTorch < 0.4.1 had none); plus a captions.pickle (protocol 2, as the
+# original writes it) whose ixtoword numbers the 60 words, and the YAML of these sizes.
+CA_C, CA_Z = 6, 5
+
+
+class CANet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(C.EMBEDDING_DIM, CA_C * 4, bias=True)
+        self.relu = R.GLU()
+
+    def forward(self, sent, eps):
+        x = self.relu(self.fc(sent))
+        mu, logvar = x[:, :CA_C], x[:, CA_C:]
+        return eps * torch.exp(0.5 * logvar) + mu
+
+
+class AttnGanG(R.GNet):
+    def __init__(self, branch):
+        super().__init__(branch, correct_mask=False)
+        self.ca_net = CANet()
+        self.h_net1 = R.InitStageG(C.GF_DIM * 16, CA_C + CA_Z)
+
+    def forward(self, z, sent, words, mask, eps):
+        h = self.h_net1(torch.cat((self.ca_net(sent, eps), z), 1))
+        imgs, atts = [self.img_net1(h)], []
+        for k in range(2, self.branch + 1):
+            h, att = getattr(self, f'h_net{k}')(h, words, mask)
+            imgs.append(getattr(self, f'img_net{k}')(h))
+            atts.append(att)
+        return imgs, atts
+
+
+ate = R.RNNEncoder().eval()
+alens = [C.WORDS_NUM - 1, 7, 4]
+acaps = captions_batch(B, alens)
+R.TRACE = R.Trace()
+with torch.no_grad():
+    a_words, _ = ate(acaps, alens, torch.zeros(B, C.ZSL_Z))
+a_sent = R.TRACE.out['sent_lstm']
+R.TRACE = None
+ate_sd = {k: v for k, v in ate.state_dict().items() if not k.startswith('zsl_g.')}
+AG = AttnGanG(3)
+AG.apply(R.weights_init)
+randomize_bn(AG)
+aL = max(alens)
+amask = (acaps == 0)[:, :aL]
+calib_caps = captions_batch(8, [12, 11, 10, 9, 8, 7, 6, 5])
+calibrate(AG, lambda: AG(torch.randn(8, CA_Z, generator=gen), torch.randn(8, C.EMBEDDING_DIM, generator=gen) * 0.5,
+                         torch.randn(8, C.EMBEDDING_DIM, aL, generator=gen) * 0.5, (calib_caps == 0)[:, :aL],
+                         torch.randn(8, CA_C, generator=gen)))
+perturb_running_stats(AG)
+AG.eval()
+az = torch.randn(B, CA_Z, generator=gen)
+aeps = torch.randn(B, CA_C, generator=gen)
+with torch.no_grad():
+    aimgs, aatts = AG(az, a_sent, a_words, amask, aeps)
+T += [('in.ca.captions', acaps), ('in.ca.cap_lens', torch.tensor(alens, dtype=torch.long)), ('in.ca.z', az),
+      ('in.ca.eps', aeps), ('out.ca.words_emb', a_words), ('out.ca.sent_emb', a_sent)]
+T += [(f'out.ca.imgs{i}', x) for i, x in enumerate(aimgs)] + [(f'out.ca.att{i}', a) for i, a in enumerate(aatts)]
+ag_sd = {k: v for k, v in AG.state_dict().items() if not k.endswith('num_batches_tracked')}
+saved.append((save(ate_sd, 'attngan_text_encoder', legacy=True), 'attngan_text_encoder', []))
+saved.append((save(ag_sd, 'attngan_netG', legacy=True), 'attngan_netG', []))
+words = ['<end>', 'this', 'bird', 'is', 'red', 'with', 'white', 'wings', 'a', 'small', 'yellow', 'black', 'and', 'has',
+         'beak', 'short', 'long', 'tail', 'blue', 'brown']
+words += [f'word{i}' for i in range(len(words), C.N_WORDS)]
+ixtoword = {i: w for i, w in enumerate(words)}
+wordtoix = {w: i for i, w in enumerate(words)}
+with open(os.path.join(OUT, 'captions.pickle'), 'wb') as f:
+    import pickle
+    pickle.dump([[[1, 2, 3]], [[4, 5]], ixtoword, wordtoix], f, protocol=2)
+with open(os.path.join(OUT, 'attngan_tiny.yml'), 'w') as f:
+    f.write(f"CONFIG_NAME: 'attn2_tiny'\nDATASET_NAME: 'birds'\nTREE:\n  BRANCH_NUM: 3\nGAN:\n  GF_DIM: {C.GF_DIM}\n"
+            f"  Z_DIM: {CA_Z}\n  CONDITION_DIM: {CA_C}\n  R_NUM: {C.R_NUM}\nTEXT:\n  EMBEDDING_DIM: {C.EMBEDDING_DIM}\n"
+            f"  WORDS_NUM: {C.WORDS_NUM}\nTRAIN:\n  FLAG: False\n  NET_G: '../models/attngan_netG.pth'\n")
 
 # ---------------------------------------------------------------- config, reference outputs
 cfg = R.config_dict()
