@@ -19,7 +19,7 @@ CFLAGS_BASE := -I/usr/include/freetype2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wn
 # OpenBLAS built for OpenMP (Debian libopenblas-openmp-dev), linked by path: it shares the OpenMP
 # thread pool with our own parallel loops (the pthreads build busy-waits against it).
 OPENBLAS_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp
-LDLIBS      := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -ldnnl -lcjson -lmicrohttpd -ljpeg -lpng -lyaml -lfreetype -lpthread -lm -fopenmp
+LDLIBS      := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -ldnnl -lcjson -lmicrohttpd -lzip -ljpeg -lpng -lyaml -lfreetype -lpthread -lm -fopenmp
 
 ifeq ($(SANITIZE),1)
   BUILD  := build/san
@@ -180,7 +180,7 @@ demo:
 check:
 	@scripts/deps.sh --with-torch
 	tests/parity/make_dumps.sh build/dumps
-	tests/parity/make_checkpoints.sh build/checkpoints
+	tests/parity/make_checkpoints.sh build/checkpoints --keep-pth
 	$(MAKE) test
 	$(MAKE) test SANITIZE=1
 

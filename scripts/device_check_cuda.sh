@@ -50,7 +50,7 @@ prepare() {
     rm -rf "$st" "$debs"
     mkdir -p "$st" "$debs"
     (cd "$debs" && apt-get download -q libopenblas0-openmp libopenblas-openmp-dev libdnnl2 libdnnl-dev libcjson1 libcjson-dev \
-        libmicrohttpd12 libmicrohttpd-dev libyaml-0-2 libyaml-dev libpng16-16 libpng-dev libjpeg62-turbo libjpeg62-turbo-dev \
+        libmicrohttpd12 libmicrohttpd-dev libzip4 libzip-dev libyaml-0-2 libyaml-dev libpng16-16 libpng-dev libjpeg62-turbo libjpeg62-turbo-dev \
         libfreetype6 libfreetype-dev libgfortran5 libbrotli1 2>&1 | grep -v "^W: " || true)
     for f in "$debs"/*.deb; do dpkg-deb -x "$f" "$st"; done
     rm -rf "$st/usr/share" "$debs"

@@ -20,8 +20,9 @@
  *    num_batches_tracked) and text encoder (no ZSL G) with captions.pickle's numbering become a
  *    model directory that gen_model_load reads; its text encoder and G, given the reference's
  *    noise (z, eps), draw PyTorch's images and attention maps (1e-4). The seed's pair (ZSL G, G on
- *    the code) imports as well and gives out.te / out.netG. Refused, each with its message: a
- *    .pth, a vocabulary of another size, a --cfg size that the tensors contradict, an existing
+ *    the code) imports as well and gives out.te / out.netG; from the .pth files themselves
+ *    (src/io/pth.c, with --keep-pth) the weights are the same. Refused, each with its message: a
+ *    damaged .pth, a vocabulary of another size, a --cfg size that the tensors contradict, an existing
  *    model without --force. */
 #include "test.h"
 #include "../src/nn/discriminator.h"
@@ -444,15 +445,40 @@ static void test_import(SafeTensors *ref) {
         gen_model_free(&m);
     }
 
+    /* the same pair straight from PyTorch's .pth files (make_checkpoints.sh --keep-pth) */
+    if (ckpt_path("attngan_netG.pth") && ckpt_path("attngan_text_encoder.pth")) {
+        char gp[512], tp[512], out3[128];
+        snprintf(gp, sizeof gp, "%s", ckpt_path("attngan_netG.pth"));
+        snprintf(tp, sizeof tp, "%s", ckpt_path("attngan_text_encoder.pth"));
+        snprintf(out3, sizeof out3, "%s/from_pth", g_tmp);
+        ImportOptions q = o;
+        q.net_g = gp;
+        q.text_encoder = tp;
+        q.out = out3;
+        GenModel a, b;
+        int rc = model_import(&q, NULL, 0);
+        if (EXPECT(rc == 0, "import from the .pth files: %s", err_msg()) && EXPECT(gen_model_load(&a, out) == 0, "load") &&
+            EXPECT(gen_model_load(&b, out3) == 0, "load from_pth")) {
+            EXPECT(a.g.ps.n_values == b.g.ps.n_values && a.te.ps.n_values == b.te.ps.n_values &&
+                       !memcmp(a.g.ps.values, b.g.ps.values, (size_t)a.g.ps.n_values * sizeof(float)) &&
+                       !memcmp(a.g.ps.buffers, b.g.ps.buffers, (size_t)a.g.ps.n_buffers * sizeof(float)) &&
+                       !memcmp(a.te.ps.values, b.te.ps.values, (size_t)a.te.ps.n_values * sizeof(float)),
+                   "the .pth import has the same weights and statistics as the pth2safetensors one");
+            gen_model_free(&a);
+            gen_model_free(&b);
+        }
+        rm_model(out3);
+    } else test_skip("no attngan_netG.pth in %s (make_checkpoints.sh --keep-pth): import from .pth not tested here", ckpt_dir());
+
     /* refusals */
     expect_refused(&o, "into an existing model", "--force");
     o.force = 1;
     EXPECT(model_import(&o, NULL, 0) == 0, "--force overwrites: %s", err_msg());
     snprintf(pth, sizeof pth, "%s/netG.pth", g_tmp);
-    put_text("netG.pth", "PK\003\004 a zip of torch.save");
+    put_text("netG.pth", "PK\003\004 no zip after all");
     ImportOptions p = o;
     p.net_g = pth;
-    expect_refused(&p, "a .pth", "pth2safetensors.py");
+    expect_refused(&p, "a damaged .pth", "--netG: ");
     snprintf(vocab_bad, sizeof vocab_bad, "%s/vocab.txt", g_tmp);
     put_text("vocab.txt", "<end>\nthis\nbird\n");
     p = o;

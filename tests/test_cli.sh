@@ -36,10 +36,10 @@ expect "data bogus: unknown subcommand" 2 "unknown subcommand 'bogus'.*info and 
 
 # attngan import: its arguments, a .pth named, and the whole path on the tiny official-style
 # checkpoints of tests/parity/make_checkpoints.sh (their values: tests/test_checkpoints)
-expect "import --help" 0 "pth2safetensors.py bird_AttnGAN2.pth" $BIN import --help
+expect "import --help" 0 "import --netG bird_AttnGAN2.pth --text-encoder text_encoder200.pth" $BIN import --help
 expect "import without --captions/--vocab" 2 "one of --captions / --vocab" $BIN import --netG a --text-encoder b --out "$T/m"
 printf 'PK\003\004' >"$T/netG.pth"
-expect "import of a .pth: convert it first" 2 "a PyTorch checkpoint.*python3 tools/pth2safetensors.py $T/netG.pth" \
+expect "import of a damaged .pth" 2 "--netG: $T/netG.pth: not a readable zip archive" \
     $BIN import --netG "$T/netG.pth" --text-encoder "$T/netG.pth" --vocab "$T/netG.pth" --out "$T/m"
 CK=${ATTNGAN_CHECKPOINTS:-build/checkpoints}
 if [ -f "$CK/attngan_netG.safetensors" ]; then

@@ -18,6 +18,8 @@
 #include "app.h"
 #include "../data/cub.h"
 #include "../gen/gen.h"
+#include "../gen/relevance.h"
+#include "../io/pth.h"
 #include "../io/safetensors.h"
 #include "../nn/generator.h"
 #include "../nn/image_encoder.h"
@@ -33,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *IMPORT_USAGE =
     "usage: attngan import --netG FILE --text-encoder FILE (--captions captions.pickle | --vocab FILE)\n"
@@ -43,11 +46,13 @@ static const char *IMPORT_USAGE =
     "--model / --baseline read it) from the official PyTorch checkpoints of AttnGAN (Xu et al.\n"
     "2018: bird_AttnGAN2.pth with text_encoder200.pth) or of the seed (ZSL-AttnGAN).\n"
     "\n"
-    "The .pth files are converted first, without torch and without running anything in them:\n"
-    "    python3 tools/pth2safetensors.py bird_AttnGAN2.pth netG.safetensors\n"
-    "    python3 tools/pth2safetensors.py text_encoder200.pth text_encoder.safetensors\n"
-    "    attngan import --netG netG.safetensors --text-encoder text_encoder.safetensors \\\n"
-    "                   --captions data/birds/captions.pickle --out models/attngan_official\n"
+    "    attngan import --netG bird_AttnGAN2.pth --text-encoder text_encoder200.pth \\\n"
+    "                   --captions data/birds/captions.pickle --cfg bird_attn2.yml --out models/attngan_official\n"
+    "\n"
+    "The .pth files are read as torch.save wrote them (zip, or the legacy format of PyTorch < 1.6,\n"
+    "the official files of 2018) without Python and without running anything in them: only a\n"
+    "state_dict's objects are accepted (any other global in the pickle stops the import, named).\n"
+    "Files converted by tools/pth2safetensors.py (.safetensors) are read as well.\n"
     "\n"
     "The variant and the sizes are read off the tensors: AttnGAN's G (CA_NET: its sentence code\n"
     "through CA_NET, with noise z, as the original draws) and its text encoder (the LSTM's code,\n"
@@ -55,8 +60,8 @@ static const char *IMPORT_USAGE =
     "CONDITION_DIM, R_NUM, EMBEDDING_DIM, the vocabulary size. The words must be numbered as the\n"
     "encoder was trained: the original's captions.pickle (its ixtoword), or a vocab.txt.\n"
     "\n"
-    "  --netG FILE            G_NET's state_dict (.safetensors); a \"module.\" prefix is taken off\n"
-    "  --text-encoder FILE    RNN_ENCODER's state_dict (.safetensors)\n"
+    "  --netG FILE            G_NET's state_dict (.pth or .safetensors); a \"module.\" prefix is taken off\n"
+    "  --text-encoder FILE    RNN_ENCODER's state_dict (.pth or .safetensors)\n"
     "  --image-encoder FILE   CNN_ENCODER's (optional): its heads are kept (the trunk is not)\n"
     "  --captions FILE        AttnGAN's captions.pickle: the word numbering (ixtoword)\n"
     "  --vocab FILE           or a vocab.txt: one word per line, line number = id, \"<end>\" first\n"
@@ -95,19 +100,24 @@ static int has(const SafeTensors *st, const char *prefix, const char *name) {
     return st_find(st, key) != NULL;
 }
 
-/* A .pth (zip or pickle) handed where a .safetensors is expected: say how to convert it. A
- * safetensors file starts with its header's length (8 bytes) and then '{'. */
-static int check_not_pth(const char *path, const char *flag) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("%s %s: cannot open it (%s)", flag, path, strerror(errno));
-    unsigned char b[9] = {0};
-    size_t n = fread(b, 1, 9, f);
-    fclose(f);
-    int zip = n >= 4 && b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4;
-    int pickle = n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5 && !(n == 9 && b[8] == '{');
-    if (zip || pickle)
-        return err_set("%s %s: a PyTorch checkpoint (torch.save); convert it first, without torch: "
-                       "python3 tools/pth2safetensors.py %s OUT.safetensors", flag, path, path);
+/* A torch.save file (zip or legacy): converted to a temporary safetensors file, whose path
+ * replaces *path (tmp gets it, to be removed); a safetensors file is used as it is. */
+static int converted(const char **path, const char *flag, char *tmp, size_t len) {
+    tmp[0] = 0;
+    int k = pth_sniff(*path);
+    if (k < 0) return err_prefix("%s", flag);
+    if (k == 0) return 0;
+    const char *td = getenv("TMPDIR");
+    snprintf(tmp, len, "%s/attngan_import_XXXXXX", td && *td ? td : "/tmp");
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        err_set("%s %s: cannot make a temporary file %s: %s", flag, *path, tmp, strerror(errno));
+        tmp[0] = 0;
+        return -1;
+    }
+    close(fd);
+    if (pth_to_safetensors(*path, tmp)) return err_prefix("%s", flag);
+    *path = tmp;
     return 0;
 }
 
@@ -229,10 +239,8 @@ int model_import(const ImportOptions *o, char *summary, size_t len) {
     struct stat sb;
     if (!o->force && stat(path, &sb) == 0)
         return err_set("%s already holds a model (%s); choose another --out, or --force to overwrite it", o->out, path);
-    if (check_not_pth(o->net_g, "--netG") || check_not_pth(o->text_encoder, "--text-encoder") ||
-        (o->image_encoder && check_not_pth(o->image_encoder, "--image-encoder")))
-        return -1;
-
+    const char *net_g = o->net_g, *text = o->text_encoder, *image = o->image_encoder;
+    char tmp[3][600] = {"", "", ""};
     int rc = -1, wfail = 0, have_g = 0, have_t = 0, have_i = 0;
     SafeTensors sg, st, si;
     Vocab vocab = {0};
@@ -245,10 +253,15 @@ int model_import(const ImportOptions *o, char *summary, size_t len) {
     char *cj = NULL, *txt = NULL;
     cJSON *mj = NULL, *rel = NULL;
 #define TRY(x) do { if (x) goto done; } while (0)
-    TRY(st_open(&sg, o->net_g));
+    TRY(converted(&net_g, "--netG", tmp[0], sizeof tmp[0]));
+    TRY(converted(&text, "--text-encoder", tmp[1], sizeof tmp[1]));
+    if (image) TRY(converted(&image, "--image-encoder", tmp[2], sizeof tmp[2]));
+    TRY(st_open(&sg, net_g));
     have_g = 1;
-    TRY(st_open(&st, o->text_encoder));
+    TRY(st_open(&st, text));
     have_t = 1;
+    free(sg.path), sg.path = xstrdup(o->net_g); /* messages name the user's files, not a converted copy */
+    free(st.path), st.path = xstrdup(o->text_encoder);
     TRY(inspect_g(&sg, &f));
     TRY(inspect_text(&st, &f));
     if (o->captions) TRY(cub_vocab_from_pickle(o->captions, &vocab));
@@ -299,15 +312,16 @@ int model_import(const ImportOptions *o, char *summary, size_t len) {
     if (nn_load(&te.ps, &st, "", LOAD_NBT_OPTIONAL, NULL)) { err_prefix("--text-encoder %s", o->text_encoder); goto done; }
     if (nn_load(&g.ps, &sg, f.gp, LOAD_NBT_OPTIONAL, NULL)) { err_prefix("--netG %s", o->net_g); goto done; }
     if (o->image_encoder) {
-        TRY(st_open(&si, o->image_encoder));
+        TRY(st_open(&si, image));
         have_i = 1;
+        free(si.path), si.path = xstrdup(o->image_encoder);
         image_encoder_init(&ie, &mc);
         if (nn_load(&ie.ps, &si, "", LOAD_NBT_OPTIONAL, NULL)) { err_prefix("--image-encoder %s", o->image_encoder); goto done; }
     }
 
     if (o->data) { /* the relevance centroids, before anything is written */
         rel = cJSON_CreateObject();
-        if (export_relevance(&te, &vocab, o->data, o->wiki, rel)) { err_prefix("--data %s", o->data); goto done; }
+        if (relevance_measure(&te, &vocab, o->data, o->wiki, rel)) { err_prefix("--data %s", o->data); goto done; }
     }
     wfail = 1; /* from here, a failure is a failed write */
     if (mkdir_p(o->out)) goto done;
@@ -377,6 +391,8 @@ done:
     if (have_g) st_close(&sg);
     if (have_t) st_close(&st);
     if (have_i) st_close(&si);
+    for (int i = 0; i < 3; i++)
+        if (tmp[i][0]) remove(tmp[i]);
     return rc && wfail ? -2 : rc;
 }
 

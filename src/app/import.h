@@ -6,10 +6,6 @@
 #ifndef ATTNGAN_IMPORT_H
 #define ATTNGAN_IMPORT_H
 
-#include "../data/text.h"
-#include "../nn/text_encoder.h"
-
-#include <cjson/cJSON.h>
 #include <stddef.h>
 
 typedef struct ImportOptions {
@@ -30,10 +26,5 @@ typedef struct ImportOptions {
  * writing the directory failed).
  * summary (may be NULL) gets one line describing the model found. */
 int model_import(const ImportOptions *o, char *summary, size_t len);
-
-/* src/app/export.c: gen.h's relevance centroids of a text encoder (the LSTM codes of one caption
- * per training image and of the training classes' non-visual Wikipedia sentences), added to a
- * model.json object as "relevance". 0, or -1 with err_msg(). */
-int export_relevance(const TextEncoder *te, const Vocab *v, const char *data, const char *wiki_dir, cJSON *model_json);
 
 #endif

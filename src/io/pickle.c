@@ -25,10 +25,19 @@
 #define INT_CACHE_LO (-256)
 #define INT_CACHE_HI 65536
 
-enum { K_VALUE, K_GLOBAL, K_DTYPE };
-enum { G_SCALAR, G_DTYPE, G_ENCODE, G_ODICT };
+enum { K_VALUE, K_GLOBAL, K_DTYPE, K_STORAGE };
+enum { G_SCALAR, G_DTYPE, G_ENCODE, G_ODICT, G_REBUILD, G_REBUILD_V2, G_REBUILD_PARAM, G_SIZE, G_STORAGE_TYPE };
 static const char *const GLOBAL_NAMES[] = {"numpy.core.multiarray.scalar", "numpy.dtype", "_codecs.encode",
-                                           "collections.OrderedDict"};
+                                           "collections.OrderedDict", "torch._utils._rebuild_tensor",
+                                           "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+                                           "torch.Size", "a torch storage type"};
+/* PICKLE_TORCH: torch.<name> storage types and what their elements are */
+static const struct { const char *name, *dtype; int size; } STORAGE_TYPES[] = {
+    {"FloatStorage", "F32", 4}, {"DoubleStorage", "F64", 8}, {"HalfStorage", "F16", 2}, {"BFloat16Storage", "BF16", 2},
+    {"LongStorage", "I64", 8},  {"IntStorage", "I32", 4},    {"ShortStorage", "I16", 2}, {"CharStorage", "I8", 1},
+    {"ByteStorage", "U8", 1},   {"BoolStorage", "BOOL", 1},
+};
+#define N_STORAGE_TYPES (sizeof STORAGE_TYPES / sizeof STORAGE_TYPES[0])
 
 /* A value plus the parser's bookkeeping; a PickleValue* handed out is the address of a PkNode. */
 typedef struct PkNode {
@@ -39,6 +48,7 @@ typedef struct PkNode {
     size_t offset;         /* byte offset of the opcode that built it */
     unsigned char kind, global, raw, color; /* raw: PK_STR of a Python 2 str (bytes as they were) */
     char dt_kind;          /* K_DTYPE: 'i', 'u', 'f' or 'b' */
+    unsigned char st_type; /* K_GLOBAL G_STORAGE_TYPE: index in STORAGE_TYPES */
     unsigned char dt_size, dt_big, dt_built;
     int height;
 } PkNode;
@@ -58,6 +68,7 @@ typedef struct Parser {
     size_t n_nodes;
     PkNode **ints;         /* interned ints in [INT_CACHE_LO, INT_CACHE_HI) */
     PkNode *none, *yes, *no;
+    int flags;             /* PICKLE_TORCH, PICKLE_PREFIX */
 } Parser;
 
 /* ---------------------------------------------------------------- names and errors */
@@ -120,7 +131,9 @@ static const char *show(const char *s, size_t n, char *buf, size_t cap) {
 static const char *type_name(const PkNode *n) {
     static const char *const names[] = {"None", "bool", "int", "float", "str", "bytes", "list", "tuple", "dict"};
     if (n->kind == K_DTYPE) return "numpy.dtype";
+    if (n->kind == K_STORAGE) return "torch storage";
     if (n->kind == K_GLOBAL) return GLOBAL_NAMES[n->global];
+    if (n->v.type == PK_TENSOR) return "tensor";
     return (unsigned)n->v.type < sizeof names / sizeof names[0] ? names[n->v.type] : "?";
 }
 
@@ -128,10 +141,16 @@ static const char *type_name(const PkNode *n) {
 static const char *a_type(const PkNode *n) {
     static const char *const names[] = {"None", "a bool", "an int", "a float", "a str", "a bytes object", "a list", "a tuple", "a dict"};
     if (n->kind == K_DTYPE) return "a numpy.dtype";
-    if (n->kind == K_GLOBAL) return n->global == G_SCALAR ? "the global numpy.core.multiarray.scalar"
-                                 : n->global == G_DTYPE  ? "the global numpy.dtype"
-                                 : n->global == G_ENCODE ? "the global _codecs.encode"
-                                                         : "the global collections.OrderedDict";
+    if (n->kind == K_STORAGE) return "a torch storage";
+    if (n->kind == K_GLOBAL) {
+        static char buf[4][80];
+        static int k;
+        k = (k + 1) % 4;
+        if (n->global == G_STORAGE_TYPE) snprintf(buf[k], sizeof buf[k], "the global torch.%s", STORAGE_TYPES[n->st_type].name);
+        else snprintf(buf[k], sizeof buf[k], "the global %s", GLOBAL_NAMES[n->global]);
+        return buf[k];
+    }
+    if (n->v.type == PK_TENSOR) return "a tensor";
     return (unsigned)n->v.type < sizeof names / sizeof names[0] ? names[n->v.type] : "?";
 }
 
@@ -151,6 +170,8 @@ static void node_free_list(PkNode *n) {
         PkNode *next = n->next;
         free(n->v.s);
         free(n->v.items);
+        if (n->v.tensor) free(n->v.tensor->key);
+        free(n->v.tensor);
         free(n);
         n = next;
     }
@@ -705,6 +726,11 @@ static int find_global(Parser *P, const char *mod, size_t ml, const char *name, 
         {"numpy.core.multiarray", "scalar", G_SCALAR}, {"numpy._core.multiarray", "scalar", G_SCALAR},
         {"numpy", "dtype", G_DTYPE}, {"_codecs", "encode", G_ENCODE}, {"collections", "OrderedDict", G_ODICT},
     };
+    static const struct { const char *mod, *name; int id; } torch_allowed[] = {
+        {"torch._utils", "_rebuild_tensor", G_REBUILD}, {"torch._utils", "_rebuild_tensor_v2", G_REBUILD_V2},
+        {"torch._utils", "_rebuild_parameter", G_REBUILD_PARAM}, {"torch._utils", "_rebuild_parameter_with_state", G_REBUILD_PARAM},
+        {"torch", "Size", G_SIZE},
+    };
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         if (strlen(allowed[i].mod) == ml && !memcmp(allowed[i].mod, mod, ml) && strlen(allowed[i].name) == nl &&
             !memcmp(allowed[i].name, name, nl)) {
@@ -714,7 +740,32 @@ static int find_global(Parser *P, const char *mod, size_t ml, const char *name, 
             push(P, g);
             return 0;
         }
+    if (P->flags & PICKLE_TORCH) {
+        for (size_t i = 0; i < sizeof torch_allowed / sizeof torch_allowed[0]; i++)
+            if (strlen(torch_allowed[i].mod) == ml && !memcmp(torch_allowed[i].mod, mod, ml) &&
+                strlen(torch_allowed[i].name) == nl && !memcmp(torch_allowed[i].name, name, nl)) {
+                PkNode *g = node_new(P, PK_NONE);
+                g->kind = K_GLOBAL;
+                g->global = (unsigned char)torch_allowed[i].id;
+                push(P, g);
+                return 0;
+            }
+        for (size_t i = 0; ml == 5 && !memcmp(mod, "torch", 5) && i < N_STORAGE_TYPES; i++)
+            if (strlen(STORAGE_TYPES[i].name) == nl && !memcmp(STORAGE_TYPES[i].name, name, nl)) {
+                PkNode *g = node_new(P, PK_NONE);
+                g->kind = K_GLOBAL;
+                g->global = G_STORAGE_TYPE;
+                g->st_type = (unsigned char)i;
+                push(P, g);
+                return 0;
+            }
+    }
     char a[100], b[100];
+    if (P->flags & PICKLE_TORCH)
+        return perr(P, "global '%s.%s' is not allowed (a state_dict checkpoint needs only collections.OrderedDict, "
+                       "torch._utils' tensor rebuilders, torch.Size and torch.*Storage types; this reader never "
+                       "executes code: re-save the model's state_dict() if the file pickles a whole model)",
+                    show(mod, ml, a, sizeof a), show(name, nl, b, sizeof b));
     return perr(P, "global '%s.%s' is not allowed (this reader only accepts numpy scalars and dtypes, "
                    "_codecs.encode and collections.OrderedDict; it never executes code)",
                 show(mod, ml, a, sizeof a), show(name, nl, b, sizeof b));
@@ -844,15 +895,118 @@ static int make_odict(Parser *P, const PkNode *args, PkNode **out) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- torch.save's object pickle */
+static int str_or_bytes(const PkNode *x) { return x->kind == K_VALUE && (x->v.type == PK_STR || x->v.type == PK_BYTES); }
+
+/* BINPERSID: ('storage', torch.XStorage, key, location, numel[, view_metadata]) -> a storage. */
+static int op_persid(Parser *P) {
+    PkNode *pid;
+    if (pop(P, &pid)) return -1;
+    if (!(P->flags & PICKLE_TORCH)) return perr(P, "persistent ids are not supported (this is not a plain-data pickle)");
+    if (pid->kind != K_VALUE || pid->v.type != PK_TUPLE || pid->v.n < 1 || !str_or_bytes(item(pid, 0)))
+        return perr(P, "the persistent id is %s, expected a tuple ('storage', ...)", a_type(pid));
+    const char *kind = item(pid, 0)->v.s;
+    if (!strcmp(kind, "module"))
+        return perr(P, "the checkpoint pickles a whole nn.Module (torch.save(model)); re-save model.state_dict() with torch");
+    if (strcmp(kind, "storage")) return perr(P, "unknown persistent id type '%.40s'", kind);
+    if (pid->v.n != 5 && pid->v.n != 6) return perr(P, "a storage persistent id has %zu fields, expected 5 or 6", pid->v.n);
+    const PkNode *ty = item(pid, 1), *key = item(pid, 2), *numel = item(pid, 4);
+    if (ty->kind != K_GLOBAL || ty->global != G_STORAGE_TYPE) return perr(P, "the storage type is %s, expected torch.*Storage", a_type(ty));
+    if (!str_or_bytes(key) && !(key->kind == K_VALUE && key->v.type == PK_INT)) return perr(P, "the storage key is %s", a_type(key));
+    if (!(numel->kind == K_VALUE && numel->v.type == PK_INT) || numel->v.i < 0)
+        return perr(P, "the storage size is %s, expected an int >= 0", a_type(numel));
+    PkNode *st = node_new(P, PK_NONE);
+    st->kind = K_STORAGE;
+    PickleTensor *t = st->v.tensor = xcalloc(1, sizeof *t);
+    snprintf(t->dtype, sizeof t->dtype, "%s", STORAGE_TYPES[ty->st_type].dtype);
+    t->elem_size = STORAGE_TYPES[ty->st_type].size;
+    char kb[32];
+    if (key->v.type == PK_INT) snprintf(kb, sizeof kb, "%lld", (long long)key->v.i);
+    t->key = xstrdup(key->v.type == PK_INT ? kb : key->v.s);
+    t->storage_numel = numel->v.i;
+    if (pid->v.n == 6 && !(item(pid, 5)->kind == K_VALUE && item(pid, 5)->v.type == PK_NONE)) { /* legacy view: (view_key, offset, size) */
+        const PkNode *vw = item(pid, 5);
+        if (vw->kind != K_VALUE || vw->v.type != PK_TUPLE || vw->v.n != 3 || item(vw, 1)->v.type != PK_INT ||
+            item(vw, 2)->v.type != PK_INT || item(vw, 1)->v.i < 0 || item(vw, 2)->v.i < 0 ||
+            item(vw, 1)->v.i > numel->v.i - item(vw, 2)->v.i)
+            return perr(P, "the storage view of '%.40s' is not (key, offset, size) inside its %lld elements", t->key,
+                        (long long)numel->v.i);
+        t->view_offset = item(vw, 1)->v.i;
+        t->storage_numel = item(vw, 2)->v.i;
+    }
+    push(P, st);
+    return 0;
+}
+
+/* a tuple of ints >= 0 (torch.Size or a plain tuple) into dims; -1 with the message */
+static int dims_of(Parser *P, const PkNode *x, const char *what, int64_t *dims, int *nd) {
+    if (x->kind != K_VALUE || (x->v.type != PK_TUPLE && x->v.type != PK_LIST)) return perr(P, "the tensor %s is %s, expected a tuple", what, a_type(x));
+    if (x->v.n > PICKLE_MAX_DIMS) return perr(P, "the tensor has %zu dimensions, at most %d are supported", x->v.n, PICKLE_MAX_DIMS);
+    for (size_t i = 0; i < x->v.n; i++) {
+        const PkNode *d = item(x, i);
+        if (d->kind != K_VALUE || d->v.type != PK_INT || d->v.i < 0 || d->v.i > ((int64_t)1 << 40))
+            return perr(P, "the tensor %s has item %zu = %s, expected an int in 0..2^40", what, i, a_type(d));
+        dims[i] = d->v.i;
+    }
+    *nd = (int)x->v.n;
+    return 0;
+}
+
+/* _rebuild_tensor(storage, offset, size, stride) and _v2 (+ requires_grad, hooks[, metadata]) */
+static int make_tensor(Parser *P, const PkNode *fn, const PkNode *args, PkNode **out) {
+    size_t n = args->v.n;
+    if (fn->global == G_REBUILD ? n != 4 : (n < 6 || n > 7))
+        return perr(P, "%s takes %s arguments, got %zu", GLOBAL_NAMES[fn->global], fn->global == G_REBUILD ? "4" : "6 or 7", n);
+    const PkNode *st = item(args, 0), *off = item(args, 1);
+    if (st->kind != K_STORAGE) return perr(P, "%s: the storage is %s (a persistent id of torch.save expected)", GLOBAL_NAMES[fn->global], a_type(st));
+    if (off->kind != K_VALUE || off->v.type != PK_INT || off->v.i < 0) return perr(P, "the storage offset is %s, expected an int >= 0", a_type(off));
+    PkNode *x = node_new(P, PK_TENSOR);
+    PickleTensor *t = x->v.tensor = xmalloc(sizeof *t);
+    *t = *st->v.tensor;
+    t->key = xstrdup(st->v.tensor->key);
+    t->offset = off->v.i;
+    int ns;
+    if (dims_of(P, item(args, 2), "size", t->shape, &t->ndim) || dims_of(P, item(args, 3), "stride", t->stride, &ns)) return -1;
+    if (ns != t->ndim) return perr(P, "the tensor has %d sizes and %d strides", t->ndim, ns);
+    int64_t last = t->offset, empty = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] == 0) empty = 1;
+        else last += (t->shape[d] - 1) * t->stride[d];
+    }
+    if (!empty && last >= t->storage_numel)
+        return perr(P, "the tensor reaches element %lld of its storage '%.40s' of %lld elements", (long long)last, t->key,
+                    (long long)t->storage_numel);
+    *out = x;
+    return 0;
+}
+
 static int op_reduce(Parser *P) {
     PkNode *args, *fn, *res = NULL;
     if (pop(P, &args) || pop(P, &fn)) return -1;
     if (fn->kind != K_GLOBAL) return perr(P, "REDUCE calls %s (only the allowed globals can be called)", a_type(fn));
     if (args->kind != K_VALUE || args->v.type != PK_TUPLE) return perr(P, "REDUCE arguments are %s, expected a tuple", a_type(args));
-    int rc = fn->global == G_SCALAR ? make_scalar(P, args, &res)
+    int rc;
+    switch (fn->global) {
+    case G_REBUILD: case G_REBUILD_V2: rc = make_tensor(P, fn, args, &res); break;
+    case G_REBUILD_PARAM: /* _rebuild_parameter(data, requires_grad, hooks[, state]): the data */
+        if (args->v.n < 3 || args->v.n > 4 || item(args, 0)->v.type != PK_TENSOR || item(args, 0)->kind != K_VALUE)
+            return perr(P, "_rebuild_parameter needs (tensor, requires_grad, hooks[, state])");
+        res = item(args, 0);
+        rc = 0;
+        break;
+    case G_SIZE: /* torch.Size((d0, d1, ...)) -> the tuple */
+        if (args->v.n != 1 || item(args, 0)->kind != K_VALUE || item(args, 0)->v.type != PK_TUPLE)
+            return perr(P, "torch.Size needs one tuple");
+        res = item(args, 0);
+        rc = 0;
+        break;
+    case G_STORAGE_TYPE: return perr(P, "%s is only a storage type of persistent ids; it cannot be called", a_type(fn));
+    default:
+        rc = fn->global == G_SCALAR ? make_scalar(P, args, &res)
            : fn->global == G_DTYPE  ? make_dtype(P, args, &res)
            : fn->global == G_ENCODE ? make_encode(P, args, &res)
                                     : make_odict(P, args, &res);
+    }
     if (!rc) push(P, res);
     return rc;
 }
@@ -870,6 +1024,7 @@ static int op_build(Parser *P) {
     PkNode *state, *inst;
     if (pop(P, &state) || top(P, &inst)) return -1;
     if (inst->kind == K_DTYPE) return build_dtype(P, inst, state);
+    if ((P->flags & PICKLE_TORCH) && inst->kind == K_VALUE && inst->v.type == PK_DICT) return 0; /* _metadata etc. */
     return perr(P, "BUILD on %s is not supported (only numpy.dtype)", a_type(inst));
 }
 
@@ -940,6 +1095,7 @@ static int op_args(Parser *P) {
     case 'c': return op_global(P);
     case 0x93: return op_stack_global(P);
     case 'R': return op_reduce(P);
+    case 'Q': return op_persid(P);
     case 'b': return op_build(P);
     case 0x81: return op_newobj(P);
     default: break;
@@ -960,8 +1116,8 @@ static int validate(Parser *P, PkNode *root) {
         Frame *f = &st[d - 1];
         PkNode *n = f->n;
         if (n->kind != K_VALUE) {
-            rc = err_set("%s: the %s built at byte %zu is left in the result (only numpy scalars are converted)", P->name,
-                         n->kind == K_DTYPE ? "numpy.dtype" : GLOBAL_NAMES[n->global], n->offset);
+            rc = err_set("%s: the %s built at byte %zu is left in the result (only numpy scalars and tensors are converted)",
+                         P->name, type_name(n), n->offset);
             break;
         }
         if (f->i == n->v.n) {
@@ -1003,15 +1159,20 @@ static int run(Parser *P, PkNode **result) {
         if (stop) break;
     }
     if (pop(P, result)) return -1;
-    if (P->pos != P->len) return perr(P, "%zu bytes follow STOP", P->len - P->pos);
+    if (P->pos != P->len && !(P->flags & PICKLE_PREFIX)) return perr(P, "%zu bytes follow STOP", P->len - P->pos);
     return validate(P, *result);
 }
 
 int pickle_parse(const unsigned char *buf, size_t len, const char *name, PickleValue **out) {
-    Parser P = {.buf = buf, .len = len, .name = name ? name : "pickle"};
+    return pickle_parse_ex(buf, len, name, 0, NULL, out);
+}
+
+int pickle_parse_ex(const unsigned char *buf, size_t len, const char *name, int flags, size_t *consumed, PickleValue **out) {
+    Parser P = {.buf = buf, .len = len, .name = name ? name : "pickle", .flags = flags};
     PkNode *root = NULL;
     *out = NULL;
     int rc = run(&P, &root);
+    if (consumed) *consumed = P.pos;
     free(P.stack);
     free(P.marks);
     free(P.memo);
