@@ -284,6 +284,7 @@ check("405 on / has Allow: GET, HEAD", "GET" in (headers.get("Allow") or ""), "A
 expect_error("DELETE /healthz -> 405", 405, request(BASE + "/healthz", method="DELETE"))
 expect_error("unknown path -> 404", 404, request(BASE + "/api/v1.0/cat", {"caption": CAPTION}))
 expect_error("unknown path with odd bytes -> 404", 404, request(BASE + "/%00%ff%0a..%2f"))
+expect_error("/api/v1.0/birds without --seed-api -> 404 naming the flag", 404, request(BASE + "/api/v1.0/birds", {"caption": CAPTION}), "--seed-api")
 status, headers, body = request(BASE + "/healthz", method="HEAD")
 check("HEAD /healthz -> 200 without a body", status == 200 and body == b"", "%s %r" % (status, body[:50]))
 

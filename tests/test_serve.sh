@@ -5,7 +5,8 @@
 # flight), then checks that the server exited 0 and logged one line per request. Then the server
 # under abuse (tests/serve_abuse.py, docs/RELIABILITY.md): slow clients against --request-timeout,
 # 1,000 idle connections, pipelined requests, duplicate keys and NUL in captions, on a second
-# server; --max-connections-per-ip and --max-connections on two more.
+# server; --max-connections-per-ip and --max-connections on two more. Then the seed's API
+# (--seed-api, tests/seed_client.py: the seed README's steps, expiry, eviction; 1 and 3 stages).
 # Skips without the model directory (models/bird64, or $ATTNGAN_SERVE_MODEL).
 BIN=${ATTNGAN:-build/release/attngan}
 MODEL=${ATTNGAN_SERVE_MODEL:-models/bird64}
@@ -154,5 +155,46 @@ fi
 if start "$T/conn.log" --max-connections 3; then
     run_py limit "http://127.0.0.1:$PORT" "$PID" 3
     stop "--max-connections server" "$T/conn.log"
+fi
+
+# ---- the seed's API (--seed-api): tests/seed_client.py does what the seed's README says
+run_seed() {
+    "$PY" tests/seed_client.py "$@" >"$T/seed.txt" 2>&1
+    cat "$T/seed.txt"
+    p=$(grep -c '^PASS ' "$T/seed.txt"); f=$(grep -c '^FAIL ' "$T/seed.txt")
+    pass=$((pass + p)); fail=$((fail + f))
+    if [ $((p + f)) -eq 0 ]; then ko "seed_client.py $3 ran no check: $(tail -5 "$T/seed.txt")"; fi
+}
+if "$BIN" serve --image-ttl 5 >"$T/bad.log" 2>&1; then ko "--image-ttl without --seed-api accepted"
+elif grep -q -- "belong to --seed-api" "$T/bad.log"; then ok "--image-ttl without --seed-api is an error naming it"; else ko "message: $(cat "$T/bad.log")"; fi
+if start "$T/seed.log" --seed-api; then
+    run_seed "http://127.0.0.1:$PORT" 1 full
+    grep -q ' POST /api/v1.0/birds 201 ' "$T/seed.log" && grep -q ' GET /api/v1.0/images/[0-9a-f]*/bird_g0.png 200 ' "$T/seed.log" &&
+        ok "--seed-api: the requests are logged" || ko "--seed-api log lines missing"
+    stop "--seed-api server" "$T/seed.log"
+fi
+if start "$T/ttl.log" --seed-api --image-ttl 2; then
+    run_seed "http://127.0.0.1:$PORT" 1 expiry
+    stop "--seed-api --image-ttl 2 server" "$T/ttl.log"
+fi
+if start "$T/evict.log" --seed-api --image-cache-mb 1; then
+    run_seed "http://127.0.0.1:$PORT" 1 evict
+    stop "--seed-api --image-cache-mb 1 server" "$T/evict.log"
+fi
+# a 3-stage model (AttnGAN's own, imported from tests/parity/make_checkpoints.sh's tiny files):
+# every size and both attention maps
+CK=${ATTNGAN_CHECKPOINTS:-build/checkpoints}
+if [ -f "$CK/attngan_netG.safetensors" ] && "$BIN" import --netG "$CK/attngan_netG.safetensors" \
+       --text-encoder "$CK/attngan_text_encoder.safetensors" --captions "$CK/captions.pickle" --cfg "$CK/attngan_tiny.yml" \
+       --out "$T/imported" >"$T/import.log" 2>&1; then
+    SAVED_MODEL=$MODEL; MODEL=$T/imported
+    if start "$T/seed3.log" --seed-api; then
+        run_seed "http://127.0.0.1:$PORT" 3 full
+        stop "--seed-api server, 3 stages" "$T/seed3.log"
+    fi
+    MODEL=$SAVED_MODEL
+else
+    echo "SKIP --seed-api with 3 stages: no $CK/attngan_netG.safetensors (tests/parity/make_checkpoints.sh) $(tail -2 "$T/import.log" 2>/dev/null)"
+    skip=$((skip + 1))
 fi
 finish

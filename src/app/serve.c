@@ -72,6 +72,7 @@ static const char *USAGE =
     "                     [--max-body BYTES] [--max-caption CHARS] [--max-queue N] [--quiet]\n"
     "                     [--max-connections N] [--max-connections-per-ip N]\n"
     "                     [--request-timeout S] [--idle-timeout S] [--device D]\n"
+    "                     [--seed-api [--image-ttl S] [--image-cache-mb N] [--public-url URL]]\n"
     "\n"
     "Serves the bird generator over HTTP (the API of the original AttnGAN/ZSL server):\n"
     "  POST /api/v1.0/bird   body {\"caption\": \"...\"} with optional \"seed\" (integer, default random),\n"
@@ -110,6 +111,18 @@ static const char *USAGE =
     "                     one (slowloris) is closed, with 408 when its body was being read\n"
     "  --idle-timeout S   seconds without traffic after which a connection is closed (default 60;\n"
     "                     it also bounds a client that stops reading its reply)\n"
+    "  --seed-api         the seed's API, drop-in (AttnGAN's eval server, eval/main.py): POST\n"
+    "                     /api/v1.0/bird {\"caption\"} answers 201 {\"bird\": {\"small\", \"medium\",\n"
+    "                     \"large\", \"map1\", \"map2\": image URLs, \"caption\", \"elapsed\"}}, and POST\n"
+    "                     /api/v1.0/birds answers 201 {\"bird\": {\"bird1\".. \"bird6\": {\"small\",\n"
+    "                     \"medium\", \"large\"}, \"caption\", \"elapsed\"}}; other fields of the body are\n"
+    "                     ignored, as there. The URLs (GET /api/v1.0/images/TOKEN/NAME.png) are served\n"
+    "                     by this server from a bounded, expiring cache in place of the seed's cloud\n"
+    "                     storage. A model with fewer than 3 stages gives its largest image for the\n"
+    "                     sizes it lacks, and null maps for the stages without attention\n"
+    "  --image-ttl S      --seed-api: seconds an image stays (default 600); then GET gives 404\n"
+    "  --image-cache-mb N --seed-api: MiB of PNGs kept at most (default 64); the oldest go first\n"
+    "  --public-url URL   --seed-api: the start of the image URLs (default http://<the request's Host>)\n"
     "  --quiet            no log line per request (errors are still printed)\n"
     "  --device D         cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
     "                     device path on the CPU, for tests); or ATTNGAN_DEVICE. On a device the\n"
@@ -120,8 +133,9 @@ static const char *USAGE =
     "(a second signal cancels the queued ones). More: docs/SERVE.md.\n";
 
 typedef struct ServeOpts {
-    const char *model, *host;
+    const char *model, *host, *public_url;
     int port, workers, threads, max_caption, max_queue, quiet;
+    int seed_api, image_ttl, image_cache_mb;
     int max_conns, max_conns_per_ip, request_timeout, idle_timeout;
     long long max_body;
 } ServeOpts;
@@ -236,6 +250,8 @@ typedef struct Job {
     GenOptions opt;
     int stage;             /* 0-based stage of the PNG */
     int json;
+    int seed_birds;        /* --seed-api: 1 (/api/v1.0/bird) or 6 (/api/v1.0/birds); 0 otherwise */
+    char base[400];        /* --seed-api: the start of the image URLs */
     double t_enqueue;
     /* out */
     int done, cancelled;
@@ -289,7 +305,22 @@ typedef struct Server {
     pthread_t reaper;
     char *reply_408;       /* the raw HTTP reply the reaper sends */
     size_t reply_408_len;
+
+    /* --seed-api: the images behind the URLs, oldest first, bounded in bytes and age */
+    pthread_mutex_t img_mu;
+    struct ImgEntry *img_head, *img_tail;
+    size_t img_bytes;
+    long long img_evicted;
+    char listen_addr[300]; /* host:port as listened on, for URLs without a Host header */
 } Server;
+
+typedef struct ImgEntry {
+    char key[96];          /* TOKEN/NAME */
+    uint8_t *png;
+    size_t len;
+    double expires;        /* now_ms() */
+    struct ImgEntry *next;
+} ImgEntry;
 
 static char *json_error_body(const char *msg, const char *unknown_csv) {
     cJSON *o = cJSON_CreateObject();
@@ -439,6 +470,134 @@ static int build_png(Job *j, const GenResult *r) {
     return 0;
 }
 
+/* ---- --seed-api: the image cache and the seed's reply */
+
+static void img_drop_head(Server *s) {
+    ImgEntry *e = s->img_head;
+    s->img_head = e->next;
+    if (!s->img_head) s->img_tail = NULL;
+    s->img_bytes -= e->len;
+    free(e->png);
+    free(e);
+}
+
+/* Keeps png (taken over) under key; the expired and, past --image-cache-mb, the oldest go. */
+static void img_put(Server *s, const char *key, uint8_t *png, size_t len) {
+    ImgEntry *e = calloc(1, sizeof *e);
+    if (!e) { free(png); return; }
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->png = png;
+    e->len = len;
+    double now = now_ms();
+    e->expires = now + s->o.image_ttl * 1e3;
+    size_t cap = (size_t)s->o.image_cache_mb << 20;
+    pthread_mutex_lock(&s->img_mu);
+    while (s->img_head && (s->img_head->expires <= now || s->img_bytes + len > cap)) {
+        if (s->img_head->expires > now) s->img_evicted++;
+        img_drop_head(s);
+    }
+    if (s->img_tail) s->img_tail->next = e;
+    else s->img_head = e;
+    s->img_tail = e;
+    s->img_bytes += len;
+    pthread_mutex_unlock(&s->img_mu);
+}
+
+/* A copy of the PNG under key and its seconds left; -1 when unknown, expired or evicted. */
+static int img_get(Server *s, const char *key, uint8_t **png, size_t *len, int *left) {
+    int rc = -1;
+    double now = now_ms();
+    pthread_mutex_lock(&s->img_mu);
+    while (s->img_head && s->img_head->expires <= now) img_drop_head(s);
+    for (ImgEntry *e = s->img_head; e; e = e->next)
+        if (!strcmp(e->key, key)) {
+            *png = malloc(e->len ? e->len : 1);
+            if (*png) {
+                memcpy(*png, e->png, e->len);
+                *len = e->len;
+                *left = (int)((e->expires - now) / 1e3);
+                rc = 0;
+            }
+            break;
+        }
+    pthread_mutex_unlock(&s->img_mu);
+    return rc;
+}
+
+/* 32 hex digits from the kernel's random source: the URLs cannot be guessed. */
+static int random_token(char *out) {
+    unsigned char b[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    int ok = f && fread(b, 1, sizeof b, f) == sizeof b;
+    if (f) fclose(f);
+    if (!ok) return err_set("cannot read /dev/urandom for an image token");
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+    return 0;
+}
+
+/* Encodes img (freed) as a PNG, keeps it as TOKEN/name and returns its URL in url. */
+static int put_image(Server *s, const Job *j, const char *token, const char *name, Image *img, char *url, size_t cap) {
+    uint8_t *png = NULL;
+    size_t len = 0;
+    int rc = image_encode_png(img, &png, &len);
+    image_free(img);
+    if (rc) return -1;
+    char key[96];
+    snprintf(key, sizeof key, "%s/%s", token, name);
+    img_put(s, key, png, len);
+    snprintf(url, cap, "%s/api/v1.0/images/%s", j->base, key);
+    return 0;
+}
+
+/* The seed's reply: {"bird": {small, medium, large, map1, map2, caption, elapsed}} for one bird,
+ * {"bird": {bird1..bird6: {small, medium, large}, caption, elapsed}} for six (eval/main.py). */
+static int build_seed(Server *s, Job *j, const GenResult *r) {
+    char token[40], url[600], name[48];
+    if (random_token(token)) return -1;
+    int rc = -1;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *b = cJSON_AddObjectToObject(o, "bird");
+    static const char *const sizes[3] = {"small", "medium", "large"};
+    for (int i = 0; i < r->n; i++) {
+        cJSON *dst = b;
+        if (j->seed_birds > 1) {
+            snprintf(name, sizeof name, "bird%d", i + 1);
+            dst = cJSON_AddObjectToObject(b, name);
+        }
+        char urls[3][600];
+        for (int st = 0; st < r->n_stages && st < 3; st++) {
+            Image img = {0};
+            if (j->seed_birds > 1) snprintf(name, sizeof name, "bird%d_g%d.png", i + 1, st);
+            else snprintf(name, sizeof name, "bird_g%d.png", st);
+            if (gen_result_image(r, st, i, &img) || put_image(s, j, token, name, &img, urls[st], sizeof urls[st])) goto out;
+        }
+        for (int k = 0; k < 3; k++) cJSON_AddStringToObject(dst, sizes[k], urls[k < r->n_stages ? k : r->n_stages - 1]);
+        if (j->seed_birds == 1)
+            for (int k = 0; k < 2; k++) {
+                snprintf(name, sizeof name, "map%d", k + 1);
+                if (k >= r->n_att) {
+                    cJSON_AddNullToObject(dst, name);
+                    continue;
+                }
+                Image img = {0};
+                char fn[48];
+                snprintf(fn, sizeof fn, "attmaps_a%d.png", k);
+                if (gen_result_attention_stage(r, i, k, &img) || put_image(s, j, token, fn, &img, url, sizeof url)) goto out;
+                cJSON_AddStringToObject(dst, name, url);
+            }
+    }
+    cJSON_AddStringToObject(b, "caption", j->caption);
+    cJSON_AddNumberToObject(b, "elapsed", j->gen_ms / 1e3);
+    j->body = cJSON_PrintUnformatted(o);
+    if (!j->body) { err_set("out of memory printing the JSON reply"); goto out; }
+    j->len = strlen(j->body);
+    j->ctype = "application/json";
+    rc = 0;
+out:
+    cJSON_Delete(o);
+    return rc;
+}
+
 /* Messages of gen_run that mean bad input rather than a failure of ours. */
 static int is_input_error(const char *msg) {
     return strstr(msg, "vocabulary") || strstr(msg, "empty") || strstr(msg, "too long") || strstr(msg, "out of range");
@@ -466,7 +625,7 @@ static void job_run(Server *s, Job *j) {
     }
     j->gen_ms = now_ms() - t0;
     err_clear();
-    int rc = j->json ? build_json(s, j, &r) : build_png(j, &r);
+    int rc = j->seed_birds ? build_seed(s, j, &r) : j->json ? build_json(s, j, &r) : build_png(j, &r);
     gen_result_free(&r);
     if (rc) {
         char msg[1100];
@@ -475,7 +634,7 @@ static void job_run(Server *s, Job *j) {
         job_fail(j, 500, msg);
         return;
     }
-    j->status = 200;
+    j->status = j->seed_birds ? 201 : 200; /* the seed answered 201 Created */
 }
 
 static void *worker_main(void *arg) {
@@ -550,7 +709,7 @@ static void cancel_queued(Server *s) {
 /* ---------------------------------------------------------------------------------------------
  * HTTP */
 
-enum { ROUTE_NONE, ROUTE_BIRD, ROUTE_PAGE, ROUTE_HEALTH };
+enum { ROUTE_NONE, ROUTE_BIRD, ROUTE_PAGE, ROUTE_HEALTH, ROUTE_IMAGE };
 
 typedef struct Req {
     double t0;
@@ -566,6 +725,7 @@ typedef struct Req {
     Conn *conn;            /* its connection's entry (NULL when it could not be registered) */
     Server *srv;
     int deferred;          /* a request without a body: answered on the next call (on_request) */
+    int birds;             /* --seed-api: 6 on /api/v1.0/birds, else 1 */
 } Req;
 
 /* ---- the connections and the --request-timeout reaper */
@@ -702,6 +862,16 @@ static enum MHD_Result reply_health(struct MHD_Connection *c, Req *r, Server *s)
     cJSON_AddNumberToObject(o, "running", run);
     cJSON_AddNumberToObject(o, "connections", conns);
     cJSON_AddNumberToObject(o, "closed_slow", (double)reaped);
+    if (s->o.seed_api) {
+        pthread_mutex_lock(&s->img_mu);
+        int n_img = 0;
+        for (ImgEntry *e = s->img_head; e; e = e->next) n_img++;
+        cJSON *im = cJSON_AddObjectToObject(o, "images");
+        cJSON_AddNumberToObject(im, "kept", n_img);
+        cJSON_AddNumberToObject(im, "bytes", (double)s->img_bytes);
+        cJSON_AddNumberToObject(im, "evicted", (double)s->img_evicted);
+        pthread_mutex_unlock(&s->img_mu);
+    }
     char *body = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!body) return MHD_NO;
@@ -718,16 +888,34 @@ static uint64_t next_seed(Server *s) {
     return x & 0xFFFFFFFFu;   /* a short seed that is easy to copy */
 }
 
+/* --seed-api: --public-url, or http:// and the request's Host header (a plain host[:port]), or
+ * the listening address. */
+static void image_base_url(struct MHD_Connection *c, const Server *s, char *out, size_t cap) {
+    if (s->o.public_url) {
+        snprintf(out, cap, "%s", s->o.public_url);
+        size_t l = strlen(out);
+        while (l && out[l - 1] == '/') out[--l] = 0;
+        return;
+    }
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    int ok = host && *host && strlen(host) < 256;
+    for (const char *p = host; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(".-:[]", *p);
+    if (ok) snprintf(out, cap, "http://%s", host);
+    else snprintf(out, cap, "http://%s", s->listen_addr);
+}
+
 static enum MHD_Result handle_bird(struct MHD_Connection *c, Req *r, Server *s) {
     char msg[1024];
     /* the body's JSON and its fields (src/io/request_body.c, fuzzed by tests/fuzz/fuzz_serve_body.c) */
     BirdLimits lim = {s->o.max_caption, GEN_MAX_TEXT, SERVE_MAX_N, SERVE_MAX_SEED, s->stages};
     BirdRequest br;
-    int bad = bird_request_parse(r->body, r->len, &lim, &br, msg, sizeof msg);
+    int bad = s->o.seed_api ? seed_request_parse(r->body, r->len, &lim, &br, msg, sizeof msg)
+                            : bird_request_parse(r->body, r->len, &lim, &br, msg, sizeof msg);
     if (bad) return reply_error(c, r, bad, NULL, "%s", msg);
     const char *caption = br.caption;
     int json = br.format == BIRD_FORMAT_JSON;
-    if (br.format == BIRD_FORMAT_ANY) {
+    if (br.format == BIRD_FORMAT_ANY && !s->o.seed_api) {
         const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
         json = accept_q(accept, "application/json") > accept_q(accept, "image/png");
     }
@@ -760,6 +948,11 @@ static enum MHD_Result handle_bird(struct MHD_Connection *c, Req *r, Server *s) 
     j.opt.seed = br.has_seed ? br.seed : next_seed(s);
     j.stage = br.stage - 1;
     j.json = json;
+    if (s->o.seed_api) {
+        j.seed_birds = r->birds;
+        j.opt.n = r->birds;
+        image_base_url(c, s, j.base, sizeof j.base);
+    }
     job_submit(s, &j);
     free(j.caption);
     if (!j.body) return MHD_NO;
@@ -774,7 +967,7 @@ static enum MHD_Result handle_bird(struct MHD_Connection *c, Req *r, Server *s) 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, j.ctype);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    if (j.status == 200) {
+    if (j.status == 200 || j.status == 201) {
         MHD_add_response_header(resp, "X-Seed", seed_s);
         if (j.unknown[0]) MHD_add_response_header(resp, "X-Unknown-Words", j.unknown);
     }
@@ -798,10 +991,23 @@ static enum MHD_Result route(struct MHD_Connection *c, Req *r, Server *s, const 
     int stopping = s->stopping;
     pthread_mutex_unlock(&s->mu);
     int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
-    if (!strcmp(url, "/api/v1.0/bird")) {
+    if (!strcmp(url, "/api/v1.0/bird") || (s->o.seed_api && !strcmp(url, "/api/v1.0/birds"))) {
         r->route = ROUTE_BIRD;
+        r->birds = !strcmp(url, "/api/v1.0/birds") ? 6 : 1;
         if (strcmp(method, MHD_HTTP_METHOD_POST))
-            return reply_error(c, r, 405, "POST", "%s is not allowed on /api/v1.0/bird; use POST with a JSON body", r->method);
+            return reply_error(c, r, 405, "POST", "%s is not allowed on %s; use POST with a JSON body", r->method, r->path);
+    } else if (s->o.seed_api && !strncmp(url, "/api/v1.0/images/", 17)) {
+        r->route = ROUTE_IMAGE;
+        if (!get) return reply_error(c, r, 405, "GET, HEAD", "%s is not allowed on %s; use GET", r->method, r->path);
+        uint8_t *png = NULL;
+        size_t len = 0;
+        int left = 0;
+        if (strlen(url + 17) >= sizeof ((ImgEntry *)0)->key || img_get(s, url + 17, &png, &len, &left))
+            return reply_error(c, r, 404, NULL, "no such image: %s (images are kept %d s, at most %d MiB of them: --image-ttl, "
+                               "--image-cache-mb)", r->path, s->o.image_ttl, s->o.image_cache_mb);
+        return queue(c, r, 200, (char *)png, len, "image/png", 1, NULL);
+    } else if (!strcmp(url, "/api/v1.0/birds")) {
+        return reply_error(c, r, 404, NULL, "no such path: %s (six birds at once are the seed's API: attngan serve --seed-api)", r->path);
     } else if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
         r->route = ROUTE_PAGE;
         if (!get) return reply_error(c, r, 405, "GET, HEAD", "%s is not allowed on %s; use GET", r->method, r->path);
@@ -864,7 +1070,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * with a body that is refused (404, 405, 413) is answered at once, without reading it. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int body = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (cl && strcmp(cl, "0"));
-        if (!body && !(!strcmp(url, "/api/v1.0/bird") && !strcmp(method, MHD_HTTP_METHOD_POST))) {
+        int bird_path = !strcmp(url, "/api/v1.0/bird") || (s->o.seed_api && !strcmp(url, "/api/v1.0/birds"));
+        if (!body && !(bird_path && !strcmp(method, MHD_HTTP_METHOD_POST))) {
             r->deferred = 1;
             return MHD_YES;
         }
@@ -1035,6 +1242,11 @@ static int parse_args(int argc, char **argv, ServeOpts *o) {
     o->request_timeout = 30;
     o->idle_timeout = 60;
     o->quiet = 0;
+    o->seed_api = 0;
+    o->image_ttl = 600;
+    o->image_cache_mb = 64;
+    o->public_url = NULL;
+    int image_opts = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char name[64];
@@ -1049,6 +1261,7 @@ static int parse_args(int argc, char **argv, ServeOpts *o) {
             return 1;
         }
         if (!strcmp(a, "--quiet") && !eq) { o->quiet = 1; continue; }
+        if (!strcmp(a, "--seed-api") && !eq) { o->seed_api = 1; continue; }
         if (!eq && i + 1 >= argc) {
             fprintf(stderr, "attngan serve: unknown option %s (or missing value; try --help)\n", a);
             return -1;
@@ -1099,6 +1312,29 @@ static int parse_args(int argc, char **argv, ServeOpts *o) {
             if (parse_int(v, &iv, a)) return -1;
             if (iv < 1 || iv > 86400) { fprintf(stderr, "attngan serve: --request-timeout must be 1..86400 seconds\n"); return -1; }
             o->request_timeout = iv;
+        } else if (!strcmp(a, "--image-ttl")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 1 || iv > 604800) { fprintf(stderr, "attngan serve: --image-ttl must be 1..604800 seconds\n"); return -1; }
+            o->image_ttl = iv;
+            image_opts = 1;
+        } else if (!strcmp(a, "--image-cache-mb")) {
+            if (parse_int(v, &iv, a)) return -1;
+            if (iv < 1 || iv > 65536) { fprintf(stderr, "attngan serve: --image-cache-mb must be 1..65536\n"); return -1; }
+            o->image_cache_mb = iv;
+            image_opts = 1;
+        } else if (!strcmp(a, "--public-url")) {
+            if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
+                fprintf(stderr, "attngan serve: --public-url must start with http:// or https://\n");
+                return -1;
+            }
+            for (const char *p = v; *p; p++)
+                if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\') {
+                    fprintf(stderr, "attngan serve: --public-url holds a character a URL cannot (byte %ld)\n", (long)(p - v));
+                    return -1;
+                }
+            if (strlen(v) > 300) { fprintf(stderr, "attngan serve: --public-url is longer than 300 characters\n"); return -1; }
+            o->public_url = v;
+            image_opts = 1;
         } else if (!strcmp(a, "--idle-timeout")) {
             if (parse_int(v, &iv, a)) return -1;
             if (iv < 1 || iv > 86400) { fprintf(stderr, "attngan serve: --idle-timeout must be 1..86400 seconds\n"); return -1; }
@@ -1107,6 +1343,10 @@ static int parse_args(int argc, char **argv, ServeOpts *o) {
             fprintf(stderr, "attngan serve: unknown option %s (try --help)\n", a);
             return -1;
         }
+    }
+    if (image_opts && !o->seed_api) {
+        fprintf(stderr, "attngan serve: --image-ttl, --image-cache-mb and --public-url belong to --seed-api\n");
+        return -1;
     }
     return 0;
 }
@@ -1183,6 +1423,13 @@ int cmd_serve(int argc, char **argv) {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_mutex_init(&s->conn_mu, NULL);
+    pthread_mutex_init(&s->img_mu, NULL);
+    {
+        int v6a = strchr(o.host, ':') != NULL;
+        const char *shown = !strcmp(o.host, "0.0.0.0") || !strcmp(o.host, "::") ? "127.0.0.1" : o.host;
+        snprintf(s->listen_addr, sizeof s->listen_addr, "%s%s%s:%d", v6a && shown == o.host ? "[" : "", shown,
+                 v6a && shown == o.host ? "]" : "", port);
+    }
     int reaper_started = 0;
     {
         /* every connection is a descriptor: raise the soft open-file limit to fit --max-connections */
@@ -1253,6 +1500,9 @@ int cmd_serve(int argc, char **argv) {
             s->model.trained_on, steps, (now_ms() - t0) / 1e3, v6 ? "[" : "", h, v6 ? "]" : "", port, o.workers, o.threads,
             device_name(s->device), o.max_body, o.max_caption, o.max_conns, o.max_conns_per_ip, o.request_timeout,
             o.idle_timeout);
+    if (o.seed_api)
+        fprintf(stderr, "attngan serve: the seed's API (--seed-api): POST /api/v1.0/bird and /api/v1.0/birds answer 201 with image "
+                        "URLs, kept %d s, at most %d MiB\n", o.image_ttl, o.image_cache_mb);
 
     /* wait for SIGINT / SIGTERM */
     int sig;
@@ -1303,6 +1553,8 @@ stop_workers:
     free(s->workers);
     pthread_cond_destroy(&s->work_cv);
     pthread_mutex_destroy(&s->mu);
+    while (s->img_head) img_drop_head(s);
+    pthread_mutex_destroy(&s->img_mu);
     if (rc == 0) fprintf(stderr, "attngan serve: stopped\n");
 out:
     free(s->health_base);

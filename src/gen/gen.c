@@ -498,23 +498,26 @@ int gen_result_image(const GenResult *r, int stage, int i, Image *out) {
     return 0;
 }
 
+int gen_result_attention_stage(const GenResult *r, int i, int k, Image *out) {
+    if (r->n_att < 1) return err_set("a one-stage model draws no attention maps");
+    if (i < 0 || i >= r->n) return err_set("image %d of %d", i, r->n);
+    if (k < 0 || k >= r->n_att) return err_set("attention of stage %d: the model has stages 2..%d", k + 2, r->n_att + 1);
+    /* the maps over that stage's own image (the output of stage k + 2) */
+    int S = r->size[k + 1];
+    const float *imgs[1] = {r->imgs[k + 1] + (size_t)i * 3 * S * S};
+    const float *atts[1] = {r->att[k] + (size_t)i * r->L * r->att_h[k] * r->att_w[k]};
+    const char *const *words[1] = {(const char *const *)r->words};
+    int nw[1] = {r->L};
+    return figure_attention_rows(imgs, 1, S, atts, r->att_h[k], r->att_w[k], words, nw, out);
+}
+
 int gen_result_attention(const GenResult *r, int i, Image *out) {
     if (r->n_att < 1) return err_set("a one-stage model draws no attention maps");
     if (i < 0 || i >= r->n) return err_set("image %d of %d", i, r->n);
-    const float *imgs[2];
-    const float *atts[2];
-    const char *const *words[2];
-    int nw[2];
-    /* each stage's maps over that stage's own input image (the previous stage's output) */
     Image rows[2];
     int w = 0, h = 0;
     for (int k = 0; k < r->n_att; k++) {
-        int S = r->size[k + 1];
-        imgs[0] = r->imgs[k + 1] + (size_t)i * 3 * S * S;
-        atts[0] = r->att[k] + (size_t)i * r->L * r->att_h[k] * r->att_w[k];
-        words[0] = (const char *const *)r->words;
-        nw[0] = r->L;
-        if (figure_attention_rows(imgs, 1, S, atts, r->att_h[k], r->att_w[k], words, nw, &rows[k])) {
+        if (gen_result_attention_stage(r, i, k, &rows[k])) {
             for (int j = 0; j < k; j++) image_free(&rows[j]);
             return -1;
         }

@@ -146,5 +146,8 @@ int gen_result_image(const GenResult *r, int stage, int i, Image *out);
  * (image, then one map per word under its word), stacked. Without attention (one stage) -1
  * with err_msg(). */
 int gen_result_attention(const GenResult *r, int i, Image *out);
+/* The attention figure of stage k + 2 alone (k = 0: stage 2, 1: stage 3) for image i: AttnGAN's
+ * attmaps_a<k>.png of its eval server. */
+int gen_result_attention_stage(const GenResult *r, int i, int k, Image *out);
 
 #endif

@@ -158,6 +158,44 @@ int bird_request_parse(const char *body, size_t len, const BirdLimits *lim, Bird
     return st;
 }
 
+int seed_request_parse(const char *body, size_t len, const BirdLimits *lim, BirdRequest *out, char *msg, size_t cap) {
+    memset(out, 0, sizeof *out);
+    if (cap) msg[0] = 0;
+    if (!body || len == 0) return fail(msg, cap, 400, "empty body: expected a JSON object such as {\"caption\": \"a small red bird\"}");
+    const char *raw_nul = memchr(body, 0, len);
+    if (raw_nul)
+        return fail(msg, cap, 400, "the body holds a NUL byte (at byte %ld): not valid JSON, and a caption cannot contain NUL",
+                    (long)(raw_nul - body));
+    const char *at = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &at, 0);
+    if (!root) {
+        long off = at && at >= body && at <= body + len ? (long)(at - body) : -1;
+        return fail(msg, cap, 400, "the body is not valid JSON (near byte %ld)", off);
+    }
+    while (at && at < body + len && (*at == ' ' || *at == '\t' || *at == '\n' || *at == '\r')) at++;
+    int st = 0;
+    if (at && at < body + len) st = fail(msg, cap, 400, "the body is not valid JSON (text after the value at byte %ld)", (long)(at - body));
+    else if (!cJSON_IsObject(root)) st = fail(msg, cap, 400, "the body must be a JSON object with a \"caption\"");
+    else if (json_no_duplicate_keys(root)) st = fail(msg, cap, 400, "a field appears twice in the body");
+    const cJSON *c = st ? NULL : cJSON_GetObjectItemCaseSensitive(root, "caption");
+    if (!st && !c) st = fail(msg, cap, 400, "no \"caption\" in the body");
+    if (!st) { /* the caption's own checks are bird_request_parse's, on {"caption": ...} alone */
+        cJSON *only = cJSON_CreateObject();
+        cJSON_AddItemReferenceToObject(only, "caption", (cJSON *)c);
+        char *one = cJSON_PrintUnformatted(only);
+        cJSON_Delete(only);
+        if (!one) st = fail(msg, cap, 400, "out of memory");
+        else {
+            BirdLimits l1 = *lim;
+            st = bird_request_parse(one, strlen(one), &l1, out, msg, cap);
+            free(one);
+        }
+    }
+    cJSON_Delete(root);
+    if (st) bird_request_free(out);
+    return st;
+}
+
 void bird_request_free(BirdRequest *r) {
     free(r->caption);
     memset(r, 0, sizeof *r);

@@ -36,6 +36,11 @@ typedef struct BirdRequest {
  * or the HTTP status to answer (400, or 413 for a caption over the limit) with the reason in
  * msg (printable ASCII, at most cap bytes); *out is then empty. */
 int bird_request_parse(const char *body, size_t len, const BirdLimits *lim, BirdRequest *out, char *msg, size_t cap);
+/* The seed's API (`attngan serve --seed-api`, AttnGAN's eval server): a JSON object with a
+ * "caption"; other fields are ignored, as the seed's Flask app ignored them (a field twice is
+ * still refused). The caption is checked as bird_request_parse checks it; n, stage and format are
+ * the defaults (the server decides). */
+int seed_request_parse(const char *body, size_t len, const BirdLimits *lim, BirdRequest *out, char *msg, size_t cap);
 void bird_request_free(BirdRequest *r);
 
 #endif
