@@ -122,6 +122,16 @@ want_keys = {"caption", "seed", "unknown_words", "words", "segments", "stages", 
 check("JSON has " + ", ".join(sorted(want_keys)), want_keys <= set(d), "keys %s" % sorted(d))
 check("JSON echoes caption and seed", d.get("caption") == CAPTION + " zzqxw" and d.get("seed") == 3, "%r %r" % (d.get("caption"), d.get("seed")))
 check("JSON lists the unknown word", d.get("unknown_words") == ["zzqxw"], "%r" % d.get("unknown_words"))
+check("JSON: no changed words in an ASCII caption", d.get("changed_words") == [], "%r" % d.get("changed_words"))
+status, headers, body = request(BIRD, {"caption": "a small bird with wei\u00dfen wings and a red beak", "format": "json", "seed": 1})
+try:
+    cw = json.loads(body).get("changed_words")
+except ValueError:
+    cw = None
+check("JSON: a word losing letters outside ASCII is reported", status == 200 and cw == ["wei\u00dfen -> weien"], "%s %r" % (status, cw))
+status, headers, body = request(BIRD, {"caption": "a small bird with wei\u00dfen wings and a red beak", "seed": 1})
+check("PNG: X-Changed-Words, %XX-escaped", status == 200 and headers.get("X-Changed-Words") == "wei%C3%9Fen -> weien",
+      "%s %r" % (status, headers.get("X-Changed-Words")))
 check("JSON words are the known words", isinstance(d.get("words"), list) and "red" in d.get("words", []) and "zzqxw" not in d.get("words", []),
       "%r" % d.get("words"))
 stages = d.get("stages") or []

@@ -35,6 +35,7 @@
 #include "../io/image.h"
 #include "../io/locate.h"
 #include "../io/request_body.h"
+#include "../data/text_notice.h"
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
@@ -79,8 +80,9 @@ static const char *USAGE =
     "                        \"n\" (images, 1..8, default 1), \"stage\" (1..stages, default the last;\n"
     "                        the PNG's stage), \"format\" (\"png\" or \"json\"; default png, or json when\n"
     "                        the Accept header prefers application/json).\n"
-    "                        png: the image (n > 1: a grid), headers X-Seed and X-Unknown-Words.\n"
-    "                        json: caption, seed, words, unknown_words, segments, every stage's\n"
+    "                        png: the image (n > 1: a grid), headers X-Seed, X-Unknown-Words and\n"
+    "                        X-Changed-Words (words losing letters outside ASCII, %XX-escaped).\n"
+    "                        json: caption, seed, words, unknown_words, changed_words, segments, every stage's\n"
     "                        images and the attention figures as base64 PNGs, model, ms.\n"
     "  GET  /                a web page to try it\n"
     "  GET  /healthz         {\"status\": \"ok\", \"model\": ..., \"stages\": N, ...}\n"
@@ -260,6 +262,7 @@ typedef struct Job {
     size_t len;
     const char *ctype;
     char unknown[256];     /* X-Unknown-Words of a PNG reply (sanitized, may be cut) */
+    char changed[256];     /* X-Changed-Words: words that lost letters outside ASCII (%XX-escaped) */
     double gen_ms, queue_ms;
     pthread_cond_t cv;
     struct Job *next;
@@ -406,6 +409,21 @@ static int build_json(const Server *s, Job *j, const GenResult *r) {
             p += l + (e ? 1 : 0);
         }
     }
+    /* words that lose letters outside ASCII in AttnGAN's tokenizer ("weißen -> weien") */
+    cJSON *chg = cJSON_AddArrayToObject(o, "changed_words");
+    char *changed = text_changed_words(j->caption);
+    for (char *p = changed; p && *p;) {
+        char *e = strstr(p, ", ");
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        char *w = malloc(l + 1);
+        if (!w) { free(changed); goto out; }
+        memcpy(w, p, l);
+        w[l] = 0;
+        cJSON_AddItemToArray(chg, cJSON_CreateString(w));
+        free(w);
+        p += l + (e ? 2 : 0);
+    }
+    free(changed);
     cJSON *segs = cJSON_AddArrayToObject(o, "segments");
     for (int k = 0; k < r->n_segments; k++) {
         cJSON *g = cJSON_CreateObject();
@@ -467,6 +485,16 @@ static int build_png(Job *j, const GenResult *r) {
     j->len = len;
     j->ctype = "image/png";
     if (r->unknown) sanitize(j->unknown, sizeof j->unknown, r->unknown, 200);
+    char *changed = text_changed_words(j->caption);
+    if (changed) { /* a header is ASCII: bytes outside it as %XX (UTF-8, RFC 3986) */
+        size_t o = 0;
+        for (const unsigned char *p = (const unsigned char *)changed; *p && o + 4 < sizeof j->changed; p++) {
+            if (*p >= 0x20 && *p < 0x7f && *p != '%') j->changed[o++] = (char)*p;
+            else o += (size_t)snprintf(j->changed + o, sizeof j->changed - o, "%%%02X", *p);
+        }
+        j->changed[o] = 0;
+        free(changed);
+    }
     return 0;
 }
 
@@ -970,6 +998,7 @@ static enum MHD_Result handle_bird(struct MHD_Connection *c, Req *r, Server *s) 
     if (j.status == 200 || j.status == 201) {
         MHD_add_response_header(resp, "X-Seed", seed_s);
         if (j.unknown[0]) MHD_add_response_header(resp, "X-Unknown-Words", j.unknown);
+        if (j.changed[0]) MHD_add_response_header(resp, "X-Changed-Words", j.changed);
     }
     if (j.status == 503) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
