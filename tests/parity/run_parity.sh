@@ -1,6 +1,7 @@
 #!/bin/sh
-# run_parity.sh: `attngan parity` on every reference dump in $ATTNGAN_DUMPS (default build/dumps),
-# as one entry of tests/run_tests.sh. Skips visibly when there are no dumps (make_dumps.sh needs
+# run_parity.sh: `attngan parity` on every reference dump in $ATTNGAN_DUMPS (default build/dumps)
+# and on the committed sample-mode fixtures in tests/fixtures/parity, as one entry of
+# tests/run_tests.sh. Skips visibly when there are no dumps (make_dumps.sh needs
 # Debian's python3-torch). $PARITY_ONLY (a grep pattern) limits the dumps replayed.
 # Every dump is replayed on each device of $PARITY_DEVICES (default: cpu and hostdev, plus cuda when
 # the binary is a CUDA build on a GPU): hostdev is the device path (uploads, the device's tapes,
@@ -15,10 +16,13 @@ if [ -z "$PARITY_DEVICES" ]; then
     "$BIN" version 2>/dev/null | grep -q "cuda ready" && PARITY_DEVICES="$PARITY_DEVICES cuda"
 fi
 DIR=${ATTNGAN_DUMPS:-build/dumps}
+# the committed sample-mode fixtures (tests/parity/make_sample_fixtures.sh) run in any clone
+FIX=${ATTNGAN_PARITY_FIXTURES:-tests/fixtures/parity}
 pass=0; fail=0; skip=0
-dumps=$(ls "$DIR"/*.safetensors 2>/dev/null | grep -v '/trunk.safetensors$' | grep -E "${PARITY_ONLY:-.}")
-if [ -z "$dumps" ]; then
-    echo "SKIP parity: no reference dumps in $DIR (run tests/parity/make_dumps.sh; needs python3-torch)"
+dumps=$( (ls "$FIX"/*.safetensors; ls "$DIR"/*.safetensors) 2>/dev/null | grep -v '/trunk.safetensors$' | grep -E "${PARITY_ONLY:-.}")
+if ! ls "$DIR"/*.safetensors >/dev/null 2>&1; then
+    echo "SKIP parity of the training steps and the larger sample dumps: no reference dumps in $DIR (they are written by"
+    echo "     tests/parity/make_dumps.sh from ../shared/reference/ref_attngan.py with Debian's python3-torch; README, Parity)"
     skip=1
 fi
 for dev in $PARITY_DEVICES; do
