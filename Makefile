@@ -134,7 +134,7 @@ tests: $(TEST_BIN)
 # unit tests, the Python tests, `attngan parity` on every reference dump (skipped if none), and
 # the training programs' exact resume on the real birds (skipped without ../shared/data)
 test: $(TEST_BIN) $(BUILD)/attngan $(FUZZ_TESTS)
-	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) $(FUZZ_TESTS) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_cli.sh tests/test_install.sh tests/test_resume.sh tests/test_zsl_runs.sh tests/test_dist.sh tests/test_ckpt.sh tests/test_kill.sh tests/test_serve.sh tests/test_browser.sh
+	@ATTNGAN=$(BUILD)/attngan tests/run_tests.sh $(TEST_BIN) $(FUZZ_TESTS) tests/run_py_tests.sh tests/parity/run_parity.sh tests/test_layers.sh tests/test_cli.sh tests/test_install.sh tests/test_resume.sh tests/test_zsl_runs.sh tests/test_dist.sh tests/test_ckpt.sh tests/test_kill.sh tests/test_serve.sh tests/test_browser.sh
 
 # speed: `attngan bench` against the PyTorch reference on the rows of ../shared/reference/RESULTS-cpu.md,
 # a markdown table on stdout and in build/bench/results.md (docs/PERFORMANCE.md). BENCH_QUICK=1: a short

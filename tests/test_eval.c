@@ -9,7 +9,7 @@
 #include "../src/train/checkpoint.h"
 #include "../src/nn/init.h"
 #include "../src/nn/load.h"
-#include "../src/train/train_config.h"
+#include "../src/nn/train_config.h"
 
 #include <string.h>
 #include <unistd.h>

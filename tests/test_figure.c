@@ -1,11 +1,11 @@
-/* test_figure.c: src/app/figure.c: grid size and tile placement, the attention row's size and
+/* test_figure.c: src/io/figure.c: grid size and tile placement, the attention row's size and
  * its map blending (a map weighted on one corner is brighter there, bytes as the documented
  * formula), words drawn in the header strip with the font and not without, font errors and the
  * no-font fallback, PNG round trips through a temporary directory. FIGURE_EXAMPLE=path also
  * writes an example attention figure there. */
 #include "test.h"
 
-#include "../src/app/figure.h"
+#include "../src/io/figure.h"
 #include "../src/io/image.h"
 
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * same bits with the networks on the host device, and the compact (f16 / int8) weight storage of
  * nn_save_compact. */
 #include "test.h"
-#include "../src/app/figure.h"
+#include "../src/io/figure.h"
 #include "../src/gen/gen.h"
 #include "../src/io/safetensors.h"
 #include "../src/nn/init.h"

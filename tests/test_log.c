@@ -1,4 +1,4 @@
-/* test_log.c: src/train/log.c. CRC-32C against published vectors (RFC 3720 B.4 and the usual
+/* test_log.c: src/train/log.c and src/core/progress.c. CRC-32C against published vectors (RFC 3720 B.4 and the usual
  * "123456789") and a bitwise reference; a TensorBoard event file read back by an independent
  * reader written here (TFRecord framing with both CRCs checked on every record by a bit-at-a-
  * time CRC-32C, a generic protobuf decoder, the PNG decoded with image_decode), including a

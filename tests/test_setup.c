@@ -3,11 +3,11 @@
  * (src/data/text_notice.h), AttnGAN's config keys a run refuses, and --force's wipe of a run
  * (src/train/run.h). */
 #include "test.h"
-#include "../src/app/figure.h"
+#include "../src/io/figure.h"
 #include "../src/data/text_notice.h"
 #include "../src/io/locate.h"
 #include "../src/train/run.h"
-#include "../src/train/train_config.h"
+#include "../src/nn/train_config.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,10 @@
-/* test_train_config.c: the training configuration (src/train/train_config.c): config.py's
+/* test_train_config.c: the training configuration (src/nn/train_config.c): config.py's
  * defaults, the shipped cfg/ files, KEY=VALUE overrides, YAML syntax and error messages (from
  * generated temporary files), the JSON and YAML-dump round trips and the ModelConfig mapping. */
 #include "test.h"
 #include "../src/ops/diffaug.h"
 #include "../src/io/image.h"
-#include "../src/train/train_config.h"
+#include "../src/nn/train_config.h"
 
 #include <string.h>
 #include <time.h>

@@ -20,7 +20,7 @@
 #include "../src/nn/load.h"
 #include "../src/nn/text_encoder.h"
 #include "../src/nn/zsl.h"
-#include "../src/train/train_config.h"
+#include "../src/nn/train_config.h"
 #include "../src/train/zsl_gan.h"
 
 #include <math.h>

@@ -13,7 +13,7 @@
 #include "../src/nn/load.h"
 #include "../src/nn/text_encoder.h"
 #include "../src/train/gan_step.h"
-#include "../src/train/train_config.h"
+#include "../src/nn/train_config.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

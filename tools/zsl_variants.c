@@ -22,7 +22,7 @@
 #include "../src/nn/load.h"
 #include "../src/nn/text_encoder.h"
 #include "../src/train/checkpoint.h"
-#include "../src/train/train_config.h"
+#include "../src/nn/train_config.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -6,7 +6,7 @@
 #include "../data/loader.h"
 #include "../io/image.h"
 #include "../io/locate.h"
-#include "../train/checkpoint.h"
+#include "../io/files.h"
 
 #include <dirent.h>
 #include <sys/stat.h>

@@ -9,7 +9,7 @@
 #include "../nn/load.h"
 #include "../train/checkpoint.h"
 #include "../train/gan_step.h"
-#include "../train/log.h"
+#include "../core/progress.h"
 
 #include <cjson/cJSON.h>
 #include <libgen.h>

@@ -1,12 +1,12 @@
 /* generate.c: `attngan generate`, `attngan examples` and `attngan sample`: birds from text with a
  * model directory (src/gen/gen.h). */
 #include "app.h"
-#include "figure.h"
+#include "../io/figure.h"
 #include "../data/cub.h"
 #include "../data/text_notice.h"
 #include "../io/locate.h"
 #include "../gen/gen.h"
-#include "../train/checkpoint.h"
+#include "../io/files.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -25,8 +25,8 @@
 #include "../nn/image_encoder.h"
 #include "../nn/load.h"
 #include "../nn/text_encoder.h"
-#include "../train/checkpoint.h"
-#include "../train/train_config.h"
+#include "../io/files.h"
+#include "../nn/train_config.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -30,7 +30,7 @@
  * 503, then the daemon stops, the workers join and everything is freed. A second signal cancels
  * the requests still queued (503) and waits only for the running generations. */
 #include "app.h"
-#include "figure.h"
+#include "../io/figure.h"
 #include "../gen/gen.h"
 #include "../io/image.h"
 #include "../io/locate.h"

@@ -10,8 +10,8 @@
 #include "../gen/gen.h"
 #include "../nn/load.h"
 #include "../ops/conv2d.h"
-#include "../train/checkpoint.h"
-#include "../train/log.h"
+#include "../io/files.h"
+#include "../core/progress.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
 #include "../gen/gen.h"
 #include "../nn/keras_inception.h"
 #include "../nn/load.h"
-#include "../train/checkpoint.h"
+#include "../io/files.h"
 
 #include <stdio.h>
 #include <stdlib.h>

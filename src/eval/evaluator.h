@@ -28,7 +28,7 @@
 #include "../data/text.h"
 #include "../nn/image_encoder.h"
 #include "../nn/text_encoder.h"
-#include "../train/train_config.h"
+#include "../nn/train_config.h"
 
 #include <stdint.h>
 

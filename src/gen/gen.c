@@ -1,10 +1,10 @@
 /* gen.c: text to birds with a trained model; see gen.h. */
 #include "gen.h"
-#include "../app/figure.h"
+#include "../io/figure.h"
 #include "../io/json_check.h"
 #include "../io/safetensors.h"
 #include "../nn/load.h"
-#include "../train/checkpoint.h"
+#include "../io/files.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

@@ -46,7 +46,7 @@
 #include "../nn/generator.h"
 #include "../nn/image_encoder.h"
 #include "../nn/text_encoder.h"
-#include "../train/train_config.h"
+#include "../nn/train_config.h"
 
 #include <stdint.h>
 

@@ -3,6 +3,7 @@
 #include "../io/safetensors.h"
 #include "../nn/load.h"
 #include "log.h"
+#include "../io/files.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,80 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int mkdir_p(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) return err_set("cannot create directory %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST) return err_set("cannot create directory %s: %s", buf, strerror(errno));
-    return 0;
-}
 
-static int fsync_path(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return err_set("cannot open %s: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    return rc ? err_set("fsync %s: %s", path, strerror(errno)) : 0;
-}
 
-int write_file_atomic(const char *path, const void *data, size_t len) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return err_set("cannot create %s: %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t k = write(fd, p, left);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            close(fd);
-            unlink(tmp);
-            return err_set("write %s: %s", tmp, strerror(errno));
-        }
-        p += k;
-        left -= (size_t)k;
-    }
-    if (fsync(fd)) { close(fd); unlink(tmp); return err_set("fsync %s: %s", tmp, strerror(errno)); }
-    close(fd);
-    if (rename(tmp, path)) { unlink(tmp); return err_set("rename %s -> %s: %s", tmp, path, strerror(errno)); }
-    return 0;
-}
 
-int copy_file_atomic(const char *src, const char *dst) {
-    int in = open(src, O_RDONLY);
-    if (in < 0) return err_set("cannot open %s: %s", src, strerror(errno));
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", dst, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) { close(in); return err_set("cannot create %s: %s", tmp, strerror(errno)); }
-    char buf[1 << 16];
-    int rc = 0;
-    for (;;) {
-        ssize_t k = read(in, buf, sizeof buf);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) { rc = err_set("read %s: %s", src, strerror(errno)); break; }
-        if (k == 0) break;
-        for (ssize_t off = 0; off < k && !rc;) {
-            ssize_t w = write(fd, buf + off, (size_t)(k - off));
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) rc = err_set("write %s: %s", tmp, strerror(errno));
-            else off += w;
-        }
-        if (rc) break;
-    }
-    close(in);
-    if (!rc && fsync(fd)) rc = err_set("fsync %s: %s", tmp, strerror(errno));
-    close(fd);
-    if (!rc && rename(tmp, dst)) rc = err_set("rename %s -> %s: %s", tmp, dst, strerror(errno));
-    if (rc) unlink(tmp);
-    return rc;
-}
 
 static int save_net(const char *dir, const CkptNet *n) {
     StWriter *w = st_writer_new();
@@ -290,14 +220,14 @@ int ckpt_save(const char *dir, int64_t step, const CkptNet *nets, int n_nets, co
     snprintf(path, sizeof path, "%s/state.json", tmp);
     int rc = write_file_atomic(path, js, strlen(js));
     free(js);
-    if (rc || write_manifest(tmp) || fsync_path(tmp)) return rm_rf(tmp), err_prefix("checkpoint %s", final);
+    if (rc || write_manifest(tmp) || files_fsync(tmp)) return rm_rf(tmp), err_prefix("checkpoint %s", final);
     rm_rf(final); /* an older checkpoint of the same step (a resumed run) */
     if (rename(tmp, final)) return err_set("rename %s -> %s: %s", tmp, final, strerror(errno));
-    if (fsync_path(root)) return -1;
+    if (files_fsync(root)) return -1;
     char line[64];
     int k = snprintf(line, sizeof line, "step_%" PRId64 "\n", step);
     snprintf(path, sizeof path, "%s/latest", root);
-    if (write_file_atomic(path, line, (size_t)k) || fsync_path(root)) return -1;
+    if (write_file_atomic(path, line, (size_t)k) || files_fsync(root)) return -1;
     if (keep_last > 0) prune(root, keep_last, step);
     return 0;
 }
@@ -429,24 +359,3 @@ int ckpt_get_rng(const cJSON *obj, const char *key, Rng *r) {
     return 0;
 }
 
-char *read_file_all(const char *path, size_t max_bytes) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) { err_set("%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    size_t cap = 4096, n = 0, k;
-    char *buf = xmalloc(cap);
-    while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (n > max_bytes) {
-            if (f != stdin) fclose(f);
-            free(buf);
-            err_set("%s: more than %zu bytes", path, max_bytes);
-            return NULL;
-        }
-        if (cap - n < 2) buf = xrealloc(buf, cap *= 2);
-    }
-    int bad = ferror(f);
-    if (f != stdin) fclose(f);
-    if (bad) { free(buf); err_set("%s: read error", path); return NULL; }
-    buf[n] = 0;
-    return buf;
-}

@@ -14,6 +14,7 @@
 #define ATTNGAN_CHECKPOINT_H
 
 #include "optim.h"
+#include "../io/files.h"
 
 #include <cjson/cJSON.h>
 
@@ -52,14 +53,6 @@ int ckpt_load(const char *step_dir, const CkptNet *nets, int n_nets, const CkptO
 void ckpt_put_rng(cJSON *obj, const char *key, const Rng *r);
 int ckpt_get_rng(const cJSON *obj, const char *key, Rng *r);
 
-/* mkdir -p; 0 or -1 with err_msg(). */
-int mkdir_p(const char *path);
-/* Writes a whole file atomically (temp, fsync, rename). */
-int write_file_atomic(const char *path, const void *data, size_t len);
-/* Copies a file to dst atomically (temp, fsync, rename); 0 or -1 with err_msg() naming the file. */
-int copy_file_atomic(const char *src, const char *dst);
-/* The whole of a file ("-": stdin) as a NUL-terminated string (malloc'ed); NULL with err_msg()
- * naming the file when it cannot be read or holds more than max_bytes. */
-char *read_file_all(const char *path, size_t max_bytes);
+/* mkdir_p, write_file_atomic, copy_file_atomic, read_file_all: src/io/files.h */
 
 #endif

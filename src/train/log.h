@@ -1,9 +1,7 @@
 /* log.h: training logs: a progress line on the console, a CSV of the losses, and TensorBoard
  * event files.
  *
- *  - Progress: on a terminal one line redrawn with \r (at most ~10 times a second) with a bar,
- *    steps/s (and images/s given a batch size), elapsed time, ETA and the current losses; into a
- *    file or pipe plain lines every N steps or every 10 s, so captured logs stay readable.
+ *  - Progress (src/core/progress.h, which evaluation and export use too).
  *  - CsvLog: step, epoch, wall_time, then the loss terms named at the first row; one row per
  *    call, flushed. Appending (resume) checks that the file's header is this run's.
  *  - TbWriter: logdir/events.out.tfevents.<unix time>.<hostname>, TFRecord-framed Event
@@ -14,32 +12,14 @@
 #ifndef ATTNGAN_LOG_H
 #define ATTNGAN_LOG_H
 
+#include "../core/progress.h"
 #include "../io/image.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-/* ---- progress line */
-typedef struct Progress Progress;
-
-/* total_steps <= 0: unknown (no percentage, bar or ETA). `what` labels the line ("train"). The
- * mode follows isatty(fileno(out)); the clock starts now. Never NULL. */
-Progress *progress_new(const char *what, int64_t total_steps, FILE *out);
-/* Optional settings, before the first update: */
-void progress_set_batch(Progress *p, int batch_size);          /* adds images/s */
-void progress_set_every(Progress *p, int64_t steps, double seconds); /* plain lines; default 100, 10 s */
-void progress_set_start(Progress *p, int64_t step);           /* resumed run: rate counts from here */
-void progress_set_tty(Progress *p, int tty);                   /* force the mode (1: \r redraw) */
-/* What a step is ("photos"): the line shows "photos 120/983" and "photos/s" instead of "step"
- * and "it/s". */
-void progress_set_unit(Progress *p, const char *unit);
-/* A clock in seconds instead of CLOCK_MONOTONIC (tests); restarts the elapsed time. */
-void progress_set_clock(Progress *p, double (*now)(void *ctx), void *ctx);
-/* `step` steps are done (of total_steps); n_terms losses to show (names may be NULL if 0). */
-void progress_update(Progress *p, int64_t step, int n_terms, const char *const *names, const float *values);
-/* Draws the final state (terminal: ends the line; file: a "done" line) and frees p. NULL is fine. */
-void progress_done(Progress *p);
+/* ---- the progress line: src/core/progress.h */
 
 /* ---- CSV of the losses */
 typedef struct CsvLog CsvLog;

@@ -7,7 +7,7 @@
 #include "../data/cub.h"
 #include "../nn/image_encoder.h"
 #include "log.h"
-#include "train_config.h"
+#include "../nn/train_config.h"
 
 #include <cjson/cJSON.h>
 

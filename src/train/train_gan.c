@@ -9,7 +9,7 @@
  * stage also the attention figure step_N_att.png), and the same grid in TensorBoard. At the end
  * netG.safetensors holds the EMA weights (AttnGAN's average G), the model to sample from. */
 #include "train_gan.h"
-#include "../app/figure.h"
+#include "../io/figure.h"
 #include "../data/loader.h"
 #include "../io/image.h"
 #include "../io/safetensors.h"

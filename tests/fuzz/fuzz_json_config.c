@@ -1,12 +1,12 @@
 /* fuzz_json_config: the JSON configs: a model directory's model.json (src/gen/gen.c, with the
- * training config inside it: src/train/train_config.c), a run's config.json (the same reader) and
+ * training config inside it: src/nn/train_config.c), a run's config.json (the same reader) and
  * the model config of dumps and checkpoints (src/nn/config.c). The input is the JSON text, given
  * to each. gen_model_load reads it as <dir>/model.json in a directory without vocab.txt, so it
  * stops after the JSON, before any network is built. */
 #include "fuzz.h"
 #include "../../src/gen/gen.h"
 #include "../../src/nn/config.h"
-#include "../../src/train/train_config.h"
+#include "../../src/nn/train_config.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,9 @@
-/* fuzz_yaml_config: a training config file (src/train/train_config.c: YAML through libyaml) and the
+/* fuzz_yaml_config: a training config file (src/nn/train_config.c: YAML through libyaml) and the
  * `--set KEY=VALUE` overrides. The input is the YAML file; each of its first 16 lines is also
  * tried as a --set assignment. On success the config must survive the round trips a run relies
  * on: JSON (config.json, read back on --resume) exactly, and the YAML dump. */
 #include "fuzz.h"
-#include "../../src/train/train_config.h"
+#include "../../src/nn/train_config.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
 #ifndef ATTNGAN_TRAIN_CONFIG_H
 #define ATTNGAN_TRAIN_CONFIG_H
 
-#include "../nn/config.h"
+#include "config.h"
 
 #include <stdio.h>
 

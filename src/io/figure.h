@@ -12,7 +12,7 @@
 #ifndef ATTNGAN_FIGURE_H
 #define ATTNGAN_FIGURE_H
 
-#include "../io/image.h"
+#include "image.h"
 
 #include <stdint.h>
 

@@ -155,7 +155,7 @@ static int parse_bool(const char *s, int *out) {
     return -1;
 }
 
-static int parse_int(const char *s, long *out) {
+static int parse_int_text(const char *s, long *out) {
     char *end;
     if (!*s || s[0] == ' ' || s[0] == '\t') return -1;
     errno = 0;
@@ -213,7 +213,7 @@ static int set_number(TrainConfig *c, const Key *k, const char *s) {
     }
     if (k->type == KT_INT) {
         long v;
-        if (parse_int(s, &v)) return err_set("expected %s, got '%.64s'", type_name(k->type), s);
+        if (parse_int_text(s, &v)) return err_set("expected %s, got '%.64s'", type_name(k->type), s);
         if (v < INT_MIN || v > INT_MAX) return err_set("expected an integer of at most %d, got '%.64s'", INT_MAX, s);
         if (check_range(k, (double)v)) return -1;
         if (k->even && v % 2) return err_set("must be even (a bidirectional LSTM: half per direction), got %ld", v);

@@ -1,0 +1,21 @@
+/* files.h: small file-system helpers: directories, whole files written atomically (a temporary
+ * file, fsync, rename: a reader sees the old file or the new one, never a part), read whole.
+ * Used by training (checkpoints), evaluation (reports), generation and the commands. */
+#ifndef ATTNGAN_FILES_H
+#define ATTNGAN_FILES_H
+
+#include <stddef.h>
+
+/* mkdir -p; 0 or -1 with err_msg(). */
+int mkdir_p(const char *path);
+/* fsync of a file or directory by path; 0 or -1 with err_msg(). */
+int files_fsync(const char *path);
+/* Writes a whole file atomically (temp, fsync, rename). */
+int write_file_atomic(const char *path, const void *data, size_t len);
+/* Copies a file to dst atomically (temp, fsync, rename); 0 or -1 with err_msg() naming the file. */
+int copy_file_atomic(const char *src, const char *dst);
+/* The whole of a file ("-": stdin) as a NUL-terminated string (malloc'ed); NULL with err_msg()
+ * naming the file when it cannot be read or holds more than max_bytes. */
+char *read_file_all(const char *path, size_t max_bytes);
+
+#endif
