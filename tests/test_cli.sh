@@ -5,7 +5,8 @@
 # missing model in generate and serve with every path tried named, one data-directory rule for
 # data info, sample, pretrain, train and eval (ATTNGAN_DATA honoured, --data suggested), AttnGAN's
 # TRAIN.FLAG / B_NET_D refused, an --out that holds a run refused without --resume or --force,
-# and `attngan import` (arguments, a .pth refused, the tiny official-style checkpoints).
+# `attngan import` (arguments, a .pth refused, the tiny official-style checkpoints), and the
+# wait policy on a busy machine.
 BIN=${ATTNGAN:-build/release/attngan}
 DATA=${ATTNGAN_DATA:-../shared/data}/birds
 pass=0; fail=0; skip=0
@@ -55,6 +56,23 @@ if [ -f "$CK/attngan_netG.safetensors" ]; then
 else
     echo "SKIP import of checkpoints: no $CK/attngan_netG.safetensors (tests/parity/make_checkpoints.sh writes it)"; skip=$((skip + 1))
 fi
+
+# threads on a busy machine (src/core/threads.h): serve waits passively (it starts itself again
+# with OMP_WAIT_POLICY=passive: libgomp then prints its environment twice), a user's policy is
+# kept, and a command started with every core busy restarts passively too
+begins() { grep -c "OPENMP DISPLAY ENVIRONMENT BEGIN" "$1"; }
+OMP_DISPLAY_ENV=true "$BIN" serve --port 70000 >"$T/omp.log" 2>&1
+[ "$(begins "$T/omp.log")" -eq 2 ] && grep -q "OMP_WAIT_POLICY = 'PASSIVE'" "$T/omp.log" && ok "serve restarts with the passive wait policy" ||
+    ko "serve's wait policy: $(grep -E 'BEGIN|WAIT' "$T/omp.log" | head -4)"
+OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=true "$BIN" serve --port 70000 >"$T/omp.log" 2>&1
+[ "$(begins "$T/omp.log")" -eq 1 ] && ok "a user's OMP_WAIT_POLICY is kept (no restart)" || ko "OMP_WAIT_POLICY=active not kept"
+busy=""
+for i in $(seq 1 $((2 * $(nproc)))); do sh -c 'while :; do :; done' & busy="$busy $!"; done
+sleep 0.5
+OMP_DISPLAY_ENV=true "$BIN" data bogus >"$T/omp.log" 2>&1
+kill $busy 2>/dev/null; wait $busy 2>/dev/null
+[ "$(begins "$T/omp.log")" -eq 2 ] && ok "a command started with every core busy restarts with the passive policy" ||
+    ko "no restart on a busy machine: $(grep -c BEGIN "$T/omp.log") environments printed"
 
 # a missing model: the copy of the program in an empty tree finds none
 mkdir -p "$T/bin" "$T/empty"

@@ -3,13 +3,19 @@
 #include "test.h"
 #include "../src/core/env.h"
 #include "../src/core/mempool.h"
+#include "../src/core/threads.h"
 #include "../src/ops/activation.h"
 #include "../src/ops/arith.h"
 #include "../src/ops/linear.h"
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <omp.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 static double sum_abs(const float *x, int64_t n) {
     double s = 0;
@@ -397,8 +403,39 @@ static void test_env_switch(void) {
                  "ATTNGAN_TEST_SWITCH=purple: expected red, green or blue");
 }
 
+/* The load reading (src/core/threads.h): within [1, cores]; with two busy processes per core
+ * running, one core free at most, the machine heavily loaded, and the default a thread per core
+ * only when the policy is passive. */
+static void test_threads_load(void) {
+    int cores = omp_get_num_procs(), f = threads_free_cores();
+    EXPECT(f >= 1 && f <= cores, "threads_free_cores %d in 1..%d", f, cores);
+    int n = 2 * cores;
+    pid_t *kids = calloc((size_t)n, sizeof *kids);
+    for (int i = 0; i < n; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            for (volatile unsigned long x = 0;; x++) {}
+        }
+    }
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    int busy_free = threads_free_cores(), heavy = threads_heavily_loaded();
+    unsetenv("OMP_WAIT_POLICY");
+    int d_spin = threads_default();
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    int d_passive = threads_default();
+    unsetenv("OMP_WAIT_POLICY");
+    for (int i = 0; i < n; i++) kill(kids[i], SIGKILL);
+    for (int i = 0; i < n; i++) waitpid(kids[i], NULL, 0);
+    free(kids);
+    EXPECT(busy_free == 1 && heavy == 1, "with %d busy processes: %d free core(s) (want 1), heavily loaded %d", n, busy_free, heavy);
+    EXPECT(d_spin == 1 && d_passive == cores, "default threads when busy: %d spinning (want 1), %d passive (want %d)", d_spin,
+           d_passive, cores);
+}
+
 int main(void) {
     test_begin("test_core");
+    test_threads_load();
     test_env_switch();
     test_accumulate();
     test_detach_and_no_grad();

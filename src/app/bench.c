@@ -39,7 +39,7 @@ static const char BENCH_USAGE[] =
     "                  iteration), damsm_step (one DAMSM+ZSL pretraining iteration); default sample\n"
     "  --branch N      G stages and Ds: 1 (64 px), 2 (128), 3 (256); default 3\n"
     "  --batch B       default 8;  --iters K default 3;  --warmup W default 1\n"
-    "  --threads T     OpenMP/OpenBLAS threads (default: all cores)\n"
+    "  --threads T     OpenMP/OpenBLAS threads (default: the cores free at start: all on an idle machine)\n"
     "  --device D      cpu (default), cuda or hostdev (or ATTNGAN_DEVICE): the networks and the batch\n"
     "                  move there after setup; each timed iteration ends with the device synchronised\n"
     "  --profile       per-op tables (forward and backward apart) over the timed iterations, then the\n"

@@ -63,7 +63,7 @@ static const char *EVAL_USAGE =
     "                   trunk's pool features\n"
     "  --wikipedia DIR  the Wikipedia articles (default DATA/../wikipedia)\n"
     "  --seed N         0..2^53-1, default 1234;  --folds N  default 10;  --candidates N  default 100\n"
-    "  --threads N      threads for the math, 1..1024 (default: all cores)\n"
+    "  --threads N      threads for the math, 1..1024 (default: the cores free at start)\n"
     "  --device D       cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
     "                   device path on the CPU, for tests); or ATTNGAN_DEVICE: the evaluator's and\n"
     "                   the models' networks run there (loaded on the CPU, then moved); the metrics\n"

@@ -113,7 +113,7 @@ static const char *GENERATE_USAGE =
     "  --max-segments K   long text: the most sentences used (default 3)\n"
     "  --long-text MODE   select (default: relevance-scored sentences, below), first (its first 18\n"
     "                     known words as one caption) or subset (AttnGAN's random 18-word subset)\n"
-    "  --threads N        threads for the math, 1..1024 (default: all cores)\n"
+    "  --threads N        threads for the math, 1..1024 (default: the cores free at start)\n"
     "  --device D         cpu (default), cuda (a `make CUDA=1` build with a GPU) or hostdev (the\n"
     "                     device path on the CPU, for tests); or ATTNGAN_DEVICE. The model is\n"
     "                     loaded on the CPU and moved there\n"

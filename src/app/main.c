@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int parse_int(const char *s, int *out, const char *flag) {
     char *end;
@@ -133,7 +134,28 @@ static int take_device(int *argc, char **argv) {
     return 0;
 }
 
+/* OpenMP's wait policy for this run (src/core/threads.h): libgomp reads OMP_WAIT_POLICY once,
+ * when it is loaded, so a run that should wait passively starts itself again with it set.
+ * serve and eval always; the other commands when fewer than half the cores are free now. Not
+ * when the user set a policy (or GOMP_SPINCOUNT), under an MPI launcher, or for version and help. */
+static void choose_wait_policy(int argc, char **argv) {
+    if (argc < 2 || getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("ATTNGAN_RESTARTED")) return;
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_RANK") || getenv("PMIX_RANK")) return;
+    const char *c = argv[1];
+    if (!strcmp(c, "version") || !strcmp(c, "--version") || !strcmp(c, "help") || !strcmp(c, "--help") || !strcmp(c, "-h")) return;
+    int always = !strcmp(c, "serve") || !strcmp(c, "eval");
+    if (!always && !threads_heavily_loaded()) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv("ATTNGAN_RESTARTED", always ? "passive (serve, eval)" : "passive (a busy machine)", 1);
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+    /* could not start again: keep going with the spinning policy, and say nothing (the default
+     * thread count then stays at the free cores) */
+    unsetenv("OMP_WAIT_POLICY");
+}
+
 int main(int argc, char **argv) {
+    choose_wait_policy(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);
         return argc < 2 ? 1 : 0;
@@ -146,6 +168,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (take_device(&argc, argv)) return 2;
+    /* the default thread count: the cores free now (src/core/threads.h); --threads overrides it */
+    threads_set(0);
     if (!strcmp(argv[1], "parity")) return cmd_parity(argc - 1, argv + 1);
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "pretrain")) return cmd_pretrain(argc - 1, argv + 1);
