@@ -4,6 +4,7 @@
 #include "test.h"
 #include "../src/ops/batchnorm.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,8 +197,40 @@ static void thread_case(void) {
     for (int i = 0; i < 6; i++) tensor_free(all[i]);
 }
 
+/* batchnorm_terms_probe (attngan parity's cancellation-aware gate): for its dbeta, the sums of
+ * |dout| per channel over (N, S), accumulated by the caller; NULL: no call. */
+static const float *g_probe_db;
+static double g_probe_terms[8];
+static int g_probe_calls;
+static void probe(const float *dbeta, const double *t, int C) {
+    g_probe_db = dbeta;
+    for (int c = 0; c < C && c < 8; c++) g_probe_terms[c] = t[c];
+    g_probe_calls++;
+}
+
+static void terms_probe_case(void) {
+    enum { N = 2, C = 3, S = 5 };
+    float x[N * C * S], dy[N * C * S], mean[C], rstd[C], g[C] = {1, 2, 3}, dg[C] = {0}, db[C] = {0}, dx[N * C * S] = {0};
+    for (int i = 0; i < N * C * S; i++) x[i] = (float)((i * 37) % 11) - 5.0f, dy[i] = (float)((i * 13) % 7) - 3.0f;
+    for (int c = 0; c < C; c++) mean[c] = 0.1f * c, rstd[c] = 1.0f + 0.1f * c;
+    batchnorm_terms_probe = probe;
+    batchnorm_backward(dx, dg, db, dy, mean, rstd, x, g, N, C, S, 1);
+    batchnorm_terms_probe = NULL;
+    int ok = g_probe_calls == 1 && g_probe_db == db;
+    for (int c = 0; c < C; c++) {
+        double a = 0, sum = 0;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < S; i++) a += fabs(dy[(n * C + c) * S + i]), sum += dy[(n * C + c) * S + i];
+        ok &= fabs(g_probe_terms[c] - a) < 1e-9 && fabs(db[c] - sum) < 1e-4 && a >= fabs(sum);
+    }
+    EXPECT(ok, "terms probe: one call with dbeta's pointer and sum |dout| per channel (%d calls)", g_probe_calls);
+    batchnorm_backward(dx, dg, db, dy, mean, rstd, x, g, N, C, S, 1);
+    EXPECT(g_probe_calls == 1, "no probe call once it is NULL");
+}
+
 int main(void) {
     test_begin("test_batchnorm");
+    terms_probe_case();
     SafeTensors *fx = fixture_open("batchnorm");
     if (fx) {
         const char *cases[] = {"train2d", "train1d_nc", "train1d_ncl", "noaffine", "eps3",

@@ -112,15 +112,25 @@ static void channel_sums(double *sum_dy, double *dot, const float *dout, const f
     *dot = d;
 }
 
+BnTermsProbe batchnorm_terms_probe = NULL;
+
 /* dinp (N, C, S), dgamma (C), dbeta (C) += gradients of out = (inp - mean) * rstd * gamma + beta */
 void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *mean,
                         const float *rstd, const float *inp, const float *gamma, int N, int C, int S, int train) {
     int64_t M = (int64_t)N * S;
+    BnTermsProbe probe = batchnorm_terms_probe;
+    double *terms = probe && dbeta ? xcalloc((size_t)C, sizeof(double)) : NULL;
 #pragma omp parallel for schedule(static) if ((int64_t)C * M > BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
         double sum_dy, dot;
         float m = mean[c], r = rstd[c], w = gamma ? gamma[c] : 1.0f;
         channel_sums(&sum_dy, &dot, dout, inp, m, N, C, S, c);
+        if (terms) {
+            double a = 0;
+            for (int n = 0; n < N; n++)
+                for (int i = 0; i < S; i++) a += fabs((double)dout[((int64_t)n * C + c) * S + i]);
+            terms[c] = a;
+        }
         if (dgamma) dgamma[c] += (float)(dot * r);
         if (dbeta) dbeta[c] += (float)sum_dy;
         if (!dinp) continue;
@@ -133,6 +143,10 @@ void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
             for (int i = 0; i < S; i++)
                 dinp[off + i] += (dout[off + i] - gm - (inp[off + i] - m) * k) * scale;
         }
+    }
+    if (terms) {
+        probe(dbeta, terms, C);
+        free(terms);
     }
 }
 

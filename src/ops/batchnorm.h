@@ -38,6 +38,12 @@ void batchnorm_factors(float *alpha, float *shift, float *rstd, const float *mea
                        const float *beta, int C, float eps);
 void batchnorm_forward(float *out, float *rstd, const float *inp, const float *mean, const float *var,
                        const float *gamma, const float *beta, int N, int C, int S, float eps);
+/* The terms probe of `attngan parity` (its cancellation-aware gate, src/app/parity.c): when set,
+ * batchnorm_backward also gives, for the dbeta it adds to, the per-channel sums of |dout| over
+ * (N, S): the absolute terms of that reduction. One caller at a time (parity is single-threaded
+ * outside the kernels); NULL (the default) costs nothing. */
+typedef void (*BnTermsProbe)(const float *dbeta, const double *abs_terms, int C);
+extern BnTermsProbe batchnorm_terms_probe;
 /* dinp (N, C, S), dgamma (C), dbeta (C) += gradients (each skipped when NULL); dout (N, C, S);
  * mean, rstd (C) as used by the forward; inp (N, C, S); gamma (C) or NULL.
  * train != 0: through the batch mean and variance; train == 0: the per-channel affine map only. */

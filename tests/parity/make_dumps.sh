@@ -1,7 +1,8 @@
 #!/bin/sh
 # make_dumps.sh [OUTDIR]: writes the small PyTorch reference dumps that `make test` replays with
 # `attngan parity` (default OUTDIR build/dumps). Needs Debian's python3-torch and the reference
-# in ../shared/reference (or $ATTNGAN_REFERENCE). Fresh seeds are picked with SEED=N.
+# in ../shared/reference (or $ATTNGAN_REFERENCE). The fixed dumps use SEED (default 1234); two
+# more use fresh seeds on every run (below).
 set -e
 OUT=${1:-build/dumps}
 REF=${ATTNGAN_REFERENCE:-$(dirname "$0")/../../../shared/reference}
@@ -30,4 +31,17 @@ run sample_b1_small --mode sample --branch 1 --batch 4 $TINY
 run sample_b2_small --mode sample --branch 2 --batch 4 $TINY
 run sample_b3_small --mode sample --branch 3 --batch 4 $TINY
 run sample_b3_small_cm --mode sample --branch 3 --batch 4 $TINY --correct-mask
+# Fresh seeds on every run (issue 21): passing must not depend on the fixed seed above. Two seeds
+# from /dev/urandom (printed; FRESH_SEEDS="a b" repeats a run, FRESH_SEEDS=none skips): a gan_step
+# at 3 stages and a damsm_step, written as fresh_*_s<seed>.safetensors and replayed by
+# run_parity.sh with the rest.
+rm -f "$OUT"/fresh_*.safetensors "$OUT"/fresh_*.log
+if [ "${FRESH_SEEDS:-}" != none ]; then
+    set -- ${FRESH_SEEDS:-$(( $(od -An -N4 -tu4 /dev/urandom) % 1000000 )) $(( $(od -An -N4 -tu4 /dev/urandom) % 1000000 ))}
+    echo "make_dumps: fresh seeds $1 $2 (FRESH_SEEDS=\"$1 $2\" repeats them)"
+    fixed=$SEED
+    SEED=$1; run "fresh_gan_b3_s$1" --mode gan_step --branch 3 --batch 4 $TINY --no-dropout --trunk-file "$OUT/trunk.safetensors"
+    SEED=$2; run "fresh_damsm_s$2" --mode damsm_step --batch 4 $TINY --no-dropout --damsm-size 64 --trunk-file "$OUT/trunk.safetensors"
+    SEED=$fixed
+fi
 ls -la "$OUT"
