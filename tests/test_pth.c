@@ -2,8 +2,8 @@
  *  - hand-made legacy and zip files (the bytes torch.save writes, pickle protocol 2): a state_dict
  *    with a strided view and a storage shared by two tensors converts to the right values; a
  *    big-endian zip is swapped; refused, each with its message: a global outside a state_dict's
- *    (os.system), a whole nn.Module, a tensor reaching past its storage, a truncated file, a dict
- *    of state_dicts, a file that is no checkpoint;
+ *    (os.system), a whole nn.Module, a tensor reaching past its storage, sizes and strides whose
+ *    reach overflows 64 bits, a truncated file, a dict of state_dicts, a file that is no checkpoint;
  *  - every .pth that tests/parity/make_checkpoints.sh keeps (build/checkpoints or
  *    $ATTNGAN_CHECKPOINTS; legacy and zip files written by PyTorch itself) gives the same tensors,
  *    bit for bit, as tools/pth2safetensors.py's conversion next to it. */
@@ -160,6 +160,14 @@ static void test_hand_made(void) {
     PUTS(&d, "K\x00K\x02\x85K\x01\x85tRus.");
     zip_file(tmp_path("dicts.pth"), d.b, d.n, 0);
     expect_refused("a dict of state_dicts", tmp_path("dicts.pth"), "a dict of state_dicts ('netG' (1 tensors))");
+    Buf h = {.n = 0}; /* size (2^40, 2^40), stride (2^40, 1): the reach overflows 64 bits */
+    PUTS(&h, "\x80\x02}X\x01\x00\x00\x00" "wctorch._utils\n_rebuild_tensor\n(");
+    pid(&h, '0', 7, 0);
+    PUTS(&h, "K\x00\x8a\x06\x00\x00\x00\x00\x00\x01\x8a\x06\x00\x00\x00\x00\x00\x01\x86"
+             "\x8a\x06\x00\x00\x00\x00\x00\x01K\x01\x86tRs.");
+    zip_file(tmp_path("huge.pth"), h.b, h.n, 0);
+    expect_refused("sizes and strides whose reach overflows", tmp_path("huge.pth"), "out of range");
+    remove(tmp_path("huge.pth"));
     write_bytes(tmp_path("text.pth"), "hello, world\n", 13);
     EXPECT(pth_sniff(tmp_path("text.pth")) == 0, "pth_sniff: a text file is not a checkpoint");
     expect_refused("a text file", tmp_path("text.pth"), "not a PyTorch checkpoint");

@@ -968,11 +968,15 @@ static int make_tensor(Parser *P, const PkNode *fn, const PkNode *args, PkNode *
     int ns;
     if (dims_of(P, item(args, 2), "size", t->shape, &t->ndim) || dims_of(P, item(args, 3), "stride", t->stride, &ns)) return -1;
     if (ns != t->ndim) return perr(P, "the tensor has %d sizes and %d strides", t->ndim, ns);
-    int64_t last = t->offset, empty = 0;
+    int64_t last = t->offset, empty = 0, numel = 1, step;
+    int over = 0;
     for (int d = 0; d < t->ndim; d++) {
         if (t->shape[d] == 0) empty = 1;
-        else last += (t->shape[d] - 1) * t->stride[d];
+        else over |= __builtin_mul_overflow(t->shape[d] - 1, t->stride[d], &step) || __builtin_add_overflow(last, step, &last);
+        over |= __builtin_mul_overflow(numel, t->shape[d], &numel);
     }
+    if (over || numel > ((int64_t)1 << 34))
+        return perr(P, "the tensor's size or strides are out of range (more than 2^34 elements, or an offset past 2^63)");
     if (!empty && last >= t->storage_numel)
         return perr(P, "the tensor reaches element %lld of its storage '%.40s' of %lld elements", (long long)last, t->key,
                     (long long)t->storage_numel);

@@ -288,8 +288,8 @@ static int64_t elem_i64(const unsigned char *p, const char *dt) {
 static int add_tensor(Reader *R, StWriter *w, const char *name, const PickleTensor *t) {
     Storage *s = NULL;
     if (storage(R, t, &s)) return -1;
-    int64_t root_numel = t->view_offset + t->storage_numel;
-    if ((uint64_t)root_numel * (uint64_t)t->elem_size > s->bytes)
+    int64_t root_numel = t->view_offset + t->storage_numel; /* (pickle.c: the view lies inside its root) */
+    if (root_numel < 0 || (uint64_t)root_numel > s->bytes / (uint64_t)t->elem_size)
         return err_set("%s: tensor '%s': storage '%s' holds %zu bytes, the pickle says %lld elements of %d", R->path, name, t->key, s->bytes,
                        (long long)root_numel, t->elem_size);
     int64_t numel = 1;
