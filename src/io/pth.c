@@ -12,6 +12,7 @@
 #include <zip.h>
 
 #define PTH_MAX_FILE ((size_t)8 << 30)
+#define PTH_MAX_PICKLE ((size_t)256 << 20) /* a state_dict's object pickle: names, shapes, ids */
 /* torch.save's legacy header: pickle (protocol 2) of the magic number 0x1950a86a20f9469cfc6c */
 static const unsigned char LEGACY_MAGIC[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
 #define LEGACY_PROTOCOL 1001
@@ -79,14 +80,18 @@ int pth_sniff(const char *path) {
 }
 
 /* ------------------------------------------------------------------ zip */
-static int zip_read_entry(Reader *R, const char *name, unsigned char **out, size_t *len) {
+/* The record `name`, at most max_bytes long (its header's size is checked before anything is
+ * allocated: a record that claims more, e.g. a zip bomb or a lying header, is refused). */
+static int zip_read_entry(Reader *R, const char *name, size_t max_bytes, unsigned char **out, size_t *len) {
     *out = NULL;
     *len = 0;
     zip_stat_t zs;
     zip_stat_init(&zs);
     if (zip_stat(R->zip, name, 0, &zs) != 0 || !(zs.valid & ZIP_STAT_SIZE))
         return err_set("%s: the archive has no record '%s'", R->path, name);
-    if (zs.size > PTH_MAX_FILE) return err_set("%s: record '%s' of %llu bytes is too large", R->path, name, (unsigned long long)zs.size);
+    if (zs.size > max_bytes || zs.size > PTH_MAX_FILE)
+        return err_set("%s: record '%s' claims %llu bytes, more than the %zu it may hold", R->path, name, (unsigned long long)zs.size,
+                       max_bytes);
     zip_file_t *zf = zip_fopen(R->zip, name, 0);
     if (!zf) return err_set("%s: cannot open record '%s': %s", R->path, name, zip_strerror(R->zip));
     unsigned char *b = malloc(zs.size ? zs.size : 1);
@@ -142,14 +147,14 @@ static int open_zip(Reader *R, unsigned char **pkl, size_t *pkl_len) {
     if (zip_stat(R->zip, name, 0, &zs) == 0) {
         unsigned char *b;
         size_t bl;
-        if (zip_read_entry(R, name, &b, &bl)) return -1;
+        if (zip_read_entry(R, name, 64, &b, &bl)) return -1;
         int little = bl >= 6 && !memcmp(b, "little", 6), big = bl >= 3 && !memcmp(b, "big", 3);
         free(b);
         if (!little && !big) return err_set("%s: unknown byteorder record", R->path);
         R->big_endian = big;
     }
     snprintf(name, sizeof name, "%sdata.pkl", R->prefix);
-    return zip_read_entry(R, name, pkl, pkl_len);
+    return zip_read_entry(R, name, PTH_MAX_PICKLE, pkl, pkl_len);
 }
 
 /* ------------------------------------------------------------------ legacy */
@@ -245,7 +250,10 @@ static int storage(Reader *R, const PickleTensor *t, Storage **out) {
     char name[700];
     snprintf(name, sizeof name, "%sdata/%s", R->prefix, t->key);
     Storage s = {0};
-    if (zip_read_entry(R, name, &s.data, &s.bytes)) return -1;
+    uint64_t need = (uint64_t)(t->view_offset + t->storage_numel); /* the pid's size of the whole storage */
+    if (need > PTH_MAX_FILE / (uint64_t)t->elem_size) return err_set("%s: storage '%s' of %llu elements is too large", R->path, t->key,
+                                                                     (unsigned long long)need);
+    if (zip_read_entry(R, name, (size_t)(need * (uint64_t)t->elem_size), &s.data, &s.bytes)) return -1;
     if (R->big_endian && t->elem_size > 1) {
         for (size_t i = 0; i + (size_t)t->elem_size <= s.bytes; i += (size_t)t->elem_size)
             for (int a = 0, b = t->elem_size - 1; a < b; a++, b--) {
