@@ -387,6 +387,32 @@ static cJSON *model_json(const Server *s) {
     return m;
 }
 
+/* Each item of a list "a<sep>b<sep>c" (NULL: none) as a string of arr. -1 (err_msg()) when out of memory. */
+static int add_list(cJSON *arr, const char *list, const char *sep) {
+    size_t sl = strlen(sep);
+    for (const char *p = list; p && *p;) {
+        const char *e = strstr(p, sep);
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        char *w = malloc(l + 1);
+        if (!w) return err_set("out of memory");
+        memcpy(w, p, l);
+        w[l] = 0;
+        cJSON_AddItemToArray(arr, cJSON_CreateString(w));
+        free(w);
+        p += l + (e ? sl : 0);
+    }
+    return 0;
+}
+
+/* o printed as the job's JSON reply. */
+static int json_reply(Job *j, const cJSON *o) {
+    j->body = cJSON_PrintUnformatted(o);
+    if (!j->body) return err_set("out of memory printing the JSON reply");
+    j->len = strlen(j->body);
+    j->ctype = "application/json";
+    return 0;
+}
+
 /* The JSON reply of a finished generation. -1 (err_msg()) on an encoding failure. */
 static int build_json(const Server *s, Job *j, const GenResult *r) {
     int rc = -1;
@@ -396,36 +422,12 @@ static int build_json(const Server *s, Job *j, const GenResult *r) {
     cJSON_AddNumberToObject(o, "n", r->n);
     cJSON *words = cJSON_AddArrayToObject(o, "words");
     for (int k = 0; k < r->L; k++) cJSON_AddItemToArray(words, cJSON_CreateString(r->words[k] ? r->words[k] : ""));
-    cJSON *unk = cJSON_AddArrayToObject(o, "unknown_words");
-    if (r->unknown) {
-        const char *p = r->unknown;
-        while (*p) {
-            const char *e = strchr(p, ',');
-            size_t l = e ? (size_t)(e - p) : strlen(p);
-            char *w = malloc(l + 1);
-            if (!w) goto out;
-            memcpy(w, p, l);
-            w[l] = 0;
-            cJSON_AddItemToArray(unk, cJSON_CreateString(w));
-            free(w);
-            p += l + (e ? 1 : 0);
-        }
-    }
+    if (add_list(cJSON_AddArrayToObject(o, "unknown_words"), r->unknown, ",")) goto out;
     /* words that lose letters outside ASCII in AttnGAN's tokenizer ("weißen -> weien") */
-    cJSON *chg = cJSON_AddArrayToObject(o, "changed_words");
     char *changed = text_changed_words(j->caption);
-    for (char *p = changed; p && *p;) {
-        char *e = strstr(p, ", ");
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        char *w = malloc(l + 1);
-        if (!w) { free(changed); goto out; }
-        memcpy(w, p, l);
-        w[l] = 0;
-        cJSON_AddItemToArray(chg, cJSON_CreateString(w));
-        free(w);
-        p += l + (e ? 2 : 0);
-    }
+    int bad = add_list(cJSON_AddArrayToObject(o, "changed_words"), changed, ", ");
     free(changed);
+    if (bad) goto out;
     cJSON *segs = cJSON_AddArrayToObject(o, "segments");
     for (int k = 0; k < r->n_segments; k++) {
         cJSON *g = cJSON_CreateObject();
@@ -455,11 +457,7 @@ static int build_json(const Server *s, Job *j, const GenResult *r) {
     cJSON_AddItemToObject(o, "model", model_json(s));
     cJSON_AddNumberToObject(o, "ms", round(j->gen_ms * 10) / 10);
     cJSON_AddNumberToObject(o, "queue_ms", round(j->queue_ms * 10) / 10);
-    j->body = cJSON_PrintUnformatted(o);
-    if (!j->body) { err_set("out of memory printing the JSON reply"); goto out; }
-    j->len = strlen(j->body);
-    j->ctype = "application/json";
-    rc = 0;
+    rc = json_reply(j, o);
 out:
     cJSON_Delete(o);
     return rc;
@@ -618,11 +616,7 @@ static int build_seed(Server *s, Job *j, const GenResult *r) {
     }
     cJSON_AddStringToObject(b, "caption", j->caption);
     cJSON_AddNumberToObject(b, "elapsed", j->gen_ms / 1e3);
-    j->body = cJSON_PrintUnformatted(o);
-    if (!j->body) { err_set("out of memory printing the JSON reply"); goto out; }
-    j->len = strlen(j->body);
-    j->ctype = "application/json";
-    rc = 0;
+    rc = json_reply(j, o);
 out:
     cJSON_Delete(o);
     return rc;

@@ -133,9 +133,10 @@ static int parse(const char *body, size_t len, const BirdLimits *lim, const cJSO
     return 0;
 }
 
-int bird_request_parse(const char *body, size_t len, const BirdLimits *lim, BirdRequest *out, char *msg, size_t cap) {
-    memset(out, 0, sizeof *out);
-    if (cap) msg[0] = 0;
+/* The body as one JSON value and nothing after it: 0 and *root (cJSON_Delete it), or the status
+ * (400) with the reason in msg. */
+static int json_body(const char *body, size_t len, cJSON **root, char *msg, size_t cap) {
+    *root = NULL;
     if (!body || len == 0) return fail(msg, cap, 400, "empty body: expected a JSON object such as {\"caption\": \"a small red bird\"}");
     /* JSON text never holds a raw NUL; inside a string cJSON would keep it, and the C string of
      * the caption would silently end there */
@@ -144,15 +145,27 @@ int bird_request_parse(const char *body, size_t len, const BirdLimits *lim, Bird
         return fail(msg, cap, 400, "the body holds a NUL byte (at byte %ld): not valid JSON, and a caption cannot contain NUL",
                     (long)(raw_nul - body));
     const char *at = NULL; /* where parsing stopped (cJSON_GetErrorPtr is a global: not for threads) */
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &at, 0);
-    if (!root) {
+    cJSON *r = cJSON_ParseWithLengthOpts(body, len, &at, 0);
+    if (!r) {
         long off = at && at >= body && at <= body + len ? (long)(at - body) : -1;
         return fail(msg, cap, 400, "the body is not valid JSON (near byte %ld)", off);
     }
     while (at && at < body + len && (*at == ' ' || *at == '\t' || *at == '\n' || *at == '\r')) at++;
-    int st;
-    if (at && at < body + len) st = fail(msg, cap, 400, "the body is not valid JSON (text after the value at byte %ld)", (long)(at - body));
-    else st = parse(body, len, lim, root, out, msg, cap);
+    if (at && at < body + len) {
+        cJSON_Delete(r);
+        return fail(msg, cap, 400, "the body is not valid JSON (text after the value at byte %ld)", (long)(at - body));
+    }
+    *root = r;
+    return 0;
+}
+
+int bird_request_parse(const char *body, size_t len, const BirdLimits *lim, BirdRequest *out, char *msg, size_t cap) {
+    memset(out, 0, sizeof *out);
+    if (cap) msg[0] = 0;
+    cJSON *root;
+    int st = json_body(body, len, &root, msg, cap);
+    if (st) return st;
+    st = parse(body, len, lim, root, out, msg, cap);
     cJSON_Delete(root);
     if (st) bird_request_free(out);
     return st;
@@ -161,21 +174,10 @@ int bird_request_parse(const char *body, size_t len, const BirdLimits *lim, Bird
 int seed_request_parse(const char *body, size_t len, const BirdLimits *lim, BirdRequest *out, char *msg, size_t cap) {
     memset(out, 0, sizeof *out);
     if (cap) msg[0] = 0;
-    if (!body || len == 0) return fail(msg, cap, 400, "empty body: expected a JSON object such as {\"caption\": \"a small red bird\"}");
-    const char *raw_nul = memchr(body, 0, len);
-    if (raw_nul)
-        return fail(msg, cap, 400, "the body holds a NUL byte (at byte %ld): not valid JSON, and a caption cannot contain NUL",
-                    (long)(raw_nul - body));
-    const char *at = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &at, 0);
-    if (!root) {
-        long off = at && at >= body && at <= body + len ? (long)(at - body) : -1;
-        return fail(msg, cap, 400, "the body is not valid JSON (near byte %ld)", off);
-    }
-    while (at && at < body + len && (*at == ' ' || *at == '\t' || *at == '\n' || *at == '\r')) at++;
-    int st = 0;
-    if (at && at < body + len) st = fail(msg, cap, 400, "the body is not valid JSON (text after the value at byte %ld)", (long)(at - body));
-    else if (!cJSON_IsObject(root)) st = fail(msg, cap, 400, "the body must be a JSON object with a \"caption\"");
+    cJSON *root;
+    int st = json_body(body, len, &root, msg, cap);
+    if (st) return st;
+    if (!cJSON_IsObject(root)) st = fail(msg, cap, 400, "the body must be a JSON object with a \"caption\"");
     else if (json_no_duplicate_keys(root)) st = fail(msg, cap, 400, "a field appears twice in the body");
     const cJSON *c = st ? NULL : cJSON_GetObjectItemCaseSensitive(root, "caption");
     if (!st && !c) st = fail(msg, cap, 400, "no \"caption\" in the body");
@@ -186,8 +188,7 @@ int seed_request_parse(const char *body, size_t len, const BirdLimits *lim, Bird
         cJSON_Delete(only);
         if (!one) st = fail(msg, cap, 400, "out of memory");
         else {
-            BirdLimits l1 = *lim;
-            st = bird_request_parse(one, strlen(one), &l1, out, msg, cap);
+            st = bird_request_parse(one, strlen(one), lim, out, msg, cap);
             free(one);
         }
     }
