@@ -4,6 +4,7 @@
  * error names the file and the line (or pickle item) and says why. */
 #include "cub.h"
 #include "../core/error.h"
+#include "../io/files.h"
 #include "../io/pickle.h"
 
 #include <errno.h>
@@ -13,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* the largest CUB table or caption file read (the biggest table, images.txt, is under 1 MB) */
+#define CUB_MAX_TEXT_FILE ((size_t)64 << 20)
 
 #define CUB_MAX_IDS 10000000  /* image and class ids */
 #define MAX_FIELDS 8
@@ -25,31 +29,6 @@ static char *path_join(const char *a, const char *b) {
     return p;
 }
 
-/* The whole file, NUL-terminated; -1 with "cannot open PATH: reason". */
-static int read_file(const char *path, char **out, size_t *len) {
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("cannot open %s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = xmalloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) buf = xrealloc(buf, cap *= 2);
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return err_set("%s: read error", path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return 0;
-}
 
 static int line_err(const char *path, int line, const char *fmt, ...) ATTR_PRINTF(3, 4);
 static int line_err(const char *path, int line, const char *fmt, ...) {
@@ -90,7 +69,7 @@ static int table_open(Table *t, const char *dir, const char *name) {
     size_t len;
     memset(t, 0, sizeof *t);
     t->path = path_join(dir, name);
-    if (read_file(t->path, &t->buf, &len)) return -1;
+    if (!(t->buf = read_file_bytes(t->path, CUB_MAX_TEXT_FILE, &len))) return -1;
     if (memchr(t->buf, 0, len)) return err_set("%s: contains a NUL byte (not a text table)", t->path);
     t->p = t->buf;
     return 0;
@@ -439,7 +418,8 @@ static int read_captions(Cub *cub, CubImage *im, IdBuf *b) {
     char *path = path_join(cub->root, rel), *buf = NULL;
     free(rel);
     size_t len;
-    int rc = read_file(path, &buf, &len), cnt = 0, lens[CUB_CAPTIONS_PER_IMAGE] = {0};
+    buf = read_file_bytes(path, CUB_MAX_TEXT_FILE, &len);
+    int rc = buf ? 0 : -1, cnt = 0, lens[CUB_CAPTIONS_PER_IMAGE] = {0};
     for (size_t i = 0; !rc && i < len; i++)
         if (!buf[i]) buf[i] = ' '; /* a NUL separates words like any other non-word character */
     b->n = 0;

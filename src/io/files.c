@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,24 +86,53 @@ int copy_file_atomic(const char *src, const char *dst) {
     return rc;
 }
 
-char *read_file_all(const char *path, size_t max_bytes) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) { err_set("%s: cannot open: %s", path, strerror(errno)); return NULL; }
+void *read_file_bytes(const char *path, size_t max_bytes, size_t *len) {
+    *len = 0;
+    int is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) { err_set("cannot open %s: %s", path, strerror(errno)); return NULL; }
+    /* a regular file is read in one allocation of its size; stdin and pipes grow by doubling */
+    struct stat st;
     size_t cap = 4096, n = 0, k;
-    char *buf = xmalloc(cap);
+    if (!is_stdin && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+        if ((unsigned long long)st.st_size > max_bytes) {
+            fclose(f);
+            err_set("%s: %lld bytes is larger than the %zu-byte limit", path, (long long)st.st_size, max_bytes);
+            return NULL;
+        }
+        cap = (size_t)st.st_size + 2;
+    }
+    char *buf = malloc(cap);
+    if (!buf) goto oom;
     while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
         n += k;
         if (n > max_bytes) {
-            if (f != stdin) fclose(f);
+            if (!is_stdin) fclose(f);
             free(buf);
-            err_set("%s: more than %zu bytes", path, max_bytes);
+            err_set("%s: more than the %zu-byte limit", path, max_bytes);
             return NULL;
         }
-        if (cap - n < 2) buf = xrealloc(buf, cap *= 2);
+        if (cap - n < 2) {
+            char *b2 = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+            if (!b2) goto oom;
+            buf = b2;
+            cap *= 2;
+        }
     }
     int bad = ferror(f);
-    if (f != stdin) fclose(f);
+    if (!is_stdin) fclose(f);
     if (bad) { free(buf); err_set("%s: read error", path); return NULL; }
     buf[n] = 0;
+    *len = n;
     return buf;
+oom:
+    if (!is_stdin) fclose(f);
+    free(buf);
+    err_set("%s: out of memory reading it (%zu bytes so far)", path, n);
+    return NULL;
+}
+
+char *read_file_all(const char *path, size_t max_bytes) {
+    size_t len;
+    return read_file_bytes(path, max_bytes, &len);
 }

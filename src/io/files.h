@@ -14,8 +14,12 @@ int files_fsync(const char *path);
 int write_file_atomic(const char *path, const void *data, size_t len);
 /* Copies a file to dst atomically (temp, fsync, rename); 0 or -1 with err_msg() naming the file. */
 int copy_file_atomic(const char *src, const char *dst);
-/* The whole of a file ("-": stdin) as a NUL-terminated string (malloc'ed); NULL with err_msg()
- * naming the file when it cannot be read or holds more than max_bytes. */
+/* The whole of a file ("-": stdin) in one malloc'ed block, its length in *len, followed by a NUL
+ * that *len does not count; NULL with err_msg() naming the file when it cannot be opened or read,
+ * holds more than max_bytes (a regular file is refused by its size before anything is read), or
+ * does not fit in memory. Never aborts: the readers of untrusted files (pickle, pth) use it. */
+void *read_file_bytes(const char *path, size_t max_bytes, size_t *len);
+/* The same as a NUL-terminated string, for text files. */
 char *read_file_all(const char *path, size_t max_bytes);
 
 #endif

@@ -16,6 +16,7 @@
 #include "image.h"
 
 #include "../core/error.h"
+#include "files.h"
 
 #include <png.h>
 
@@ -30,6 +31,9 @@
 
 #include <jpeglib.h>
 #include <jerror.h>
+
+/* the largest image file read (a CUB photo is under 1 MB) */
+#define IMAGE_MAX_FILE ((size_t)256 << 20)
 
 /* Pillow refuses images above twice its MAX_IMAGE_PIXELS (DecompressionBombError): so do we. */
 #define IMAGE_MAX_PIXELS 178956970LL
@@ -275,34 +279,12 @@ int image_decode(const uint8_t *buf, size_t len, const char *name, Image *out) {
     return err_set("%s: not a JPEG or PNG image (unrecognised first bytes)", name);
 }
 
-/* Whole file into a malloc'ed buffer. */
-static int read_file(const char *path, uint8_t **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *b = xmalloc(cap);
-    for (;;) {
-        if (n == cap) b = xrealloc(b, cap *= 2);
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return err_set("%s: read error", path);
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
 
 int image_load(const char *path, Image *out) {
     uint8_t *buf = NULL;
     size_t len = 0;
     memset(out, 0, sizeof *out);
-    if (read_file(path, &buf, &len)) return -1;
+    if (!(buf = read_file_bytes(path, IMAGE_MAX_FILE, &len))) return -1;
     int rc = image_decode(buf, len, path, out);
     free(buf);
     return rc;

@@ -11,6 +11,7 @@
  * at most PICKLE_MAX_DEPTH deep and free of leftover numpy/global tokens. */
 #include "pickle.h"
 #include "../core/error.h"
+#include "files.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1192,27 +1193,10 @@ int pickle_parse_ex(const unsigned char *buf, size_t len, const char *name, int 
 
 int pickle_load(const char *path, PickleValue **out) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("cannot open %s: %s", path, strerror(errno));
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return err_set("%s: cannot determine the file size", path);
-    }
-    if ((size_t)size > PICKLE_MAX_FILE) {
-        fclose(f);
-        return err_set("%s: %ld bytes is larger than the %zu-byte limit for pickles", path, size, PICKLE_MAX_FILE);
-    }
-    unsigned char *buf = xmalloc((size_t)size + 1);
-    size_t got = fread(buf, 1, (size_t)size, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || got != (size_t)size) {
-        free(buf);
-        return err_set("%s: read error", path);
-    }
-    int rc = pickle_parse(buf, got, path, out);
+    size_t len;
+    unsigned char *buf = read_file_bytes(path, PICKLE_MAX_FILE, &len);
+    if (!buf) return -1;
+    int rc = pickle_parse(buf, len, path, out);
     free(buf);
     return rc;
 }

@@ -3,6 +3,7 @@
 #include "pickle.h"
 #include "safetensors.h"
 #include "../core/error.h"
+#include "files.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -35,38 +36,6 @@ typedef struct Reader {
     Storage *st;
     int n_st;
 } Reader;
-
-static int read_file(const char *path, unsigned char **buf, size_t *len) {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("cannot open %s: %s", path, strerror(errno));
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return err_set("%s: cannot determine the file size", path);
-    }
-    if ((size_t)size > PTH_MAX_FILE) {
-        fclose(f);
-        return err_set("%s: %ld bytes is larger than the %zu-byte limit", path, size, PTH_MAX_FILE);
-    }
-    unsigned char *b = malloc((size_t)size + 1);
-    if (!b) {
-        fclose(f);
-        return err_set("%s: out of memory for %ld bytes", path, size);
-    }
-    size_t got = fread(b, 1, (size_t)size, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || got != (size_t)size) {
-        free(b);
-        return err_set("%s: read error", path);
-    }
-    *buf = b;
-    *len = got;
-    return 0;
-}
 
 int pth_sniff(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -172,7 +141,7 @@ static int next_pickle(Reader *R, size_t *pos, const char *what, int flags, Pick
 /* Reads the header pickles and the object pickle; the storage records come after. */
 static int open_legacy(Reader *R, PickleValue **obj, size_t *pos) {
     *obj = NULL;
-    if (read_file(R->path, &R->file, &R->file_len)) return -1;
+    if (!(R->file = read_file_bytes(R->path, PTH_MAX_FILE, &R->file_len))) return -1;
     if (R->file_len < sizeof LEGACY_MAGIC || memcmp(R->file, LEGACY_MAGIC, sizeof LEGACY_MAGIC))
         return err_set("%s: not a PyTorch checkpoint (neither a zip archive nor torch.save's legacy magic number)", R->path);
     *pos = sizeof LEGACY_MAGIC;

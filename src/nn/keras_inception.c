@@ -13,6 +13,7 @@
  * second dequantises into the encoder's tensors, so a failed load leaves the encoder as it was.
  */
 #include "keras_inception.h"
+#include "../io/files.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -20,6 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* the largest model.json or weight shard read (the whole Inception-v3 is about 95 MB) */
+#define KERAS_MAX_FILE ((size_t)1 << 30)
 
 #define KI_MAX_DIMS 8
 #define KI_MAX_ELEMS ((int64_t)1 << 31)   /* per tensor */
@@ -68,29 +72,6 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
-/* Reads a whole file; *buf is malloc'ed (one extra NUL byte). */
-static int read_all(const char *path, unsigned char **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *b = xmalloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) b = xrealloc(b, cap *= 2);
-        size_t got = fread(b + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return err_set("%s: read error", path);
-    }
-    b[n] = 0;
-    *buf = b;
-    *len = n;
-    return 0;
-}
 
 static void model_free(KModel *m) {
     for (int g = 0; g < m->n_groups; g++) {
@@ -113,7 +94,7 @@ static int parse_json(KModel *m, const char *dir) {
     unsigned char *text;
     size_t len;
     m->json_path = path_join(dir, "model.json");
-    if (read_all(m->json_path, &text, &len)) return -1;
+    if (!(text = read_file_bytes(m->json_path, KERAS_MAX_FILE, &len))) return -1;
     m->root = cJSON_ParseWithLength((const char *)text, len);
     if (!m->root) {
         const char *at = cJSON_GetErrorPtr();
@@ -210,7 +191,7 @@ static int read_shards(KModel *m, const char *dir, const cJSON *paths, int g, si
         char *path = path_join(dir, s);
         unsigned char *b;
         size_t n;
-        if (read_all(path, &b, &n)) {
+        if (!(b = read_file_bytes(path, KERAS_MAX_FILE, &n))) {
             free(path);
             free(all);
             return -1;

@@ -326,15 +326,8 @@ int ckpt_load(const char *step_dir, const CkptNet *nets, int n_nets, const CkptO
     for (int i = 0; i < n_opts; i++)
         if (load_opt(step_dir, &opts[i])) return -1;
     snprintf(path, sizeof path, "%s/state.json", step_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("cannot open %s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = xmalloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = 0;
+    char *buf = read_file_all(path, 64u << 20);
+    if (!buf) return -1;
     *state = cJSON_Parse(buf);
     free(buf);
     if (!*state) return err_set("%s: not valid JSON", path);

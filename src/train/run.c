@@ -1,6 +1,7 @@
 /* run.c: the plumbing `attngan pretrain` and `attngan train` share; see run.h. */
 #include "run.h"
 #include "../ops/conv2d.h"
+#include "../io/files.h"
 #include "../io/locate.h"
 #include "../io/safetensors.h"
 #include "../nn/keras_inception.h"
@@ -186,18 +187,6 @@ static const char *find_default_cfg(const char *cfg, char *buf, size_t len) {
 
 const char *run_data_dir(const Run *r) { return r->tc.data_dir; }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { err_set("cannot open %s: %s", path, strerror(errno)); return NULL; }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = xmalloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = 0;
-    return buf;
-}
 
 int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
     memset(r, 0, sizeof *r);
@@ -206,7 +195,7 @@ int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
         if (ckpt_latest_good(a->resume, r->resume_dir, sizeof r->resume_dir)) return -1;
         char path[4300];
         snprintf(path, sizeof path, "%s/state.json", r->resume_dir);
-        char *js = read_text(path);
+        char *js = read_file_all(path, 64u << 20);
         if (!js) return -1;
         r->resume_state = cJSON_Parse(js);
         free(js);

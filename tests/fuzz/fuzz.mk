@@ -5,7 +5,8 @@
 #       FUZZ_SECONDS seconds on a copy of its seeds (build/fuzz/corpus/<name>: what it finds stays
 #       there, not in the repository); a crash, leak, UB report, timeout or out-of-memory is
 #       written to build/fuzz/artifacts/<name>/ and makes the target fail after all have run.
-#       The per-harness executions go to build/fuzz/summary.txt.
+#       The per-harness executions go to build/fuzz/summary.txt (FUZZ_SUMMARY=F: to F instead, so
+#       that two `make fuzz` with disjoint FUZZ_ONLY can run side by side on two cores).
 #   FUZZ_TESTS
 #       the replay binaries of the normal build ($(BUILD)/tests/fuzz/replay_<name>, gcc, no
 #       libFuzzer): each runs its harness over tests/fuzz/corpus/<name>/ and
@@ -18,6 +19,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_ONLY    ?= $(FUZZ_NAMES)
 FUZZ_CC      ?= clang
 FUZZ_OUT     := build/fuzz
+FUZZ_SUMMARY ?= $(FUZZ_OUT)/summary.txt
 # the library again, compiled by clang with the fuzzer's coverage and the sanitizers; without
 # -fopenmp (the parsers run on one thread; omp_* calls resolve to libgomp, the runtime OpenBLAS
 # already loads, so there is one OpenMP runtime in the process)
@@ -53,7 +55,7 @@ fuzz-build: $(FUZZ_ONLY:%=$(FUZZ_OUT)/fuzz_%)
 # One harness after another (the machine's cores are left to the rest); every harness runs even
 # when an earlier one failed, then the target fails if any did.
 fuzz: fuzz-build
-	@mkdir -p $(FUZZ_OUT)/artifacts; : > $(FUZZ_OUT)/summary.txt; failed=""; \
+	@mkdir -p $(FUZZ_OUT)/artifacts; : > $(FUZZ_SUMMARY); failed=""; \
 	for n in $(FUZZ_ONLY); do \
 	  mkdir -p $(FUZZ_OUT)/corpus/$$n $(FUZZ_OUT)/artifacts/$$n; \
 	  case $$n in image|cub|pth) ml=16384;; wikipedia|safetensors) ml=8192;; *) ml=4096;; esac; \
@@ -68,7 +70,7 @@ fuzz: fuzz-build
 	  cov=$$(grep -o 'cov: [0-9]*' $$log | tail -1 | sed 's/cov: //'); \
 	  units=$$(ls $(FUZZ_OUT)/corpus/$$n | wc -l); \
 	  line="fuzz_$$n: $${runs:-?} executions in $(FUZZ_SECONDS) s, coverage $${cov:-?} edges, $$units inputs in its working corpus, exit $$rc"; \
-	  echo "$$line"; echo "$$line" >> $(FUZZ_OUT)/summary.txt; \
+	  echo "$$line"; echo "$$line" >> $(FUZZ_SUMMARY); \
 	  if [ $$rc -ne 0 ]; then failed="$$failed $$n"; grep -E 'ERROR|SUMMARY|runtime error|Test unit written' $$log | head -20; \
 	    echo "   (full log: $$log)"; fi; \
 	done; \
