@@ -5,6 +5,7 @@
 #include "../data/wikipedia.h"
 #include "../io/locate.h"
 #include "../gen/gen.h"
+#include "../gen/model_file.h"
 #include "../io/safetensors.h"
 #include "../nn/load.h"
 #include "../train/checkpoint.h"
@@ -51,59 +52,6 @@ static const char *EXPORT_USAGE =
     "                 image_encoder.safetensors stored compactly (--fp32, --int8-min as above; the\n"
     "                 trunk's BatchNorm statistics stay f32; the trunk's weights are not included:\n"
     "                 config.json names them), and classifier.safetensors when RUN has one\n";
-
-static int skip_none(const char *k) { (void)k; return 0; }
-
-enum { KEEP_SKIP = 0, KEEP_COMPACT = 1, KEEP_F32 = 2 };
-
-/* A copy of the entries of ps for which keep() gives `want`. */
-static void copy_entries(ParamSet *dst, const ParamSet *ps, int (*keep)(const ParamEntry *), int want) {
-    paramset_init(dst, ps->name);
-    for (int i = 0; i < ps->n; i++) {
-        const ParamEntry *e = ps->entries[i];
-        if (keep(e) != want) continue;
-        if (e->kind == PARAM_BUFFER_I64) paramset_add_i64(dst, e->name);
-        else paramset_add(dst, e->name, e->kind, e->t.ndim, e->t.shape);
-    }
-    paramset_finalize(dst);
-    for (int i = 0; i < dst->n; i++) {
-        ParamEntry *d = dst->entries[i];
-        const ParamEntry *s = paramset_find(ps, d->name);
-        if (d->kind == PARAM_BUFFER_I64) d->ival = s->ival;
-        else memcpy(d->t.data, s->t.data, (size_t)s->t.n * sizeof(float));
-    }
-}
-
-/* Writes the entries of ps that keep() selects: KEEP_COMPACT ones as f16/int8 (f32 with fp32),
- * KEEP_F32 ones as f32. */
-static int write_set(const ParamSet *ps, const char *path, const char *what, int fp32, int64_t int8_min, int (*keep)(const ParamEntry *),
-                     const char *const *meta, int n_meta) {
-    ParamSet a, b;
-    copy_entries(&a, ps, keep, KEEP_COMPACT);
-    copy_entries(&b, ps, keep, KEEP_F32);
-    StWriter *w = st_writer_new();
-    if (fp32) nn_save(&a, w, "");
-    else nn_save_compact(&a, w, "", int8_min);
-    nn_save(&b, w, "");
-    st_writer_meta(w, "format", GEN_MODEL_FORMAT);
-    st_writer_meta(w, "network", what);
-    st_writer_meta(w, "storage", fp32 ? "f32" : "f16; int8 with per-row scales (<key>.q_scale) for the largest weights");
-    for (int i = 0; i + 1 < 2 * n_meta; i += 2) st_writer_meta(w, meta[i], meta[i + 1]);
-    int rc = st_writer_write(w, path);
-    st_writer_free(w);
-    paramset_free(&a);
-    paramset_free(&b);
-    return rc;
-}
-
-static int (*g_skip)(const char *);
-static int keep_unless_skipped(const ParamEntry *e) { return g_skip(e->name) ? KEEP_SKIP : KEEP_COMPACT; }
-
-static int write_net(const ParamSet *ps, const char *path, const char *what, int fp32, int64_t int8_min,
-                     int (*skip)(const char *)) {
-    g_skip = skip;
-    return write_set(ps, path, what, fp32, int8_min, keep_unless_skipped, NULL, 0);
-}
 
 /* BatchNorm statistics for the EMA weights ("standing statistics"): the EMA G's own batch
  * statistics in train mode, averaged over `batches` batches of 16 random training captions with
@@ -156,10 +104,9 @@ static void standing_stats(GNet *g, TextEncoder *te, const Cub *cub, const Vocab
 /* --damsm: the heads compact; the trunk's BatchNorm statistics that the run saved, f32 (they set
  * the trunk's features exactly); the trunk's weights not at all. */
 static int keep_damsm_image(const ParamEntry *e) {
-    if (!image_encoder_is_trunk_key(e->name)) return KEEP_COMPACT;
-    return e->loaded && (e->kind != PARAM_WEIGHT) ? KEEP_F32 : KEEP_SKIP;
+    if (!image_encoder_is_trunk_key(e->name)) return GEN_KEEP_COMPACT;
+    return e->loaded && (e->kind != PARAM_WEIGHT) ? GEN_KEEP_F32 : GEN_KEEP_SKIP;
 }
-static int keep_all(const ParamEntry *e) { (void)e; return KEEP_COMPACT; }
 
 static long file_size(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -204,10 +151,10 @@ static int export_damsm(const char *run, const char *out, int fp32, int int8_min
     if (!rc) rc = mkdir_p(out);
     const char *meta[4] = {"inception", tc.extra.inception, "inception_weights", tc.extra.inception_weights};
     snprintf(path, sizeof path, "%s/text_encoder.safetensors", out);
-    if (!rc) rc = write_set(&te.ps, path, "text_encoder (bi-LSTM + ZSL G) of a DAMSM evaluator", fp32, int8_min, keep_all, meta, 2);
+    if (!rc) rc = gen_write_network(&te.ps, path, "text_encoder (bi-LSTM + ZSL G) of a DAMSM evaluator", fp32, int8_min, gen_keep_all, meta, 2);
     snprintf(path, sizeof path, "%s/image_encoder.safetensors", out);
     if (!rc)
-        rc = write_set(&ie.ps, path, "image_encoder heads of a DAMSM evaluator (and the trunk's BatchNorm statistics, f32; the trunk's weights are "
+        rc = gen_write_network(&ie.ps, path, "image_encoder heads of a DAMSM evaluator (and the trunk's BatchNorm statistics, f32; the trunk's weights are "
                        "EXTRA.INCEPTION_WEIGHTS)", fp32, int8_min, keep_damsm_image, meta, 2);
     const char *copies[3] = {"config.json", "vocab.txt", "classifier.safetensors"};
     for (int i = 0; i < 3 && !rc; i++) {
@@ -347,12 +294,15 @@ int cmd_export(int argc, char **argv) {
     if (mkdir_p(out)) FAILX(1);
     if (!quiet) printf("export: writing %s (%s)\n", out, fp32 ? "f32" : "f16, int8 for the largest matrices"), fflush(stdout);
     snprintf(path, sizeof path, "%s/netG.safetensors", out);
-    if (write_net(&g.ps, path, bn_batches > 0 ? "netG (EMA weights, their own BatchNorm statistics)" : "netG (EMA weights, BatchNorm statistics of the live G)", fp32, int8_min, skip_none)) FAILX(1);
+    if (gen_write_network(&g.ps, path, bn_batches > 0 ? "netG (EMA weights, their own BatchNorm statistics)" : "netG (EMA weights, BatchNorm statistics of the live G)",
+                          fp32, int8_min, gen_keep_all, NULL, 0))
+        FAILX(1);
     snprintf(path, sizeof path, "%s/text_encoder.safetensors", out);
-    if (write_net(&te.ps, path, "text_encoder (bi-LSTM + ZSL G)", fp32, int8_min, skip_none)) FAILX(1);
+    if (gen_write_network(&te.ps, path, "text_encoder (bi-LSTM + ZSL G)", fp32, int8_min, gen_keep_all, NULL, 0)) FAILX(1);
     snprintf(path, sizeof path, "%s/image_encoder.safetensors", out);
-    if (write_net(&ie.ps, path, "image_encoder heads (DAMSM; the Inception trunk is not included)", fp32, int8_min,
-                  image_encoder_is_trunk_key)) FAILX(1);
+    if (gen_write_network(&ie.ps, path, "image_encoder heads (DAMSM; the Inception trunk is not included)", fp32, int8_min,
+                          gen_keep_image_heads, NULL, 0))
+        FAILX(1);
     snprintf(path, sizeof path, "%s/vocab.txt", out);
     if (vocab_save(&vocab, path)) FAILX(1);
     tc.train.net_e[0] = tc.train.net_g[0] = 0;

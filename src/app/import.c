@@ -18,6 +18,7 @@
 #include "app.h"
 #include "../data/cub.h"
 #include "../gen/gen.h"
+#include "../gen/model_file.h"
 #include "../gen/relevance.h"
 #include "../io/pth.h"
 #include "../io/safetensors.h"
@@ -201,35 +202,11 @@ static int set_or_check(TrainConfig *tc, const TrainConfig *yaml_default, int ha
     return train_config_set(tc, as);
 }
 
-/* Writes a network in f32; keys for which skip() is true are left out. */
-static int write_ps(const ParamSet *ps, const char *path, const char *what, const char *source, int (*skip)(const char *)) {
-    ParamSet a;
-    paramset_init(&a, ps->name);
-    for (int i = 0; i < ps->n; i++) {
-        const ParamEntry *e = ps->entries[i];
-        if (skip(e->name)) continue;
-        if (e->kind == PARAM_BUFFER_I64) paramset_add_i64(&a, e->name);
-        else paramset_add(&a, e->name, e->kind, e->t.ndim, e->t.shape);
-    }
-    paramset_finalize(&a);
-    for (int i = 0; i < a.n; i++) {
-        ParamEntry *d = a.entries[i];
-        const ParamEntry *e = paramset_find(ps, d->name);
-        if (d->kind == PARAM_BUFFER_I64) d->ival = e->ival;
-        else memcpy(d->t.data, e->t.data, (size_t)e->t.n * sizeof(float));
-    }
-    StWriter *w = st_writer_new();
-    nn_save(&a, w, "");
-    st_writer_meta(w, "format", GEN_MODEL_FORMAT);
-    st_writer_meta(w, "network", what);
-    st_writer_meta(w, "imported_from", source);
-    int rc = st_writer_write(w, path);
-    st_writer_free(w);
-    paramset_free(&a);
-    return rc;
+/* Writes a network in f32, recording the file it came from. */
+static int write_ps(const ParamSet *ps, const char *path, const char *what, const char *source, GenKeepFn keep) {
+    const char *meta[2] = {"imported_from", source};
+    return gen_write_network(ps, path, what, 1, 0, keep, meta, 1);
 }
-
-static int never(const char *k) { (void)k; return 0; }
 
 int model_import(const ImportOptions *o, char *summary, size_t len) {
     if (!o->net_g || !o->text_encoder || !o->out) return err_set("--netG, --text-encoder and --out are required");
@@ -326,14 +303,14 @@ int model_import(const ImportOptions *o, char *summary, size_t len) {
     wfail = 1; /* from here, a failure is a failed write */
     if (mkdir_p(o->out)) goto done;
     snprintf(path, sizeof path, "%s/netG.safetensors", o->out);
-    TRY(write_ps(&g.ps, path, f.ca_net ? "netG (AttnGAN's G_NET with CA_NET)" : "netG (the seed's G_NET)", o->net_g, never));
+    TRY(write_ps(&g.ps, path, f.ca_net ? "netG (AttnGAN's G_NET with CA_NET)" : "netG (the seed's G_NET)", o->net_g, gen_keep_all));
     snprintf(path, sizeof path, "%s/text_encoder.safetensors", o->out);
     TRY(write_ps(&te.ps, path, f.zsl_g ? "text_encoder (bi-LSTM + ZSL G)" : "text_encoder (AttnGAN's bi-LSTM, no ZSL G)",
-                 o->text_encoder, never));
+                 o->text_encoder, gen_keep_all));
     snprintf(path, sizeof path, "%s/image_encoder.safetensors", o->out);
     if (o->image_encoder) {
         TRY(write_ps(&ie.ps, path, "image_encoder heads (DAMSM; the Inception trunk is not included)", o->image_encoder,
-                     image_encoder_is_trunk_key));
+                     gen_keep_image_heads));
     } else if (o->force) remove(path); /* not another model's */
     snprintf(path, sizeof path, "%s/vocab.txt", o->out);
     TRY(vocab_save(&vocab, path));
