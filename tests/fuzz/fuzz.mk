@@ -13,7 +13,7 @@
 #       tests/fuzz/regress/<name>/ as a unit test, so `make test` (and SANITIZE=1) replays every
 #       seed and every bug's reproducer.
 
-FUZZ_NAMES   := safetensors pickle pth yaml_config json_config text long_text image serve_body cub wikipedia
+FUZZ_NAMES   := safetensors pickle pth yaml_config json_config text long_text image serve_body cub wikipedia keras
 FUZZ_TESTS   := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay_%)
 FUZZ_SECONDS ?= 60
 FUZZ_ONLY    ?= $(FUZZ_NAMES)
@@ -58,7 +58,7 @@ fuzz: fuzz-build
 	@mkdir -p $(FUZZ_OUT)/artifacts; : > $(FUZZ_SUMMARY); failed=""; \
 	for n in $(FUZZ_ONLY); do \
 	  mkdir -p $(FUZZ_OUT)/corpus/$$n $(FUZZ_OUT)/artifacts/$$n; \
-	  case $$n in image|cub|pth) ml=16384;; wikipedia|safetensors) ml=8192;; *) ml=4096;; esac; \
+	  case $$n in image|cub|pth|keras) ml=16384;; wikipedia|safetensors) ml=8192;; *) ml=4096;; esac; \
 	  dirs="$(FUZZ_OUT)/corpus/$$n tests/fuzz/corpus/$$n"; [ -d tests/fuzz/regress/$$n ] && dirs="$$dirs tests/fuzz/regress/$$n"; \
 	  log=$(FUZZ_OUT)/artifacts/$$n/log.txt; \
 	  echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \

@@ -139,8 +139,49 @@ def seeds_wikipedia():
     put("wikipedia", "layout.tree", tree(files))
 
 
+def seeds_keras():
+    """the first layers of a TF.js layers model of Keras InceptionV3 (model.json and its shard):
+    conv2d_1 (3x3, 3 -> 32, no bias) and batch_normalization_1 (no scale), f32, uint8 and uint16
+    weights; the loader stops at the first layer missing from the topology (conv2d_2), after
+    reading and checking the manifest and the shard"""
+    layers = [
+        {"class_name": "InputLayer", "config": {"name": "input_1", "batch_input_shape": [None, 299, 299, 3]}},
+        {"class_name": "Conv2D", "name": "conv2d_1", "config": {"name": "conv2d_1", "filters": 32, "kernel_size": [3, 3],
+                                                               "strides": [2, 2], "padding": "valid", "use_bias": False}},
+        {"class_name": "BatchNormalization", "name": "batch_normalization_1",
+         "config": {"name": "batch_normalization_1", "epsilon": 0.001, "scale": False, "center": True}},
+    ]
+    for l in layers[1:]:
+        l["inbound_nodes"] = []
+
+    def model(weights, paths, extra=None):
+        m = {"format": "layers-model", "modelTopology": {"class_name": "Model", "model_config": {"class_name": "Model",
+             "config": {"name": "inception_v3", "layers": layers}}},
+             "weightsManifest": [{"paths": paths, "weights": weights}]}
+        if extra:
+            m.update(extra)
+        return json.dumps(m, separators=(",", ":"))
+
+    k = 3 * 3 * 3 * 32
+    f32 = [{"name": "conv2d_1/kernel", "shape": [3, 3, 3, 32], "dtype": "float32"},
+           {"name": "batch_normalization_1/beta", "shape": [32], "dtype": "float32"},
+           {"name": "batch_normalization_1/moving_mean", "shape": [32], "dtype": "float32"},
+           {"name": "batch_normalization_1/moving_variance", "shape": [32], "dtype": "float32"}]
+    raw = struct.pack("<%df" % k, *[((i * 37) % 101 - 50) / 500.0 for i in range(k)])
+    raw += struct.pack("<32f", *[0.01 * i for i in range(32)]) * 2 + struct.pack("<32f", *[1.0 + 0.1 * i for i in range(32)])
+    put("keras", "f32.tree", tree([("model.json", model(f32, ["weights.bin"])), ("weights.bin", raw)]))
+    q8 = [dict(w, quantization={"dtype": "uint8", "min": -0.1, "scale": 0.001}) for w in f32]
+    raw8 = bytes((i * 7) % 256 for i in range(k + 3 * 32))
+    put("keras", "uint8.tree", tree([("model.json", model(q8, ["weights.bin"])), ("weights.bin", raw8)]))
+    q16 = [dict(w, quantization={"dtype": "uint16", "min": 0.0, "scale": 1e-5}) for w in f32]
+    raw16 = struct.pack("<%dH" % (k + 96), *[(i * 131) % 65536 for i in range(k + 96)])
+    half = len(raw16) // 2
+    put("keras", "uint16_two_shards.tree", tree([("model.json", model(q16, ["group1-shard1of2.bin", "group1-shard2of2.bin"])),
+                                                 ("group1-shard1of2.bin", raw16[:half]), ("group1-shard2of2.bin", raw16[half:])]))
+
+
 if __name__ == "__main__":
-    for name in ["safetensors", "pickle", "yaml_config", "json_config", "text", "long_text", "image", "serve_body", "cub", "wikipedia"]:
+    for name in ["safetensors", "pickle", "yaml_config", "json_config", "text", "long_text", "image", "serve_body", "cub", "wikipedia", "keras"]:
         os.makedirs(os.path.join(ROOT, name), exist_ok=True)
     seeds_safetensors(); seeds_pickle(); seeds_yaml(); seeds_json(); seeds_text(); seeds_long_text()
-    seeds_image(); seeds_serve_body(); seeds_cub(); seeds_wikipedia()
+    seeds_image(); seeds_serve_body(); seeds_cub(); seeds_wikipedia(); seeds_keras()
