@@ -74,14 +74,15 @@ def panel(d, box, title, pts, ref, real, key, ylab):
     if real is not None:
         dashed(real, (0, 130, 0), f"real photos: {real:.3f}", 3)
     prev = None
-    for hx, v in pts:
+    for i, (hx, v) in enumerate(pts):
         px, py = X(hx), Y(v[key])
         if key + "_ci" in v:
             d.line((px, Y(v[key] - v[key + "_ci"]), px, Y(v[key] + v[key + "_ci"])), fill=(0, 60, 200), width=2)
         if prev:
             d.line((prev[0], prev[1], px, py), fill=(0, 60, 200), width=2)
         d.ellipse((px - 4, py - 4, px + 4, py + 4), fill=(0, 60, 200))
-        d.text((px + 6, py - 18), f"{v[key]:.3f} ({v['steps']} steps)", fill=(0, 60, 200), font=fs)
+        # labels alternate above and below their points, so that close points stay readable
+        d.text((px + 6, py - 18 if i % 2 == 0 else py + 6), f"{v[key]:.3f} ({v['steps']} steps)", fill=(0, 60, 200), font=fs)
         prev = (px, py)
 
 
