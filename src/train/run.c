@@ -187,7 +187,6 @@ static const char *find_default_cfg(const char *cfg, char *buf, size_t len) {
 
 const char *run_data_dir(const Run *r) { return r->tc.data_dir; }
 
-
 int run_open(Run *r, const RunArgs *a, const char *default_cfg) {
     memset(r, 0, sizeof *r);
     train_config_default(&r->tc);
