@@ -29,7 +29,6 @@ static char *path_join(const char *a, const char *b) {
     return p;
 }
 
-
 static int line_err(const char *path, int line, const char *fmt, ...) ATTR_PRINTF(3, 4);
 static int line_err(const char *path, int line, const char *fmt, ...) {
     char msg[512];

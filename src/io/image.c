@@ -279,7 +279,6 @@ int image_decode(const uint8_t *buf, size_t len, const char *name, Image *out) {
     return err_set("%s: not a JPEG or PNG image (unrecognised first bytes)", name);
 }
 
-
 int image_load(const char *path, Image *out) {
     uint8_t *buf = NULL;
     size_t len = 0;

@@ -72,7 +72,6 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
-
 static void model_free(KModel *m) {
     for (int g = 0; g < m->n_groups; g++) {
         free(m->bufs[g]);
