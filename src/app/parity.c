@@ -9,10 +9,11 @@
  *             e pass 2's encoders from the dump's updated weights; f the ZSL D step on the dump's
  *             pass-2 codes and its Adam step. Trunk BN running stats after both passes.
  * gan_step    in the stages of DUMP_FORMAT.md, each fed with the dump's upstream tensors:
- *             1 TE; 2 G forward (train); 3 D steps on the dump's fakes; 4 the G-step losses with the
- *             dump's updated D weights on the dump's fakes -> dfake; 5 G's backward fed the dump's
- *             dfake -> grad.netG; 6 Adam and EMA fed grad.netG. The end-to-end G gradient (our
- *             own dfake through G) is reported, not gated.
+ *             1 TE; 2 G forward (train); 3 D steps on the dump's fakes, each Adam step fed the
+ *             dump's grad.netD<i>; 4 the G-step losses with the dump's updated D weights on the
+ *             dump's fakes -> dfake; 5 G's backward fed the dump's dfake -> grad.netG; 6 Adam and
+ *             EMA fed grad.netG. The end-to-end G gradient (our own dfake through G) is reported,
+ *             not gated.
  *
  * On a device (`--device cuda|hostdev`, or ATTNGAN_DEVICE; src/core/device.h) the networks are
  * loaded from the dump on the CPU and moved to the device (the trainers' *_to_device,
@@ -604,6 +605,11 @@ static void run_gan(Parity *p, int branch, const char *trunk) {
         char pre[32];
         snprintf(pre, sizeof pre, "grad.netD%d.", i);
         compare_params(p, pre, &d[i].ps, 1, 1, 0);
+        /* D's Adam step fed the dump's gradients, as G's (stage 6) and the encoders' are: Adam's
+         * first step is about -lr sign(g), so a gradient element that nearly cancels, gated
+         * above, could flip its sign and move its weight by 2 lr (4e-4) here; after.* tests the
+         * optimizer, grad.* the backward */
+        load_from_dump(p, &d[i].ps, pre, 1, 1);
         gan_d_update(&t, i);
         snprintf(pre, sizeof pre, "after.netD%d.", i);
         compare_params(p, pre, &d[i].ps, 0, 1, 0);
