@@ -8,7 +8,8 @@
 # attngan eval on the exported model (skipped without ../shared/models/inception_v3_nsfwjs).
 # Across devices (src/core/device.h): runs resumed between the CPU and the host device end with the
 # bits of CPU-only runs, and generate, examples, sample, serve and eval on the host device give the
-# CPU's images and report. Then attngan data pack and a pretraining on its output.
+# CPU's images and report. Then attngan data pack and a pretraining on its output, and on its cached
+# trunk features with 3 views of each photo (EXTRA.CACHE_VIEWS).
 # Skips without ../shared/data.
 BIN=${ATTNGAN:-build/release/attngan}
 DATA=${ATTNGAN_DATA:-../shared/data}/birds
@@ -65,6 +66,30 @@ if "$BIN" data pack --data "$DATA" --out "$T/pk" --max 24 --size 76 >"$T/pk.log"
 else ko "data pack: $(cat "$T/pk.log" "$T/pki.log")"; fi
 "$BIN" pretrain --cfg tests/configs/tiny_damsm.yml --data "$T/pk" --set TRAIN.BATCH_SIZE=2 --threads 2 --quiet --out "$T/pkr" --max-steps 2 \
     >"$T/pkr.log" 2>&1 && [ -s "$T/pkr/text_encoder.safetensors" ] && ok "pretrain on packed photos" || ko "pretrain on packed photos: $(tail -3 "$T/pkr.log")"
+# EXTRA.CACHE_VIEWS: cached pretraining with 3 views of each training photo (the centre crop and
+# 2 random crops) resumes bit for bit, reads its views back, and trains otherwise than 1 view (on
+# the Keras trunk: an untrained trunk's features are all 0, whatever the crop)
+INCV=${ATTNGAN_MODELS:-${ATTNGAN_DATA:-../shared/data}/../models}/inception_v3_nsfwjs
+if [ ! -f "$INCV/model.json" ]; then echo "SKIP EXTRA.CACHE_VIEWS: no $INCV (the Keras Inception trunk)"; skip=$((skip + 1))
+else
+CV="--cfg tests/configs/tiny_damsm.yml --data $T/pk --set TRAIN.BATCH_SIZE=2 --threads 2 --quiet --set EXTRA.CACHE_TRUNK_FEATURES=True --set EXTRA.CACHE_IMAGE_SIZE=64"
+CV="$CV --set EXTRA.INCEPTION=keras_nsfwjs --set EXTRA.INCEPTION_WEIGHTS=$INCV"
+"$BIN" pretrain $CV --set EXTRA.CACHE_VIEWS=3 --out "$T/cva" --max-steps 4 >"$T/cva.log" 2>&1 || { ko "pretrain with 3 cached views"; cat "$T/cva.log"; }
+[ -s "$T/cva/cache/train_v1_trunk.safetensors" ] && [ -s "$T/cva/cache/train_v2_trunk.safetensors" ] && [ ! -e "$T/cva/cache/train_v3_trunk.safetensors" ] &&
+    [ ! -e "$T/cva/cache/test_v1_trunk.safetensors" ] && ok "3 views: train_v1 and train_v2 cached beside train (the test split: its centre crops)" ||
+    ko "3 views: cache holds $(ls "$T/cva/cache" | tr '\n' ' ')"
+mkdir -p "$T/cvb" && ln -s "$T/cva/cache" "$T/cvb/cache"
+"$BIN" pretrain $CV --set EXTRA.CACHE_VIEWS=3 --out "$T/cvb" --max-steps 2 >"$T/cvb.log" 2>&1 || { ko "pretrain with 3 views, 2 steps"; cat "$T/cvb.log"; }
+"$BIN" pretrain --resume "$T/cvb" --data "$T/pk" --threads 2 --max-steps 4 --quiet >>"$T/cvb.log" 2>&1 || { ko "its resume"; cat "$T/cvb.log"; }
+grep -q "train_v2 photos read from" "$T/cvb.log" && ! grep -q "computing the trunk features" "$T/cvb.log" && ok "3 views: read back, not computed again" ||
+    ko "3 views not read back: $(cat "$T/cvb.log")"
+cmp -s "$T/cva/text_encoder.safetensors" "$T/cvb/text_encoder.safetensors" && cmp -s "$T/cva/image_encoder.safetensors" "$T/cvb/image_encoder.safetensors" &&
+    ok "3 views: 2 steps + resume + 2 = 4 straight, bit for bit" || ko "3 views: resume differs"
+mkdir -p "$T/cv1" && ln -s "$T/cva/cache" "$T/cv1/cache"
+"$BIN" pretrain $CV --out "$T/cv1" --max-steps 4 >"$T/cv1.log" 2>&1 || { ko "cached pretrain, 1 view"; cat "$T/cv1.log"; }
+[ -s "$T/cv1/image_encoder.safetensors" ] && ! cmp -s "$T/cva/image_encoder.safetensors" "$T/cv1/image_encoder.safetensors" &&
+    ok "3 views train otherwise than the centre crop alone" || ko "3 views: the same encoders as 1 view"
+fi
 # the run keeps its own copy of the encoders and names it in TRAIN.NET_E
 if [ -s "$T/ga/encoders/text_encoder.safetensors" ] && cmp -s "$T/ga/encoders/text_encoder.safetensors" "$T/pa/text_encoder.safetensors" &&
    [ -s "$T/ga/encoders/image_encoder.safetensors" ] && [ -s "$T/ga/encoders/zsl_d.safetensors" ] &&

@@ -472,6 +472,14 @@ static void test_model(void) {
     EXPECT(c.extra.cache_image_size == 299, "EXTRA.CACHE_IMAGE_SIZE defaults to the trunk's 299");
     EXPECT(train_config_set(&c, "EXTRA.CACHE_IMAGE_SIZE=64") == 0 && c.extra.cache_image_size == 64, "EXTRA.CACHE_IMAGE_SIZE 64");
     EXPECT(train_config_set(&c, "EXTRA.CACHE_IMAGE_SIZE=8") == -1 && strstr(err_msg(), "CACHE_IMAGE_SIZE"), "a 8 px cache: %s", err_msg());
+    EXPECT(c.extra.cache_views == 1, "EXTRA.CACHE_VIEWS defaults to 1 (the centre crop alone)");
+    EXPECT(train_config_set(&c, "EXTRA.CACHE_VIEWS=4") == 0 && c.extra.cache_views == 4, "EXTRA.CACHE_VIEWS 4");
+    {
+        int rc0 = train_config_set(&c, "EXTRA.CACHE_VIEWS=0");
+        EXPECT(rc0 == -1 && strstr(err_msg(), "CACHE_VIEWS"), "0 views refused: %s", err_msg());
+        int rc17 = train_config_set(&c, "EXTRA.CACHE_VIEWS=17");
+        EXPECT(rc17 == -1 && strstr(err_msg(), "CACHE_VIEWS"), "17 views refused (at most 16): %s", err_msg());
+    }
 }
 
 int main(void) {

@@ -2,7 +2,8 @@
  * photos (skips without ../shared/data or $ATTNGAN_DATA) through a random trunk: computed straight
  * and computed with a stop, a damaged part and a killed write's leftover, then resumed, give the same
  * bytes; the parts go once the whole file is written; the whole file is read back; a file of
- * another tag is not reused; a file in the format of earlier versions is read as it is. */
+ * another tag is not reused; a file in the format of earlier versions is read as it is; a view
+ * (EXTRA.CACHE_VIEWS) is the same bytes wherever it is computed, and another crop than the centre's. */
 #include "test.h"
 #include "../src/core/threads.h"
 #include "../src/data/cub.h"
@@ -80,7 +81,7 @@ int main(void) {
     snprintf(a_dir, sizeof a_dir, "%s/a", tmp);
     snprintf(b_dir, sizeof b_dir, "%s/b", tmp);
     const char *tag = "random:none:centre64";
-    TrunkCacheSpec sa = {a_dir, "test", tag, 64, 0, 12, 8, NULL, NULL, NULL};
+    TrunkCacheSpec sa = {a_dir, "test", tag, 64, 0, 12, 8, NULL, NULL, NULL, 0};
 
     /* straight */
     TrunkCache a, b;
@@ -95,7 +96,7 @@ int main(void) {
     /* stopped after 1 batch of 8: 8 photos kept in a part, no whole file */
     FILE *log = tmpfile();
     int left = 1;
-    TrunkCacheSpec sb = {b_dir, "test", tag, 64, 0, 12, 8, stop_after, &left, log};
+    TrunkCacheSpec sb = {b_dir, "test", tag, 64, 0, 12, 8, stop_after, &left, log, 0};
     EXPECT(trunk_cache_build(&b, &cub, &sub, &ie, &sb, &done, &total) == 1 && b.n == 0 && done == 8 && total == present,
            "stopped: 1, %d of %d photos done", done, total);
     snprintf(path, sizeof path, "%s/test_trunk.safetensors", b_dir);
@@ -150,19 +151,47 @@ int main(void) {
     EXPECT(st_writer_write(w, path) == 0, "an old-format file");
     st_writer_free(w);
     free(idx);
-    TrunkCacheSpec so = {old_dir, "test", tag, 64, 0, 12, 8, NULL, NULL, NULL};
+    TrunkCacheSpec so = {old_dir, "test", tag, 64, 0, 12, 8, NULL, NULL, NULL, 0};
     EXPECT(trunk_cache_build(&b, &cub, &sub, &ie, &so, NULL, NULL) == 0 && same(&a, &b), "a file of an earlier version is read as it is");
     trunk_cache_free(&b);
 
     /* another tag: computed again, and the file replaced */
     log = tmpfile();
-    TrunkCacheSpec st2 = {old_dir, "test", "random:none:centre64:tight-edge", 64, 1, 12, 8, NULL, NULL, log};
+    TrunkCacheSpec st2 = {old_dir, "test", "random:none:centre64:tight-edge", 64, 1, 12, 8, NULL, NULL, log, 0};
     EXPECT(trunk_cache_build(&b, &cub, &sub, &ie, &st2, NULL, NULL) == 0 && b.n == present, "another tag: computed");
     text = file_text(log);
     EXPECT(strstr(text, "computing the trunk features") != NULL, "another tag is not reused: %s", text);
     free(text);
     fclose(log);
     trunk_cache_free(&b);
+
+    /* views (EXTRA.CACHE_VIEWS): a view is the loader's random crop and flip from (view, photo)
+     * alone: the same bytes computed in another directory, other bytes than the centre crop and
+     * than another view, and the same photos */
+    char v_dir[200], w_dir[200];
+    snprintf(v_dir, sizeof v_dir, "%s/v", tmp);
+    snprintf(w_dir, sizeof w_dir, "%s/w", tmp);
+    const char *vtag = "random:none:centre64:crop64-of-76:view1";
+    TrunkCacheSpec sv1 = {v_dir, "test_v1", vtag, 64, 0, 12, 8, NULL, NULL, NULL, 1};
+    TrunkCacheSpec sw1 = {w_dir, "test_v1", vtag, 64, 0, 12, 8, NULL, NULL, NULL, 1};
+    TrunkCacheSpec sv2 = {v_dir, "test_v2", "random:none:centre64:crop64-of-76:view2", 64, 0, 12, 8, NULL, NULL, NULL, 2};
+    TrunkCache v1, w1, v2;
+    int rv1 = trunk_cache_build(&v1, &cub, &sub, &ie, &sv1, NULL, NULL);
+    int rw1 = trunk_cache_build(&w1, &cub, &sub, &ie, &sw1, NULL, NULL);
+    int rv2 = trunk_cache_build(&v2, &cub, &sub, &ie, &sv2, NULL, NULL);
+    EXPECT(rv1 == 0 && rw1 == 0 && rv2 == 0 && v1.n == present && v2.n == present, "views 1 and 2 computed: %s", err_msg());
+    EXPECT(same(&v1, &w1), "view 1 computed twice: the same bytes");
+    EXPECT(v1.n == a.n && !memcmp(v1.img, a.img, (size_t)a.n * sizeof(int)), "a view holds the centre crops' photos, in their order");
+    int differ_a = 0, differ_2 = 0;
+    for (int i = 0; i < a.n && v1.n == a.n && v2.n == a.n; i++) {
+        differ_a += memcmp(v1.pool + (size_t)i * TRUNK_CACHE_POOL, a.pool + (size_t)i * TRUNK_CACHE_POOL, TRUNK_CACHE_POOL * 2) != 0;
+        differ_2 += memcmp(v1.pool + (size_t)i * TRUNK_CACHE_POOL, v2.pool + (size_t)i * TRUNK_CACHE_POOL, TRUNK_CACHE_POOL * 2) != 0;
+    }
+    EXPECT(differ_a == a.n && differ_2 >= a.n / 2, "view 1 is another crop than the centre for every photo (%d of %d) and than view 2 for most (%d)",
+           differ_a, a.n, differ_2);
+    trunk_cache_free(&v1);
+    trunk_cache_free(&w1);
+    trunk_cache_free(&v2);
 
     trunk_cache_free(&a);
     image_encoder_free(&ie);

@@ -105,6 +105,7 @@ static const Key KEYS[] = {
     KS("EXTRA.INCEPTION_WEIGHTS", extra.inception_weights, "", NULL),
     KB("EXTRA.ONLY_AVAILABLE", extra.only_available, "False"),
     KR("EXTRA.CACHE_IMAGE_SIZE", extra.cache_image_size, "299", 16, 1024),
+    KR("EXTRA.CACHE_VIEWS", extra.cache_views, "1", 1, 16),
     KS("EXTRA.SENT_CODE", extra.sent_code, "zsl_g", "zsl_g|lstm"),
     KS("EXTRA.IMAGE_CODE", extra.image_code, "pool", "pool|mixed_6e"),
     KS("EXTRA.DIFFAUGMENT", extra.diffaugment, "", NULL),

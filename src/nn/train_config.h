@@ -108,6 +108,11 @@ typedef struct TrainConfig {
                                        photos' size before the trunk (which resizes them to 299);
                                        64 trains a DAMSM on photos as a 64 px generator's images
                                        look (an evaluator for 64 px models) */
+        int cache_views;            /* EXTRA.CACHE_VIEWS 1: with CACHE_TRUNK_FEATURES, views of each
+                                       training photo cached: the centre crop and V - 1 fixed random
+                                       crops and flips (AttnGAN's augmentation, which a single cached
+                                       crop loses); each sample takes one at random. At most 16
+                                       (TRUNK_CACHE_VIEWS_MAX); each view of N photos is N x 448 KB */
         char sent_code[TRAIN_CONFIG_STR]; /* EXTRA.SENT_CODE 'zsl_g': the sentence code is ZSL G's
                                        output on the LSTM code and noise (the seed); 'lstm': the
                                        LSTM's code itself (AttnGAN's DAMSM; ZSL G unused) */

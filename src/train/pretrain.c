@@ -12,7 +12,11 @@
  * features are computed once per photo (centre crop, eval-mode BN: the seed's train-mode trunk BN
  * cannot be cached) and kept as fp16 in out/cache; augmentation is then a horizontal flip of the
  * feature map (approximate: the trunk is only nearly flip-equivariant) with the caption sampling of
- * the loader. Each step trains the heads, the text encoder and the ZSL networks. */
+ * the loader. EXTRA.CACHE_VIEWS V > 1 adds AttnGAN's random crop back: V - 1 more views of every
+ * training photo, each a fixed random crop and flip (trunk_cache.h), cached beside the centre crop
+ * (cache/train_v1_trunk.safetensors, ...); each sample of each epoch takes one of the V at random
+ * (then the flip). The held-out evaluation reads the centre crops. Each step trains the heads, the
+ * text encoder and the ZSL networks. */
 #include "pretrain.h"
 #include "../data/loader.h"
 #include "../io/safetensors.h"
@@ -49,19 +53,39 @@ static int stop_requested(void *ctx) {
 
 /* Computes (or reads back) the trunk features of every present photo of a split: 0, 1 when a
  * signal stopped it (the photos done are kept; the message is printed here), -1 with err_msg(). */
-static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEncoder *ie, const Run *r, const char *name) {
-    char dir[2300], tag[1400];
+static int cache_build(FeatCache *c, const Cub *cub, const CubSplit *s, ImageEncoder *ie, const Run *r, const char *name, int view) {
+    char dir[2300], tag[1500];
     snprintf(dir, sizeof dir, "%s/cache", r->out);
     int pad = train_config_tight_pad(&r->tc), S = r->tc.extra.cache_image_size;
     /* the tag names what the features are of: a file made otherwise is rebuilt, not reused */
     if (pad) snprintf(tag, sizeof tag, "%s:%s:centre%d:tight-%s", r->tc.extra.inception, r->tc.extra.inception_weights, S, r->tc.extra.tight_crop_pad);
     else snprintf(tag, sizeof tag, "%s:%s:centre%d", r->tc.extra.inception, r->tc.extra.inception_weights, S);
-    TrunkCacheSpec sp = {dir, name, tag, S, pad, r->tc.text.words_num, 0, stop_requested, NULL, stdout};
+    if (view > 0) { /* the same framing, a random crop and flip of its own */
+        size_t l = strlen(tag);
+        snprintf(tag + l, sizeof tag - l, ":crop%d-of-%d:view%d", S, S * 76 / 64, view);
+    }
+    TrunkCacheSpec sp = {dir, name, tag, S, pad, r->tc.text.words_num, 0, stop_requested, NULL, stdout, view};
     run_trap_signals(); /* Ctrl-C stops after the current batch of photos, keeping what is done */
     int done = 0, total = 0, rc = trunk_cache_build(c, cub, s, ie, &sp, &done, &total);
     if (rc == 1)
         fprintf(stderr, "attngan pretrain: stopped (%s) while computing the trunk features: %d of the %d %s photos are kept in %s/%s_trunk.parts; "
                 "the same command continues from there\n", run_stop_signal(), done, total, name, dir, name);
+    return rc;
+}
+
+/* The training split's n_views views (view 0, the centre crop, in train_trunk) and the test split's
+ * centre crops: 0, 1 stopped by a signal, -1 with err_msg(). */
+static int cache_build_all(FeatCache *ctrain, int n_views, FeatCache *ctest, const Cub *cub, ImageEncoder *ie, const Run *r) {
+    int rc = cache_build(&ctrain[0], cub, &cub->train, ie, r, "train", 0);
+    if (rc == 0) rc = cache_build(ctest, cub, &cub->test, ie, r, "test", 0);
+    for (int v = 1; v < n_views && rc == 0; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "train_v%d", v);
+        rc = cache_build(&ctrain[v], cub, &cub->train, ie, r, name, v);
+        if (rc == 0 && (ctrain[v].n != ctrain[0].n || memcmp(ctrain[v].img, ctrain[0].img, (size_t)ctrain[0].n * sizeof(int))))
+            rc = err_set("the cached view %d of the training photos holds other photos than the centre crops (%d against %d): remove %s/cache/%s_trunk.*",
+                         v, ctrain[v].n, ctrain[0].n, r->out, name);
+    }
     return rc;
 }
 
@@ -74,9 +98,10 @@ typedef struct CBatch {
 } CBatch;
 
 /* Samples `B` cached photos at positions pos0.. of the epoch's order, each with a random caption
- * (and flip when augment), sorted by caption length; tensors on tp. */
-static void cached_batch(Tape *tp, const FeatCache *c, const CubSplit *s, const int *order, int pos0, int B, int T, uint64_t seed,
-                         int epoch, int augment, CBatch *cb) {
+ * (and flip when augment; and one of the n_views views c[0..n_views) when n_views > 1), sorted by
+ * caption length; tensors on tp. */
+static void cached_batch(Tape *tp, const FeatCache *c, int n_views, const CubSplit *s, const int *order, int pos0, int B, int T,
+                         uint64_t seed, int epoch, int augment, CBatch *cb) {
     cb->B = B;
     cb->T = T;
     cb->captions = tape_calloc(tp, (size_t)B * T * sizeof(int64_t));
@@ -84,6 +109,7 @@ static void cached_batch(Tape *tp, const FeatCache *c, const CubSplit *s, const 
     cb->cap_lens = tape_alloc(tp, (size_t)B * sizeof(int));
     cb->rows = tape_alloc(tp, (size_t)B * sizeof(int));
     int *flip = tape_alloc(tp, (size_t)B * sizeof(int)), *perm = tape_alloc(tp, (size_t)B * sizeof(int));
+    int *view = tape_alloc(tp, (size_t)B * sizeof(int));
     int64_t *caps = tape_calloc(tp, (size_t)B * T * sizeof(int64_t));
     int *lens = tape_alloc(tp, (size_t)B * sizeof(int));
     for (int b = 0; b < B; b++) {
@@ -94,6 +120,7 @@ static void cached_batch(Tape *tp, const FeatCache *c, const CubSplit *s, const 
         int k = (int)rng_below(&r, CUB_CAPTIONS_PER_IMAGE);
         lens[b] = caption_sample(im->caps[k], im->cap_len[k], T, &r, caps + (int64_t)b * T);
         flip[b] = augment ? (int)rng_below(&r, 2) : 0;
+        view[b] = n_views > 1 ? (int)rng_below(&r, (uint64_t)n_views) : 0; /* drawn last: one view draws what it always drew */
         cb->rows[b] = row;
         perm[b] = b;
     }
@@ -113,13 +140,14 @@ static void cached_batch(Tape *tp, const FeatCache *c, const CubSplit *s, const 
         memcpy(cb->captions + (int64_t)i * T, caps + (int64_t)b * T, (size_t)T * sizeof(int64_t));
         cb->cap_lens[i] = lens[b];
         cb->class_ids[i] = s->images[c->img[row]].class_id;
-        const uint16_t *src = c->mixed + (int64_t)row * MIXED_N;
+        const FeatCache *cv = &c[view[b]];
+        const uint16_t *src = cv->mixed + (int64_t)row * MIXED_N;
         float *dst = hmixed + (int64_t)i * MIXED_N;
         for (int ch = 0; ch < 768; ch++)
             for (int y = 0; y < 17; y++)
                 for (int x = 0; x < 17; x++)
                     dst[(ch * 17 + y) * 17 + x] = st_f16_to_f32(src[(ch * 17 + y) * 17 + (flip[b] ? 16 - x : x)]);
-        for (int j = 0; j < POOL_N; j++) hpool[(int64_t)i * POOL_N + j] = st_f16_to_f32(c->pool[(int64_t)row * POOL_N + j]);
+        for (int j = 0; j < POOL_N; j++) hpool[(int64_t)i * POOL_N + j] = st_f16_to_f32(cv->pool[(int64_t)row * POOL_N + j]);
     }
     tensor_upload(cb->mixed, hmixed);
     tensor_upload(cb->pool, hpool);
@@ -187,7 +215,7 @@ static EvalOut evaluate_cached(DamsmTrainer *t, const FeatCache *c, const CubSpl
         tape_reset(&tp);
         tape_no_grad_begin(&tp);
         CBatch cb;
-        cached_batch(&tp, c, s, order, p0, B, mc->words_num, seed, 0, 0, &cb);
+        cached_batch(&tp, c, 1, s, order, p0, B, mc->words_num, seed, 0, 0, &cb);
         Tensor *region = conv2d_layer_forward(&tp, &t->ie->emb_features, cb.mixed);
         Tensor *code = image_encoder_code(&tp, t->ie, cb.mixed, cb.pool);
         TextEncoderOut txt = text_encoder_forward(&tp, t->te, cb.captions, cb.cap_lens, B, NULL, NULL, &rz);
@@ -398,28 +426,24 @@ int pretrain_main(const RunArgs *a) {
             if (sets[i] && dist_check_same(sets[i], "at the start")) { fprintf(stderr, "attngan pretrain: %s\n", err_msg()); return 2; }
         printf("data-parallel: %d ranks, each a batch of %d per step (%d in all)\n", W, B, W * B);
     }
-    FeatCache ctrain = {0}, ctest = {0};
+    FeatCache ctrain[TRUNK_CACHE_VIEWS_MAX] = {{0}}, ctest = {0};
+    const int n_views = tc->extra.cache_trunk_features ? tc->extra.cache_views : 1;
     Loader *loader[LANES_MAX] = {NULL};
     int per_epoch;
     if (tc->extra.cache_trunk_features) {
         /* data-parallel: rank 0 computes the features (it alone writes), then the others read them */
         int crc = 0;
-        if (dist_is_root()) {
-            crc = cache_build(&ctrain, &cub, &cub.train, &ie, &r, "train");
-            if (crc == 0) crc = cache_build(&ctest, &cub, &cub.test, &ie, &r, "test");
-        }
+        if (dist_is_root()) crc = cache_build_all(ctrain, n_views, &ctest, &cub, &ie, &r);
         if (W > 1) {
             int any = crc;
             dist_bcast(&any, sizeof any);
             if (!dist_is_root() && any) crc = any == 1 ? 1 : err_set("rank 0 could not compute the trunk features (its message says why)");
-            if (!dist_is_root() && !any) {
-                crc = cache_build(&ctrain, &cub, &cub.train, &ie, &r, "train");
-                if (crc == 0) crc = cache_build(&ctest, &cub, &cub.test, &ie, &r, "test");
-                crc = crc ? err_prefix("rank %d reading rank 0's trunk features", rank) : 0;
-            }
+            if (!dist_is_root() && !any)
+                crc = cache_build_all(ctrain, n_views, &ctest, &cub, &ie, &r) ? err_prefix("rank %d reading rank 0's trunk features", rank) : 0;
         }
         if (crc == 1) { /* stopped before step 1: a fresh run's files go, so the same command starts it again */
-            cache_free(&ctrain);
+            for (int v = 0; v < n_views; v++) cache_free(&ctrain[v]);
+            cache_free(&ctest);
             if (dist_is_root() && run_discard_unstarted(&r)) fprintf(stderr, "attngan pretrain: %s\n", err_msg());
             return 1;
         }
@@ -427,8 +451,10 @@ int pretrain_main(const RunArgs *a) {
             fprintf(stderr, "attngan pretrain: %s\n", err_msg());
             return 1;
         }
-        per_epoch = ctrain.n / (B * W * A); /* each step: W * A consecutive batches of the order, one per lane */
-        printf("training on cached trunk features of %d photos (%d of the split's %d are present)\n", ctrain.n, cub.train.n_present, cub.train.n);
+        per_epoch = ctrain[0].n / (B * W * A); /* each step: W * A consecutive batches of the order, one per lane */
+        printf("training on cached trunk features of %d photos (%d of the split's %d are present)", ctrain[0].n, cub.train.n_present, cub.train.n);
+        if (n_views > 1) printf(", %d views of each (EXTRA.CACHE_VIEWS: the centre crop and %d random crops)", n_views, n_views - 1);
+        printf("\n");
     } else {
         LoaderConfig lc;
         loader_config_default(&lc);
@@ -467,14 +493,14 @@ int pretrain_main(const RunArgs *a) {
     progress_set_batch(r.progress, B * W * A);
     progress_set_start(r.progress, r.step);
     const char *names[6] = {"w_loss", "s_loss", "zsl_g_loss", "loss", "zsl_d_loss", "lr"};
-    int *order = ctrain.n ? xmalloc((size_t)ctrain.n * sizeof(int)) : NULL;
+    int *order = ctrain[0].n ? xmalloc((size_t)ctrain[0].n * sizeof(int)) : NULL;
     Tape lane_tape[LANES_MAX]; /* lane j >= 1's batch and pass 2 (lane 0's: t.tape[1]) */
     for (int j = 1; j < A; j++) tape_init_on(&lane_tape[j - 1], t.tape[1].device);
     int stop = 0;
     const char *why = "";
     run_start_clock(&r);
     for (; r.epoch < tc->train.max_epoch && !stop; r.epoch++) {
-        if (order) epoch_order(ctrain.n, (uint64_t)tc->extra.seed, r.epoch, 1, order);
+        if (order) epoch_order(ctrain[0].n, (uint64_t)tc->extra.seed, r.epoch, 1, order);
         for (; r.batch_in_epoch < per_epoch; r.batch_in_epoch++) {
             if (run_should_stop(&r, a, &why)) { stop = 1; break; }
             /* pass 1 of every lane (its gradients summed), the lanes' mean clipped, Adam; then pass 2
@@ -493,7 +519,7 @@ int pretrain_main(const RunArgs *a) {
                 if (order) {
                     tape_reset(tp);
                     tape_reset(tp2[j]);
-                    cached_batch(tp2[j], &ctrain, &cub.train, order, ((r.batch_in_epoch * W + rank) * A + j) * B, B, mc.words_num,
+                    cached_batch(tp2[j], ctrain, n_views, &cub.train, order, ((r.batch_in_epoch * W + rank) * A + j) * B, B, mc.words_num,
                                  (uint64_t)tc->extra.seed, r.epoch, 1, &cb[j]);
                     run_map_classes(&r, cb[j].class_ids, B);
                     db[j] = (DamsmBatch){NULL, cb[j].captions, cb[j].cap_lens, cb[j].class_ids, B};
@@ -567,7 +593,7 @@ int pretrain_main(const RunArgs *a) {
         /* end of an epoch: evaluation, learning-rate decay, snapshot */
         if (ctest.n >= B && dist_is_root()) { /* rank 0 evaluates (it alone logs) */
             EvalOut et = evaluate_cached(&t, &ctest, &cub.test, &mc, 2024, B, 50);
-            EvalOut etr = evaluate_cached(&t, &ctrain, &cub.train, &mc, 2024, B, 50);
+            EvalOut etr = evaluate_cached(&t, &ctrain[0], &cub.train, &mc, 2024, B, 50);
             print_eval(&r, "test", &et);
             print_eval(&r, "train", &etr);
             const char *en[6] = {"test_w_loss", "test_s_loss", "test_top1", "train_w_loss", "train_s_loss", "train_top1"};
@@ -598,7 +624,7 @@ int pretrain_main(const RunArgs *a) {
         } else printf("stopped after %lld steps (%s); checkpoint and encoders in %s\n", (long long)r.step, why, r.out);
     }
     free(order);
-    cache_free(&ctrain);
+    for (int v = 0; v < n_views; v++) cache_free(&ctrain[v]);
     cache_free(&ctest);
     for (int j = 0; j < A; j++)
         if (loader[j]) loader_close(loader[j]);

@@ -202,7 +202,7 @@ int trunk_cache_build(TrunkCache *c, const Cub *cub, const CubSplit *s, ImageEnc
     loader_config_default(&lc);
     lc.base_size = sp->size; /* the trunk resizes other sizes to 299, as it does a generator's images */
     lc.branch_num = 1;
-    lc.augment = 0;
+    lc.augment = sp->view > 0;
     lc.tight_pad = sp->tight_pad;
     lc.words_num = sp->words_num;
     enum { CB = 8 };
@@ -236,7 +236,10 @@ int trunk_cache_build(TrunkCache *c, const Cub *cub, const CubSplit *s, ImageEnc
         memset(&b, 0, sizeof b);
         b.B = nb; b.T = lc.words_num; b.n_scales = 1; b.sizes[0] = S; b.imgs[0] = imgs;
         b.captions = caps; b.cap_lens = lens; b.class_ids = cls; b.image_index = ii; b.caption_index = ci;
-        for (int k = 0; k < nb && !rc; k++) rc = loader_make_sample(cub, &s->images[c->img[rows[k]]], &lc, 1, &b, k);
+        for (int k = 0; k < nb && !rc; k++) { /* a view's crop and flip: from (view, photo) alone */
+            uint64_t seed = sp->view > 0 ? loader_mix64(0x7669657773ULL ^ ((uint64_t)sp->view << 40) ^ (uint64_t)c->img[rows[k]]) : 1;
+            rc = loader_make_sample(cub, &s->images[c->img[rows[k]]], &lc, seed, &b, k);
+        }
         if (rc) break;
         tape_reset(&tp);
         tape_no_grad_begin(&tp);

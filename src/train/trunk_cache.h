@@ -16,7 +16,9 @@
  *                               indices of present photos) and a bad one is ignored and removed.
  *                               Once every photo is done the whole file is written (atomically)
  *                               and the parts directory removed.
- * Progress: a line with photos/s and the ETA (log.h), counting from the photos already done. */
+ * Progress: a line with photos/s and the ETA (log.h), counting from the photos already done.
+ * Views (TrunkCacheSpec.view, EXTRA.CACHE_VIEWS): the caller gives view v its own NAME and tag
+ * (attngan pretrain: train_v1, train_v2, ... beside train, the centre crop). */
 #ifndef ATTNGAN_TRUNK_CACHE_H
 #define ATTNGAN_TRUNK_CACHE_H
 
@@ -29,6 +31,7 @@
 #define TRUNK_CACHE_MIXED (768 * 17 * 17)
 #define TRUNK_CACHE_POOL 2048
 #define TRUNK_CACHE_PART 128   /* photos per part file */
+#define TRUNK_CACHE_VIEWS_MAX 16 /* EXTRA.CACHE_VIEWS' bound */
 
 typedef struct TrunkCache {
     int n;
@@ -48,6 +51,11 @@ typedef struct TrunkCacheSpec {
     int (*should_stop)(void *ctx);  /* polled between batches of 8 photos; NULL: never stop */
     void *stop_ctx;
     FILE *progress;        /* the progress line and messages; NULL: silent */
+    int view;              /* 0: the centre crop, no flip (the loader's augment = 0); v >= 1: view v,
+                              the loader's random crop and flip (AttnGAN's get_imgs: resized to
+                              int(size * 76 / 64), a random size x size crop, a random flip) drawn
+                              from (v, the photo's index in the split) alone, so a view is the same
+                              bits in every run (EXTRA.CACHE_VIEWS) */
 } TrunkCacheSpec;
 
 /* Reads DIR/NAME_trunk.safetensors, or computes what its parts lack. 0: c holds every present
