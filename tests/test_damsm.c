@@ -4,7 +4,9 @@
  *     four losses, and for the damsm dumps d(w_loss0 + w_loss1) / d(region, words_emb);
  *  3. tests/fixtures/damsm.safetensors (gen_damsm.py, B = 6, repeated classes and no mask):
  *     forward and backward of both losses;
- *  4. finite-difference gradchecks of both losses on tiny inputs, with and without a mask. */
+ *  4. finite-difference gradchecks of both losses on tiny inputs, with and without a mask;
+ *  5. damsm_words_score (the host score of `attngan eval`) against words_loss's sims / gamma3 for
+ *     every image-text pair, captions of several lengths, and a changed word must change it. */
 #include "test.h"
 #include "../src/nn/damsm.h"
 
@@ -271,8 +273,43 @@ static void test_gradchecks(void) {
     for (int i = 0; i < 4; i++) tensor_free(all[i]);
 }
 
+/* ---------------------------------------------------------------- 5. host word-region score */
+static void test_words_score(void) {
+    ModelConfig cfg;
+    model_config_default(&cfg);
+    enum { B = 4, E = 16, H = 5, W = 3, L = 7 };
+    static const int lens[B] = {7, 4, 1, 5};
+    Tensor *region = tensor_alloc(4, (int[]){B, E, H, W}, 0), *words = tensor_alloc(3, (int[]){B, E, L}, 0);
+    fill_uniform(region->data, region->n, -1, 1, 21);
+    fill_uniform(words->data, words->n, -1, 1, 22);
+    for (int b = 0; b < B; b++)
+        for (int e = 0; e < E; e++)
+            for (int t = lens[b]; t < L; t++) words->data[(b * E + e) * L + t] = 0.0f;
+    Tape tp;
+    tape_init(&tp);
+    tape_no_grad_begin(&tp);
+    DamsmLoss w = damsm_words_loss(&tp, &cfg, region, words, lens, NULL, B);
+    double worst = 0;
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < B; j++) {
+            double got = damsm_words_score(&cfg, region->data + (size_t)i * E * H * W, E, H * W, words->data + (size_t)j * E * L, L, lens[j]);
+            double want = w.sims->data[i * B + j] / cfg.gamma3;
+            double d = fabs(got - want) / fmax(fabs(want), 1.0);
+            if (d > worst) worst = d;
+        }
+    EXPECT(worst < 1e-5, "damsm_words_score = words_loss sims / gamma3 for all %d pairs (worst rel. difference %.2e)", B * B, worst);
+    double s0 = damsm_words_score(&cfg, region->data, E, H * W, words->data, L, lens[0]);
+    words->data[2] += 0.5f; /* word 2 of text 0, dimension 0 */
+    double s1 = damsm_words_score(&cfg, region->data, E, H * W, words->data, L, lens[0]);
+    EXPECT(s1 != s0, "a changed word changes the score (%.9g, %.9g)", s0, s1);
+    tape_free(&tp);
+    tensor_free(region);
+    tensor_free(words);
+}
+
 int main(void) {
     test_begin("test_damsm");
+    test_words_score();
     test_class_mask();
     dump_case("damsm_small", 1);
     dump_case("damsm_small_drop", 1);

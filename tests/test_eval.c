@@ -3,6 +3,7 @@
  * reaches, the file) and the evaluator directory's errors (src/eval/evaluator.h). The whole
  * program runs on real photos in tests/test_resume.sh. */
 #include "test.h"
+#include "../src/nn/damsm.h"
 #include "../src/core/threads.h"
 #include "../src/eval/classifier.h"
 #include "../src/eval/evaluator.h"
@@ -330,9 +331,9 @@ static void test_evaluator_codes(const char *variant, const char *const *extra, 
         float m1[16 * 768], m2[16 * 768];
         rng_uniform_range(&rng, img, (int64_t)B * 3 * S * S, -1, 1);
         threads_set(1);
-        evaluator_images(&ev, img, B, S, i1, p1, m1);
+        evaluator_images(&ev, img, B, S, i1, p1, m1, NULL);
         threads_set(2);
-        evaluator_images(&ev, img, B, S, i2, p2, m2);
+        evaluator_images(&ev, img, B, S, i2, p2, m2, NULL);
         threads_set(threads);
         EXPECT(!memcmp(i1, i2, sizeof i1) && !memcmp(p1, p2, sizeof p1) && !memcmp(m1, m2, sizeof m1),
                "image codes, pool and mean Mixed_6e features of 16 images at 1 and 2 threads: the same bits");
@@ -345,6 +346,42 @@ static void test_evaluator_codes(const char *variant, const char *const *extra, 
         memcpy(x->data, img, (size_t)x->n * sizeof(float));
         ImageEncoderOut io = image_encoder_forward(&tp, &ev.ie, x);
         EXPECT(expect_close("image code = the image encoder's", i1, io.code->data, B * 256, 1e-5), "%s: image code", variant);
+        {   /* region features: the same bits at 1 and 2 threads, the image encoder's emb_features */
+            size_t nr = (size_t)B * 256 * EVAL_REGIONS;
+            float *r1 = xmalloc(nr * sizeof(float)), *r2 = xmalloc(nr * sizeof(float)), *w5 = xmalloc((size_t)3 * 256 * 5 * sizeof(float));
+            threads_set(1);
+            evaluator_images(&ev, img, B, S, NULL, NULL, NULL, r1);
+            threads_set(2);
+            evaluator_images(&ev, img, B, S, NULL, NULL, NULL, r2);
+            threads_set(threads);
+            EXPECT(!memcmp(r1, r2, nr * sizeof(float)), "region features of %d images at 1 and 2 threads: the same bits", B);
+            EXPECT(io.region->n == (int64_t)nr && expect_close("region features = the image encoder's", r1, io.region->data, (int64_t)nr, 1e-5),
+                   "%s: region features", variant);
+            /* word features: text 0's 5 known words as the text encoder gives them, a text without one: length 0 */
+            int wl[3];
+            const char *wt[3] = {texts[0], "zorblax quux", texts[2]};
+            evaluator_words(&ev, wt, 3, w5, wl);
+            Tape t2;
+            tape_init(&t2);
+            tape_no_grad_begin(&t2);
+            int64_t caps0[5];
+            for (int t = 0; t < 5; t++) caps0[t] = vocab_find(&ev.vocab, words[t]);
+            int len0 = 5;
+            TextEncoderOut o0 = text_encoder_forward(&t2, &ev.te, caps0, &len0, 1, TZEROS(&t2, 1, 100), NULL, NULL);
+            EXPECT(wl[0] == 5 && wl[1] == 0 && wl[2] >= 1 && expect_close("word features = the text encoder's", w5, o0.words_emb->data, 256 * 5, 1e-6),
+                   "%s: word features (lengths %d %d %d)", variant, wl[0], wl[1], wl[2]);
+            /* the full score of image 0 and text 0 = the sims of the DAMSM's two losses (B = 1) */
+            Tensor *reg0 = op_slice(&t2, io.region, 0, 0, 1), *code0 = op_slice(&t2, io.code, 0, 0, 1);
+            DamsmLoss lw = damsm_words_loss(&t2, &ev.mc, reg0, o0.words_emb, &len0, NULL, 1);
+            DamsmLoss ls = damsm_sent_loss(&t2, &ev.mc, code0, o0.sent_emb, NULL, 1);
+            double want_s = (double)lw.sims->data[0] + ls.sims->data[0];
+            double got = evaluator_damsm_score(&ev, i1, c1, r1, w5, 5);
+            EXPECT(fabs(got - want_s) < 1e-4 * fmax(1.0, fabs(want_s)), "%s: full DAMSM score %.6f = the losses' sims %.6f", variant, got, want_s);
+            tape_free(&t2);
+            free(r1);
+            free(r2);
+            free(w5);
+        }
         tape_free(&tp);
         /* the networks on the host device (the device path with the CPU kernels, host code kept off
          * device memory): text codes and documents are the CPU's bits; images too, against the CPU's
@@ -355,12 +392,12 @@ static void test_evaluator_codes(const char *variant, const char *const *extra, 
         int hk[3], known_c[3];
         evaluator_text_codes(&ev, texts, 3, c2, known_c); /* the CPU's counts again (known was reused) */
         image_encoder_set_blocked_layout(0);
-        evaluator_images(&ev, img, B, S, ci, cp, cm);
+        evaluator_images(&ev, img, B, S, ci, cp, cm, NULL);
         image_encoder_set_blocked_layout(1);
         evaluator_to_device(&ev, DEVICE_HOSTDEV);
         evaluator_text_codes(&ev, texts, 3, hc, hk);
         int hnw = evaluator_document_lstm(&ev, doc, 2, hdoc);
-        evaluator_images(&ev, img, B, S, hi, hp, hm);
+        evaluator_images(&ev, img, B, S, hi, hp, hm, NULL);
         EXPECT(hostdev_owns(ev.te.ps.values) && hostdev_owns(ev.ie.ps.values) && !memcmp(c1, hc, sizeof c1) &&
                !memcmp(known_c, hk, sizeof hk) && hnw == nw && !memcmp(dcode, hdoc, sizeof dcode),
                "%s: text codes and a document's code on the host device: the CPU's bits", variant);

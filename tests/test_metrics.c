@@ -354,6 +354,55 @@ static void test_rp_folds(void) {
     free(img);
 }
 
+/* r_precision_scored: with the cosine as its score, r_precision's numbers (the same candidates and
+ * folds); a score that always prefers the own text gives 1, a constant one 0 (a tie is wrong); a
+ * score that is not finite is an error. */
+typedef struct ScoreCtx { const float *img, *txt; int d, nan_at; } ScoreCtx;
+static double score_cosine(void *v, int i, int j) {
+    const ScoreCtx *c = v;
+    if (i == c->nan_at) return NAN;
+    double dot = 0, a = 0, b = 0;
+    for (int k = 0; k < c->d; k++) {
+        double x = c->img[(size_t)i * c->d + k], y = c->txt[(size_t)j * c->d + k];
+        dot += x * y, a += x * x, b += y * y;
+    }
+    return dot / sqrt(a * b);
+}
+static double score_own(void *v, int i, int j) { return i == j ? 1.0 : 0.5; }
+static double score_const(void *v, int i, int j) { return 0.25; }
+
+static void test_rp_scored(void) {
+    int n = 400, d = 12, nc = 8, folds = 10;
+    float *txt = normal_rows(n, d, 0.0f, 1.0f, 31), *img = normal_rows(n, d, 0.0f, 1.0f, 32);
+    int *cls = xmalloc(n * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        cls[i] = i % nc;
+        for (int k = 0; k < d; k++) img[(size_t)i * d + k] = 0.6f * img[(size_t)i * d + k] + txt[(size_t)i * d + k];
+    }
+    ScoreCtx c = {img, txt, d, -1};
+    RPrecision a, b;
+    double fa[10], fb[10];
+    int ra = r_precision(img, txt, n, d, 100, folds, 7, cls, fa, &a);
+    int rb = r_precision_scored(score_cosine, &c, n, 100, folds, 7, cls, fb, &b);
+    EXPECT(ra == 0 && rb == 0, "both run: %s", ra || rb ? err_msg() : "");
+    if (!ra && !rb) {
+        EXPECT(a.mean > 0.2 && a.mean < 1.0, "a partly right case (R %.3f)", a.mean);
+        EXPECT(!memcmp(fa, fb, sizeof fa) && a.mean == b.mean && a.ci95 == b.ci95 && b.n_candidates == 100 && b.n == n,
+               "cosine as the score: r_precision's folds (%.4f against %.4f)", b.mean, a.mean);
+    }
+    RPrecision r;
+    EXPECT(r_precision_scored(score_own, NULL, n, 100, folds, 7, cls, NULL, &r) == 0 && r.mean == 1.0, "own text first: R = 1");
+    EXPECT(r_precision_scored(score_const, NULL, n, 100, folds, 7, cls, NULL, &r) == 0 && r.mean == 0.0, "all tied: R = 0");
+    c.nan_at = 17;
+    int rc = r_precision_scored(score_cosine, &c, n, 100, folds, 7, cls, NULL, &r);
+    EXPECT(rc != 0 && strstr(err_msg(), "image 17"), "a NaN score is an error naming the image (%s)", rc ? err_msg() : "accepted");
+    rc = r_precision_scored(score_own, NULL, n, 1, folds, 7, cls, NULL, &r);
+    EXPECT(rc != 0 && strstr(err_msg(), "candidates"), "1 candidate is refused (%s)", rc ? err_msg() : "accepted");
+    free(txt);
+    free(img);
+    free(cls);
+}
+
 /* Class-sorted images (DM-GAN's mismatches come from other classes): texts of a class share one
  * code, so a same-class mismatch ties; with the class ids as groups none is drawn. */
 static void test_rp_classes(void) {
@@ -673,6 +722,7 @@ int main(void) {
     test_rp_folds();
     test_rp_groups();
     test_rp_classes();
+    test_rp_scored();
     test_rp_exhaustive();
     test_rp_errors();
     test_zsl();

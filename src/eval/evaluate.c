@@ -72,7 +72,9 @@ typedef struct Feats {
     float *code;              /* (n, E) the evaluator's image codes */
     float *pool;              /* (n, 2048) FID/KID features (the evaluator trunk's, or --fid-inception's) */
     float *clf;               /* (n, CLF_FEATURES) the evaluator trunk's pool and mean Mixed_6e */
+    float *region;            /* (n, E, EVAL_REGIONS) the evaluator's region features */
 } Feats;
+#define REGION_D(E) ((size_t)(E) * EVAL_REGIONS)
 
 static void feats_init(Feats *f, int E, int cap) {
     f->E = E;
@@ -81,11 +83,13 @@ static void feats_init(Feats *f, int E, int cap) {
     f->code = xmalloc((size_t)(cap ? cap : 1) * E * sizeof(float));
     f->pool = xmalloc((size_t)(cap ? cap : 1) * POOL_D * sizeof(float));
     f->clf = xmalloc((size_t)(cap ? cap : 1) * CLF_FEATURES * sizeof(float));
+    f->region = xmalloc((size_t)(cap ? cap : 1) * REGION_D(E) * sizeof(float));
 }
 static void feats_free(Feats *f) {
     free(f->code);
     free(f->pool);
     free(f->clf);
+    free(f->region);
     memset(f, 0, sizeof *f);
 }
 
@@ -104,7 +108,7 @@ typedef struct Ctx {
 static void feats_add(Ctx *x, const float *imgs, int B, int S, Feats *f) {
     CHECK(f->n + B <= f->cap, "feats_add: capacity");
     float *tpool = xmalloc((size_t)B * POOL_D * sizeof(float)), *mixed = xmalloc((size_t)B * EVAL_MIXED_D * sizeof(float));
-    evaluator_images(&x->ev, imgs, B, S, f->code + (size_t)f->n * f->E, tpool, mixed);
+    evaluator_images(&x->ev, imgs, B, S, f->code + (size_t)f->n * f->E, tpool, mixed, f->region + (size_t)f->n * REGION_D(f->E));
     for (int b = 0; b < B; b++) {
         float *c = f->clf + (size_t)(f->n + b) * CLF_FEATURES;
         memcpy(c, tpool + (size_t)b * POOL_D, POOL_D * sizeof(float));
@@ -197,7 +201,7 @@ static int encode_photos(Ctx *x, const Cub *cub, const int *image, int n, int S,
 /* The real photos' features (the evaluator's codes, the FID/KID pool features, the classifier's
  * features) are the same on every run with the same evaluator, trunk, image size, framing, FID
  * network, data, device and convolution settings: they are kept in
- * CACHE/photos-<hash of that key>.safetensors ("code", "pool", "clf" f32, one row per photo;
+ * CACHE/photos-<hash of that key>.safetensors ("code", "pool", "clf", "region" f32, one row per photo;
  * metadata "key" and "photos", the photo keys one a line), written atomically every
  * PHOTO_CACHE_EVERY photos as they are encoded, so an eval stopped midway keeps them too. Photos
  * of other subsets (--photos) accumulate in the same file. */
@@ -221,7 +225,7 @@ static char *photo_cache_key(const Ctx *x, int S) {
     size_t cap = 4096 + strlen(real_data);
     char *k = xmalloc(cap);
     snprintf(k, cap,
-             "attngan eval real-photo features v1\nevaluator weights %s\ntrunk %s\nsize %d\ntight_crop_pad %s\nfid %s\ndata %s\n"
+             "attngan eval real-photo features v2 (with region)\nevaluator weights %s\ntrunk %s\nsize %d\ntight_crop_pad %s\nfid %s\ndata %s\n"
              "device %s\nconv precision %s, ATTNGAN_CONV %s, ATTNGAN_CONV_ALGO %s, ATTNGAN_TRUNK_LAYOUT %s, ATTNGAN_DNNL_LAYOUT %s\n",
              x->ev.hash_hex, x->ev.trunk_hash, S, x->ev.tc.extra.tight_crop_pad, x->has_fid_net ? x->fid_hash : "the evaluator's trunk",
              real_data, device_name(device_current()), conv2d_get_precision() == CONV2D_BF16 ? "bf16" : "fp32", env_or("ATTNGAN_CONV", "-"),
@@ -234,7 +238,7 @@ typedef struct PhotoCache {
     char *key;
     int n, cap, E;            /* rows held */
     char **photo;             /* their photo keys */
-    float *code, *pool, *clf;
+    float *code, *pool, *clf, *region;
     int dirty;
 } PhotoCache;
 
@@ -244,6 +248,7 @@ static void photo_cache_free(PhotoCache *pc) {
     free(pc->code);
     free(pc->pool);
     free(pc->clf);
+    free(pc->region);
     free(pc->key);
     memset(pc, 0, sizeof *pc);
 }
@@ -255,6 +260,7 @@ static void photo_cache_reserve(PhotoCache *pc, int n) {
     pc->code = xrealloc(pc->code, (size_t)pc->cap * pc->E * sizeof(float));
     pc->pool = xrealloc(pc->pool, (size_t)pc->cap * POOL_D * sizeof(float));
     pc->clf = xrealloc(pc->clf, (size_t)pc->cap * CLF_FEATURES * sizeof(float));
+    pc->region = xrealloc(pc->region, (size_t)pc->cap * REGION_D(pc->E) * sizeof(float));
 }
 
 /* Opens the cache of this key in dir (created), reading the rows it holds; a missing, unreadable or
@@ -286,7 +292,8 @@ static int photo_cache_open(PhotoCache *pc, const char *dir, const Ctx *x, int S
         }
         pc->n = got;
         if (got != n || st_read_f32(&st, "code", pc->code, (int64_t)n * pc->E) || st_read_f32(&st, "pool", pc->pool, (int64_t)n * POOL_D) ||
-            st_read_f32(&st, "clf", pc->clf, (int64_t)n * CLF_FEATURES)) {
+            st_read_f32(&st, "clf", pc->clf, (int64_t)n * CLF_FEATURES) ||
+            st_read_f32(&st, "region", pc->region, (int64_t)n * (int64_t)REGION_D(pc->E))) {
             for (int i = 0; i < pc->n; i++) free(pc->photo[i]);
             pc->n = 0; /* damaged: start again */
         }
@@ -312,6 +319,7 @@ static void photo_cache_put(PhotoCache *pc, const char *photo, const Feats *f, i
     memcpy(pc->code + (size_t)i * pc->E, f->code + (size_t)r * f->E, (size_t)pc->E * sizeof(float));
     memcpy(pc->pool + (size_t)i * POOL_D, f->pool + (size_t)r * POOL_D, POOL_D * sizeof(float));
     memcpy(pc->clf + (size_t)i * CLF_FEATURES, f->clf + (size_t)r * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+    memcpy(pc->region + (size_t)i * REGION_D(pc->E), f->region + (size_t)r * REGION_D(f->E), REGION_D(pc->E) * sizeof(float));
     pc->dirty = 1;
 }
 
@@ -325,6 +333,7 @@ static int photo_cache_write(PhotoCache *pc) {
     st_writer_add(w, "code", ST_F32, 2, (int64_t[]){pc->n, pc->E}, pc->code);
     st_writer_add(w, "pool", ST_F32, 2, (int64_t[]){pc->n, POOL_D}, pc->pool);
     st_writer_add(w, "clf", ST_F32, 2, (int64_t[]){pc->n, CLF_FEATURES}, pc->clf);
+    st_writer_add(w, "region", ST_F32, 3, (int64_t[]){pc->n, pc->E, EVAL_REGIONS}, pc->region);
     st_writer_meta(w, "key", pc->key);
     st_writer_meta(w, "photos", list);
     int rc = st_writer_write(w, pc->path);
@@ -359,6 +368,7 @@ static int encode_photos_cached(Ctx *x, const Cub *cub, const int *image, int n,
         memcpy(f->code + (size_t)i * f->E, pc.code + (size_t)r * pc.E, (size_t)pc.E * sizeof(float));
         memcpy(f->pool + (size_t)i * POOL_D, pc.pool + (size_t)r * POOL_D, POOL_D * sizeof(float));
         memcpy(f->clf + (size_t)i * CLF_FEATURES, pc.clf + (size_t)r * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+        memcpy(f->region + (size_t)i * REGION_D(f->E), pc.region + (size_t)r * REGION_D(pc.E), REGION_D(f->E) * sizeof(float));
     }
     if (!a->quiet) {
         if (n_miss < n) printf("eval: the features of %d of the %d real photos read from %s; encoding %d\n", n - n_miss, n, pc.path, n_miss);
@@ -382,6 +392,7 @@ static int encode_photos_cached(Ctx *x, const Cub *cub, const int *image, int n,
             memcpy(f->code + (size_t)i * f->E, t.code + (size_t)j * f->E, (size_t)f->E * sizeof(float));
             memcpy(f->pool + (size_t)i * POOL_D, t.pool + (size_t)j * POOL_D, POOL_D * sizeof(float));
             memcpy(f->clf + (size_t)i * CLF_FEATURES, t.clf + (size_t)j * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+            memcpy(f->region + (size_t)i * REGION_D(f->E), t.region + (size_t)j * REGION_D(f->E), REGION_D(f->E) * sizeof(float));
             photo_cache_put(&pc, cub->test.images[chunk[j]].key, &t, j);
         }
         feats_free(&t);
@@ -496,6 +507,7 @@ typedef struct Row {
     int k, n, seeds;
     int has_rp, has_fid, has_kid, has_acc, has_is;
     double rp, rp_ci;
+    double rpd, rpd_ci;           /* R-precision by the evaluator's full DAMSM score (words + sentence) */
     double fid, fid_ci, fid_min, fid_max;
     double kid, kid_std;
     int kid_subsets, kid_m;
@@ -509,7 +521,7 @@ typedef struct Row {
 /* Sums over the generation seeds of one row. */
 typedef struct RowAcc {
     int seeds, folds;
-    double *rp_fold, *acc_fold;   /* (folds) */
+    double *rp_fold, *rpd_fold, *acc_fold; /* (folds) */
     double fid[EVAL_MAX_GEN_SEEDS];
     double *kid;                  /* (seeds * KID_SUBSETS) */
     int n_kid, kid_m;
@@ -521,12 +533,14 @@ static void row_acc_init(RowAcc *r, int folds, int seeds) {
     memset(r, 0, sizeof *r);
     r->folds = folds;
     r->rp_fold = xcalloc((size_t)folds, sizeof(double));
+    r->rpd_fold = xcalloc((size_t)folds, sizeof(double));
     r->acc_fold = xcalloc((size_t)folds, sizeof(double));
     r->kid = xmalloc((size_t)seeds * KID_SUBSETS * sizeof(double));
     r->is = xmalloc((size_t)seeds * IS_SPLITS * sizeof(double));
 }
 static void row_acc_free(RowAcc *r) {
     free(r->rp_fold);
+    free(r->rpd_fold);
     free(r->acc_fold);
     free(r->kid);
     free(r->is);
@@ -547,6 +561,8 @@ static void row_finish(Row *row, const RowAcc *r, int with_rp, int with_acc) {
     if (with_rp) {
         for (int f = 0; f < r->folds; f++) v[f] = r->rp_fold[f] / r->seeds;
         mean_ci95(v, r->folds, &row->rp, &row->rp_ci);
+        for (int f = 0; f < r->folds; f++) v[f] = r->rpd_fold[f] / r->seeds;
+        mean_ci95(v, r->folds, &row->rpd, &row->rpd_ci);
         row->has_rp = 1;
     }
     if (with_acc) {
@@ -574,6 +590,9 @@ typedef struct Refs {
     int E, folds, candidates;
     uint64_t seed;
     const float *tcodes;      /* (N, E) the evaluation captions' codes */
+    const Evaluator *ev;
+    const float *twords;      /* (N, E, TEXT.WORDS_NUM) their word features */
+    const int *tlens;         /* (N) their known words (at most TEXT.WORDS_NUM) */
     const int *cls;           /* (N) their classes */
     double *mu_r, *cov_r;     /* FID statistics of R */
     const float *pool_r;      /* (nR, 2048) */
@@ -614,6 +633,19 @@ static int score_classifier(const Refs *R, const Feats *f, const int *cls, int f
     return rc;
 }
 
+/* The evaluator's full DAMSM score of image i of f and evaluation caption j (r_precision_scored). */
+typedef struct DamsmScoreCtx {
+    const Refs *R;
+    const Feats *f;
+} DamsmScoreCtx;
+static double damsm_score(void *v, int i, int j) {
+    const DamsmScoreCtx *c = v;
+    const Refs *R = c->R;
+    const int E = R->E, T = R->ev->mc.words_num;
+    return evaluator_damsm_score(R->ev, c->f->code + (size_t)i * E, R->tcodes + (size_t)j * E, c->f->region + (size_t)i * REGION_D(E),
+                                 R->twords + (size_t)j * E * T, R->tlens[j]);
+}
+
 /* R-precision, FID and KID against R, and the classifier's numbers, of one draw (seed_index) of a
  * row: added to acc. */
 static int score_draw(const Refs *R, const Feats *f, int seed_index, int with_clf, RowAcc *acc) {
@@ -622,6 +654,11 @@ static int score_draw(const Refs *R, const Feats *f, int seed_index, int with_cl
     RPrecision rp;
     int rc = r_precision(f->code, R->tcodes, n, R->E, R->candidates, R->folds, R->seed, R->cls, fr, &rp);
     for (int k = 0; !rc && k < R->folds; k++) acc->rp_fold[k] += fr[k];
+    if (!rc) { /* the same candidates and folds, by the full DAMSM score */
+        DamsmScoreCtx c = {R, f};
+        rc = r_precision_scored(damsm_score, &c, n, R->candidates, R->folds, R->seed, R->cls, fr, &rp);
+        for (int k = 0; !rc && k < R->folds; k++) acc->rpd_fold[k] += fr[k];
+    }
     free(fr);
     if (!rc) {
         double *mu = xmalloc((size_t)POOL_D * sizeof(double)), *cov = xmalloc((size_t)POOL_D * POOL_D * sizeof(double));
@@ -917,19 +954,20 @@ static void write_partial(const EvalArgs *a, const Row *rows, int nr, int n_expe
     size_t l = 0;
     l += (size_t)snprintf(md + l, cap - l,
                           "# Partial evaluation of %s\n\n%d of the %d rows after %.0f s; `attngan eval` replaces this file with report.md "
-                          "and report.json when it ends.\n\n| images | long text | noise k | N | seeds | R-precision | FID | KID ×10³ | "
-                          "class accuracy | Inception Score | seconds |\n|---|---|---:|---:|---:|---|---|---|---|---|---:|\n",
+                          "and report.json when it ends.\n\n| images | long text | noise k | N | seeds | R-precision | R-precision, words + sentence | FID | "
+                          "KID ×10³ | class accuracy | Inception Score | seconds |\n|---|---|---:|---:|---:|---|---|---|---|---|---|---:|\n",
                           a->model, nr, n_expected, seconds);
     for (int i = 0; i < nr && l < cap; i++) {
         const Row *r = &rows[i];
-        char c1[96], c2[96], c3[96], c4[96], c5[96];
+        char c1[96], c1d[96], c2[96], c3[96], c4[96], c5[96];
         md_pm(c1, sizeof c1, r->has_rp, r->rp, r->rp_ci, "%.4f");
+        md_pm(c1d, sizeof c1d, r->has_rp, r->rpd, r->rpd_ci, "%.4f");
         md_pm(c2, sizeof c2, r->has_fid, r->fid, r->fid_ci, "%.2f");
         md_pm(c3, sizeof c3, r->has_kid, 1e3 * r->kid, 1e3 * r->kid_std, "%.3f");
         md_pm(c4, sizeof c4, r->has_acc, r->acc, r->acc_ci, "%.4f");
         md_pm(c5, sizeof c5, r->has_is, r->is, r->is_std, "%.3f");
-        l += (size_t)snprintf(md + l, cap - l, "| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %.0f |\n", r->name, r->handling, r->k, r->n,
-                              r->seeds, c1, c2, c3, c4, c5, r->seconds);
+        l += (size_t)snprintf(md + l, cap - l, "| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %.0f |\n", r->name, r->handling, r->k,
+                              r->n, r->seeds, c1, c1d, c2, c3, c4, c5, r->seconds);
     }
     char path[2300];
     snprintf(path, sizeof path, "%s/report.partial.md", a->out);
@@ -1136,7 +1174,10 @@ int eval_main(const EvalArgs *a) {
     evaluator_text_codes(&x.ev, (const char *const *)es.text, N, tcodes, n_known);
     for (int i = 0; i < N; i++) no_known += !n_known[i];
     if (fid_stats(pool_r, n_r, POOL_D, mu_r, cov_r)) { fprintf(stderr, "attngan eval: reference half: %s\n", err_msg()); rc = 1; }
-    Refs R = {E, a->folds, a->candidates, a->seed, tcodes, es.cls, mu_r, cov_r, pool_r, n_r, has_clf ? &clf : NULL};
+    float *twords = xmalloc((size_t)N * E * x.ev.mc.words_num * sizeof(float));
+    int *tlens = xmalloc((size_t)N * sizeof(int));
+    evaluator_words(&x.ev, (const char *const *)es.text, N, twords, tlens);
+    Refs R = {E, a->folds, a->candidates, a->seed, tcodes, &x.ev, twords, tlens, es.cls, mu_r, cov_r, pool_r, n_r, has_clf ? &clf : NULL};
     int nr = 0;
     /* row: the real photos of the evaluation set */
     if (!rc) {
@@ -1152,6 +1193,7 @@ int eval_main(const EvalArgs *a) {
             memcpy(f.code + (size_t)i * E, real.code + (size_t)p * E, (size_t)E * sizeof(float));
             memcpy(f.pool + (size_t)i * POOL_D, real.pool + (size_t)p * POOL_D, POOL_D * sizeof(float));
             memcpy(f.clf + (size_t)i * CLF_FEATURES, real.clf + (size_t)p * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+            memcpy(f.region + (size_t)i * REGION_D(E), real.region + (size_t)p * REGION_D(E), REGION_D(E) * sizeof(float));
         }
         f.n = N;
         RowAcc acc;
@@ -1307,7 +1349,14 @@ int eval_main(const EvalArgs *a) {
                 json_num(q, "mean", r->rp);
                 json_num(q, "ci95", r->rp_ci);
                 cJSON_AddNumberToObject(q, "folds", a->folds);
-            } else cJSON_AddNullToObject(o, "r_precision");
+                q = cJSON_AddObjectToObject(o, "r_precision_damsm");
+                json_num(q, "mean", r->rpd);
+                json_num(q, "ci95", r->rpd_ci);
+                cJSON_AddNumberToObject(q, "folds", a->folds);
+            } else {
+                cJSON_AddNullToObject(o, "r_precision");
+                cJSON_AddNullToObject(o, "r_precision_damsm");
+            }
             if (r->has_fid) {
                 cJSON *q = cJSON_AddObjectToObject(o, "fid");
                 json_num(q, "mean", r->fid);
@@ -1380,7 +1429,9 @@ int eval_main(const EvalArgs *a) {
         MD("- every row: the same %d captions; generated rows drawn %d times (--gen-seeds), each a fresh draw of every image\n", N, a->gen_seeds);
         MD("- R-precision: each image against its clean caption and %d mismatched captions of other classes, cosine, top-1 (ties count "
            "as wrong), %d folds of a seeded shuffle; per fold the mean over the seeds; mean ± 95%% confidence interval of the mean over "
-           "folds (t, %d df); chance %.3f\n", a->candidates - 1, a->folds, a->folds - 1, 1.0 / a->candidates);
+           "folds (t, %d df); chance %.3f. *R-precision, words + sentence*: the same candidates and folds ranked by the evaluator's "
+           "full DAMSM score, gamma3 x (the cosine + the word-region score of AttnGAN's Eq. 10), the sum of the two logits its losses "
+           "are trained on\n", a->candidates - 1, a->folds, a->folds - 1, 1.0 / a->candidates);
         MD("- FID: each draw's %d images against the %d reference photos; mean ± 95%% CI over the seeds (t, %d df); the real row is the "
            "floor at this sample size\n", N, n_r, a->gen_seeds - 1);
         MD("- KID: unbiased MMD² with the kernel (x.y/2048 + 1)³ against the reference photos, %d subsets of min(N, %d, %d) per draw; "
@@ -1394,17 +1445,19 @@ int eval_main(const EvalArgs *a) {
         MD("- long text: *select* = relevance-scored sentences (attngan generate --help), *subset (AttnGAN)* = a random order-preserving "
            "18-word subset of the whole text, as AttnGAN's get_caption\n");
         MD("- seed %llu; %.0f s in all\n\n", (unsigned long long)a->seed, elapsed);
-        MD("| images | long text | noise k | N | seeds | R-precision | FID | KID ×10³ | class accuracy | Inception Score |\n"
-           "|---|---|---:|---:|---:|---|---|---|---|---|\n");
+        MD("| images | long text | noise k | N | seeds | R-precision | R-precision, words + sentence | FID | KID ×10³ | class accuracy | "
+           "Inception Score |\n|---|---|---:|---:|---:|---|---|---|---|---|---|\n");
         for (int i = 0; i < nr; i++) {
             const Row *r = &rows[i];
-            char c1[96], c2[96], c3[96], c4[96], c5[96];
+            char c1[96], c1d[96], c2[96], c3[96], c4[96], c5[96];
             md_pm(c1, sizeof c1, r->has_rp, r->rp, r->rp_ci, "%.4f");
+            md_pm(c1d, sizeof c1d, r->has_rp, r->rpd, r->rpd_ci, "%.4f");
             md_pm(c2, sizeof c2, r->has_fid, r->fid, r->fid_ci, "%.2f");
             md_pm(c3, sizeof c3, r->has_kid, 1e3 * r->kid, 1e3 * r->kid_std, "%.3f");
             md_pm(c4, sizeof c4, r->has_acc, r->acc, r->acc_ci, "%.4f");
             md_pm(c5, sizeof c5, r->has_is, r->is, r->is_std, "%.3f");
-            MD("| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s |\n", r->name, r->handling, r->k, r->n, r->seeds, c1, c2, c3, c4, c5);
+            MD("| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s |\n", r->name, r->handling, r->k, r->n, r->seeds, c1, c1d, c2, c3, c4,
+               c5);
         }
         MD("\nThe evaluator is one fixed DAMSM for every model (not the model's own, which its GAN was trained to satisfy): rows of "
            "reports with the same evaluator hash are comparable. FID and KID are biased by the sample size: compare rows, not papers.\n\n");
@@ -1426,6 +1479,8 @@ int eval_main(const EvalArgs *a) {
         free(md);
     }
     free(tcodes);
+    free(twords);
+    free(tlens);
     free(n_known);
     free(mu_r);
     free(cov_r);

@@ -3,9 +3,11 @@
 #include "../io/locate.h"
 #include "../gen/gen.h"
 #include "../nn/keras_inception.h"
+#include "../nn/damsm.h"
 #include "../nn/load.h"
 #include "../io/files.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,7 +215,7 @@ int evaluator_document_lstm(const Evaluator *ev, const char *const *sentences, i
     return nw;
 }
 
-void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *code, float *pool, float *mixed) {
+void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *code, float *pool, float *mixed, float *region) {
     const int E = ev->mc.embedding_dim;
     Tape tp;
     tape_init_on(&tp, ev->ie.ps.device);
@@ -256,10 +258,77 @@ void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *cod
         free(w);
         free(bias);
     }
+    if (region) { /* emb_features (a 1x1 convolution without bias) of Mixed_6e, each sum over the
+                     768 channels in order */
+        const Conv2dLayer *l = &ev->ie.emb_features;
+        CHECK(hw == EVAL_REGIONS && l->weight->shape[0] == E && l->weight->shape[1] == EVAL_MIXED_D && !l->bias,
+              "evaluator_images: emb_features must be a 1x1 convolution of the 768 x 17 x 17 Mixed_6e to E without bias");
+        float *w = xmalloc((size_t)l->weight->n * sizeof(float));
+        tensor_download(l->weight, w);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int e = 0; e < E; e++) {
+                float *out = region + ((size_t)b * E + e) * hw;
+                const float *m = mixed6e + (size_t)b * EVAL_MIXED_D * hw, *we = w + (size_t)e * EVAL_MIXED_D;
+                for (int k = 0; k < hw; k++) out[k] = 0.0f;
+                for (int c = 0; c < EVAL_MIXED_D; c++)
+                    for (int k = 0; k < hw; k++) out[k] += we[c] * m[(size_t)c * hw + k];
+            }
+        free(w);
+    }
     if (pool) memcpy(pool, tpool, (size_t)B * EVAL_POOL_D * sizeof(float));
     if (mixed) memcpy(mixed, mean, (size_t)B * EVAL_MIXED_D * sizeof(float));
     free(mean);
     free(mixed6e);
     free(tpool);
     tape_free(&tp);
+}
+
+void evaluator_words(const Evaluator *ev, const char *const *texts, int n, float *words, int *lens) {
+    const int T = ev->mc.words_num, E = ev->mc.embedding_dim, Z = ev->mc.zsl_z, CH = 256;
+    int threads = serial_begin();
+    int64_t *caps = xmalloc((size_t)CH * T * sizeof(int64_t));
+    int *blens = xmalloc((size_t)CH * sizeof(int)), *which = xmalloc((size_t)CH * sizeof(int));
+    memset(words, 0, (size_t)n * E * T * sizeof(float));
+    for (int start = 0; start < n; start += CH) {
+        int b = 0;
+        memset(caps, 0, (size_t)CH * T * sizeof(int64_t));
+        for (int i = start; i < n && i < start + CH; i++) { /* the first T known words, as gen_lstm_codes */
+            char **tok;
+            int nt = text_tokenize(texts[i], &tok), len = 0;
+            for (int t = 0; t < nt && len < T; t++) {
+                int id = vocab_find(&ev->vocab, tok[t]);
+                if (id > 0) caps[(size_t)b * T + len++] = id;
+            }
+            text_free_tokens(tok, nt);
+            lens[i] = len;
+            if (len) { blens[b] = len; which[b++] = i; }
+        }
+        if (!b) continue;
+        Tape tp;
+        tape_init_on(&tp, ev->te.ps.device);
+        tape_no_grad_begin(&tp);
+        Tensor *z = TZEROS(&tp, b, Z);
+        TextEncoderOut o = text_encoder_forward(&tp, (TextEncoder *)&ev->te, caps, blens, b, z, NULL, NULL);
+        int L = o.words_emb->shape[2];
+        float *w = tape_alloc(&tp, (size_t)b * E * L * sizeof(float)); /* host */
+        tensor_download(o.words_emb, w);
+        for (int j = 0; j < b; j++)
+            for (int e = 0; e < E; e++)
+                memcpy(words + ((size_t)which[j] * E + e) * T, w + ((size_t)j * E + e) * L, (size_t)blens[j] * sizeof(float));
+        tape_free(&tp);
+    }
+    free(caps);
+    free(blens);
+    free(which);
+    serial_end(threads);
+}
+
+double evaluator_damsm_score(const Evaluator *ev, const float *code, const float *sent, const float *region, const float *words, int len) {
+    const int E = ev->mc.embedding_dim;
+    double dot = 0, a = 0, b = 0;
+    for (int e = 0; e < E; e++) dot += (double)code[e] * sent[e], a += (double)code[e] * code[e], b += (double)sent[e] * sent[e];
+    double den = sqrt(a) * sqrt(b), s = dot / (den < 1e-8 ? 1e-8 : den);
+    if (len > 0) s += damsm_words_score(&ev->mc, region, E, EVAL_REGIONS, words, ev->mc.words_num, len);
+    return ev->mc.gamma3 * s;
 }

@@ -75,7 +75,21 @@ void evaluator_sent_codes(const Evaluator *ev, const float *c, int n, float *out
  * TEXT.WORDS_NUM known words. Returns the number of windows (0: no known word, a zero code). */
 int evaluator_document_lstm(const Evaluator *ev, const char *const *sentences, int n, float *code);
 /* B images (B, 3, S, S) in [-1, 1] through the trunk and heads: code (B, E), pool (B, 2048) the
- * trunk's pool features, mixed (B, 768) the spatial mean of Mixed_6e; each may be NULL. */
-void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *code, float *pool, float *mixed);
+ * trunk's pool features, mixed (B, 768) the spatial mean of Mixed_6e, region (B, E, 17 x 17) the
+ * DAMSM's region features (emb_features of Mixed_6e, each a fixed-order float sum: the same bits
+ * for any thread count); each may be NULL. */
+void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *code, float *pool, float *mixed, float *region);
+#define EVAL_REGIONS (17 * 17)    /* Mixed_6e's positions at the trunk's 299 px */
+
+/* The DAMSM's word features of n texts: words (n, E, TEXT.WORDS_NUM), text i's first lens[i] known
+ * words (as evaluator_text_codes reads them), zero past them; lens[i] = 0 for a text without one.
+ * On one thread, as the text codes. */
+void evaluator_words(const Evaluator *ev, const char *const *texts, int n, float *words, int *lens);
+
+/* The evaluator's full DAMSM score of an image and a text, the sum of the two logits its losses are
+ * trained on: gamma3 (cos(image code, sentence code) + the word-region score of damsm_words_score).
+ * code, sent (E); region (E, EVAL_REGIONS); words (E, TEXT.WORDS_NUM) with len known words (0: the
+ * word term is 0). */
+double evaluator_damsm_score(const Evaluator *ev, const float *code, const float *sent, const float *region, const float *words, int len);
 
 #endif

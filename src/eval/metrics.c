@@ -252,9 +252,10 @@ void mean_ci95(const double *v, int n, double *mean, double *half) {
 
 /* ------------------------------------------------------------------ R-precision */
 
-int r_precision(const float *img, const float *txt, int n, int d, int n_candidates, int folds, uint64_t seed,
-                const int *group, double *fold_r, RPrecision *out) {
-    if (n < 1 || d < 1) return err_set("r_precision: %d codes of dimension %d", n, d);
+/* The mismatched candidates of r_precision: (n, n_candidates - 1) text indices in *cand_out, or -1
+ * with err_msg() (checks the arguments as r_precision documents them). */
+static int rp_candidates(int n, int n_candidates, int folds, uint64_t seed, const int *group, int **cand_out) {
+    *cand_out = NULL;
     if (n_candidates < 2) return err_set("r_precision: %d candidates; at least 2 (the own text and a mismatch)", n_candidates);
     if (folds < 1 || folds > n) return err_set("r_precision: %d folds for %d images (1 to %d)", folds, n, n);
     int k = n_candidates - 1;   /* mismatched texts per image */
@@ -285,9 +286,8 @@ int r_precision(const float *img, const float *txt, int n, int d, int n_candidat
     }
 
     /* Floyd's sampling of k distinct eligible positions per image, serially from one stream */
-    int *cand = NULL;   /* (n, k) text indices */
     if (rc == 0) {
-        cand = xmalloc((size_t)n * k * sizeof(int));
+        int *cand = xmalloc((size_t)n * k * sizeof(int));
         int *pos = xmalloc((size_t)k * sizeof(int));
         Rng rng;
         rng_init(&rng, seed);
@@ -300,12 +300,40 @@ int r_precision(const float *img, const float *txt, int n, int d, int n_candidat
             }
         }
         free(pos);
+        *cand_out = cand;
     }
     free(sorted);
     free(gbeg);
     free(gend);
-    if (rc) return rc;
+    return rc;
+}
 
+/* The folds' R of the images' correct flags, into fold_r (if not NULL) and out. */
+static void rp_finish(const unsigned char *correct, int n, int n_candidates, int folds, uint64_t seed, double *fold_r, RPrecision *out) {
+    double sum2 = 0, mean, ci;
+    double *r = xcalloc((size_t)folds, sizeof(double));
+    int *fold = xmalloc((size_t)n * sizeof(int)), *size = xcalloc((size_t)folds, sizeof(int));
+    r_precision_folds(n, folds, seed, fold);
+    for (int i = 0; i < n; i++) {
+        r[fold[i]] += correct[i];
+        size[fold[i]]++;
+    }
+    for (int f = 0; f < folds; f++) r[f] /= size[f];
+    mean_ci95(r, folds, &mean, &ci);
+    for (int f = 0; f < folds; f++) sum2 += (r[f] - mean) * (r[f] - mean);
+    if (fold_r) memcpy(fold_r, r, (size_t)folds * sizeof(double));
+    free(r);
+    free(fold);
+    free(size);
+    *out = (RPrecision){.mean = mean, .std = sqrt(sum2 / folds), .ci95 = ci, .folds = folds, .n = n, .n_candidates = n_candidates};
+}
+
+int r_precision(const float *img, const float *txt, int n, int d, int n_candidates, int folds, uint64_t seed,
+                const int *group, double *fold_r, RPrecision *out) {
+    if (n < 1 || d < 1) return err_set("r_precision: %d codes of dimension %d", n, d);
+    int *cand, k = n_candidates - 1;
+    int rc = rp_candidates(n, n_candidates, folds, seed, group, &cand);
+    if (rc) return rc;
     float *ui = xmalloc((size_t)n * d * sizeof(float)), *ut = xmalloc((size_t)n * d * sizeof(float));
     unsigned char *correct = xmalloc((size_t)n);
     int bad;
@@ -321,26 +349,40 @@ int r_precision(const float *img, const float *txt, int n, int d, int n_candidat
             for (int q = 0; q < k && ok; q++) ok = dot_f(u, ut + (size_t)ci[q] * d, d) < own;
             correct[i] = (unsigned char)ok;
         }
-        double sum2 = 0, mean, ci;
-        double *r = xcalloc((size_t)folds, sizeof(double));
-        int *fold = xmalloc((size_t)n * sizeof(int)), *size = xcalloc((size_t)folds, sizeof(int));
-        r_precision_folds(n, folds, seed, fold);
-        for (int i = 0; i < n; i++) {
-            r[fold[i]] += correct[i];
-            size[fold[i]]++;
-        }
-        for (int f = 0; f < folds; f++) r[f] /= size[f];
-        mean_ci95(r, folds, &mean, &ci);
-        for (int f = 0; f < folds; f++) sum2 += (r[f] - mean) * (r[f] - mean);
-        if (fold_r) memcpy(fold_r, r, (size_t)folds * sizeof(double));
-        free(r);
-        free(fold);
-        free(size);
-        *out = (RPrecision){.mean = mean, .std = sqrt(sum2 / folds), .ci95 = ci, .folds = folds, .n = n, .n_candidates = n_candidates};
+        rp_finish(correct, n, n_candidates, folds, seed, fold_r, out);
     }
     free(ui);
     free(ut);
     free(correct);
+    free(cand);
+    return rc;
+}
+
+int r_precision_scored(RPrecisionScore score, void *ctx, int n, int n_candidates, int folds, uint64_t seed, const int *group,
+                       double *fold_r, RPrecision *out) {
+    if (n < 1) return err_set("r_precision: %d images", n);
+    int *cand, k = n_candidates - 1;
+    int rc = rp_candidates(n, n_candidates, folds, seed, group, &cand);
+    if (rc) return rc;
+    unsigned char *correct = xmalloc((size_t)n), *finite = xmalloc((size_t)n);
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < n; i++) {
+        const int *ci = cand + (size_t)i * k;
+        double own = score(ctx, i, i);
+        int ok = isfinite(own), fin = ok;
+        for (int q = 0; q < k && fin; q++) {
+            double v = score(ctx, i, ci[q]);
+            fin = isfinite(v);
+            ok &= fin && v < own;
+        }
+        correct[i] = (unsigned char)ok;
+        finite[i] = (unsigned char)fin;
+    }
+    for (int i = 0; i < n && rc == 0; i++)
+        if (!finite[i]) rc = err_set("r_precision: a score of image %d is not finite", i);
+    if (rc == 0) rp_finish(correct, n, n_candidates, folds, seed, fold_r, out);
+    free(correct);
+    free(finite);
     free(cand);
     return rc;
 }

@@ -140,6 +140,15 @@ typedef struct RPrecision {
 int r_precision(const float *img, const float *txt, int n, int d, int n_candidates, int folds, uint64_t seed,
                 const int *group, double *fold_r, RPrecision *out);
 
+/* R-precision as r_precision, with the similarity of image i and text j given by score(ctx, i, j)
+ * instead of the cosine of two codes (e.g. the DAMSM's word-region score): the same candidates, the
+ * same folds, the same rule (strictly greater than every mismatch; a tie is wrong). score is called
+ * from several threads at once (OpenMP over the images) and must be a pure function of (i, j). A
+ * score that is not finite is an error (naming the image). */
+typedef double (*RPrecisionScore)(void *ctx, int img, int txt);
+int r_precision_scored(RPrecisionScore score, void *ctx, int n, int n_candidates, int folds, uint64_t seed, const int *group,
+                       double *fold_r, RPrecision *out);
+
 /* First position of fold f (0 <= f <= folds) when n items are split into `folds` contiguous
  * parts: floor(f * n / folds). begin(0) = 0, begin(folds) = n; sizes differ by at most one. */
 int r_precision_fold_begin(int n, int folds, int f);

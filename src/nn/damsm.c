@@ -9,6 +9,7 @@
 #include "damsm.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DAMSM_COS_EPS 1e-8f
@@ -90,4 +91,56 @@ DamsmLoss damsm_sent_loss(Tape *tp, const ModelConfig *cfg, Tensor *code, Tensor
     n0 = op_clamp(tp, n0, DAMSM_COS_EPS, INFINITY);
     Tensor *sims = op_scale(tp, op_div(tp, s0, n0), cfg->gamma3);
     return damsm_finish(tp, sims, class_ids, B);
+}
+
+double damsm_words_score(const ModelConfig *cfg, const float *region, int E, int S, const float *words, int ldw, int n) {
+    CHECK(E > 0 && S > 0 && n > 0 && ldw >= n, "damsm_words_score: E %d, S %d, n %d, ldw %d", E, S, n, ldw);
+    /* scores a (n, S) = (region^T . words)^T, each a sum over e in order (vectorised over s) */
+    double *a = xcalloc((size_t)n * S, sizeof(double)), *p = xmalloc((size_t)S * sizeof(double)), *c = xmalloc((size_t)n * sizeof(double));
+    for (int t = 0; t < n; t++) {
+        double *at = a + (size_t)t * S;
+        for (int e = 0; e < E; e++) {
+            const double w = words[(size_t)e * ldw + t];
+            const float *r = region + (size_t)e * S;
+            for (int s = 0; s < S; s++) at[s] += r[s] * w;
+        }
+    }
+    /* the softmax over the n words of each region (Eq. 8), of the float scores as the op has them */
+    for (int s = 0; s < S; s++) {
+        double mx = -INFINITY, z = 0;
+        for (int t = 0; t < n; t++) {
+            double v = (float)a[(size_t)t * S + s];
+            a[(size_t)t * S + s] = v;
+            mx = fmax(mx, v);
+        }
+        for (int t = 0; t < n; t++) z += (a[(size_t)t * S + s] = exp(a[(size_t)t * S + s] - mx));
+        for (int t = 0; t < n; t++) a[(size_t)t * S + s] /= z;
+    }
+    for (int t = 0; t < n; t++) {
+        /* the softmax of gamma1 x word t's scores over the S regions (Eq. 9), its context, the cosine */
+        const double *at = a + (size_t)t * S;
+        double mx = -INFINITY, z = 0;
+        for (int s = 0; s < S; s++) mx = fmax(mx, cfg->gamma1 * at[s]);
+        for (int s = 0; s < S; s++) z += (p[s] = exp(cfg->gamma1 * at[s] - mx));
+        for (int s = 0; s < S; s++) p[s] /= z;
+        double dot = 0, nw = 0, nc = 0;
+        for (int e = 0; e < E; e++) {
+            const float *r = region + (size_t)e * S;
+            double v = 0;
+            for (int s = 0; s < S; s++) v += r[s] * p[s];
+            double u = words[(size_t)e * ldw + t];
+            dot += u * v, nw += u * u, nc += v * v;
+        }
+        double den = sqrt(nw) * sqrt(nc);
+        c[t] = dot / (den < DAMSM_COS_EPS ? DAMSM_COS_EPS : den);
+    }
+    /* log sum_t exp(gamma2 cos_t) (Eq. 10) */
+    double mx = -INFINITY, score = 0;
+    for (int t = 0; t < n; t++) mx = fmax(mx, cfg->gamma2 * c[t]);
+    for (int t = 0; t < n; t++) score += exp(cfg->gamma2 * c[t] - mx);
+    score = mx + log(score);
+    free(a);
+    free(p);
+    free(c);
+    return score;
 }
