@@ -24,6 +24,9 @@
  *  - R-precision: each image against its clean caption and 99 mismatched captions of other classes
  *    (DM-GAN), cosine of the evaluator's codes, top-1, 10 folds of a seeded shuffle; per fold the
  *    mean over generation seeds; the mean and the 95% confidence interval of the mean over folds.
+ *    Beside it, the same candidates and folds ranked by the evaluator's full DAMSM score
+ *    (evaluator_damsm_score: gamma3 x (the cosine + the word-region score), from the region
+ *    features of each image and the word features of each caption): "r_precision_damsm".
  *  - FID and KID against R on 2048-d pool features of the evaluator's trunk (or of torchvision's
  *    inception_v3 with --fid-inception): FID per seed, mean and 95% CI over seeds; KID (100
  *    subsets of min(N, |R|, 1000) per seed) mean and std over all subsets.
