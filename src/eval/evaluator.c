@@ -285,42 +285,8 @@ void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *cod
 }
 
 void evaluator_words(const Evaluator *ev, const char *const *texts, int n, float *words, int *lens) {
-    const int T = ev->mc.words_num, E = ev->mc.embedding_dim, Z = ev->mc.zsl_z, CH = 256;
     int threads = serial_begin();
-    int64_t *caps = xmalloc((size_t)CH * T * sizeof(int64_t));
-    int *blens = xmalloc((size_t)CH * sizeof(int)), *which = xmalloc((size_t)CH * sizeof(int));
-    memset(words, 0, (size_t)n * E * T * sizeof(float));
-    for (int start = 0; start < n; start += CH) {
-        int b = 0;
-        memset(caps, 0, (size_t)CH * T * sizeof(int64_t));
-        for (int i = start; i < n && i < start + CH; i++) { /* the first T known words, as gen_lstm_codes */
-            char **tok;
-            int nt = text_tokenize(texts[i], &tok), len = 0;
-            for (int t = 0; t < nt && len < T; t++) {
-                int id = vocab_find(&ev->vocab, tok[t]);
-                if (id > 0) caps[(size_t)b * T + len++] = id;
-            }
-            text_free_tokens(tok, nt);
-            lens[i] = len;
-            if (len) { blens[b] = len; which[b++] = i; }
-        }
-        if (!b) continue;
-        Tape tp;
-        tape_init_on(&tp, ev->te.ps.device);
-        tape_no_grad_begin(&tp);
-        Tensor *z = TZEROS(&tp, b, Z);
-        TextEncoderOut o = text_encoder_forward(&tp, (TextEncoder *)&ev->te, caps, blens, b, z, NULL, NULL);
-        int L = o.words_emb->shape[2];
-        float *w = tape_alloc(&tp, (size_t)b * E * L * sizeof(float)); /* host */
-        tensor_download(o.words_emb, w);
-        for (int j = 0; j < b; j++)
-            for (int e = 0; e < E; e++)
-                memcpy(words + ((size_t)which[j] * E + e) * T, w + ((size_t)j * E + e) * L, (size_t)blens[j] * sizeof(float));
-        tape_free(&tp);
-    }
-    free(caps);
-    free(blens);
-    free(which);
+    gen_text_features(&ev->te, &ev->vocab, texts, n, NULL, words, lens, NULL);
     serial_end(threads);
 }
 

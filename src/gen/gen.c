@@ -223,15 +223,18 @@ static double pieces_known_fraction(const Seg *pieces, int n, const int64_t *ids
     return 0.0;
 }
 
-void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *codes, int *n_known) {
+void gen_text_features(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *codes, float *words, int *lens,
+                       int *n_known) {
     const int T = te->cfg.words_num, E = te->cfg.embedding_dim, Z = te->cfg.zsl_z, CH = 256;
+    CHECK(!words || lens, "gen_text_features: word features need lens");
     int64_t *caps = xmalloc((size_t)CH * T * sizeof(int64_t));
-    int *lens = xmalloc((size_t)CH * sizeof(int)), *which = xmalloc((size_t)CH * sizeof(int));
+    int *blens = xmalloc((size_t)CH * sizeof(int)), *which = xmalloc((size_t)CH * sizeof(int));
+    if (words) memset(words, 0, (size_t)n * E * T * sizeof(float));
     for (int start = 0; start < n; start += CH) {
         int b = 0;
         memset(caps, 0, (size_t)CH * T * sizeof(int64_t));
         for (int i = start; i < n && i < start + CH; i++) {
-            memset(codes + (size_t)i * E, 0, (size_t)E * sizeof(float));
+            if (codes) memset(codes + (size_t)i * E, 0, (size_t)E * sizeof(float));
             char **tok;
             int nt = text_tokenize(texts[i], &tok), len = 0, known = 0;
             for (int t = 0; t < nt; t++) {
@@ -240,22 +243,37 @@ void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *te
             }
             text_free_tokens(tok, nt);
             if (n_known) n_known[i] = known;
-            if (len) { lens[b] = len; which[b++] = i; }
+            if (lens) lens[i] = len;
+            if (len) { blens[b] = len; which[b++] = i; }
         }
         if (!b) continue;
         Tape tp;
         tape_init_on(&tp, te->ps.device); /* the encoder's device */
         tape_no_grad_begin(&tp);
         Tensor *z = TZEROS(&tp, b, Z);
-        TextEncoderOut o = text_encoder_forward(&tp, (TextEncoder *)te, caps, lens, b, z, NULL, NULL);
-        float *sent = tape_alloc(&tp, (size_t)b * E * sizeof(float)); /* host */
-        tensor_download(o.sent_lstm, sent);
-        for (int j = 0; j < b; j++) memcpy(codes + (size_t)which[j] * E, sent + (size_t)j * E, (size_t)E * sizeof(float));
+        TextEncoderOut o = text_encoder_forward(&tp, (TextEncoder *)te, caps, blens, b, z, NULL, NULL);
+        if (codes) {
+            float *sent = tape_alloc(&tp, (size_t)b * E * sizeof(float)); /* host */
+            tensor_download(o.sent_lstm, sent);
+            for (int j = 0; j < b; j++) memcpy(codes + (size_t)which[j] * E, sent + (size_t)j * E, (size_t)E * sizeof(float));
+        }
+        if (words) {
+            int L = o.words_emb->shape[2];
+            float *w = tape_alloc(&tp, (size_t)b * E * L * sizeof(float)); /* host */
+            tensor_download(o.words_emb, w);
+            for (int j = 0; j < b; j++)
+                for (int e = 0; e < E; e++)
+                    memcpy(words + ((size_t)which[j] * E + e) * T, w + ((size_t)j * E + e) * L, (size_t)blens[j] * sizeof(float));
+        }
         tape_free(&tp);
     }
     free(caps);
-    free(lens);
+    free(blens);
     free(which);
+}
+
+void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *codes, int *n_known) {
+    gen_text_features(te, v, texts, n, codes, NULL, NULL, n_known);
 }
 
 /* ------------------------------------------------------------------ generation */

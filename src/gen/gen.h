@@ -126,6 +126,11 @@ typedef struct GenResult {
  * known words of text i (all of them, before the cut); a text without one gets a zero code. Runs
  * on te's device; codes is host memory. */
 void gen_lstm_codes(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *codes, int *n_known);
+/* gen_lstm_codes with the word features too: codes (n, E) or NULL; words (n, E, TEXT.WORDS_NUM) or
+ * NULL, each text's words_emb of its first lens[i] known words (lens may be NULL only without
+ * words), zero past them; a text without a known word gets lens[i] = 0 and zeros. */
+void gen_text_features(const TextEncoder *te, const Vocab *v, const char *const *texts, int n, float *codes, float *words, int *lens,
+                       int *n_known);
 
 /* The LSTM code (E) that G's sentence code is made from (ZSL G's input) for text, as gen_run
  * encodes it with o (n and seed only matter for GEN_LONG_SUBSET). info (if not NULL) gets the
