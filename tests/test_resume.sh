@@ -203,6 +203,28 @@ else
         grep -q "trained on 64 px photos; the model draws 128 px" "$T/rep64.log" && [ "$(grep -c '"class_accuracy":[[:space:]]*null' "$T/rep64/report.json")" -eq 2 ] &&
             ok "eval: a classifier of another size is not used, and said so" || ko "eval classifier size: $(cat "$T/rep64.log")"
     else ko "eval on the run's DAMSM: $(cat "$T/rep64.log")"; fi
+    # --train-photos: the training photos' rows (FID and KID only), one per framing; the tight crops
+    # padded otherwise move them, the photos with their own background are drawn without tight crops
+    if "$BIN" eval $E --evaluator "$T/ev" --noise-k 0 --gen-seeds 1 --train-photos 24 --train-framing edge,none,original \
+            --out "$T/rept" >"$T/rept.log" 2>&1; then
+        J="$T/rept/report.json"
+        TF=$(grep -A8 '"images":[[:space:]]*"training photos' "$J")
+        [ "$(grep -c '"images":[[:space:]]*"training photos' "$J")" -eq 3 ] && grep -q '"train_photos":[[:space:]]*24' "$J" &&
+            [ "$(echo "$TF" | grep -c '"r_precision":[[:space:]]*null')" -eq 3 ] && [ "$(echo "$TF" | grep -c '"fid":[[:space:]]*{')" -eq 3 ] &&
+            grep -q 'framed: edge' "$J" && grep -q 'framed: none' "$J" && grep -q 'own background (no tight crops)' "$J" &&
+            ok "eval --train-photos 24 --train-framing edge,none,original: three rows with FID and KID, no R-precision" ||
+            ko "eval --train-photos: $(cat "$T/rept.log"; grep '"images":' "$J")"
+        F1=$(grep -A12 'framed: edge' "$J" | grep -A1 '"fid"' | sed -n 's/.*"mean":[[:space:]]*\([0-9.e+-]*\).*/\1/p')
+        F2=$(grep -A12 'framed: none' "$J" | grep -A1 '"fid"' | sed -n 's/.*"mean":[[:space:]]*\([0-9.e+-]*\).*/\1/p')
+        NT=$(sed -n 's/.*training photos (\([0-9]*\) of them tight crops, framed: edge.*/\1/p' "$J" | head -1)
+        if [ -n "$NT" ] && [ "$NT" -gt 0 ]; then
+            [ -n "$F1" ] && [ -n "$F2" ] && [ "$F1" != "$F2" ] && ok "eval --train-framing: edge and none differ ($F1, $F2; $NT tight crops)" ||
+                ko "eval --train-framing: edge $F1, none $F2"
+        else echo "SKIP eval --train-framing edge against none: no tight crop among the 24 photos"; skip=$((skip + 1)); fi
+    else ko "eval --train-photos: $(cat "$T/rept.log")"; fi
+    "$BIN" eval $E --evaluator "$T/ev" --train-photos 4 --train-framing edge,wide --out "$T/reptx" >"$T/reptx.log" 2>&1
+    [ $? -eq 2 ] && grep -q "train-framing 'edge,wide'" "$T/reptx.log" && ok "eval --train-framing: an unknown framing is named" ||
+        ko "eval --train-framing wide: $(cat "$T/reptx.log")"
     # the real photos' features come from the cache the second time: the same report, every number;
     # report.partial.md (the rows as they end) is gone once report.md is written
     if "$BIN" eval $E --evaluator "$T/ev" --noise-k 0 --gen-seeds 1 --out "$T/rep64b" --threads 2 >"$T/rep64b.log" 2>&1; then

@@ -12,7 +12,8 @@
 static const char *EVAL_USAGE =
     "usage: attngan eval [--model DIR] [--evaluator DIR] [--data DIR] [--n N] [--out DIR]\n"
     "                    [--noise-k LIST] [--noise wiki|captions] [--baseline DIR] [--gen-seeds N]\n"
-    "                    [--photos N] [--inception PATH] [--fid-inception F] [--wikipedia DIR]\n"
+    "                    [--photos N] [--train-photos N [--train-framing LIST]] [--inception PATH]\n"
+    "                    [--fid-inception F] [--wikipedia DIR]\n"
     "                    [--seed N] [--folds N] [--candidates N] [--threads N] [--device D]\n"
     "                    [--cache DIR | --no-cache] [--quiet]\n"
     "       attngan eval --train-classifier [--evaluator DIR] [--data DIR] [--size S] [--photos N]\n"
@@ -49,6 +50,13 @@ static const char *EVAL_USAGE =
     "                   them (491 with every photo; said at the start), at most all; fewer: a seeded\n"
     "                   subset. The time grows with N (see Cost)\n"
     "  --photos N       use N real photos (a seeded subset balanced over the classes; default all)\n"
+    "  --train-photos N rows of N training photos (a seeded draw of the training split's; default\n"
+    "                   none): FID and KID only, against the same reference photos. What a\n"
+    "                   generator that reproduced its training photos exactly would score: the\n"
+    "                   data's own distance from the test photos (other classes, other framing)\n"
+    "  --train-framing LIST  their framings, one row each (default: the evaluator's\n"
+    "                   EXTRA.TIGHT_CROP_PAD): none, edge, mean (how the tight crops are padded, as\n"
+    "                   EXTRA.TIGHT_CROP_PAD), original (only the photos with their own background)\n"
     "  --gen-seeds N    draws of every generated row, each a fresh draw of every image (default 3)\n"
     "  --out DIR        report directory (default out/eval)\n"
     "  --noise-k LIST   noise levels, comma-separated (default 0,1,3,10)\n"
@@ -103,6 +111,24 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(s, "--evaluator") && more) evaluator_flag = argv[++i];
         else if (!strcmp(s, "--gen-seeds") && more) { if (parse_int(argv[++i], &a.gen_seeds, "--gen-seeds")) return 2; }
         else if (!strcmp(s, "--photos") && more) { if (parse_int(argv[++i], &a.photos, "--photos")) return 2; }
+        else if (!strcmp(s, "--train-photos") && more) { if (parse_int(argv[++i], &a.train_photos, "--train-photos")) return 2; }
+        else if (!strcmp(s, "--train-framing") && more) {
+            char *list = argv[++i];
+            a.n_framings = 0;
+            for (char *p = list; *p;) {
+                size_t l = strcspn(p, ",");
+                int f = l == 4 && !strncmp(p, "none", 4) ? EVAL_FRAMING_NONE : l == 4 && !strncmp(p, "edge", 4) ? EVAL_FRAMING_EDGE
+                      : l == 4 && !strncmp(p, "mean", 4) ? EVAL_FRAMING_MEAN : l == 8 && !strncmp(p, "original", 8) ? EVAL_FRAMING_ORIGINAL : -1;
+                if (f < 0 || a.n_framings == EVAL_MAX_FRAMINGS) {
+                    fprintf(stderr, "attngan eval: --train-framing '%s': up to %d of none, edge, mean, original, comma-separated\n", list,
+                            EVAL_MAX_FRAMINGS);
+                    return 2;
+                }
+                a.framings[a.n_framings++] = f;
+                p += l + (p[l] == ',');
+            }
+            if (!a.n_framings) { fprintf(stderr, "attngan eval: --train-framing is empty\n"); return 2; }
+        }
         else if (!strcmp(s, "--size") && more) { if (parse_int(argv[++i], &a.size, "--size")) return 2; }
         else if (!strcmp(s, "--model") && more) model_flag = argv[++i];
         else if (!strcmp(s, "--baseline") && more) a.baseline = argv[++i];
@@ -138,6 +164,8 @@ int cmd_eval(int argc, char **argv) {
     }
     if (a.n < 0) { fprintf(stderr, "attngan eval: --n must be positive\n"); return 2; }
     if (a.photos < 0) { fprintf(stderr, "attngan eval: --photos must be positive\n"); return 2; }
+    if (a.train_photos < 0) { fprintf(stderr, "attngan eval: --train-photos must be positive\n"); return 2; }
+    if (a.n_framings && !a.train_photos) { fprintf(stderr, "attngan eval: --train-framing needs --train-photos N\n"); return 2; }
     if (a.gen_seeds < 1 || a.gen_seeds > 20) { fprintf(stderr, "attngan eval: --gen-seeds must be 1 to 20, not %d\n", a.gen_seeds); return 2; }
     if (a.size != 64 && a.size != 128 && a.size != 256) { fprintf(stderr, "attngan eval: --size must be 64, 128 or 256, not %d\n", a.size); return 2; }
     if (a.folds < 1 || a.candidates < 2) { fprintf(stderr, "attngan eval: --folds must be >= 1 and --candidates >= 2\n"); return 2; }

@@ -11,6 +11,7 @@
 #include "../nn/load.h"
 #include "../ops/conv2d.h"
 #include "../io/files.h"
+#include "../io/image.h"
 #include "../core/progress.h"
 
 #include <cjson/cJSON.h>
@@ -168,9 +169,10 @@ static int *select_photos(const Cub *cub, int max, uint64_t seed, int *n_out) {
     return all;
 }
 
-/* The photos image[0..n) (test split indices) at S px (centre crop, no flip; tight crops framed
+/* The photos image[0..n) (indices into split sp) at S px (centre crop, no flip; tight crops framed
  * with tight_pad) through the evaluator, IE_BATCH at a time. */
-static int encode_photos(Ctx *x, const Cub *cub, const int *image, int n, int S, int tight_pad, Feats *f, Progress *pr, int64_t *done) {
+static int encode_split_photos(Ctx *x, const Cub *cub, const CubSplit *sp, const int *image, int n, int S, int tight_pad, Feats *f, Progress *pr,
+                               int64_t *done) {
     LoaderConfig lc;
     loader_config_default(&lc);
     lc.base_size = S;
@@ -187,7 +189,7 @@ static int encode_photos(Ctx *x, const Cub *cub, const int *image, int n, int S,
         memset(&b, 0, sizeof b);
         b.B = nb, b.T = lc.words_num, b.n_scales = 1, b.sizes[0] = S, b.imgs[0] = imgs;
         b.captions = caps, b.cap_lens = lens, b.class_ids = cls, b.image_index = ii, b.caption_index = ci;
-        for (int k = 0; k < nb && !rc; k++) rc = loader_make_sample(cub, &cub->test.images[image[i0 + k]], &lc, 1, &b, k);
+        for (int k = 0; k < nb && !rc; k++) rc = loader_make_sample(cub, &sp->images[image[i0 + k]], &lc, 1, &b, k);
         if (rc) break;
         feats_add(x, imgs, nb, S, f);
         *done += nb;
@@ -195,6 +197,10 @@ static int encode_photos(Ctx *x, const Cub *cub, const int *image, int n, int S,
     }
     free(imgs);
     return rc;
+}
+/* The same for test photos. */
+static int encode_photos(Ctx *x, const Cub *cub, const int *image, int n, int S, int tight_pad, Feats *f, Progress *pr, int64_t *done) {
+    return encode_split_photos(x, cub, &cub->test, image, n, S, tight_pad, f, pr, done);
 }
 
 /* ------------------------------------------------------------------ the real photos' feature cache */
@@ -980,6 +986,12 @@ static void json_num(cJSON *o, const char *k, double v) {
     else cJSON_AddNullToObject(o, k);
 }
 
+_Static_assert((int)EVAL_FRAMING_EDGE == (int)IMAGE_PAD_EDGE && (int)EVAL_FRAMING_MEAN == (int)IMAGE_PAD_MEAN && EVAL_FRAMING_NONE == 0,
+               "EVAL_FRAMING_* are the IMAGE_PAD_* values of the tight crops");
+static const char *framing_name(int f) {
+    return f == EVAL_FRAMING_EDGE ? "edge" : f == EVAL_FRAMING_MEAN ? "mean" : f == EVAL_FRAMING_ORIGINAL ? "original" : "none";
+}
+
 int eval_main(const EvalArgs *a) {
     if (a->train_classifier) return eval_train_classifier(a);
     double t_start = now_s();
@@ -1139,7 +1151,12 @@ int eval_main(const EvalArgs *a) {
     }
     if (rc) goto done_sets;
 
-    int n_rows = 2 + 2 * a->n_ks + (has_base ? a->n_ks : 0);
+    int framings[EVAL_MAX_FRAMINGS], n_framings = 0;
+    if (a->train_photos > 0) {
+        for (int i = 0; i < a->n_framings; i++) framings[n_framings++] = a->framings[i];
+        if (!n_framings) framings[n_framings++] = x.ev.tight_pad;
+    }
+    int n_rows = 2 + n_framings + 2 * a->n_ks + (has_base ? a->n_ks : 0);
     Row *rows = xcalloc((size_t)n_rows, sizeof(Row));
     int64_t total = n_enc, done = 0;
     for (int j = 0; j < a->n_ks; j++) total += (int64_t)N * a->gen_seeds * ((a->ks[j] > 0 ? 2 : 1) + has_base);
@@ -1150,7 +1167,7 @@ int eval_main(const EvalArgs *a) {
         for (int j = 0; j < a->n_ks; j++) printf(" %d", a->ks[j]);
         printf(" (%s)\n", a->noise_captions ? "other classes' captions" : "non-visual Wikipedia sentences");
     }
-    int n_expected = 1 + has_clf + has_base * a->n_ks;
+    int n_expected = 1 + has_clf + n_framings + has_base * a->n_ks;
     for (int j = 0; j < a->n_ks; j++) n_expected += 1 + (a->ks[j] > 0);
     if (!a->quiet) printf("eval: each row's numbers go to %s/report.partial.md as it ends\n", a->out);
     /* real photos through the evaluator */
@@ -1236,6 +1253,61 @@ int eval_main(const EvalArgs *a) {
         feats_free(&f);
         free(hc);
         if (!rc) write_partial(a, rows, nr, n_expected, now_s() - t_start);
+    }
+    /* rows: the training photos (--train-photos), one per framing */
+    for (int fi = 0; fi < n_framings && !rc; fi++) {
+        Row *r = &rows[nr++];
+        int fr = framings[fi], orig = fr == EVAL_FRAMING_ORIGINAL;
+        double t1 = now_s();
+        int n_all = 0, *all = xmalloc((size_t)(cub.train.n ? cub.train.n : 1) * sizeof(int));
+        for (int i = 0; i < cub.train.n; i++)
+            if (cub.train.images[i].present && (!orig || !cub.train.images[i].tight)) all[n_all++] = i;
+        /* the same seeded draw for every framing that takes all photos */
+        shuffle_ints(all, n_all, a->seed * 0x2545F4914F6CDD1Dull + 0x7A1Full + (uint64_t)orig);
+        int nt = a->train_photos < n_all ? a->train_photos : n_all, n_tight = 0;
+        qsort(all, (size_t)nt, sizeof(int), cmp_int);
+        for (int i = 0; i < nt; i++) n_tight += cub.train.images[all[i]].tight;
+        if (orig) snprintf(r->name, sizeof r->name, "training photos with their own background (no tight crops)");
+        else snprintf(r->name, sizeof r->name, "training photos (%d of them tight crops, framed: %s)", n_tight, framing_name(fr));
+        snprintf(r->handling, sizeof r->handling, "-");
+        r->n = nt;
+        if (nt < a->train_photos)
+            fprintf(stderr, "attngan eval: warning: --train-photos %d: %s: %d photos present, all used\n", a->train_photos, r->name, nt);
+        if (nt < 2) {
+            fprintf(stderr, "attngan eval: --train-photos: %s: %d photos present under %s (FID needs 2)\n", r->name, nt, data);
+            rc = 2;
+        }
+        Feats f;
+        feats_init(&f, E, nt);
+        if (!rc && encode_split_photos(&x, &cub, &cub.train, all, nt, S, orig ? 0 : fr, &f, NULL, &(int64_t){0})) {
+            fprintf(stderr, "attngan eval: %s\n", err_msg());
+            rc = 1;
+        }
+        RowAcc acc;
+        row_acc_init(&acc, 1, 1);
+        if (!rc) {
+            double *mu = xmalloc((size_t)POOL_D * sizeof(double)), *cov = xmalloc((size_t)POOL_D * POOL_D * sizeof(double));
+            rc = fid_stats(f.pool, nt, POOL_D, mu, cov) || fid_from_stats(mu, cov, mu_r, cov_r, POOL_D, &acc.fid[0]);
+            free(mu);
+            free(cov);
+            Kid k;
+            if (!rc) rc = kid(f.pool, nt, pool_r, n_r, POOL_D, KID_SUBSETS, KID_SUBSET_SIZE, a->seed * 1000003ull + 29u, acc.kid, &k);
+            if (!rc) acc.n_kid = KID_SUBSETS, acc.kid_m = k.subset_size, acc.seeds = 1;
+            if (rc) fprintf(stderr, "attngan eval: %s: %s\n", r->name, err_msg());
+        }
+        if (!rc) {
+            row_finish(r, &acc, 0, 0);
+            r->fid = acc.fid[0], r->fid_ci = NAN, r->fid_min = r->fid_max = r->fid;
+            r->has_fid = 1;
+        }
+        row_acc_free(&acc);
+        feats_free(&f);
+        free(all);
+        r->seconds = now_s() - t1;
+        if (!rc) {
+            write_partial(a, rows, nr, n_expected, now_s() - t_start);
+            if (!a->quiet) printf("eval: %s: FID %.3f, KID x 10^3 %.3f (%d photos, %.0f s)\n", r->name, r->fid, 1e3 * r->kid, nt, r->seconds);
+        }
     }
     /* generated rows */
     for (int model_i = 0; model_i < 1 + has_base && !rc; model_i++) {
@@ -1326,6 +1398,7 @@ int eval_main(const EvalArgs *a) {
         cJSON_AddNumberToObject(st, "reference_photos", n_r);
         cJSON_AddNumberToObject(st, "other_photos", n_o);
         cJSON_AddNumberToObject(st, "captions", N);
+        cJSON_AddNumberToObject(st, "train_photos", a->train_photos);
         cJSON_AddNumberToObject(st, "captions_without_known_words", no_known);
         cJSON_AddNumberToObject(st, "gen_seeds", a->gen_seeds);
         cJSON_AddNumberToObject(st, "seed", (double)a->seed);
@@ -1440,6 +1513,11 @@ int eval_main(const EvalArgs *a) {
             MD("- class accuracy: top-1 of the classifier against the class of the image's caption, folds as R-precision, mean ± 95%% CI; "
                "Inception Score: exp(E KL(p(y|x) || p(y))) over the classifier's %d classes, %d splits of a seeded shuffle per draw, mean ± "
                "std over all splits\n", clf.C, IS_SPLITS);
+        if (n_framings)
+            MD("- training photos (--train-photos %d): a seeded draw of the training split's present photos (classes the generator was "
+               "trained on), centre crop, no flip, at %d px, tight crops framed as the row says ('original': only the photos with their "
+               "own background); FID and KID against the same reference photos: what a generator that reproduced its training photos "
+               "exactly would score\n", a->train_photos, S);
         MD("- noise: k %s added around the caption (it takes a random place)\n",
            a->noise_captions ? "captions of other classes" : "sentences of the class's Wikipedia article judged not visual");
         MD("- long text: *select* = relevance-scored sentences (attngan generate --help), *subset (AttnGAN)* = a random order-preserving "

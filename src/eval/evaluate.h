@@ -20,6 +20,11 @@
  *    for another model. Each row is drawn --gen-seeds times (default 3), each seed a fresh draw of
  *    every image (ZSL noise and noise sentences).
  *  - real held-out photos (with a classifier): the classifier's held-out photos (its ceiling).
+ *  - with --train-photos N: N photos of the training split (classes the generator was trained on,
+ *    not the test classes), one row per --train-framing: FID and KID against R only. What a
+ *    generator that reproduced its training photos exactly would score, so a model's FID can be
+ *    read against its data (the tight crops' framing included) rather than against the floor of
+ *    the test photos alone.
  * Metrics (src/eval/metrics.h):
  *  - R-precision: each image against its clean caption and 99 mismatched captions of other classes
  *    (DM-GAN), cosine of the evaluator's codes, top-1, 10 folds of a seeded shuffle; per fold the
@@ -47,6 +52,11 @@
 #include <stdint.h>
 
 #define EVAL_MAX_K 8
+#define EVAL_MAX_FRAMINGS 4
+/* --train-framing: how the training photos of --train-photos are framed. NONE, EDGE and MEAN are
+ * the IMAGE_PAD_* values of EXTRA.TIGHT_CROP_PAD for the tight crops; ORIGINAL draws only the
+ * photos that are not tight crops (their own background; no padding). */
+enum { EVAL_FRAMING_NONE = 0, EVAL_FRAMING_EDGE = 1, EVAL_FRAMING_MEAN = 2, EVAL_FRAMING_ORIGINAL = 3 };
 
 typedef struct EvalArgs {
     const char *model;        /* model directory */
@@ -65,6 +75,10 @@ typedef struct EvalArgs {
     uint64_t seed;
     int gen_seeds;            /* generation seeds per row (3) */
     int folds, candidates;    /* 10, 100 */
+    int train_photos;         /* N > 0: rows of N training photos (FID and KID only): the floor of a
+                                 generator that drew its training photos exactly (0: none) */
+    int framings[EVAL_MAX_FRAMINGS], n_framings; /* their framings (EVAL_FRAMING_*); none given:
+                                 the evaluator's EXTRA.TIGHT_CROP_PAD */
     int train_classifier;     /* 1: train the evaluator's classifier (eval_train_classifier) */
     int size;                 /* --train-classifier: the image size (64) */
     const char *cache_dir;    /* the real photos' feature cache (--cache; default
