@@ -652,6 +652,22 @@ static double damsm_score(void *v, int i, int j) {
                                  R->twords + (size_t)j * E * T, R->tlens[j]);
 }
 
+/* FID (into acc->fid[seed_index]) and KID (KID_SUBSETS subsets drawn with kid_seed, added to
+ * acc) of the images f against R. */
+static int score_fid_kid(const Refs *R, const Feats *f, int seed_index, uint64_t kid_seed, RowAcc *acc) {
+    double *mu = xmalloc((size_t)POOL_D * sizeof(double)), *cov = xmalloc((size_t)POOL_D * POOL_D * sizeof(double));
+    int rc = fid_stats(f->pool, f->n, POOL_D, mu, cov) || fid_from_stats(mu, cov, R->mu_r, R->cov_r, POOL_D, &acc->fid[seed_index]);
+    free(mu);
+    free(cov);
+    Kid k;
+    if (!rc) rc = kid(f->pool, f->n, R->pool_r, R->n_r, POOL_D, KID_SUBSETS, KID_SUBSET_SIZE, kid_seed, acc->kid + acc->n_kid, &k);
+    if (!rc) {
+        acc->n_kid += KID_SUBSETS;
+        acc->kid_m = k.subset_size;
+    }
+    return rc;
+}
+
 /* R-precision, FID and KID against R, and the classifier's numbers, of one draw (seed_index) of a
  * row: added to acc. */
 static int score_draw(const Refs *R, const Feats *f, int seed_index, int with_clf, RowAcc *acc) {
@@ -666,19 +682,8 @@ static int score_draw(const Refs *R, const Feats *f, int seed_index, int with_cl
         for (int k = 0; !rc && k < R->folds; k++) acc->rpd_fold[k] += fr[k];
     }
     free(fr);
-    if (!rc) {
-        double *mu = xmalloc((size_t)POOL_D * sizeof(double)), *cov = xmalloc((size_t)POOL_D * POOL_D * sizeof(double));
-        rc = fid_stats(f->pool, n, POOL_D, mu, cov) || fid_from_stats(mu, cov, R->mu_r, R->cov_r, POOL_D, &acc->fid[seed_index]);
-        free(mu);
-        free(cov);
-    }
-    Kid k;
     uint64_t s = R->seed * 1000003ull + (uint64_t)seed_index * 7919u + 17u;
-    if (!rc) rc = kid(f->pool, n, R->pool_r, R->n_r, POOL_D, KID_SUBSETS, KID_SUBSET_SIZE, s, acc->kid + acc->n_kid, &k);
-    if (!rc) {
-        acc->n_kid += KID_SUBSETS;
-        acc->kid_m = k.subset_size;
-    }
+    if (!rc) rc = score_fid_kid(R, f, seed_index, s, acc);
     if (!rc && with_clf) rc = score_classifier(R, f, R->cls, R->folds, s, acc);
     acc->seeds++;
     return rc;
@@ -1286,13 +1291,8 @@ int eval_main(const EvalArgs *a) {
         RowAcc acc;
         row_acc_init(&acc, 1, 1);
         if (!rc) {
-            double *mu = xmalloc((size_t)POOL_D * sizeof(double)), *cov = xmalloc((size_t)POOL_D * POOL_D * sizeof(double));
-            rc = fid_stats(f.pool, nt, POOL_D, mu, cov) || fid_from_stats(mu, cov, mu_r, cov_r, POOL_D, &acc.fid[0]);
-            free(mu);
-            free(cov);
-            Kid k;
-            if (!rc) rc = kid(f.pool, nt, pool_r, n_r, POOL_D, KID_SUBSETS, KID_SUBSET_SIZE, a->seed * 1000003ull + 29u, acc.kid, &k);
-            if (!rc) acc.n_kid = KID_SUBSETS, acc.kid_m = k.subset_size, acc.seeds = 1;
+            rc = score_fid_kid(&R, &f, 0, a->seed * 1000003ull + 29u, &acc);
+            acc.seeds = 1;
             if (rc) fprintf(stderr, "attngan eval: %s: %s\n", r->name, err_msg());
         }
         if (!rc) {
