@@ -203,6 +203,21 @@ else
         grep -q "trained on 64 px photos; the model draws 128 px" "$T/rep64.log" && [ "$(grep -c '"class_accuracy":[[:space:]]*null' "$T/rep64/report.json")" -eq 2 ] &&
             ok "eval: a classifier of another size is not used, and said so" || ko "eval classifier size: $(cat "$T/rep64.log")"
     else ko "eval on the run's DAMSM: $(cat "$T/rep64.log")"; fi
+    # each model's own zero-shot codes: a GAN on the evaluator's own DAMSM (its text encoder is frozen
+    # in the GAN) gets the evaluator's table, row for row; a model on another trunk is skipped, said why
+    if "$BIN" train --cfg tests/configs/tiny_gan.yml --data "$DATA" --set "TRAIN.NET_E=$T/ev/text_encoder.safetensors" \
+            --set EXTRA.INCEPTION=keras_nsfwjs --set "EXTRA.INCEPTION_WEIGHTS=$INC" --out "$T/gk" --max-steps 1 --threads 2 --quiet >"$T/gk.log" 2>&1 &&
+        "$BIN" export --run "$T/gk" --out "$T/mk" --data "$DATA" --bn-batches 1 --quiet >>"$T/gk.log" 2>&1 &&
+        "$BIN" eval --model "$T/mk" --baseline "$T/m" --evaluator "$T/evx" --data "$DATA" --photos 60 --candidates 5 --folds 5 --threads 2 \
+            --quiet --cache "$T/ecache" --noise-k 0 --gen-seeds 1 --out "$T/repk" >>"$T/gk.log" 2>&1; then
+        MDK="$T/repk/report.md"
+        ZE=$(sed -n '/^## Zero-shot/,$p' "$MDK" | grep -E '^\| (Wikipedia article|the class.s test captions) \|')
+        ZM=$(grep -E '^\| model \| (Wikipedia article|the class.s test captions) \|' "$MDK" | sed 's/^| model //')
+        [ "$(echo "$ZE" | wc -l)" -eq 2 ] && [ "$ZE" = "$ZM" ] && grep -q '"zero_shot_own"' "$T/repk/report.json" &&
+            grep -q "| baseline | skipped: the model's DAMSM was trained on the trunk EXTRA.INCEPTION ''" "$MDK" &&
+            ok "eval: each model's own zero-shot codes (the evaluator's table for a GAN on its DAMSM; another trunk skipped)" ||
+            ko "eval zero-shot, own codes: $(printf '%s\n--\n%s\n' "$ZE" "$ZM"; grep -A8 'own codes' "$MDK")"
+    else ko "eval zero-shot, own codes: $(tail -5 "$T/gk.log")"; fi
     # --train-photos: the training photos' rows (FID and KID only), one per framing; the tight crops
     # padded otherwise move them, the photos with their own background are drawn without tight crops
     if "$BIN" eval $E --evaluator "$T/ev" --noise-k 0 --gen-seeds 1 --train-photos 24 --train-framing edge,none,original \

@@ -86,6 +86,13 @@ static void feats_init(Feats *f, int E, int cap) {
     f->clf = xmalloc((size_t)(cap ? cap : 1) * CLF_FEATURES * sizeof(float));
     f->region = xmalloc((size_t)(cap ? cap : 1) * REGION_D(E) * sizeof(float));
 }
+/* Codes only (n, E): what zsl_rows reads. */
+static void feats_init_codes(Feats *f, int E, int n) {
+    memset(f, 0, sizeof *f);
+    f->E = E;
+    f->n = f->cap = n;
+    f->code = xmalloc((size_t)(n ? n : 1) * E * sizeof(float));
+}
 static void feats_free(Feats *f) {
     free(f->code);
     free(f->pool);
@@ -792,6 +799,43 @@ static int zsl_rows(const Evaluator *ev, const Cub *cub, const Wiki *w, const Fe
     return rc;
 }
 
+/* GAZSL's measure of a model's own text space: the same protocol as zsl_rows with the model's codes
+ * on both sides: its image heads on the trunk features the evaluator computed for the real photos
+ * (clf: rows of CLF_FEATURES, the pool then the mean of Mixed_6e, at the model's resolution), and
+ * its text encoder and ZSL G (z = 0) for the prototypes. The photos' features are the evaluator's
+ * trunk's, so the model's DAMSM must have been trained on the same trunk (EXTRA.INCEPTION): else
+ * 1 with why in skip (no rows). 0 with out[0..2) filled, or -1 with err_msg(). */
+typedef struct ZslOwn {
+    const char *role;         /* "model" or "baseline" */
+    const char *dir;
+    int has;                  /* 1: rows, 0: skipped (why) */
+    char why[512];
+    Zsl rows[2];
+} ZslOwn;
+
+static int zsl_own_rows(const GenModel *g, const Evaluator *ev, const Cub *cub, const Wiki *w, const float *clf, const int *real_cls, int n,
+                        ZslOwn *out) {
+    out->has = 0;
+    if (!g->has_ie) {
+        snprintf(out->why, sizeof out->why, "the model has no image heads (image_encoder.safetensors)");
+        return 1;
+    }
+    if (!g->tc.extra.inception[0] || strcmp(g->tc.extra.inception, ev->tc.extra.inception)) {
+        snprintf(out->why, sizeof out->why, "the model's DAMSM was trained on the trunk EXTRA.INCEPTION '%s', the photos' features are the "
+                 "evaluator's ('%s')", g->tc.extra.inception, ev->tc.extra.inception);
+        return 1;
+    }
+    Evaluator view;
+    evaluator_view_model(&view, g);
+    Feats f;
+    feats_init_codes(&f, g->mc.embedding_dim, n);
+    evaluator_image_codes(&g->ie, g->mc.image_code_mixed, clf + (g->mc.image_code_mixed ? POOL_D : 0), n, CLF_FEATURES, f.code);
+    int rc = zsl_rows(&view, cub, w, &f, real_cls, out->rows);
+    feats_free(&f);
+    if (!rc) out->has = 1;
+    return rc ? -1 : 0;
+}
+
 /* ------------------------------------------------------------------ setup shared by both programs */
 static int load_fid_net(ImageEncoder *ie, const ModelConfig *mc, const char *path) {
     image_encoder_init(ie, mc);
@@ -1347,12 +1391,29 @@ int eval_main(const EvalArgs *a) {
     if (pr) progress_done(pr);
     Zsl zr[2];
     memset(zr, 0, sizeof zr);
+    ZslOwn zown[2];
+    int n_zown = 0;
+    memset(zown, 0, sizeof zown);
     if (!rc) {
         Feats zf;
-        feats_init(&zf, E, n_sel);
-        for (int i = 0; i < n_sel; i++) memcpy(zf.code + (size_t)i * E, real.code + (size_t)row_of[sel[i]] * E, (size_t)E * sizeof(float));
-        zf.n = n_sel;
+        feats_init_codes(&zf, E, n_sel);
+        float *zclf = xmalloc((size_t)(n_sel ? n_sel : 1) * CLF_FEATURES * sizeof(float));
+        for (int i = 0; i < n_sel; i++) {
+            memcpy(zf.code + (size_t)i * E, real.code + (size_t)row_of[sel[i]] * E, (size_t)E * sizeof(float));
+            memcpy(zclf + (size_t)i * CLF_FEATURES, real.clf + (size_t)row_of[sel[i]] * CLF_FEATURES, CLF_FEATURES * sizeof(float));
+        }
         if (zsl_rows(&x.ev, &cub, &wiki, &zf, sel_cls, zr)) { fprintf(stderr, "attngan eval: zero-shot: %s\n", err_msg()); rc = 1; }
+        /* each model's own codes (GAZSL's measure of its text space) */
+        for (int k = 0; k < 1 + has_base && !rc; k++) {
+            ZslOwn *o = &zown[n_zown++];
+            o->role = k ? "baseline" : "model";
+            o->dir = k ? a->baseline : a->model;
+            if (zsl_own_rows(k ? &base : &m, &x.ev, &cub, &wiki, zclf, sel_cls, n_sel, o) < 0) {
+                fprintf(stderr, "attngan eval: zero-shot (the %s's own codes): %s\n", o->role, err_msg());
+                rc = 1;
+            }
+        }
+        free(zclf);
         feats_free(&zf);
     }
     if (!rc) {
@@ -1471,6 +1532,27 @@ int eval_main(const EvalArgs *a) {
             cJSON_AddNumberToObject(o, "chance", zr[i].classes ? 1.0 / zr[i].classes : 0);
             cJSON_AddItemToArray(za, o);
         }
+        cJSON *zo = cJSON_AddArrayToObject(j, "zero_shot_own");
+        for (int k = 0; k < n_zown; k++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "role", zown[k].role);
+            cJSON_AddStringToObject(o, "model", zown[k].dir);
+            if (!zown[k].has) cJSON_AddStringToObject(o, "skipped", zown[k].why);
+            else {
+                cJSON *rows_j = cJSON_AddArrayToObject(o, "rows");
+                for (int i = 0; i < 2; i++) {
+                    const Zsl *z = &zown[k].rows[i];
+                    cJSON *r = cJSON_CreateObject();
+                    cJSON_AddStringToObject(r, "class_text", z->text);
+                    cJSON_AddNumberToObject(r, "classes", z->classes);
+                    cJSON_AddNumberToObject(r, "photos", n_sel);
+                    cJSON_AddNumberToObject(r, "top1_per_class", z->acc);
+                    cJSON_AddNumberToObject(r, "chance", z->classes ? 1.0 / z->classes : 0);
+                    cJSON_AddItemToArray(rows_j, r);
+                }
+            }
+            cJSON_AddItemToArray(zo, o);
+        }
         char *txt = cJSON_Print(j);
         char path[2300];
         snprintf(path, sizeof path, "%s/report.json", a->out);
@@ -1545,6 +1627,15 @@ int eval_main(const EvalArgs *a) {
         MD("| class text | classes | photos | top-1 per class | chance |\n|---|---:|---:|---:|---:|\n");
         for (int i = 0; i < 2; i++)
             MD("| %s | %d | %d | %.4f | %.4f |\n", zr[i].text, zr[i].classes, n_sel, zr[i].acc, zr[i].classes ? 1.0 / zr[i].classes : 0);
+        MD("\nThe same with each model's own codes (GAZSL's measure of the text space its generator draws from): its image heads on the "
+           "photos' trunk features at %d px, its text encoder and ZSL G (z = 0) for the prototypes.\n\n", S);
+        MD("| model | class text | classes | photos | top-1 per class | chance |\n|---|---|---:|---:|---:|---:|\n");
+        for (int k = 0; k < n_zown; k++) {
+            if (!zown[k].has) { MD("| %s | skipped: %s | | | | |\n", zown[k].role, zown[k].why); continue; }
+            for (int i = 0; i < 2; i++)
+                MD("| %s | %s | %d | %d | %.4f | %.4f |\n", zown[k].role, zown[k].rows[i].text, zown[k].rows[i].classes, n_sel,
+                   zown[k].rows[i].acc, zown[k].rows[i].classes ? 1.0 / zown[k].rows[i].classes : 0);
+        }
 #undef MD
         snprintf(path, sizeof path, "%s/report.md", a->out);
         if (!rc && write_file_atomic(path, md, strlen(md))) { fprintf(stderr, "attngan eval: %s\n", err_msg()); rc = 1; }

@@ -42,7 +42,10 @@
  *  - Zero-shot top-1 per class (GAZSL's protocol) over the real photos: class prototypes are the
  *    evaluator's text codes of the class's Wikipedia article (the mean LSTM code of its sentences)
  *    or of its test captions (their mean LSTM code), as sentence codes with z = 0; each photo's image code is
- *    assigned the nearest prototype (cosine).
+ *    assigned the nearest prototype (cosine). Then the same with the model's (and the baseline's)
+ *    own codes: its image heads on the photos' trunk features, its text encoder and ZSL G (z = 0)
+ *    for the prototypes (GAZSL's measure of the model's text space); skipped, with the reason in
+ *    the report, for a model without image heads or whose DAMSM was trained on another trunk.
  * Thread count: the numbers are the same bits for any --threads: the metrics' sums and the
  * evaluator's codes are fixed-order (metrics.h, evaluator.h) and each image is generated on one
  * thread (G's matrix products split their sums by the thread count); the trunk keeps the threads. */

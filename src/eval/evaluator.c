@@ -129,6 +129,16 @@ void evaluator_to_device(Evaluator *ev, int dev) {
     paramset_to_device(&ev->ie.ps, dev);
 }
 
+void evaluator_view_model(Evaluator *view, const GenModel *m) {
+    memset(view, 0, sizeof *view);
+    snprintf(view->dir, sizeof view->dir, "%s", m->dir);
+    view->tc = m->tc;
+    view->mc = m->mc;
+    view->vocab = m->vocab;   /* shallow copies: the view reads the model's networks and vocabulary */
+    view->te = m->te;
+    view->ie = m->ie;
+}
+
 void evaluator_free(Evaluator *ev) {
     if (ev->vocab.words) vocab_free(&ev->vocab);
     if (ev->te.ps.n) text_encoder_free(&ev->te);
@@ -215,6 +225,27 @@ int evaluator_document_lstm(const Evaluator *ev, const char *const *sentences, i
     return nw;
 }
 
+void evaluator_image_codes(const ImageEncoder *ie, int mixed, const float *in, int B, size_t stride, float *code) {
+    /* in a fixed order: the trunk's values do not depend on the thread count, the linear op's
+       matrix product does */
+    const LinearLayer *l = &ie->emb_cnn_code;
+    const int D = mixed ? EVAL_MIXED_D : EVAL_POOL_D, E = (int)l->weight->shape[0];
+    CHECK(l->weight->shape[1] == D && stride >= (size_t)D, "evaluator_image_codes: emb_cnn_code takes %d features, not %d",
+          (int)l->weight->shape[1], D);
+    float *w = xmalloc((size_t)l->weight->n * sizeof(float)), *bias = l->bias ? xmalloc((size_t)l->bias->n * sizeof(float)) : NULL;
+    tensor_download(l->weight, w);
+    if (bias) tensor_download(l->bias, bias);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int e = 0; e < E; e++) {
+            double s = bias ? bias[e] : 0.0;
+            for (int k = 0; k < D; k++) s += (double)w[(size_t)e * D + k] * in[(size_t)b * stride + k];
+            code[(size_t)b * E + e] = (float)s;
+        }
+    free(w);
+    free(bias);
+}
+
 void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *code, float *pool, float *mixed, float *region) {
     const int E = ev->mc.embedding_dim;
     Tape tp;
@@ -238,26 +269,10 @@ void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *cod
             for (int k = 0; k < hw; k++) s += p[k];
             mean[(size_t)b * EVAL_MIXED_D + c] = (float)(s / hw);
         }
-    if (code) { /* emb_cnn_code in a fixed order (the trunk's values do not depend on the thread
-                   count; the linear op's matrix product does), of the pool features or, with
-                   EXTRA.IMAGE_CODE 'mixed_6e', of the mean of Mixed_6e (image_encoder_code) */
-        const LinearLayer *l = &ev->ie.emb_cnn_code;
-        const int D = ev->mc.image_code_mixed ? EVAL_MIXED_D : EVAL_POOL_D;
-        CHECK(l->weight->shape[1] == D, "evaluator_images: emb_cnn_code takes %d features, not %d", l->weight->shape[1], D);
-        float *w = xmalloc((size_t)l->weight->n * sizeof(float)), *bias = l->bias ? xmalloc((size_t)l->bias->n * sizeof(float)) : NULL;
-        tensor_download(l->weight, w);
-        if (bias) tensor_download(l->bias, bias);
-        const float *in = ev->mc.image_code_mixed ? mean : tpool;
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int b = 0; b < B; b++)
-            for (int e = 0; e < E; e++) {
-                double s = bias ? bias[e] : 0.0;
-                for (int k = 0; k < D; k++) s += (double)w[(size_t)e * D + k] * in[(size_t)b * D + k];
-                code[(size_t)b * E + e] = (float)s;
-            }
-        free(w);
-        free(bias);
-    }
+    if (code) /* emb_cnn_code of the pool features or, with EXTRA.IMAGE_CODE 'mixed_6e', of the mean
+                 of Mixed_6e (image_encoder_code) */
+        evaluator_image_codes(&ev->ie, ev->mc.image_code_mixed, ev->mc.image_code_mixed ? mean : tpool, B,
+                              ev->mc.image_code_mixed ? EVAL_MIXED_D : EVAL_POOL_D, code);
     if (region) { /* emb_features (a 1x1 convolution without bias) of Mixed_6e, each sum over the
                      768 channels in order */
         const Conv2dLayer *l = &ev->ie.emb_features;

@@ -63,6 +63,12 @@ int evaluator_load(Evaluator *ev, const char *dir, const char *inception);
  * arrays as before; every sum outside the networks stays on the host. */
 void evaluator_to_device(Evaluator *ev, int dev);
 void evaluator_free(Evaluator *ev);
+/* A read-only view of a generator model's text encoder, vocabulary and image heads (m->has_ie) as
+ * an Evaluator, for the functions below that read text and codes (not evaluator_images: the
+ * model has no trunk). It owns nothing and m must outlive it: never evaluator_free a view. */
+struct GenModel;
+void evaluator_view_model(Evaluator *view, const struct GenModel *m);
+
 
 /* Sentence codes (n, E) of n texts: the sentence code of their LSTM codes with z = 0. n_known (n, or NULL) gets each text's
  * count of known words; a text without one gets a zero code. */
@@ -79,6 +85,11 @@ int evaluator_document_lstm(const Evaluator *ev, const char *const *sentences, i
  * DAMSM's region features (emb_features of Mixed_6e, each a fixed-order float sum: the same bits
  * for any thread count); each may be NULL. */
 void evaluator_images(Evaluator *ev, const float *imgs, int B, int S, float *code, float *pool, float *mixed, float *region);
+/* The global image codes (B, E) of ie's emb_cnn_code (E outputs) from B rows of in, row b at
+ * in + b * stride: the trunk's pool features (2048), or with mixed (EXTRA.IMAGE_CODE 'mixed_6e') the
+ * spatial means of Mixed_6e (768). Each a serial double sum: the same bits for any thread count
+ * (evaluator_images' codes; a model's own image heads on the same features in `attngan eval`). */
+void evaluator_image_codes(const ImageEncoder *ie, int mixed, const float *in, int B, size_t stride, float *code);
 #define EVAL_REGIONS (17 * 17)    /* Mixed_6e's positions at the trunk's 299 px */
 
 /* The DAMSM's word features of n texts: words (n, E, TEXT.WORDS_NUM), text i's first lens[i] known
