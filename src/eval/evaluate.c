@@ -803,8 +803,9 @@ static int zsl_rows(const Evaluator *ev, const Cub *cub, const Wiki *w, const Fe
  * on both sides: its image heads on the trunk features the evaluator computed for the real photos
  * (clf: rows of CLF_FEATURES, the pool then the mean of Mixed_6e, at the model's resolution), and
  * its text encoder and ZSL G (z = 0) for the prototypes. The photos' features are the evaluator's
- * trunk's, so the model's DAMSM must have been trained on the same trunk (EXTRA.INCEPTION): else
- * 1 with why in skip (no rows). 0 with out[0..2) filled, or -1 with err_msg(). */
+ * trunk's, so the model's DAMSM must have been trained on the same trunk (EXTRA.INCEPTION, by
+ * name): else 1 with the reason in out->why (no rows). 0 with out->rows filled, or -1 with
+ * err_msg(). */
 typedef struct ZslOwn {
     const char *role;         /* "model" or "baseline" */
     const char *dir;
