@@ -69,7 +69,6 @@ void evaluator_free(Evaluator *ev);
 struct GenModel;
 void evaluator_view_model(Evaluator *view, const struct GenModel *m);
 
-
 /* Sentence codes (n, E) of n texts: the sentence code of their LSTM codes with z = 0. n_known (n, or NULL) gets each text's
  * count of known words; a text without one gets a zero code. */
 void evaluator_text_codes(const Evaluator *ev, const char *const *texts, int n, float *codes, int *n_known);
